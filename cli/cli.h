@@ -1,0 +1,9 @@
+/* Sub-command entry points of the `agentsafe` tool. argv[0] is the
+ * sub-command name ("policy" or "log"). They return the process exit code. */
+#ifndef AGENTSAFE_CLI_H
+#define AGENTSAFE_CLI_H
+
+int cli_policy_main(int argc, char **argv);
+int cli_log_main(int argc, char **argv);
+
+#endif

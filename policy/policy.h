@@ -1,0 +1,91 @@
+/* Public interface of the policy engine: load policy.yaml into an immutable
+ * compiled policy, decide host:port requests, and guard resolved addresses.
+ * Every egress decision in AgentSafe goes through these functions. */
+#ifndef AGENTSAFE_POLICY_H
+#define AGENTSAFE_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define POLICY_HOST_MAX 253 /* longest valid DNS name, without trailing dot */
+#define POLICY_ERR_MAX 256  /* size of error buffers callers should pass */
+
+/* Opaque, immutable once loaded, reference counted (atomically) so a reload
+ * can swap it while worker threads still hold the old one. */
+struct policy;
+
+struct policy_limits {
+	unsigned max_connections;
+	unsigned header_timeout_ms;
+	unsigned connect_timeout_ms;
+	unsigned idle_timeout_ms;
+};
+
+enum policy_verdict { POLICY_DENY = 0, POLICY_ALLOW = 1 };
+
+struct policy_decision {
+	enum policy_verdict verdict;
+	/* Stable reason code: "allowed", "not_allowed", "denied_by_rule",
+	 * "port_not_allowed", "bad_host", "ip_literal", "private_address". */
+	const char *reason;
+	/* The deciding rule as "TEXT (FILE:LINE)", or NULL when no rule
+	 * decided. Valid as long as the policy it came from is referenced. */
+	const char *rule;
+	/* Allowed CONNECTs must open with a TLS ClientHello whose SNI equals
+	 * the host, unless the deciding rule says `tls: false`. */
+	bool require_tls;
+};
+
+/* Load and compile. On error returns a negative errno-style code, leaves
+ * *out untouched and writes "FILE:LINE:COL: message" into err. */
+int policy_load_file(const char *path, struct policy **out, char *err,
+		     size_t errlen);
+/* Same, from memory; `name` is used as FILE in messages and rule texts. */
+int policy_load_string(const char *name, const char *text, size_t len,
+		       struct policy **out, char *err, size_t errlen);
+
+struct policy *policy_ref(struct policy *p);
+void policy_unref(struct policy *p); /* frees at zero; NULL is fine */
+
+const struct policy_limits *policy_get_limits(const struct policy *p);
+/* The file this policy was loaded from (or the name given). */
+const char *policy_source(const struct policy *p);
+/* Number of allow + deny rules, for diagnostics. */
+size_t policy_rule_count(const struct policy *p);
+
+/* Normalise a host name or IP literal as matching sees it: ASCII only,
+ * lower-case, one trailing dot dropped, LDH labels of 1..63 bytes, at most
+ * 253 bytes; IPv4 dotted quad or IPv6 (no brackets) accepted as literals.
+ * `in` has explicit length so embedded NULs are caught. Returns 0, or
+ * -EINVAL with a sentence in err. */
+int policy_host_normalize(const char *in, size_t inlen, char *out,
+			  size_t outlen, char *err, size_t errlen);
+bool policy_host_is_ip_literal(const char *normalized);
+
+/* Decide a request for host:port (host as received; it is normalised here;
+ * an invalid host is denied with reason "bad_host"). Deny rules beat allow
+ * rules. An IP-literal host is allowed only when an IP/CIDR rule names it.
+ * Cost is independent of the number of rules. Always fills *d; returns 0. */
+int policy_match(const struct policy *p, const char *host, uint16_t port,
+		 struct policy_decision *d);
+
+/* True for loopback, RFC 1918 private, link-local, CGNAT (100.64/10),
+ * multicast, unspecified, broadcast, ULA/site-local v6, and IPv4-mapped or
+ * IPv4-compatible v6 forms of any of them. */
+bool policy_addr_is_internal(const struct sockaddr *sa);
+
+/* Decide whether the proxy may connect to a resolved address for a request
+ * that policy_match() allowed: deny CIDR rules refuse it ("denied_by_rule");
+ * an internal address is refused ("private_address") unless an allow rule
+ * names that address or a CIDR containing it, for this port. Fills *d. */
+int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
+		      uint16_t port, struct policy_decision *d);
+
+/* Human explanation of how host:port is decided (used by
+ * `agentsafe policy explain`). Writes a NUL-terminated text into buf. */
+int policy_explain(const struct policy *p, const char *host, uint16_t port,
+		   char *buf, size_t buflen);
+
+#endif

@@ -1,0 +1,52 @@
+/* The one writer of egress.log records (JSON Lines, O_APPEND, one write(2)
+ * per record so a SIGKILL never loses or tears a completed record). Used by
+ * the proxy for its decisions and by the launcher for firewall drops. */
+#ifndef AGENTSAFE_EGRESS_LOG_H
+#define AGENTSAFE_EGRESS_LOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct egress_log; /* thread-safe; opaque */
+
+/* Fields of one record; NULL strings and negative numbers are omitted.
+ * `ts` and `session` are filled in by the writer. */
+struct egress_record {
+	const char *id;     /* shared by a tunnel's open and close */
+	const char *event;  /* open | close | deny | error | drop */
+	const char *client; /* addr:port of the requester */
+	const char *method;
+	const char *host;
+	int port; /* 0: absent */
+	const char *sni;
+	const char *ip;
+	const char *rule;
+	const char *reason;
+	int64_t bytes_up;    /* -1: absent */
+	int64_t bytes_down;  /* -1: absent */
+	int64_t duration_ms; /* -1: absent */
+	const char *proto;   /* drop records */
+	const char *dst;     /* drop records */
+	int dport;           /* drop records; 0: absent */
+	const char *message; /* human detail for error records */
+};
+
+/* Initialise a record with every field absent. */
+void egress_record_init(struct egress_record *r);
+
+/* path "-" writes to stdout. Returns 0 or -errno with a sentence in err. */
+int egress_log_open(const char *path, const char *session,
+		    struct egress_log **out, char *err, size_t errlen);
+int egress_log_write(struct egress_log *log, const struct egress_record *r);
+/* Reopen the same path (after logrotate moved it). Keeps the old file on
+ * failure. */
+int egress_log_reopen(struct egress_log *log, char *err, size_t errlen);
+void egress_log_close(struct egress_log *log);
+
+/* Fresh id for a request: unique within a log across restarts. */
+void egress_log_next_id(struct egress_log *log, char *buf, size_t len);
+
+/* RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-25T02:47:57.123Z */
+void egress_format_ts(char *buf, size_t len);
+
+#endif
