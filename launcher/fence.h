@@ -1,0 +1,48 @@
+/* The session's network fence: one nftables table (libnftnl + libmnl, one
+ * atomic batch) that lets the session's bridge reach only the proxy, drops
+ * and NFLOGs everything else; and the NFLOG reader that turns those drops
+ * into egress.log `drop` records. */
+#ifndef AGENTSAFE_FENCE_H
+#define AGENTSAFE_FENCE_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct egress_log;
+
+#define FENCE_TABLE_PREFIX "agentsafe_"
+#define FENCE_MAX_PUBLISHED 64
+
+struct fence_port_range {
+	uint16_t first, last; /* inclusive TCP ports published inbound */
+};
+
+struct fence_config {
+	char table[64];      /* FENCE_TABLE_PREFIX + session id */
+	char bridge[16];     /* interface name of the session bridge */
+	struct in_addr proxy_addr; /* the proxy listens here (bridge gateway) */
+	uint16_t proxy_port;
+	uint16_t nflog_group;
+	struct fence_port_range published[FENCE_MAX_PUBLISHED];
+	size_t npublished;
+};
+
+/* Install (replacing any table of the same name) in one atomic batch. */
+int fence_apply(const struct fence_config *c, char *err, size_t errlen);
+int fence_remove(const char *table, char *err, size_t errlen);
+/* Remove every FENCE_TABLE_PREFIX table whose session id is_live() says is
+ * gone (stale sessions after a crash). Returns how many were removed. */
+int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
+		char *err, size_t errlen);
+
+struct fence_nflog;
+int fence_nflog_open(uint16_t group, struct egress_log *log,
+		     struct fence_nflog **out, char *err, size_t errlen);
+int fence_nflog_fd(const struct fence_nflog *n);
+/* Read what is pending on the fd (non-blocking) and write drop records. */
+int fence_nflog_dispatch(struct fence_nflog *n);
+void fence_nflog_free(struct fence_nflog *n);
+
+#endif
