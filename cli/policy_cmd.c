@@ -1,12 +1,345 @@
-/* Placeholder until the policy commands land. */
+/* `agentsafe policy check|explain`: validate a policy file, and explain how
+ * it decides a host:port or an egress.log record. Exit codes: 0 valid /
+ * allowed, 1 policy invalid, 2 usage, 3 denied. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
+#include "policy.h"
+
+#define EXIT_ALLOWED 0
+#define EXIT_INVALID 1
+#define EXIT_USAGE 2
+#define EXIT_DENIED 3
+
+static void usage_check(FILE *out)
+{
+	fputs("usage: agentsafe policy check FILE\n"
+	      "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and exits 0,\n"
+	      "  or prints 'FILE:LINE:COL: message' on stderr and exits 1.\n",
+	      out);
+}
+
+static void usage_explain(FILE *out)
+{
+	fputs("usage: agentsafe policy explain FILE HOST[:PORT]\n"
+	      "       agentsafe policy explain FILE --record JSON|-\n"
+	      "  Show how FILE decides a request: verdict, deciding rule with\n"
+	      "  file:line, reason code, and whether TLS with SNI is required.\n"
+	      "  PORT defaults to 443; write IPv6 as [addr]:port.\n"
+	      "  --record takes one egress.log line (or '-' to read it from stdin),\n"
+	      "  explains its host/port under FILE and says whether the record's\n"
+	      "  original decision would now differ.\n"
+	      "  Exit: 0 allowed, 3 denied, 1 policy invalid, 2 usage error.\n",
+	      out);
+}
+
+static void usage_policy(FILE *out)
+{
+	fputs("usage: agentsafe policy check FILE\n"
+	      "       agentsafe policy explain FILE HOST[:PORT]\n"
+	      "       agentsafe policy explain FILE --record JSON|-\n"
+	      "  (agentsafe policy check --help, agentsafe policy explain --help)\n",
+	      out);
+}
+
+static bool is_help(const char *a)
+{
+	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
+}
+
+static int load(const char *path, struct policy **p)
+{
+	char err[POLICY_ERR_MAX];
+	if (policy_load_file(path, p, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+	if (argc == 2 && is_help(argv[1])) {
+		usage_check(stdout);
+		return 0;
+	}
+	if (argc != 2) {
+		usage_check(stderr);
+		return EXIT_USAGE;
+	}
+	struct policy *p;
+	if (load(argv[1], &p) != 0)
+		return EXIT_INVALID;
+	printf("%s: ok (%zu rules)\n", argv[1], policy_rule_count(p));
+	policy_unref(p);
+	return 0;
+}
+
+static bool parse_port(const char *s, uint16_t *port)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 5)
+		return false;
+	unsigned long v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v == 0 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+/* HOST, HOST:PORT, [V6], [V6]:PORT, or a bare IPv6 address (several ':').
+ * The host part keeps its brackets: policy_match accepts them. */
+static int split_target(const char *arg, char *host, size_t hostlen,
+			uint16_t *port)
+{
+	*port = 443;
+	const char *colon = NULL;
+	size_t hl;
+	if (arg[0] == '[') {
+		const char *rb = strchr(arg, ']');
+		if (rb == NULL)
+			return -1;
+		hl = (size_t)(rb - arg) + 1;
+		if (rb[1] == ':')
+			colon = rb + 1;
+		else if (rb[1] != '\0')
+			return -1;
+	} else {
+		const char *c = strchr(arg, ':');
+		if (c != NULL && strchr(c + 1, ':') == NULL)
+			colon = c;
+		hl = colon != NULL ? (size_t)(colon - arg) : strlen(arg);
+	}
+	if (hl + 1 > hostlen)
+		return -1;
+	memcpy(host, arg, hl);
+	host[hl] = '\0';
+	if (colon != NULL && !parse_port(colon + 1, port))
+		return -1;
+	return 0;
+}
+
+static int explain_target(const struct policy *p, const char *host,
+			  uint16_t port, struct policy_decision *d)
+{
+	char buf[4096];
+	policy_match(p, host, port, d);
+	if (policy_explain(p, host, port, buf, sizeof buf) != 0) {
+		fprintf(stderr, "agentsafe policy: explanation truncated\n");
+	}
+	fputs(buf, stdout);
+	return d->verdict == POLICY_ALLOW ? EXIT_ALLOWED : EXIT_DENIED;
+}
+
+static char *read_stdin_line(void)
+{
+	size_t cap = 0;
+	char *line = NULL;
+	ssize_t n = getline(&line, &cap, stdin);
+	if (n <= 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+/* Reason codes that come from the policy itself; any other deny reason
+ * (no_sni, sni_mismatch, dns_failure, ...) means the policy had allowed the
+ * host and a later check refused the connection. */
+static bool reason_is_policy(const char *r)
+{
+	static const char *const codes[] = {"not_allowed", "denied_by_rule",
+					    "port_not_allowed", "bad_host",
+					    "ip_literal"};
+	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+		if (strcmp(r, codes[i]) == 0)
+			return true;
+	return false;
+}
+
+static bool addr_from_text(const char *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, s, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		return true;
+	}
+	return false;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static int explain_record(const struct policy *p, const char *text)
+{
+	json_error_t jerr;
+	json_t *rec = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+	if (rec == NULL || !json_is_object(rec)) {
+		fprintf(stderr,
+			"agentsafe policy: --record is not a JSON object: %s\n",
+			rec == NULL ? jerr.text : "not an object");
+		json_decref(rec);
+		return EXIT_USAGE;
+	}
+	const char *event = jstr(rec, "event");
+	const char *reason = jstr(rec, "reason");
+	const char *host = jstr(rec, "host");
+	const char *ip = jstr(rec, "ip");
+	json_t *jport = json_object_get(rec, "port");
+	if (host == NULL)
+		host = jstr(rec, "sni");
+	if (host == NULL && event != NULL && strcmp(event, "drop") == 0) {
+		host = jstr(rec, "dst");
+		jport = json_object_get(rec, "dport");
+	}
+	if (host == NULL) {
+		fprintf(stderr,
+			"agentsafe policy: the record has no host, sni or dst\n");
+		json_decref(rec);
+		return EXIT_USAGE;
+	}
+	uint16_t port = 443;
+	if (jport != NULL) {
+		if (!json_is_integer(jport) || json_integer_value(jport) < 1 ||
+		    json_integer_value(jport) > 65535) {
+			fprintf(stderr,
+				"agentsafe policy: the record's port is not 1..65535\n");
+			json_decref(rec);
+			return EXIT_USAGE;
+		}
+		port = (uint16_t)json_integer_value(jport);
+	}
+	struct policy_decision d;
+	int rc = explain_target(p, host, port, &d);
+	bool now_allowed = d.verdict == POLICY_ALLOW;
+	if (now_allowed && ip != NULL) {
+		struct sockaddr_storage ss;
+		if (addr_from_text(ip, &ss)) {
+			struct policy_decision ad;
+			policy_check_addr(p, (struct sockaddr *)&ss, port, &ad);
+			printf("address: %s -> %s (%s)\n", ip,
+			       ad.verdict == POLICY_ALLOW ? "ALLOW" : "DENY",
+			       ad.reason);
+			if (ad.verdict != POLICY_ALLOW) {
+				now_allowed = false;
+				d = ad;
+				rc = EXIT_DENIED;
+			}
+		}
+	}
+	printf("record:  event=%s reason=%s\n", event ? event : "?",
+	       reason ? reason : "-");
+	if (event == NULL) {
+		printf("change:  unknown (the record has no event)\n");
+	} else if (strcmp(event, "drop") == 0) {
+		printf("change:  not comparable (a firewall drop bypassed the proxy; "
+		       "the policy never saw it)\n");
+	} else {
+		bool was_deny = strcmp(event, "deny") == 0;
+		bool policy_level = !was_deny || reason == NULL ||
+				    reason_is_policy(reason) ||
+				    strcmp(reason, "private_address") == 0;
+		if (!policy_level && !now_allowed)
+			printf("change:  yes - the policy now denies this request (%s); "
+			       "it was refused later for %s\n",
+			       d.reason, reason);
+		else if (!policy_level)
+			printf("change:  no - the policy still allows it; it was refused "
+			       "for %s, which the policy does not decide\n",
+			       reason);
+		else if (was_deny == !now_allowed)
+			printf("change:  no - still %s\n",
+			       now_allowed ? "allowed" : "denied");
+		else
+			printf("change:  yes - was %s, now %s\n",
+			       was_deny ? "denied" : "allowed",
+			       now_allowed ? "allowed" : "denied");
+	}
+	json_decref(rec);
+	return rc;
+}
+
+static int cmd_explain(int argc, char **argv)
+{
+	if (argc >= 2 && is_help(argv[1])) {
+		usage_explain(stdout);
+		return 0;
+	}
+	bool record = argc == 4 && strcmp(argv[2], "--record") == 0;
+	if (argc != 3 && !record) {
+		usage_explain(stderr);
+		return EXIT_USAGE;
+	}
+	char host[POLICY_HOST_MAX + 3];
+	uint16_t port = 443;
+	if (!record && split_target(argv[2], host, sizeof host, &port) != 0) {
+		fprintf(stderr,
+			"agentsafe policy: cannot read '%s' as HOST[:PORT] "
+			"(IPv6 as [addr]:port, port 1..65535)\n",
+			argv[2]);
+		return EXIT_USAGE;
+	}
+	char *line = NULL;
+	if (record && strcmp(argv[3], "-") == 0) {
+		line = read_stdin_line();
+		if (line == NULL) {
+			fprintf(stderr,
+				"agentsafe policy: no record on stdin\n");
+			return EXIT_USAGE;
+		}
+	}
+	struct policy *p;
+	if (load(argv[1], &p) != 0) {
+		free(line);
+		return EXIT_INVALID;
+	}
+	int rc;
+	if (record) {
+		rc = explain_record(p, line != NULL ? line : argv[3]);
+	} else {
+		struct policy_decision d;
+		rc = explain_target(p, host, port, &d);
+	}
+	free(line);
+	policy_unref(p);
+	return rc;
+}
 
 int cli_policy_main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("agentsafe policy: not implemented yet\n", stderr);
-	return 2;
+	if (argc < 2) {
+		usage_policy(stderr);
+		return EXIT_USAGE;
+	}
+	if (is_help(argv[1])) {
+		usage_policy(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "check") == 0)
+		return cmd_check(argc - 1, argv + 1);
+	if (strcmp(argv[1], "explain") == 0)
+		return cmd_explain(argc - 1, argv + 1);
+	fprintf(stderr, "agentsafe policy: unknown command '%s'\n", argv[1]);
+	usage_policy(stderr);
+	return EXIT_USAGE;
 }

@@ -70,6 +70,11 @@ bool policy_host_is_ip_literal(const char *normalized);
  * Cost is independent of the number of rules. Always fills *d; returns 0. */
 int policy_match(const struct policy *p, const char *host, uint16_t port,
 		 struct policy_decision *d);
+/* Same with an explicit length (SNI, CONNECT authority bytes): a host
+ * with an embedded NUL is denied as "bad_host". Brackets around an IPv6
+ * literal ("[::1]") are accepted and dropped. Port 0 is "bad_host". */
+int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
+		     uint16_t port, struct policy_decision *d);
 
 /* True for loopback, RFC 1918 private, link-local, CGNAT (100.64/10),
  * multicast, unspecified, broadcast, ULA/site-local v6, and IPv4-mapped or

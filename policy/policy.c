@@ -1,2 +1,0 @@
-/* Placeholder until the policy engine lands. */
-#include "policy.h"

@@ -1,0 +1,82 @@
+/* Private to policy/: the compiled policy's layout, shared by the loader
+ * (policy_load.c), the matcher (policy_match.c) and the host/address helpers
+ * (policy_host.c). Nothing outside policy/ includes this. */
+#ifndef AGENTSAFE_POLICY_INT_H
+#define AGENTSAFE_POLICY_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+
+enum prule_kind { PRULE_NAME, PRULE_WILDCARD, PRULE_IP };
+
+struct prule {
+	char *text;  /* host as written in the file */
+	char *label; /* "TEXT (FILE:LINE)" */
+	char *key;   /* normalised name / wildcard suffix (without "*.") */
+	unsigned line, col;
+	enum prule_kind kind;
+	bool deny;
+	bool tls;       /* allow rules: require a TLS ClientHello */
+	bool all_ports; /* deny rule without ports */
+	uint16_t *ports; /* sorted, unique */
+	size_t nports;
+	/* PRULE_IP: family 4 or 6, prefix length, masked address */
+	uint8_t family, plen;
+	uint8_t addr[16];
+};
+
+/* Name table slot: rule indices (or -1) for one normalised name. */
+struct name_slot {
+	char *key; /* NULL = empty slot; borrowed from a rule */
+	uint64_t hash;
+	int32_t exact_allow, exact_deny, wild_allow, wild_deny;
+};
+
+struct ip_slot {
+	bool used;
+	uint8_t family, plen;
+	uint8_t addr[16];
+	int32_t allow, deny;
+};
+
+struct policy {
+	atomic_uint refs;
+	char *source;
+	struct policy_limits limits;
+	struct prule *rules;
+	size_t nrules;
+	struct name_slot *names;
+	size_t names_cap; /* power of two */
+	struct ip_slot *ips;
+	size_t ips_cap; /* power of two */
+	bool v4_plen[33];
+	bool v6_plen[129];
+};
+
+/* policy_host.c */
+/* policy_host_normalize() writing only the reason (no host) into err. */
+int policy_host_norm_why(const char *in, size_t inlen, char *out,
+			 size_t outlen, char *err, size_t errlen);
+/* Parse a normalised IP literal into family (4/6) and 16 bytes
+ * (v4 in the first four). Returns true when it is one. */
+bool policy_ip_parse(const char *s, uint8_t *family, uint8_t addr[16]);
+/* The IPv4 embedded in a v6 address (mapped, compatible, NAT64, 6to4,
+ * Teredo client), if any. */
+bool policy_v6_embedded_v4(const uint8_t a[16], uint8_t v4[4]);
+bool policy_v4_is_internal(const uint8_t a[4]);
+bool policy_v6_is_internal(const uint8_t a[16]);
+/* Copy `in` for a message: printable ASCII, others as \xNN, truncated. */
+void policy_quote(const char *in, size_t inlen, char *out, size_t outlen);
+
+/* policy_match.c */
+uint64_t policy_hash(const char *s, size_t len);
+/* Build the lookup tables; on a duplicate rule writes the message (without
+ * the FILE:LINE:COL prefix) and returns the offending rule index via *bad. */
+int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen);
+void policy_free_internal(struct policy *p);
+
+#endif

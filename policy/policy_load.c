@@ -1,0 +1,904 @@
+/* Loader for policy.yaml version 1: libyaml builds the node tree, this file
+ * walks it against the fixed schema (no recursion on input, aliases
+ * refused), validates every value and reports the first problem as
+ * "FILE:LINE:COL: message". A policy is returned only when all of it is valid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+
+#include "policy_int.h"
+
+#define POLICY_FILE_MAX (64u * 1024u * 1024u)
+#define POLICY_RULES_MAX 1000000u
+#define POLICY_MAX_CONNECTIONS_MAX 1000000u
+
+struct loader {
+	const char *name;
+	yaml_document_t *doc;
+	bool *seen; /* per node: visited, to refuse aliases */
+	size_t nnodes;
+	char *err;
+	size_t errlen;
+	struct policy *p;
+	size_t cap;
+	uint16_t *defports;
+	size_t ndefports;
+};
+
+static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
+{
+	char msg[POLICY_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (L->err != NULL && L->errlen > 0)
+		snprintf(L->err, L->errlen, "%s:%zu:%zu: %s", L->name,
+			 m.line + 1, m.column + 1, msg);
+}
+
+/* Fetch a node, refusing a second visit: with aliases a small file could
+ * expand into an exponential walk, and the schema never needs them. */
+static yaml_node_t *node_get(struct loader *L, int id, yaml_mark_t at,
+			     int *rc)
+{
+	yaml_node_t *n = yaml_document_get_node(L->doc, id);
+	if (n == NULL || id < 1 || (size_t)id > L->nnodes) {
+		lerr(L, at, "internal YAML error (missing node)");
+		*rc = -EINVAL;
+		return NULL;
+	}
+	if (L->seen[id - 1]) {
+		lerr(L, at, "YAML aliases are not supported in a policy");
+		*rc = -EINVAL;
+		return NULL;
+	}
+	L->seen[id - 1] = true;
+	return n;
+}
+
+static const char *kind_name(const yaml_node_t *n)
+{
+	switch (n->type) {
+	case YAML_SCALAR_NODE:
+		return "a scalar";
+	case YAML_SEQUENCE_NODE:
+		return "a list";
+	case YAML_MAPPING_NODE:
+		return "a mapping";
+	default:
+		return "nothing";
+	}
+}
+
+static bool scalar_is(const yaml_node_t *n, const char *s)
+{
+	size_t l = strlen(s);
+	return n->type == YAML_SCALAR_NODE && n->data.scalar.length == l &&
+	       memcmp(n->data.scalar.value, s, l) == 0;
+}
+
+static bool is_null(const yaml_node_t *n)
+{
+	return n->type == YAML_SCALAR_NODE &&
+	       n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	       (n->data.scalar.length == 0 || scalar_is(n, "~") ||
+		scalar_is(n, "null") || scalar_is(n, "Null") ||
+		scalar_is(n, "NULL"));
+}
+
+static void quote_scalar(const yaml_node_t *n, char *out, size_t outlen)
+{
+	if (n->type != YAML_SCALAR_NODE) {
+		snprintf(out, outlen, "%s", kind_name(n));
+		return;
+	}
+	policy_quote((const char *)n->data.scalar.value, n->data.scalar.length,
+		     out, outlen);
+}
+
+/* Plain decimal integer, no sign, no leading zeros beyond "0". */
+static bool parse_uint(const yaml_node_t *n, unsigned long max,
+		       unsigned long *out)
+{
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	const unsigned char *s = n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	if (len == 0 || len > 10 || (len > 1 && s[0] == '0'))
+		return false;
+	unsigned long v = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_duration(struct loader *L, const yaml_node_t *n,
+			  const char *key, unsigned *out)
+{
+	char q[80];
+	quote_scalar(n, q, sizeof q);
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		goto bad;
+	const char *s = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	size_t d = 0;
+	while (d < len && s[d] >= '0' && s[d] <= '9')
+		d++;
+	if (d == 0 || d > 10)
+		goto bad;
+	unsigned long long v = 0;
+	for (size_t i = 0; i < d; i++)
+		v = v * 10 + (unsigned long long)(s[i] - '0');
+	const char *unit = s + d;
+	size_t ul = len - d;
+	unsigned long long mult;
+	if (ul == 2 && memcmp(unit, "ms", 2) == 0)
+		mult = 1;
+	else if (ul == 1 && unit[0] == 's')
+		mult = 1000;
+	else if (ul == 1 && unit[0] == 'm')
+		mult = 60000;
+	else if (ul == 1 && unit[0] == 'h')
+		mult = 3600000;
+	else
+		goto bad;
+	if (v == 0) {
+		lerr(L, n->start_mark, "%s must be greater than zero, got '%s'",
+		     key, q);
+		return -EINVAL;
+	}
+	if (v * mult > UINT_MAX) {
+		lerr(L, n->start_mark, "%s '%s' is too long (at most 1193h)",
+		     key, q);
+		return -EINVAL;
+	}
+	*out = (unsigned)(v * mult);
+	return 0;
+bad:
+	lerr(L, n->start_mark,
+	     "bad duration '%s' for %s (expected an integer followed by ms, s, m or h, e.g. 10s)",
+	     q, key);
+	return -EINVAL;
+}
+
+static int cmp_u16(const void *a, const void *b)
+{
+	uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
+	return (x > y) - (x < y);
+}
+
+static int parse_ports(struct loader *L, const yaml_node_t *n,
+		       uint16_t **out, size_t *nout)
+{
+	int rc = 0;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		lerr(L, n->start_mark,
+		     "ports must be a list of port numbers, e.g. [443], not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	yaml_node_item_t *it = n->data.sequence.items.start;
+	size_t cnt = (size_t)(n->data.sequence.items.top - it);
+	if (cnt == 0) {
+		lerr(L, n->start_mark, "ports must not be empty");
+		return -EINVAL;
+	}
+	if (cnt > 65535) {
+		lerr(L, n->start_mark, "too many ports");
+		return -EINVAL;
+	}
+	uint16_t *ports = calloc(cnt, sizeof *ports);
+	yaml_mark_t *marks = calloc(cnt, sizeof *marks);
+	if (ports == NULL || marks == NULL) {
+		free(ports);
+		free(marks);
+		lerr(L, n->start_mark, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		yaml_node_t *pn = node_get(L, it[i], n->start_mark, &rc);
+		if (pn == NULL)
+			goto fail;
+		unsigned long v;
+		if (!parse_uint(pn, 65535, &v) || v == 0) {
+			char q[80];
+			quote_scalar(pn, q, sizeof q);
+			lerr(L, pn->start_mark,
+			     "bad port '%s' (expected an integer 1..65535)", q);
+			rc = -EINVAL;
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (ports[j] == v) {
+				lerr(L, pn->start_mark, "port %lu listed twice",
+				     v);
+				rc = -EINVAL;
+				goto fail;
+			}
+		}
+		ports[i] = (uint16_t)v;
+		marks[i] = pn->start_mark;
+	}
+	qsort(ports, cnt, sizeof *ports, cmp_u16);
+	free(marks);
+	*out = ports;
+	*nout = cnt;
+	return 0;
+fail:
+	free(ports);
+	free(marks);
+	return rc;
+}
+
+/* Validate a host as written in a rule and fill kind/key/addr. */
+static int parse_rule_host(struct loader *L, const yaml_node_t *n,
+			   struct prule *r)
+{
+	char q[80];
+	char norm[POLICY_HOST_MAX + 1];
+	char herr[POLICY_ERR_MAX];
+	if (n->type != YAML_SCALAR_NODE || is_null(n)) {
+		lerr(L, n->start_mark, "host must be a host name, IP or CIDR, not %s",
+		     is_null(n) ? "empty" : kind_name(n));
+		return -EINVAL;
+	}
+	const char *s = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length;
+	quote_scalar(n, q, sizeof q);
+	/* The rule is located at its host, the text a user searches for. */
+	r->line = (unsigned)n->start_mark.line + 1;
+	r->col = (unsigned)n->start_mark.column + 1;
+	r->text = malloc(len + 1);
+	if (r->text == NULL) {
+		lerr(L, n->start_mark, "out of memory");
+		return -ENOMEM;
+	}
+	memcpy(r->text, s, len);
+	r->text[len] = '\0';
+	const char *slash = memchr(s, '/', len);
+	if (slash != NULL) {
+		size_t alen = (size_t)(slash - s);
+		const char *pl = slash + 1;
+		size_t pll = len - alen - 1;
+		if (policy_host_normalize(s, alen, norm, sizeof norm, herr,
+					  sizeof herr) != 0 ||
+		    !policy_ip_parse(norm, &r->family, r->addr)) {
+			lerr(L, n->start_mark,
+			     "bad CIDR '%s': the part before '/' must be an IPv4 or IPv6 address",
+			     q);
+			return -EINVAL;
+		}
+		unsigned maxp = r->family == 4 ? 32 : 128;
+		unsigned v = 0;
+		bool ok = pll > 0 && pll <= 3 && !(pll > 1 && pl[0] == '0');
+		for (size_t i = 0; ok && i < pll; i++) {
+			if (pl[i] < '0' || pl[i] > '9')
+				ok = false;
+			else
+				v = v * 10 + (unsigned)(pl[i] - '0');
+		}
+		if (!ok || v > maxp) {
+			lerr(L, n->start_mark,
+			     "bad CIDR '%s': prefix length must be 0..%u", q,
+			     maxp);
+			return -EINVAL;
+		}
+		unsigned full = v / 8, rem = v % 8;
+		bool hostbits = false;
+		for (unsigned i = full; i < 16; i++) {
+			unsigned keep = (i == full && rem != 0)
+						? (0xffu << (8 - rem)) & 0xffu
+						: 0u;
+			if ((r->addr[i] & ~keep & 0xffu) != 0)
+				hostbits = true;
+		}
+		if (hostbits) {
+			lerr(L, n->start_mark,
+			     "bad CIDR '%s': address has bits set beyond the /%u prefix",
+			     q, v);
+			return -EINVAL;
+		}
+		r->plen = (uint8_t)v;
+		r->kind = PRULE_IP;
+		return 0;
+	}
+	if (len >= 2 && s[0] == '*' && s[1] == '.') {
+		if (policy_host_norm_why(s + 2, len - 2, norm, sizeof norm,
+					 herr, sizeof herr) != 0) {
+			lerr(L, n->start_mark, "bad wildcard host '%s': %s", q,
+			     herr);
+			return -EINVAL;
+		}
+		if (policy_host_is_ip_literal(norm)) {
+			lerr(L, n->start_mark,
+			     "bad wildcard host '%s': a wildcard needs a domain name, not an address",
+			     q);
+			return -EINVAL;
+		}
+		if (strchr(norm, '*') != NULL) {
+			lerr(L, n->start_mark, "bad wildcard host '%s'", q);
+			return -EINVAL;
+		}
+		r->kind = PRULE_WILDCARD;
+	} else {
+		if (memchr(s, '*', len) != NULL) {
+			lerr(L, n->start_mark,
+			     "bad host '%s': '*' is only allowed as a leading '*.'",
+			     q);
+			return -EINVAL;
+		}
+		if (policy_host_normalize(s, len, norm, sizeof norm, herr,
+					  sizeof herr) != 0) {
+			/* herr already names the host. */
+			lerr(L, n->start_mark, "%s", herr);
+			return -EINVAL;
+		}
+		if (policy_ip_parse(norm, &r->family, r->addr)) {
+			r->kind = PRULE_IP;
+			r->plen = r->family == 4 ? 32 : 128;
+			return 0;
+		}
+		r->kind = PRULE_NAME;
+	}
+	r->key = strdup(norm);
+	if (r->key == NULL) {
+		lerr(L, n->start_mark, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static struct prule *new_rule(struct loader *L, yaml_mark_t at)
+{
+	struct policy *p = L->p;
+	if (p->nrules == L->cap) {
+		if (p->nrules >= POLICY_RULES_MAX) {
+			lerr(L, at, "too many rules (at most %u)",
+			     POLICY_RULES_MAX);
+			return NULL;
+		}
+		size_t nc = L->cap ? L->cap * 2 : 64;
+		struct prule *nr = realloc(p->rules, nc * sizeof *nr);
+		if (nr == NULL) {
+			lerr(L, at, "out of memory");
+			return NULL;
+		}
+		p->rules = nr;
+		L->cap = nc;
+	}
+	struct prule *r = &p->rules[p->nrules++];
+	memset(r, 0, sizeof *r);
+	r->tls = true;
+	r->line = (unsigned)at.line + 1;
+	r->col = (unsigned)at.column + 1;
+	return r;
+}
+
+static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
+{
+	int rc = 0;
+	struct prule *r = new_rule(L, n->start_mark);
+	if (r == NULL)
+		return -ENOMEM;
+	r->deny = deny;
+	if (n->type == YAML_SCALAR_NODE)
+		return parse_rule_host(L, n, r);
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark,
+		     "a rule must be a host string or a mapping with 'host', not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		yaml_node_t **slot;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		if (scalar_is(k, "host"))
+			slot = &host;
+		else if (scalar_is(k, "ports"))
+			slot = &ports;
+		else if (scalar_is(k, "tls"))
+			slot = &tls;
+		else {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' in %s rule (expected host, ports%s)",
+			     q, deny ? "a deny" : "an allow",
+			     deny ? "" : ", tls");
+			return -EINVAL;
+		}
+		if (*slot != NULL) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		*slot = v;
+	}
+	if (host == NULL) {
+		lerr(L, n->start_mark, "rule has no 'host'");
+		return -EINVAL;
+	}
+	rc = parse_rule_host(L, host, r);
+	if (rc != 0)
+		return rc;
+	if (ports != NULL) {
+		rc = parse_ports(L, ports, &r->ports, &r->nports);
+		if (rc != 0)
+			return rc;
+	}
+	if (tls != NULL) {
+		if (deny) {
+			lerr(L, tls->start_mark,
+			     "'tls' only applies to allow rules");
+			return -EINVAL;
+		}
+		if (tls->type == YAML_SCALAR_NODE &&
+		    tls->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		    (scalar_is(tls, "true") || scalar_is(tls, "false"))) {
+			r->tls = scalar_is(tls, "true");
+		} else {
+			char q[80];
+			quote_scalar(tls, q, sizeof q);
+			lerr(L, tls->start_mark,
+			     "tls must be true or false, got '%s'", q);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int parse_rules(struct loader *L, yaml_node_t *n, bool deny)
+{
+	int rc = 0;
+	if (is_null(n))
+		return 0; /* "allow:" with every entry commented out */
+	if (n->type != YAML_SEQUENCE_NODE) {
+		lerr(L, n->start_mark, "'%s' must be a list of rules, not %s",
+		     deny ? "deny" : "allow", kind_name(n));
+		return -EINVAL;
+	}
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *rn = node_get(L, *it, n->start_mark, &rc);
+		if (rn == NULL)
+			return rc;
+		rc = parse_rule(L, rn, deny);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_defaults(struct loader *L, yaml_node_t *n)
+{
+	int rc = 0;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark, "'defaults' must be a mapping, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	bool have_ports = false;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		if (!scalar_is(k, "ports")) {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' in defaults (expected ports)", q);
+			return -EINVAL;
+		}
+		if (have_ports) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		have_ports = true;
+		uint16_t *ports;
+		size_t np;
+		rc = parse_ports(L, v, &ports, &np);
+		if (rc != 0)
+			return rc;
+		free(L->defports);
+		L->defports = ports;
+		L->ndefports = np;
+	}
+	return 0;
+}
+
+static int parse_limits(struct loader *L, yaml_node_t *n)
+{
+	int rc = 0;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark, "'limits' must be a mapping, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	bool seen[4] = {false, false, false, false};
+	static const char *const keys[4] = {"max_connections", "header_timeout",
+					    "connect_timeout", "idle_timeout"};
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		int which = -1;
+		for (int i = 0; i < 4; i++)
+			if (scalar_is(k, keys[i]))
+				which = i;
+		if (which < 0) {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' in limits (expected max_connections, header_timeout, connect_timeout, idle_timeout)",
+			     q);
+			return -EINVAL;
+		}
+		if (seen[which]) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		seen[which] = true;
+		struct policy_limits *lim = &L->p->limits;
+		if (which == 0) {
+			unsigned long mc;
+			if (!parse_uint(v, POLICY_MAX_CONNECTIONS_MAX, &mc) ||
+			    mc == 0) {
+				char vq[80];
+				quote_scalar(v, vq, sizeof vq);
+				lerr(L, v->start_mark,
+				     "max_connections must be an integer 1..%u, got '%s'",
+				     POLICY_MAX_CONNECTIONS_MAX, vq);
+				return -EINVAL;
+			}
+			lim->max_connections = (unsigned)mc;
+			continue;
+		}
+		unsigned *dst = which == 1   ? &lim->header_timeout_ms
+				: which == 2 ? &lim->connect_timeout_ms
+					     : &lim->idle_timeout_ms;
+		rc = parse_duration(L, v, keys[which], dst);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int parse_top(struct loader *L, yaml_node_t *root)
+{
+	int rc = 0;
+	if (root->type != YAML_MAPPING_NODE) {
+		lerr(L, root->start_mark,
+		     "the policy must be a mapping starting with 'version: 1', not %s",
+		     kind_name(root));
+		return -EINVAL;
+	}
+	static const char *const keys[5] = {"version", "allow", "deny",
+					    "defaults", "limits"};
+	yaml_node_t *vals[5] = {NULL, NULL, NULL, NULL, NULL};
+	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
+	     pr < root->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, root->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		int which = -1;
+		for (int i = 0; i < 5; i++)
+			if (scalar_is(k, keys[i]))
+				which = i;
+		if (which < 0) {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' (expected version, allow, deny, defaults, limits)",
+			     q);
+			return -EINVAL;
+		}
+		if (vals[which] != NULL) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		vals[which] = v;
+		/* File order, so the first problem in the file is the one
+		 * reported; default ports are applied after the walk. */
+		if (which == 0) {
+			unsigned long ver;
+			if (!parse_uint(v, 1000000, &ver) || ver != 1) {
+				quote_scalar(v, q, sizeof q);
+				lerr(L, v->start_mark,
+				     "unsupported version '%s' (expected 1)", q);
+				return -EINVAL;
+			}
+		} else if (which == 1 || which == 2) {
+			rc = parse_rules(L, v, which == 2);
+		} else if (which == 3) {
+			rc = parse_defaults(L, v);
+		} else {
+			rc = parse_limits(L, v);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (vals[0] == NULL) {
+		lerr(L, root->start_mark, "missing 'version: 1'");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Apply default ports (defaults may come after the rules in the file) and
+ * build each rule's "TEXT (FILE:LINE)" label. */
+static int finish(struct loader *L)
+{
+	struct policy *p = L->p;
+	for (size_t i = 0; i < p->nrules; i++) {
+		struct prule *r = &p->rules[i];
+		if (r->ports == NULL) {
+			if (r->deny) {
+				r->all_ports = true;
+			} else {
+				r->ports = malloc(L->ndefports * sizeof *r->ports);
+				if (r->ports == NULL)
+					return -ENOMEM;
+				memcpy(r->ports, L->defports,
+				       L->ndefports * sizeof *r->ports);
+				r->nports = L->ndefports;
+			}
+		}
+		int n = snprintf(NULL, 0, "%s (%s:%u)", r->text, L->name,
+				 r->line);
+		if (n < 0)
+			return -EINVAL;
+		r->label = malloc((size_t)n + 1);
+		if (r->label == NULL)
+			return -ENOMEM;
+		snprintf(r->label, (size_t)n + 1, "%s (%s:%u)", r->text,
+			 L->name, r->line);
+	}
+	return 0;
+}
+
+static int load_doc(struct loader *L, yaml_parser_t *parser)
+{
+	yaml_document_t doc;
+	if (!yaml_parser_load(parser, &doc)) {
+		yaml_mark_t m = parser->problem_mark;
+		if (parser->error == YAML_MEMORY_ERROR) {
+			lerr(L, m, "out of memory parsing YAML");
+			return -ENOMEM;
+		}
+		if (parser->context != NULL)
+			lerr(L, m, "YAML syntax error: %s %s",
+			     parser->problem ? parser->problem : "error",
+			     parser->context);
+		else
+			lerr(L, m, "YAML syntax error: %s",
+			     parser->problem ? parser->problem : "error");
+		return -EINVAL;
+	}
+	L->doc = &doc;
+	yaml_node_t *root = yaml_document_get_root_node(&doc);
+	int rc = 0;
+	if (root == NULL) {
+		yaml_mark_t m = {0, 0, 0};
+		lerr(L, m, "the policy is empty (expected 'version: 1')");
+		rc = -EINVAL;
+		goto out;
+	}
+	L->nnodes = (size_t)(doc.nodes.top - doc.nodes.start);
+	L->seen = calloc(L->nnodes ? L->nnodes : 1, sizeof *L->seen);
+	if (L->seen == NULL) {
+		lerr(L, root->start_mark, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	L->seen[0] = true; /* the root is node 1 */
+	rc = parse_top(L, root);
+	if (rc != 0)
+		goto out;
+	/* A second document would be silently ignored; refuse it. */
+	yaml_document_t doc2;
+	if (!yaml_parser_load(parser, &doc2)) {
+		lerr(L, parser->problem_mark, "YAML syntax error: %s",
+		     parser->problem ? parser->problem : "error");
+		rc = -EINVAL;
+		goto out;
+	}
+	yaml_node_t *root2 = yaml_document_get_root_node(&doc2);
+	if (root2 != NULL) {
+		lerr(L, doc2.start_mark,
+		     "a policy file holds one YAML document; found another");
+		rc = -EINVAL;
+	}
+	yaml_document_delete(&doc2);
+out:
+	free(L->seen);
+	L->seen = NULL;
+	L->doc = NULL;
+	yaml_document_delete(&doc);
+	return rc;
+}
+
+int policy_load_string(const char *name, const char *text, size_t len,
+		       struct policy **out, char *err, size_t errlen)
+{
+	struct loader L;
+	memset(&L, 0, sizeof L);
+	L.name = name != NULL ? name : "<policy>";
+	L.err = err;
+	L.errlen = errlen;
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (out == NULL || (text == NULL && len > 0)) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s:1:1: no policy text", L.name);
+		return -EINVAL;
+	}
+	if (len > POLICY_FILE_MAX) {
+		yaml_mark_t m = {0, 0, 0};
+		lerr(&L, m, "policy larger than %u bytes", POLICY_FILE_MAX);
+		return -EFBIG;
+	}
+	struct policy *p = calloc(1, sizeof *p);
+	L.defports = malloc(sizeof *L.defports);
+	if (p == NULL || L.defports == NULL) {
+		free(p);
+		free(L.defports);
+		yaml_mark_t m = {0, 0, 0};
+		lerr(&L, m, "out of memory");
+		return -ENOMEM;
+	}
+	L.defports[0] = 443;
+	L.ndefports = 1;
+	atomic_init(&p->refs, 1);
+	p->limits.max_connections = 4096;
+	p->limits.header_timeout_ms = 10000;
+	p->limits.connect_timeout_ms = 10000;
+	p->limits.idle_timeout_ms = 600000;
+	L.p = p;
+	int rc;
+	p->source = strdup(L.name);
+	if (p->source == NULL) {
+		yaml_mark_t m = {0, 0, 0};
+		lerr(&L, m, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+
+	yaml_parser_t parser;
+	if (!yaml_parser_initialize(&parser)) {
+		yaml_mark_t m = {0, 0, 0};
+		lerr(&L, m, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text,
+				     len);
+	rc = load_doc(&L, &parser);
+	yaml_parser_delete(&parser);
+	if (rc != 0)
+		goto fail;
+	rc = finish(&L);
+	if (rc != 0) {
+		yaml_mark_t m = {0, 0, 0};
+		lerr(&L, m, "out of memory");
+		goto fail;
+	}
+	size_t bad = 0;
+	char msg[POLICY_ERR_MAX];
+	rc = policy_compile(p, &bad, msg, sizeof msg);
+	if (rc != 0) {
+		yaml_mark_t m = {0, 0, 0};
+		if (bad < p->nrules) {
+			m.line = p->rules[bad].line - 1;
+			m.column = p->rules[bad].col - 1;
+		}
+		lerr(&L, m, "%s", msg);
+		goto fail;
+	}
+	free(L.defports);
+	*out = p;
+	return 0;
+fail:
+	free(L.defports);
+	policy_free_internal(p);
+	return rc;
+}
+
+int policy_load_file(const char *path, struct policy **out, char *err,
+		     size_t errlen)
+{
+	if (path == NULL) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "(null):1:1: no policy file given");
+		return -EINVAL;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s:1:1: cannot open: %s", path,
+				 strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		int e = errno;
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s:1:1: cannot stat: %s", path,
+				 strerror(e));
+		close(fd);
+		return -e;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)POLICY_FILE_MAX) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen,
+				 "%s:1:1: not a regular file of at most %u bytes",
+				 path, POLICY_FILE_MAX);
+		close(fd);
+		return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
+	}
+	size_t size = (size_t)st.st_size;
+	char *buf = malloc(size + 1);
+	if (buf == NULL) {
+		close(fd);
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "%s:1:1: out of memory", path);
+		return -ENOMEM;
+	}
+	size_t got = 0;
+	while (got < size) {
+		ssize_t n = read(fd, buf + got, size - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : EIO;
+			free(buf);
+			close(fd);
+			if (err != NULL && errlen > 0)
+				snprintf(err, errlen, "%s:1:1: read failed: %s",
+					 path, strerror(e));
+			return -e;
+		}
+		got += (size_t)n;
+	}
+	close(fd);
+	buf[size] = '\0';
+	int rc = policy_load_string(path, buf, size, out, err, errlen);
+	free(buf);
+	return rc;
+}
