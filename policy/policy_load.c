@@ -21,6 +21,8 @@
 
 struct loader {
 	const char *name;
+	const char *text;
+	size_t len;
 	yaml_document_t *doc;
 	bool *seen; /* per node: visited, to refuse aliases */
 	size_t nnodes;
@@ -107,6 +109,19 @@ static void quote_scalar(const yaml_node_t *n, char *out, size_t outlen)
 		     out, outlen);
 }
 
+/* For messages about numbers: a quoted scalar keeps its quotes, so
+ * "bad port '"443"'" shows why a number-looking value was refused. */
+static void quote_number(const yaml_node_t *n, char *out, size_t outlen)
+{
+	char q[72];
+	quote_scalar(n, q, sizeof q);
+	if (n->type == YAML_SCALAR_NODE &&
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		snprintf(out, outlen, "\"%s\"", q);
+	else
+		snprintf(out, outlen, "%s", q);
+}
+
 /* Plain decimal integer, no sign, no leading zeros beyond "0". */
 static bool parse_uint(const yaml_node_t *n, unsigned long max,
 		       unsigned long *out)
@@ -134,7 +149,7 @@ static int parse_duration(struct loader *L, const yaml_node_t *n,
 			  const char *key, unsigned *out)
 {
 	char q[80];
-	quote_scalar(n, q, sizeof q);
+	quote_number(n, q, sizeof q);
 	if (n->type != YAML_SCALAR_NODE ||
 	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
 		goto bad;
@@ -221,7 +236,7 @@ static int parse_ports(struct loader *L, const yaml_node_t *n,
 		unsigned long v;
 		if (!parse_uint(pn, 65535, &v) || v == 0) {
 			char q[80];
-			quote_scalar(pn, q, sizeof q);
+			quote_number(pn, q, sizeof q);
 			lerr(L, pn->start_mark,
 			     "bad port '%s' (expected an integer 1..65535)", q);
 			rc = -EINVAL;
@@ -577,7 +592,7 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 			if (!parse_uint(v, POLICY_MAX_CONNECTIONS_MAX, &mc) ||
 			    mc == 0) {
 				char vq[80];
-				quote_scalar(v, vq, sizeof vq);
+				quote_number(v, vq, sizeof vq);
 				lerr(L, v->start_mark,
 				     "max_connections must be an integer 1..%u, got '%s'",
 				     POLICY_MAX_CONNECTIONS_MAX, vq);
@@ -638,7 +653,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		if (which == 0) {
 			unsigned long ver;
 			if (!parse_uint(v, 1000000, &ver) || ver != 1) {
-				quote_scalar(v, q, sizeof q);
+				quote_number(v, q, sizeof q);
 				lerr(L, v->start_mark,
 				     "unsupported version '%s' (expected 1)", q);
 				return -EINVAL;
@@ -692,6 +707,23 @@ static int finish(struct loader *L)
 	return 0;
 }
 
+static yaml_mark_t mark_at(const struct loader *L, size_t off)
+{
+	yaml_mark_t m = {0, 0, 0};
+	if (off > L->len)
+		off = L->len;
+	for (size_t i = 0; i < off; i++) {
+		if (L->text[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		} else {
+			m.column++;
+		}
+	}
+	m.index = off;
+	return m;
+}
+
 static int load_doc(struct loader *L, yaml_parser_t *parser)
 {
 	yaml_document_t doc;
@@ -700,6 +732,18 @@ static int load_doc(struct loader *L, yaml_parser_t *parser)
 		if (parser->error == YAML_MEMORY_ERROR) {
 			lerr(L, m, "out of memory parsing YAML");
 			return -ENOMEM;
+		}
+		if (parser->error == YAML_READER_ERROR) {
+			/* The reader reports a byte offset, not a mark. */
+			m = mark_at(L, parser->problem_offset);
+			if (parser->problem_value >= 0)
+				lerr(L, m, "YAML syntax error: %s (byte 0x%02x)",
+				     parser->problem ? parser->problem : "error",
+				     (unsigned)parser->problem_value & 0xffu);
+			else
+				lerr(L, m, "YAML syntax error: %s",
+				     parser->problem ? parser->problem : "error");
+			return -EINVAL;
 		}
 		if (parser->context != NULL)
 			lerr(L, m, "YAML syntax error: %s %s",
@@ -759,6 +803,8 @@ int policy_load_string(const char *name, const char *text, size_t len,
 	struct loader L;
 	memset(&L, 0, sizeof L);
 	L.name = name != NULL ? name : "<policy>";
+	L.text = text;
+	L.len = len;
 	L.err = err;
 	L.errlen = errlen;
 	if (err != NULL && errlen > 0)
