@@ -1,0 +1,1300 @@
+/* One client connection of agentsafe-proxy: read a strict request head,
+ * decide it against the policy, resolve and guard the address, check the
+ * ClientHello of CONNECT tunnels, connect, and forward plain-HTTP requests.
+ * Every request ends in at least one egress.log record. Runs entirely on
+ * its worker's event loop thread. */
+#include "proxy_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "clienthello.h"
+#include "fwd_head.h"
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void upstream_read_cb(struct bufferevent *bev, void *arg);
+static void upstream_write_cb(struct bufferevent *bev, void *arg);
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void timer_cb(evutil_socket_t fd, short what, void *arg);
+static void head_try(struct conn *c);
+static void connect_next(struct conn *c);
+static void fwd_upstream_read(struct conn *c);
+static void fwd_pump_request(struct conn *c);
+
+/* ---- small helpers ---- */
+
+int64_t conn_ms_since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (int64_t)(now.tv_sec - t->tv_sec) * 1000 +
+	       (now.tv_nsec - t->tv_nsec) / 1000000;
+}
+
+static void arm_timer(struct conn *c, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000),
+			     (suseconds_t)((ms % 1000) * 1000)};
+	evtimer_add(c->timer, &tv);
+}
+
+static void copy_str(char *dst, size_t dstlen, const char *src,
+		     size_t srclen)
+{
+	size_t n = srclen < dstlen - 1 ? srclen : dstlen - 1;
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+void conn_log(struct conn *c, const char *event, const char *reason,
+	      const char *message, bool with_totals)
+{
+	struct egress_record r;
+	egress_record_init(&r);
+	r.id = c->id;
+	r.event = event;
+	r.client = c->client;
+	r.method = c->method[0] ? c->method : NULL;
+	r.host = c->host[0] ? c->host : NULL;
+	r.port = c->port;
+	r.sni = c->sni[0] ? c->sni : NULL;
+	r.ip = c->ip[0] ? c->ip : NULL;
+	r.rule = c->rule;
+	r.reason = reason;
+	r.message = message;
+	if (with_totals) {
+		r.bytes_up = c->bytes_up;
+		r.bytes_down = c->bytes_down;
+		r.duration_ms = conn_ms_since(&c->t_open);
+	}
+	int rc = egress_log_write(c->w->srv->log, &r);
+	if (rc != 0)
+		fprintf(stderr, PROXY_PREFIX "cannot write an egress.log record: %s\n",
+			strerror(-rc));
+}
+
+/* Forget the per-request fields so a keep-alive connection starts clean. */
+static void reset_request(struct conn *c)
+{
+	c->method[0] = c->host[0] = c->sni[0] = c->ip[0] = '\0';
+	c->port = 0;
+	free(c->rule);
+	c->rule = NULL;
+	free(c->fwd_head);
+	c->fwd_head = NULL;
+	c->fwd_head_len = 0;
+	policy_unref(c->pol);
+	c->pol = NULL;
+	c->is_connect = c->require_tls = false;
+	c->naddrs = c->addr_idx = 0;
+	c->last_connect_errno = 0;
+	c->bytes_up = c->bytes_down = 0;
+	c->c_shut = c->u_shut = c->u_eof = false;
+	c->req_done = c->resp_started = false;
+	c->dns_done = false;
+	egress_log_next_id(c->w->srv->log, c->id, sizeof c->id);
+	clock_gettime(CLOCK_MONOTONIC, &c->t_start);
+	c->t_open = c->t_start;
+}
+
+static void release_upstream(struct conn *c)
+{
+	if (c->dnsreq != NULL) {
+		/* The callback still runs, with EVUTIL_EAI_CANCEL, and then
+		 * must not touch this conn. */
+		evdns_getaddrinfo_cancel(c->dnsreq);
+		c->dnsreq = NULL;
+	}
+	if (c->ubev != NULL) {
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+	}
+	if (c->idle_timer != NULL)
+		evtimer_del(c->idle_timer);
+}
+
+void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	release_upstream(c);
+	if (c->dns_ai != NULL)
+		evutil_freeaddrinfo(c->dns_ai);
+	if (c->cbev != NULL)
+		bufferevent_free(c->cbev);
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->idle_timer != NULL)
+		event_free(c->idle_timer);
+	policy_unref(c->pol);
+	free(c->rule);
+	free(c->fwd_head);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	w->nconns--;
+	if (c->counted)
+		atomic_fetch_sub(&w->srv->nconns, 1);
+	if (c->reject)
+		atomic_fetch_sub(&w->srv->nrejecting, 1);
+	free(c);
+	if (w->draining && w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+/* Flush what is queued for the client, then shut our side and discard what
+ * the client still sends for a moment: closing with unread input would
+ * make the kernel send a RST that can destroy the answer in flight. */
+static void start_closing(struct conn *c)
+{
+	release_upstream(c);
+	c->state = CS_CLOSING;
+	c->c_shut = false;
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, 0);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
+	if (!c->c_eof)
+		bufferevent_enable(c->cbev, EV_READ);
+	arm_timer(c, LINGER_MS);
+	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
+		c->c_shut = true;
+		/* Callers may still touch c: free from the loop instead. */
+		if (c->c_eof)
+			arm_timer(c, 0);
+	}
+}
+
+static const char *status_text(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 403: return "Forbidden";
+	case 408: return "Request Timeout";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/* Answer with an error status and close. The body names the reason code
+ * so an agent (or its user) can see why. */
+static void reply_error(struct conn *c, int status, const char *reason,
+			const char *detail)
+{
+	char body[512];
+	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n", reason,
+			  detail ? ": " : "", detail ? detail : "");
+	if (bl < 0)
+		bl = 0;
+	if ((size_t)bl >= sizeof body)
+		bl = (int)sizeof body - 1;
+	evbuffer_add_printf(bufferevent_get_output(c->cbev),
+			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+			    "Content-Length: %d\r\nConnection: close\r\n"
+			    "X-AgentSafe-Reason: %s\r\n\r\n",
+			    status, status_text(status), bl, reason);
+	bufferevent_write(c->cbev, body, (size_t)bl);
+	start_closing(c);
+}
+
+/* A request refused before any upstream byte: one record, then answer
+ * (or just close when the client already got 200). */
+static void refuse(struct conn *c, const char *event, int status,
+		   const char *reason, const char *detail)
+{
+	conn_log(c, event, reason, detail, false);
+	if (status > 0)
+		reply_error(c, status, reason, detail);
+	else
+		start_closing(c);
+}
+
+/* ---- accept ---- */
+
+static void reject_now(struct worker *w, int fd, const char *client)
+{
+	static const char resp[] =
+		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+		"Connection: close\r\nX-AgentSafe-Reason: max_connections\r\n\r\n";
+	struct egress_record r;
+	char id[48];
+	egress_log_next_id(w->srv->log, id, sizeof id);
+	egress_record_init(&r);
+	r.id = id;
+	r.event = "deny";
+	r.client = client;
+	r.reason = "max_connections";
+	r.message = "too many connections; refused before reading the request";
+	(void)egress_log_write(w->srv->log, &r);
+	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
+{
+	struct proxy_server *s = w->srv;
+	struct policy *p = proxy_policy_get(s);
+	struct policy_limits lim = *policy_get_limits(p);
+	policy_unref(p);
+	char client[PROXY_ADDRSTR_MAX];
+	proxy_format_addr(sa, client, sizeof client);
+
+	bool reject = false;
+	unsigned n = atomic_fetch_add(&s->nconns, 1) + 1;
+	if (lim.max_connections > 0 && n > lim.max_connections) {
+		atomic_fetch_sub(&s->nconns, 1);
+		unsigned r = atomic_fetch_add(&s->nrejecting, 1) + 1;
+		if (r > REJECT_MAX || w->draining) {
+			atomic_fetch_sub(&s->nrejecting, 1);
+			reject_now(w, fd, client);
+			return;
+		}
+		reject = true;
+	}
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+
+	struct conn *c = calloc(1, sizeof *c);
+	if (c != NULL) {
+		c->cbev = bufferevent_socket_new(w->base, fd,
+						 BEV_OPT_CLOSE_ON_FREE);
+		c->timer = evtimer_new(w->base, timer_cb, c);
+	}
+	if (c == NULL || c->cbev == NULL || c->timer == NULL) {
+		fprintf(stderr, PROXY_PREFIX "out of memory accepting %s\n",
+			client);
+		if (c != NULL && c->cbev != NULL)
+			bufferevent_free(c->cbev);
+		else
+			close(fd);
+		if (c != NULL && c->timer != NULL)
+			event_free(c->timer);
+		free(c);
+		if (reject)
+			atomic_fetch_sub(&s->nrejecting, 1);
+		else
+			atomic_fetch_sub(&s->nconns, 1);
+		return;
+	}
+	c->w = w;
+	c->reject = reject;
+	c->counted = !reject;
+	c->first = true;
+	c->limits = lim;
+	memcpy(c->client, client, sizeof c->client);
+	c->next = w->conns;
+	if (w->conns != NULL)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+
+	reset_request(c);
+	c->state = CS_HEAD;
+	bufferevent_setcb(c->cbev, client_read_cb, client_write_cb,
+			  client_event_cb, c);
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setwatermark(c->cbev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_enable(c->cbev, EV_READ);
+	arm_timer(c, lim.header_timeout_ms);
+}
+
+/* ---- request head ---- */
+
+static void handle_request(struct conn *c, const struct http_request *req);
+
+static void head_try(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in);
+	if (len == 0)
+		return;
+	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
+	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+	if (buf == NULL) {
+		refuse(c, "error", 503, "internal", "out of memory");
+		return;
+	}
+	struct http_request *req = malloc(sizeof *req);
+	if (req == NULL) {
+		refuse(c, "error", 503, "internal", "out of memory");
+		return;
+	}
+	char err[256] = "";
+	enum http_parse_result r =
+		http_parse_request(buf, take, req, err, sizeof err);
+	int status = 0;
+	switch (r) {
+	case HTTP_OK:
+		break;
+	case HTTP_NEED_MORE:
+		if (take > HTTP_HEAD_MAX)
+			status = 431;
+		break;
+	case HTTP_TOO_LARGE:
+		status = 431;
+		break;
+	case HTTP_BAD_VERSION:
+		status = 505;
+		break;
+	case HTTP_NOT_IMPLEMENTED:
+		status = 501;
+		break;
+	case HTTP_BAD:
+	default:
+		status = 400;
+		break;
+	}
+	if (status != 0) {
+		free(req);
+		if (err[0] == '\0')
+			snprintf(err, sizeof err, "request head is too large");
+		evtimer_del(c->timer);
+		refuse(c, "deny", status, "bad_request", err);
+		return;
+	}
+	if (r == HTTP_NEED_MORE) {
+		free(req);
+		return;
+	}
+	evtimer_del(c->timer);
+	handle_request(c, req);
+	free(req);
+}
+
+static void resolve(struct conn *c);
+static void check_addrs_and_go(struct conn *c);
+
+static void handle_request(struct conn *c, const struct http_request *req)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	char err[POLICY_ERR_MAX];
+	const char *raw_host = req->host;
+	char hostbuf[POLICY_HOST_MAX + 3];
+
+	copy_str(c->method, sizeof c->method, req->method, req->method_len);
+	c->port = req->port;
+	c->is_connect = req->is_connect;
+	c->version_minor = req->version_minor;
+	c->client_keep_alive = req->keep_alive;
+	/* An IPv6 literal may arrive bracketed; matching wants it bare. */
+	size_t hl = strlen(raw_host);
+	if (hl >= 2 && raw_host[0] == '[' && raw_host[hl - 1] == ']' &&
+	    hl - 2 < sizeof hostbuf) {
+		memcpy(hostbuf, raw_host + 1, hl - 2);
+		hostbuf[hl - 2] = '\0';
+		raw_host = hostbuf;
+		hl -= 2;
+	}
+	if (policy_host_normalize(raw_host, hl, c->host, sizeof c->host, err,
+				  sizeof err) != 0)
+		copy_str(c->host, sizeof c->host, raw_host, hl);
+
+	if (c->reject) {
+		evbuffer_drain(in, req->head_len);
+		refuse(c, "deny", 503, "max_connections",
+		       "too many open connections");
+		return;
+	}
+	if (!req->is_connect && !req->is_absolute) {
+		evbuffer_drain(in, req->head_len);
+		refuse(c, "deny", 400, "bad_request",
+		       "origin-form request: send CONNECT host:port or an "
+		       "absolute http:// URI to this proxy");
+		return;
+	}
+	if (!req->is_connect) {
+		if (fwd_check_host(req, err, sizeof err) != 0) {
+			evbuffer_drain(in, req->head_len);
+			refuse(c, "deny", 400, "bad_request", err);
+			return;
+		}
+		char *head = malloc(FWD_HEAD_MAX);
+		long n = head ? fwd_build_request(req, head, FWD_HEAD_MAX)
+			      : -ENOMEM;
+		if (n < 0) {
+			free(head);
+			evbuffer_drain(in, req->head_len);
+			refuse(c, "deny", 431, "bad_request",
+			       "rewritten request head is too large");
+			return;
+		}
+		c->fwd_head = head;
+		c->fwd_head_len = (size_t)n;
+		c->req_body = req->body;
+		c->req_remaining = req->content_length;
+		http_chunked_init(&c->req_chunked);
+		c->is_head_method = req->method_len == 4 &&
+				    memcmp(req->method, "HEAD", 4) == 0;
+	}
+	evbuffer_drain(in, req->head_len);
+
+	struct policy_decision d;
+	c->pol = proxy_policy_get(c->w->srv);
+	c->limits = *policy_get_limits(c->pol);
+	policy_match(c->pol, raw_host, req->port, &d);
+	if (d.rule != NULL) {
+		c->rule = strdup(d.rule);
+		if (c->rule == NULL) {
+			refuse(c, "error", 503, "internal", "out of memory");
+			return;
+		}
+	}
+	c->require_tls = c->is_connect && d.require_tls;
+	if (d.verdict != POLICY_ALLOW) {
+		refuse(c, "deny", 403, d.reason, NULL);
+		return;
+	}
+
+	/* The decision is made: the client must wait for us now. */
+	bufferevent_disable(c->cbev, EV_READ);
+	if (policy_host_is_ip_literal(c->host)) {
+		struct sockaddr_storage *ss = &c->addrs[0];
+		memset(ss, 0, sizeof *ss);
+		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+		if (inet_pton(AF_INET, c->host, &a4->sin_addr) == 1) {
+			a4->sin_family = AF_INET;
+			a4->sin_port = htons(c->port);
+			c->addrlens[0] = sizeof *a4;
+		} else if (inet_pton(AF_INET6, c->host, &a6->sin6_addr) == 1) {
+			a6->sin6_family = AF_INET6;
+			a6->sin6_port = htons(c->port);
+			c->addrlens[0] = sizeof *a6;
+		} else {
+			refuse(c, "deny", 403, "bad_host", NULL);
+			return;
+		}
+		c->naddrs = 1;
+		check_addrs_and_go(c);
+		return;
+	}
+	resolve(c);
+}
+
+/* ---- resolution and the address guard ---- */
+
+static void dns_result(struct conn *c);
+
+static void dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	if (result == EVUTIL_EAI_CANCEL) {
+		/* Cancelled by release_upstream: arg may be gone. */
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		return;
+	}
+	struct conn *c = arg;
+	c->dnsreq = NULL;
+	c->dns_err = result;
+	c->dns_ai = ai;
+	c->dns_done = true;
+	if (!c->dns_sync)
+		dns_result(c);
+}
+
+static void resolve(struct conn *c)
+{
+	struct evutil_addrinfo hints;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	c->state = CS_RESOLVE;
+	c->dns_done = false;
+	c->dns_sync = true;
+	struct evdns_getaddrinfo_request *rq = evdns_getaddrinfo(
+		c->w->dns, c->host, NULL, &hints, dns_cb, c);
+	c->dns_sync = false;
+	if (c->dns_done) {
+		dns_result(c);
+		return;
+	}
+	if (rq == NULL) {
+		refuse(c, "error", 502, "dns_failure", "resolver failed");
+		return;
+	}
+	if (c->w->dns_hosts_only) {
+		/* Not in the hosts file and no --dns server: nothing else
+		 * may answer. */
+		evdns_getaddrinfo_cancel(rq);
+		refuse(c, "error", 502, "dns_failure",
+		       "name is not in the --hosts file and no --dns server "
+		       "is configured");
+		return;
+	}
+	c->dnsreq = rq;
+	arm_timer(c, c->limits.connect_timeout_ms);
+}
+
+static void dns_result(struct conn *c)
+{
+	evtimer_del(c->timer);
+	struct evutil_addrinfo *ai = c->dns_ai;
+	c->dns_ai = NULL;
+	if (c->dns_err != 0 || ai == NULL) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "cannot resolve %s: %s", c->host,
+			 c->dns_err ? evutil_gai_strerror(c->dns_err)
+				    : "no address");
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		refuse(c, "error", 502, "dns_failure", msg);
+		return;
+	}
+	c->naddrs = 0;
+	for (struct evutil_addrinfo *a = ai; a != NULL; a = a->ai_next) {
+		if (c->naddrs == CONN_ADDRS_MAX)
+			break;
+		if ((a->ai_family != AF_INET && a->ai_family != AF_INET6) ||
+		    a->ai_addrlen > sizeof(struct sockaddr_storage))
+			continue;
+		memcpy(&c->addrs[c->naddrs], a->ai_addr, a->ai_addrlen);
+		c->addrlens[c->naddrs] = (socklen_t)a->ai_addrlen;
+		((struct sockaddr_in *)&c->addrs[c->naddrs])->sin_port =
+			htons(c->port); /* same offset for v4 and v6 */
+		c->naddrs++;
+	}
+	evutil_freeaddrinfo(ai);
+	check_addrs_and_go(c);
+}
+
+static void send_established(struct conn *c)
+{
+	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
+	bufferevent_write(c->cbev, ok, sizeof ok - 1);
+}
+
+/* Keep only the addresses the policy lets us reach, in resolver order;
+ * the connection goes to one of exactly these (no second lookup). */
+static void check_addrs_and_go(struct conn *c)
+{
+	size_t kept = 0;
+	struct policy_decision first_refusal;
+	bool refused = false;
+	memset(&first_refusal, 0, sizeof first_refusal);
+	char refused_ip[PROXY_ADDRSTR_MAX] = "";
+	for (size_t i = 0; i < c->naddrs; i++) {
+		struct policy_decision d;
+		policy_check_addr(c->pol, (struct sockaddr *)&c->addrs[i],
+				  c->port, &d);
+		if (d.verdict == POLICY_ALLOW) {
+			if (kept != i) {
+				c->addrs[kept] = c->addrs[i];
+				c->addrlens[kept] = c->addrlens[i];
+			}
+			kept++;
+		} else if (!refused) {
+			refused = true;
+			first_refusal = d;
+			proxy_format_ip((struct sockaddr *)&c->addrs[i],
+					refused_ip, sizeof refused_ip);
+		}
+	}
+	c->naddrs = kept;
+	if (kept == 0) {
+		if (!refused) {
+			refuse(c, "error", 502, "dns_failure",
+			       "no usable address");
+			return;
+		}
+		memcpy(c->ip, refused_ip, sizeof c->ip);
+		if (first_refusal.rule != NULL) {
+			char *r = strdup(first_refusal.rule);
+			if (r != NULL) {
+				free(c->rule);
+				c->rule = r;
+			}
+		}
+		refuse(c, "deny", 403, first_refusal.reason, NULL);
+		return;
+	}
+	/* The decision is complete; the rule text is already copied. */
+	policy_unref(c->pol);
+	c->pol = NULL;
+	proxy_format_ip((struct sockaddr *)&c->addrs[0], c->ip, sizeof c->ip);
+	c->addr_idx = 0;
+	if (c->require_tls) {
+		/* Read the ClientHello before opening anything upstream, so a
+		 * refused tunnel sends nothing at all to the upstream. */
+		c->state = CS_HELLO;
+		send_established(c);
+		bufferevent_setwatermark(c->cbev, EV_READ, 0,
+					 CLIENTHELLO_MAX_BYTES + 1);
+		bufferevent_enable(c->cbev, EV_READ);
+		arm_timer(c, c->limits.header_timeout_ms);
+		return;
+	}
+	c->state = CS_CONNECT;
+	arm_timer(c, c->limits.connect_timeout_ms);
+	connect_next(c);
+}
+
+/* ---- ClientHello ---- */
+
+static void hello_try(struct conn *c, bool eof)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	size_t len = evbuffer_get_length(in);
+	size_t take = len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1
+						      : len;
+	char sni[256] = "";
+	enum clienthello_result r = CH_NEED_MORE;
+	if (take > 0) {
+		const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)take);
+		if (buf == NULL) {
+			refuse(c, "error", 0, "internal", "out of memory");
+			return;
+		}
+		r = clienthello_parse(buf, take, sni, sizeof sni);
+	}
+	if (r == CH_NEED_MORE && take > CLIENTHELLO_MAX_BYTES)
+		r = CH_TOO_LARGE;
+	if (r == CH_NEED_MORE) {
+		if (eof) {
+			evtimer_del(c->timer);
+			refuse(c, "deny", 0,
+			       len ? "bad_clienthello" : "client_closed",
+			       "connection closed before a complete "
+			       "ClientHello");
+		}
+		return;
+	}
+	evtimer_del(c->timer);
+	switch (r) {
+	case CH_OK:
+		break;
+	case CH_NO_SNI:
+		refuse(c, "deny", 0, "no_sni",
+		       "ClientHello carries no server name");
+		return;
+	case CH_NOT_TLS:
+		refuse(c, "deny", 0, "not_tls",
+		       "first bytes after CONNECT are not a TLS handshake");
+		return;
+	default:
+		refuse(c, "deny", 0, "bad_clienthello",
+		       clienthello_result_str(r));
+		return;
+	}
+	copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
+	char norm[POLICY_HOST_MAX + 1];
+	char err[POLICY_ERR_MAX];
+	if (policy_host_normalize(sni, strlen(sni), norm, sizeof norm, err,
+				  sizeof err) != 0) {
+		refuse(c, "deny", 0, "sni_mismatch", err);
+		return;
+	}
+	if (strcmp(norm, c->host) != 0) {
+		refuse(c, "deny", 0, "sni_mismatch",
+		       "SNI differs from the CONNECT host");
+		return;
+	}
+	bufferevent_disable(c->cbev, EV_READ);
+	c->state = CS_CONNECT;
+	arm_timer(c, c->limits.connect_timeout_ms);
+	connect_next(c);
+}
+
+/* ---- connect ---- */
+
+static void connect_failed(struct conn *c, const char *reason, int status)
+{
+	char msg[200];
+	if (c->last_connect_errno != 0)
+		snprintf(msg, sizeof msg, "cannot connect to %s port %u: %s",
+			 c->ip, c->port, strerror(c->last_connect_errno));
+	else
+		snprintf(msg, sizeof msg, "cannot connect to %s port %u",
+			 c->ip, c->port);
+	evtimer_del(c->timer);
+	/* After 200 (a TLS tunnel checked first) there is no status line
+	 * left to send: the client just sees the close. */
+	refuse(c, "error", c->require_tls ? 0 : status, reason, msg);
+}
+
+static void connect_next(struct conn *c)
+{
+	while (c->addr_idx < c->naddrs) {
+		size_t i = c->addr_idx;
+		proxy_format_ip((struct sockaddr *)&c->addrs[i], c->ip,
+				sizeof c->ip);
+		c->ubev = bufferevent_socket_new(c->w->base, -1,
+						 BEV_OPT_CLOSE_ON_FREE);
+		if (c->ubev == NULL) {
+			c->last_connect_errno = ENOMEM;
+			break;
+		}
+		bufferevent_setcb(c->ubev, upstream_read_cb, upstream_write_cb,
+				  upstream_event_cb, c);
+		if (bufferevent_socket_connect(c->ubev,
+					       (struct sockaddr *)&c->addrs[i],
+					       (int)c->addrlens[i]) == 0)
+			return; /* upstream_event_cb reports the outcome */
+		c->last_connect_errno = errno;
+		bufferevent_free(c->ubev);
+		c->ubev = NULL;
+		c->addr_idx++;
+	}
+	connect_failed(c, "upstream_unreachable", 502);
+}
+
+static void fwd_start(struct conn *c);
+
+static void connected(struct conn *c)
+{
+	evtimer_del(c->timer);
+	int fd = bufferevent_getfd(c->ubev);
+	int one = 1;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	bufferevent_setwatermark(c->ubev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	clock_gettime(CLOCK_MONOTONIC, &c->t_open);
+	c->last_activity = c->t_open;
+	if (c->idle_timer == NULL)
+		c->idle_timer = evtimer_new(c->w->base, timer_cb, c);
+	if (c->idle_timer == NULL) {
+		refuse(c, "error", c->require_tls ? 0 : 503, "internal",
+		       "out of memory");
+		return;
+	}
+	if (c->is_connect) {
+		if (!c->require_tls)
+			send_established(c);
+		conn_log(c, "open", NULL, NULL, false);
+		relay_start(c);
+	} else {
+		conn_log(c, "open", NULL, NULL, false);
+		fwd_start(c);
+	}
+	unsigned ms = c->limits.idle_timeout_ms;
+	if (ms > 0 && c->idle_timer != NULL &&
+	    (c->state == CS_RELAY || c->state == CS_FWD)) {
+		struct timeval tv = {(time_t)(ms / 1000),
+				     (suseconds_t)((ms % 1000) * 1000)};
+		evtimer_add(c->idle_timer, &tv);
+	}
+}
+
+/* ---- plain-HTTP forward ---- */
+
+/* The request or the response broke off: record it, tell the client if it
+ * has seen nothing yet, and close. */
+static void fwd_abort(struct conn *c, const char *reason, int status,
+		      const char *detail)
+{
+	conn_log(c, "close", reason, detail, true);
+	if (!c->resp_started && status > 0)
+		reply_error(c, status, reason, detail);
+	else
+		start_closing(c);
+}
+
+static void fwd_start(struct conn *c)
+{
+	c->state = CS_FWD;
+	bufferevent_write(c->ubev, c->fwd_head, c->fwd_head_len);
+	c->bytes_up += (int64_t)c->fwd_head_len;
+	free(c->fwd_head);
+	c->fwd_head = NULL;
+	c->req_done = c->req_body == HTTP_BODY_NONE;
+	c->resp_started = false;
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, 0);
+	bufferevent_enable(c->ubev, EV_READ);
+	if (!c->req_done) {
+		bufferevent_enable(c->cbev, EV_READ);
+		fwd_pump_request(c);
+	}
+}
+
+static bool out_full(struct bufferevent *dst)
+{
+	return evbuffer_get_length(bufferevent_get_output(dst)) >=
+	       RELAY_BUF_MAX;
+}
+
+static void fwd_pump_request(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *out = bufferevent_get_output(c->ubev);
+	while (!c->req_done && evbuffer_get_length(in) > 0) {
+		if (out_full(c->ubev)) {
+			bufferevent_disable(c->cbev, EV_READ);
+			return;
+		}
+		size_t n;
+		size_t len = evbuffer_get_length(in);
+		if (c->req_body == HTTP_BODY_LENGTH) {
+			n = len < c->req_remaining ? len
+						   : (size_t)c->req_remaining;
+			c->req_remaining -= n;
+			if (c->req_remaining == 0)
+				c->req_done = true;
+		} else {
+			struct evbuffer_iovec v;
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				break;
+			long k = http_chunked_feed(&c->req_chunked,
+						   v.iov_base, v.iov_len);
+			if (k < 0) {
+				fwd_abort(c, "bad_request", 400,
+					  "malformed chunked request body");
+				return;
+			}
+			n = (size_t)k;
+			if (c->req_chunked.done)
+				c->req_done = true;
+			else if (n < v.iov_len)
+				break; /* parser wants nothing more now */
+		}
+		evbuffer_remove_buffer(in, out, n);
+		c->bytes_up += (int64_t)n;
+	}
+	if (c->req_done)
+		bufferevent_disable(c->cbev, EV_READ);
+	else
+		bufferevent_enable(c->cbev, EV_READ);
+}
+
+/* The response is complete: one close record, then the next request on a
+ * kept-alive connection or a graceful close. */
+static void fwd_complete(struct conn *c)
+{
+	conn_log(c, "close", "complete", NULL, true);
+	release_upstream(c);
+	if (!c->keep_alive || !c->req_done || c->c_eof || c->w->draining) {
+		start_closing(c);
+		return;
+	}
+	c->first = false;
+	reset_request(c);
+	struct policy *p = proxy_policy_get(c->w->srv);
+	c->limits = *policy_get_limits(p);
+	policy_unref(p);
+	c->state = CS_HEAD;
+	bufferevent_setwatermark(c->cbev, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_enable(c->cbev, EV_READ);
+	arm_timer(c, c->limits.header_timeout_ms);
+	head_try(c);
+}
+
+static void fwd_upstream_read(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->ubev);
+	struct evbuffer *out = bufferevent_get_output(c->cbev);
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+	while (!c->resp_started) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
+		const char *buf =
+			(const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+		struct http_response *resp = malloc(sizeof *resp);
+		char err[256] = "";
+		if (buf == NULL || resp == NULL) {
+			free(resp);
+			fwd_abort(c, "internal", 502, "out of memory");
+			return;
+		}
+		enum http_parse_result r = http_parse_response(
+			buf, take, c->is_head_method, resp, err, sizeof err);
+		if (r == HTTP_NEED_MORE && take <= HTTP_HEAD_MAX) {
+			free(resp);
+			return;
+		}
+		if (r != HTTP_OK) {
+			free(resp);
+			fwd_abort(c, "bad_response", 502,
+				  err[0] ? err : "response head too large");
+			return;
+		}
+		if (resp->status >= 100 && resp->status < 200) {
+			if (resp->status == 101) {
+				free(resp);
+				fwd_abort(c, "bad_response", 502,
+					  "upstream switched protocols "
+					  "unasked");
+				return;
+			}
+			/* Interim responses (100 Continue) pass as is. */
+			evbuffer_remove_buffer(in, out, resp->head_len);
+			c->bytes_down += (int64_t)resp->head_len;
+			free(resp);
+			continue;
+		}
+		c->keep_alive = c->client_keep_alive &&
+				resp->body != HTTP_BODY_CLOSE &&
+				!c->w->draining;
+		char *head = malloc(FWD_HEAD_MAX);
+		long n = head ? fwd_build_response(buf, resp, c->version_minor,
+						   c->keep_alive, head,
+						   FWD_HEAD_MAX)
+			      : -ENOMEM;
+		if (n < 0) {
+			free(head);
+			free(resp);
+			fwd_abort(c, "bad_response", 502,
+				  "rewritten response head too large");
+			return;
+		}
+		evbuffer_drain(in, resp->head_len);
+		bufferevent_write(c->cbev, head, (size_t)n);
+		c->bytes_down += n;
+		c->resp_started = true;
+		c->resp_body = resp->body;
+		c->resp_remaining = resp->content_length;
+		http_chunked_init(&c->resp_chunked);
+		free(head);
+		free(resp);
+		if (c->resp_body == HTTP_BODY_NONE ||
+		    (c->resp_body == HTTP_BODY_LENGTH &&
+		     c->resp_remaining == 0)) {
+			fwd_complete(c);
+			return;
+		}
+	}
+	for (;;) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			return;
+		if (out_full(c->cbev)) {
+			bufferevent_disable(c->ubev, EV_READ);
+			return;
+		}
+		size_t n = len;
+		bool done = false;
+		if (c->resp_body == HTTP_BODY_LENGTH) {
+			if (n > c->resp_remaining)
+				n = (size_t)c->resp_remaining;
+			c->resp_remaining -= n;
+			done = c->resp_remaining == 0;
+		} else if (c->resp_body == HTTP_BODY_CHUNKED) {
+			struct evbuffer_iovec v;
+			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+				return;
+			long k = http_chunked_feed(&c->resp_chunked,
+						   v.iov_base, v.iov_len);
+			if (k < 0) {
+				fwd_abort(c, "bad_response", 0,
+					  "malformed chunked response body");
+				return;
+			}
+			n = (size_t)k;
+			done = c->resp_chunked.done;
+			if (!done && n < v.iov_len)
+				return;
+		}
+		evbuffer_remove_buffer(in, out, n);
+		c->bytes_down += (int64_t)n;
+		if (done) {
+			fwd_complete(c);
+			return;
+		}
+	}
+}
+
+/* ---- callbacks ---- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	switch (c->state) {
+	case CS_HEAD:
+		head_try(c);
+		break;
+	case CS_HELLO:
+		hello_try(c, false);
+		break;
+	case CS_RELAY:
+		relay_client_read(c);
+		break;
+	case CS_FWD:
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+		fwd_pump_request(c);
+		break;
+	case CS_CLOSING: {
+		struct evbuffer *in = bufferevent_get_input(c->cbev);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+	switch (c->state) {
+	case CS_RELAY:
+		relay_write_drained(c, true);
+		break;
+	case CS_FWD:
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+		if (left < RELAY_BUF_MAX && c->resp_started) {
+			bufferevent_enable(c->ubev, EV_READ);
+			fwd_upstream_read(c);
+		}
+		break;
+	case CS_CLOSING:
+		if (left == 0 && !c->c_shut) {
+			shutdown(bufferevent_getfd(bev), SHUT_WR);
+			c->c_shut = true;
+			if (c->c_eof)
+				conn_free(c);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	bool eof = (what & BEV_EVENT_EOF) != 0;
+	bool error = (what & BEV_EVENT_ERROR) != 0;
+	if (!eof && !error)
+		return;
+	int e = EVUTIL_SOCKET_ERROR();
+	switch (c->state) {
+	case CS_HEAD:
+		c->c_eof = true;
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0) {
+			/* Parse what arrived once more: a complete head
+			 * followed by EOF is still a request. */
+			head_try(c);
+			if (c->state == CS_HEAD) {
+				evtimer_del(c->timer);
+				conn_log(c, "deny", "bad_request",
+					 "connection closed before the request "
+					 "head was complete",
+					 false);
+				conn_free(c);
+			}
+			return;
+		}
+		conn_free(c);
+		return;
+	case CS_HELLO:
+		c->c_eof = true;
+		if (error) {
+			evtimer_del(c->timer);
+			refuse(c, "deny", 0, "client_reset",
+			       "client reset before a complete ClientHello");
+			return;
+		}
+		hello_try(c, true);
+		return;
+	case CS_RELAY:
+		relay_event(c, true, what);
+		return;
+	case CS_FWD:
+		c->c_eof = true;
+		if (error) {
+			fwd_abort(c, e == ECONNRESET ? "client_reset"
+						     : "client_error",
+				  0, NULL);
+			return;
+		}
+		if (!c->req_done) {
+			fwd_abort(c, "client_closed", 0,
+				  "client closed before the request body "
+				  "ended");
+			return;
+		}
+		return; /* keep sending the response */
+	case CS_CLOSING:
+		c->c_eof = true;
+		if (error || c->c_shut)
+			conn_free(c);
+		else
+			bufferevent_disable(c->cbev, EV_READ);
+		return;
+	default:
+		/* Reading is off while resolving/connecting; an error
+		 * here means the client is gone. */
+		c->c_eof = true;
+		refuse(c, "error", 0, "client_closed",
+		       "client left before the upstream connection was made");
+		return;
+	}
+}
+
+static void upstream_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->state == CS_RELAY)
+		relay_upstream_read(c);
+	else if (c->state == CS_FWD)
+		fwd_upstream_read(c);
+}
+
+static void upstream_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->state == CS_RELAY) {
+		relay_write_drained(c, false);
+	} else if (c->state == CS_FWD) {
+		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+		if (!c->req_done && !c->c_eof && !out_full(c->ubev)) {
+			bufferevent_enable(c->cbev, EV_READ);
+			fwd_pump_request(c);
+		}
+	}
+}
+
+static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->state == CS_CONNECT) {
+		if (what & BEV_EVENT_CONNECTED) {
+			connected(c);
+			return;
+		}
+		if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+			int e = EVUTIL_SOCKET_ERROR();
+			c->last_connect_errno = e ? e : ECONNREFUSED;
+			bufferevent_free(c->ubev);
+			c->ubev = NULL;
+			c->addr_idx++;
+			connect_next(c);
+		}
+		return;
+	}
+	if (c->state == CS_RELAY) {
+		relay_event(c, false, what);
+		return;
+	}
+	if (c->state == CS_FWD) {
+		if (what & BEV_EVENT_EOF) {
+			/* The read callback has consumed what arrived. */
+			if (c->resp_started &&
+			    c->resp_body == HTTP_BODY_CLOSE) {
+				c->keep_alive = false;
+				fwd_complete(c);
+				return;
+			}
+			fwd_abort(c, "upstream_closed", 502,
+				  "upstream closed before the response "
+				  "ended");
+			return;
+		}
+		if (what & BEV_EVENT_ERROR) {
+			fwd_abort(c, "upstream_reset", 502,
+				  "upstream connection failed");
+			return;
+		}
+	}
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	char msg[512];
+	switch (c->state) {
+	case CS_HEAD:
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
+		    !c->first) {
+			conn_free(c); /* idle keep-alive connection */
+			return;
+		}
+		snprintf(msg, sizeof msg,
+			 "no complete request head within %u ms",
+			 c->limits.header_timeout_ms);
+		refuse(c, "deny", 408, "timeout", msg);
+		return;
+	case CS_RESOLVE:
+		snprintf(msg, sizeof msg, "resolving %s took over %u ms",
+			 c->host, c->limits.connect_timeout_ms);
+		refuse(c, "error", 502, "dns_failure", msg);
+		return;
+	case CS_HELLO:
+		snprintf(msg, sizeof msg, "no complete ClientHello within %u ms",
+			 c->limits.header_timeout_ms);
+		refuse(c, "deny", 0, "timeout", msg);
+		return;
+	case CS_CONNECT:
+		connect_failed(c, "timeout", 504);
+		return;
+	case CS_RELAY:
+	case CS_FWD: {
+		/* The idle timer: close only if nothing moved for a whole
+		 * idle_timeout, else sleep for the rest of it. */
+		int64_t idle = c->limits.idle_timeout_ms;
+		int64_t since = conn_ms_since(&c->last_activity);
+		if (since >= idle) {
+			if (c->state == CS_RELAY) {
+				conn_log(c, "close", "idle_timeout", NULL,
+					 true);
+				conn_free(c);
+			} else {
+				fwd_abort(c, "idle_timeout", 504,
+					  "upstream idle too long");
+			}
+			return;
+		}
+		int64_t rest = idle - since;
+		struct timeval tv = {(time_t)(rest / 1000),
+				     (suseconds_t)((rest % 1000) * 1000)};
+		evtimer_add(c->idle_timer, &tv);
+		return;
+	}
+	case CS_CLOSING:
+	default:
+		conn_free(c);
+		return;
+	}
+}
+
+/* SIGTERM's grace period is over: close what is still open, with the
+ * record that says so. */
+void conn_shutdown(struct conn *c)
+{
+	switch (c->state) {
+	case CS_RELAY:
+	case CS_FWD:
+		conn_log(c, "close", "shutdown", NULL, true);
+		break;
+	case CS_RESOLVE:
+	case CS_CONNECT:
+	case CS_HELLO:
+		conn_log(c, "error", "shutdown",
+			 "proxy stopped before the connection was made", false);
+		break;
+	default:
+		break;
+	}
+	conn_free(c);
+}
+
+void conn_finish_request(struct conn *c, const char *reason)
+{
+	conn_log(c, "close", reason, NULL, true);
+	conn_free(c);
+}

@@ -1,0 +1,39 @@
+/* agentsafe-proxy server: binds the listeners, runs one libevent worker per
+ * core, and handles signals (reload, log reopen, drain) on the main thread.
+ * main.c parses the command line into a proxy_config and calls these. */
+#ifndef AGENTSAFE_PROXY_H
+#define AGENTSAFE_PROXY_H
+
+#include <stddef.h>
+
+#define PROXY_DEFAULT_LISTEN "127.0.0.1:3128"
+
+struct proxy_config {
+	const char *policy_path;
+	const char *const *listen; /* ADDR:PORT; port 0 = kernel's choice */
+	size_t nlisten;
+	const char *log_path; /* "-" = stdout */
+	const char *session;
+	const char *hosts_path;  /* with dns: the only resolver sources */
+	const char *const *dns;  /* ADDR[:PORT] */
+	size_t ndns;
+	unsigned workers; /* 0 = one per online CPU */
+	const char *user; /* NULL = keep the uid */
+};
+
+struct proxy_server;
+
+/* Load the policy, open the log, bind every listener (one SO_REUSEPORT
+ * socket per worker and address). Runs with the privileges it was started
+ * with. Returns 0 or a negative errno with a sentence in err. */
+int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
+		     char *err, size_t errlen);
+
+/* Drop privileges, start the workers, print "listening on ADDR:PORT" per
+ * listener, then serve until SIGTERM/SIGINT and drain. Returns 0 after a
+ * clean drain, or a negative errno with a sentence in err. */
+int proxy_server_run(struct proxy_server *srv, char *err, size_t errlen);
+
+void proxy_server_free(struct proxy_server *srv);
+
+#endif

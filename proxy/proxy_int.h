@@ -1,0 +1,165 @@
+/* Internal structures of agentsafe-proxy shared by server.c (workers,
+ * policy swap), conn.c (request handling) and relay.c (tunnel relay). Not
+ * for use outside proxy/. */
+#ifndef AGENTSAFE_PROXY_INT_H
+#define AGENTSAFE_PROXY_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "egress_log.h"
+#include "http_parse.h"
+#include "netutil.h"
+#include "policy.h"
+#include "proxy.h"
+
+#define PROXY_PREFIX "agentsafe-proxy: "
+
+/* Most bytes queued toward one side of a tunnel before the proxy stops
+ * reading from the other side (backpressure bound per direction). */
+#define RELAY_BUF_MAX (64 * 1024)
+/* Most resolved addresses kept per request (tried in order). */
+#define CONN_ADDRS_MAX 8
+/* Connections over max_connections are answered 503 after their request
+ * head is read; beyond this many at once they are refused immediately. */
+#define REJECT_MAX 256
+/* How long SIGTERM waits for open connections before closing them. */
+#define DRAIN_GRACE_MS 3000
+/* How long a refused client may keep sending before we close for good. */
+#define LINGER_MS 2000
+
+struct conn;
+
+struct worker {
+	struct proxy_server *srv;
+	unsigned index;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct evdns_base *dns;
+	bool dns_hosts_only; /* --hosts without --dns: never query */
+	struct evconnlistener **listeners; /* one per --listen */
+	struct event *shutdown_ev;         /* activated by the main thread */
+	struct event *drain_timer;
+	struct event *accept_resume; /* re-enables listeners after EMFILE */
+	bool draining;
+	struct conn *conns; /* doubly linked, for drain */
+	size_t nconns;
+};
+
+struct proxy_server {
+	struct proxy_config cfg;
+	struct egress_log *log;
+	pthread_mutex_t policy_lock; /* guards `policy` across get+ref */
+	struct policy *policy;
+	atomic_uint nconns;     /* client connections, all workers */
+	atomic_uint nrejecting; /* over-limit connections being answered */
+	unsigned nworkers;
+	struct worker *workers;
+	size_t nlisten;
+	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
+	int *fds;                        /* [worker * nlisten + i] */
+};
+
+/* Current policy with a reference the caller must drop (policy_unref). */
+struct policy *proxy_policy_get(struct proxy_server *srv);
+
+enum conn_state {
+	CS_HEAD,    /* reading a request head */
+	CS_RESOLVE, /* waiting for evdns */
+	CS_HELLO,   /* 200 sent, reading the ClientHello */
+	CS_CONNECT, /* connecting upstream */
+	CS_RELAY,   /* CONNECT tunnel established */
+	CS_FWD,     /* plain-HTTP request in flight */
+	CS_CLOSING, /* answer queued; flush, then linger and free */
+};
+
+struct conn {
+	struct worker *w;
+	struct conn *prev, *next;
+	enum conn_state state;
+	bool reject;       /* over max_connections: answer 503 */
+	bool first;        /* no request finished on this connection yet */
+	bool counted;      /* holds a slot in srv->nconns */
+	struct bufferevent *cbev; /* client */
+	struct bufferevent *ubev; /* upstream */
+	struct event *timer;      /* header / connect / hello / linger */
+	struct event *idle_timer; /* relay idle check */
+	struct timespec t_start, t_open, last_activity;
+	struct policy_limits limits;
+	struct policy *pol; /* held from policy_match to policy_check_addr */
+
+	/* What the log needs, filled in as it becomes known. */
+	char client[PROXY_ADDRSTR_MAX];
+	char id[48];
+	char method[32];
+	char host[POLICY_HOST_MAX + 1];
+	uint16_t port;
+	char sni[256];
+	char ip[PROXY_ADDRSTR_MAX];
+	char *rule;
+	bool is_connect;
+	bool require_tls;
+
+	/* Resolution and connect. */
+	struct evdns_getaddrinfo_request *dnsreq;
+	bool dns_sync, dns_done;
+	int dns_err;
+	struct evutil_addrinfo *dns_ai;
+	struct sockaddr_storage addrs[CONN_ADDRS_MAX];
+	socklen_t addrlens[CONN_ADDRS_MAX];
+	size_t naddrs, addr_idx;
+	int last_connect_errno;
+
+	/* Tunnel relay. */
+	int64_t bytes_up, bytes_down;
+	bool c_eof, u_eof;   /* read side finished */
+	bool c_shut, u_shut; /* write side shut down after the peer's EOF */
+
+	/* Plain-HTTP forward of one request. */
+	char *fwd_head; /* rewritten request head for the upstream */
+	size_t fwd_head_len;
+	int version_minor;
+	bool client_keep_alive, keep_alive;
+	bool is_head_method;
+	enum http_body_kind req_body;
+	uint64_t req_remaining;
+	struct http_chunked req_chunked;
+	bool req_done;
+	bool resp_started; /* final response head sent to the client */
+	enum http_body_kind resp_body;
+	uint64_t resp_remaining;
+	struct http_chunked resp_chunked;
+};
+
+/* conn.c */
+void conn_accept(struct worker *w, int fd, const struct sockaddr *sa);
+void conn_free(struct conn *c);
+void conn_shutdown(struct conn *c); /* drain deadline: close with a record */
+void conn_log(struct conn *c, const char *event, const char *reason,
+	      const char *message, bool with_totals);
+void conn_finish_request(struct conn *c, const char *reason);
+int64_t conn_ms_since(const struct timespec *t);
+
+/* relay.c */
+void relay_start(struct conn *c);
+void relay_client_read(struct conn *c);
+void relay_upstream_read(struct conn *c);
+void relay_write_drained(struct conn *c, bool client_side);
+void relay_event(struct conn *c, bool client_side, short what);
+/* Moves up to `limit` bytes from src's input to dst's output, stopping
+ * early (and pausing src) when dst already holds RELAY_BUF_MAX. Returns
+ * bytes moved. */
+size_t relay_move(struct bufferevent *src, struct bufferevent *dst,
+		  size_t limit);
+
+#endif
