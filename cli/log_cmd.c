@@ -1,12 +1,655 @@
-/* Placeholder until the log commands land. */
+/* `agentsafe log`: review egress.log audit trails — filter, follow, pass
+ * JSON through for jq, or summarise per host in one streaming pass whose
+ * memory grows with the number of distinct hosts, never with the log. */
+#include <dirent.h>
+#include <errno.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "log_int.h"
+#include "logread.h"
+
+static const char log_usage[] =
+	"usage: agentsafe log [FILE...] [options]\n"
+	"       agentsafe log suggest [FILE...] [options] [--wildcards] [--apply POLICY]\n"
+	"Reads egress.log files (default: the latest session's log under\n"
+	"$XDG_STATE_HOME/agentsafe/sessions, i.e. ~/.local/state/agentsafe/sessions).\n"
+	"  --session ID     that session's log\n"
+	"  --all            every session's log\n"
+	"  --since T        records at or after T (RFC 3339, or 10m, 2h, 3d ago)\n"
+	"  --until T        records before T\n"
+	"  --denied         only refusals: proxy deny and firewall drop records\n"
+	"  --host PATTERN   only hosts (or drop destinations) matching a glob, e.g. '*.github.com'\n"
+	"  --follow, -f     keep reading as the log grows, across rotation (tail -F)\n"
+	"  --json           print matching records as JSON lines (for jq)\n"
+	"  --summary        per-host counts, bytes, first/last seen, deciding rule;\n"
+	"                   firewall drops grouped by destination; totals\n"
+	"  --no-pager       never page output\n"
+	"Bad lines (truncated, corrupted, unknown fields) are reported on stderr\n"
+	"with their line number and skipped; the exit code is then 1.\n";
+
+int64_t log_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool log_filter_match(const struct log_filter *f, const struct logrec *rec)
+{
+	if (f->since_ms >= 0 && rec->ts_ms < f->since_ms)
+		return false;
+	if (f->until_ms >= 0 && rec->ts_ms >= f->until_ms)
+		return false;
+	if (f->denied && !logrec_is_denied(rec))
+		return false;
+	if (f->session != NULL &&
+	    (rec->session == NULL || strcmp(rec->session, f->session) != 0))
+		return false;
+	if (f->host_pattern != NULL) {
+		const char *h = rec->host != NULL ? rec->host : rec->dst;
+		if (h == NULL || fnmatch(f->host_pattern, h, FNM_CASEFOLD) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* ---- choosing files ---- */
+
+static int add_file(struct log_files *lf, const char *path)
+{
+	if (lf->n == LOG_FILES_MAX)
+		return -E2BIG;
+	char *p = strdup(path);
+	if (p == NULL)
+		return -ENOMEM;
+	lf->path[lf->n++] = p;
+	return 0;
+}
+
+void log_files_free(struct log_files *lf)
+{
+	for (size_t i = 0; i < lf->n; i++)
+		free(lf->path[i]);
+	lf->n = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int log_files_select(struct log_files *lf, int nargs, char **args,
+		     const char *session, bool all, char *err, size_t errlen)
+{
+	for (int i = 0; i < nargs; i++) {
+		if (add_file(lf, args[i]) != 0) {
+			snprintf(err, errlen, "too many files (at most %d)", LOG_FILES_MAX);
+			return -E2BIG;
+		}
+	}
+	if (nargs > 0)
+		return 0;
+	char dir[4096];
+	if (logread_sessions_dir(dir, sizeof dir) != 0) {
+		snprintf(err, errlen, "no HOME or XDG_STATE_HOME to find session logs; pass a FILE");
+		return -ENOENT;
+	}
+	char path[4600];
+	if (session != NULL) {
+		if (strchr(session, '/') != NULL || strcmp(session, "..") == 0) {
+			snprintf(err, errlen, "bad session id '%s'", session);
+			return -EINVAL;
+		}
+		snprintf(path, sizeof path, "%s/%s/egress.log", dir, session);
+		return add_file(lf, path);
+	}
+	DIR *d = opendir(dir);
+	if (d == NULL) {
+		snprintf(err, errlen, "no session logs under %s (%s); pass a FILE",
+			 dir, strerror(errno));
+		return -ENOENT;
+	}
+	struct dirent *e;
+	time_t best_mtime = 0;
+	char best[4600] = "";
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s/egress.log", dir, e->d_name);
+		struct stat st;
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		if (all) {
+			if (add_file(lf, path) != 0)
+				break;
+		} else if (best[0] == '\0' || st.st_mtime > best_mtime ||
+			   (st.st_mtime == best_mtime && strcmp(path, best) > 0)) {
+			best_mtime = st.st_mtime;
+			snprintf(best, sizeof best, "%s", path);
+		}
+	}
+	closedir(d);
+	if (all) {
+		/* Session ids start with a UTC timestamp: name order is time order. */
+		qsort(lf->path, lf->n, sizeof lf->path[0], cmp_str);
+	} else if (best[0] != '\0') {
+		return add_file(lf, best);
+	}
+	if (lf->n == 0) {
+		snprintf(err, errlen, "no session logs under %s; pass a FILE", dir);
+		return -ENOENT;
+	}
+	return 0;
+}
+
+/* ---- human output ---- */
+
+static void human_bytes(long long b, char *buf, size_t len)
+{
+	if (b < 0)
+		snprintf(buf, len, "-");
+	else if (b < 1024)
+		snprintf(buf, len, "%lld B", b);
+	else if (b < 1024 * 1024)
+		snprintf(buf, len, "%.1f KiB", (double)b / 1024.0);
+	else if (b < 1024LL * 1024 * 1024)
+		snprintf(buf, len, "%.1f MiB", (double)b / (1024.0 * 1024.0));
+	else
+		snprintf(buf, len, "%.2f GiB", (double)b / (1024.0 * 1024.0 * 1024.0));
+}
+
+static void print_human(FILE *out, const struct logrec *r, bool color)
+{
+	char target[300];
+	if (strcmp(r->event, "drop") == 0) {
+		if (r->dport >= 0)
+			snprintf(target, sizeof target, "%s %s:%lld",
+				 r->proto ? r->proto : "?", r->dst ? r->dst : "?",
+				 r->dport);
+		else
+			snprintf(target, sizeof target, "%s %s",
+				 r->proto ? r->proto : "?", r->dst ? r->dst : "?");
+	} else if (r->host != NULL && r->port >= 0) {
+		snprintf(target, sizeof target, "%s:%lld", r->host, r->port);
+	} else {
+		snprintf(target, sizeof target, "%s", r->host ? r->host : "-");
+	}
+	bool denied = logrec_is_denied(r) || strcmp(r->event, "error") == 0;
+	const char *on = color && denied ? "\033[1;31m" : "";
+	const char *off = color && denied ? "\033[0m" : "";
+	fprintf(out, "%s  %s%-5s%s  %-7s %-40s %-20s", r->ts, on, r->event, off,
+		r->method ? r->method : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
+		target, r->reason ? r->reason : "");
+	if (strcmp(r->event, "close") == 0) {
+		char up[32], down[32];
+		human_bytes(r->bytes_up, up, sizeof up);
+		human_bytes(r->bytes_down, down, sizeof down);
+		fprintf(out, " up %s down %s", up, down);
+		if (r->duration_ms >= 0)
+			fprintf(out, " in %lld ms", r->duration_ms);
+	}
+	if (r->sni != NULL && (r->host == NULL || strcmp(r->sni, r->host) != 0))
+		fprintf(out, " sni=%s", r->sni);
+	if (r->client != NULL)
+		fprintf(out, " client=%s", r->client);
+	if (r->rule != NULL && strcmp(r->event, "close") != 0)
+		fprintf(out, " rule=%s", r->rule);
+	if (r->message != NULL)
+		fprintf(out, " (%s)", r->message);
+	fputc('\n', out);
+}
+
+/* ---- summary: two small hash tables keyed by host / drop destination ---- */
+
+struct host_stat {
+	char *key;
+	unsigned long long allowed, denied, errors, closes;
+	unsigned long long bytes_up, bytes_down;
+	int64_t first_ms, last_ms;
+	char first_ts[40], last_ts[40];
+	char *rule;
+};
+
+struct stat_table {
+	struct host_stat *slot;
+	size_t cap, n;
+};
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+static struct host_stat *table_get(struct stat_table *t, const char *key)
+{
+	if (t->n * 2 >= t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 256;
+		struct host_stat *s = calloc(cap, sizeof *s);
+		if (s == NULL)
+			return NULL;
+		for (size_t i = 0; i < t->cap; i++) {
+			if (t->slot[i].key == NULL)
+				continue;
+			size_t j = hash_str(t->slot[i].key) & (cap - 1);
+			while (s[j].key != NULL)
+				j = (j + 1) & (cap - 1);
+			s[j] = t->slot[i];
+		}
+		free(t->slot);
+		t->slot = s;
+		t->cap = cap;
+	}
+	size_t j = hash_str(key) & (t->cap - 1);
+	while (t->slot[j].key != NULL) {
+		if (strcmp(t->slot[j].key, key) == 0)
+			return &t->slot[j];
+		j = (j + 1) & (t->cap - 1);
+	}
+	t->slot[j].key = strdup(key);
+	if (t->slot[j].key == NULL)
+		return NULL;
+	t->slot[j].first_ms = -1;
+	t->n++;
+	return &t->slot[j];
+}
+
+static void table_free(struct stat_table *t)
+{
+	for (size_t i = 0; i < t->cap; i++) {
+		free(t->slot[i].key);
+		free(t->slot[i].rule);
+	}
+	free(t->slot);
+}
+
+static void seen(struct host_stat *s, const struct logrec *r)
+{
+	if (s->first_ms < 0 || r->ts_ms < s->first_ms) {
+		s->first_ms = r->ts_ms;
+		snprintf(s->first_ts, sizeof s->first_ts, "%s", r->ts);
+	}
+	if (r->ts_ms >= s->last_ms) {
+		s->last_ms = r->ts_ms;
+		snprintf(s->last_ts, sizeof s->last_ts, "%s", r->ts);
+	}
+}
+
+struct summary {
+	struct stat_table hosts, drops;
+	unsigned long long records, allowed, denied, errors, drops_n, closes;
+	unsigned long long bytes_up, bytes_down;
+};
+
+static int summary_add(struct summary *s, const struct logrec *r)
+{
+	s->records++;
+	if (strcmp(r->event, "drop") == 0) {
+		char key[300];
+		snprintf(key, sizeof key, "%s %s:%lld", r->proto ? r->proto : "?",
+			 r->dst ? r->dst : "?", r->dport);
+		if (r->dport < 0)
+			snprintf(key, sizeof key, "%s %s", r->proto ? r->proto : "?",
+				 r->dst ? r->dst : "?");
+		struct host_stat *h = table_get(&s->drops, key);
+		if (h == NULL)
+			return -ENOMEM;
+		h->denied++;
+		s->drops_n++;
+		seen(h, r);
+		return 0;
+	}
+	struct host_stat *h = table_get(&s->hosts, r->host ? r->host : "(no host)");
+	if (h == NULL)
+		return -ENOMEM;
+	seen(h, r);
+	if (strcmp(r->event, "open") == 0) {
+		h->allowed++;
+		s->allowed++;
+	} else if (strcmp(r->event, "deny") == 0) {
+		h->denied++;
+		s->denied++;
+	} else if (strcmp(r->event, "error") == 0) {
+		h->errors++;
+		s->errors++;
+	} else if (strcmp(r->event, "close") == 0) {
+		h->closes++;
+		s->closes++;
+		if (r->bytes_up > 0) {
+			h->bytes_up += (unsigned long long)r->bytes_up;
+			s->bytes_up += (unsigned long long)r->bytes_up;
+		}
+		if (r->bytes_down > 0) {
+			h->bytes_down += (unsigned long long)r->bytes_down;
+			s->bytes_down += (unsigned long long)r->bytes_down;
+		}
+	}
+	if (r->rule != NULL && (h->rule == NULL || strcmp(h->rule, r->rule) != 0)) {
+		free(h->rule);
+		h->rule = strdup(r->rule);
+	}
+	return 0;
+}
+
+static int cmp_stat(const void *a, const void *b)
+{
+	const struct host_stat *x = *(struct host_stat *const *)a;
+	const struct host_stat *y = *(struct host_stat *const *)b;
+	unsigned long long tx = x->allowed + x->denied + x->errors;
+	unsigned long long ty = y->allowed + y->denied + y->errors;
+	if (tx != ty)
+		return tx < ty ? 1 : -1;
+	return strcmp(x->key, y->key);
+}
+
+static struct host_stat **sorted(struct stat_table *t)
+{
+	struct host_stat **v = calloc(t->n + 1, sizeof *v);
+	if (v == NULL)
+		return NULL;
+	size_t n = 0;
+	for (size_t i = 0; i < t->cap; i++)
+		if (t->slot[i].key != NULL)
+			v[n++] = &t->slot[i];
+	qsort(v, n, sizeof *v, cmp_stat);
+	return v;
+}
+
+static int summary_print(FILE *out, struct summary *s, bool json,
+			 unsigned long skipped)
+{
+	struct host_stat **hv = sorted(&s->hosts), **dv = sorted(&s->drops);
+	if (hv == NULL || dv == NULL) {
+		free(hv);
+		free(dv);
+		return -ENOMEM;
+	}
+	if (json) {
+		json_t *o = json_object(), *hosts = json_array(), *drops = json_array();
+		for (size_t i = 0; i < s->hosts.n; i++) {
+			struct host_stat *h = hv[i];
+			json_array_append_new(hosts, json_pack(
+				"{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s?}",
+				"host", h->key, "allowed", (json_int_t)h->allowed,
+				"denied", (json_int_t)h->denied, "errors", (json_int_t)h->errors,
+				"bytes_up", (json_int_t)h->bytes_up,
+				"bytes_down", (json_int_t)h->bytes_down,
+				"first", h->first_ts, "last", h->last_ts, "rule", h->rule));
+		}
+		for (size_t i = 0; i < s->drops.n; i++) {
+			struct host_stat *h = dv[i];
+			json_array_append_new(drops, json_pack("{s:s, s:I, s:s, s:s}",
+				"destination", h->key, "count", (json_int_t)h->denied,
+				"first", h->first_ts, "last", h->last_ts));
+		}
+		json_object_set_new(o, "hosts", hosts);
+		json_object_set_new(o, "drops", drops);
+		json_object_set_new(o, "totals", json_pack(
+			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			"records", (json_int_t)s->records, "allowed", (json_int_t)s->allowed,
+			"denied", (json_int_t)s->denied, "errors", (json_int_t)s->errors,
+			"drops", (json_int_t)s->drops_n, "bytes_up", (json_int_t)s->bytes_up,
+			"bytes_down", (json_int_t)s->bytes_down,
+			"skipped_lines", (json_int_t)skipped));
+		json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', out);
+		json_decref(o);
+	} else {
+		fprintf(out, "%-40s %8s %8s %6s %11s %11s  %-24s %-24s %s\n", "HOST",
+			"ALLOWED", "DENIED", "ERRORS", "UP", "DOWN", "FIRST", "LAST", "RULE");
+		for (size_t i = 0; i < s->hosts.n; i++) {
+			struct host_stat *h = hv[i];
+			char up[32], down[32];
+			human_bytes((long long)h->bytes_up, up, sizeof up);
+			human_bytes((long long)h->bytes_down, down, sizeof down);
+			fprintf(out, "%-40s %8llu %8llu %6llu %11s %11s  %-24s %-24s %s\n",
+				h->key, h->allowed, h->denied, h->errors, up, down,
+				h->first_ts, h->last_ts, h->rule ? h->rule : "-");
+		}
+		if (s->drops.n > 0) {
+			fprintf(out, "\nFirewall drops (packets that tried to bypass the proxy)\n");
+			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION", "PACKETS",
+				"FIRST", "LAST");
+			for (size_t i = 0; i < s->drops.n; i++)
+				fprintf(out, "%-40s %8llu  %-24s %-24s\n", dv[i]->key,
+					dv[i]->denied, dv[i]->first_ts, dv[i]->last_ts);
+		}
+		char up[32], down[32];
+		human_bytes((long long)s->bytes_up, up, sizeof up);
+		human_bytes((long long)s->bytes_down, down, sizeof down);
+		fprintf(out, "\nTotal: %llu records; %llu allowed, %llu denied, %llu errors, "
+			"%llu firewall drops; %s up, %s down; %zu hosts",
+			s->records, s->allowed, s->denied, s->errors, s->drops_n, up,
+			down, s->hosts.n);
+		if (skipped > 0)
+			fprintf(out, "; %lu bad lines skipped (not counted, see stderr)", skipped);
+		fputc('\n', out);
+	}
+	free(hv);
+	free(dv);
+	return 0;
+}
+
+/* ---- main ---- */
+
+static void emit(FILE *out, const struct logrec *rec, bool json, bool color)
+{
+	if (json) {
+		fwrite(rec->line, 1, rec->line_len, out);
+		fputc('\n', out);
+	} else {
+		print_human(out, rec, color);
+	}
+}
+
+static volatile sig_atomic_t stop_following;
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_following = 1;
+}
+
+static FILE *open_pager(bool want)
+{
+	if (!want || !isatty(STDOUT_FILENO))
+		return NULL;
+	const char *pager = getenv("PAGER");
+	if (pager == NULL || pager[0] == '\0')
+		pager = "less -FRX";
+	if (strcmp(pager, "cat") == 0)
+		return NULL;
+	return popen(pager, "w");
+}
+
+/* tail -F: read what is there, then poll; reopen when the path now names
+ * another file (rotation) or the file shrank (truncation). */
+static int follow_file(const char *path, const struct log_filter *f,
+		       FILE *out, bool json, bool color)
+{
+	struct logread r;
+	char err[256];
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	int rc = logread_open(&r, path, true, err, sizeof err);
+	if (rc != 0) {
+		fprintf(stderr, "agentsafe log: %s\n", err);
+		return 1;
+	}
+	struct stat st0;
+	fstat(fileno(r.f), &st0);
+	while (!stop_following) {
+		struct logrec rec;
+		int got = logread_next(&r, &rec);
+		if (got < 0)
+			break;
+		if (got == 1) {
+			if (log_filter_match(f, &rec))
+				emit(out, &rec, json, color);
+			logrec_clear(&rec);
+			continue;
+		}
+		fflush(out);
+		struct stat now, cur;
+		if (stat(path, &now) == 0 &&
+		    (now.st_ino != st0.st_ino || now.st_dev != st0.st_dev)) {
+			/* Rotated: drain the old file first, then switch. */
+			while (logread_next(&r, &rec) == 1) {
+				if (log_filter_match(f, &rec))
+					emit(out, &rec, json, color);
+				logrec_clear(&rec);
+			}
+			logread_close(&r);
+			if (logread_open(&r, path, true, err, sizeof err) != 0)
+				break;
+			fstat(fileno(r.f), &st0);
+			continue;
+		}
+		if (fstat(fileno(r.f), &cur) == 0 && cur.st_size < ftell(r.f)) {
+			fseek(r.f, 0, SEEK_SET); /* truncated in place */
+			r.len = 0;
+		}
+		usleep(200000);
+	}
+	logread_close(&r);
+	return 0;
+}
 
 int cli_log_main(int argc, char **argv)
 {
-	(void)argc;
-	(void)argv;
-	fputs("agentsafe log: not implemented yet\n", stderr);
-	return 2;
+	if (argc >= 2 && strcmp(argv[1], "suggest") == 0)
+		return log_suggest_main(argc - 1, argv + 1);
+
+	struct log_filter f = {.since_ms = -1, .until_ms = -1};
+	bool all = false, follow = false, json = false, summary = false;
+	bool pager = true;
+	const char *session = NULL;
+	static const struct option lo[] = {
+		{"session", required_argument, 0, 'S'},
+		{"all", no_argument, 0, 'a'},
+		{"since", required_argument, 0, 's'},
+		{"until", required_argument, 0, 'u'},
+		{"denied", no_argument, 0, 'd'},
+		{"host", required_argument, 0, 'H'},
+		{"follow", no_argument, 0, 'f'},
+		{"json", no_argument, 0, 'j'},
+		{"summary", no_argument, 0, 'm'},
+		{"no-pager", no_argument, 0, 'P'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	int64_t now = log_now_ms();
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
+		switch (c) {
+		case 'S': session = optarg; break;
+		case 'a': all = true; break;
+		case 's':
+		case 'u': {
+			int64_t t = logread_parse_when(optarg, now);
+			if (t < 0) {
+				fprintf(stderr, "agentsafe log: bad time '%s' (RFC 3339, or 10m, 2h, 3d)\n", optarg);
+				return 2;
+			}
+			if (c == 's')
+				f.since_ms = t;
+			else
+				f.until_ms = t;
+			break;
+		}
+		case 'd': f.denied = true; break;
+		case 'H': f.host_pattern = optarg; break;
+		case 'f': follow = true; break;
+		case 'j': json = true; break;
+		case 'm': summary = true; break;
+		case 'P': pager = false; break;
+		case 'h': fputs(log_usage, stdout); return 0;
+		default: fputs(log_usage, stderr); return 2;
+		}
+	}
+	struct log_files lf = {0};
+	char err[512];
+	if (log_files_select(&lf, argc - optind, argv + optind, session, all, err,
+			     sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log: %s\n", err);
+		return 1;
+	}
+	/* A named session's log holds only that session; filtering by the field
+	 * too keeps --session meaningful when files are given explicitly. */
+	if (session != NULL && argc - optind > 0)
+		f.session = session;
+	bool color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+	if (follow) {
+		if (lf.n != 1 || summary) {
+			fprintf(stderr, "agentsafe log: --follow takes exactly one log and no --summary\n");
+			log_files_free(&lf);
+			return 2;
+		}
+		int rc = follow_file(lf.path[0], &f, stdout, json, color);
+		log_files_free(&lf);
+		return rc;
+	}
+	FILE *pg = summary ? NULL : open_pager(pager && !json);
+	FILE *out = pg != NULL ? pg : stdout;
+	if (pg != NULL)
+		signal(SIGPIPE, SIG_IGN);
+	struct summary s = {0};
+	unsigned long skipped = 0;
+	int rc = 0;
+	for (size_t i = 0; i < lf.n && rc == 0; i++) {
+		struct logread r;
+		if (logread_open(&r, lf.path[i], false, err, sizeof err) != 0) {
+			fprintf(stderr, "agentsafe log: %s\n", err);
+			rc = 1;
+			break;
+		}
+		struct logrec rec;
+		int got;
+		while ((got = logread_next(&r, &rec)) == 1) {
+			if (log_filter_match(&f, &rec)) {
+				if (summary) {
+					if (summary_add(&s, &rec) != 0) {
+						fprintf(stderr, "agentsafe log: out of memory\n");
+						rc = 1;
+					}
+				} else {
+					emit(out, &rec, json, color);
+				}
+			}
+			logrec_clear(&rec);
+			if (rc != 0)
+				break;
+		}
+		if (got < 0) {
+			fprintf(stderr, "agentsafe log: read error in %s\n", lf.path[i]);
+			rc = 1;
+		}
+		skipped += r.skipped;
+		logread_close(&r);
+	}
+	if (summary && rc == 0)
+		summary_print(out, &s, json, skipped);
+	if (summary) {
+		table_free(&s.hosts);
+		table_free(&s.drops);
+	}
+	if (pg != NULL)
+		pclose(pg);
+	log_files_free(&lf);
+	if (rc == 0 && skipped > 0)
+		rc = 1;
+	return rc;
 }

@@ -1,0 +1,518 @@
+/* `agentsafe log suggest`: propose the allow rules that would have let the
+ * denied requests through, as YAML to paste, or merged into policy.yaml with
+ * its comments and order kept (temp file, policy check, backup, rename). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "log_int.h"
+#include "policy.h"
+
+#define PORTS_MAX 16
+
+struct want {
+	char host[POLICY_HOST_MAX + 3]; /* room for a leading "*." */
+	unsigned short ports[PORTS_MAX];
+	size_t nports;
+	unsigned long count;
+	char last_ts[40];
+	bool merged; /* folded into a wildcard */
+};
+
+struct wants {
+	struct want *v;
+	size_t n, cap;
+};
+
+static struct want *want_get(struct wants *w, const char *host)
+{
+	for (size_t i = 0; i < w->n; i++)
+		if (strcmp(w->v[i].host, host) == 0)
+			return &w->v[i];
+	if (w->n == w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 32;
+		struct want *v = realloc(w->v, cap * sizeof *v);
+		if (v == NULL)
+			return NULL;
+		w->v = v;
+		w->cap = cap;
+	}
+	struct want *x = &w->v[w->n++];
+	memset(x, 0, sizeof *x);
+	snprintf(x->host, sizeof x->host, "%s", host);
+	return x;
+}
+
+static void want_port(struct want *x, unsigned short port)
+{
+	for (size_t i = 0; i < x->nports; i++)
+		if (x->ports[i] == port)
+			return;
+	if (x->nports < PORTS_MAX)
+		x->ports[x->nports++] = port;
+}
+
+static int cmp_port(const void *a, const void *b)
+{
+	return (int)*(const unsigned short *)a - (int)*(const unsigned short *)b;
+}
+
+static int cmp_want(const void *a, const void *b)
+{
+	return strcmp(((const struct want *)a)->host, ((const struct want *)b)->host);
+}
+
+/* Fold a.foo.com, b.foo.com, ... into *.foo.com when two or more distinct
+ * names share a parent of at least two labels. */
+static int fold_wildcards(struct wants *w)
+{
+	size_t n0 = w->n;
+	for (size_t i = 0; i < n0; i++) {
+		struct want *a = &w->v[i];
+		if (a->merged || a->host[0] == '*')
+			continue;
+		const char *parent = strchr(a->host, '.');
+		if (parent == NULL || strchr(parent + 1, '.') == NULL)
+			continue;
+		parent++;
+		size_t plen = strlen(parent);
+		size_t members = 0;
+		for (size_t j = 0; j < n0; j++) {
+			const char *h = w->v[j].host;
+			size_t hl = strlen(h);
+			if (!w->v[j].merged && hl > plen + 1 &&
+			    strcmp(h + hl - plen, parent) == 0 && h[hl - plen - 1] == '.')
+				members++;
+		}
+		if (members < 2)
+			continue;
+		char wild[POLICY_HOST_MAX + 3];
+		snprintf(wild, sizeof wild, "*.%.*s", (int)(sizeof wild - 3), parent);
+		struct want *wv = want_get(w, wild);
+		if (wv == NULL)
+			return -ENOMEM;
+		a = &w->v[i]; /* want_get may have moved the array */
+		for (size_t j = 0; j < n0; j++) {
+			struct want *m = &w->v[j];
+			const char *h = m->host;
+			size_t hl = strlen(h);
+			if (m->merged || hl <= plen + 1 || strcmp(h + hl - plen, parent) != 0 ||
+			    h[hl - plen - 1] != '.')
+				continue;
+			m->merged = true;
+			wv->count += m->count;
+			if (strcmp(m->last_ts, wv->last_ts) > 0)
+				snprintf(wv->last_ts, sizeof wv->last_ts, "%s", m->last_ts);
+			for (size_t k = 0; k < m->nports; k++)
+				want_port(wv, m->ports[k]);
+		}
+	}
+	return 0;
+}
+
+static bool ports_are_default(const struct want *x)
+{
+	return x->nports == 1 && x->ports[0] == 443;
+}
+
+static void format_rule(const struct want *x, const char *indent, char *buf,
+			size_t len)
+{
+	char comment[96];
+	snprintf(comment, sizeof comment, "# agentsafe log suggest: %lu denied, last %s",
+		 x->count, x->last_ts);
+	bool quote = x->host[0] == '*';
+	if (ports_are_default(x)) {
+		snprintf(buf, len, "%s- %s%s%s  %s\n", indent, quote ? "\"" : "",
+			 x->host, quote ? "\"" : "", comment);
+		return;
+	}
+	char ports[PORTS_MAX * 7 + 4] = "";
+	size_t off = 0;
+	for (size_t i = 0; i < x->nports; i++)
+		off += (size_t)snprintf(ports + off, sizeof ports - off, "%s%u",
+					i ? ", " : "", x->ports[i]);
+	snprintf(buf, len, "%s- host: %s%s%s  %s\n%s  ports: [%s]\n", indent,
+		 quote ? "\"" : "", x->host, quote ? "\"" : "", comment, indent, ports);
+}
+
+/* ---- --apply: merge into the allow: block, keeping everything else ---- */
+
+static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 8192, n = 0;
+	char *buf = malloc(cap);
+	while (buf != NULL) {
+		if (n + 4096 > cap) {
+			char *nb = realloc(buf, cap *= 2);
+			if (nb == NULL) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+		}
+		size_t got = fread(buf + n, 1, cap - n - 1, f);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	fclose(f);
+	if (buf == NULL) {
+		snprintf(err, errlen, "out of memory reading %s", path);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+static bool is_top_key(const char *line, size_t len)
+{
+	if (len == 0 || line[0] == ' ' || line[0] == '\t' || line[0] == '#' ||
+	    line[0] == '-')
+		return false;
+	return memchr(line, ':', len) != NULL;
+}
+
+/* Where to insert: after the last item line of the top-level allow: block.
+ * Sets *at (byte offset), the item indentation, and whether the block must
+ * be created. Flow style (allow: [..]) is refused: it cannot be edited
+ * without rewriting the user's formatting. */
+static int find_allow(const char *text, size_t len, size_t *at, char *indent,
+		      size_t indlen, bool *create, char *err, size_t errlen)
+{
+	size_t off = 0, block_end = 0;
+	bool in_allow = false, found = false;
+	snprintf(indent, indlen, "  ");
+	while (off < len) {
+		const char *line = text + off;
+		const char *nl = memchr(line, '\n', len - off);
+		size_t ll = nl ? (size_t)(nl - line) : len - off;
+		size_t next = nl ? off + ll + 1 : len;
+		if (is_top_key(line, ll)) {
+			if (in_allow)
+				in_allow = false;
+			if (ll >= 6 && strncmp(line, "allow:", 6) == 0) {
+				const char *rest = line + 6;
+				while (rest < line + ll && (*rest == ' ' || *rest == '\t'))
+					rest++;
+				if (rest < line + ll && *rest != '#') {
+					snprintf(err, errlen,
+						 "the allow: list is in flow style on one line; "
+						 "write it as a block list to use --apply");
+					return -EINVAL;
+				}
+				in_allow = true;
+				found = true;
+				block_end = next;
+			}
+		} else if (in_allow) {
+			size_t i = 0;
+			while (i < ll && (line[i] == ' ' || line[i] == '\t'))
+				i++;
+			if (i < ll && line[i] != '#') {
+				block_end = next; /* content of the block */
+				if (line[i] == '-' && i < indlen)
+					snprintf(indent, indlen, "%.*s", (int)i, line);
+			}
+		}
+		off = next;
+	}
+	*create = !found;
+	*at = found ? block_end : len;
+	return 0;
+}
+
+static int apply_rules(const char *policy_path, struct wants *w, char *err,
+		       size_t errlen)
+{
+	size_t len;
+	char *text = read_file(policy_path, &len, err, errlen);
+	if (text == NULL)
+		return -EIO;
+	size_t at;
+	char indent[32];
+	bool create;
+	int rc = find_allow(text, len, &at, indent, sizeof indent, &create, err, errlen);
+	if (rc != 0) {
+		free(text);
+		return rc;
+	}
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", policy_path);
+	int fd = mkstemp(tmp);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create a temp file next to %s: %s",
+			 policy_path, strerror(errno));
+		free(text);
+		return -EIO;
+	}
+	struct stat st;
+	if (stat(policy_path, &st) == 0)
+		fchmod(fd, st.st_mode & 07777);
+	FILE *f = fdopen(fd, "w");
+	if (f == NULL) {
+		close(fd);
+		unlink(tmp);
+		free(text);
+		return -EIO;
+	}
+	fwrite(text, 1, at, f);
+	if (at > 0 && text[at - 1] != '\n')
+		fputc('\n', f);
+	if (create)
+		fputs("allow:\n", f);
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->v[i].merged)
+			continue;
+		char rule[1024];
+		format_rule(&w->v[i], indent, rule, sizeof rule);
+		fputs(rule, f);
+	}
+	fwrite(text + at, 1, len - at, f);
+	free(text);
+	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+		snprintf(err, errlen, "cannot write %.300s: %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		return -EIO;
+	}
+	fclose(f);
+
+	/* The result must be a valid policy that now allows every suggestion;
+	 * otherwise nothing is written. */
+	struct policy *p = NULL;
+	char perr[POLICY_ERR_MAX];
+	if (policy_load_file(tmp, &p, perr, sizeof perr) != 0) {
+		snprintf(err, errlen, "the merged policy would not load, %s left unchanged: %s",
+			 policy_path, perr);
+		unlink(tmp);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->v[i].merged)
+			continue;
+		const char *h = w->v[i].host[0] == '*' ? w->v[i].host + 2 : w->v[i].host;
+		char probe[POLICY_HOST_MAX + 8];
+		snprintf(probe, sizeof probe, "%s%s", w->v[i].host[0] == '*' ? "x." : "", h);
+		for (size_t k = 0; k < w->v[i].nports; k++) {
+			struct policy_decision d;
+			policy_match(p, probe, w->v[i].ports[k], &d);
+			if (d.verdict != POLICY_ALLOW) {
+				snprintf(err, errlen,
+					 "after merging, %s:%u is still refused (%s%s%s); "
+					 "%s left unchanged",
+					 probe, w->v[i].ports[k], d.reason,
+					 d.rule ? " by " : "", d.rule ? d.rule : "", policy_path);
+				policy_unref(p);
+				unlink(tmp);
+				return -EINVAL;
+			}
+		}
+	}
+	policy_unref(p);
+
+	char backup[4300];
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	snprintf(backup, sizeof backup, "%s.%s.bak", policy_path, stamp);
+	if (link(policy_path, backup) != 0) {
+		snprintf(err, errlen, "cannot keep a backup %.200s: %.100s; %.200s left unchanged",
+			 backup, strerror(errno), policy_path);
+		unlink(tmp);
+		return -EIO;
+	}
+	if (rename(tmp, policy_path) != 0) {
+		snprintf(err, errlen, "cannot replace %s: %s", policy_path, strerror(errno));
+		unlink(tmp);
+		return -EIO;
+	}
+	fprintf(stderr, "agentsafe log suggest: updated %s (backup %s)\n", policy_path,
+		backup);
+	return 0;
+}
+
+static const char suggest_usage[] =
+	"usage: agentsafe log suggest [FILE...] [--session ID] [--all] [--since T]\n"
+	"         [--until T] [--host PATTERN] [--wildcards] [--policy POLICY]\n"
+	"         [--apply POLICY]\n"
+	"Proposes allow rules for requests the proxy denied as not_allowed or\n"
+	"port_not_allowed. Denials for other reasons (deny rules, SNI mismatch,\n"
+	"private addresses, IP literals, bad requests) are listed as comments,\n"
+	"never turned into rules.\n"
+	"  --wildcards     fold two or more names under one parent into *.parent\n"
+	"  --policy FILE   leave out what FILE already allows\n"
+	"  --apply FILE    merge the rules into FILE's allow: list, keeping its\n"
+	"                  comments and order; the result is checked first and a\n"
+	"                  backup FILE.<time>.bak is kept\n";
+
+int log_suggest_main(int argc, char **argv)
+{
+	struct log_filter f = {.since_ms = -1, .until_ms = -1};
+	bool all = false, wildcards = false;
+	const char *session = NULL, *apply = NULL, *policy_path = NULL;
+	static const struct option lo[] = {
+		{"session", required_argument, 0, 'S'},
+		{"all", no_argument, 0, 'a'},
+		{"since", required_argument, 0, 's'},
+		{"until", required_argument, 0, 'u'},
+		{"host", required_argument, 0, 'H'},
+		{"wildcards", no_argument, 0, 'w'},
+		{"policy", required_argument, 0, 'p'},
+		{"apply", required_argument, 0, 'A'},
+		{"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	int64_t now = log_now_ms();
+	optind = 1;
+	int c;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'S': session = optarg; break;
+		case 'a': all = true; break;
+		case 's':
+		case 'u': {
+			int64_t t = logread_parse_when(optarg, now);
+			if (t < 0) {
+				fprintf(stderr, "agentsafe log suggest: bad time '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 's')
+				f.since_ms = t;
+			else
+				f.until_ms = t;
+			break;
+		}
+		case 'H': f.host_pattern = optarg; break;
+		case 'w': wildcards = true; break;
+		case 'p': policy_path = optarg; break;
+		case 'A': apply = optarg; break;
+		case 'h': fputs(suggest_usage, stdout); return 0;
+		default: fputs(suggest_usage, stderr); return 2;
+		}
+	}
+	if (apply != NULL && policy_path == NULL)
+		policy_path = apply;
+	char err[600];
+	struct policy *current = NULL;
+	if (policy_path != NULL &&
+	    policy_load_file(policy_path, &current, err, sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log suggest: %s\n", err);
+		return 1;
+	}
+	struct log_files lf = {0};
+	if (log_files_select(&lf, argc - optind, argv + optind, session, all, err,
+			     sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log suggest: %s\n", err);
+		policy_unref(current);
+		return 1;
+	}
+	struct wants w = {0};
+	unsigned long not_suggested = 0, skipped = 0;
+	int rc = 0;
+	for (size_t i = 0; i < lf.n && rc == 0; i++) {
+		struct logread r;
+		if (logread_open(&r, lf.path[i], false, err, sizeof err) != 0) {
+			fprintf(stderr, "agentsafe log suggest: %s\n", err);
+			rc = 1;
+			break;
+		}
+		struct logrec rec;
+		while (logread_next(&r, &rec) == 1) {
+			if (strcmp(rec.event, "deny") != 0 || !log_filter_match(&f, &rec) ||
+			    rec.host == NULL) {
+				logrec_clear(&rec);
+				continue;
+			}
+			bool wanted = rec.reason != NULL &&
+				      (strcmp(rec.reason, "not_allowed") == 0 ||
+				       strcmp(rec.reason, "port_not_allowed") == 0);
+			char host[POLICY_HOST_MAX + 1], herr[128];
+			if (wanted && (policy_host_normalize(rec.host, strlen(rec.host), host,
+							     sizeof host, herr, sizeof herr) != 0 ||
+				       policy_host_is_ip_literal(host) || rec.port <= 0 ||
+				       rec.port > 65535))
+				wanted = false;
+			if (wanted && current != NULL) {
+				struct policy_decision d;
+				policy_match(current, host, (uint16_t)rec.port, &d);
+				if (d.verdict == POLICY_ALLOW ||
+				    strcmp(d.reason, "denied_by_rule") == 0)
+					wanted = false; /* allowed now, or denied on purpose */
+			}
+			if (!wanted) {
+				if (not_suggested++ < 20)
+					printf("# not suggested: %s:%lld (%s)\n", rec.host,
+					       rec.port, rec.reason ? rec.reason : "?");
+				logrec_clear(&rec);
+				continue;
+			}
+			struct want *x = want_get(&w, host);
+			if (x == NULL) {
+				rc = 1;
+				logrec_clear(&rec);
+				break;
+			}
+			want_port(x, (unsigned short)rec.port);
+			x->count++;
+			if (strcmp(rec.ts, x->last_ts) > 0)
+				snprintf(x->last_ts, sizeof x->last_ts, "%s", rec.ts);
+			logrec_clear(&rec);
+		}
+		skipped += r.skipped;
+		logread_close(&r);
+	}
+	log_files_free(&lf);
+	if (not_suggested > 20)
+		printf("# ... and %lu more denials not suggested\n", not_suggested - 20);
+	if (rc == 0 && wildcards && fold_wildcards(&w) != 0)
+		rc = 1;
+	size_t active = 0;
+	if (rc == 0) {
+		if (w.n > 0)
+			qsort(w.v, w.n, sizeof *w.v, cmp_want);
+		for (size_t i = 0; i < w.n; i++) {
+			qsort(w.v[i].ports, w.v[i].nports, sizeof w.v[i].ports[0], cmp_port);
+			if (!w.v[i].merged)
+				active++;
+		}
+		if (active == 0) {
+			printf("# nothing to suggest: no denied request a new allow rule would fix\n");
+		} else {
+			printf("allow:\n");
+			for (size_t i = 0; i < w.n; i++) {
+				if (w.v[i].merged)
+					continue;
+				char rule[1024];
+				format_rule(&w.v[i], "  ", rule, sizeof rule);
+				fputs(rule, stdout);
+			}
+		}
+	}
+	if (rc == 0 && apply != NULL && active > 0 &&
+	    apply_rules(apply, &w, err, sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log suggest: %s\n", err);
+		rc = 1;
+	}
+	if (skipped > 0)
+		fprintf(stderr, "agentsafe log suggest: %lu bad lines skipped\n", skipped);
+	free(w.v);
+	policy_unref(current);
+	return rc;
+}

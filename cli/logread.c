@@ -1,0 +1,307 @@
+/* egress.log reader: bounded line reading, JSON decoding (jansson), and a
+ * strict check of every field's name and type so that a total printed by
+ * `agentsafe log --summary` is never silently wrong. */
+#include "logread.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct field {
+	const char *name;
+	bool is_int;
+	size_t str_off; /* offsetof into struct logrec for strings */
+	size_t int_off; /* offsetof for integers */
+};
+
+#define S(n) {#n, false, offsetof(struct logrec, n), 0}
+#define I(n) {#n, true, 0, offsetof(struct logrec, n)}
+static const struct field fields[] = {
+	S(ts),     S(session), S(id),      S(event),  S(client),
+	S(method), S(host),    S(sni),     S(ip),     S(rule),
+	S(reason), S(proto),   S(dst),     S(message), I(port),
+	I(dport),  I(bytes_up), I(bytes_down), I(duration_ms),
+};
+#undef S
+#undef I
+
+static const char *const events[] = {"open", "close", "deny", "error",
+				     "drop"};
+
+int logread_open(struct logread *r, const char *path, bool follow, char *err,
+		 size_t errlen)
+{
+	memset(r, 0, sizeof *r);
+	r->path = path;
+	r->follow = follow;
+	if (strcmp(path, "-") == 0) {
+		r->f = stdin;
+		r->path = "(stdin)";
+	} else {
+		r->f = fopen(path, "r");
+		if (r->f == NULL) {
+			snprintf(err, errlen, "cannot open %s: %s", path,
+				 strerror(errno));
+			return -errno;
+		}
+	}
+	r->cap = 4096;
+	r->buf = malloc(r->cap);
+	if (r->buf == NULL) {
+		snprintf(err, errlen, "out of memory reading %s", path);
+		logread_close(r);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void logread_close(struct logread *r)
+{
+	if (r->f != NULL && r->f != stdin)
+		fclose(r->f);
+	r->f = NULL;
+	free(r->buf);
+	r->buf = NULL;
+}
+
+void logrec_clear(struct logrec *rec)
+{
+	json_decref(rec->obj);
+	memset(rec, 0, sizeof *rec);
+}
+
+static void warn(struct logread *r, unsigned long line, const char *what)
+{
+	r->skipped++;
+	if (!r->quiet)
+		fprintf(stderr, "agentsafe log: %s:%lu: %s; skipped\n", r->path,
+			line, what);
+}
+
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	const int64_t era = (y >= 0 ? y : y - 399) / 400;
+	const unsigned yoe = (unsigned)(y - era * 400);
+	const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+static int digits(const char *s, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+int64_t logread_parse_ts(const char *s)
+{
+	/* YYYY-MM-DDTHH:MM:SS[.fff]Z */
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' ||
+	    s[16] != ':')
+		return -1;
+	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
+	int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
+	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
+	    mi < 0 || mi > 59 || se < 0 || se > 60)
+		return -1;
+	const char *p = s + 19;
+	int ms = 0;
+	if (*p == '.') {
+		p++;
+		int n = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (n < 3)
+				ms = ms * 10 + (*p - '0');
+			n++;
+			p++;
+		}
+		if (n == 0)
+			return -1;
+		for (; n < 3; n++)
+			ms *= 10;
+	}
+	if (!((p[0] == 'Z' || p[0] == 'z') && p[1] == '\0') &&
+	    strcmp(p, "+00:00") != 0)
+		return -1;
+	int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
+	return ((days * 86400 + h * 3600 + mi * 60 + se) * 1000) + ms;
+}
+
+int64_t logread_parse_when(const char *s, int64_t now_ms)
+{
+	char *end;
+	errno = 0;
+	long long n = strtoll(s, &end, 10);
+	if (end != s && errno == 0 && n >= 0 && end[0] != '\0' && end[1] == '\0') {
+		int64_t unit;
+		switch (end[0]) {
+		case 's': unit = 1000; break;
+		case 'm': unit = 60 * 1000; break;
+		case 'h': unit = 3600 * 1000; break;
+		case 'd': unit = 86400 * 1000; break;
+		default: return -1;
+		}
+		if (n > INT64_MAX / unit)
+			return -1;
+		return now_ms - n * unit;
+	}
+	return logread_parse_ts(s);
+}
+
+bool logrec_is_denied(const struct logrec *rec)
+{
+	return strcmp(rec->event, "deny") == 0 ||
+	       strcmp(rec->event, "drop") == 0;
+}
+
+/* Validate and index one decoded object. Returns NULL or a problem. */
+static const char *index_record(struct logrec *rec)
+{
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		if (fields[i].is_int)
+			*(long long *)((char *)rec + fields[i].int_off) = -1;
+	}
+	static char why[160];
+	const char *key;
+	json_t *v;
+	json_object_foreach(rec->obj, key, v) {
+		const struct field *f = NULL;
+		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+			if (strcmp(fields[i].name, key) == 0)
+				f = &fields[i];
+		if (f == NULL) {
+			snprintf(why, sizeof why,
+				 "unknown field \"%.60s\" (a newer log format?)", key);
+			return why;
+		}
+		if (f->is_int) {
+			if (!json_is_integer(v) || json_integer_value(v) < 0) {
+				snprintf(why, sizeof why,
+					 "field \"%s\" is not a non-negative integer", key);
+				return why;
+			}
+			*(long long *)((char *)rec + f->int_off) =
+				(long long)json_integer_value(v);
+		} else {
+			if (!json_is_string(v)) {
+				snprintf(why, sizeof why,
+					 "field \"%s\" is not a string", key);
+				return why;
+			}
+			*(const char **)((char *)rec + f->str_off) =
+				json_string_value(v);
+		}
+	}
+	if (rec->ts == NULL || rec->event == NULL)
+		return "record without ts or event";
+	rec->ts_ms = logread_parse_ts(rec->ts);
+	if (rec->ts_ms < 0)
+		return "malformed ts";
+	for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
+		if (strcmp(rec->event, events[i]) == 0)
+			return NULL;
+	snprintf(why, sizeof why, "unknown event \"%.40s\"", rec->event);
+	return why;
+}
+
+/* Read one line into r->buf. 1: a complete line; 0: EOF (possibly after a
+ * partial line, left in r->buf/r->len); -1: error. Over-long lines are
+ * consumed and reported; NUL bytes are kept so the decoder rejects them. */
+static int read_line(struct logread *r, bool *too_long)
+{
+	*too_long = false;
+	for (;;) {
+		int c = getc_unlocked(r->f);
+		if (c == EOF) {
+			if (ferror(r->f))
+				return -1;
+			clearerr(r->f); /* so --follow can read what comes later */
+			return 0;
+		}
+		if (c == '\n')
+			return 1;
+		if (r->len >= LOGREAD_LINE_MAX) {
+			*too_long = true;
+			continue;
+		}
+		if (r->len + 1 >= r->cap) {
+			size_t cap = r->cap * 2;
+			char *n = realloc(r->buf, cap);
+			if (n == NULL)
+				return -1;
+			r->buf = n;
+			r->cap = cap;
+		}
+		r->buf[r->len++] = (char)c;
+	}
+}
+
+int logread_next(struct logread *r, struct logrec *rec)
+{
+	for (;;) {
+		bool too_long;
+		int got = read_line(r, &too_long);
+		if (got < 0)
+			return -1;
+		if (got == 0) {
+			if (r->len == 0 || r->follow)
+				return 0; /* a follower waits for the rest */
+			r->lineno++;
+			warn(r, r->lineno, "truncated record (no newline at end of file)");
+			r->len = 0;
+			return 0;
+		}
+		r->lineno++;
+		size_t len = r->len;
+		r->len = 0;
+		if (too_long) {
+			warn(r, r->lineno, "line longer than 64 KiB");
+			continue;
+		}
+		if (len == 0)
+			continue; /* blank lines carry nothing */
+		r->buf[len] = '\0';
+		json_error_t jerr;
+		memset(rec, 0, sizeof *rec);
+		rec->obj = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (rec->obj == NULL || !json_is_object(rec->obj)) {
+			char why[220];
+			snprintf(why, sizeof why, "not a JSON object (%s)",
+				 rec->obj == NULL ? jerr.text : "wrong type");
+			logrec_clear(rec);
+			warn(r, r->lineno, why);
+			continue;
+		}
+		const char *bad = index_record(rec);
+		if (bad != NULL) {
+			logrec_clear(rec);
+			warn(r, r->lineno, bad);
+			continue;
+		}
+		rec->line = r->buf;
+		rec->line_len = len;
+		return 1;
+	}
+}
+
+int logread_sessions_dir(char *buf, size_t len)
+{
+	const char *state = getenv("XDG_STATE_HOME");
+	const char *home = getenv("HOME");
+	int n;
+	if (state != NULL && state[0] == '/')
+		n = snprintf(buf, len, "%s/agentsafe/sessions", state);
+	else if (home != NULL)
+		n = snprintf(buf, len, "%s/.local/state/agentsafe/sessions", home);
+	else
+		return -ENOENT;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

@@ -1,0 +1,61 @@
+/* Reading egress.log files for `agentsafe log`: one validated record at a
+ * time, with bad lines (truncated, corrupted, unknown fields) reported by
+ * file and line number and skipped, never guessed at. */
+#ifndef AGENTSAFE_LOGREAD_H
+#define AGENTSAFE_LOGREAD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#define LOGREAD_LINE_MAX (64 * 1024) /* longer lines are corrupt */
+
+struct logrec {
+	json_t *obj; /* owned; the strings below point into it */
+	const char *line; /* the raw line (without newline), valid until next */
+	size_t line_len;
+	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
+		*ip, *rule, *reason, *proto, *dst, *message;
+	int64_t ts_ms; /* parsed ts, milliseconds since the epoch */
+	long long port, dport, bytes_up, bytes_down, duration_ms; /* -1 absent */
+};
+
+struct logread {
+	FILE *f;
+	const char *path;
+	unsigned long lineno;
+	unsigned long skipped; /* bad lines reported and skipped */
+	char *buf;
+	size_t len, cap;
+	bool follow;        /* a partial last line waits for more, not an error */
+	bool quiet;         /* do not print warnings (counting only) */
+};
+
+/* Open path for reading ("-" is stdin). */
+int logread_open(struct logread *r, const char *path, bool follow, char *err,
+		 size_t errlen);
+/* Next valid record: 1 got one, 0 at end of file (or, when following, no
+ * complete line yet), -1 on a read error. Bad lines are reported on stderr
+ * as "FILE:LINE: ..." and skipped. */
+int logread_next(struct logread *r, struct logrec *rec);
+void logrec_clear(struct logrec *rec);
+void logread_close(struct logread *r);
+
+/* Parse an RFC 3339 UTC timestamp ("2026-11-25T02:47:57.123Z", millis and
+ * Z/+00:00 optional) to ms since the epoch; -1 when malformed. */
+int64_t logread_parse_ts(const char *s);
+/* --since/--until values: RFC 3339, or a duration back from now ("10m",
+ * "2h", "3d", "45s"). -1 when malformed. */
+int64_t logread_parse_when(const char *s, int64_t now_ms);
+
+/* True for records that mean "refused": deny, drop, and error records that
+ * ended a request. */
+bool logrec_is_denied(const struct logrec *rec);
+
+/* The default state directory holding sessions/<id>/egress.log. */
+int logread_sessions_dir(char *buf, size_t len);
+
+#endif
