@@ -31,10 +31,14 @@ struct policy_decision {
 	 * "port_not_allowed", "bad_host", "ip_literal", "private_address". */
 	const char *reason;
 	/* The deciding rule as "TEXT (FILE:LINE)", or NULL when no rule
-	 * decided. Valid as long as the policy it came from is referenced. */
+	 * decided. TEXT is the host exactly as written in the file (no
+	 * ports), FILE the path given to policy_load_file (or the name given
+	 * to policy_load_string), LINE the line of the host. Valid as long as
+	 * the policy it came from is referenced. */
 	const char *rule;
 	/* Allowed CONNECTs must open with a TLS ClientHello whose SNI equals
-	 * the host, unless the deciding rule says `tls: false`. */
+	 * the host, unless the deciding rule says `tls: false`. (For an
+	 * IP-literal host there is no name for SNI to equal.) False on DENY. */
 	bool require_tls;
 };
 
@@ -46,6 +50,9 @@ int policy_load_file(const char *path, struct policy **out, char *err,
 int policy_load_string(const char *name, const char *text, size_t len,
 		       struct policy **out, char *err, size_t errlen);
 
+/* policy_ref needs a reference the caller already holds; a process-wide
+ * "current policy" pointer must be read and ref'd under the same lock that
+ * guards the swap. NULL is passed through. */
 struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy *p); /* frees at zero; NULL is fine */
 
@@ -59,7 +66,12 @@ size_t policy_rule_count(const struct policy *p);
  * lower-case, one trailing dot dropped, LDH labels of 1..63 bytes, at most
  * 253 bytes; IPv4 dotted quad or IPv6 (no brackets) accepted as literals.
  * `in` has explicit length so embedded NULs are caught. Returns 0, or
- * -EINVAL with a sentence in err. */
+ * -EINVAL with a sentence in err.
+ * Decisions: '_' is allowed in labels (real hosts use it); "[v6]" is
+ * accepted and the brackets dropped; IPv6 comes out in canonical form
+ * (inet_ntop); names a resolver would read as an IPv4 address in another
+ * form ("2130706433", "127.1", "0x7f.0.0.1", "010.0.0.1") and names whose
+ * last label is all digits are refused; zone ids ("%eth0") are refused. */
 int policy_host_normalize(const char *in, size_t inlen, char *out,
 			  size_t outlen, char *err, size_t errlen);
 bool policy_host_is_ip_literal(const char *normalized);
@@ -78,13 +90,20 @@ int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
 
 /* True for loopback, RFC 1918 private, link-local, CGNAT (100.64/10),
  * multicast, unspecified, broadcast, ULA/site-local v6, and IPv4-mapped or
- * IPv4-compatible v6 forms of any of them. */
+ * IPv4-compatible v6 forms of any of them. In full: 0/8, 10/8, 100.64/10,
+ * 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.168/16, 198.18/15, 224/4,
+ * 240/4; ::, ::1, fc00::/7, fe80::/10, fec0::/10, ff00::/8, 64:ff9b:1::/48,
+ * 100::/64; ::ffff:0:0/96, ::/96, 64:ff9b::/96, 2002::/16 and Teredo
+ * (2001::/32) judged by the IPv4 address they embed. Non-IP families too. */
 bool policy_addr_is_internal(const struct sockaddr *sa);
 
 /* Decide whether the proxy may connect to a resolved address for a request
  * that policy_match() allowed: deny CIDR rules refuse it ("denied_by_rule");
  * an internal address is refused ("private_address") unless an allow rule
- * names that address or a CIDR containing it, for this port. Fills *d. */
+ * names that address or a CIDR containing it, for this port. Fills *d.
+ * A v6 address embedding a v4 one is also looked up as that v4 address,
+ * so v4 rules cannot be sidestepped. d->rule is NULL when a public address
+ * is allowed (the host rule decided). */
 int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
 		      uint16_t port, struct policy_decision *d);
 

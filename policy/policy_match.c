@@ -490,10 +490,13 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 		append_ports(buf, buflen, &off, r);
 		appendf(buf, buflen, &off, ")\n");
 	} else {
-		appendf(buf, buflen, &off, "rule:    none (%s)\n",
+		const char *why =
 			strcmp(d.reason, "bad_host") == 0
 				? "the host is not a valid name or address"
-				: "no rule names this host; everything else is denied");
+			: strcmp(d.reason, "ip_literal") == 0
+				? "an IP address is reachable only through an allow rule naming that IP or a CIDR containing it"
+				: "no rule names this host; everything not allowed is denied";
+		appendf(buf, buflen, &off, "rule:    none (%s)\n", why);
 	}
 	if (d.verdict == POLICY_ALLOW)
 		appendf(buf, buflen, &off, "tls:     %s\n",

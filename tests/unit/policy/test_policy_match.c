@@ -2,6 +2,7 @@
  * ports and defaults, IP/CIDR rules, deny-beats-allow, and hostile host
  * strings (userinfo, fragments, NULs, bad labels), each against one policy. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -309,6 +310,51 @@ static void test_ref_unref(void **state)
 	assert_null(policy_ref(NULL));
 }
 
+/* Workers take and drop references and match while the owner drops its
+ * own: the policy must stay valid until the last unref and be freed once
+ * (ASan reports a use-after-free or a leak otherwise). */
+#define WORKERS 4
+#define ROUNDS 20000
+
+struct worker {
+	struct policy *p; /* a reference owned by this worker */
+	int wrong;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	for (int i = 0; i < ROUNDS; i++) {
+		struct policy *mine = policy_ref(w->p);
+		struct policy_decision d;
+		policy_match(mine, i % 2 ? "github.com" : "gist.github.com",
+			     443, &d);
+		if (d.verdict != (i % 2 ? POLICY_ALLOW : POLICY_DENY))
+			w->wrong++;
+		policy_unref(mine);
+	}
+	policy_unref(w->p);
+	return NULL;
+}
+
+static void test_refcount_threads(void **state)
+{
+	(void)state;
+	struct policy *p = load_fixture();
+	pthread_t t[WORKERS];
+	struct worker w[WORKERS];
+	for (int i = 0; i < WORKERS; i++) {
+		w[i].p = policy_ref(p);
+		w[i].wrong = 0;
+		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+	}
+	policy_unref(p); /* the workers' references keep it alive */
+	for (int i = 0; i < WORKERS; i++) {
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+		assert_int_equal(w[i].wrong, 0);
+	}
+}
+
 static void test_explain_text(void **state)
 {
 	(void)state;
@@ -340,6 +386,7 @@ int main(void)
 		cmocka_unit_test(test_defaults_ports),
 		cmocka_unit_test(test_limits_parsed),
 		cmocka_unit_test(test_ref_unref),
+		cmocka_unit_test(test_refcount_threads),
 		cmocka_unit_test(test_explain_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
