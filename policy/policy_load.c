@@ -355,6 +355,16 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 		}
 		r->kind = PRULE_WILDCARD;
 	} else {
+		const char *colon = memchr(s, ':', len);
+		if (colon != NULL && memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) == NULL &&
+		    colon + 1 < s + len &&
+		    strspn(colon + 1, "0123456789") == len - (size_t)(colon - s) - 1) {
+			/* "github.com:443": a common slip, worth its own message. */
+			lerr(L, n->start_mark,
+			     "bad host '%s': write the port in 'ports: [%s]', not after the host",
+			     q, colon + 1);
+			return -EINVAL;
+		}
 		if (memchr(s, '*', len) != NULL) {
 			lerr(L, n->start_mark,
 			     "bad host '%s': '*' is only allowed as a leading '*.'",

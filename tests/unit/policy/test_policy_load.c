@@ -160,6 +160,10 @@ static const struct ecase ecases[] = {
 	 "e.yaml:3:5: bad wildcard host '*.a.test:443': ':' is only allowed in an IPv6 address, and this is not one"},
 	{"version: 1\nallow:\n  - https://a.test/\n",
 	 "e.yaml:3:5: bad CIDR 'https://a.test/': the part before '/' must be an IPv4 or IPv6 address"},
+	{"version: 1\nallow:\n  - github.com:443\n",
+	 "e.yaml:3:5: bad host 'github.com:443': write the port in 'ports: [443]', not after the host"},
+	{"version: 1\nallow:\n  - host: \"[::1]:443\"\n",
+	 "e.yaml:3:11: bad host '[::1]:443': '[' must enclose an IPv6 address"},
 	{"version: 1\nallow:\n  - a.test\n...\n---\nversion: 1\n",
 	 "e.yaml:5:1: a policy file holds one YAML document; found another"},
 };
