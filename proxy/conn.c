@@ -48,8 +48,7 @@ static void arm_timer(struct conn *c, unsigned ms)
 	evtimer_add(c->timer, &tv);
 }
 
-static void copy_str(char *dst, size_t dstlen, const char *src,
-		     size_t srclen)
+static void copy_str(char *dst, size_t dstlen, const char *src, size_t srclen)
 {
 	size_t n = srclen < dstlen - 1 ? srclen : dstlen - 1;
 	memcpy(dst, src, n);
@@ -79,7 +78,8 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 	}
 	int rc = egress_log_write(c->w->srv->log, &r);
 	if (rc != 0)
-		fprintf(stderr, PROXY_PREFIX "cannot write an egress.log record: %s\n",
+		fprintf(stderr,
+			PROXY_PREFIX "cannot write an egress.log record: %s\n",
 			strerror(-rc));
 }
 
@@ -126,6 +126,7 @@ static void release_upstream(struct conn *c)
 void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
+	relay_splice_free(c);
 	release_upstream(c);
 	if (c->dns_ai != NULL)
 		evutil_freeaddrinfo(c->dns_ai);
@@ -181,16 +182,26 @@ static void start_closing(struct conn *c)
 static const char *status_text(int status)
 {
 	switch (status) {
-	case 400: return "Bad Request";
-	case 403: return "Forbidden";
-	case 408: return "Request Timeout";
-	case 431: return "Request Header Fields Too Large";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Error";
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 408:
+		return "Request Timeout";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
 	}
 }
 
@@ -200,8 +211,8 @@ static void reply_error(struct conn *c, int status, const char *reason,
 			const char *detail)
 {
 	char body[512];
-	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n", reason,
-			  detail ? ": " : "", detail ? detail : "");
+	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
+			  reason, detail ? ": " : "", detail ? detail : "");
 	if (bl < 0)
 		bl = 0;
 	if ((size_t)bl >= sizeof body)
@@ -232,8 +243,8 @@ static void refuse(struct conn *c, const char *event, int status,
 static void reject_now(struct worker *w, int fd, const char *client)
 {
 	static const char resp[] =
-		"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-		"Connection: close\r\nX-AgentSafe-Reason: max_connections\r\n\r\n";
+	    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+	    "Connection: close\r\nX-AgentSafe-Reason: max_connections\r\n\r\n";
 	struct egress_record r;
 	char id[48];
 	egress_log_next_id(w->srv->log, id, sizeof id);
@@ -274,8 +285,8 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 
 	struct conn *c = calloc(1, sizeof *c);
 	if (c != NULL) {
-		c->cbev = bufferevent_socket_new(w->base, fd,
-						 BEV_OPT_CLOSE_ON_FREE);
+		c->cbev =
+		    bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		c->timer = evtimer_new(w->base, timer_cb, c);
 	}
 	if (c == NULL || c->cbev == NULL || c->timer == NULL) {
@@ -339,7 +350,7 @@ static void head_try(struct conn *c)
 	}
 	char err[256] = "";
 	enum http_parse_result r =
-		http_parse_request(buf, take, req, err, sizeof err);
+	    http_parse_request(buf, take, req, err, sizeof err);
 	int status = 0;
 	switch (r) {
 	case HTTP_OK:
@@ -427,8 +438,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			return;
 		}
 		char *head = malloc(FWD_HEAD_MAX);
-		long n = head ? fwd_build_request(req, head, FWD_HEAD_MAX)
-			      : -ENOMEM;
+		long n =
+		    head ? fwd_build_request(req, head, FWD_HEAD_MAX) : -ENOMEM;
 		if (n < 0) {
 			free(head);
 			evbuffer_drain(in, req->head_len);
@@ -441,8 +452,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		c->req_body = req->body;
 		c->req_remaining = req->content_length;
 		http_chunked_init(&c->req_chunked);
-		c->is_head_method = req->method_len == 4 &&
-				    memcmp(req->method, "HEAD", 4) == 0;
+		c->is_head_method =
+		    req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
 	}
 	evbuffer_drain(in, req->head_len);
 
@@ -520,8 +531,8 @@ static void resolve(struct conn *c)
 	c->state = CS_RESOLVE;
 	c->dns_done = false;
 	c->dns_sync = true;
-	struct evdns_getaddrinfo_request *rq = evdns_getaddrinfo(
-		c->w->dns, c->host, NULL, &hints, dns_cb, c);
+	struct evdns_getaddrinfo_request *rq =
+	    evdns_getaddrinfo(c->w->dns, c->host, NULL, &hints, dns_cb, c);
 	c->dns_sync = false;
 	if (c->dns_done) {
 		dns_result(c);
@@ -569,7 +580,7 @@ static void dns_result(struct conn *c)
 		memcpy(&c->addrs[c->naddrs], a->ai_addr, a->ai_addrlen);
 		c->addrlens[c->naddrs] = (socklen_t)a->ai_addrlen;
 		((struct sockaddr_in *)&c->addrs[c->naddrs])->sin_port =
-			htons(c->port); /* same offset for v4 and v6 */
+		    htons(c->port); /* same offset for v4 and v6 */
 		c->naddrs++;
 	}
 	evutil_freeaddrinfo(ai);
@@ -653,8 +664,8 @@ static void hello_try(struct conn *c, bool eof)
 {
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	size_t len = evbuffer_get_length(in);
-	size_t take = len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1
-						      : len;
+	size_t take =
+	    len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1 : len;
 	char sni[256] = "";
 	enum clienthello_result r = CH_NEED_MORE;
 	if (take > 0) {
@@ -678,10 +689,13 @@ static void hello_try(struct conn *c, bool eof)
 		return;
 	}
 	evtimer_del(c->timer);
+	bool ip_target = policy_host_is_ip_literal(c->host);
 	switch (r) {
 	case CH_OK:
 		break;
 	case CH_NO_SNI:
+		if (ip_target)
+			goto accepted; /* SNI cannot carry an IP address */
 		refuse(c, "deny", 0, "no_sni",
 		       "ClientHello carries no server name");
 		return;
@@ -707,6 +721,7 @@ static void hello_try(struct conn *c, bool eof)
 		       "SNI differs from the CONNECT host");
 		return;
 	}
+accepted:
 	bufferevent_disable(c->cbev, EV_READ);
 	c->state = CS_CONNECT;
 	arm_timer(c, c->limits.connect_timeout_ms);
@@ -722,8 +737,8 @@ static void connect_failed(struct conn *c, const char *reason, int status)
 		snprintf(msg, sizeof msg, "cannot connect to %s port %u: %s",
 			 c->ip, c->port, strerror(c->last_connect_errno));
 	else
-		snprintf(msg, sizeof msg, "cannot connect to %s port %u",
-			 c->ip, c->port);
+		snprintf(msg, sizeof msg, "cannot connect to %s port %u", c->ip,
+			 c->port);
 	evtimer_del(c->timer);
 	/* After 200 (a TLS tunnel checked first) there is no status line
 	 * left to send: the client just sees the close. */
@@ -850,8 +865,8 @@ static void fwd_pump_request(struct conn *c)
 			struct evbuffer_iovec v;
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				break;
-			long k = http_chunked_feed(&c->req_chunked,
-						   v.iov_base, v.iov_len);
+			long k = http_chunked_feed(&c->req_chunked, v.iov_base,
+						   v.iov_len);
 			if (k < 0) {
 				fwd_abort(c, "bad_request", 400,
 					  "malformed chunked request body");
@@ -905,7 +920,7 @@ static void fwd_upstream_read(struct conn *c)
 			return;
 		size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
 		const char *buf =
-			(const char *)evbuffer_pullup(in, (ev_ssize_t)take);
+		    (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 		struct http_response *resp = malloc(sizeof *resp);
 		char err[256] = "";
 		if (buf == NULL || resp == NULL) {
@@ -914,7 +929,7 @@ static void fwd_upstream_read(struct conn *c)
 			return;
 		}
 		enum http_parse_result r = http_parse_response(
-			buf, take, c->is_head_method, resp, err, sizeof err);
+		    buf, take, c->is_head_method, resp, err, sizeof err);
 		if (r == HTTP_NEED_MORE && take <= HTTP_HEAD_MAX) {
 			free(resp);
 			return;
@@ -943,10 +958,10 @@ static void fwd_upstream_read(struct conn *c)
 				resp->body != HTTP_BODY_CLOSE &&
 				!c->w->draining;
 		char *head = malloc(FWD_HEAD_MAX);
-		long n = head ? fwd_build_response(buf, resp, c->version_minor,
-						   c->keep_alive, head,
-						   FWD_HEAD_MAX)
-			      : -ENOMEM;
+		long n =
+		    head ? fwd_build_response(buf, resp, c->version_minor,
+					      c->keep_alive, head, FWD_HEAD_MAX)
+			 : -ENOMEM;
 		if (n < 0) {
 			free(head);
 			free(resp);
@@ -989,8 +1004,8 @@ static void fwd_upstream_read(struct conn *c)
 			struct evbuffer_iovec v;
 			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
 				return;
-			long k = http_chunked_feed(&c->resp_chunked,
-						   v.iov_base, v.iov_len);
+			long k = http_chunked_feed(&c->resp_chunked, v.iov_base,
+						   v.iov_len);
 			if (k < 0) {
 				fwd_abort(c, "bad_response", 0,
 					  "malformed chunked response body");
@@ -1112,8 +1127,9 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	case CS_FWD:
 		c->c_eof = true;
 		if (error) {
-			fwd_abort(c, e == ECONNRESET ? "client_reset"
-						     : "client_error",
+			fwd_abort(c,
+				  e == ECONNRESET ? "client_reset"
+						  : "client_error",
 				  0, NULL);
 			return;
 		}
@@ -1235,7 +1251,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		refuse(c, "error", 502, "dns_failure", msg);
 		return;
 	case CS_HELLO:
-		snprintf(msg, sizeof msg, "no complete ClientHello within %u ms",
+		snprintf(msg, sizeof msg,
+			 "no complete ClientHello within %u ms",
 			 c->limits.header_timeout_ms);
 		refuse(c, "deny", 0, "timeout", msg);
 		return;

@@ -28,8 +28,8 @@ bool fwd_connection_lists(const struct http_header *hdrs, size_t n,
 		size_t vl = hdrs[i].value_len;
 		size_t p = 0;
 		while (p < vl) {
-			while (p < vl && (v[p] == ',' || v[p] == ' ' ||
-					  v[p] == '\t'))
+			while (p < vl &&
+			       (v[p] == ',' || v[p] == ' ' || v[p] == '\t'))
 				p++;
 			size_t start = p;
 			while (p < vl && v[p] != ',' && v[p] != ' ' &&
@@ -102,8 +102,8 @@ static void puts_(struct out *o, const char *s)
 }
 
 /* Copy the fields that are end-to-end for this message. */
-static void put_fields(struct out *o, const struct http_header *hdrs,
-		       size_t n, bool chunked, bool skip_host)
+static void put_fields(struct out *o, const struct http_header *hdrs, size_t n,
+		       bool chunked, bool skip_host)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct http_header *h = &hdrs[i];
@@ -124,8 +124,7 @@ static void put_fields(struct out *o, const struct http_header *hdrs,
 	}
 }
 
-long fwd_build_request(const struct http_request *req, char *out,
-		       size_t outlen)
+long fwd_build_request(const struct http_request *req, char *out, size_t outlen)
 {
 	struct out o = {out, 0, outlen, false};
 	char line[64];
@@ -167,7 +166,11 @@ long fwd_build_response(const char *raw, const struct http_response *resp,
 	const char *eol = memchr(raw, '\n', resp->head_len);
 	if (eol == NULL)
 		return -EINVAL;
-	put(&o, raw, (size_t)(eol - raw) + 1);
+	/* We are the client's HTTP/1.1 peer: our version, their status. */
+	if ((size_t)(eol - raw) < 9 || memcmp(raw, "HTTP/1.", 7) != 0)
+		return -EINVAL;
+	puts_(&o, "HTTP/1.1");
+	put(&o, raw + 8, (size_t)(eol - raw) - 7);
 	put_fields(&o, resp->headers, resp->nheaders,
 		   resp->body == HTTP_BODY_CHUNKED, false);
 	if (!keep_alive)

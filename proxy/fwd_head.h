@@ -33,9 +33,9 @@ long fwd_build_request(const struct http_request *req, char *out,
 		       size_t outlen);
 
 /* Response head for the client: the status line as received (first line of
- * `raw`), end-to-end fields (same rules as requests), then a Connection
- * field saying whether the client connection stays open. Returns the
- * length written, or -ENOSPC / -EINVAL. */
+ * `raw`) with the version replaced by ours (HTTP/1.1), end-to-end fields (same
+ * rules as requests), then a Connection field saying whether the client
+ * connection stays open. Returns the length written, or -ENOSPC / -EINVAL. */
 long fwd_build_response(const char *raw, const struct http_response *resp,
 			int client_version_minor, bool keep_alive, char *out,
 			size_t outlen);

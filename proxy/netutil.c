@@ -72,8 +72,8 @@ int proxy_parse_sockaddr(const char *s, bool port_optional,
 		if (parse_port(portstr, strlen(portstr), &port) != 0)
 			goto bad;
 	} else if (!port_optional) {
-		snprintf(err, errlen, "address '%s' has no port (want ADDR:PORT)",
-			 s);
+		snprintf(err, errlen,
+			 "address '%s' has no port (want ADDR:PORT)", s);
 		return -EINVAL;
 	}
 
@@ -108,8 +108,8 @@ void proxy_format_ip(const struct sockaddr *sa, char *buf, size_t len)
 	if (sa->sa_family == AF_INET)
 		src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
 	else if (sa->sa_family == AF_INET6)
-		src = &((const struct sockaddr_in6 *)(const void *)sa)
-			       ->sin6_addr;
+		src =
+		    &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
 	if (src == NULL ||
 	    inet_ntop(sa->sa_family, src, buf, (socklen_t)len) == NULL)
 		snprintf(buf, len, "?");
@@ -119,10 +119,10 @@ uint16_t proxy_sockaddr_port(const struct sockaddr *sa)
 {
 	if (sa->sa_family == AF_INET)
 		return ntohs(
-			((const struct sockaddr_in *)(const void *)sa)->sin_port);
+		    ((const struct sockaddr_in *)(const void *)sa)->sin_port);
 	if (sa->sa_family == AF_INET6)
-		return ntohs(((const struct sockaddr_in6 *)(const void *)sa)
-				     ->sin6_port);
+		return ntohs(
+		    ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port);
 	return 0;
 }
 
@@ -136,9 +136,8 @@ void proxy_format_addr(const struct sockaddr *sa, char *buf, size_t len)
 		snprintf(buf, len, "%s:%u", ip, proxy_sockaddr_port(sa));
 }
 
-int proxy_split_authority(const char *s, size_t len, char *host,
-			  size_t hostlen, uint16_t *port,
-			  uint16_t default_port)
+int proxy_split_authority(const char *s, size_t len, char *host, size_t hostlen,
+			  uint16_t *port, uint16_t default_port)
 {
 	size_t hl;
 	const char *hp = s;

@@ -29,8 +29,7 @@ uint16_t proxy_sockaddr_port(const struct sockaddr *sa);
 /* Split an authority "host", "host:port", "[v6]" or "[v6]:port" (a Host
  * header value) into host (brackets removed, NUL-terminated) and port
  * (default_port when absent). Returns 0 or -EINVAL. */
-int proxy_split_authority(const char *s, size_t len, char *host,
-			  size_t hostlen, uint16_t *port,
-			  uint16_t default_port);
+int proxy_split_authority(const char *s, size_t len, char *host, size_t hostlen,
+			  uint16_t *port, uint16_t default_port);
 
 #endif

@@ -50,8 +50,8 @@ static int switch_user(const char *user, char *err, size_t errlen)
 	}
 	/* A process that can get its old uid back has not dropped it. */
 	if (pw.pw_uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) {
-		snprintf(err, errlen, "could regain uid 0 after switching to '%s'",
-			 user);
+		snprintf(err, errlen,
+			 "could regain uid 0 after switching to '%s'", user);
 		return -EPERM;
 	}
 	return 0;

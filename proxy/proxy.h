@@ -14,8 +14,8 @@ struct proxy_config {
 	size_t nlisten;
 	const char *log_path; /* "-" = stdout */
 	const char *session;
-	const char *hosts_path;  /* with dns: the only resolver sources */
-	const char *const *dns;  /* ADDR[:PORT] */
+	const char *hosts_path; /* with dns: the only resolver sources */
+	const char *const *dns; /* ADDR[:PORT] */
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */

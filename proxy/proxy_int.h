@@ -38,6 +38,7 @@
 #define LINGER_MS 2000
 
 struct conn;
+struct splice_state;
 
 struct worker {
 	struct proxy_server *srv;
@@ -48,7 +49,7 @@ struct worker {
 	struct evdns_base *dns;
 	bool dns_hosts_only; /* --hosts without --dns: never query */
 	struct evconnlistener **listeners; /* one per --listen */
-	struct event *shutdown_ev;         /* activated by the main thread */
+	struct event *shutdown_ev;	   /* activated by the main thread */
 	struct event *drain_timer;
 	struct event *accept_resume; /* re-enables listeners after EMFILE */
 	bool draining;
@@ -61,13 +62,14 @@ struct proxy_server {
 	struct egress_log *log;
 	pthread_mutex_t policy_lock; /* guards `policy` across get+ref */
 	struct policy *policy;
-	atomic_uint nconns;     /* client connections, all workers */
+	atomic_uint nconns;	/* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
+	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
 	unsigned nworkers;
 	struct worker *workers;
 	size_t nlisten;
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
-	int *fds;                        /* [worker * nlisten + i] */
+	int *fds;			 /* [worker * nlisten + i] */
 };
 
 /* Current policy with a reference the caller must drop (policy_unref). */
@@ -79,7 +81,7 @@ enum conn_state {
 	CS_HELLO,   /* 200 sent, reading the ClientHello */
 	CS_CONNECT, /* connecting upstream */
 	CS_RELAY,   /* CONNECT tunnel established */
-	CS_FWD,     /* plain-HTTP request in flight */
+	CS_FWD,	    /* plain-HTTP request in flight */
 	CS_CLOSING, /* answer queued; flush, then linger and free */
 };
 
@@ -87,12 +89,12 @@ struct conn {
 	struct worker *w;
 	struct conn *prev, *next;
 	enum conn_state state;
-	bool reject;       /* over max_connections: answer 503 */
-	bool first;        /* no request finished on this connection yet */
-	bool counted;      /* holds a slot in srv->nconns */
+	bool reject;  /* over max_connections: answer 503 */
+	bool first;   /* no request finished on this connection yet */
+	bool counted; /* holds a slot in srv->nconns */
 	struct bufferevent *cbev; /* client */
 	struct bufferevent *ubev; /* upstream */
-	struct event *timer;      /* header / connect / hello / linger */
+	struct event *timer;	  /* header / connect / hello / linger */
 	struct event *idle_timer; /* relay idle check */
 	struct timespec t_start, t_open, last_activity;
 	struct policy_limits limits;
@@ -121,6 +123,7 @@ struct conn {
 	int last_connect_errno;
 
 	/* Tunnel relay. */
+	struct splice_state *splice; /* zero-copy mode, see splice.c */
 	int64_t bytes_up, bytes_down;
 	bool c_eof, u_eof;   /* read side finished */
 	bool c_shut, u_shut; /* write side shut down after the peer's EOF */
@@ -161,5 +164,9 @@ void relay_event(struct conn *c, bool client_side, short what);
  * bytes moved. */
 size_t relay_move(struct bufferevent *src, struct bufferevent *dst,
 		  size_t limit);
+
+/* splice.c */
+bool relay_splice_start(struct conn *c);
+void relay_splice_free(struct conn *c);
 
 #endif

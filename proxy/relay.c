@@ -57,6 +57,20 @@ static bool maybe_shut(struct conn *c)
 	return false;
 }
 
+/* With nothing buffered in user space either way, hand the tunnel to the
+ * splice(2) path. */
+static void try_splice(struct conn *c)
+{
+	if (c->c_eof || c->u_eof || c->splice != NULL)
+		return;
+	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->ubev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_output(c->ubev)) != 0)
+		return;
+	(void)relay_splice_start(c);
+}
+
 void relay_start(struct conn *c)
 {
 	c->state = CS_RELAY;
@@ -69,6 +83,8 @@ void relay_start(struct conn *c)
 	bufferevent_enable(c->ubev, EV_READ);
 	if (c->c_eof)
 		(void)maybe_shut(c);
+	else
+		try_splice(c);
 }
 
 void relay_client_read(struct conn *c)
@@ -102,7 +118,8 @@ void relay_write_drained(struct conn *c, bool client_side)
 		    RELAY_BUF_MAX)
 			bufferevent_enable(src, EV_READ);
 	}
-	(void)maybe_shut(c);
+	if (!maybe_shut(c))
+		try_splice(c);
 }
 
 void relay_event(struct conn *c, bool client_side, short what)
@@ -111,7 +128,8 @@ void relay_event(struct conn *c, bool client_side, short what)
 		int e = EVUTIL_SOCKET_ERROR();
 		const char *reason;
 		if (client_side)
-			reason = e == ECONNRESET ? "client_reset" : "client_error";
+			reason =
+			    e == ECONNRESET ? "client_reset" : "client_error";
 		else
 			reason = e == ECONNRESET ? "upstream_reset"
 						 : "upstream_error";
@@ -128,7 +146,7 @@ void relay_event(struct conn *c, bool client_side, short what)
 	} else {
 		c->u_eof = true;
 		c->bytes_down +=
-			(int64_t)relay_move(c->ubev, c->cbev, SIZE_MAX);
+		    (int64_t)relay_move(c->ubev, c->cbev, SIZE_MAX);
 	}
 	(void)maybe_shut(c);
 }

@@ -35,11 +35,10 @@ static void libevent_log(int severity, const char *msg)
 		fprintf(stderr, PROXY_PREFIX "libevent: %s\n", msg);
 }
 
-static int bind_one(const struct sockaddr_storage *ss, char *err,
-		    size_t errlen)
+static int bind_one(const struct sockaddr_storage *ss, char *err, size_t errlen)
 {
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	int fd = socket(ss->ss_family,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "socket: %s", strerror(e));
@@ -88,6 +87,7 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	pthread_mutex_init(&s->policy_lock, NULL);
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
+	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
 	s->nworkers = cfg->workers;
 	if (s->nworkers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -96,8 +96,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	int rc = policy_load_file(cfg->policy_path, &s->policy, err, errlen);
 	if (rc != 0)
 		goto fail;
-	rc = egress_log_open(cfg->log_path ? cfg->log_path : "-",
-			     cfg->session, &s->log, err, errlen);
+	rc = egress_log_open(cfg->log_path ? cfg->log_path : "-", cfg->session,
+			     &s->log, err, errlen);
 	if (rc != 0)
 		goto fail;
 
@@ -239,8 +239,8 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static int worker_init(struct proxy_server *s, struct worker *w,
-		       unsigned index, char *err, size_t errlen)
+static int worker_init(struct proxy_server *s, struct worker *w, unsigned index,
+		       char *err, size_t errlen)
 {
 	w->srv = s;
 	w->index = index;
@@ -251,8 +251,8 @@ static int worker_init(struct proxy_server *s, struct worker *w,
 		return -ENOMEM;
 	}
 	bool custom = s->cfg.hosts_path != NULL || s->cfg.ndns > 0;
-	w->dns = evdns_base_new(w->base, custom ? 0
-					: EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	w->dns = evdns_base_new(w->base,
+				custom ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
 	if (w->dns == NULL) {
 		if (custom) {
 			snprintf(err, errlen, "cannot create a resolver");
@@ -283,7 +283,7 @@ static int worker_init(struct proxy_server *s, struct worker *w,
 		if (rc != 0)
 			return rc;
 		if (evdns_base_nameserver_sockaddr_add(
-			    w->dns, (struct sockaddr *)&ss, sl, 0) != 0) {
+			w->dns, (struct sockaddr *)&ss, sl, 0) != 0) {
 			snprintf(err, errlen, "cannot use DNS server %s",
 				 s->cfg.dns[i]);
 			return -EINVAL;
@@ -301,8 +301,8 @@ static int worker_init(struct proxy_server *s, struct worker *w,
 	for (size_t i = 0; i < s->nlisten; i++) {
 		int fd = s->fds[index * s->nlisten + i];
 		w->listeners[i] = evconnlistener_new(
-			w->base, accept_cb, w,
-			LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		    w->base, accept_cb, w,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (w->listeners[i] == NULL) {
 			snprintf(err, errlen, "cannot watch a listener");
 			return -ENOMEM;
@@ -348,7 +348,8 @@ static void reload(struct proxy_server *s)
 	int rc = policy_load_file(s->cfg.policy_path, &np, err, sizeof err);
 	if (rc != 0) {
 		fprintf(stderr,
-			PROXY_PREFIX "reload failed, keeping the old policy: %s\n",
+			PROXY_PREFIX
+			"reload failed, keeping the old policy: %s\n",
 			err);
 		struct egress_record r;
 		char id[48];

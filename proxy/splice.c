@@ -1,0 +1,194 @@
+/* Zero-copy fast path of the tunnel relay: once an established tunnel has
+ * nothing buffered in user space, bytes move socket -> pipe -> socket with
+ * splice(2) and never enter the proxy's memory. One pipe per direction is
+ * the backpressure bound (at most a pipe's worth in flight). Falls back to
+ * the bufferevent copy (relay.c) when pipes cannot be had. */
+#include "proxy_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+struct splice_dir {
+	struct conn *c;
+	int from, to;
+	int pipe[2];
+	size_t inpipe;	/* bytes read into the pipe, not yet written out */
+	bool eof, shut; /* `from` sent EOF; `to` was shut down for writing */
+	bool up;	/* client -> upstream */
+	struct event *rd, *wr;
+};
+
+struct splice_state {
+	struct splice_dir dir[2];
+};
+
+#define SPLICE_CHUNK (64 * 1024)
+
+static void dir_close(struct splice_dir *d)
+{
+	if (d->rd != NULL)
+		event_free(d->rd);
+	if (d->wr != NULL)
+		event_free(d->wr);
+	if (d->pipe[0] >= 0)
+		close(d->pipe[0]);
+	if (d->pipe[1] >= 0)
+		close(d->pipe[1]);
+	d->rd = d->wr = NULL;
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+void relay_splice_free(struct conn *c)
+{
+	if (c->splice == NULL)
+		return;
+	dir_close(&c->splice->dir[0]);
+	dir_close(&c->splice->dir[1]);
+	free(c->splice);
+	c->splice = NULL;
+}
+
+static void finish(struct conn *c, const char *reason)
+{
+	conn_log(c, "close", reason, NULL, true);
+	conn_free(c);
+}
+
+static const char *error_reason(const struct splice_dir *d, int e, bool reading)
+{
+	/* Reading from the client or writing to the upstream concern the
+	 * side the error came from. */
+	bool client = d->up == reading;
+	if (client)
+		return e == ECONNRESET ? "client_reset" : "client_error";
+	return e == ECONNRESET || e == EPIPE ? "upstream_reset"
+					     : "upstream_error";
+}
+
+/* Move as much as the sockets allow in one direction. Returns false when
+ * the conn was freed. */
+static bool pump(struct splice_dir *d)
+{
+	struct conn *c = d->c;
+	for (;;) {
+		if (d->inpipe > 0) {
+			ssize_t n =
+			    splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+			if (n > 0) {
+				d->inpipe -= (size_t)n;
+				if (d->up)
+					c->bytes_up += n;
+				else
+					c->bytes_down += n;
+				clock_gettime(CLOCK_MONOTONIC_COARSE,
+					      &c->last_activity);
+				continue;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN) {
+				/* `to` is full: wait for it, read no more. */
+				event_del(d->rd);
+				event_add(d->wr, NULL);
+				return true;
+			}
+			finish(c,
+			       error_reason(d, n < 0 ? errno : EPIPE, false));
+			return false;
+		}
+		event_del(d->wr);
+		if (d->eof) {
+			if (!d->shut) {
+				shutdown(d->to, SHUT_WR);
+				d->shut = true;
+			}
+			struct splice_dir *o =
+			    &c->splice->dir[d == &c->splice->dir[0]];
+			if (o->shut) {
+				finish(c, "eof");
+				return false;
+			}
+			return true;
+		}
+		ssize_t n =
+		    splice(d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			d->inpipe = (size_t)n;
+			continue;
+		}
+		if (n == 0) {
+			d->eof = true;
+			event_del(d->rd);
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			event_add(d->rd, NULL);
+			return true;
+		}
+		finish(c, error_reason(d, errno, true));
+		return false;
+	}
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)pump(arg);
+}
+
+/* Called by relay.c when both directions have nothing buffered. Returns
+ * true when the tunnel now runs on splice (the bufferevents stay, disabled,
+ * as owners of the sockets). */
+bool relay_splice_start(struct conn *c)
+{
+	if (c->splice != NULL || c->w->srv->no_splice)
+		return c->splice != NULL;
+	struct splice_state *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return false;
+	int cfd = bufferevent_getfd(c->cbev);
+	int ufd = bufferevent_getfd(c->ubev);
+	for (int i = 0; i < 2; i++) {
+		struct splice_dir *d = &s->dir[i];
+		d->c = c;
+		d->up = i == 0;
+		d->from = d->up ? cfd : ufd;
+		d->to = d->up ? ufd : cfd;
+		d->pipe[0] = d->pipe[1] = -1;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct splice_dir *d = &s->dir[i];
+		if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+			d->pipe[0] = d->pipe[1] = -1;
+			goto fallback; /* out of fds: keep copying */
+		}
+		d->rd = event_new(c->w->base, d->from, EV_READ | EV_PERSIST,
+				  io_cb, d);
+		d->wr = event_new(c->w->base, d->to, EV_WRITE | EV_PERSIST,
+				  io_cb, d);
+		if (d->rd == NULL || d->wr == NULL)
+			goto fallback;
+	}
+	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
+	bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
+	c->splice = s;
+	for (int i = 0; i < 2; i++)
+		event_add(s->dir[i].rd, NULL);
+	return true;
+fallback:
+	dir_close(&s->dir[0]);
+	dir_close(&s->dir[1]);
+	free(s);
+	return false;
+}
