@@ -11,15 +11,18 @@
 
 #include "policy_int.h"
 
+uint64_t policy_hash_step(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * 0x100000001b3ull;
+}
+
 uint64_t policy_hash(const char *s, size_t len)
 {
-	/* FNV-1a: keys come from the trusted policy file, so collisions cannot
-	 * be forced by the agent; lookups only probe. */
-	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 0x100000001b3ull;
-	}
+	/* Keys come from the trusted policy file, so the agent cannot force
+	 * collisions into the table; its hosts only probe. */
+	uint64_t h = POLICY_HASH_INIT;
+	for (size_t i = len; i-- > 0;)
+		h = policy_hash_step(h, (unsigned char)s[i]);
 	return h;
 }
 
@@ -40,38 +43,42 @@ static size_t table_cap(size_t n)
 	return cap;
 }
 
-static struct name_slot *name_find(const struct policy *p, const char *key,
-				   size_t len, uint64_t h)
+static struct name_entry *name_find(const struct policy *p, const char *key,
+				    size_t len, uint64_t h)
 {
 	if (p->names_cap == 0)
 		return NULL;
 	size_t mask = p->names_cap - 1;
+	uint64_t tag = h >> 32;
 	for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-		struct name_slot *s = &p->names[i];
-		if (s->key == NULL)
+		uint64_t s = p->name_slots[i];
+		if (s == 0)
 			return NULL;
-		if (s->hash == h && strlen(s->key) == len &&
-		    memcmp(s->key, key, len) == 0)
-			return s;
+		if (s >> 32 != tag)
+			continue;
+		struct name_entry *e = &p->names[(s & 0xffffffffu) - 1];
+		if (e->keylen == len && memcmp(e->key, key, len) == 0)
+			return e;
 	}
 }
 
-static struct name_slot *name_insert(struct policy *p, const char *key)
+static struct name_entry *name_insert(struct policy *p, const char *key)
 {
 	size_t len = strlen(key);
 	uint64_t h = policy_hash(key, len);
-	struct name_slot *s = name_find(p, key, len, h);
-	if (s != NULL)
-		return s;
+	struct name_entry *e = name_find(p, key, len, h);
+	if (e != NULL)
+		return e;
 	size_t mask = p->names_cap - 1;
 	size_t i = (size_t)h & mask;
-	while (p->names[i].key != NULL)
+	while (p->name_slots[i] != 0)
 		i = (i + 1) & mask;
-	s = &p->names[i];
-	s->key = (char *)key;
-	s->hash = h;
-	s->exact_allow = s->exact_deny = s->wild_allow = s->wild_deny = -1;
-	return s;
+	e = &p->names[p->nnames++];
+	p->name_slots[i] = (h >> 32) << 32 | (uint64_t)p->nnames;
+	e->key = key;
+	e->keylen = len;
+	e->exact_allow = e->exact_deny = e->wild_allow = e->wild_deny = -1;
+	return e;
 }
 
 static struct ip_slot *ip_find(const struct policy *p, uint8_t family,
@@ -122,9 +129,10 @@ int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen)
 	}
 	p->names_cap = table_cap(nn);
 	p->ips_cap = table_cap(ni);
-	p->names = calloc(p->names_cap, sizeof *p->names);
+	p->name_slots = calloc(p->names_cap, sizeof *p->name_slots);
+	p->names = calloc(nn ? nn : 1, sizeof *p->names);
 	p->ips = calloc(p->ips_cap, sizeof *p->ips);
-	if (p->names == NULL || p->ips == NULL) {
+	if (p->name_slots == NULL || p->names == NULL || p->ips == NULL) {
 		snprintf(msg, msglen, "out of memory compiling the policy");
 		*bad = 0;
 		return -ENOMEM;
@@ -141,7 +149,7 @@ int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen)
 			else
 				p->v6_plen[r->plen] = true;
 		} else {
-			struct name_slot *s = name_insert(p, r->key);
+			struct name_entry *s = name_insert(p, r->key);
 			if (r->kind == PRULE_NAME)
 				slot = r->deny ? &s->exact_deny : &s->exact_allow;
 			else
@@ -170,6 +178,7 @@ void policy_free_internal(struct policy *p)
 		free(p->rules[i].ports);
 	}
 	free(p->rules);
+	free(p->name_slots);
 	free(p->names);
 	free(p->ips);
 	free(p->source);
@@ -304,31 +313,27 @@ static void match_name(const struct policy *p, const char *host,
 {
 	size_t len = strlen(host);
 	const struct prule *deny = NULL, *allow = NULL, *allow_other = NULL;
-	/* host itself (exact rules), then each proper suffix (wildcards);
-	 * the first hit is the most specific. */
-	for (size_t off = 0; off < len;) {
-		const char *k = host + off;
-		size_t kl = len - off;
-		const struct name_slot *s =
-			name_find(p, k, kl, policy_hash(k, kl));
-		if (s != NULL) {
-			int32_t di = off == 0 ? s->exact_deny : s->wild_deny;
-			int32_t ai = off == 0 ? s->exact_allow : s->wild_allow;
-			if (di >= 0 && deny == NULL &&
-			    port_in(&p->rules[di], port))
-				deny = &p->rules[di];
-			if (ai >= 0) {
-				const struct prule *r = &p->rules[ai];
-				if (allow_other == NULL)
-					allow_other = r;
-				if (allow == NULL && port_in(r, port))
-					allow = r;
-			}
+	/* Right to left: each dot-suffix ("test", "a.test", "x.a.test") is
+	 * hashed by extending the previous one, and looked up once; wildcard
+	 * slots apply to proper suffixes, exact slots to the host itself.
+	 * Later hits are longer suffixes, i.e. more specific rules. */
+	uint64_t h = POLICY_HASH_INIT;
+	for (size_t i = len; i-- > 0;) {
+		h = policy_hash_step(h, (unsigned char)host[i]);
+		if (i > 0 && host[i - 1] != '.')
+			continue;
+		const struct name_entry *e = name_find(p, host + i, len - i, h);
+		if (e == NULL)
+			continue;
+		int32_t di = i == 0 ? e->exact_deny : e->wild_deny;
+		int32_t ai = i == 0 ? e->exact_allow : e->wild_allow;
+		if (di >= 0 && port_in(&p->rules[di], port))
+			deny = &p->rules[di];
+		if (ai >= 0) {
+			allow_other = &p->rules[ai];
+			if (port_in(allow_other, port))
+				allow = allow_other;
 		}
-		const char *dot = memchr(k, '.', kl);
-		if (dot == NULL)
-			break;
-		off = (size_t)(dot - host) + 1;
 	}
 	if (deny != NULL)
 		decide(d, POLICY_DENY, "denied_by_rule", deny);
