@@ -222,10 +222,11 @@ static int parse_ports(struct loader *L, const yaml_node_t *n,
 		return -EINVAL;
 	}
 	uint16_t *ports = calloc(cnt, sizeof *ports);
-	yaml_mark_t *marks = calloc(cnt, sizeof *marks);
-	if (ports == NULL || marks == NULL) {
+	/* one bit per port: duplicate detection stays linear */
+	uint8_t *seen = calloc(65536 / 8, 1);
+	if (ports == NULL || seen == NULL) {
 		free(ports);
-		free(marks);
+		free(seen);
 		lerr(L, n->start_mark, "out of memory");
 		return -ENOMEM;
 	}
@@ -242,25 +243,22 @@ static int parse_ports(struct loader *L, const yaml_node_t *n,
 			rc = -EINVAL;
 			goto fail;
 		}
-		for (size_t j = 0; j < i; j++) {
-			if (ports[j] == v) {
-				lerr(L, pn->start_mark, "port %lu listed twice",
-				     v);
-				rc = -EINVAL;
-				goto fail;
-			}
+		if (seen[v / 8] & (1u << (v % 8))) {
+			lerr(L, pn->start_mark, "port %lu listed twice", v);
+			rc = -EINVAL;
+			goto fail;
 		}
+		seen[v / 8] = (uint8_t)(seen[v / 8] | (1u << (v % 8)));
 		ports[i] = (uint16_t)v;
-		marks[i] = pn->start_mark;
 	}
 	qsort(ports, cnt, sizeof *ports, cmp_u16);
-	free(marks);
+	free(seen);
 	*out = ports;
 	*nout = cnt;
 	return 0;
 fail:
 	free(ports);
-	free(marks);
+	free(seen);
 	return rc;
 }
 

@@ -471,7 +471,7 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	if (p == NULL || host == NULL || buf == NULL || buflen == 0)
 		return -EINVAL;
 	size_t off = 0;
-	char norm[POLICY_HOST_MAX + 1];
+	char norm[POLICY_HOST_MAX + 1] = "";
 	char err[POLICY_ERR_MAX];
 	char q[80];
 	struct policy_decision d;
@@ -505,9 +505,10 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	}
 	if (d.verdict == POLICY_ALLOW)
 		appendf(buf, buflen, &off, "tls:     %s\n",
-			d.require_tls
-				? "required (the tunnel must open with a TLS ClientHello whose SNI is this host)"
-				: "not required (rule says tls: false)");
+			!d.require_tls ? "not required (rule says tls: false)"
+			: policy_host_is_ip_literal(norm)
+				? "required (the tunnel must open with a TLS ClientHello)"
+				: "required (the tunnel must open with a TLS ClientHello whose SNI is this host)");
 	if (off >= buflen)
 		return -ENOSPC;
 	return 0;
