@@ -521,6 +521,7 @@ static int follow_file(const char *path, const struct log_filter *f,
 		if (fstat(fileno(r.f), &cur) == 0 && cur.st_size < ftell(r.f)) {
 			fseek(r.f, 0, SEEK_SET); /* truncated in place */
 			r.len = 0;
+			r.io_pos = r.io_len = 0;
 		}
 		usleep(200000);
 	}

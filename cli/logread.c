@@ -4,6 +4,7 @@
 #include "logread.h"
 
 #include <errno.h>
+#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -174,9 +175,13 @@ static const char *index_record(struct logrec *rec)
 	json_t *v;
 	json_object_foreach(rec->obj, key, v) {
 		const struct field *f = NULL;
-		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
-			if (strcmp(fields[i].name, key) == 0)
+		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+			if (fields[i].name[0] == key[0] &&
+			    strcmp(fields[i].name, key) == 0) {
 				f = &fields[i];
+				break;
+			}
+		}
 		if (f == NULL) {
 			snprintf(why, sizeof why,
 				 "unknown field \"%.60s\" (a newer log format?)", key);
@@ -212,35 +217,59 @@ static const char *index_record(struct logrec *rec)
 	return why;
 }
 
+/* Refill the block buffer; returns bytes now available, 0 at EOF, -1 on
+ * error. Reading in blocks and scanning with memchr keeps the per-byte
+ * cost off the hot path of a million-record summary. */
+static ssize_t refill(struct logread *r)
+{
+	if (r->io_pos < r->io_len)
+		return (ssize_t)(r->io_len - r->io_pos);
+	size_t got = fread(r->io, 1, sizeof r->io, r->f);
+	if (got == 0) {
+		if (ferror(r->f))
+			return -1;
+		clearerr(r->f); /* so --follow can read what comes later */
+	}
+	r->io_pos = 0;
+	r->io_len = got;
+	return (ssize_t)got;
+}
+
 /* Read one line into r->buf. 1: a complete line; 0: EOF (possibly after a
  * partial line, left in r->buf/r->len); -1: error. Over-long lines are
  * consumed and reported; NUL bytes are kept so the decoder rejects them. */
 static int read_line(struct logread *r, bool *too_long)
 {
-	*too_long = false;
+	*too_long = r->len > LOGREAD_LINE_MAX;
 	for (;;) {
-		int c = getc_unlocked(r->f);
-		if (c == EOF) {
-			if (ferror(r->f))
-				return -1;
-			clearerr(r->f); /* so --follow can read what comes later */
+		ssize_t avail = refill(r);
+		if (avail < 0)
+			return -1;
+		if (avail == 0)
 			return 0;
-		}
-		if (c == '\n')
-			return 1;
-		if (r->len >= LOGREAD_LINE_MAX) {
+		const char *p = r->io + r->io_pos;
+		const char *nl = memchr(p, '\n', (size_t)avail);
+		size_t take = nl ? (size_t)(nl - p) : (size_t)avail;
+		r->io_pos += take + (nl ? 1 : 0);
+		if (r->len + take > LOGREAD_LINE_MAX) {
 			*too_long = true;
-			continue;
+			r->len = LOGREAD_LINE_MAX + 1; /* remember across calls */
+		} else {
+			if (r->len + take + 1 > r->cap) {
+				size_t cap = r->cap;
+				while (cap < r->len + take + 1)
+					cap *= 2;
+				char *n = realloc(r->buf, cap);
+				if (n == NULL)
+					return -1;
+				r->buf = n;
+				r->cap = cap;
+			}
+			memcpy(r->buf + r->len, p, take);
+			r->len += take;
 		}
-		if (r->len + 1 >= r->cap) {
-			size_t cap = r->cap * 2;
-			char *n = realloc(r->buf, cap);
-			if (n == NULL)
-				return -1;
-			r->buf = n;
-			r->cap = cap;
-		}
-		r->buf[r->len++] = (char)c;
+		if (nl != NULL)
+			return 1;
 	}
 }
 
@@ -262,7 +291,7 @@ int logread_next(struct logread *r, struct logrec *rec)
 		r->lineno++;
 		size_t len = r->len;
 		r->len = 0;
-		if (too_long) {
+		if (too_long || len > LOGREAD_LINE_MAX) {
 			warn(r, r->lineno, "line longer than 64 KiB");
 			continue;
 		}

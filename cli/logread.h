@@ -32,6 +32,8 @@ struct logread {
 	size_t len, cap;
 	bool follow;        /* a partial last line waits for more, not an error */
 	bool quiet;         /* do not print warnings (counting only) */
+	char io[64 * 1024]; /* block buffer: lines are cut out of it */
+	size_t io_pos, io_len;
 };
 
 /* Open path for reading ("-" is stdin). */
