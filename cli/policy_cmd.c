@@ -286,7 +286,7 @@ static int cmd_explain(int argc, char **argv)
 		return 0;
 	}
 	bool record = argc == 4 && strcmp(argv[2], "--record") == 0;
-	if (argc != 3 && !record) {
+	if ((argc != 3 && !record) || (argc == 3 && argv[2][0] == '-')) {
 		usage_explain(stderr);
 		return EXIT_USAGE;
 	}

@@ -91,6 +91,7 @@ run 2 "$BIN" policy explain "$T/policy.yaml" github.com:0
 run 2 "$BIN" policy explain "$T/policy.yaml" github.com:70000
 run 2 "$BIN" policy explain "$T/policy.yaml" '[::1'
 run 2 "$BIN" policy explain "$T/policy.yaml"
+run 2 "$BIN" policy explain "$T/policy.yaml" --record
 run 2 "$BIN" policy check
 run 2 "$BIN" policy frobnicate
 run 1 "$BIN" policy check "$T/missing.yaml"
