@@ -206,6 +206,7 @@ static void test_internal_ranges(void **state)
 		"2002:7f00:1::", "2002:c0a8:101::1",  /* 6to4 */
 		"64:ff9b:1::1",                       /* local-use NAT64 */
 		"100::1",                             /* discard-only */
+		"2001:0:4136:e378:8000:63bf:f5ff:fffe", /* Teredo, client 10.0.0.1 */
 	};
 	static const char *const out[] = {
 		"1.0.0.0", "9.255.255.255", "11.0.0.0",
@@ -219,6 +220,7 @@ static void test_internal_ranges(void **state)
 		"2001:db8::1", "2606:4700::1", "fbff::1", "fe7f::1",
 		"::ffff:203.0.113.7", "::203.0.113.7", "64:ff9b::203.0.113.7",
 		"2002:cb00:7107::1", "::2:0:0:1",
+		"2001:0:4136:e378:8000:63bf:3fff:fdd2", /* Teredo, 192.0.2.45 */
 	};
 	expect_internal(in, sizeof in / sizeof in[0], true);
 	expect_internal(out, sizeof out / sizeof out[0], false);
