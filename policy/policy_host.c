@@ -107,6 +107,12 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out,
 		seterr(err, errlen, in, inlen, "empty host");
 		return -EINVAL;
 	}
+	/* Bound the work first: nothing valid is longer than a DNS name plus
+	 * its trailing dot. */
+	if (inlen > POLICY_HOST_MAX + 1) {
+		seterr(err, errlen, in, inlen, "longer than 253 bytes");
+		return -EINVAL;
+	}
 	/* Every byte is checked before anything else looks at the text. */
 	for (size_t i = 0; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
@@ -119,10 +125,6 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out,
 			       "non-ASCII byte (write IDNs as punycode, xn--...)");
 			return -EINVAL;
 		}
-	}
-	if (inlen > POLICY_HOST_MAX + 1) {
-		seterr(err, errlen, in, inlen, "longer than 253 bytes");
-		return -EINVAL;
 	}
 	/* [v6] as in URLs and CONNECT authorities: the brackets are dropped. */
 	if (in[0] == '[') {
