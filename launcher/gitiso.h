@@ -21,6 +21,12 @@ const char *gitiso_clone_path(const struct gitiso_repo *r); /* mount rw */
  * NULL-terminated array, may be empty. */
 const char *const *gitiso_readonly_paths(const struct gitiso_repo *r);
 const char *gitiso_host_repo(const struct gitiso_repo *r); /* work tree */
+/* "agentsafe/<id>" (added). */
+const char *gitiso_branch(const struct gitiso_repo *r);
+/* One line for the session start (added): which commit the clone starts
+ * from, and a warning when the host's uncommitted changes are left out
+ * (they always are: the clone is a fresh checkout of HEAD). */
+const char *gitiso_prepare_summary(const struct gitiso_repo *r);
 
 /* After the session: when the session branch has new commits, fetch it into
  * the host repo as agentsafe/<id>; write a short human summary (commits,
