@@ -1126,6 +1126,7 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 	struct stat st;
 	char why[160] = "";
 	char rmerr[256] = "";
+	char dotgit[PATH_MAX];
 	int rc = 0;
 	bool keep;
 
@@ -1142,6 +1143,7 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 	}
 	r->finished = true;
 	memset(&fs, 0, sizeof(fs));
+	snprintf(dotgit, sizeof(dotgit), "%s/.git", r->clone_path);
 
 	if (lstat(r->clone_path, &st) != 0) {
 		sb_add(summary, summarylen, "%s: session clone %s is gone; "
@@ -1154,8 +1156,11 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 		       "directory; left as is", r->clone_path);
 		return -ENOTDIR;
 	}
-	if (lstat(r->clone_gitdir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		bool gone = errno == ENOENT;
+	/* fstatat on the name, not "<clone>/.git/": a trailing slash would
+	 * follow a .git symlink planted by the agent */
+	int gst = fstatat(AT_FDCWD, dotgit, &st, AT_SYMLINK_NOFOLLOW);
+	if (gst != 0 || !S_ISDIR(st.st_mode)) {
+		bool gone = gst != 0 && errno == ENOENT;
 		if (gone && dir_is_empty(r->clone_path) &&
 		    safe_rmtree(r->clone_path, rmerr, sizeof(rmerr)) == 0) {
 			sb_add(summary, summarylen, "%s: the session deleted "

@@ -536,7 +536,93 @@ static void test_symlink_trap_not_followed(void **state)
 	char *refs = git_out(host, "for-each-ref refs/heads/agentsafe");
 	assert_string_equal(refs, "");
 	gitiso_free(r);
-	free(before), free(wt_before), free(clone), free(refs);
+	free(refs);
+
+	/* .git replaced by a symlink to the host's .git: not followed, not
+	 * fetched from, not deleted through */
+	r = prepare_ok(host, "trap3");
+	free(clone);
+	clone = strdup(gitiso_clone_path(r));
+	assert_int_equal(run("cd '%s' && rm -rf .git && ln -s '%s' .git",
+			     clone, hostgit),
+			 0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, ".git is not a directory; nothing fetched, "
+				    "host repo untouched; kept session clone"));
+	after = manifest(hostgit);
+	assert_string_equal(after, before);
+	gitiso_free(r);
+	free(before), free(after), free(wt_before), free(clone);
+}
+
+/* Host is a linked worktree (objects in the common dir), and a clone
+ * made with --shared (objects borrowed again: the chain must be mounted). */
+static void test_host_worktree_and_shared_objects(void **state)
+{
+	char host[PATH_MAX], wt[PATH_MAX], shared[PATH_MAX], sum[1024];
+	char err[512], want[PATH_MAX + 16];
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "main", true);
+	snprintf(wt, sizeof(wt), "%s/h/wt", g_root);
+	snprintf(shared, sizeof(shared), "%s/h/shared", g_root);
+	assert_int_equal(run("git -C '%s' worktree add -q -b feature '%s' && "
+			     "git clone -q --shared '%s' '%s' && git -C '%s' "
+			     "config user.name Sharer && git -C '%s' config "
+			     "user.email s@t.invalid",
+			     host, wt, host, shared, shared, shared),
+			 0);
+	char *hostreal = realpath(host, NULL);
+	assert_non_null(hostreal);
+
+	struct gitiso_repo *r = prepare_ok(wt, "wt");
+	snprintf(want, sizeof(want), "%s/.git/objects", hostreal);
+	assert_string_equal(gitiso_readonly_paths(r)[0], want);
+	assert_null(gitiso_readonly_paths(r)[1]);
+	assert_string_equal(gitiso_name(r), "wt");
+	assert_non_null(strstr(gitiso_prepare_summary(r), "from feature at"));
+	agent_commit(r, "a.txt", "from worktree\n");
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, "wt: 1 commit on agentsafe/wt"));
+	char *m = git_out(host, "log -1 --format=%s agentsafe/wt");
+	assert_string_equal(m, "agent: a.txt");
+	char *wthead = git_out(wt, "symbolic-ref HEAD");
+	assert_string_equal(wthead, "refs/heads/feature");
+	gitiso_free(r);
+
+	r = prepare_ok(shared, "sh");
+	const char *const *ro = gitiso_readonly_paths(r);
+	assert_non_null(ro[0]);
+	assert_non_null(strstr(ro[0], "/h/shared/.git/objects"));
+	assert_non_null(ro[1]);
+	assert_string_equal(ro[1], want);
+	assert_null(ro[2]);
+	/* commit as the container user with both object dirs read-only */
+	assert_int_equal(run("chmod 0755 '%s' '%s/sh' && chown -R %d:%d '%s' && "
+			     "unshare --mount --propagation private sh -c "
+			     "\"mount --bind '%s' '%s' && mount -o remount,bind,"
+			     "ro '%s' && mount --bind '%s' '%s' && mount -o "
+			     "remount,bind,ro '%s' && cd '%s' && setpriv "
+			     "--reuid=%d --regid=%d --clear-groups %s sh -c "
+			     "'echo s >> a.txt && git commit -qam shared && "
+			     "git fsck --no-progress'\"",
+			     g_sessions, g_sessions, AGENT_UID, AGENT_UID,
+			     gitiso_clone_path(r), ro[0], ro[0], ro[0], ro[1],
+			     ro[1], ro[1], gitiso_clone_path(r), AGENT_UID,
+			     AGENT_UID, g_agent_env),
+			 0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, "shared: 1 commit on agentsafe/sh"));
+	char *who = git_out(shared, "log -1 --format=%an agentsafe/sh");
+	assert_string_equal(who, "Sharer");
+	gitiso_free(r);
+	free(hostreal), free(m), free(wthead), free(who);
 }
 
 /* The container user: a different uid, the host repo root-owned 0755, and
@@ -775,6 +861,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_host_detached_head, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_host_worktree_and_shared_objects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(
