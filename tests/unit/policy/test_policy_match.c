@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -378,6 +379,57 @@ static void test_explain_text(void **state)
 	policy_unref(p);
 }
 
+/* The shipped example policy decides the hosts its comments promise. */
+static void test_example_policy(void **state)
+{
+	(void)state;
+	const char *src = getenv("AGENTSAFE_SOURCE_DIR");
+	assert_non_null(src); /* set by ctest; a missing value must fail */
+	char path[4096];
+	snprintf(path, sizeof path, "%s/examples/policy.yaml", src);
+	struct policy *p = NULL;
+	char err[POLICY_ERR_MAX] = "";
+	int rc = policy_load_file(path, &p, err, sizeof err);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", err);
+	assert_int_equal(rc, 0);
+	static const struct {
+		const char *host;
+		uint16_t port;
+		enum policy_verdict v;
+	} want[] = {
+		{"api.anthropic.com", 443, POLICY_ALLOW},
+		{"api.openai.com", 443, POLICY_ALLOW},
+		{"auth.openai.com", 443, POLICY_ALLOW},
+		{"chatgpt.com", 443, POLICY_ALLOW},
+		{"github.com", 443, POLICY_ALLOW},
+		{"api.github.com", 443, POLICY_ALLOW},
+		{"codeload.github.com", 443, POLICY_ALLOW},
+		{"objects.githubusercontent.com", 443, POLICY_ALLOW},
+		{"raw.githubusercontent.com", 443, POLICY_ALLOW},
+		{"registry.npmjs.org", 443, POLICY_ALLOW},
+		{"pypi.org", 443, POLICY_ALLOW},
+		{"files.pythonhosted.org", 443, POLICY_ALLOW},
+		{"githubusercontent.com", 443, POLICY_DENY},
+		{"gist.github.com", 443, POLICY_DENY},
+		{"gist.githubusercontent.com", 443, POLICY_DENY},
+		{"statsig.anthropic.com", 443, POLICY_DENY},
+		{"github.com", 22, POLICY_DENY},
+		{"pypi.org", 80, POLICY_DENY},
+		{"192.168.1.50", 11434, POLICY_DENY},
+		{"evil.test", 443, POLICY_DENY},
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		struct policy_decision d;
+		policy_match(p, want[i].host, want[i].port, &d);
+		if (d.verdict != want[i].v)
+			fprintf(stderr, "example: %s:%u -> %s\n", want[i].host,
+				want[i].port, d.reason);
+		assert_int_equal(d.verdict, want[i].v);
+	}
+	policy_unref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_ref_unref),
 		cmocka_unit_test(test_refcount_threads),
 		cmocka_unit_test(test_explain_text),
+		cmocka_unit_test(test_example_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
