@@ -53,7 +53,7 @@ seterr(char *err, size_t errlen, const char *fmt, ...)
 	if (err == NULL || errlen == 0)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
+	(void)vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
 
@@ -65,7 +65,7 @@ static const char *git_msg(void)
 }
 
 __attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt,
-							      ...)
+							     ...)
 {
 	va_list ap;
 	char *s = NULL;
@@ -78,8 +78,8 @@ __attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt,
 }
 
 /* Appends to a bounded buffer; truncation is silent but never overflows. */
-__attribute__((format(printf, 3, 4))) static void
-sb_add(char *buf, size_t len, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void sb_add(char *buf, size_t len,
+							 const char *fmt, ...)
 {
 	size_t used;
 	va_list ap;
@@ -90,7 +90,7 @@ sb_add(char *buf, size_t len, const char *fmt, ...)
 	if (used + 1 >= len)
 		return;
 	va_start(ap, fmt);
-	vsnprintf(buf + used, len - used, fmt, ap);
+	(void)vsnprintf(buf + used, len - used, fmt, ap);
 	va_end(ap);
 }
 
@@ -129,7 +129,9 @@ static void sanitize_name(const char *base, char *out, size_t outlen)
 		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			  (c >= '0' && c <= '9') || c == '-' || c == '_' ||
 			  c == '.';
-		out[o++] = ok ? c : '_';
+		out[o++] = c;
+		if (!ok)
+			out[o - 1] = '_';
 	}
 	out[o] = '\0';
 	if (o == 0 || out[0] == '.' || out[0] == '-')
@@ -192,8 +194,8 @@ static int read_small_file(const char *path, char **out, size_t max)
 static int write_new_file(const char *path, const char *data, size_t len,
 			  mode_t mode)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		      mode);
+	int fd = open(
+	    path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	size_t off = 0;
 
 	if (fd < 0)
@@ -265,10 +267,11 @@ static int collect_readonly_paths(struct gitiso_repo *r, const char *objdir,
 			if (r->nro >= GITISO_MAX_RO) {
 				free(c);
 				free(data);
-				seterr(err, errlen,
-				       "gitiso: host objects %s borrow from more "
-				       "than %d object directories (alternates)",
-				       objdir, GITISO_MAX_RO);
+				seterr(
+				    err, errlen,
+				    "gitiso: host objects %s borrow from more "
+				    "than %d object directories (alternates)",
+				    objdir, GITISO_MAX_RO);
 				return -E2BIG;
 			}
 			r->ro[r->nro++] = c;
@@ -288,7 +291,8 @@ static int open_beneath(int rootfd, const char *rel)
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV |
 		      RESOLVE_NO_MAGICLINKS;
 	fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof(how));
-	if (fd < 0 && errno == ENOSYS) /* pre-5.6 kernel: still no final symlink */
+	if (fd < 0 &&
+	    errno == ENOSYS) /* pre-5.6 kernel: still no final symlink */
 		fd = openat(rootfd, rel, (int)how.flags);
 	return (int)fd;
 }
@@ -390,8 +394,9 @@ static int safe_rmtree(const char *root, char *err, size_t errlen)
 				if (fchmodat(fd, de->d_name, 0700, 0) != 0) {
 					/* best effort; the open says why */
 				}
-				rc = pv_push(&dirs, xasprintf("%s/%s", dirs.v[i],
-							      de->d_name));
+				rc =
+				    pv_push(&dirs, xasprintf("%s/%s", dirs.v[i],
+							     de->d_name));
 			} else if (unlinkat(fd, de->d_name, 0) != 0) {
 				rc = -errno;
 				seterr(err, errlen,
@@ -545,14 +550,16 @@ static int build_clone(struct gitiso_repo *r, git_repository *host,
 	int rc;
 
 	if (git_repository_init_options_init(
-		    &io, GIT_REPOSITORY_INIT_OPTIONS_VERSION) != 0 ||
+		&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION) != 0 ||
 	    git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION) != 0)
 		return -EIO;
 	io.flags = GIT_REPOSITORY_INIT_NO_REINIT;
 	io.initial_head = r->branch_ref;
 	if (git_repository_init_ext(&c, r->clone_path, &io) != 0) {
-		seterr(err, errlen, "gitiso: cannot create the session clone "
-		       "at %s: %s", r->clone_path, git_msg());
+		seterr(err, errlen,
+		       "gitiso: cannot create the session clone "
+		       "at %s: %s",
+		       r->clone_path, git_msg());
 		return -EIO;
 	}
 	git_repository_free(c);
@@ -564,8 +571,10 @@ static int build_clone(struct gitiso_repo *r, git_repository *host,
 	rc = write_new_file(path, r->alternates, strlen(r->alternates), 0644);
 	free(path);
 	if (rc != 0) {
-		seterr(err, errlen, "gitiso: cannot write the alternates file "
-		       "in %s: %s", r->clone_gitdir, strerror(-rc));
+		seterr(err, errlen,
+		       "gitiso: cannot write the alternates file "
+		       "in %s: %s",
+		       r->clone_gitdir, strerror(-rc));
 		return rc;
 	}
 	/* A shallow host needs its shallow list or history walks fail. */
@@ -582,8 +591,10 @@ static int build_clone(struct gitiso_repo *r, git_repository *host,
 			free(data);
 			if (rc != 0) {
 				free(path);
-				seterr(err, errlen, "gitiso: cannot copy the "
-				       "shallow file into %s", r->clone_gitdir);
+				seterr(err, errlen,
+				       "gitiso: cannot copy the "
+				       "shallow file into %s",
+				       r->clone_gitdir);
 				return rc;
 			}
 		}
@@ -611,7 +622,7 @@ static int build_clone(struct gitiso_repo *r, git_repository *host,
 	    git_config_set_bool(local, "commit.gpgsign", 0) != 0 ||
 	    git_config_set_bool(local, "tag.gpgsign", 0) != 0 ||
 	    git_config_set_string(local, "agentsafe.session", r->session_id) !=
-		    0 ||
+		0 ||
 	    git_config_set_string(local, "agentsafe.base", hex) != 0)
 		goto giterr;
 	git_config_free(local);
@@ -633,7 +644,8 @@ static int reserve_clone_dir(struct gitiso_repo *r, const char *sessdir,
 			     const char *base, char *err, size_t errlen)
 {
 	for (int i = 1; i <= GITISO_MAX_SUFFIX; i++) {
-		char *name = i == 1 ? strdup(base) : xasprintf("%s-%d", base, i);
+		char *name =
+		    i == 1 ? strdup(base) : xasprintf("%s-%d", base, i);
 		char *path;
 
 		if (name == NULL)
@@ -657,8 +669,10 @@ static int reserve_clone_dir(struct gitiso_repo *r, const char *sessdir,
 			return -e;
 		}
 	}
-	seterr(err, errlen, "gitiso: more than %d repos named %s in session dir "
-	       "%s", GITISO_MAX_SUFFIX, base, sessdir);
+	seterr(err, errlen,
+	       "gitiso: more than %d repos named %s in session dir "
+	       "%s",
+	       GITISO_MAX_SUFFIX, base, sessdir);
 	return -EEXIST;
 }
 
@@ -678,22 +692,27 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 	bool created = false;
 
 	*out = NULL;
-	if (host_path == NULL || sessions_dir == NULL || sessions_dir[0] != '/') {
-		seterr(err, errlen, "gitiso: need a host path and an absolute "
+	if (host_path == NULL || sessions_dir == NULL ||
+	    sessions_dir[0] != '/') {
+		seterr(err, errlen,
+		       "gitiso: need a host path and an absolute "
 		       "sessions directory");
 		return -EINVAL;
 	}
 	if (!valid_session_id(session_id)) {
-		seterr(err, errlen, "gitiso: session id '%s' is not usable as a "
+		seterr(err, errlen,
+		       "gitiso: session id '%s' is not usable as a "
 		       "branch name (letters, digits, '-', '_', '.'; at most "
-		       "%d)", session_id ? session_id : "(null)", GITISO_MAX_ID);
+		       "%d)",
+		       session_id ? session_id : "(null)", GITISO_MAX_ID);
 		return -EINVAL;
 	}
 	r = calloc(1, sizeof(*r));
 	if (r == NULL)
 		return -ENOMEM;
 	if (git_libgit2_init() < 0) {
-		seterr(err, errlen, "gitiso: libgit2 init failed: %s", git_msg());
+		seterr(err, errlen, "gitiso: libgit2 init failed: %s",
+		       git_msg());
 		free(r);
 		return -EIO;
 	}
@@ -715,36 +734,45 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 	/* No GIT_DIR/GIT_WORK_TREE from the environment: the user named a
 	 * directory, so use what is really there. */
 	if (git_repository_open_ext(&host, host_path, 0, NULL) != 0) {
-		seterr(err, errlen, "gitiso: %s is not inside a git repository: "
-		       "%s", host_path, git_msg());
+		seterr(err, errlen,
+		       "gitiso: %s is not inside a git repository: "
+		       "%s",
+		       host_path, git_msg());
 		rc = -ENOENT;
 		goto fail;
 	}
 	wd = git_repository_workdir(host);
 	if (wd == NULL || git_repository_is_bare(host)) {
-		seterr(err, errlen, "gitiso: %s is a bare repository; a session "
-		       "needs a repository with a work tree", host_path);
+		seterr(err, errlen,
+		       "gitiso: %s is a bare repository; a session "
+		       "needs a repository with a work tree",
+		       host_path);
 		rc = -EINVAL;
 		goto fail;
 	}
 	if (git_repository_head_unborn(host) == 1) {
-		seterr(err, errlen, "gitiso: repository %s has no commits yet "
+		seterr(err, errlen,
+		       "gitiso: repository %s has no commits yet "
 		       "(unborn HEAD); make a first commit before starting a "
-		       "session", wd);
+		       "session",
+		       wd);
 		rc = -ENOENT;
 		goto fail;
 	}
 	if (git_repository_head(&head, host) != 0 ||
 	    git_reference_peel(&obj, head, GIT_OBJECT_COMMIT) != 0) {
-		seterr(err, errlen, "gitiso: cannot resolve HEAD of %s to a "
-		       "commit: %s", wd, git_msg());
+		seterr(err, errlen,
+		       "gitiso: cannot resolve HEAD of %s to a "
+		       "commit: %s",
+		       wd, git_msg());
 		rc = -EIO;
 		goto fail;
 	}
 	git_oid_cpy(&r->base, git_object_id(obj));
 	git_oid_tostr(hex, sizeof(hex), &r->base);
 	if (git_repository_head_detached(host) == 1)
-		snprintf(headdesc, sizeof(headdesc), "detached HEAD %.12s", hex);
+		snprintf(headdesc, sizeof(headdesc), "detached HEAD %.12s",
+			 hex);
 	else
 		snprintf(headdesc, sizeof(headdesc), "%s at %.12s",
 			 git_reference_shorthand(head), hex);
@@ -768,8 +796,10 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 	rc = mkdir_p(sessions_dir, 0700);
 	canon_sessions = rc == 0 ? realpath(sessions_dir, NULL) : NULL;
 	if (canon_sessions == NULL) {
-		seterr(err, errlen, "gitiso: cannot create sessions directory "
-		       "%s: %s", sessions_dir, strerror(rc ? -rc : errno));
+		seterr(err, errlen,
+		       "gitiso: cannot create sessions directory "
+		       "%s: %s",
+		       sessions_dir, strerror(rc ? -rc : errno));
 		rc = rc ? rc : -errno;
 		goto fail;
 	}
@@ -816,14 +846,14 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 		r->host_dirty = dirty > 0 ? (size_t)dirty : 0;
 		if (dirty > 0)
 			r->prepare_summary = xasprintf(
-				"%s: session clone on %s from %s; the host's "
-				"uncommitted changes (%ld files) are NOT in the "
-				"session",
-				r->name, r->branch_short, headdesc, dirty);
+			    "%s: session clone on %s from %s; the host's "
+			    "uncommitted changes (%ld files) are NOT in the "
+			    "session",
+			    r->name, r->branch_short, headdesc, dirty);
 		else
 			r->prepare_summary =
-				xasprintf("%s: session clone on %s from %s",
-					  r->name, r->branch_short, headdesc);
+			    xasprintf("%s: session clone on %s from %s",
+				      r->name, r->branch_short, headdesc);
 		if (r->prepare_summary == NULL) {
 			rc = -ENOMEM;
 			goto fail;
@@ -865,8 +895,8 @@ struct finish_state {
 	bool tip_contains_base;
 	size_t commits;
 	size_t files, plus, minus;
-	long dirty;	       /* -1: unknown */
-	char other_ref[128];   /* first ref with work not on the branch */
+	long dirty;	     /* -1: unknown */
+	char other_ref[128]; /* first ref with work not on the branch */
 	bool fetched;
 };
 
@@ -879,7 +909,8 @@ static bool dir_is_empty(const char *path)
 	if (d == NULL)
 		return false;
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0) {
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
 			empty = false;
 			break;
 		}
@@ -919,7 +950,7 @@ static int check_clone_layout(const struct gitiso_repo *r, git_repository *c,
 	if (path == NULL)
 		return -ENOMEM;
 	if (read_small_file(path, &alt, GITISO_MAX_ALT_FILE) != 0 ||
-	    strcmp(alt, r->alternates) != 0) {
+	    alt == NULL || strcmp(alt, r->alternates) != 0) {
 		seterr(why, whylen, "its objects/info/alternates was changed");
 		rc = -EPERM;
 	}
@@ -951,7 +982,7 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 				fs->commits++;
 		git_revwalk_free(walk);
 		fs->tip_contains_base =
-			git_graph_descendant_of(c, &fs->tip, &r->base) == 1;
+		    git_graph_descendant_of(c, &fs->tip, &r->base) == 1;
 	}
 	if (fs->commits > 0) {
 		git_commit *a = NULL, *b = NULL;
@@ -979,7 +1010,8 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 	/* Work on other branches, tags, stash or a detached HEAD would be
 	 * lost with the clone: look for tips the session branch lacks. */
 	if (git_reference_iterator_new(&it, c) != 0) {
-		snprintf(fs->other_ref, sizeof(fs->other_ref), "(refs unreadable)");
+		snprintf(fs->other_ref, sizeof(fs->other_ref),
+			 "(refs unreadable)");
 		return;
 	}
 	while (git_reference_next(&ref, it) == 0) {
@@ -991,17 +1023,18 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 		if (strcmp(nm, r->branch_ref) != 0 &&
 		    git_reference_peel(&res, ref, GIT_OBJECT_COMMIT) == 0) {
 			const git_oid *o = git_object_id(res);
-			covered = git_oid_equal(o, &r->base) ||
-				  (fs->has_tip &&
-				   (git_oid_equal(o, &fs->tip) ||
-				    git_graph_descendant_of(c, &fs->tip, o) ==
-					    1)) ||
-				  git_graph_descendant_of(c, &r->base, o) == 1;
+			covered =
+			    git_oid_equal(o, &r->base) ||
+			    (fs->has_tip &&
+			     (git_oid_equal(o, &fs->tip) ||
+			      git_graph_descendant_of(c, &fs->tip, o) == 1)) ||
+			    git_graph_descendant_of(c, &r->base, o) == 1;
 		} else {
 			covered = strcmp(nm, r->branch_ref) == 0;
 		}
 		if (!covered && fs->other_ref[0] == '\0')
-			snprintf(fs->other_ref, sizeof(fs->other_ref), "%s", nm);
+			snprintf(fs->other_ref, sizeof(fs->other_ref), "%s",
+				 nm);
 		git_object_free(res);
 		git_reference_free(ref);
 	}
@@ -1009,8 +1042,9 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 	if (git_repository_head_detached(c) == 1 &&
 	    git_reference_name_to_id(&oid, c, "HEAD") == 0 &&
 	    !git_oid_equal(&oid, &r->base) &&
-	    !(fs->has_tip && (git_oid_equal(&oid, &fs->tip) ||
-			      git_graph_descendant_of(c, &fs->tip, &oid) == 1)) &&
+	    !(fs->has_tip &&
+	      (git_oid_equal(&oid, &fs->tip) ||
+	       git_graph_descendant_of(c, &fs->tip, &oid) == 1)) &&
 	    fs->other_ref[0] == '\0')
 		snprintf(fs->other_ref, sizeof(fs->other_ref), "detached HEAD");
 }
@@ -1035,15 +1069,18 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	if (git_repository_open_ext(&host, r->host_workdir,
 				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
 	    !same_dir(git_repository_path(host), r->host_gitdir)) {
-		seterr(err, errlen, "gitiso: cannot reopen host repository %s: "
-		       "%s", r->host_workdir, git_msg());
+		seterr(err, errlen,
+		       "gitiso: cannot reopen host repository %s: "
+		       "%s",
+		       r->host_workdir, git_msg());
 		goto out;
 	}
 	e = git_reference_lookup(&ref, host, r->branch_ref);
 	if (e == 0) {
-		seterr(err, errlen, "gitiso: host repository %s already has "
-		       "branch %s; not overwritten", r->host_workdir,
-		       r->branch_short);
+		seterr(err, errlen,
+		       "gitiso: host repository %s already has "
+		       "branch %s; not overwritten",
+		       r->host_workdir, r->branch_short);
 		rc = -EEXIST;
 		goto out;
 	}
@@ -1062,32 +1099,35 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	/* No insteadOf rewriting (a host url.*.insteadOf must not redirect a
 	 * local path; its lookup also leaks in libgit2 1.5 with pcre2), no
 	 * default refspec: only the one branch named above. */
-	if (git_remote_create_options_init(&ro,
-					   GIT_REMOTE_CREATE_OPTIONS_VERSION) !=
-		    0)
+	if (git_remote_create_options_init(
+		&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) != 0)
 		goto out;
 	ro.repository = host;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
 		   GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if (git_remote_create_with_opts(&remote, r->clone_path, &ro) != 0 ||
 	    git_remote_download(remote, &specs, &fo) != 0) {
-		seterr(err, errlen, "gitiso: fetching %s from %s into %s "
-		       "failed: %s", r->branch_short, r->clone_path,
-		       r->host_workdir, git_msg());
+		seterr(err, errlen,
+		       "gitiso: fetching %s from %s into %s "
+		       "failed: %s",
+		       r->branch_short, r->clone_path, r->host_workdir,
+		       git_msg());
 		goto out;
 	}
 	if (git_commit_lookup(&commit, host, &fs->tip) != 0) {
-		seterr(err, errlen, "gitiso: after fetching, host repository %s "
-		       "lacks the session commit: %s", r->host_workdir,
-		       git_msg());
+		seterr(err, errlen,
+		       "gitiso: after fetching, host repository %s "
+		       "lacks the session commit: %s",
+		       r->host_workdir, git_msg());
 		goto out;
 	}
 	e = git_reference_create(&ref, host, r->branch_ref, &fs->tip, 0,
 				 "agentsafe: session branch");
 	if (e == GIT_EEXISTS) {
-		seterr(err, errlen, "gitiso: host repository %s already has "
-		       "branch %s; not overwritten", r->host_workdir,
-		       r->branch_short);
+		seterr(err, errlen,
+		       "gitiso: host repository %s already has "
+		       "branch %s; not overwritten",
+		       r->host_workdir, r->branch_short);
 		rc = -EEXIST;
 		goto out;
 	}
@@ -1114,12 +1154,13 @@ static void summary_commits(const struct gitiso_repo *r,
 	       r->branch_short, fs->files, fs->files == 1 ? "" : "s", fs->plus,
 	       fs->minus);
 	if (!fs->tip_contains_base)
-		sb_add(s, n, " (history rewritten: the branch does not "
+		sb_add(s, n,
+		       " (history rewritten: the branch does not "
 		       "contain the starting commit)");
 }
 
-static int finish_inner(struct gitiso_repo *r, char *summary,
-			size_t summarylen, char *err, size_t errlen)
+static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
+			char *err, size_t errlen)
 {
 	struct finish_state fs;
 	git_repository *c = NULL;
@@ -1146,14 +1187,17 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 	snprintf(dotgit, sizeof(dotgit), "%s/.git", r->clone_path);
 
 	if (lstat(r->clone_path, &st) != 0) {
-		sb_add(summary, summarylen, "%s: session clone %s is gone; "
+		sb_add(summary, summarylen,
+		       "%s: session clone %s is gone; "
 		       "nothing fetched, host repo untouched",
 		       r->name, r->clone_path);
 		return 0;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "gitiso: session clone %s is no longer a "
-		       "directory; left as is", r->clone_path);
+		seterr(err, errlen,
+		       "gitiso: session clone %s is no longer a "
+		       "directory; left as is",
+		       r->clone_path);
 		return -ENOTDIR;
 	}
 	/* fstatat on the name, not "<clone>/.git/": a trailing slash would
@@ -1163,12 +1207,14 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 		bool gone = gst != 0 && errno == ENOENT;
 		if (gone && dir_is_empty(r->clone_path) &&
 		    safe_rmtree(r->clone_path, rmerr, sizeof(rmerr)) == 0) {
-			sb_add(summary, summarylen, "%s: the session deleted "
+			sb_add(summary, summarylen,
+			       "%s: the session deleted "
 			       "its clone (including .git); nothing to fetch, "
 			       "host repo untouched; removed empty %s",
 			       r->name, r->clone_path);
 		} else {
-			sb_add(summary, summarylen, "%s: the session clone's "
+			sb_add(summary, summarylen,
+			       "%s: the session clone's "
 			       ".git is %s; nothing fetched, host repo "
 			       "untouched; kept session clone at %s",
 			       r->name, gone ? "gone" : "not a directory",
@@ -1178,7 +1224,8 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 	}
 	if (git_repository_open_ext(&c, r->clone_path,
 				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
-		sb_add(summary, summarylen, "%s: the session clone's .git is "
+		sb_add(summary, summarylen,
+		       "%s: the session clone's .git is "
 		       "unusable (%s); nothing fetched, host repo untouched; "
 		       "kept session clone at %s",
 		       r->name, git_msg(), r->clone_path);
@@ -1187,10 +1234,14 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 	rc = check_clone_layout(r, c, why, sizeof(why));
 	if (rc != 0) {
 		git_repository_free(c);
-		seterr(err, errlen, "gitiso: session clone %s was tampered with "
-		       "(%s); nothing fetched", r->clone_path, why);
-		sb_add(summary, summarylen, "%s: nothing fetched (%s); kept "
-		       "session clone at %s", r->name, why, r->clone_path);
+		seterr(err, errlen,
+		       "gitiso: session clone %s was tampered with "
+		       "(%s); nothing fetched",
+		       r->clone_path, why);
+		sb_add(summary, summarylen,
+		       "%s: nothing fetched (%s); kept "
+		       "session clone at %s",
+		       r->name, why, r->clone_path);
 		return rc;
 	}
 	scan_clone(r, c, &fs);
@@ -1209,7 +1260,8 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 		sb_add(summary, summarylen, "%s: %zu commit%s NOT fetched (%s)",
 		       r->name, fs.commits, fs.commits == 1 ? "" : "s", err);
 	else if (!fs.has_tip)
-		sb_add(summary, summarylen, "%s: branch %s is missing or "
+		sb_add(summary, summarylen,
+		       "%s: branch %s is missing or "
 		       "broken in the session clone; nothing fetched",
 		       r->name, r->branch_short);
 	else
@@ -1217,22 +1269,28 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 
 	if (keep) {
 		if (fs.dirty > 0)
-			sb_add(summary, summarylen, "; kept dirty session clone "
+			sb_add(summary, summarylen,
+			       "; kept dirty session clone "
 			       "at %s (%ld uncommitted or untracked files)",
 			       r->clone_path, fs.dirty);
 		else if (fs.dirty < 0)
-			sb_add(summary, summarylen, "; kept session clone at %s "
-			       "(its status could not be read)", r->clone_path);
-		else if (fs.other_ref[0] != '\0')
-			sb_add(summary, summarylen, "; kept session clone at %s "
-			       "(work outside %s: %s)", r->clone_path,
-			       r->branch_short, fs.other_ref);
-		else
-			sb_add(summary, summarylen, "; kept session clone at %s",
+			sb_add(summary, summarylen,
+			       "; kept session clone at %s "
+			       "(its status could not be read)",
 			       r->clone_path);
+		else if (fs.other_ref[0] != '\0')
+			sb_add(summary, summarylen,
+			       "; kept session clone at %s "
+			       "(work outside %s: %s)",
+			       r->clone_path, r->branch_short, fs.other_ref);
+		else
+			sb_add(summary, summarylen,
+			       "; kept session clone at %s", r->clone_path);
 	} else if (safe_rmtree(r->clone_path, rmerr, sizeof(rmerr)) != 0) {
-		sb_add(summary, summarylen, "; could not remove session clone "
-		       "(%s)", rmerr);
+		sb_add(summary, summarylen,
+		       "; could not remove session clone "
+		       "(%s)",
+		       rmerr);
 	} else {
 		char *parent = strdup(r->clone_path);
 		char *slash = parent ? strrchr(parent, '/') : NULL;
@@ -1244,7 +1302,8 @@ static int finish_inner(struct gitiso_repo *r, char *summary,
 		sb_add(summary, summarylen, "; session clone removed");
 	}
 	if (r->host_dirty > 0)
-		sb_add(summary, summarylen, " (the host's uncommitted changes "
+		sb_add(summary, summarylen,
+		       " (the host's uncommitted changes "
 		       "were not part of the session)");
 	return rc;
 }
@@ -1275,7 +1334,8 @@ int gitiso_prepare(const char *host_path, const char *sessions_dir,
 	if (out == NULL)
 		return -EINVAL;
 	if (git_libgit2_init() < 0) {
-		seterr(err, errlen, "gitiso: libgit2 init failed: %s", git_msg());
+		seterr(err, errlen, "gitiso: libgit2 init failed: %s",
+		       git_msg());
 		return -EIO;
 	}
 	was = owner_check_off();

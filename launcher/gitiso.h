@@ -8,13 +8,39 @@
 
 struct gitiso_repo;
 
+/* Behaviour (added documentation; see launcher/gitiso.c):
+ * - The clone is a fresh checkout of the host's HEAD commit (a detached HEAD
+ *   is fine). Uncommitted and untracked host changes are NOT carried over;
+ *   gitiso_prepare_summary() says so when there are any. An unborn HEAD
+ *   (no commits yet) and bare repositories are errors.
+ * - <clone>/.git/objects/info/alternates names the host's objects dir (the
+ *   common dir's for a host worktree); gitiso_readonly_paths() lists it and
+ *   any object dirs it borrows from in turn. Nothing else in the clone
+ *   refers to the host: no worktree link, no remote (add one yourself).
+ * - Clone config: user.name/user.email from the host's effective config
+ *   (else "AgentSafe Agent" <agent@agentsafe.invalid>), commit.gpgsign and
+ *   tag.gpgsign false; the host's ~/.gitconfig is not mounted.
+ * - Submodules and LFS content are out of scope (submodule dirs stay empty,
+ *   LFS pointers stay pointers). Tags made inside are not carried back.
+ * - Names: two repos with the same directory name get <name>, <name>-2...
+ * - gitiso_finish is called after the container is gone, as the launcher's
+ *   user: the only write to the host repo is the fetch of the session
+ *   branch (new objects + refs/heads/agentsafe/<id> + its reflog), never an
+ *   overwrite (-EEXIST, clone kept). The clone is deleted (without following
+ *   symlinks or crossing mounts) only when clean, with nothing left on
+ *   other refs; otherwise it is kept and the summary says where. A clone
+ *   whose .git was deleted, replaced or redirected is reported, not used.
+ * - A kept clone's .git was writable by the agent: its config and hooks are
+ *   untrusted; inspect it with `git -C <host> fetch <clone> <branch>` rather
+ *   than running git inside it. */
+
 /* host_path: any path inside a host work tree. Creates
  * <sessions_dir>/<session_id>/<repo-name> on branch agentsafe/<session_id>
  * from the host's HEAD. */
 int gitiso_prepare(const char *host_path, const char *sessions_dir,
 		   const char *session_id, struct gitiso_repo **out, char *err,
 		   size_t errlen);
-const char *gitiso_name(const struct gitiso_repo *r);       /* repo name */
+const char *gitiso_name(const struct gitiso_repo *r);	    /* repo name */
 const char *gitiso_clone_path(const struct gitiso_repo *r); /* mount rw */
 /* Host paths the container must see read-only at the same path for the
  * clone to work (e.g. the host's objects dir behind an alternates file);

@@ -24,8 +24,8 @@
 
 #define AGENT_UID 65534
 
-static char g_root[256];	 /* per-test temp dir */
-static char g_home[PATH_MAX];	 /* empty HOME for libgit2 and the CLI */
+static char g_root[256];      /* per-test temp dir */
+static char g_home[PATH_MAX]; /* empty HOME for libgit2 and the CLI */
 static char g_sessions[PATH_MAX];
 static char g_agent_env[PATH_MAX * 2];
 
@@ -134,8 +134,10 @@ static void assert_only_branch_added(const char *before, const char *after,
 				     strchr("0123456789abcdef", o[10]) &&
 				     strchr("0123456789abcdef", o[11]);
 			if (!loose) {
-				fprintf(stderr, "unexpected new entry in host "
-					".git: %s\n", line);
+				fprintf(stderr,
+					"unexpected new entry in host "
+					".git: %s\n",
+					line);
 				fail();
 			}
 		}
@@ -156,10 +158,11 @@ static int setup(void **state)
 	snprintf(g_sessions, sizeof(g_sessions), "%s/sessions", g_root);
 	if (mkdir(g_home, 0755) != 0)
 		return -1;
-	snprintf(g_agent_env, sizeof(g_agent_env),
-		 "env -i PATH=/usr/bin:/bin HOME=%s GIT_CONFIG_GLOBAL=/dev/null "
-		 "GIT_CONFIG_NOSYSTEM=1",
-		 g_home);
+	snprintf(
+	    g_agent_env, sizeof(g_agent_env),
+	    "env -i PATH=/usr/bin:/bin HOME=%s GIT_CONFIG_GLOBAL=/dev/null "
+	    "GIT_CONFIG_NOSYSTEM=1",
+	    g_home);
 	return 0;
 }
 
@@ -171,8 +174,8 @@ static int teardown(void **state)
 }
 
 /* A host repo at <root>/<sub>/<name> with two commits on main. */
-static void make_host(char *path, size_t len, const char *sub,
-		      const char *name, bool identity)
+static void make_host(char *path, size_t len, const char *sub, const char *name,
+		      bool identity)
 {
 	snprintf(path, len, "%s/%s/%s", g_root, sub, name);
 	assert_int_equal(run("mkdir -p '%s' && cd '%s' && "
@@ -188,11 +191,12 @@ static void make_host(char *path, size_t len, const char *sub,
 			     path, path),
 			 0);
 	if (identity)
-		assert_int_equal(run("git -C '%s' config user.name 'Host Person'"
-				     " && git -C '%s' config user.email "
-				     "host@t.invalid",
-				     path, path),
-				 0);
+		assert_int_equal(
+		    run("git -C '%s' config user.name 'Host Person'"
+			" && git -C '%s' config user.email "
+			"host@t.invalid",
+			path, path),
+		    0);
 }
 
 static struct gitiso_repo *prepare_ok(const char *host, const char *id)
@@ -239,9 +243,10 @@ static void test_commit_inside_appears_on_host(void **state)
 	snprintf(hostgit, sizeof(hostgit), "%s/.git", host);
 	char *head_before = git_out(host, "rev-parse HEAD");
 	char *git_before = manifest(hostgit);
-	char *wt_before = out("cd '%s' && find . -path ./.git -prune -o -type f "
-			      "-print0 | LC_ALL=C sort -z | xargs -0 sha256sum",
-			      host);
+	char *wt_before =
+	    out("cd '%s' && find . -path ./.git -prune -o -type f "
+		"-print0 | LC_ALL=C sort -z | xargs -0 sha256sum",
+		host);
 
 	struct gitiso_repo *r = prepare_ok(host, "s1");
 	char *clone = strdup(gitiso_clone_path(r));
@@ -264,11 +269,11 @@ static void test_commit_inside_appears_on_host(void **state)
 	char *files = out("cd '%s/.git/objects' && find . -type f", clone);
 	assert_string_equal(files, "./info/alternates");
 	/* fresh checkout of HEAD on the session branch, nothing links back */
-	char *br = out("cd '%s' && %s git symbolic-ref HEAD", clone,
-		       g_agent_env);
+	char *br =
+	    out("cd '%s' && %s git symbolic-ref HEAD", clone, g_agent_env);
 	assert_string_equal(br, "refs/heads/agentsafe/s1");
-	char *chead = out("cd '%s' && %s git rev-parse HEAD", clone,
-			  g_agent_env);
+	char *chead =
+	    out("cd '%s' && %s git rev-parse HEAD", clone, g_agent_env);
 	assert_string_equal(chead, head_before);
 	assert_int_equal(run("cmp -s '%s/a.txt' '%s/a.txt'", host, clone), 0);
 	/* its own .git directory: no gitfile, commondir or worktree link */
@@ -278,8 +283,8 @@ static void test_commit_inside_appears_on_host(void **state)
 			 0);
 	char *remotes = out("cd '%s' && %s git remote", clone, g_agent_env);
 	assert_string_equal(remotes, "");
-	char *gpg = out("cd '%s' && %s git config commit.gpgsign", clone,
-			g_agent_env);
+	char *gpg =
+	    out("cd '%s' && %s git config commit.gpgsign", clone, g_agent_env);
 	assert_string_equal(gpg, "false");
 
 	agent_commit(r, "a.txt", "five\\n");
@@ -311,7 +316,8 @@ static void test_commit_inside_appears_on_host(void **state)
 	assert_string_equal(wt_after, wt_before);
 	char *git_after = manifest(hostgit);
 	assert_only_branch_added(git_before, git_after, "s1");
-	assert_int_equal(run("git -C '%s' fsck --no-progress --no-dangling", host), 0);
+	assert_int_equal(
+	    run("git -C '%s' fsck --no-progress --no-dangling", host), 0);
 
 	gitiso_free(r);
 	free(head_before), free(git_before), free(wt_before), free(clone);
@@ -368,12 +374,15 @@ static void test_dirty_clone_kept_and_reported(void **state)
 			 0);
 	printf("summary: %s\n", sum);
 	assert_non_null(strstr(sum, "dirt: 1 commit on agentsafe/d1"));
-	snprintf(want, sizeof(want), "kept dirty session clone at %s (2 "
-		 "uncommitted or untracked files)", clone);
+	snprintf(want, sizeof(want),
+		 "kept dirty session clone at %s (2 "
+		 "uncommitted or untracked files)",
+		 clone);
 	assert_non_null(strstr(sum, want));
 	assert_true(exists(clone));
 	assert_int_equal(run("grep -q wip '%s/src/x.c' && test -f "
-			     "'%s/notes.txt'", clone, clone),
+			     "'%s/notes.txt'",
+			     clone, clone),
 			 0);
 	char *b = git_out(host, "log -1 --format=%s agentsafe/d1");
 	assert_string_equal(b, "agent: a.txt");
@@ -421,12 +430,13 @@ static void test_host_gpgsign_does_not_break_commits(void **state)
 			     gcfg),
 			 0);
 	struct gitiso_repo *r = prepare_ok(host, "gpg");
-	assert_int_equal(run("cd '%s' && env -i PATH=/usr/bin:/bin HOME=%s "
-			     "GIT_CONFIG_GLOBAL='%s' GIT_CONFIG_NOSYSTEM=1 sh -c "
-			     "\"echo y >> a.txt && git commit -qam signed? && "
-			     "git tag -a v-agent -m t\"",
-			     gitiso_clone_path(r), g_home, gcfg),
-			 0);
+	assert_int_equal(
+	    run("cd '%s' && env -i PATH=/usr/bin:/bin HOME=%s "
+		"GIT_CONFIG_GLOBAL='%s' GIT_CONFIG_NOSYSTEM=1 sh -c "
+		"\"echo y >> a.txt && git commit -qam signed? && "
+		"git tag -a v-agent -m t\"",
+		gitiso_clone_path(r), g_home, gcfg),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
@@ -472,9 +482,9 @@ static void test_destructive_rm_rf_leaves_host_unchanged(void **state)
 	r = prepare_ok(host, "boom2");
 	free(clone);
 	clone = strdup(gitiso_clone_path(r));
-	assert_int_equal(run("rm -rf '%s/.git' && echo keep >> '%s/a.txt'",
-			     clone, clone),
-			 0);
+	assert_int_equal(
+	    run("rm -rf '%s/.git' && echo keep >> '%s/a.txt'", clone, clone),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
@@ -502,11 +512,12 @@ static void test_symlink_trap_not_followed(void **state)
 	char *wt_before = manifest(host);
 	struct gitiso_repo *r = prepare_ok(host, "trap");
 	char *clone = strdup(gitiso_clone_path(r));
-	assert_int_equal(run("cd '%s/.git' && ln -s '%s' hostgit && "
-			     "ln -s '%s' objects/hostwt && mkdir -p deep/er && "
-			     "ln -s '%s/objects' deep/er/objs && chmod 000 deep",
-			     clone, hostgit, host, hostgit),
-			 0);
+	assert_int_equal(
+	    run("cd '%s/.git' && ln -s '%s' hostgit && "
+		"ln -s '%s' objects/hostwt && mkdir -p deep/er && "
+		"ln -s '%s/objects' deep/er/objs && chmod 000 deep",
+		clone, hostgit, host, hostgit),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
@@ -524,9 +535,8 @@ static void test_symlink_trap_not_followed(void **state)
 	free(clone);
 	clone = strdup(gitiso_clone_path(r));
 	agent_commit(r, "a.txt", "x\\n");
-	assert_int_equal(run("echo /etc >> '%s/.git/objects/info/alternates'",
-			     clone),
-			 0);
+	assert_int_equal(
+	    run("echo /etc >> '%s/.git/objects/info/alternates'", clone), 0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 -EPERM);
 	printf("summary: %s / err: %s\n", sum, err);
@@ -543,9 +553,9 @@ static void test_symlink_trap_not_followed(void **state)
 	r = prepare_ok(host, "trap3");
 	free(clone);
 	clone = strdup(gitiso_clone_path(r));
-	assert_int_equal(run("cd '%s' && rm -rf .git && ln -s '%s' .git",
-			     clone, hostgit),
-			 0);
+	assert_int_equal(
+	    run("cd '%s' && rm -rf .git && ln -s '%s' .git", clone, hostgit),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
@@ -602,19 +612,19 @@ static void test_host_worktree_and_shared_objects(void **state)
 	assert_string_equal(ro[1], want);
 	assert_null(ro[2]);
 	/* commit as the container user with both object dirs read-only */
-	assert_int_equal(run("chmod 0755 '%s' '%s/sh' && chown -R %d:%d '%s' && "
-			     "unshare --mount --propagation private sh -c "
-			     "\"mount --bind '%s' '%s' && mount -o remount,bind,"
-			     "ro '%s' && mount --bind '%s' '%s' && mount -o "
-			     "remount,bind,ro '%s' && cd '%s' && setpriv "
-			     "--reuid=%d --regid=%d --clear-groups %s sh -c "
-			     "'echo s >> a.txt && git commit -qam shared && "
-			     "git fsck --no-progress'\"",
-			     g_sessions, g_sessions, AGENT_UID, AGENT_UID,
-			     gitiso_clone_path(r), ro[0], ro[0], ro[0], ro[1],
-			     ro[1], ro[1], gitiso_clone_path(r), AGENT_UID,
-			     AGENT_UID, g_agent_env),
-			 0);
+	assert_int_equal(
+	    run("chmod 0755 '%s' '%s/sh' && chown -R %d:%d '%s' && "
+		"unshare --mount --propagation private sh -c "
+		"\"mount --bind '%s' '%s' && mount -o remount,bind,"
+		"ro '%s' && mount --bind '%s' '%s' && mount -o "
+		"remount,bind,ro '%s' && cd '%s' && setpriv "
+		"--reuid=%d --regid=%d --clear-groups %s sh -c "
+		"'echo s >> a.txt && git commit -qam shared && "
+		"git fsck --no-progress'\"",
+		g_sessions, g_sessions, AGENT_UID, AGENT_UID,
+		gitiso_clone_path(r), ro[0], ro[0], ro[0], ro[1], ro[1], ro[1],
+		gitiso_clone_path(r), AGENT_UID, AGENT_UID, g_agent_env),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
@@ -642,8 +652,8 @@ static void test_unprivileged_agent_cannot_write_host_git(void **state)
 	const char *objs = gitiso_readonly_paths(r)[0];
 	assert_int_equal(run("chmod 0755 '%s' '%s/uid' && chown -R %d:%d '%s' "
 			     "&& stat -c %%U '%s' | grep -qx root",
-			     g_sessions, g_sessions, AGENT_UID, AGENT_UID, clone,
-			     hostgit),
+			     g_sessions, g_sessions, AGENT_UID, AGENT_UID,
+			     clone, hostgit),
 			 0);
 	snprintf(as_agent, sizeof(as_agent),
 		 "setpriv --reuid=%d --regid=%d --clear-groups %s", AGENT_UID,
@@ -665,9 +675,9 @@ static void test_unprivileged_agent_cannot_write_host_git(void **state)
 			     objs, objs, objs, clone, as_agent, objs),
 			 0);
 	/* every way at the host .git fails */
-	assert_int_not_equal(run("%s touch '%s/objects/evil' 2>/dev/null",
-				 as_agent, hostgit),
-			     0);
+	assert_int_not_equal(
+	    run("%s touch '%s/objects/evil' 2>/dev/null", as_agent, hostgit),
+	    0);
 	assert_int_not_equal(run("%s git --git-dir='%s' update-ref "
 				 "refs/heads/evil HEAD 2>/dev/null",
 				 as_agent, hostgit),
@@ -691,7 +701,8 @@ static void test_unprivileged_agent_cannot_write_host_git(void **state)
 	assert_string_equal(msg, "behind-ro-mount\nas nobody");
 	char *after = manifest(hostgit);
 	assert_only_branch_added(before, after, "uid");
-	assert_int_equal(run("git -C '%s' fsck --no-progress --no-dangling", host), 0);
+	assert_int_equal(
+	    run("git -C '%s' fsck --no-progress --no-dangling", host), 0);
 	gitiso_free(r);
 	free(before), free(mid), free(msg), free(after);
 }
@@ -733,10 +744,12 @@ static void test_host_detached_head(void **state)
 	(void)state;
 
 	make_host(host, sizeof(host), "h", "det", true);
-	assert_int_equal(run("git -C '%s' checkout -q --detach HEAD~1", host), 0);
+	assert_int_equal(run("git -C '%s' checkout -q --detach HEAD~1", host),
+			 0);
 	char *base = git_out(host, "rev-parse HEAD");
 	struct gitiso_repo *r = prepare_ok(host, "det");
-	assert_non_null(strstr(gitiso_prepare_summary(r), "from detached HEAD"));
+	assert_non_null(
+	    strstr(gitiso_prepare_summary(r), "from detached HEAD"));
 	char *c = out("cd '%s' && %s git rev-parse HEAD", gitiso_clone_path(r),
 		      g_agent_env);
 	assert_string_equal(c, base);
@@ -762,9 +775,9 @@ static void test_unborn_head_error(void **state)
 
 	snprintf(host, sizeof(host), "%s/empty", g_root);
 	assert_int_equal(run("git init -q '%s'", host), 0);
-	assert_int_equal(gitiso_prepare(host, g_sessions, "unb", &r, err,
-					sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(
+	    gitiso_prepare(host, g_sessions, "unb", &r, err, sizeof(err)),
+	    -ENOENT);
 	assert_null(r);
 	printf("error: %s\n", err);
 	assert_non_null(strstr(err, "has no commits yet (unborn HEAD); make a "
@@ -782,7 +795,8 @@ static void test_existing_branch_not_overwritten(void **state)
 	make_host(host, sizeof(host), "h", "busy", true);
 	struct gitiso_repo *r = prepare_ok(host, "dup");
 	/* the user (or an earlier session) made agentsafe/dup meanwhile */
-	assert_int_equal(run("git -C '%s' branch agentsafe/dup HEAD~1", host), 0);
+	assert_int_equal(run("git -C '%s' branch agentsafe/dup HEAD~1", host),
+			 0);
 	char *old = git_out(host, "rev-parse agentsafe/dup");
 	agent_commit(r, "a.txt", "mine\\n");
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
@@ -805,71 +819,66 @@ static void test_host_changes_not_carried_and_bad_ids(void **state)
 	(void)state;
 
 	make_host(host, sizeof(host), "h", "wip", true);
-	assert_int_equal(run("cd '%s' && echo local >> a.txt && echo u > u.txt",
-			     host),
-			 0);
+	assert_int_equal(
+	    run("cd '%s' && echo local >> a.txt && echo u > u.txt", host), 0);
 	r = prepare_ok(host, "wip");
 	printf("prepare: %s\n", gitiso_prepare_summary(r));
 	assert_non_null(strstr(gitiso_prepare_summary(r),
 			       "uncommitted changes (2 files) are NOT in the "
 			       "session"));
-	assert_int_equal(run("! grep -q local '%s/a.txt' && test ! -e '%s/u.txt'",
-			     gitiso_clone_path(r), gitiso_clone_path(r)),
-			 0);
+	assert_int_equal(
+	    run("! grep -q local '%s/a.txt' && test ! -e '%s/u.txt'",
+		gitiso_clone_path(r), gitiso_clone_path(r)),
+	    0);
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	assert_non_null(strstr(sum, "were not part of the session"));
 	gitiso_free(r);
 	r = NULL;
 
-	const char *bad[] = {"../x", "a b", "", ".hidden", "x.lock", "a..b",
-			     "-opt", "a/b"};
+	const char *bad[] = {"../x",   "a b",  "",     ".hidden",
+			     "x.lock", "a..b", "-opt", "a/b"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		assert_int_equal(gitiso_prepare(host, g_sessions, bad[i], &r,
 						err, sizeof(err)),
 				 -EINVAL);
 		assert_null(r);
 	}
-	assert_int_equal(gitiso_prepare(g_home, g_sessions, "nogit", &r, err,
-					sizeof(err)),
-			 -ENOENT);
+	assert_int_equal(
+	    gitiso_prepare(g_home, g_sessions, "nogit", &r, err, sizeof(err)),
+	    -ENOENT);
 	assert_non_null(strstr(err, "is not inside a git repository"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(
-			test_commit_inside_appears_on_host, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_no_commits_no_branch_clone_removed, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_dirty_clone_kept_and_reported, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_host_gpgsign_does_not_break_commits, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(
-			test_destructive_rm_rf_leaves_host_unchanged, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_symlink_trap_not_followed,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_unprivileged_agent_cannot_write_host_git, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(test_two_repos_same_name, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_host_detached_head, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			test_host_worktree_and_shared_objects, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			test_existing_branch_not_overwritten, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_host_changes_not_carried_and_bad_ids, setup,
-			teardown),
+	    cmocka_unit_test_setup_teardown(test_commit_inside_appears_on_host,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_no_commits_no_branch_clone_removed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dirty_clone_kept_and_reported,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_host_gpgsign_does_not_break_commits, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_destructive_rm_rf_leaves_host_unchanged, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlink_trap_not_followed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_unprivileged_agent_cannot_write_host_git, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_two_repos_same_name, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_host_detached_head, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_host_worktree_and_shared_objects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_existing_branch_not_overwritten, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		test_host_changes_not_carried_and_bad_ids, setup, teardown),
 	};
 	static char home[] = "/tmp/agentsafe-gitiso-home-XXXXXX";
 
@@ -883,8 +892,10 @@ int main(void)
 	setenv("GIT_CONFIG_NOSYSTEM", "1", 1);
 	setenv("GIT_CONFIG_GLOBAL", "/dev/null", 1);
 	git_libgit2_init();
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, home);
-	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, home);
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM,
+			 home);
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL,
+			 home);
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, home);
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA,
 			 home);
