@@ -117,6 +117,14 @@ run 2 "$BIN" policy explain "$T/policy.yaml" --record '{"event":"deny"}'
 # 6. the shipped example policy is valid
 run 0 "$BIN" policy check "${AGENTSAFE_SOURCE_DIR:?}/examples/policy.yaml"
 expect_grep "$T/out" "examples/policy.yaml: ok ("
+# ... and so is every commented-out alternative it offers, once uncommented
+sed -E 's/^  # (- (host: )?["a-z0-9*]|  (ports|tls):)/  \1/' \
+	"$AGENTSAFE_SOURCE_DIR/examples/policy.yaml" >"$T/example-all.yaml"
+if cmp -s "$AGENTSAFE_SOURCE_DIR/examples/policy.yaml" "$T/example-all.yaml"; then
+	echo "FAIL: found no commented-out rules in the example to uncomment"
+	fails=$((fails + 1))
+fi
+run 0 "$BIN" policy check "$T/example-all.yaml"
 
 if [ "$fails" != 0 ]; then
 	echo "$fails check(s) failed"
