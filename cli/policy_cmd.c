@@ -14,29 +14,33 @@
 
 #define EXIT_ALLOWED 0
 #define EXIT_INVALID 1
-#define EXIT_USAGE 2
-#define EXIT_DENIED 3
+#define EXIT_USAGE   2
+#define EXIT_DENIED  3
 
 static void usage_check(FILE *out)
 {
 	fputs("usage: agentsafe policy check FILE\n"
-	      "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and exits 0,\n"
+	      "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and "
+	      "exits 0,\n"
 	      "  or prints 'FILE:LINE:COL: message' on stderr and exits 1.\n",
 	      out);
 }
 
 static void usage_explain(FILE *out)
 {
-	fputs("usage: agentsafe policy explain FILE HOST[:PORT]\n"
-	      "       agentsafe policy explain FILE --record JSON|-\n"
-	      "  Show how FILE decides a request: verdict, deciding rule with\n"
-	      "  file:line, reason code, and whether TLS with SNI is required.\n"
-	      "  PORT defaults to 443; write IPv6 as [addr]:port.\n"
-	      "  --record takes one egress.log line (or '-' to read it from stdin),\n"
-	      "  explains its host/port under FILE and says whether the record's\n"
-	      "  original decision would now differ.\n"
-	      "  Exit: 0 allowed, 3 denied, 1 policy invalid, 2 usage error.\n",
-	      out);
+	fputs(
+	    "usage: agentsafe policy explain FILE HOST[:PORT]\n"
+	    "       agentsafe policy explain FILE --record JSON|-\n"
+	    "  Show how FILE decides a request: verdict, deciding rule with\n"
+	    "  file:line, reason code, and whether TLS with SNI is required.\n"
+	    "  PORT defaults to 443; write IPv6 as [addr]:port.\n"
+	    "  --record takes one egress.log line (or '-' to read it from "
+	    "stdin),\n"
+	    "  explains its host/port under FILE and says whether the "
+	    "record's\n"
+	    "  original decision would now differ.\n"
+	    "  Exit: 0 allowed, 3 denied, 1 policy invalid, 2 usage error.\n",
+	    out);
 }
 
 static void usage_policy(FILE *out)
@@ -44,7 +48,8 @@ static void usage_policy(FILE *out)
 	fputs("usage: agentsafe policy check FILE\n"
 	      "       agentsafe policy explain FILE HOST[:PORT]\n"
 	      "       agentsafe policy explain FILE --record JSON|-\n"
-	      "  (agentsafe policy check --help, agentsafe policy explain --help)\n",
+	      "  (agentsafe policy check --help, agentsafe policy explain "
+	      "--help)\n",
 	      out);
 }
 
@@ -213,8 +218,9 @@ static int explain_record(const struct policy *p, const char *text)
 		jport = json_object_get(rec, "dport");
 	}
 	if (host == NULL) {
-		fprintf(stderr,
-			"agentsafe policy: the record has no host, sni or dst\n");
+		fprintf(
+		    stderr,
+		    "agentsafe policy: the record has no host, sni or dst\n");
 		json_decref(rec);
 		return EXIT_USAGE;
 	}
@@ -222,8 +228,8 @@ static int explain_record(const struct policy *p, const char *text)
 	if (jport != NULL) {
 		if (!json_is_integer(jport) || json_integer_value(jport) < 1 ||
 		    json_integer_value(jport) > 65535) {
-			fprintf(stderr,
-				"agentsafe policy: the record's port is not 1..65535\n");
+			fprintf(stderr, "agentsafe policy: the record's port "
+					"is not 1..65535\n");
 			json_decref(rec);
 			return EXIT_USAGE;
 		}
@@ -252,7 +258,8 @@ static int explain_record(const struct policy *p, const char *text)
 	if (event == NULL) {
 		printf("change:  unknown (the record has no event)\n");
 	} else if (strcmp(event, "drop") == 0) {
-		printf("change:  not comparable (a firewall drop bypassed the proxy; "
+		printf("change:  not comparable (a firewall drop bypassed the "
+		       "proxy; "
 		       "the policy never saw it)\n");
 	} else {
 		bool was_deny = strcmp(event, "deny") == 0;
@@ -260,11 +267,13 @@ static int explain_record(const struct policy *p, const char *text)
 				    reason_is_policy(reason) ||
 				    strcmp(reason, "private_address") == 0;
 		if (!policy_level && !now_allowed)
-			printf("change:  yes - the policy now denies this request (%s); "
+			printf("change:  yes - the policy now denies this "
+			       "request (%s); "
 			       "it was refused later for %s\n",
 			       d.reason, reason);
 		else if (!policy_level)
-			printf("change:  no - the policy still allows it; it was refused "
+			printf("change:  no - the policy still allows it; it "
+			       "was refused "
 			       "for %s, which the policy does not decide\n",
 			       reason);
 		else if (was_deny == !now_allowed)

@@ -66,7 +66,8 @@ static int norm_v6(const char *in, size_t inlen, char *out, size_t outlen,
 	buf[inlen] = '\0';
 	if (inet_pton(AF_INET6, buf, &a6) != 1) {
 		seterr(err, errlen, in, inlen,
-		       "':' is only allowed in an IPv6 address, and this is not one");
+		       "':' is only allowed in an IPv6 address, and this is "
+		       "not one");
 		return -EINVAL;
 	}
 	if (inet_ntop(AF_INET6, &a6, buf, sizeof buf) == NULL ||
@@ -95,8 +96,8 @@ int policy_host_normalize(const char *in, size_t inlen, char *out,
 	return rc;
 }
 
-int policy_host_norm_why(const char *in, size_t inlen, char *out,
-			 size_t outlen, char *err, size_t errlen)
+int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
+			 char *err, size_t errlen)
 {
 	char buf[POLICY_HOST_MAX + 2];
 	if (in == NULL || out == NULL || outlen == 0) {
@@ -121,8 +122,9 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out,
 			return -EINVAL;
 		}
 		if (c >= 0x80) {
-			seterr(err, errlen, in, inlen,
-			       "non-ASCII byte (write IDNs as punycode, xn--...)");
+			seterr(
+			    err, errlen, in, inlen,
+			    "non-ASCII byte (write IDNs as punycode, xn--...)");
 			return -EINVAL;
 		}
 	}
@@ -186,13 +188,15 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out,
 		      c == '_')) {
 			char why[64];
 			if (c > 0x20 && c < 0x7f)
-				snprintf(why, sizeof why,
-					 "character '%c' not allowed in a host name",
-					 c);
+				snprintf(
+				    why, sizeof why,
+				    "character '%c' not allowed in a host name",
+				    c);
 			else
-				snprintf(why, sizeof why,
-					 "byte 0x%02x not allowed in a host name",
-					 c);
+				snprintf(
+				    why, sizeof why,
+				    "byte 0x%02x not allowed in a host name",
+				    c);
 			seterr(err, errlen, in, inlen, why);
 			return -EINVAL;
 		}
@@ -203,7 +207,8 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out,
 	struct in_addr a4;
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
 		if (n + 1 > outlen) {
-			seterr(err, errlen, in, inlen, "output buffer too small");
+			seterr(err, errlen, in, inlen,
+			       "output buffer too small");
 			return -EINVAL;
 		}
 		memcpy(out, buf, n + 1);
@@ -261,17 +266,17 @@ bool policy_v4_is_internal(const uint8_t a[4])
 		uint32_t net;
 		unsigned plen;
 	} r[] = {
-		{0x00000000u, 8},  /* "this network" */
-		{0x0a000000u, 8},  /* RFC 1918 */
-		{0x64400000u, 10}, /* CGNAT */
-		{0x7f000000u, 8},  /* loopback */
-		{0xa9fe0000u, 16}, /* link-local (cloud metadata) */
-		{0xac100000u, 12}, /* RFC 1918 */
-		{0xc0000000u, 24}, /* IETF protocol assignments */
-		{0xc0a80000u, 16}, /* RFC 1918 */
-		{0xc6120000u, 15}, /* benchmarking */
-		{0xe0000000u, 4},  /* multicast */
-		{0xf0000000u, 4},  /* reserved + broadcast */
+	    {0x00000000u, 8},  /* "this network" */
+	    {0x0a000000u, 8},  /* RFC 1918 */
+	    {0x64400000u, 10}, /* CGNAT */
+	    {0x7f000000u, 8},  /* loopback */
+	    {0xa9fe0000u, 16}, /* link-local (cloud metadata) */
+	    {0xac100000u, 12}, /* RFC 1918 */
+	    {0xc0000000u, 24}, /* IETF protocol assignments */
+	    {0xc0a80000u, 16}, /* RFC 1918 */
+	    {0xc6120000u, 15}, /* benchmarking */
+	    {0xe0000000u, 4},  /* multicast */
+	    {0xf0000000u, 4},  /* reserved + broadcast */
 	};
 	for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
 		uint32_t mask = 0xffffffffu << (32 - r[i].plen);
@@ -284,10 +289,10 @@ bool policy_v4_is_internal(const uint8_t a[4])
 bool policy_v6_embedded_v4(const uint8_t a[16], uint8_t v4[4])
 {
 	static const uint8_t zero[12] = {0};
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0,
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
 					   0, 0, 0, 0, 0xff, 0xff};
 	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0,
-					  0, 0, 0, 0, 0, 0};
+					  0, 0,	   0,	 0,    0, 0};
 	if (memcmp(a, mapped, 12) == 0 || memcmp(a, zero, 12) == 0 ||
 	    memcmp(a, nat64, 12) == 0) {
 		memcpy(v4, a + 12, 4);
@@ -311,7 +316,7 @@ bool policy_v6_is_internal(const uint8_t a[16])
 	static const uint8_t zero[16] = {0};
 	uint8_t v4[4];
 	if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
-		return true; /* :: and ::1 */
+		return true;	   /* :: and ::1 */
 	if ((a[0] & 0xfe) == 0xfc) /* fc00::/7 ULA */
 		return true;
 	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) /* fe80::/10 */

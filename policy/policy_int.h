@@ -20,8 +20,8 @@ struct prule {
 	unsigned line, col;
 	enum prule_kind kind;
 	bool deny;
-	bool tls;       /* allow rules: require a TLS ClientHello */
-	bool all_ports; /* deny rule without ports */
+	bool tls;	 /* allow rules: require a TLS ClientHello */
+	bool all_ports;	 /* deny rule without ports */
 	uint16_t *ports; /* sorted, unique */
 	size_t nports;
 	/* PRULE_IP: family 4 or 6, prefix length, masked address */
@@ -65,8 +65,8 @@ struct policy {
 
 /* policy_host.c */
 /* policy_host_normalize() writing only the reason (no host) into err. */
-int policy_host_norm_why(const char *in, size_t inlen, char *out,
-			 size_t outlen, char *err, size_t errlen);
+int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
+			 char *err, size_t errlen);
 /* Parse a normalised IP literal into family (4/6) and 16 bytes
  * (v4 in the first four). Returns true when it is one. */
 bool policy_ip_parse(const char *s, uint8_t *family, uint8_t addr[16]);

@@ -1,7 +1,8 @@
 /* Loader for policy.yaml version 1: libyaml builds the node tree, this file
  * walks it against the fixed schema (no recursion on input, aliases
  * refused), validates every value and reports the first problem as
- * "FILE:LINE:COL: message". A policy is returned only when all of it is valid. */
+ * "FILE:LINE:COL: message". A policy is returned only when all of it is valid.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,8 +16,8 @@
 
 #include "policy_int.h"
 
-#define POLICY_FILE_MAX (64u * 1024u * 1024u)
-#define POLICY_RULES_MAX 1000000u
+#define POLICY_FILE_MAX		   (64u * 1024u * 1024u)
+#define POLICY_RULES_MAX	   1000000u
 #define POLICY_MAX_CONNECTIONS_MAX 1000000u
 
 struct loader {
@@ -35,7 +36,7 @@ struct loader {
 };
 
 static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
 {
@@ -51,8 +52,7 @@ static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
 
 /* Fetch a node, refusing a second visit: with aliases a small file could
  * expand into an exponential walk, and the schema never needs them. */
-static yaml_node_t *node_get(struct loader *L, int id, yaml_mark_t at,
-			     int *rc)
+static yaml_node_t *node_get(struct loader *L, int id, yaml_mark_t at, int *rc)
 {
 	yaml_node_t *n = yaml_document_get_node(L->doc, id);
 	if (n == NULL || id < 1 || (size_t)id > L->nnodes) {
@@ -190,7 +190,8 @@ static int parse_duration(struct loader *L, const yaml_node_t *n,
 	return 0;
 bad:
 	lerr(L, n->start_mark,
-	     "bad duration '%s' for %s (expected an integer followed by ms, s, m or h, e.g. 10s)",
+	     "bad duration '%s' for %s (expected an integer followed by ms, s, "
+	     "m or h, e.g. 10s)",
 	     q, key);
 	return -EINVAL;
 }
@@ -201,8 +202,8 @@ static int cmp_u16(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int parse_ports(struct loader *L, const yaml_node_t *n,
-		       uint16_t **out, size_t *nout)
+static int parse_ports(struct loader *L, const yaml_node_t *n, uint16_t **out,
+		       size_t *nout)
 {
 	int rc = 0;
 	if (n->type != YAML_SEQUENCE_NODE) {
@@ -270,7 +271,8 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 	char norm[POLICY_HOST_MAX + 1];
 	char herr[POLICY_ERR_MAX];
 	if (n->type != YAML_SCALAR_NODE || is_null(n)) {
-		lerr(L, n->start_mark, "host must be a host name, IP or CIDR, not %s",
+		lerr(L, n->start_mark,
+		     "host must be a host name, IP or CIDR, not %s",
 		     is_null(n) ? "empty" : kind_name(n));
 		return -EINVAL;
 	}
@@ -296,7 +298,8 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 					  sizeof herr) != 0 ||
 		    !policy_ip_parse(norm, &r->family, r->addr)) {
 			lerr(L, n->start_mark,
-			     "bad CIDR '%s': the part before '/' must be an IPv4 or IPv6 address",
+			     "bad CIDR '%s': the part before '/' must be an "
+			     "IPv4 or IPv6 address",
 			     q);
 			return -EINVAL;
 		}
@@ -319,14 +322,15 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 		bool hostbits = false;
 		for (unsigned i = full; i < 16; i++) {
 			unsigned keep = (i == full && rem != 0)
-						? (0xffu << (8 - rem)) & 0xffu
-						: 0u;
+					    ? (0xffu << (8 - rem)) & 0xffu
+					    : 0u;
 			if ((r->addr[i] & ~keep & 0xffu) != 0)
 				hostbits = true;
 		}
 		if (hostbits) {
 			lerr(L, n->start_mark,
-			     "bad CIDR '%s': address has bits set beyond the /%u prefix",
+			     "bad CIDR '%s': address has bits set beyond the "
+			     "/%u prefix",
 			     q, v);
 			return -EINVAL;
 		}
@@ -343,7 +347,8 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 		}
 		if (policy_host_is_ip_literal(norm)) {
 			lerr(L, n->start_mark,
-			     "bad wildcard host '%s': a wildcard needs a domain name, not an address",
+			     "bad wildcard host '%s': a wildcard needs a "
+			     "domain name, not an address",
 			     q);
 			return -EINVAL;
 		}
@@ -354,18 +359,24 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 		r->kind = PRULE_WILDCARD;
 	} else {
 		const char *colon = memchr(s, ':', len);
-		if (colon != NULL && memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) == NULL &&
+		if (colon != NULL &&
+		    memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) ==
+			NULL &&
 		    colon + 1 < s + len &&
-		    strspn(colon + 1, "0123456789") == len - (size_t)(colon - s) - 1) {
-			/* "github.com:443": a common slip, worth its own message. */
+		    strspn(colon + 1, "0123456789") ==
+			len - (size_t)(colon - s) - 1) {
+			/* "github.com:443": a common slip, worth its own
+			 * message. */
 			lerr(L, n->start_mark,
-			     "bad host '%s': write the port in 'ports: [%s]', not after the host",
+			     "bad host '%s': write the port in 'ports: [%s]', "
+			     "not after the host",
 			     q, colon + 1);
 			return -EINVAL;
 		}
 		if (memchr(s, '*', len) != NULL) {
 			lerr(L, n->start_mark,
-			     "bad host '%s': '*' is only allowed as a leading '*.'",
+			     "bad host '%s': '*' is only allowed as a leading "
+			     "'*.'",
 			     q);
 			return -EINVAL;
 		}
@@ -427,7 +438,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		return parse_rule_host(L, n, r);
 	if (n->type != YAML_MAPPING_NODE) {
 		lerr(L, n->start_mark,
-		     "a rule must be a host string or a mapping with 'host', not %s",
+		     "a rule must be a host string or a mapping with 'host', "
+		     "not %s",
 		     kind_name(n));
 		return -EINVAL;
 	}
@@ -451,7 +463,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			slot = &tls;
 		else {
 			lerr(L, k->start_mark,
-			     "unknown key '%s' in %s rule (expected host, ports%s)",
+			     "unknown key '%s' in %s rule (expected host, "
+			     "ports%s)",
 			     q, deny ? "a deny" : "an allow",
 			     deny ? "" : ", tls");
 			return -EINVAL;
@@ -538,7 +551,8 @@ static int parse_defaults(struct loader *L, yaml_node_t *n)
 		quote_scalar(k, q, sizeof q);
 		if (!scalar_is(k, "ports")) {
 			lerr(L, k->start_mark,
-			     "unknown key '%s' in defaults (expected ports)", q);
+			     "unknown key '%s' in defaults (expected ports)",
+			     q);
 			return -EINVAL;
 		}
 		if (have_ports) {
@@ -585,7 +599,9 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 				which = i;
 		if (which < 0) {
 			lerr(L, k->start_mark,
-			     "unknown key '%s' in limits (expected max_connections, header_timeout, connect_timeout, idle_timeout)",
+			     "unknown key '%s' in limits (expected "
+			     "max_connections, header_timeout, "
+			     "connect_timeout, idle_timeout)",
 			     q);
 			return -EINVAL;
 		}
@@ -602,7 +618,8 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 				char vq[80];
 				quote_number(v, vq, sizeof vq);
 				lerr(L, v->start_mark,
-				     "max_connections must be an integer 1..%u, got '%s'",
+				     "max_connections must be an integer "
+				     "1..%u, got '%s'",
 				     POLICY_MAX_CONNECTIONS_MAX, vq);
 				return -EINVAL;
 			}
@@ -624,7 +641,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 	int rc = 0;
 	if (root->type != YAML_MAPPING_NODE) {
 		lerr(L, root->start_mark,
-		     "the policy must be a mapping starting with 'version: 1', not %s",
+		     "the policy must be a mapping starting with 'version: 1', "
+		     "not %s",
 		     kind_name(root));
 		return -EINVAL;
 	}
@@ -647,7 +665,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 				which = i;
 		if (which < 0) {
 			lerr(L, k->start_mark,
-			     "unknown key '%s' (expected version, allow, deny, defaults, limits)",
+			     "unknown key '%s' (expected version, allow, deny, "
+			     "defaults, limits)",
 			     q);
 			return -EINVAL;
 		}
@@ -663,7 +682,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 			if (!parse_uint(v, 1000000, &ver) || ver != 1) {
 				quote_number(v, q, sizeof q);
 				lerr(L, v->start_mark,
-				     "unsupported version '%s' (expected 1)", q);
+				     "unsupported version '%s' (expected 1)",
+				     q);
 				return -EINVAL;
 			}
 		} else if (which == 1 || which == 2) {
@@ -694,7 +714,8 @@ static int finish(struct loader *L)
 			if (r->deny) {
 				r->all_ports = true;
 			} else {
-				r->ports = malloc(L->ndefports * sizeof *r->ports);
+				r->ports =
+				    malloc(L->ndefports * sizeof *r->ports);
 				if (r->ports == NULL)
 					return -ENOMEM;
 				memcpy(r->ports, L->defports,
@@ -702,8 +723,8 @@ static int finish(struct loader *L)
 				r->nports = L->ndefports;
 			}
 		}
-		int n = snprintf(NULL, 0, "%s (%s:%u)", r->text, L->name,
-				 r->line);
+		int n =
+		    snprintf(NULL, 0, "%s (%s:%u)", r->text, L->name, r->line);
 		if (n < 0)
 			return -EINVAL;
 		r->label = malloc((size_t)n + 1);
@@ -745,12 +766,14 @@ static int load_doc(struct loader *L, yaml_parser_t *parser)
 			/* The reader reports a byte offset, not a mark. */
 			m = mark_at(L, parser->problem_offset);
 			if (parser->problem_value >= 0)
-				lerr(L, m, "YAML syntax error: %s (byte 0x%02x)",
-				     parser->problem ? parser->problem : "error",
-				     (unsigned)parser->problem_value & 0xffu);
+				lerr(
+				    L, m, "YAML syntax error: %s (byte 0x%02x)",
+				    parser->problem ? parser->problem : "error",
+				    (unsigned)parser->problem_value & 0xffu);
 			else
 				lerr(L, m, "YAML syntax error: %s",
-				     parser->problem ? parser->problem : "error");
+				     parser->problem ? parser->problem
+						     : "error");
 			return -EINVAL;
 		}
 		if (parser->context != NULL)
@@ -860,8 +883,7 @@ int policy_load_string(const char *name, const char *text, size_t len,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text,
-				     len);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	rc = load_doc(&L, &parser);
 	yaml_parser_delete(&parser);
 	if (rc != 0)
@@ -898,7 +920,8 @@ int policy_load_file(const char *path, struct policy **out, char *err,
 {
 	if (path == NULL) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "(null):1:1: no policy file given");
+			snprintf(err, errlen,
+				 "(null):1:1: no policy file given");
 		return -EINVAL;
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -920,9 +943,10 @@ int policy_load_file(const char *path, struct policy **out, char *err,
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)POLICY_FILE_MAX) {
 		if (err != NULL && errlen > 0)
-			snprintf(err, errlen,
-				 "%s:1:1: not a regular file of at most %u bytes",
-				 path, POLICY_FILE_MAX);
+			snprintf(
+			    err, errlen,
+			    "%s:1:1: not a regular file of at most %u bytes",
+			    path, POLICY_FILE_MAX);
 		close(fd);
 		return S_ISREG(st.st_mode) ? -EFBIG : -EINVAL;
 	}

@@ -98,8 +98,8 @@ static struct ip_slot *ip_find(const struct policy *p, uint8_t family,
 	}
 }
 
-static struct ip_slot *ip_insert(struct policy *p, uint8_t family,
-				 uint8_t plen, const uint8_t a[16])
+static struct ip_slot *ip_insert(struct policy *p, uint8_t family, uint8_t plen,
+				 const uint8_t a[16])
 {
 	struct ip_slot *s = ip_find(p, family, plen, a);
 	if (s != NULL)
@@ -142,7 +142,7 @@ int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen)
 		int32_t *slot;
 		if (r->kind == PRULE_IP) {
 			struct ip_slot *s =
-				ip_insert(p, r->family, r->plen, r->addr);
+			    ip_insert(p, r->family, r->plen, r->addr);
 			slot = r->deny ? &s->deny : &s->allow;
 			if (r->family == 4)
 				p->v4_plen[r->plen] = true;
@@ -151,14 +151,16 @@ int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen)
 		} else {
 			struct name_entry *s = name_insert(p, r->key);
 			if (r->kind == PRULE_NAME)
-				slot = r->deny ? &s->exact_deny : &s->exact_allow;
+				slot =
+				    r->deny ? &s->exact_deny : &s->exact_allow;
 			else
 				slot = r->deny ? &s->wild_deny : &s->wild_allow;
 		}
 		if (*slot >= 0) {
 			const struct prule *first = &p->rules[*slot];
 			snprintf(msg, msglen,
-				 "duplicate %s rule '%s' (same host as '%s' at line %u)",
+				 "duplicate %s rule '%s' (same host as '%s' at "
+				 "line %u)",
 				 r->deny ? "deny" : "allow", r->text,
 				 first->text, first->line);
 			*bad = i;
@@ -244,14 +246,13 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 
 /* Rules covering one address, most specific first. */
 struct ip_hits {
-	const struct prule *deny;        /* a deny rule covering addr:port */
-	const struct prule *allow;       /* most specific allow with port */
+	const struct prule *deny;	 /* a deny rule covering addr:port */
+	const struct prule *allow;	 /* most specific allow with port */
 	const struct prule *allow_other; /* most specific allow, any port */
 };
 
 static void ip_lookup_one(const struct policy *p, uint8_t family,
-			  const uint8_t a[16], uint16_t port,
-			  struct ip_hits *h)
+			  const uint8_t a[16], uint16_t port, struct ip_hits *h)
 {
 	unsigned bits = family == 4 ? 32 : 128;
 	const bool *present = family == 4 ? p->v4_plen : p->v6_plen;
@@ -308,8 +309,8 @@ static void match_ip(const struct policy *p, uint8_t family,
 		decide(d, POLICY_DENY, "ip_literal", NULL);
 }
 
-static void match_name(const struct policy *p, const char *host,
-		       uint16_t port, struct policy_decision *d)
+static void match_name(const struct policy *p, const char *host, uint16_t port,
+		       struct policy_decision *d)
 {
 	size_t len = strlen(host);
 	const struct prule *deny = NULL, *allow = NULL, *allow_other = NULL;
@@ -356,7 +357,8 @@ int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
 	if (p == NULL || host == NULL)
 		return 0;
 	if (port == 0) {
-		/* No service listens on port 0; treat it as a malformed target. */
+		/* No service listens on port 0; treat it as a malformed target.
+		 */
 		return 0;
 	}
 	if (policy_host_normalize(host, hostlen, norm, sizeof norm, err,
@@ -401,10 +403,11 @@ int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
 		decide(d, POLICY_DENY, "denied_by_rule", h.deny);
 		return 0;
 	}
-	bool internal = fam == 4 ? policy_v4_is_internal(a)
-				 : policy_v6_is_internal(a);
+	bool internal =
+	    fam == 4 ? policy_v4_is_internal(a) : policy_v6_is_internal(a);
 	if (!internal) {
-		/* require_tls is the host rule's business; keep it true here. */
+		/* require_tls is the host rule's business; keep it true here.
+		 */
 		decide(d, POLICY_ALLOW, "allowed", NULL);
 		return 0;
 	}
@@ -415,12 +418,11 @@ int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
 	return 0;
 }
 
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt,
-		    ...) __attribute__((format(printf, 4, 5)));
+static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #include <stdarg.h>
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt,
-		    ...)
+static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
 {
 	if (*off >= buflen)
 		return;
@@ -490,25 +492,30 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	appendf(buf, buflen, &off, "reason:  %s\n", d.reason);
 	const struct prule *r = rule_by_label(p, d.rule);
 	if (r != NULL) {
-		appendf(buf, buflen, &off, "rule:    %s %s (ports: ",
-			r->deny ? "deny" : "allow", r->label);
+		appendf(buf, buflen, &off,
+			"rule:    %s %s (ports: ", r->deny ? "deny" : "allow",
+			r->label);
 		append_ports(buf, buflen, &off, r);
 		appendf(buf, buflen, &off, ")\n");
 	} else {
 		const char *why =
-			strcmp(d.reason, "bad_host") == 0
-				? "the host is not a valid name or address"
-			: strcmp(d.reason, "ip_literal") == 0
-				? "an IP address is reachable only through an allow rule naming that IP or a CIDR containing it"
-				: "no rule names this host; everything not allowed is denied";
+		    strcmp(d.reason, "bad_host") == 0
+			? "the host is not a valid name or address"
+		    : strcmp(d.reason, "ip_literal") == 0
+			? "an IP address is reachable only through an allow "
+			  "rule naming that IP or a CIDR containing it"
+			: "no rule names this host; everything not allowed is "
+			  "denied";
 		appendf(buf, buflen, &off, "rule:    none (%s)\n", why);
 	}
 	if (d.verdict == POLICY_ALLOW)
 		appendf(buf, buflen, &off, "tls:     %s\n",
 			!d.require_tls ? "not required (rule says tls: false)"
 			: policy_host_is_ip_literal(norm)
-				? "required (the tunnel must open with a TLS ClientHello)"
-				: "required (the tunnel must open with a TLS ClientHello whose SNI is this host)");
+			    ? "required (the tunnel must open with a TLS "
+			      "ClientHello)"
+			    : "required (the tunnel must open with a TLS "
+			      "ClientHello whose SNI is this host)");
 	if (off >= buflen)
 		return -ENOSPC;
 	return 0;

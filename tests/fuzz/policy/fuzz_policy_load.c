@@ -12,8 +12,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const hosts[] = {
-	"a.test", "x.a.test", "github.com", "10.0.0.1", "::1", "[fd00::1]",
-	"192.168.1.50", "a..test", "evil.test#.a.test",
+    "a.test",	 "x.a.test",	 "github.com", "10.0.0.1",	    "::1",
+    "[fd00::1]", "192.168.1.50", "a..test",    "evil.test#.a.test",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -13,22 +13,21 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char policy_text[] =
-	"version: 1\n"
-	"allow:\n"
-	"  - a.test\n"
-	"  - \"*.b.test\"\n"
-	"  - host: c.test\n"
-	"    ports: [22, 443]\n"
-	"    tls: false\n"
-	"  - 10.0.0.0/8\n"
-	"  - \"2001:db8::/32\"\n"
-	"  - host: 192.168.1.50\n"
-	"    ports: [11434]\n"
-	"deny:\n"
-	"  - x.b.test\n"
-	"  - \"*.y.b.test\"\n"
-	"  - 10.9.0.0/16\n";
+static const char policy_text[] = "version: 1\n"
+				  "allow:\n"
+				  "  - a.test\n"
+				  "  - \"*.b.test\"\n"
+				  "  - host: c.test\n"
+				  "    ports: [22, 443]\n"
+				  "    tls: false\n"
+				  "  - 10.0.0.0/8\n"
+				  "  - \"2001:db8::/32\"\n"
+				  "  - host: 192.168.1.50\n"
+				  "    ports: [11434]\n"
+				  "deny:\n"
+				  "  - x.b.test\n"
+				  "  - \"*.y.b.test\"\n"
+				  "  - 10.9.0.0/16\n";
 
 static struct policy *P;
 
@@ -58,10 +57,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	policy_match_len(P, host, len, port, &raw);
 	if (raw.reason == NULL)
 		abort();
-	int rc = policy_host_normalize(host, len, n1, sizeof n1, err, sizeof err);
+	int rc =
+	    policy_host_normalize(host, len, n1, sizeof n1, err, sizeof err);
 	if (rc != 0) {
 		if (strcmp(raw.reason, "bad_host") != 0 ||
-		    raw.verdict != POLICY_DENY || strncmp(err, "bad host", 8) != 0)
+		    raw.verdict != POLICY_DENY ||
+		    strncmp(err, "bad host", 8) != 0)
 			abort();
 	} else {
 		if (memchr(host, '\0', len) != NULL)
@@ -72,16 +73,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bool ip = policy_host_is_ip_literal(n1);
 		for (size_t i = 0; i < l1; i++) {
 			char c = n1[i];
-			bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-				  c == '.' || c == '-' || c == '_' || (ip && c == ':');
+			bool ok = (c >= 'a' && c <= 'z') ||
+				  (c >= '0' && c <= '9') || c == '.' ||
+				  c == '-' || c == '_' || (ip && c == ':');
 			if (!ok)
 				abort();
 		}
-		if (policy_host_normalize(n1, l1, n2, sizeof n2, err, sizeof err) != 0 ||
+		if (policy_host_normalize(n1, l1, n2, sizeof n2, err,
+					  sizeof err) != 0 ||
 		    strcmp(n1, n2) != 0)
 			abort();
 		policy_match(P, n1, port, &nd);
-		if (nd.verdict != raw.verdict || strcmp(nd.reason, raw.reason) != 0 ||
+		if (nd.verdict != raw.verdict ||
+		    strcmp(nd.reason, raw.reason) != 0 ||
 		    (nd.rule == NULL) != (raw.rule == NULL))
 			abort();
 		if (raw.verdict == POLICY_ALLOW && raw.rule == NULL)
@@ -95,7 +99,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&s6.sin6_addr, host, 16);
 		struct policy_decision d;
 		policy_check_addr(P, (struct sockaddr *)&s6, port, &d);
-		if (d.verdict == POLICY_ALLOW && policy_addr_is_internal((struct sockaddr *)&s6) &&
+		if (d.verdict == POLICY_ALLOW &&
+		    policy_addr_is_internal((struct sockaddr *)&s6) &&
 		    d.rule == NULL)
 			abort();
 	}
@@ -106,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&s4.sin_addr, host, 4);
 		struct policy_decision d;
 		policy_check_addr(P, (struct sockaddr *)&s4, port, &d);
-		if (d.verdict == POLICY_ALLOW && policy_addr_is_internal((struct sockaddr *)&s4) &&
+		if (d.verdict == POLICY_ALLOW &&
+		    policy_addr_is_internal((struct sockaddr *)&s4) &&
 		    d.rule == NULL)
 			abort();
 	}

@@ -66,8 +66,8 @@ static void gen_queries(struct query *q, size_t span)
 				 r - r % 4);
 			break;
 		case 2: /* apex of a wildcard: not covered */
-			snprintf(q[i].host, sizeof q[i].host,
-				 "w%zu.bench.test", r - r % 4);
+			snprintf(q[i].host, sizeof q[i].host, "w%zu.bench.test",
+				 r - r % 4);
 			q[i].want = POLICY_DENY;
 			break;
 		case 3: /* miss */
@@ -98,8 +98,7 @@ static double now(void)
 
 /* One run of `rounds` passes over the queries; ns per match.
  * Returns -1 on a wrong decision. */
-static double run(const struct policy *p, const struct query *q,
-		  size_t rounds)
+static double run(const struct policy *p, const struct query *q, size_t rounds)
 {
 	double t0 = now();
 	for (size_t r = 0; r < rounds; r++) {
@@ -107,9 +106,10 @@ static double run(const struct policy *p, const struct query *q,
 			struct policy_decision d;
 			policy_match(p, q[i].host, (uint16_t)q[i].port, &d);
 			if (d.verdict != q[i].want) {
-				fprintf(stderr,
-					"bench: wrong decision for %s:%u (%s)\n",
-					q[i].host, q[i].port, d.reason);
+				fprintf(
+				    stderr,
+				    "bench: wrong decision for %s:%u (%s)\n",
+				    q[i].host, q[i].port, d.reason);
 				return -1;
 			}
 		}
@@ -126,7 +126,8 @@ static struct policy *load(size_t n)
 	struct policy *p = NULL;
 	char err[POLICY_ERR_MAX];
 	double t0 = now();
-	if (policy_load_string("bench.yaml", txt, len, &p, err, sizeof err) != 0)
+	if (policy_load_string("bench.yaml", txt, len, &p, err, sizeof err) !=
+	    0)
 		fprintf(stderr, "bench: %s\n", err);
 	else
 		printf("loaded %zu rules (%zu bytes of YAML) in %.1f ms\n",
@@ -168,8 +169,9 @@ int main(int argc, char **argv)
 	policy_unref(big);
 	printf("10 rules:      %.1f ns/match\n", ts);
 	printf("100000 rules:  %.1f ns/match\n", tb);
-	printf("ratio 100000/10: %.2f (same %d queries, %zu rounds, best of 5)\n",
-	       tb / ts, QUERIES, rounds);
+	printf(
+	    "ratio 100000/10: %.2f (same %d queries, %zu rounds, best of 5)\n",
+	    tb / ts, QUERIES, rounds);
 	printf("100000 rules, queries spread over all rules: %.1f ns/match\n",
 	       tw);
 	return 0;

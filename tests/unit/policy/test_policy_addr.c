@@ -15,8 +15,8 @@
 
 #include "policy.h"
 
-static int norm(const char *in, size_t len, char *out, size_t outlen,
-		char *err, size_t errlen)
+static int norm(const char *in, size_t len, char *out, size_t outlen, char *err,
+		size_t errlen)
 {
 	return policy_host_normalize(in, len, out, outlen, err, errlen);
 }
@@ -31,9 +31,8 @@ static void expect_norm(const char *in, const char *want)
 	assert_string_equal(out, want);
 	/* Idempotent: the normal form normalises to itself. */
 	char again[POLICY_HOST_MAX + 1];
-	assert_int_equal(norm(out, strlen(out), again, sizeof again, err,
-			      sizeof err),
-			 0);
+	assert_int_equal(
+	    norm(out, strlen(out), again, sizeof again, err, sizeof err), 0);
 	assert_string_equal(again, out);
 }
 
@@ -87,47 +86,64 @@ static void test_normalize_refusals(void **state)
 {
 	(void)state;
 	expect_bad("github.com@evil.test", 20,
-		   "bad host 'github.com@evil.test': character '@' not allowed in a host name");
+		   "bad host 'github.com@evil.test': character '@' not allowed "
+		   "in a host name");
 	expect_bad("evil.test#.github.com", 21,
-		   "bad host 'evil.test#.github.com': character '#' not allowed in a host name");
-	expect_bad("a/b.test", 8,
-		   "bad host 'a/b.test': character '/' not allowed in a host name");
-	expect_bad("a%2e.test", 9,
-		   "bad host 'a%2e.test': character '%' not allowed in a host name");
+		   "bad host 'evil.test#.github.com': character '#' not "
+		   "allowed in a host name");
+	expect_bad(
+	    "a/b.test", 8,
+	    "bad host 'a/b.test': character '/' not allowed in a host name");
+	expect_bad(
+	    "a%2e.test", 9,
+	    "bad host 'a%2e.test': character '%' not allowed in a host name");
 	expect_bad("a b.test", 8,
 		   "bad host 'a b.test': byte 0x20 not allowed in a host name");
 	expect_bad("github.com\0.evil.test", 21,
 		   "bad host 'github.com\\x00.evil.test': contains a NUL byte");
-	expect_bad("b\xc3\xbc" "cher.test", 12,
-		   "bad host 'b\\xc3\\xbccher.test': non-ASCII byte (write IDNs as punycode, xn--...)");
+	expect_bad("b\xc3\xbc"
+		   "cher.test",
+		   12,
+		   "bad host 'b\\xc3\\xbccher.test': non-ASCII byte (write "
+		   "IDNs as punycode, xn--...)");
 	expect_bad("", 0, "bad host '': empty host");
 	expect_bad(".", 1, "bad host '.': empty host");
 	expect_bad("a..test", 7, "bad host 'a..test': empty label");
 	expect_bad(".a.test", 7, "bad host '.a.test': empty label");
 	expect_bad("a.test..", 8, "bad host 'a.test..': empty label");
-	expect_bad("-a.test", 7, "bad host '-a.test': label starts or ends with '-'");
-	expect_bad("a-.test", 7, "bad host 'a-.test': label starts or ends with '-'");
+	expect_bad("-a.test", 7,
+		   "bad host '-a.test': label starts or ends with '-'");
+	expect_bad("a-.test", 7,
+		   "bad host 'a-.test': label starts or ends with '-'");
 	expect_bad("github.com:443", 14,
-		   "bad host 'github.com:443': ':' is only allowed in an IPv6 address, and this is not one");
+		   "bad host 'github.com:443': ':' is only allowed in an IPv6 "
+		   "address, and this is not one");
 	expect_bad("fe80::1%eth0", 12,
-		   "bad host 'fe80::1%eth0': ':' is only allowed in an IPv6 address, and this is not one");
-	expect_bad("[10.0.0.1]", 10,
-		   "bad host '[10.0.0.1]': brackets may only enclose an IPv6 address");
-	expect_bad("[::1", 4, "bad host '[::1': '[' must enclose an IPv6 address");
+		   "bad host 'fe80::1%eth0': ':' is only allowed in an IPv6 "
+		   "address, and this is not one");
+	expect_bad(
+	    "[10.0.0.1]", 10,
+	    "bad host '[10.0.0.1]': brackets may only enclose an IPv6 address");
+	expect_bad("[::1", 4,
+		   "bad host '[::1': '[' must enclose an IPv6 address");
 	expect_bad("2130706433", 10,
-		   "bad host '2130706433': looks like an IPv4 address but is not a dotted quad");
+		   "bad host '2130706433': looks like an IPv4 address but is "
+		   "not a dotted quad");
 	expect_bad("0x7f.1", 6,
-		   "bad host '0x7f.1': looks like an IPv4 address but is not a dotted quad");
+		   "bad host '0x7f.1': looks like an IPv4 address but is not a "
+		   "dotted quad");
 	expect_bad("010.0.0.1", 9,
-		   "bad host '010.0.0.1': looks like an IPv4 address but is not a dotted quad");
+		   "bad host '010.0.0.1': looks like an IPv4 address but is "
+		   "not a dotted quad");
 	expect_bad("1.2.3.4.5", 9,
-		   "bad host '1.2.3.4.5': looks like an IPv4 address but is not a dotted quad");
+		   "bad host '1.2.3.4.5': looks like an IPv4 address but is "
+		   "not a dotted quad");
 	char lbl[80];
 	memset(lbl, 'a', 64);
 	strcpy(lbl + 64, ".test");
 	char out[POLICY_HOST_MAX + 1], err[POLICY_ERR_MAX];
-	assert_int_equal(norm(lbl, strlen(lbl), out, sizeof out, err, sizeof err),
-			 -EINVAL);
+	assert_int_equal(
+	    norm(lbl, strlen(lbl), out, sizeof out, err, sizeof err), -EINVAL);
 	assert_non_null(strstr(err, "label longer than 63 bytes"));
 	char longname[300];
 	memset(longname, 'c', sizeof longname);
@@ -141,8 +157,9 @@ static void test_normalize_refusals(void **state)
 	assert_non_null(strstr(err, "longer than 253 bytes"));
 	/* too small an output buffer is an error, never an overflow */
 	char tiny[4];
-	assert_int_equal(norm("github.com", 10, tiny, sizeof tiny, err, sizeof err),
-			 -EINVAL);
+	assert_int_equal(
+	    norm("github.com", 10, tiny, sizeof tiny, err, sizeof err),
+	    -EINVAL);
 	assert_false(policy_host_is_ip_literal("github.com"));
 	assert_true(policy_host_is_ip_literal("10.0.0.1"));
 	assert_true(policy_host_is_ip_literal("::1"));
@@ -183,44 +200,85 @@ static void test_internal_ranges(void **state)
 	(void)state;
 	/* first and last address of every range, plus one inside */
 	static const char *const in[] = {
-		"0.0.0.0", "0.255.255.255",           /* 0/8 */
-		"10.0.0.0", "10.200.1.1", "10.255.255.255", /* 10/8 */
-		"100.64.0.0", "100.100.100.100", "100.127.255.255", /* CGNAT */
-		"127.0.0.1", "127.255.255.254",       /* loopback */
-		"169.254.169.254", "169.254.0.0",     /* link-local, metadata */
-		"172.16.0.0", "172.31.255.255",       /* 172.16/12 */
-		"192.0.0.0", "192.0.0.255",           /* 192.0.0/24 */
-		"192.168.0.1", "192.168.255.255",     /* 192.168/16 */
-		"198.18.0.0", "198.19.255.255",       /* 198.18/15 */
-		"224.0.0.1", "239.255.255.255",       /* multicast */
-		"240.0.0.1", "255.255.255.255",       /* reserved, broadcast */
-		"::", "::1",                          /* unspecified, loopback */
-		"fc00::1", "fdff:ffff::1",            /* ULA */
-		"fe80::1", "febf::1",                 /* link-local */
-		"fec0::1", "feff::1",                 /* site-local */
-		"ff02::1", "ff0e::1",                 /* multicast */
-		"::ffff:127.0.0.1", "::ffff:10.1.2.3", /* mapped */
-		"::ffff:169.254.169.254", "::ffff:0.0.0.0",
-		"::127.0.0.1", "::10.0.0.1",          /* compatible */
-		"64:ff9b::10.0.0.1", "64:ff9b::7f00:1", /* NAT64 */
-		"2002:7f00:1::", "2002:c0a8:101::1",  /* 6to4 */
-		"64:ff9b:1::1",                       /* local-use NAT64 */
-		"100::1",                             /* discard-only */
-		"2001:0:4136:e378:8000:63bf:f5ff:fffe", /* Teredo, client 10.0.0.1 */
+	    "0.0.0.0",
+	    "0.255.255.255", /* 0/8 */
+	    "10.0.0.0",
+	    "10.200.1.1",
+	    "10.255.255.255", /* 10/8 */
+	    "100.64.0.0",
+	    "100.100.100.100",
+	    "100.127.255.255", /* CGNAT */
+	    "127.0.0.1",
+	    "127.255.255.254", /* loopback */
+	    "169.254.169.254",
+	    "169.254.0.0", /* link-local, metadata */
+	    "172.16.0.0",
+	    "172.31.255.255", /* 172.16/12 */
+	    "192.0.0.0",
+	    "192.0.0.255", /* 192.0.0/24 */
+	    "192.168.0.1",
+	    "192.168.255.255", /* 192.168/16 */
+	    "198.18.0.0",
+	    "198.19.255.255", /* 198.18/15 */
+	    "224.0.0.1",
+	    "239.255.255.255", /* multicast */
+	    "240.0.0.1",
+	    "255.255.255.255", /* reserved, broadcast */
+	    "::",
+	    "::1", /* unspecified, loopback */
+	    "fc00::1",
+	    "fdff:ffff::1", /* ULA */
+	    "fe80::1",
+	    "febf::1", /* link-local */
+	    "fec0::1",
+	    "feff::1", /* site-local */
+	    "ff02::1",
+	    "ff0e::1", /* multicast */
+	    "::ffff:127.0.0.1",
+	    "::ffff:10.1.2.3", /* mapped */
+	    "::ffff:169.254.169.254",
+	    "::ffff:0.0.0.0",
+	    "::127.0.0.1",
+	    "::10.0.0.1", /* compatible */
+	    "64:ff9b::10.0.0.1",
+	    "64:ff9b::7f00:1", /* NAT64 */
+	    "2002:7f00:1::",
+	    "2002:c0a8:101::1",			    /* 6to4 */
+	    "64:ff9b:1::1",			    /* local-use NAT64 */
+	    "100::1",				    /* discard-only */
+	    "2001:0:4136:e378:8000:63bf:f5ff:fffe", /* Teredo, client 10.0.0.1
+						     */
 	};
 	static const char *const out[] = {
-		"1.0.0.0", "9.255.255.255", "11.0.0.0",
-		"100.63.255.255", "100.128.0.0",
-		"126.255.255.255", "128.0.0.0",
-		"169.253.255.255", "169.255.0.0",
-		"172.15.255.255", "172.32.0.0",
-		"192.0.1.0", "192.167.255.255", "192.169.0.0",
-		"198.17.255.255", "198.20.0.0",
-		"203.0.113.7", "198.51.100.1", "223.255.255.255",
-		"2001:db8::1", "2606:4700::1", "fbff::1", "fe7f::1",
-		"::ffff:203.0.113.7", "::203.0.113.7", "64:ff9b::203.0.113.7",
-		"2002:cb00:7107::1", "::2:0:0:1",
-		"2001:0:4136:e378:8000:63bf:3fff:fdd2", /* Teredo, 192.0.2.45 */
+	    "1.0.0.0",
+	    "9.255.255.255",
+	    "11.0.0.0",
+	    "100.63.255.255",
+	    "100.128.0.0",
+	    "126.255.255.255",
+	    "128.0.0.0",
+	    "169.253.255.255",
+	    "169.255.0.0",
+	    "172.15.255.255",
+	    "172.32.0.0",
+	    "192.0.1.0",
+	    "192.167.255.255",
+	    "192.169.0.0",
+	    "198.17.255.255",
+	    "198.20.0.0",
+	    "203.0.113.7",
+	    "198.51.100.1",
+	    "223.255.255.255",
+	    "2001:db8::1",
+	    "2606:4700::1",
+	    "fbff::1",
+	    "fe7f::1",
+	    "::ffff:203.0.113.7",
+	    "::203.0.113.7",
+	    "64:ff9b::203.0.113.7",
+	    "2002:cb00:7107::1",
+	    "::2:0:0:1",
+	    "2001:0:4136:e378:8000:63bf:3fff:fdd2", /* Teredo, 192.0.2.45 */
 	};
 	expect_internal(in, sizeof in / sizeof in[0], true);
 	expect_internal(out, sizeof out / sizeof out[0], false);
@@ -231,20 +289,19 @@ static void test_internal_ranges(void **state)
 	assert_true(policy_addr_is_internal((struct sockaddr *)&un));
 }
 
-static const char addr_policy[] =
-	"version: 1\n"
-	"allow:\n"
-	"  - host: 192.168.1.50\n"   /* 3 */
-	"    ports: [11434]\n"
-	"  - host: 10.9.0.0/16\n"    /* 5 */
-	"    ports: [443, 8080]\n"
-	"  - host: fd12::/16\n"      /* 7 */
-	"  - a.test\n"               /* 8 */
-	"deny:\n"
-	"  - 203.0.113.0/24\n"       /* 10 */
-	"  - host: 10.9.9.0/24\n"    /* 11 */
-	"    ports: [8080]\n"
-	"  - 2001:db8:bad::/48\n";   /* 13 */
+static const char addr_policy[] = "version: 1\n"
+				  "allow:\n"
+				  "  - host: 192.168.1.50\n" /* 3 */
+				  "    ports: [11434]\n"
+				  "  - host: 10.9.0.0/16\n" /* 5 */
+				  "    ports: [443, 8080]\n"
+				  "  - host: fd12::/16\n" /* 7 */
+				  "  - a.test\n"	  /* 8 */
+				  "deny:\n"
+				  "  - 203.0.113.0/24\n"    /* 10 */
+				  "  - host: 10.9.9.0/24\n" /* 11 */
+				  "    ports: [8080]\n"
+				  "  - 2001:db8:bad::/48\n"; /* 13 */
 
 struct acase {
 	const char *addr;
@@ -258,32 +315,42 @@ static void test_check_addr(void **state)
 {
 	(void)state;
 	static const struct acase cases[] = {
-		{"192.168.1.50", 11434, POLICY_ALLOW, "allowed", "192.168.1.50 (a.yaml:3)"},
-		{"::ffff:192.168.1.50", 11434, POLICY_ALLOW, "allowed", "192.168.1.50 (a.yaml:3)"},
-		{"192.168.1.50", 443, POLICY_DENY, "private_address", NULL},
-		{"192.168.1.51", 11434, POLICY_DENY, "private_address", NULL},
-		{"10.9.3.4", 443, POLICY_ALLOW, "allowed", "10.9.0.0/16 (a.yaml:5)"},
-		{"10.9.9.9", 443, POLICY_ALLOW, "allowed", "10.9.0.0/16 (a.yaml:5)"},
-		{"10.9.9.9", 8080, POLICY_DENY, "denied_by_rule", "10.9.9.0/24 (a.yaml:11)"},
-		{"10.10.0.1", 443, POLICY_DENY, "private_address", NULL},
-		{"fd12:3456::1", 443, POLICY_ALLOW, "allowed", "fd12::/16 (a.yaml:7)"},
-		{"fd13::1", 443, POLICY_DENY, "private_address", NULL},
-		{"127.0.0.1", 443, POLICY_DENY, "private_address", NULL},
-		{"::1", 443, POLICY_DENY, "private_address", NULL},
-		{"::ffff:127.0.0.1", 443, POLICY_DENY, "private_address", NULL},
-		{"64:ff9b::a9fe:a9fe", 80, POLICY_DENY, "private_address", NULL},
-		{"169.254.169.254", 80, POLICY_DENY, "private_address", NULL},
-		{"203.0.113.9", 443, POLICY_DENY, "denied_by_rule", "203.0.113.0/24 (a.yaml:10)"},
-		{"::ffff:203.0.113.9", 443, POLICY_DENY, "denied_by_rule", "203.0.113.0/24 (a.yaml:10)"},
-		{"2002:cb00:7109::1", 443, POLICY_DENY, "denied_by_rule", "203.0.113.0/24 (a.yaml:10)"},
-		{"2001:db8:bad::1", 22, POLICY_DENY, "denied_by_rule", "2001:db8:bad::/48 (a.yaml:13)"},
-		{"198.51.100.1", 443, POLICY_ALLOW, "allowed", NULL},
-		{"2001:db8:1::1", 443, POLICY_ALLOW, "allowed", NULL},
+	    {"192.168.1.50", 11434, POLICY_ALLOW, "allowed",
+	     "192.168.1.50 (a.yaml:3)"},
+	    {"::ffff:192.168.1.50", 11434, POLICY_ALLOW, "allowed",
+	     "192.168.1.50 (a.yaml:3)"},
+	    {"192.168.1.50", 443, POLICY_DENY, "private_address", NULL},
+	    {"192.168.1.51", 11434, POLICY_DENY, "private_address", NULL},
+	    {"10.9.3.4", 443, POLICY_ALLOW, "allowed",
+	     "10.9.0.0/16 (a.yaml:5)"},
+	    {"10.9.9.9", 443, POLICY_ALLOW, "allowed",
+	     "10.9.0.0/16 (a.yaml:5)"},
+	    {"10.9.9.9", 8080, POLICY_DENY, "denied_by_rule",
+	     "10.9.9.0/24 (a.yaml:11)"},
+	    {"10.10.0.1", 443, POLICY_DENY, "private_address", NULL},
+	    {"fd12:3456::1", 443, POLICY_ALLOW, "allowed",
+	     "fd12::/16 (a.yaml:7)"},
+	    {"fd13::1", 443, POLICY_DENY, "private_address", NULL},
+	    {"127.0.0.1", 443, POLICY_DENY, "private_address", NULL},
+	    {"::1", 443, POLICY_DENY, "private_address", NULL},
+	    {"::ffff:127.0.0.1", 443, POLICY_DENY, "private_address", NULL},
+	    {"64:ff9b::a9fe:a9fe", 80, POLICY_DENY, "private_address", NULL},
+	    {"169.254.169.254", 80, POLICY_DENY, "private_address", NULL},
+	    {"203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (a.yaml:10)"},
+	    {"::ffff:203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (a.yaml:10)"},
+	    {"2002:cb00:7109::1", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (a.yaml:10)"},
+	    {"2001:db8:bad::1", 22, POLICY_DENY, "denied_by_rule",
+	     "2001:db8:bad::/48 (a.yaml:13)"},
+	    {"198.51.100.1", 443, POLICY_ALLOW, "allowed", NULL},
+	    {"2001:db8:1::1", 443, POLICY_ALLOW, "allowed", NULL},
 	};
 	struct policy *p = NULL;
 	char err[POLICY_ERR_MAX] = "";
-	int rc = policy_load_string("a.yaml", addr_policy, sizeof addr_policy - 1,
-				    &p, err, sizeof err);
+	int rc = policy_load_string(
+	    "a.yaml", addr_policy, sizeof addr_policy - 1, &p, err, sizeof err);
 	if (rc != 0)
 		fprintf(stderr, "%s\n", err);
 	assert_int_equal(rc, 0);
@@ -317,10 +384,10 @@ static void test_check_addr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_normalize_ok),
-		cmocka_unit_test(test_normalize_refusals),
-		cmocka_unit_test(test_internal_ranges),
-		cmocka_unit_test(test_check_addr),
+	    cmocka_unit_test(test_normalize_ok),
+	    cmocka_unit_test(test_normalize_refusals),
+	    cmocka_unit_test(test_internal_ranges),
+	    cmocka_unit_test(test_check_addr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,44 +15,43 @@
 
 #include "policy.h"
 
-static const char fixture[] =
-	"version: 1\n" /* 1 */
-	"allow:\n" /* 2 */
-	"  - github.com\n" /* 3 */
-	"  - \"*.githubusercontent.com\"\n" /* 4 */
-	"  - API.Example.test.\n" /* 5 */
-	"  - host: ssh.code.test\n" /* 6 */
-	"    ports: [22, 443]\n" /* 7 */
-	"    tls: false\n" /* 8 */
-	"  - host: 10.1.2.3\n" /* 9 */
-	"    ports: [8080]\n" /* 10 */
-	"  - host: 192.168.0.0/16\n" /* 11 */
-	"    ports: [11434]\n" /* 12 */
-	"  - host: 2001:db8::/32\n" /* 13 */
-	"  - host: \"*.svc.test\"\n" /* 14 */
-	"    ports: [8443, 443]\n" /* 15 */
-	"  - host: fd00::1\n" /* 16 */
-	"    ports: [80]\n" /* 17 */
-	"  - 203.0.113.7\n" /* 18 */
-	"  - \"[2001:db8:1::5]\"\n" /* 19 */
-	"  - deep.test\n" /* 20 */
-	"  - \"*.deep.test\"\n" /* 21 */
-	"  - \"*.corp.test\"\n" /* 22 */
-	"  - host: 198.51.100.0/24\n" /* 23 */
-	"  - under_score.test\n" /* 24 */
-	"  - xn--bcher-kva.test\n" /* 25 */
-	"  - localhost.test\n" /* 26 */
-	"deny:\n" /* 27 */
-	"  - gist.github.com\n" /* 28 */
-	"  - \"*.bad.githubusercontent.com\"\n" /* 29 */
-	"  - host: github.com\n" /* 30 */
-	"    ports: [22]\n" /* 31 */
-	"  - host: 192.168.66.0/24\n" /* 32 */
-	"  - host: \"*.corp.test\"\n" /* 33 */
-	"    ports: [8443]\n" /* 34 */
-	"  - secret.corp.test\n" /* 35 */
-	"  - 2001:db8:dead::/48\n" /* 36 */
-	;
+static const char fixture[] = "version: 1\n"			      /* 1 */
+			      "allow:\n"			      /* 2 */
+			      "  - github.com\n"		      /* 3 */
+			      "  - \"*.githubusercontent.com\"\n"     /* 4 */
+			      "  - API.Example.test.\n"		      /* 5 */
+			      "  - host: ssh.code.test\n"	      /* 6 */
+			      "    ports: [22, 443]\n"		      /* 7 */
+			      "    tls: false\n"		      /* 8 */
+			      "  - host: 10.1.2.3\n"		      /* 9 */
+			      "    ports: [8080]\n"		      /* 10 */
+			      "  - host: 192.168.0.0/16\n"	      /* 11 */
+			      "    ports: [11434]\n"		      /* 12 */
+			      "  - host: 2001:db8::/32\n"	      /* 13 */
+			      "  - host: \"*.svc.test\"\n"	      /* 14 */
+			      "    ports: [8443, 443]\n"	      /* 15 */
+			      "  - host: fd00::1\n"		      /* 16 */
+			      "    ports: [80]\n"		      /* 17 */
+			      "  - 203.0.113.7\n"		      /* 18 */
+			      "  - \"[2001:db8:1::5]\"\n"	      /* 19 */
+			      "  - deep.test\n"			      /* 20 */
+			      "  - \"*.deep.test\"\n"		      /* 21 */
+			      "  - \"*.corp.test\"\n"		      /* 22 */
+			      "  - host: 198.51.100.0/24\n"	      /* 23 */
+			      "  - under_score.test\n"		      /* 24 */
+			      "  - xn--bcher-kva.test\n"	      /* 25 */
+			      "  - localhost.test\n"		      /* 26 */
+			      "deny:\n"				      /* 27 */
+			      "  - gist.github.com\n"		      /* 28 */
+			      "  - \"*.bad.githubusercontent.com\"\n" /* 29 */
+			      "  - host: github.com\n"		      /* 30 */
+			      "    ports: [22]\n"		      /* 31 */
+			      "  - host: 192.168.66.0/24\n"	      /* 32 */
+			      "  - host: \"*.corp.test\"\n"	      /* 33 */
+			      "    ports: [8443]\n"		      /* 34 */
+			      "  - secret.corp.test\n"		      /* 35 */
+			      "  - 2001:db8:dead::/48\n"	      /* 36 */
+    ;
 
 struct mcase {
 	const char *host;
@@ -64,119 +63,137 @@ struct mcase {
 	bool tls;
 };
 
-#define A POLICY_ALLOW
-#define D POLICY_DENY
+#define A	      POLICY_ALLOW
+#define D	      POLICY_DENY
 #define R(text, line) text " (t.yaml:" #line ")"
 
 static const struct mcase cases[] = {
-	/* exact names, case, trailing dot */
-	{"github.com", 0, 443, A, "allowed", R("github.com", 3), true},
-	{"GitHub.COM", 0, 443, A, "allowed", R("github.com", 3), true},
-	{"github.com.", 0, 443, A, "allowed", R("github.com", 3), true},
-	{"github.com..", 0, 443, D, "bad_host", NULL, false},
-	{"api.example.test", 0, 443, A, "allowed", R("API.Example.test.", 5), true},
-	{"API.EXAMPLE.TEST.", 0, 443, A, "allowed", R("API.Example.test.", 5), true},
-	{"www.github.com", 0, 443, D, "not_allowed", NULL, false},
-	{"github.com.evil.test", 0, 443, D, "not_allowed", NULL, false},
-	{"evilgithub.com", 0, 443, D, "not_allowed", NULL, false},
-	{"com", 0, 443, D, "not_allowed", NULL, false},
-	/* ports and defaults */
-	{"github.com", 0, 80, D, "port_not_allowed", R("github.com", 3), false},
-	{"github.com", 0, 22, D, "denied_by_rule", R("github.com", 30), false},
-	{"github.com", 0, 0, D, "bad_host", NULL, false},
-	{"ssh.code.test", 0, 22, A, "allowed", R("ssh.code.test", 6), false},
-	{"ssh.code.test", 0, 443, A, "allowed", R("ssh.code.test", 6), false},
-	{"ssh.code.test", 0, 80, D, "port_not_allowed", R("ssh.code.test", 6), false},
-	/* wildcards: any depth, never the apex */
-	{"raw.githubusercontent.com", 0, 443, A, "allowed", R("*.githubusercontent.com", 4), true},
-	{"a.b.c.d.e.githubusercontent.com", 0, 443, A, "allowed", R("*.githubusercontent.com", 4), true},
-	{"githubusercontent.com", 0, 443, D, "not_allowed", NULL, false},
-	{"xgithubusercontent.com", 0, 443, D, "not_allowed", NULL, false},
-	{"a.svc.test", 0, 8443, A, "allowed", R("*.svc.test", 14), true},
-	{"a.svc.test", 0, 80, D, "port_not_allowed", R("*.svc.test", 14), false},
-	{"svc.test", 0, 443, D, "not_allowed", NULL, false},
-	{"deep.test", 0, 443, A, "allowed", R("deep.test", 20), true},
-	{"x.deep.test", 0, 443, A, "allowed", R("*.deep.test", 21), true},
-	/* deny beats allow, at every level */
-	{"gist.github.com", 0, 443, D, "denied_by_rule", R("gist.github.com", 28), false},
-	{"GIST.github.com.", 0, 443, D, "denied_by_rule", R("gist.github.com", 28), false},
-	{"bad.githubusercontent.com", 0, 443, A, "allowed", R("*.githubusercontent.com", 4), true},
-	{"x.bad.githubusercontent.com", 0, 443, D, "denied_by_rule", R("*.bad.githubusercontent.com", 29), false},
-	{"x.y.bad.githubusercontent.com", 0, 1234, D, "denied_by_rule", R("*.bad.githubusercontent.com", 29), false},
-	{"a.corp.test", 0, 443, A, "allowed", R("*.corp.test", 22), true},
-	{"a.corp.test", 0, 8443, D, "denied_by_rule", R("*.corp.test", 33), false},
-	{"secret.corp.test", 0, 443, D, "denied_by_rule", R("secret.corp.test", 35), false},
-	{"x.secret.corp.test", 0, 443, A, "allowed", R("*.corp.test", 22), true},
-	/* other valid names */
-	{"under_score.test", 0, 443, A, "allowed", R("under_score.test", 24), true},
-	{"XN--BCHER-KVA.test", 0, 443, A, "allowed", R("xn--bcher-kva.test", 25), true},
-	{"localhost.test", 0, 443, A, "allowed", R("localhost.test", 26), true},
-	{"localhost", 0, 443, D, "not_allowed", NULL, false},
-	/* hostile host strings */
-	{"github.com@evil.test", 0, 443, D, "bad_host", NULL, false},
-	{"user@github.com", 0, 443, D, "bad_host", NULL, false},
-	{"evil.test#.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"evil.test/.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"evil.test?.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"evil.test%2e.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"evil.test\\.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"github.com:443", 0, 443, D, "bad_host", NULL, false},
-	{"github.com\0.evil.test", 21, 443, D, "bad_host", NULL, false},
-	{"evil.test\0github.com", 20, 443, D, "bad_host", NULL, false},
-	{"github.com\0", 11, 443, D, "bad_host", NULL, false},
-	{"git hub.com", 0, 443, D, "bad_host", NULL, false},
-	{" github.com", 0, 443, D, "bad_host", NULL, false},
-	{"github.com\r\n", 0, 443, D, "bad_host", NULL, false},
-	{"github.com\t", 0, 443, D, "bad_host", NULL, false},
-	{"g\xc3\xaft.github.com", 0, 443, D, "bad_host", NULL, false},
-	{"github\xe3\x80\x82" "com", 0, 443, D, "bad_host", NULL, false},
-	{"", 0, 443, D, "bad_host", NULL, false},
-	{".", 0, 443, D, "bad_host", NULL, false},
-	{".github.com", 0, 443, D, "bad_host", NULL, false},
-	{"x..githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
-	{"-x.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
-	{"x-.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
-	{"*.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
-	{"[github.com]", 0, 443, D, "bad_host", NULL, false},
-	{"2130706433", 0, 443, D, "bad_host", NULL, false},
-	{"0x7f000001", 0, 443, D, "bad_host", NULL, false},
-	{"127.1", 0, 443, D, "bad_host", NULL, false},
-	{"010.1.2.3", 0, 8080, D, "bad_host", NULL, false},
-	{"fe80::1%eth0", 0, 443, D, "bad_host", NULL, false},
-	/* IP literals: only through IP/CIDR rules */
-	{"10.1.2.3", 0, 8080, A, "allowed", R("10.1.2.3", 9), true},
-	{"10.1.2.3", 0, 443, D, "port_not_allowed", R("10.1.2.3", 9), false},
-	{"10.1.2.4", 0, 8080, D, "ip_literal", NULL, false},
-	{"203.0.113.7", 0, 443, A, "allowed", R("203.0.113.7", 18), true},
-	{"203.0.113.8", 0, 443, D, "ip_literal", NULL, false},
-	{"192.168.1.50", 0, 11434, A, "allowed", R("192.168.0.0/16", 11), true},
-	{"192.168.1.50", 0, 443, D, "port_not_allowed", R("192.168.0.0/16", 11), false},
-	{"192.168.66.1", 0, 11434, D, "denied_by_rule", R("192.168.66.0/24", 32), false},
-	{"198.51.100.200", 0, 443, A, "allowed", R("198.51.100.0/24", 23), true},
-	{"198.51.101.1", 0, 443, D, "ip_literal", NULL, false},
-	{"::ffff:10.1.2.3", 0, 8080, A, "allowed", R("10.1.2.3", 9), true},
-	{"[::ffff:192.168.66.9]", 0, 11434, D, "denied_by_rule", R("192.168.66.0/24", 32), false},
-	{"::ffff:c0a8:4201", 0, 11434, D, "denied_by_rule", R("192.168.66.0/24", 32), false},
-	{"2001:db8::1", 0, 443, A, "allowed", R("2001:db8::/32", 13), true},
-	{"[2001:DB8:0:0::1]", 0, 443, A, "allowed", R("2001:db8::/32", 13), true},
-	{"2001:db8:1::5", 0, 443, A, "allowed", R("[2001:db8:1::5]", 19), true},
-	{"2001:db8:dead::1", 0, 443, D, "denied_by_rule", R("2001:db8:dead::/48", 36), false},
-	{"2001:db9::1", 0, 443, D, "ip_literal", NULL, false},
-	{"fd00::1", 0, 80, A, "allowed", R("fd00::1", 16), true},
-	{"[fd00::1]", 0, 80, A, "allowed", R("fd00::1", 16), true},
-	{"fd00::2", 0, 80, D, "ip_literal", NULL, false},
-	{"[fd00::1", 0, 80, D, "bad_host", NULL, false},
-	{"[10.1.2.3]", 0, 8080, D, "bad_host", NULL, false},
-	{"::1", 0, 443, D, "ip_literal", NULL, false},
-	{"127.0.0.1", 0, 443, D, "ip_literal", NULL, false},
+    /* exact names, case, trailing dot */
+    {"github.com", 0, 443, A, "allowed", R("github.com", 3), true},
+    {"GitHub.COM", 0, 443, A, "allowed", R("github.com", 3), true},
+    {"github.com.", 0, 443, A, "allowed", R("github.com", 3), true},
+    {"github.com..", 0, 443, D, "bad_host", NULL, false},
+    {"api.example.test", 0, 443, A, "allowed", R("API.Example.test.", 5), true},
+    {"API.EXAMPLE.TEST.", 0, 443, A, "allowed", R("API.Example.test.", 5),
+     true},
+    {"www.github.com", 0, 443, D, "not_allowed", NULL, false},
+    {"github.com.evil.test", 0, 443, D, "not_allowed", NULL, false},
+    {"evilgithub.com", 0, 443, D, "not_allowed", NULL, false},
+    {"com", 0, 443, D, "not_allowed", NULL, false},
+    /* ports and defaults */
+    {"github.com", 0, 80, D, "port_not_allowed", R("github.com", 3), false},
+    {"github.com", 0, 22, D, "denied_by_rule", R("github.com", 30), false},
+    {"github.com", 0, 0, D, "bad_host", NULL, false},
+    {"ssh.code.test", 0, 22, A, "allowed", R("ssh.code.test", 6), false},
+    {"ssh.code.test", 0, 443, A, "allowed", R("ssh.code.test", 6), false},
+    {"ssh.code.test", 0, 80, D, "port_not_allowed", R("ssh.code.test", 6),
+     false},
+    /* wildcards: any depth, never the apex */
+    {"raw.githubusercontent.com", 0, 443, A, "allowed",
+     R("*.githubusercontent.com", 4), true},
+    {"a.b.c.d.e.githubusercontent.com", 0, 443, A, "allowed",
+     R("*.githubusercontent.com", 4), true},
+    {"githubusercontent.com", 0, 443, D, "not_allowed", NULL, false},
+    {"xgithubusercontent.com", 0, 443, D, "not_allowed", NULL, false},
+    {"a.svc.test", 0, 8443, A, "allowed", R("*.svc.test", 14), true},
+    {"a.svc.test", 0, 80, D, "port_not_allowed", R("*.svc.test", 14), false},
+    {"svc.test", 0, 443, D, "not_allowed", NULL, false},
+    {"deep.test", 0, 443, A, "allowed", R("deep.test", 20), true},
+    {"x.deep.test", 0, 443, A, "allowed", R("*.deep.test", 21), true},
+    /* deny beats allow, at every level */
+    {"gist.github.com", 0, 443, D, "denied_by_rule", R("gist.github.com", 28),
+     false},
+    {"GIST.github.com.", 0, 443, D, "denied_by_rule", R("gist.github.com", 28),
+     false},
+    {"bad.githubusercontent.com", 0, 443, A, "allowed",
+     R("*.githubusercontent.com", 4), true},
+    {"x.bad.githubusercontent.com", 0, 443, D, "denied_by_rule",
+     R("*.bad.githubusercontent.com", 29), false},
+    {"x.y.bad.githubusercontent.com", 0, 1234, D, "denied_by_rule",
+     R("*.bad.githubusercontent.com", 29), false},
+    {"a.corp.test", 0, 443, A, "allowed", R("*.corp.test", 22), true},
+    {"a.corp.test", 0, 8443, D, "denied_by_rule", R("*.corp.test", 33), false},
+    {"secret.corp.test", 0, 443, D, "denied_by_rule", R("secret.corp.test", 35),
+     false},
+    {"x.secret.corp.test", 0, 443, A, "allowed", R("*.corp.test", 22), true},
+    /* other valid names */
+    {"under_score.test", 0, 443, A, "allowed", R("under_score.test", 24), true},
+    {"XN--BCHER-KVA.test", 0, 443, A, "allowed", R("xn--bcher-kva.test", 25),
+     true},
+    {"localhost.test", 0, 443, A, "allowed", R("localhost.test", 26), true},
+    {"localhost", 0, 443, D, "not_allowed", NULL, false},
+    /* hostile host strings */
+    {"github.com@evil.test", 0, 443, D, "bad_host", NULL, false},
+    {"user@github.com", 0, 443, D, "bad_host", NULL, false},
+    {"evil.test#.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"evil.test/.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"evil.test?.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"evil.test%2e.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"evil.test\\.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"github.com:443", 0, 443, D, "bad_host", NULL, false},
+    {"github.com\0.evil.test", 21, 443, D, "bad_host", NULL, false},
+    {"evil.test\0github.com", 20, 443, D, "bad_host", NULL, false},
+    {"github.com\0", 11, 443, D, "bad_host", NULL, false},
+    {"git hub.com", 0, 443, D, "bad_host", NULL, false},
+    {" github.com", 0, 443, D, "bad_host", NULL, false},
+    {"github.com\r\n", 0, 443, D, "bad_host", NULL, false},
+    {"github.com\t", 0, 443, D, "bad_host", NULL, false},
+    {"g\xc3\xaft.github.com", 0, 443, D, "bad_host", NULL, false},
+    {"github\xe3\x80\x82"
+     "com",
+     0, 443, D, "bad_host", NULL, false},
+    {"", 0, 443, D, "bad_host", NULL, false},
+    {".", 0, 443, D, "bad_host", NULL, false},
+    {".github.com", 0, 443, D, "bad_host", NULL, false},
+    {"x..githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
+    {"-x.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
+    {"x-.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
+    {"*.githubusercontent.com", 0, 443, D, "bad_host", NULL, false},
+    {"[github.com]", 0, 443, D, "bad_host", NULL, false},
+    {"2130706433", 0, 443, D, "bad_host", NULL, false},
+    {"0x7f000001", 0, 443, D, "bad_host", NULL, false},
+    {"127.1", 0, 443, D, "bad_host", NULL, false},
+    {"010.1.2.3", 0, 8080, D, "bad_host", NULL, false},
+    {"fe80::1%eth0", 0, 443, D, "bad_host", NULL, false},
+    /* IP literals: only through IP/CIDR rules */
+    {"10.1.2.3", 0, 8080, A, "allowed", R("10.1.2.3", 9), true},
+    {"10.1.2.3", 0, 443, D, "port_not_allowed", R("10.1.2.3", 9), false},
+    {"10.1.2.4", 0, 8080, D, "ip_literal", NULL, false},
+    {"203.0.113.7", 0, 443, A, "allowed", R("203.0.113.7", 18), true},
+    {"203.0.113.8", 0, 443, D, "ip_literal", NULL, false},
+    {"192.168.1.50", 0, 11434, A, "allowed", R("192.168.0.0/16", 11), true},
+    {"192.168.1.50", 0, 443, D, "port_not_allowed", R("192.168.0.0/16", 11),
+     false},
+    {"192.168.66.1", 0, 11434, D, "denied_by_rule", R("192.168.66.0/24", 32),
+     false},
+    {"198.51.100.200", 0, 443, A, "allowed", R("198.51.100.0/24", 23), true},
+    {"198.51.101.1", 0, 443, D, "ip_literal", NULL, false},
+    {"::ffff:10.1.2.3", 0, 8080, A, "allowed", R("10.1.2.3", 9), true},
+    {"[::ffff:192.168.66.9]", 0, 11434, D, "denied_by_rule",
+     R("192.168.66.0/24", 32), false},
+    {"::ffff:c0a8:4201", 0, 11434, D, "denied_by_rule",
+     R("192.168.66.0/24", 32), false},
+    {"2001:db8::1", 0, 443, A, "allowed", R("2001:db8::/32", 13), true},
+    {"[2001:DB8:0:0::1]", 0, 443, A, "allowed", R("2001:db8::/32", 13), true},
+    {"2001:db8:1::5", 0, 443, A, "allowed", R("[2001:db8:1::5]", 19), true},
+    {"2001:db8:dead::1", 0, 443, D, "denied_by_rule",
+     R("2001:db8:dead::/48", 36), false},
+    {"2001:db9::1", 0, 443, D, "ip_literal", NULL, false},
+    {"fd00::1", 0, 80, A, "allowed", R("fd00::1", 16), true},
+    {"[fd00::1]", 0, 80, A, "allowed", R("fd00::1", 16), true},
+    {"fd00::2", 0, 80, D, "ip_literal", NULL, false},
+    {"[fd00::1", 0, 80, D, "bad_host", NULL, false},
+    {"[10.1.2.3]", 0, 8080, D, "bad_host", NULL, false},
+    {"::1", 0, 443, D, "ip_literal", NULL, false},
+    {"127.0.0.1", 0, 443, D, "ip_literal", NULL, false},
 };
 
 static struct policy *load_fixture(void)
 {
 	struct policy *p = NULL;
 	char err[POLICY_ERR_MAX] = "";
-	int rc = policy_load_string("t.yaml", fixture, strlen(fixture), &p,
-				    err, sizeof err);
+	int rc = policy_load_string("t.yaml", fixture, strlen(fixture), &p, err,
+				    sizeof err);
 	if (rc != 0)
 		fprintf(stderr, "fixture: %s\n", err);
 	assert_int_equal(rc, 0);
@@ -193,16 +210,19 @@ static void test_match_table(void **state)
 		const struct mcase *c = &cases[i];
 		struct policy_decision d;
 		size_t len = c->len ? c->len : strlen(c->host);
-		assert_int_equal(policy_match_len(p, c->host, len, c->port, &d), 0);
-		bool ok = d.verdict == c->verdict &&
-			  strcmp(d.reason, c->reason) == 0 &&
-			  ((c->rule == NULL && d.rule == NULL) ||
-			   (c->rule != NULL && d.rule != NULL &&
-			    strcmp(c->rule, d.rule) == 0)) &&
-			  (c->verdict == POLICY_DENY || d.require_tls == c->tls);
+		assert_int_equal(policy_match_len(p, c->host, len, c->port, &d),
+				 0);
+		bool ok =
+		    d.verdict == c->verdict &&
+		    strcmp(d.reason, c->reason) == 0 &&
+		    ((c->rule == NULL && d.rule == NULL) ||
+		     (c->rule != NULL && d.rule != NULL &&
+		      strcmp(c->rule, d.rule) == 0)) &&
+		    (c->verdict == POLICY_DENY || d.require_tls == c->tls);
 		if (!ok) {
 			fprintf(stderr,
-				"case %zu '%s':%u: got %d %s rule=%s tls=%d, want %d %s rule=%s tls=%d\n",
+				"case %zu '%s':%u: got %d %s rule=%s tls=%d, "
+				"want %d %s rule=%s tls=%d\n",
 				i, c->host, c->port, d.verdict, d.reason,
 				d.rule ? d.rule : "(null)", d.require_tls,
 				c->verdict, c->reason,
@@ -315,7 +335,7 @@ static void test_ref_unref(void **state)
  * own: the policy must stay valid until the last unref and be freed once
  * (ASan reports a use-after-free or a leak otherwise). */
 #define WORKERS 4
-#define ROUNDS 20000
+#define ROUNDS	20000
 
 struct worker {
 	struct policy *p; /* a reference owned by this worker */
@@ -347,7 +367,8 @@ static void test_refcount_threads(void **state)
 	for (int i = 0; i < WORKERS; i++) {
 		w[i].p = policy_ref(p);
 		w[i].wrong = 0;
-		assert_int_equal(pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
+		assert_int_equal(
+		    pthread_create(&t[i], NULL, worker_main, &w[i]), 0);
 	}
 	policy_unref(p); /* the workers' references keep it alive */
 	for (int i = 0; i < WORKERS; i++) {
@@ -367,14 +388,14 @@ static void test_explain_text(void **state)
 	assert_non_null(strstr(buf, "DENY"));
 	assert_non_null(strstr(buf, "denied_by_rule"));
 	assert_non_null(strstr(buf, "*.bad.githubusercontent.com (t.yaml:29)"));
-	assert_int_equal(policy_explain(p, "ssh.code.test", 22, buf, sizeof buf),
-			 0);
+	assert_int_equal(
+	    policy_explain(p, "ssh.code.test", 22, buf, sizeof buf), 0);
 	assert_non_null(strstr(buf, "ALLOW"));
 	assert_non_null(strstr(buf, "ssh.code.test (t.yaml:6)"));
 	assert_non_null(strstr(buf, "not required"));
 	char small[16];
-	assert_int_equal(policy_explain(p, "github.com", 443, small, sizeof small),
-			 -ENOSPC);
+	assert_int_equal(
+	    policy_explain(p, "github.com", 443, small, sizeof small), -ENOSPC);
 	assert_true(strlen(small) < sizeof small);
 	policy_unref(p);
 }
@@ -398,26 +419,26 @@ static void test_example_policy(void **state)
 		uint16_t port;
 		enum policy_verdict v;
 	} want[] = {
-		{"api.anthropic.com", 443, POLICY_ALLOW},
-		{"api.openai.com", 443, POLICY_ALLOW},
-		{"auth.openai.com", 443, POLICY_ALLOW},
-		{"chatgpt.com", 443, POLICY_ALLOW},
-		{"github.com", 443, POLICY_ALLOW},
-		{"api.github.com", 443, POLICY_ALLOW},
-		{"codeload.github.com", 443, POLICY_ALLOW},
-		{"objects.githubusercontent.com", 443, POLICY_ALLOW},
-		{"raw.githubusercontent.com", 443, POLICY_ALLOW},
-		{"registry.npmjs.org", 443, POLICY_ALLOW},
-		{"pypi.org", 443, POLICY_ALLOW},
-		{"files.pythonhosted.org", 443, POLICY_ALLOW},
-		{"githubusercontent.com", 443, POLICY_DENY},
-		{"gist.github.com", 443, POLICY_DENY},
-		{"gist.githubusercontent.com", 443, POLICY_DENY},
-		{"statsig.anthropic.com", 443, POLICY_DENY},
-		{"github.com", 22, POLICY_DENY},
-		{"pypi.org", 80, POLICY_DENY},
-		{"192.168.1.50", 11434, POLICY_DENY},
-		{"evil.test", 443, POLICY_DENY},
+	    {"api.anthropic.com", 443, POLICY_ALLOW},
+	    {"api.openai.com", 443, POLICY_ALLOW},
+	    {"auth.openai.com", 443, POLICY_ALLOW},
+	    {"chatgpt.com", 443, POLICY_ALLOW},
+	    {"github.com", 443, POLICY_ALLOW},
+	    {"api.github.com", 443, POLICY_ALLOW},
+	    {"codeload.github.com", 443, POLICY_ALLOW},
+	    {"objects.githubusercontent.com", 443, POLICY_ALLOW},
+	    {"raw.githubusercontent.com", 443, POLICY_ALLOW},
+	    {"registry.npmjs.org", 443, POLICY_ALLOW},
+	    {"pypi.org", 443, POLICY_ALLOW},
+	    {"files.pythonhosted.org", 443, POLICY_ALLOW},
+	    {"githubusercontent.com", 443, POLICY_DENY},
+	    {"gist.github.com", 443, POLICY_DENY},
+	    {"gist.githubusercontent.com", 443, POLICY_DENY},
+	    {"statsig.anthropic.com", 443, POLICY_DENY},
+	    {"github.com", 22, POLICY_DENY},
+	    {"pypi.org", 80, POLICY_DENY},
+	    {"192.168.1.50", 11434, POLICY_DENY},
+	    {"evil.test", 443, POLICY_DENY},
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		struct policy_decision d;
@@ -433,14 +454,14 @@ static void test_example_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_match_table),
-		cmocka_unit_test(test_match_null_and_counts),
-		cmocka_unit_test(test_defaults_ports),
-		cmocka_unit_test(test_limits_parsed),
-		cmocka_unit_test(test_ref_unref),
-		cmocka_unit_test(test_refcount_threads),
-		cmocka_unit_test(test_explain_text),
-		cmocka_unit_test(test_example_policy),
+	    cmocka_unit_test(test_match_table),
+	    cmocka_unit_test(test_match_null_and_counts),
+	    cmocka_unit_test(test_defaults_ports),
+	    cmocka_unit_test(test_limits_parsed),
+	    cmocka_unit_test(test_ref_unref),
+	    cmocka_unit_test(test_refcount_threads),
+	    cmocka_unit_test(test_explain_text),
+	    cmocka_unit_test(test_example_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
