@@ -438,6 +438,80 @@ static int safe_rmtree(const char *root, char *err, size_t errlen)
 	return rc;
 }
 
+/* Same walk as safe_rmtree, changing owners instead of removing. */
+int gitiso_chown(struct gitiso_repo *r, uid_t uid, gid_t gid, char *err,
+		 size_t errlen)
+{
+	struct pathvec dirs = {0};
+	struct stat rst;
+	int rootfd, rc;
+
+	if (r == NULL || r->clone_path == NULL)
+		return -EINVAL;
+	if (lstat(r->clone_path, &rst) != 0 || !S_ISDIR(rst.st_mode)) {
+		seterr(err, errlen,
+		       "gitiso: session clone %s is not a directory",
+		       r->clone_path);
+		return -ENOTDIR;
+	}
+	rootfd = open(r->clone_path,
+		      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rootfd < 0) {
+		rc = -errno;
+		seterr(err, errlen, "gitiso: cannot open %s: %s", r->clone_path,
+		       strerror(errno));
+		return rc;
+	}
+	rc = pv_push(&dirs, strdup("."));
+	for (size_t i = 0; rc == 0 && i < dirs.n; i++) {
+		int fd = open_beneath(rootfd, dirs.v[i]);
+		DIR *d;
+		struct dirent *de;
+
+		if (fd < 0 || fchown(fd, uid, gid) != 0) {
+			rc = -errno;
+			seterr(err, errlen, "gitiso: cannot chown %s/%s: %s",
+			       r->clone_path, dirs.v[i], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		d = fdopendir(fd);
+		if (d == NULL) {
+			rc = -errno;
+			close(fd);
+			break;
+		}
+		while (rc == 0 && (de = readdir(d)) != NULL) {
+			struct stat st;
+			if (strcmp(de->d_name, ".") == 0 ||
+			    strcmp(de->d_name, "..") == 0)
+				continue;
+			if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) !=
+			    0) {
+				rc = -errno;
+				break;
+			}
+			if (S_ISDIR(st.st_mode) && st.st_dev == rst.st_dev)
+				rc =
+				    pv_push(&dirs, xasprintf("%s/%s", dirs.v[i],
+							     de->d_name));
+			else if (fchownat(fd, de->d_name, uid, gid,
+					  AT_SYMLINK_NOFOLLOW) != 0) {
+				rc = -errno;
+				seterr(err, errlen,
+				       "gitiso: cannot chown %s/%s/%s: %s",
+				       r->clone_path, dirs.v[i], de->d_name,
+				       strerror(errno));
+			}
+		}
+		closedir(d);
+	}
+	close(rootfd);
+	pv_free(&dirs);
+	return rc;
+}
+
 void gitiso_free(struct gitiso_repo *r)
 {
 	if (r == NULL)

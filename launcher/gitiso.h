@@ -5,6 +5,7 @@
 #define AGENTSAFE_GITISO_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct gitiso_repo;
 
@@ -53,6 +54,11 @@ const char *gitiso_branch(const struct gitiso_repo *r);
  * from, and a warning when the host's uncommitted changes are left out
  * (they always are: the clone is a fresh checkout of HEAD). */
 const char *gitiso_prepare_summary(const struct gitiso_repo *r);
+/* When the container runs as a uid other than the launcher's (launcher run
+ * as root): hand the clone, and only the clone, to uid:gid before the
+ * container starts; symlinks are not followed (added). */
+int gitiso_chown(struct gitiso_repo *r, uid_t uid, gid_t gid, char *err,
+		 size_t errlen);
 
 /* After the session: when the session branch has new commits, fetch it into
  * the host repo as agentsafe/<id>; write a short human summary (commits,

@@ -47,6 +47,24 @@ __attribute__((format(printf, 1, 2))) static int run(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+/* For commands that must fail: no diagnostics, just whether it failed. */
+__attribute__((format(printf, 1, 2))) static bool fails(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	/* "could not run at all" must not count as "was refused" */
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) == 126 ||
+	    WEXITSTATUS(st) == 127)
+		fail_msg("test_gitiso: could not run: %s", cmd);
+	return WEXITSTATUS(st) != 0;
+}
+
 /* Output of a shell command (malloc'd, trailing newline stripped). */
 __attribute__((format(printf, 1, 2))) static char *out(const char *fmt, ...)
 {
@@ -417,10 +435,9 @@ static void test_host_gpgsign_does_not_break_commits(void **state)
 			     host, host, host),
 			 0);
 	/* the setting bites on the host itself */
-	assert_int_not_equal(run("cd '%s' && %s git commit -q --allow-empty -m "
-				 "x 2>/dev/null",
-				 host, g_agent_env),
-			     0);
+	assert_true(fails("cd '%s' && %s git commit -q --allow-empty -m "
+			  "x 2>/dev/null",
+			  host, g_agent_env));
 	/* and even if a global config with gpgsign reached the container,
 	 * the clone's local config wins */
 	snprintf(gcfg, sizeof(gcfg), "%s/gpg.gitconfig", g_root);
@@ -650,11 +667,17 @@ static void test_unprivileged_agent_cannot_write_host_git(void **state)
 	struct gitiso_repo *r = prepare_ok(host, "uid");
 	const char *clone = gitiso_clone_path(r);
 	const char *objs = gitiso_readonly_paths(r)[0];
-	assert_int_equal(run("chmod 0755 '%s' '%s/uid' && chown -R %d:%d '%s' "
-			     "&& stat -c %%U '%s' | grep -qx root",
-			     g_sessions, g_sessions, AGENT_UID, AGENT_UID,
-			     clone, hostgit),
+	/* a link to the host .git must not be followed by the chown */
+	assert_int_equal(run("ln -s '%s' '%s/.git/hostlink'", hostgit, clone),
 			 0);
+	assert_int_equal(
+	    gitiso_chown(r, AGENT_UID, AGENT_UID, err, sizeof(err)), 0);
+	/* the whole clone handed over, the host untouched */
+	assert_int_equal(
+	    run("chmod 0755 '%s' '%s/uid' && test -z \"$(find '%s' "
+		"! -uid %d)\" && test -z \"$(find '%s' ! -uid 0)\"",
+		g_sessions, g_sessions, clone, AGENT_UID, hostgit),
+	    0);
 	snprintf(as_agent, sizeof(as_agent),
 		 "setpriv --reuid=%d --regid=%d --clear-groups %s", AGENT_UID,
 		 AGENT_UID, g_agent_env);
@@ -675,21 +698,17 @@ static void test_unprivileged_agent_cannot_write_host_git(void **state)
 			     objs, objs, objs, clone, as_agent, objs),
 			 0);
 	/* every way at the host .git fails */
-	assert_int_not_equal(
-	    run("%s touch '%s/objects/evil' 2>/dev/null", as_agent, hostgit),
-	    0);
-	assert_int_not_equal(run("%s git --git-dir='%s' update-ref "
-				 "refs/heads/evil HEAD 2>/dev/null",
-				 as_agent, hostgit),
-			     0);
-	assert_int_not_equal(run("cd '%s' && %s git push -q '%s' "
-				 "HEAD:refs/heads/evil 2>/dev/null",
-				 clone, as_agent, hostgit),
-			     0);
-	assert_int_not_equal(run("%s sh -c 'echo /etc > %s/info/alternates' "
-				 "2>/dev/null",
-				 as_agent, objs),
-			     0);
+	assert_true(
+	    fails("%s touch '%s/objects/evil' 2>/dev/null", as_agent, hostgit));
+	assert_true(fails("%s git --git-dir='%s' update-ref "
+			  "refs/heads/evil HEAD 2>/dev/null",
+			  as_agent, hostgit));
+	assert_true(fails("cd '%s' && %s git push -q '%s' "
+			  "HEAD:refs/heads/evil 2>/dev/null",
+			  clone, as_agent, hostgit));
+	assert_true(fails("%s sh -c 'echo /etc > %s/info/alternates' "
+			  "2>/dev/null",
+			  as_agent, objs));
 	char *mid = manifest(hostgit);
 	assert_string_equal(mid, before);
 
@@ -762,7 +781,7 @@ static void test_host_detached_head(void **state)
 	assert_string_equal(parent, base);
 	char *head = git_out(host, "rev-parse HEAD");
 	assert_string_equal(head, base);
-	assert_int_not_equal(run("git -C '%s' symbolic-ref -q HEAD", host), 0);
+	assert_true(fails("git -C '%s' symbolic-ref -q HEAD", host));
 	gitiso_free(r);
 	free(base), free(c), free(parent), free(head);
 }
