@@ -19,16 +19,17 @@
 
 static void usage_check(FILE *out)
 {
-	fputs("usage: agentsafe policy check FILE\n"
-	      "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and "
-	      "exits 0,\n"
-	      "  or prints 'FILE:LINE:COL: message' on stderr and exits 1.\n",
-	      out);
+	(void)fputs(
+	    "usage: agentsafe policy check FILE\n"
+	    "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and "
+	    "exits 0,\n"
+	    "  or prints 'FILE:LINE:COL: message' on stderr and exits 1.\n",
+	    out);
 }
 
 static void usage_explain(FILE *out)
 {
-	fputs(
+	(void)fputs(
 	    "usage: agentsafe policy explain FILE HOST[:PORT]\n"
 	    "       agentsafe policy explain FILE --record JSON|-\n"
 	    "  Show how FILE decides a request: verdict, deciding rule with\n"
@@ -45,12 +46,13 @@ static void usage_explain(FILE *out)
 
 static void usage_policy(FILE *out)
 {
-	fputs("usage: agentsafe policy check FILE\n"
-	      "       agentsafe policy explain FILE HOST[:PORT]\n"
-	      "       agentsafe policy explain FILE --record JSON|-\n"
-	      "  (agentsafe policy check --help, agentsafe policy explain "
-	      "--help)\n",
-	      out);
+	(void)fputs(
+	    "usage: agentsafe policy check FILE\n"
+	    "       agentsafe policy explain FILE HOST[:PORT]\n"
+	    "       agentsafe policy explain FILE --record JSON|-\n"
+	    "  (agentsafe policy check --help, agentsafe policy explain "
+	    "--help)\n",
+	    out);
 }
 
 static bool is_help(const char *a)
@@ -143,7 +145,7 @@ static int explain_target(const struct policy *p, const char *host,
 	if (policy_explain(p, host, port, buf, sizeof buf) != 0) {
 		fprintf(stderr, "agentsafe policy: explanation truncated\n");
 	}
-	fputs(buf, stdout);
+	(void)fputs(buf, stdout);
 	return d->verdict == POLICY_ALLOW ? EXIT_ALLOWED : EXIT_DENIED;
 }
 

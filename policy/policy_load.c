@@ -43,7 +43,7 @@ static void lerr(struct loader *L, yaml_mark_t m, const char *fmt, ...)
 	char msg[POLICY_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	(void)vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	if (L->err != NULL && L->errlen > 0)
 		snprintf(L->err, L->errlen, "%s:%zu:%zu: %s", L->name,
@@ -845,7 +845,7 @@ int policy_load_string(const char *name, const char *text, size_t len,
 			snprintf(err, errlen, "%s:1:1: no policy text", L.name);
 		return -EINVAL;
 	}
-	if (len > POLICY_FILE_MAX) {
+	if (len > (size_t)POLICY_FILE_MAX) {
 		yaml_mark_t m = {0, 0, 0};
 		lerr(&L, m, "policy larger than %u bytes", POLICY_FILE_MAX);
 		return -EFBIG;
