@@ -111,6 +111,11 @@ expect_grep "$T/out" "change:  no - still denied"
 expect_grep "$T/out" "gist.github.com ($T/policy.yaml:11)"
 run 3 "$BIN" policy explain "$T/policy.yaml" --record '{"event":"open","sni":"evil.test","port":443}'
 expect_grep "$T/out" "change:  yes - was allowed, now denied"
+run 3 "$BIN" policy explain "$T/policy.yaml" --record '{"event":"deny","host":"github.com","port":443,"ip":"10.0.0.5","reason":"private_address"}'
+expect_grep "$T/out" "address: 10.0.0.5 -> DENY (private_address)"
+expect_grep "$T/out" "change:  no - still denied"
+run 0 "$BIN" policy explain "$T/policy.yaml" --record '{"event":"deny","host":"github.com","port":443,"reason":"no_sni"}'
+expect_grep "$T/out" "change:  no - the policy still allows it; it was refused for no_sni"
 run 2 "$BIN" policy explain "$T/policy.yaml" --record 'not json'
 run 2 "$BIN" policy explain "$T/policy.yaml" --record '{"event":"deny"}'
 
