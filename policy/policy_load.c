@@ -883,7 +883,9 @@ int policy_load_string(const char *name, const char *text, size_t len,
 		rc = -ENOMEM;
 		goto fail;
 	}
-	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	/* libyaml asserts on a NULL input even when it is empty. */
+	yaml_parser_set_input_string(
+	    &parser, (const unsigned char *)(text != NULL ? text : ""), len);
 	rc = load_doc(&L, &parser);
 	yaml_parser_delete(&parser);
 	if (rc != 0)

@@ -236,6 +236,28 @@ static void test_error_nul_in_text(void **state)
 	policy_unref(p);
 }
 
+static void test_empty_and_null_text(void **state)
+{
+	(void)state;
+	struct policy *p = NULL;
+	char err[POLICY_ERR_MAX];
+	assert_int_equal(
+	    policy_load_string("z.yaml", NULL, 0, &p, err, sizeof err),
+	    -EINVAL);
+	assert_string_equal(
+	    err, "z.yaml:1:1: the policy is empty (expected 'version: 1')");
+	assert_int_equal(
+	    policy_load_string("z.yaml", NULL, 5, &p, err, sizeof err),
+	    -EINVAL);
+	assert_string_equal(err, "z.yaml:1:1: no policy text");
+	assert_int_equal(policy_load_string("z.yaml", "# only a comment\n", 17,
+					    &p, err, sizeof err),
+			 -EINVAL);
+	assert_string_equal(
+	    err, "z.yaml:1:1: the policy is empty (expected 'version: 1')");
+	assert_null(p);
+}
+
 static void test_load_file(void **state)
 {
 	(void)state;
@@ -345,6 +367,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_error),
 	    cmocka_unit_test(test_error_nul_in_text),
+	    cmocka_unit_test(test_empty_and_null_text),
 	    cmocka_unit_test(test_load_file),
 	    cmocka_unit_test(test_error_buffer_small),
 	    cmocka_unit_test(test_alias_bomb),
