@@ -169,8 +169,14 @@ static void start_closing(struct conn *c)
 	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
 	if (!c->c_eof)
 		bufferevent_enable(c->cbev, EV_READ);
-	arm_timer(c, LINGER_MS);
+	/* A forwarded response may still be queued: give the client the
+	 * idle timeout to take it, then LINGER_MS after our FIN. */
+	unsigned flush_ms = c->limits.idle_timeout_ms > LINGER_MS
+				    ? c->limits.idle_timeout_ms
+				    : LINGER_MS;
+	arm_timer(c, flush_ms);
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+		arm_timer(c, LINGER_MS);
 		shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
 		c->c_shut = true;
 		/* Callers may still touch c: free from the loop instead. */
@@ -1076,6 +1082,8 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 			c->c_shut = true;
 			if (c->c_eof)
 				conn_free(c);
+			else
+				arm_timer(c, LINGER_MS);
 		}
 		break;
 	default:
