@@ -43,6 +43,8 @@ struct gitiso_repo {
 	size_t host_dirty; /* uncommitted + untracked entries at start */
 	bool finished;
 	bool libgit2_up;
+	bool
+	    host_shallow; /* libgit2 1.5 cannot walk or fetch cut-off history */
 };
 
 __attribute__((format(printf, 3, 4))) static void
@@ -928,6 +930,16 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 			r->prepare_summary =
 			    xasprintf("%s: session clone on %s from %s",
 				      r->name, r->branch_short, headdesc);
+		r->host_shallow = git_repository_is_shallow(host) == 1;
+		if (r->prepare_summary != NULL && r->host_shallow) {
+			/* libgit2 1.5 cannot walk cut-off history */
+			char *t = xasprintf("%s; the host is a shallow clone: "
+					    "commits made inside cannot be "
+					    "fetched back automatically",
+					    r->prepare_summary);
+			free(r->prepare_summary);
+			r->prepare_summary = t;
+		}
 		if (r->prepare_summary == NULL) {
 			rc = -ENOMEM;
 			goto fail;
@@ -1033,6 +1045,39 @@ static int check_clone_layout(const struct gitiso_repo *r, git_repository *c,
 	return rc;
 }
 
+/* Steps along first parents from `from` until `to`, bounded; *reached says
+ * whether `to` was met. Used when a full revwalk is impossible. */
+static size_t first_parent_steps(git_repository *c, const git_oid *from,
+				 const git_oid *to, bool *reached)
+{
+	git_oid cur;
+	size_t n = 0;
+
+	*reached = false;
+	git_oid_cpy(&cur, from);
+	while (n < 1000000) {
+		git_commit *commit = NULL;
+		const git_oid *p;
+
+		if (git_oid_equal(&cur, to)) {
+			*reached = true;
+			break;
+		}
+		if (git_commit_lookup(&commit, c, &cur) != 0)
+			break;
+		p = git_commit_parentcount(commit) > 0
+			? git_commit_parent_id(commit, 0)
+			: NULL;
+		if (p != NULL)
+			git_oid_cpy(&cur, p);
+		git_commit_free(commit);
+		if (p == NULL)
+			break;
+		n++;
+	}
+	return n;
+}
+
 static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 		       struct finish_state *fs)
 {
@@ -1048,15 +1093,32 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 			fs->has_tip = true;
 		git_commit_free(commit);
 	}
-	if (fs->has_tip && !git_oid_equal(&fs->tip, &r->base) &&
-	    git_revwalk_new(&walk, c) == 0) {
-		if (git_revwalk_push(walk, &fs->tip) == 0 &&
-		    git_revwalk_hide(walk, &r->base) == 0)
-			while (git_revwalk_next(&oid, walk) == 0)
-				fs->commits++;
+	if (fs->has_tip && !git_oid_equal(&fs->tip, &r->base)) {
+		/* no revwalk on cut-off history: it fails (and leaks) */
+		int wr =
+		    r->host_shallow ? GIT_ENOTFOUND : git_revwalk_new(&walk, c);
+		if (wr == 0)
+			wr = git_revwalk_push(walk, &fs->tip);
+		if (wr == 0)
+			wr = git_revwalk_hide(walk, &r->base);
+		while (wr == 0 && (wr = git_revwalk_next(&oid, walk)) == 0)
+			fs->commits++;
 		git_revwalk_free(walk);
-		fs->tip_contains_base =
-		    git_graph_descendant_of(c, &fs->tip, &r->base) == 1;
+		if (wr == GIT_ITEROVER) {
+			fs->tip_contains_base =
+			    git_graph_descendant_of(c, &fs->tip, &r->base) == 1;
+		} else {
+			/* The walk fails where history is cut off (a
+			 * shallow host: libgit2 1.5 does not read
+			 * .git/shallow). Never call that "no commits": count
+			 * first parents down to base instead. */
+			bool reached = false, back = false;
+			size_t n =
+			    first_parent_steps(c, &fs->tip, &r->base, &reached);
+			(void)first_parent_steps(c, &r->base, &fs->tip, &back);
+			fs->commits = back && !reached ? 0 : (n ? n : 1);
+			fs->tip_contains_base = reached;
+		}
 	}
 	if (fs->commits > 0) {
 		git_commit *a = NULL, *b = NULL;
@@ -1321,7 +1383,13 @@ static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
 	scan_clone(r, c, &fs);
 	git_repository_free(c);
 
-	if (fs.commits > 0) {
+	if (fs.commits > 0 && r->host_shallow) {
+		seterr(err, errlen,
+		       "gitiso: %s is a shallow clone, which libgit2 cannot "
+		       "fetch into",
+		       r->host_workdir);
+		rc = -ENOTSUP;
+	} else if (fs.commits > 0) {
 		rc = fetch_into_host(r, &fs, err, errlen);
 		fs.fetched = rc == 0;
 	}
@@ -1331,8 +1399,11 @@ static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
 	if (fs.commits > 0 && fs.fetched)
 		summary_commits(r, &fs, summary, summarylen);
 	else if (fs.commits > 0)
-		sb_add(summary, summarylen, "%s: %zu commit%s NOT fetched (%s)",
-		       r->name, fs.commits, fs.commits == 1 ? "" : "s", err);
+		sb_add(summary, summarylen,
+		       "%s: %zu commit%s NOT fetched (%s); to fetch by hand: "
+		       "git -C %s fetch %s %s:<new-branch>",
+		       r->name, fs.commits, fs.commits == 1 ? "" : "s", err,
+		       r->host_workdir, r->clone_path, r->branch_ref);
 	else if (!fs.has_tip)
 		sb_add(summary, summarylen,
 		       "%s: branch %s is missing or "

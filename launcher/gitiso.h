@@ -23,6 +23,8 @@ struct gitiso_repo;
  *   tag.gpgsign false; the host's ~/.gitconfig is not mounted.
  * - Submodules and LFS content are out of scope (submodule dirs stay empty,
  *   LFS pointers stay pointers). Tags made inside are not carried back.
+ * - Shallow hosts: sessions work, but libgit2 1.5 cannot fetch into them;
+ *   commits are kept in the clone and the summary gives the git command.
  * - Names: two repos with the same directory name get <name>, <name>-2...
  * - gitiso_finish is called after the container is gone, as the launcher's
  *   user: the only write to the host repo is the fetch of the session

@@ -786,6 +786,49 @@ static void test_host_detached_head(void **state)
 	free(base), free(c), free(parent), free(head);
 }
 
+/* A shallow host (libgit2 1.5 cannot walk cut-off history): commits
+ * inside still work; finish must not call them "no commits" and delete
+ * them, but keep the clone and say how to fetch by hand. */
+static void test_shallow_host_keeps_work(void **state)
+{
+	char host[PATH_MAX], shallow[PATH_MAX], hostgit[PATH_MAX + 8];
+	char sum[2048], err[512];
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "deep", true);
+	snprintf(shallow, sizeof(shallow), "%s/h/shallow", g_root);
+	assert_int_equal(
+	    run("git clone -q --depth 1 'file://%s' '%s'", host, shallow), 0);
+	snprintf(hostgit, sizeof(hostgit), "%s/.git", shallow);
+	char *before = manifest(hostgit);
+	struct gitiso_repo *r = prepare_ok(shallow, "sh");
+	assert_non_null(
+	    strstr(gitiso_prepare_summary(r), "the host is a shallow clone"));
+	agent_commit(r, "a.txt", "shallow work\n");
+	assert_int_equal(run("cd '%s' && %s sh -c 'git log --oneline | wc -l "
+			     "| grep -qx 2 && git fsck --no-progress'",
+			     gitiso_clone_path(r), g_agent_env),
+			 0);
+	int rc = gitiso_finish(r, sum, sizeof(sum), err, sizeof(err));
+	printf("summary: %s\n", sum);
+	assert_true(rc < 0);
+	assert_non_null(strstr(sum, "shallow: 1 commit NOT fetched"));
+	assert_non_null(strstr(sum, "to fetch by hand: git -C"));
+	assert_non_null(strstr(sum, "kept session clone at"));
+	assert_true(exists(gitiso_clone_path(r)));
+	char *after = manifest(hostgit);
+	assert_string_equal(after, before);
+	/* the hint works */
+	assert_int_equal(run("git -C '%s' fetch -q '%s' "
+			     "refs/heads/agentsafe/sh:refs/heads/review",
+			     shallow, gitiso_clone_path(r)),
+			 0);
+	char *m = git_out(shallow, "log -1 --format=%s review");
+	assert_string_equal(m, "agent: a.txt");
+	gitiso_free(r);
+	free(before), free(after), free(m);
+}
+
 static void test_unborn_head_error(void **state)
 {
 	char host[PATH_MAX], sessdir[PATH_MAX + 16], err[512] = "";
@@ -892,6 +935,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_host_worktree_and_shared_objects, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_shallow_host_keeps_work, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
