@@ -26,14 +26,14 @@
 
 /* Most bytes queued toward one side of a tunnel before the proxy stops
  * reading from the other side (backpressure bound per direction). */
-#define RELAY_BUF_MAX (64 * 1024)
+#define RELAY_BUF_MAX ((size_t)64 * 1024)
 /* Most resolved addresses kept per request (tried in order). */
 #define CONN_ADDRS_MAX 8
 /* Connections over max_connections are answered 503 after their request
  * head is read; beyond this many at once they are refused immediately. */
 #define REJECT_MAX 256
 /* How long SIGTERM waits for open connections before closing them. */
-#define DRAIN_GRACE_MS 3000
+#define DRAIN_GRACE_MS 3000L
 /* How long a refused client may keep sending before we close for good. */
 #define LINGER_MS 2000
 

@@ -104,13 +104,13 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	s->nlisten = s->cfg.nlisten;
 	s->laddrs = calloc(s->nlisten, sizeof *s->laddrs);
 	s->fds = malloc(sizeof(int) * s->nlisten * s->nworkers);
+	for (size_t i = 0; s->fds != NULL && i < s->nlisten * s->nworkers; i++)
+		s->fds[i] = -1;
 	if (s->laddrs == NULL || s->fds == NULL) {
 		snprintf(err, errlen, "out of memory");
 		rc = -ENOMEM;
 		goto fail;
 	}
-	for (size_t i = 0; i < s->nlisten * s->nworkers; i++)
-		s->fds[i] = -1;
 	for (size_t i = 0; i < s->nlisten; i++) {
 		socklen_t sl;
 		rc = proxy_parse_sockaddr(s->cfg.listen[i], false, 0,
@@ -167,7 +167,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 		 * than spin on a listener that stays readable. */
 		for (size_t i = 0; i < w->srv->nlisten; i++)
 			evconnlistener_disable(w->listeners[i]);
-		struct timeval tv = {0, 100 * 1000};
+		struct timeval tv = {0, 100000};
 		evtimer_add(w->accept_resume, &tv);
 		fprintf(stderr, PROXY_PREFIX "accept: %s; pausing accepts\n",
 			strerror(e));
@@ -245,7 +245,7 @@ static int worker_init(struct proxy_server *s, struct worker *w, unsigned index,
 	w->srv = s;
 	w->index = index;
 	w->base = event_base_new();
-	w->listeners = calloc(s->nlisten, sizeof *w->listeners);
+	w->listeners = calloc(s->nlisten, sizeof(struct evconnlistener *));
 	if (w->base == NULL || w->listeners == NULL) {
 		snprintf(err, errlen, "cannot create an event base");
 		return -ENOMEM;
@@ -385,7 +385,7 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	sigaddset(&set, SIGINT);
 	/* Workers inherit the mask: only the main thread takes signals. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	(void)signal(SIGPIPE, SIG_IGN);
 
 	event_set_log_callback(libevent_log);
 	if (evthread_use_pthreads() != 0) {
@@ -420,7 +420,7 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 				  sizeof addr);
 		fprintf(stderr, "listening on %s\n", addr);
 	}
-	fflush(stderr);
+	(void)fflush(stderr);
 
 	for (;;) {
 		int sig = 0;

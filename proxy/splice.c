@@ -28,7 +28,7 @@ struct splice_state {
 	struct splice_dir dir[2];
 };
 
-#define SPLICE_CHUNK (64 * 1024)
+#define SPLICE_CHUNK ((size_t)64 * 1024)
 
 static void dir_close(struct splice_dir *d)
 {
