@@ -420,6 +420,18 @@ static void test_dirty_clone_kept_and_reported(void **state)
 	char *refs = git_out(host, "for-each-ref refs/heads/agentsafe/d2");
 	assert_string_equal(refs, "");
 	gitiso_free(r);
+
+	/* a tracked file swapped for a FIFO must not hang the host-side
+	 * status (it would block on open), and counts as a change */
+	r = prepare_ok(host, "d3");
+	free(clone);
+	clone = strdup(gitiso_clone_path(r));
+	assert_int_equal(run("cd '%s' && rm a.txt && mkfifo a.txt", clone), 0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, "kept dirty session clone at"));
+	gitiso_free(r);
 	free(clone), free(b), free(refs);
 }
 
