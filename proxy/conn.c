@@ -398,6 +398,7 @@ static void head_try(struct conn *c)
 
 static void resolve(struct conn *c);
 static void check_addrs_and_go(struct conn *c);
+static void hello_try(struct conn *c, bool eof);
 
 static void handle_request(struct conn *c, const struct http_request *req)
 {
@@ -657,6 +658,10 @@ static void check_addrs_and_go(struct conn *c)
 					 CLIENTHELLO_MAX_BYTES + 1);
 		bufferevent_enable(c->cbev, EV_READ);
 		arm_timer(c, c->limits.header_timeout_ms);
+		/* A client that sent its ClientHello without waiting for our
+		 * 200 gets no further read callback for those bytes. */
+		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+			hello_try(c, false);
 		return;
 	}
 	c->state = CS_CONNECT;
