@@ -162,6 +162,12 @@ static void start_closing(struct conn *c)
 {
 	release_upstream(c);
 	c->state = CS_CLOSING;
+	/* A finished connection no longer counts toward max_connections:
+	 * the linger below must not refuse the client's next attempt. */
+	if (c->counted) {
+		atomic_fetch_sub(&c->w->srv->nconns, 1);
+		c->counted = false;
+	}
 	c->c_shut = false;
 	struct evbuffer *in = bufferevent_get_input(c->cbev);
 	evbuffer_drain(in, evbuffer_get_length(in));
