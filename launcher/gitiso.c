@@ -40,6 +40,7 @@ struct gitiso_repo {
 	size_t nro;
 	char *prepare_summary;
 	git_oid base;
+	char base_hex[GIT_OID_HEXSZ + 1];
 	size_t host_dirty; /* uncommitted + untracked entries at start */
 	bool finished;
 	bool libgit2_up;
@@ -846,6 +847,7 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 	}
 	git_oid_cpy(&r->base, git_object_id(obj));
 	git_oid_tostr(hex, sizeof(hex), &r->base);
+	memcpy(r->base_hex, hex, sizeof(r->base_hex));
 	if (git_repository_head_detached(host) == 1)
 		snprintf(headdesc, sizeof(headdesc), "detached HEAD %.12s",
 			 hex);
@@ -1453,6 +1455,106 @@ static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
 	return rc;
 }
 
+const char *gitiso_base(const struct gitiso_repo *r)
+{
+	return r->base_hex;
+}
+
+/* Rebuilds the handle of a session whose launcher died, from what the
+ * launcher recorded outside the container (never from the clone, which
+ * the agent could edit): host work tree, clone path, id and base. */
+static int resume_inner(const char *host_workdir, const char *clone_path,
+			const char *session_id, const char *base_hex,
+			struct gitiso_repo **out, char *err, size_t errlen)
+{
+	struct gitiso_repo *r;
+	git_repository *host = NULL;
+	char *objdir = NULL;
+	const char *slash;
+	int rc = -EIO;
+
+	*out = NULL;
+	if (host_workdir == NULL || clone_path == NULL || base_hex == NULL ||
+	    !valid_session_id(session_id) ||
+	    strlen(base_hex) != GIT_OID_HEXSZ) {
+		seterr(err, errlen,
+		       "gitiso: cannot resume: need host, clone path, a valid "
+		       "session id and a %d-digit base commit",
+		       GIT_OID_HEXSZ);
+		return -EINVAL;
+	}
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return -ENOMEM;
+	if (git_libgit2_init() < 0) {
+		free(r);
+		return -EIO;
+	}
+	r->libgit2_up = true;
+	if (git_oid_fromstr(&r->base, base_hex) != 0) {
+		seterr(err, errlen, "gitiso: cannot resume: bad base commit %s",
+		       base_hex);
+		rc = -EINVAL;
+		goto fail;
+	}
+	git_oid_tostr(r->base_hex, sizeof(r->base_hex), &r->base);
+	r->session_id = strdup(session_id);
+	r->branch_ref = xasprintf("refs/heads/agentsafe/%s", session_id);
+	r->branch_short = xasprintf("agentsafe/%s", session_id);
+	r->clone_path = realpath(clone_path, NULL);
+	if (r->clone_path == NULL) {
+		rc = -errno;
+		seterr(err, errlen,
+		       "gitiso: cannot resume: session clone %s: %s",
+		       clone_path, strerror(errno));
+		goto fail;
+	}
+	slash = strrchr(r->clone_path, '/');
+	r->name = strdup(slash ? slash + 1 : r->clone_path);
+	r->clone_gitdir = xasprintf("%s/.git/", r->clone_path);
+	if (!r->session_id || !r->branch_ref || !r->branch_short || !r->name ||
+	    !r->clone_gitdir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (git_repository_open_ext(&host, host_workdir,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
+	    git_repository_workdir(host) == NULL) {
+		seterr(err, errlen,
+		       "gitiso: cannot resume: %s is not a git work tree: %s",
+		       host_workdir, git_msg());
+		rc = -ENOENT;
+		goto fail;
+	}
+	r->host_workdir = strdup(git_repository_workdir(host));
+	r->host_gitdir = strdup(git_repository_path(host));
+	objdir = xasprintf("%sobjects", git_repository_commondir(host));
+	if (!r->host_workdir || !r->host_gitdir || !objdir) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = collect_readonly_paths(r, objdir, err, errlen);
+	if (rc != 0)
+		goto fail;
+	r->alternates = xasprintf("%s\n", r->ro[0]);
+	r->prepare_summary = xasprintf("%s: resumed session clone %s on %s",
+				       r->name, r->clone_path, r->branch_short);
+	if (!r->alternates || !r->prepare_summary) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	r->host_shallow = git_repository_is_shallow(host) == 1;
+	git_repository_free(host);
+	free(objdir);
+	*out = r;
+	return 0;
+fail:
+	git_repository_free(host);
+	free(objdir);
+	gitiso_free(r);
+	return rc;
+}
+
 /* libgit2's ownership check (safe.directory) exists so that a repository
  * owned by someone else cannot make git run its configured programs
  * (fsmonitor, hooks, filters); libgit2 runs none of them. The clone is
@@ -1501,5 +1603,23 @@ int gitiso_finish(struct gitiso_repo *r, char *summary, size_t summarylen,
 	was = owner_check_off();
 	rc = finish_inner(r, summary, summarylen, err, errlen);
 	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
+	return rc;
+}
+
+int gitiso_resume(const char *host_workdir, const char *clone_path,
+		  const char *session_id, const char *base_hex,
+		  struct gitiso_repo **out, char *err, size_t errlen)
+{
+	int was, rc;
+
+	if (out == NULL)
+		return -EINVAL;
+	if (git_libgit2_init() < 0)
+		return -EIO;
+	was = owner_check_off();
+	rc = resume_inner(host_workdir, clone_path, session_id, base_hex, out,
+			  err, errlen);
+	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
+	git_libgit2_shutdown();
 	return rc;
 }

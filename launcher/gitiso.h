@@ -56,6 +56,15 @@ const char *gitiso_branch(const struct gitiso_repo *r);
  * from, and a warning when the host's uncommitted changes are left out
  * (they always are: the clone is a fresh checkout of HEAD). */
 const char *gitiso_prepare_summary(const struct gitiso_repo *r);
+/* The starting commit as 40 hex digits (added): record it with the clone
+ * path, host work tree and id outside the container, so a session whose
+ * launcher died can be finished later with gitiso_resume(). */
+const char *gitiso_base(const struct gitiso_repo *r);
+/* Rebuilds a handle from those recorded values (added; nothing in the
+ * clone is trusted for them); then gitiso_finish() as usual. */
+int gitiso_resume(const char *host_workdir, const char *clone_path,
+		  const char *session_id, const char *base_hex,
+		  struct gitiso_repo **out, char *err, size_t errlen);
 /* When the container runs as a uid other than the launcher's (launcher run
  * as root): hand the clone, and only the clone, to uid:gid before the
  * container starts; symlinks are not followed (added). */

@@ -841,6 +841,48 @@ static void test_shallow_host_keeps_work(void **state)
 	free(before), free(after), free(m);
 }
 
+/* The launcher died after the session: a new process resumes from the
+ * values it recorded and finishes normally. */
+static void test_resume_after_launcher_crash(void **state)
+{
+	char host[PATH_MAX], sum[1024], err[512];
+	struct gitiso_repo *r2 = NULL;
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "crash", true);
+	struct gitiso_repo *r = prepare_ok(host, "cr");
+	char *clone = strdup(gitiso_clone_path(r));
+	char *hostwd = strdup(gitiso_host_repo(r));
+	char *base = strdup(gitiso_base(r));
+	char *head = git_out(host, "rev-parse HEAD");
+	assert_string_equal(base, head);
+	agent_commit(r, "a.txt", "before the crash\n");
+	gitiso_free(r); /* no finish: the launcher is gone */
+	assert_true(exists(clone));
+	/* the agent's edit of the clone's own record changes nothing */
+	assert_int_equal(run("cd '%s' && %s git config agentsafe.base 0000",
+			     clone, g_agent_env),
+			 0);
+
+	assert_int_equal(
+	    gitiso_resume(hostwd, clone, "cr", "xyz", &r2, err, sizeof(err)),
+	    -EINVAL);
+	assert_null(r2);
+	assert_int_equal(
+	    gitiso_resume(hostwd, clone, "cr", base, &r2, err, sizeof(err)), 0);
+	assert_string_equal(gitiso_name(r2), "crash");
+	assert_int_equal(gitiso_finish(r2, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, "crash: 1 commit on agentsafe/cr, 1 file "
+				    "changed (+1 -0); session clone removed"));
+	char *m = git_out(host, "log -1 --format=%s agentsafe/cr");
+	assert_string_equal(m, "agent: a.txt");
+	assert_false(exists(clone));
+	gitiso_free(r2);
+	free(clone), free(hostwd), free(base), free(head), free(m);
+}
+
 static void test_unborn_head_error(void **state)
 {
 	char host[PATH_MAX], sessdir[PATH_MAX + 16], err[512] = "";
@@ -949,6 +991,8 @@ int main(void)
 		test_host_worktree_and_shared_objects, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_shallow_host_keeps_work, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_resume_after_launcher_crash,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
