@@ -18,6 +18,12 @@ else()
   add_compile_options(-D_FORTIFY_SOURCE=3)
 endif()
 
+# libFuzzer needs the code under test instrumented for coverage feedback,
+# not only the harness.
+if(AGENTSAFE_LIBFUZZER)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 # agentsafe_add_unit_test(NAME SOURCES a.c b.c LIBS lib1 lib2)
 # A cmocka test executable registered with ctest under the `unit` label.
 function(agentsafe_add_unit_test name)
