@@ -1412,7 +1412,8 @@ static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
 		       "broken in the session clone; nothing fetched",
 		       r->name, r->branch_short);
 	else
-		sb_add(summary, summarylen, "%s: no new commits", r->name);
+		sb_add(summary, summarylen, "%s: no new commits on %s", r->name,
+		       r->branch_short);
 
 	if (keep) {
 		if (fs.dirty > 0)

@@ -363,7 +363,9 @@ static void test_no_commits_no_branch_clone_removed(void **state)
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
-	assert_string_equal(sum, "tool: no new commits; session clone removed");
+	assert_string_equal(
+	    sum,
+	    "tool: no new commits on agentsafe/quiet; session clone removed");
 	assert_false(exists(clone));
 	snprintf(sessdir, sizeof(sessdir), "%s/quiet", g_sessions);
 	assert_false(exists(sessdir));
@@ -414,8 +416,9 @@ static void test_dirty_clone_kept_and_reported(void **state)
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
-	assert_non_null(strstr(sum, "dirt: no new commits; kept dirty session "
-				    "clone at"));
+	assert_non_null(strstr(
+	    sum, "dirt: no new commits on agentsafe/d2; kept dirty session "
+		 "clone at"));
 	assert_true(exists(clone));
 	char *refs = git_out(host, "for-each-ref refs/heads/agentsafe/d2");
 	assert_string_equal(refs, "");
@@ -550,7 +553,9 @@ static void test_symlink_trap_not_followed(void **state)
 	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
 			 0);
 	printf("summary: %s\n", sum);
-	assert_string_equal(sum, "trap: no new commits; session clone removed");
+	assert_string_equal(
+	    sum,
+	    "trap: no new commits on agentsafe/trap; session clone removed");
 	assert_false(exists(clone));
 	char *after = manifest(hostgit);
 	char *wt_after = manifest(host);
@@ -883,6 +888,46 @@ static void test_resume_after_launcher_crash(void **state)
 	free(clone), free(hostwd), free(base), free(head), free(m);
 }
 
+/* Work committed on another branch (or a detached HEAD) is not fetched,
+ * but it must not be deleted with the clone either. */
+static void test_work_on_other_branch_kept(void **state)
+{
+	char host[PATH_MAX], sum[1024], err[512];
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "side", true);
+	struct gitiso_repo *r = prepare_ok(host, "ob");
+	assert_int_equal(
+	    run("cd '%s' && %s sh -c \"git switch -q -c feature && "
+		"echo f >> a.txt && git commit -qam feature\"",
+		gitiso_clone_path(r), g_agent_env),
+	    0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(
+	    sum, "side: no new commits on agentsafe/ob; kept session clone "
+		 "at"));
+	assert_non_null(strstr(sum, "(work outside agentsafe/ob: "
+				    "refs/heads/feature)"));
+	assert_true(exists(gitiso_clone_path(r)));
+	gitiso_free(r);
+
+	r = prepare_ok(host, "ob2");
+	assert_int_equal(
+	    run("cd '%s' && %s sh -c \"git checkout -q --detach && "
+		"echo d >> a.txt && git commit -qam detached\"",
+		gitiso_clone_path(r), g_agent_env),
+	    0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	printf("summary: %s\n", sum);
+	assert_non_null(strstr(sum, "(work outside agentsafe/ob2: detached "
+				    "HEAD)"));
+	assert_true(exists(gitiso_clone_path(r)));
+	gitiso_free(r);
+}
+
 static void test_unborn_head_error(void **state)
 {
 	char host[PATH_MAX], sessdir[PATH_MAX + 16], err[512] = "";
@@ -992,6 +1037,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_shallow_host_keeps_work, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_resume_after_launcher_crash,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_work_on_other_branch_kept,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unborn_head_error, setup,
 					    teardown),
