@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,11 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
+	/* A spliced tunnel holds 6 descriptors (2 sockets, 2 pipes), a copied
+	 * one 2: use pipes only while they cannot starve accept(). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
+		s->splice_max = (unsigned)((rl.rlim_cur - 128) / 6);
 	s->nworkers = cfg->workers;
 	if (s->nworkers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

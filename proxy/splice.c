@@ -152,8 +152,11 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
  * as owners of the sockets). */
 bool relay_splice_start(struct conn *c)
 {
-	if (c->splice != NULL || c->w->srv->no_splice)
+	struct proxy_server *srv = c->w->srv;
+	if (c->splice != NULL || srv->no_splice)
 		return c->splice != NULL;
+	if (atomic_load(&srv->nconns) > srv->splice_max)
+		return false;
 	struct splice_state *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return false;
