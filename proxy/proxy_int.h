@@ -65,6 +65,7 @@ struct proxy_server {
 	atomic_uint nconns;	/* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
 	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
+	unsigned splice_max;	/* tunnels that may use pipes (fd budget) */
 	unsigned nworkers;
 	struct worker *workers;
 	size_t nlisten;
