@@ -552,14 +552,14 @@ static void resolve(struct conn *c)
 		return;
 	}
 	if (rq == NULL) {
-		refuse(c, "error", 502, "dns_failure", "resolver failed");
+		refuse(c, "deny", 502, "dns_failure", "resolver failed");
 		return;
 	}
 	if (c->w->dns_hosts_only) {
 		/* Not in the hosts file and no --dns server: nothing else
 		 * may answer. */
 		evdns_getaddrinfo_cancel(rq);
-		refuse(c, "error", 502, "dns_failure",
+		refuse(c, "deny", 502, "dns_failure",
 		       "name is not in the --hosts file and no --dns server "
 		       "is configured");
 		return;
@@ -580,7 +580,7 @@ static void dns_result(struct conn *c)
 				    : "no address");
 		if (ai != NULL)
 			evutil_freeaddrinfo(ai);
-		refuse(c, "error", 502, "dns_failure", msg);
+		refuse(c, "deny", 502, "dns_failure", msg);
 		return;
 	}
 	c->naddrs = 0;
@@ -635,7 +635,7 @@ static void check_addrs_and_go(struct conn *c)
 	c->naddrs = kept;
 	if (kept == 0) {
 		if (!refused) {
-			refuse(c, "error", 502, "dns_failure",
+			refuse(c, "deny", 502, "dns_failure",
 			       "no usable address");
 			return;
 		}
@@ -759,7 +759,7 @@ static void connect_failed(struct conn *c, const char *reason, int status)
 	evtimer_del(c->timer);
 	/* After 200 (a TLS tunnel checked first) there is no status line
 	 * left to send: the client just sees the close. */
-	refuse(c, "error", c->require_tls ? 0 : status, reason, msg);
+	refuse(c, "deny", c->require_tls ? 0 : status, reason, msg);
 }
 
 static void connect_next(struct conn *c)
@@ -1267,7 +1267,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CS_RESOLVE:
 		snprintf(msg, sizeof msg, "resolving %s took over %u ms",
 			 c->host, c->limits.connect_timeout_ms);
-		refuse(c, "error", 502, "dns_failure", msg);
+		refuse(c, "deny", 502, "dns_failure", msg);
 		return;
 	case CS_HELLO:
 		snprintf(msg, sizeof msg,
