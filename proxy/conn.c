@@ -908,7 +908,7 @@ static void fwd_pump_request(struct conn *c)
  * kept-alive connection or a graceful close. */
 static void fwd_complete(struct conn *c)
 {
-	conn_log(c, "close", "complete", NULL, true);
+	conn_log(c, "close", "eof", NULL, true);
 	release_upstream(c);
 	if (!c->keep_alive || !c->req_done || c->c_eof || c->w->draining) {
 		start_closing(c);
