@@ -20,23 +20,28 @@
 #include "logread.h"
 
 static const char log_usage[] =
-	"usage: agentsafe log [FILE...] [options]\n"
-	"       agentsafe log suggest [FILE...] [options] [--wildcards] [--apply POLICY]\n"
-	"Reads egress.log files (default: the latest session's log under\n"
-	"$XDG_STATE_HOME/agentsafe/sessions, i.e. ~/.local/state/agentsafe/sessions).\n"
-	"  --session ID     that session's log\n"
-	"  --all            every session's log\n"
-	"  --since T        records at or after T (RFC 3339, or 10m, 2h, 3d ago)\n"
-	"  --until T        records before T\n"
-	"  --denied         only refusals: proxy deny and firewall drop records\n"
-	"  --host PATTERN   only hosts (or drop destinations) matching a glob, e.g. '*.github.com'\n"
-	"  --follow, -f     keep reading as the log grows, across rotation (tail -F)\n"
-	"  --json           print matching records as JSON lines (for jq)\n"
-	"  --summary        per-host counts, bytes, first/last seen, deciding rule;\n"
-	"                   firewall drops grouped by destination; totals\n"
-	"  --no-pager       never page output\n"
-	"Bad lines (truncated, corrupted, unknown fields) are reported on stderr\n"
-	"with their line number and skipped; the exit code is then 1.\n";
+    "usage: agentsafe log [FILE...] [options]\n"
+    "       agentsafe log suggest [FILE...] [options] [--wildcards] [--apply "
+    "POLICY]\n"
+    "Reads egress.log files (default: the latest session's log under\n"
+    "$XDG_STATE_HOME/agentsafe/sessions, i.e. "
+    "~/.local/state/agentsafe/sessions).\n"
+    "  --session ID     that session's log\n"
+    "  --all            every session's log\n"
+    "  --since T        records at or after T (RFC 3339, or 10m, 2h, 3d ago)\n"
+    "  --until T        records before T\n"
+    "  --denied         only refusals: proxy deny and firewall drop records\n"
+    "  --host PATTERN   only hosts (or drop destinations) matching a glob, "
+    "e.g. '*.github.com'\n"
+    "  --follow, -f     keep reading as the log grows, across rotation (tail "
+    "-F)\n"
+    "  --json           print matching records as JSON lines (for jq)\n"
+    "  --summary        per-host counts, bytes, first/last seen, deciding "
+    "rule;\n"
+    "                   firewall drops grouped by destination; totals\n"
+    "  --no-pager       never page output\n"
+    "Bad lines (truncated, corrupted, unknown fields) are reported on stderr\n"
+    "with their line number and skipped; the exit code is then 1.\n";
 
 int64_t log_now_ms(void)
 {
@@ -94,7 +99,8 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 {
 	for (int i = 0; i < nargs; i++) {
 		if (add_file(lf, args[i]) != 0) {
-			snprintf(err, errlen, "too many files (at most %d)", LOG_FILES_MAX);
+			snprintf(err, errlen, "too many files (at most %d)",
+				 LOG_FILES_MAX);
 			return -E2BIG;
 		}
 	}
@@ -102,12 +108,15 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 		return 0;
 	char dir[4096];
 	if (logread_sessions_dir(dir, sizeof dir) != 0) {
-		snprintf(err, errlen, "no HOME or XDG_STATE_HOME to find session logs; pass a FILE");
+		snprintf(err, errlen,
+			 "no HOME or XDG_STATE_HOME to find session logs; pass "
+			 "a FILE");
 		return -ENOENT;
 	}
 	char path[4600];
 	if (session != NULL) {
-		if (strchr(session, '/') != NULL || strcmp(session, "..") == 0) {
+		if (strchr(session, '/') != NULL ||
+		    strcmp(session, "..") == 0) {
 			snprintf(err, errlen, "bad session id '%s'", session);
 			return -EINVAL;
 		}
@@ -116,8 +125,9 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 	}
 	DIR *d = opendir(dir);
 	if (d == NULL) {
-		snprintf(err, errlen, "no session logs under %s (%s); pass a FILE",
-			 dir, strerror(errno));
+		snprintf(err, errlen,
+			 "no session logs under %s (%s); pass a FILE", dir,
+			 strerror(errno));
 		return -ENOENT;
 	}
 	struct dirent *e;
@@ -134,20 +144,23 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 			if (add_file(lf, path) != 0)
 				break;
 		} else if (best[0] == '\0' || st.st_mtime > best_mtime ||
-			   (st.st_mtime == best_mtime && strcmp(path, best) > 0)) {
+			   (st.st_mtime == best_mtime &&
+			    strcmp(path, best) > 0)) {
 			best_mtime = st.st_mtime;
 			snprintf(best, sizeof best, "%s", path);
 		}
 	}
 	closedir(d);
 	if (all) {
-		/* Session ids start with a UTC timestamp: name order is time order. */
+		/* Session ids start with a UTC timestamp: name order is time
+		 * order. */
 		qsort(lf->path, lf->n, sizeof lf->path[0], cmp_str);
 	} else if (best[0] != '\0') {
 		return add_file(lf, best);
 	}
 	if (lf->n == 0) {
-		snprintf(err, errlen, "no session logs under %s; pass a FILE", dir);
+		snprintf(err, errlen, "no session logs under %s; pass a FILE",
+			 dir);
 		return -ENOENT;
 	}
 	return 0;
@@ -166,7 +179,8 @@ static void human_bytes(long long b, char *buf, size_t len)
 	else if (b < 1024LL * 1024 * 1024)
 		snprintf(buf, len, "%.1f MiB", (double)b / (1024.0 * 1024.0));
 	else
-		snprintf(buf, len, "%.2f GiB", (double)b / (1024.0 * 1024.0 * 1024.0));
+		snprintf(buf, len, "%.2f GiB",
+			 (double)b / (1024.0 * 1024.0 * 1024.0));
 }
 
 static void print_human(FILE *out, const struct logrec *r, bool color)
@@ -175,11 +189,12 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 	if (strcmp(r->event, "drop") == 0) {
 		if (r->dport >= 0)
 			snprintf(target, sizeof target, "%s %s:%lld",
-				 r->proto ? r->proto : "?", r->dst ? r->dst : "?",
-				 r->dport);
+				 r->proto ? r->proto : "?",
+				 r->dst ? r->dst : "?", r->dport);
 		else
 			snprintf(target, sizeof target, "%s %s",
-				 r->proto ? r->proto : "?", r->dst ? r->dst : "?");
+				 r->proto ? r->proto : "?",
+				 r->dst ? r->dst : "?");
 	} else if (r->host != NULL && r->port >= 0) {
 		snprintf(target, sizeof target, "%s:%lld", r->host, r->port);
 	} else {
@@ -189,7 +204,8 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 	const char *on = color && denied ? "\033[1;31m" : "";
 	const char *off = color && denied ? "\033[0m" : "";
 	fprintf(out, "%s  %s%-5s%s  %-7s %-40s %-20s", r->ts, on, r->event, off,
-		r->method ? r->method : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
+		r->method ? r->method
+			  : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
 		target, r->reason ? r->reason : "");
 	if (strcmp(r->event, "close") == 0) {
 		char up[32], down[32];
@@ -299,10 +315,12 @@ static int summary_add(struct summary *s, const struct logrec *r)
 	s->records++;
 	if (strcmp(r->event, "drop") == 0) {
 		char key[300];
-		snprintf(key, sizeof key, "%s %s:%lld", r->proto ? r->proto : "?",
-			 r->dst ? r->dst : "?", r->dport);
+		snprintf(key, sizeof key, "%s %s:%lld",
+			 r->proto ? r->proto : "?", r->dst ? r->dst : "?",
+			 r->dport);
 		if (r->dport < 0)
-			snprintf(key, sizeof key, "%s %s", r->proto ? r->proto : "?",
+			snprintf(key, sizeof key, "%s %s",
+				 r->proto ? r->proto : "?",
 				 r->dst ? r->dst : "?");
 		struct host_stat *h = table_get(&s->drops, key);
 		if (h == NULL)
@@ -312,7 +330,8 @@ static int summary_add(struct summary *s, const struct logrec *r)
 		seen(h, r);
 		return 0;
 	}
-	struct host_stat *h = table_get(&s->hosts, r->host ? r->host : "(no host)");
+	struct host_stat *h =
+	    table_get(&s->hosts, r->host ? r->host : "(no host)");
 	if (h == NULL)
 		return -ENOMEM;
 	seen(h, r);
@@ -337,7 +356,8 @@ static int summary_add(struct summary *s, const struct logrec *r)
 			s->bytes_down += (unsigned long long)r->bytes_down;
 		}
 	}
-	if (r->rule != NULL && (h->rule == NULL || strcmp(h->rule, r->rule) != 0)) {
+	if (r->rule != NULL &&
+	    (h->rule == NULL || strcmp(h->rule, r->rule) != 0)) {
 		free(h->rule);
 		h->rule = strdup(r->rule);
 	}
@@ -378,64 +398,88 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 		return -ENOMEM;
 	}
 	if (json) {
-		json_t *o = json_object(), *hosts = json_array(), *drops = json_array();
+		json_t *o = json_object(), *hosts = json_array(),
+		       *drops = json_array();
 		for (size_t i = 0; i < s->hosts.n; i++) {
 			struct host_stat *h = hv[i];
-			json_array_append_new(hosts, json_pack(
-				"{s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:s, s:s?}",
-				"host", h->key, "allowed", (json_int_t)h->allowed,
-				"denied", (json_int_t)h->denied, "errors", (json_int_t)h->errors,
-				"bytes_up", (json_int_t)h->bytes_up,
-				"bytes_down", (json_int_t)h->bytes_down,
-				"first", h->first_ts, "last", h->last_ts, "rule", h->rule));
+			json_array_append_new(
+			    hosts,
+			    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:s, "
+				      "s:s, s:s?}",
+				      "host", h->key, "allowed",
+				      (json_int_t)h->allowed, "denied",
+				      (json_int_t)h->denied, "errors",
+				      (json_int_t)h->errors, "bytes_up",
+				      (json_int_t)h->bytes_up, "bytes_down",
+				      (json_int_t)h->bytes_down, "first",
+				      h->first_ts, "last", h->last_ts, "rule",
+				      h->rule));
 		}
 		for (size_t i = 0; i < s->drops.n; i++) {
 			struct host_stat *h = dv[i];
-			json_array_append_new(drops, json_pack("{s:s, s:I, s:s, s:s}",
-				"destination", h->key, "count", (json_int_t)h->denied,
-				"first", h->first_ts, "last", h->last_ts));
+			json_array_append_new(
+			    drops, json_pack("{s:s, s:I, s:s, s:s}",
+					     "destination", h->key, "count",
+					     (json_int_t)h->denied, "first",
+					     h->first_ts, "last", h->last_ts));
 		}
 		json_object_set_new(o, "hosts", hosts);
 		json_object_set_new(o, "drops", drops);
-		json_object_set_new(o, "totals", json_pack(
-			"{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-			"records", (json_int_t)s->records, "allowed", (json_int_t)s->allowed,
-			"denied", (json_int_t)s->denied, "errors", (json_int_t)s->errors,
-			"drops", (json_int_t)s->drops_n, "bytes_up", (json_int_t)s->bytes_up,
-			"bytes_down", (json_int_t)s->bytes_down,
-			"skipped_lines", (json_int_t)skipped));
+		json_object_set_new(
+		    o, "totals",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+			      "records", (json_int_t)s->records, "allowed",
+			      (json_int_t)s->allowed, "denied",
+			      (json_int_t)s->denied, "errors",
+			      (json_int_t)s->errors, "drops",
+			      (json_int_t)s->drops_n, "bytes_up",
+			      (json_int_t)s->bytes_up, "bytes_down",
+			      (json_int_t)s->bytes_down, "skipped_lines",
+			      (json_int_t)skipped));
 		json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		fputc('\n', out);
 		json_decref(o);
 	} else {
-		fprintf(out, "%-40s %8s %8s %6s %11s %11s  %-24s %-24s %s\n", "HOST",
-			"ALLOWED", "DENIED", "ERRORS", "UP", "DOWN", "FIRST", "LAST", "RULE");
+		fprintf(out, "%-40s %8s %8s %6s %11s %11s  %-24s %-24s %s\n",
+			"HOST", "ALLOWED", "DENIED", "ERRORS", "UP", "DOWN",
+			"FIRST", "LAST", "RULE");
 		for (size_t i = 0; i < s->hosts.n; i++) {
 			struct host_stat *h = hv[i];
 			char up[32], down[32];
 			human_bytes((long long)h->bytes_up, up, sizeof up);
-			human_bytes((long long)h->bytes_down, down, sizeof down);
-			fprintf(out, "%-40s %8llu %8llu %6llu %11s %11s  %-24s %-24s %s\n",
-				h->key, h->allowed, h->denied, h->errors, up, down,
-				h->first_ts, h->last_ts, h->rule ? h->rule : "-");
+			human_bytes((long long)h->bytes_down, down,
+				    sizeof down);
+			fprintf(out,
+				"%-40s %8llu %8llu %6llu %11s %11s  %-24s "
+				"%-24s %s\n",
+				h->key, h->allowed, h->denied, h->errors, up,
+				down, h->first_ts, h->last_ts,
+				h->rule ? h->rule : "-");
 		}
 		if (s->drops.n > 0) {
-			fprintf(out, "\nFirewall drops (packets that tried to bypass the proxy)\n");
-			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION", "PACKETS",
-				"FIRST", "LAST");
+			fprintf(out, "\nFirewall drops (packets that tried to "
+				     "bypass the proxy)\n");
+			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION",
+				"PACKETS", "FIRST", "LAST");
 			for (size_t i = 0; i < s->drops.n; i++)
-				fprintf(out, "%-40s %8llu  %-24s %-24s\n", dv[i]->key,
-					dv[i]->denied, dv[i]->first_ts, dv[i]->last_ts);
+				fprintf(out, "%-40s %8llu  %-24s %-24s\n",
+					dv[i]->key, dv[i]->denied,
+					dv[i]->first_ts, dv[i]->last_ts);
 		}
 		char up[32], down[32];
 		human_bytes((long long)s->bytes_up, up, sizeof up);
 		human_bytes((long long)s->bytes_down, down, sizeof down);
-		fprintf(out, "\nTotal: %llu records; %llu allowed, %llu denied, %llu errors, "
+		fprintf(out,
+			"\nTotal: %llu records; %llu allowed, %llu denied, "
+			"%llu errors, "
 			"%llu firewall drops; %s up, %s down; %zu hosts",
-			s->records, s->allowed, s->denied, s->errors, s->drops_n, up,
-			down, s->hosts.n);
+			s->records, s->allowed, s->denied, s->errors,
+			s->drops_n, up, down, s->hosts.n);
 		if (skipped > 0)
-			fprintf(out, "; %lu bad lines skipped (not counted, see stderr)", skipped);
+			fprintf(
+			    out,
+			    "; %lu bad lines skipped (not counted, see stderr)",
+			    skipped);
 		fputc('\n', out);
 	}
 	free(hv);
@@ -476,8 +520,8 @@ static FILE *open_pager(bool want)
 
 /* tail -F: read what is there, then poll; reopen when the path now names
  * another file (rotation) or the file shrank (truncation). */
-static int follow_file(const char *path, const struct log_filter *f,
-		       FILE *out, bool json, bool color)
+static int follow_file(const char *path, const struct log_filter *f, FILE *out,
+		       bool json, bool color)
 {
 	struct logread r;
 	char err[256];
@@ -539,30 +583,37 @@ int cli_log_main(int argc, char **argv)
 	bool pager = true;
 	const char *session = NULL;
 	static const struct option lo[] = {
-		{"session", required_argument, 0, 'S'},
-		{"all", no_argument, 0, 'a'},
-		{"since", required_argument, 0, 's'},
-		{"until", required_argument, 0, 'u'},
-		{"denied", no_argument, 0, 'd'},
-		{"host", required_argument, 0, 'H'},
-		{"follow", no_argument, 0, 'f'},
-		{"json", no_argument, 0, 'j'},
-		{"summary", no_argument, 0, 'm'},
-		{"no-pager", no_argument, 0, 'P'},
-		{"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	    {"session", required_argument, 0, 'S'},
+	    {"all", no_argument, 0, 'a'},
+	    {"since", required_argument, 0, 's'},
+	    {"until", required_argument, 0, 'u'},
+	    {"denied", no_argument, 0, 'd'},
+	    {"host", required_argument, 0, 'H'},
+	    {"follow", no_argument, 0, 'f'},
+	    {"json", no_argument, 0, 'j'},
+	    {"summary", no_argument, 0, 'm'},
+	    {"no-pager", no_argument, 0, 'P'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	int64_t now = log_now_ms();
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
 		switch (c) {
-		case 'S': session = optarg; break;
-		case 'a': all = true; break;
+		case 'S':
+			session = optarg;
+			break;
+		case 'a':
+			all = true;
+			break;
 		case 's':
 		case 'u': {
 			int64_t t = logread_parse_when(optarg, now);
 			if (t < 0) {
-				fprintf(stderr, "agentsafe log: bad time '%s' (RFC 3339, or 10m, 2h, 3d)\n", optarg);
+				fprintf(stderr,
+					"agentsafe log: bad time '%s' (RFC "
+					"3339, or 10m, 2h, 3d)\n",
+					optarg);
 				return 2;
 			}
 			if (c == 's')
@@ -571,20 +622,36 @@ int cli_log_main(int argc, char **argv)
 				f.until_ms = t;
 			break;
 		}
-		case 'd': f.denied = true; break;
-		case 'H': f.host_pattern = optarg; break;
-		case 'f': follow = true; break;
-		case 'j': json = true; break;
-		case 'm': summary = true; break;
-		case 'P': pager = false; break;
-		case 'h': fputs(log_usage, stdout); return 0;
-		default: fputs(log_usage, stderr); return 2;
+		case 'd':
+			f.denied = true;
+			break;
+		case 'H':
+			f.host_pattern = optarg;
+			break;
+		case 'f':
+			follow = true;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'm':
+			summary = true;
+			break;
+		case 'P':
+			pager = false;
+			break;
+		case 'h':
+			fputs(log_usage, stdout);
+			return 0;
+		default:
+			fputs(log_usage, stderr);
+			return 2;
 		}
 	}
 	struct log_files lf = {0};
 	char err[512];
-	if (log_files_select(&lf, argc - optind, argv + optind, session, all, err,
-			     sizeof err) != 0) {
+	if (log_files_select(&lf, argc - optind, argv + optind, session, all,
+			     err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log: %s\n", err);
 		return 1;
 	}
@@ -595,7 +662,8 @@ int cli_log_main(int argc, char **argv)
 	bool color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
 	if (follow) {
 		if (lf.n != 1 || summary) {
-			fprintf(stderr, "agentsafe log: --follow takes exactly one log and no --summary\n");
+			fprintf(stderr, "agentsafe log: --follow takes exactly "
+					"one log and no --summary\n");
 			log_files_free(&lf);
 			return 2;
 		}
@@ -623,7 +691,9 @@ int cli_log_main(int argc, char **argv)
 			if (log_filter_match(&f, &rec)) {
 				if (summary) {
 					if (summary_add(&s, &rec) != 0) {
-						fprintf(stderr, "agentsafe log: out of memory\n");
+						fprintf(stderr,
+							"agentsafe log: out of "
+							"memory\n");
 						rc = 1;
 					}
 				} else {
@@ -635,7 +705,8 @@ int cli_log_main(int argc, char **argv)
 				break;
 		}
 		if (got < 0) {
-			fprintf(stderr, "agentsafe log: read error in %s\n", lf.path[i]);
+			fprintf(stderr, "agentsafe log: read error in %s\n",
+				lf.path[i]);
 			rc = 1;
 		}
 		skipped += r.skipped;

@@ -62,12 +62,14 @@ static void want_port(struct want *x, unsigned short port)
 
 static int cmp_port(const void *a, const void *b)
 {
-	return (int)*(const unsigned short *)a - (int)*(const unsigned short *)b;
+	return (int)*(const unsigned short *)a -
+	       (int)*(const unsigned short *)b;
 }
 
 static int cmp_want(const void *a, const void *b)
 {
-	return strcmp(((const struct want *)a)->host, ((const struct want *)b)->host);
+	return strcmp(((const struct want *)a)->host,
+		      ((const struct want *)b)->host);
 }
 
 /* Fold a.foo.com, b.foo.com, ... into *.foo.com when two or more distinct
@@ -89,13 +91,15 @@ static int fold_wildcards(struct wants *w)
 			const char *h = w->v[j].host;
 			size_t hl = strlen(h);
 			if (!w->v[j].merged && hl > plen + 1 &&
-			    strcmp(h + hl - plen, parent) == 0 && h[hl - plen - 1] == '.')
+			    strcmp(h + hl - plen, parent) == 0 &&
+			    h[hl - plen - 1] == '.')
 				members++;
 		}
 		if (members < 2)
 			continue;
 		char wild[POLICY_HOST_MAX + 3];
-		snprintf(wild, sizeof wild, "*.%.*s", (int)(sizeof wild - 3), parent);
+		snprintf(wild, sizeof wild, "*.%.*s", (int)(sizeof wild - 3),
+			 parent);
 		struct want *wv = want_get(w, wild);
 		if (wv == NULL)
 			return -ENOMEM;
@@ -104,13 +108,15 @@ static int fold_wildcards(struct wants *w)
 			struct want *m = &w->v[j];
 			const char *h = m->host;
 			size_t hl = strlen(h);
-			if (m->merged || hl <= plen + 1 || strcmp(h + hl - plen, parent) != 0 ||
+			if (m->merged || hl <= plen + 1 ||
+			    strcmp(h + hl - plen, parent) != 0 ||
 			    h[hl - plen - 1] != '.')
 				continue;
 			m->merged = true;
 			wv->count += m->count;
 			if (strcmp(m->last_ts, wv->last_ts) > 0)
-				snprintf(wv->last_ts, sizeof wv->last_ts, "%s", m->last_ts);
+				snprintf(wv->last_ts, sizeof wv->last_ts, "%s",
+					 m->last_ts);
 			for (size_t k = 0; k < m->nports; k++)
 				want_port(wv, m->ports[k]);
 		}
@@ -127,12 +133,14 @@ static void format_rule(const struct want *x, const char *indent, char *buf,
 			size_t len)
 {
 	char comment[96];
-	snprintf(comment, sizeof comment, "# agentsafe log suggest: %lu denied, last %s",
-		 x->count, x->last_ts);
+	snprintf(comment, sizeof comment,
+		 "# agentsafe log suggest: %lu denied, last %s", x->count,
+		 x->last_ts);
 	bool quote = x->host[0] == '*';
 	if (ports_are_default(x)) {
-		snprintf(buf, len, "%s- %s%s%s  %s\n", indent, quote ? "\"" : "",
-			 x->host, quote ? "\"" : "", comment);
+		snprintf(buf, len, "%s- %s%s%s  %s\n", indent,
+			 quote ? "\"" : "", x->host, quote ? "\"" : "",
+			 comment);
 		return;
 	}
 	char ports[PORTS_MAX * 7 + 4] = "";
@@ -141,7 +149,8 @@ static void format_rule(const struct want *x, const char *indent, char *buf,
 		off += (size_t)snprintf(ports + off, sizeof ports - off, "%s%u",
 					i ? ", " : "", x->ports[i]);
 	snprintf(buf, len, "%s- host: %s%s%s  %s\n%s  ports: [%s]\n", indent,
-		 quote ? "\"" : "", x->host, quote ? "\"" : "", comment, indent, ports);
+		 quote ? "\"" : "", x->host, quote ? "\"" : "", comment, indent,
+		 ports);
 }
 
 /* ---- --apply: merge into the allow: block, keeping everything else ---- */
@@ -150,7 +159,8 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "r");
 	if (f == NULL) {
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		snprintf(err, errlen, "cannot open %s: %s", path,
+			 strerror(errno));
 		return NULL;
 	}
 	size_t cap = 8192, n = 0;
@@ -208,12 +218,15 @@ static int find_allow(const char *text, size_t len, size_t *at, char *indent,
 				in_allow = false;
 			if (ll >= 6 && strncmp(line, "allow:", 6) == 0) {
 				const char *rest = line + 6;
-				while (rest < line + ll && (*rest == ' ' || *rest == '\t'))
+				while (rest < line + ll &&
+				       (*rest == ' ' || *rest == '\t'))
 					rest++;
 				if (rest < line + ll && *rest != '#') {
 					snprintf(err, errlen,
-						 "the allow: list is in flow style on one line; "
-						 "write it as a block list to use --apply");
+						 "the allow: list is in flow "
+						 "style on one line; "
+						 "write it as a block list to "
+						 "use --apply");
 					return -EINVAL;
 				}
 				in_allow = true;
@@ -227,7 +240,8 @@ static int find_allow(const char *text, size_t len, size_t *at, char *indent,
 			if (i < ll && line[i] != '#') {
 				block_end = next; /* content of the block */
 				if (line[i] == '-' && i < indlen)
-					snprintf(indent, indlen, "%.*s", (int)i, line);
+					snprintf(indent, indlen, "%.*s", (int)i,
+						 line);
 			}
 		}
 		off = next;
@@ -247,7 +261,8 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	size_t at;
 	char indent[32];
 	bool create;
-	int rc = find_allow(text, len, &at, indent, sizeof indent, &create, err, errlen);
+	int rc = find_allow(text, len, &at, indent, sizeof indent, &create, err,
+			    errlen);
 	if (rc != 0) {
 		free(text);
 		return rc;
@@ -256,7 +271,8 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", policy_path);
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
-		snprintf(err, errlen, "cannot create a temp file next to %s: %s",
+		snprintf(err, errlen,
+			 "cannot create a temp file next to %s: %s",
 			 policy_path, strerror(errno));
 		free(text);
 		return -EIO;
@@ -286,7 +302,8 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	fwrite(text + at, 1, len - at, f);
 	free(text);
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		snprintf(err, errlen, "cannot write %.300s: %s", tmp, strerror(errno));
+		snprintf(err, errlen, "cannot write %.300s: %s", tmp,
+			 strerror(errno));
 		fclose(f);
 		unlink(tmp);
 		return -EIO;
@@ -298,26 +315,32 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	struct policy *p = NULL;
 	char perr[POLICY_ERR_MAX];
 	if (policy_load_file(tmp, &p, perr, sizeof perr) != 0) {
-		snprintf(err, errlen, "the merged policy would not load, %s left unchanged: %s",
-			 policy_path, perr);
+		snprintf(
+		    err, errlen,
+		    "the merged policy would not load, %s left unchanged: %s",
+		    policy_path, perr);
 		unlink(tmp);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->v[i].merged)
 			continue;
-		const char *h = w->v[i].host[0] == '*' ? w->v[i].host + 2 : w->v[i].host;
+		const char *h =
+		    w->v[i].host[0] == '*' ? w->v[i].host + 2 : w->v[i].host;
 		char probe[POLICY_HOST_MAX + 8];
-		snprintf(probe, sizeof probe, "%s%s", w->v[i].host[0] == '*' ? "x." : "", h);
+		snprintf(probe, sizeof probe, "%s%s",
+			 w->v[i].host[0] == '*' ? "x." : "", h);
 		for (size_t k = 0; k < w->v[i].nports; k++) {
 			struct policy_decision d;
 			policy_match(p, probe, w->v[i].ports[k], &d);
 			if (d.verdict != POLICY_ALLOW) {
 				snprintf(err, errlen,
-					 "after merging, %s:%u is still refused (%s%s%s); "
+					 "after merging, %s:%u is still "
+					 "refused (%s%s%s); "
 					 "%s left unchanged",
 					 probe, w->v[i].ports[k], d.reason,
-					 d.rule ? " by " : "", d.rule ? d.rule : "", policy_path);
+					 d.rule ? " by " : "",
+					 d.rule ? d.rule : "", policy_path);
 				policy_unref(p);
 				unlink(tmp);
 				return -EINVAL;
@@ -334,34 +357,38 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(backup, sizeof backup, "%s.%s.bak", policy_path, stamp);
 	if (link(policy_path, backup) != 0) {
-		snprintf(err, errlen, "cannot keep a backup %.200s: %.100s; %.200s left unchanged",
+		snprintf(err, errlen,
+			 "cannot keep a backup %.200s: %.100s; %.200s left "
+			 "unchanged",
 			 backup, strerror(errno), policy_path);
 		unlink(tmp);
 		return -EIO;
 	}
 	if (rename(tmp, policy_path) != 0) {
-		snprintf(err, errlen, "cannot replace %s: %s", policy_path, strerror(errno));
+		snprintf(err, errlen, "cannot replace %s: %s", policy_path,
+			 strerror(errno));
 		unlink(tmp);
 		return -EIO;
 	}
-	fprintf(stderr, "agentsafe log suggest: updated %s (backup %s)\n", policy_path,
-		backup);
+	fprintf(stderr, "agentsafe log suggest: updated %s (backup %s)\n",
+		policy_path, backup);
 	return 0;
 }
 
 static const char suggest_usage[] =
-	"usage: agentsafe log suggest [FILE...] [--session ID] [--all] [--since T]\n"
-	"         [--until T] [--host PATTERN] [--wildcards] [--policy POLICY]\n"
-	"         [--apply POLICY]\n"
-	"Proposes allow rules for requests the proxy denied as not_allowed or\n"
-	"port_not_allowed. Denials for other reasons (deny rules, SNI mismatch,\n"
-	"private addresses, IP literals, bad requests) are listed as comments,\n"
-	"never turned into rules.\n"
-	"  --wildcards     fold two or more names under one parent into *.parent\n"
-	"  --policy FILE   leave out what FILE already allows\n"
-	"  --apply FILE    merge the rules into FILE's allow: list, keeping its\n"
-	"                  comments and order; the result is checked first and a\n"
-	"                  backup FILE.<time>.bak is kept\n";
+    "usage: agentsafe log suggest [FILE...] [--session ID] [--all] [--since "
+    "T]\n"
+    "         [--until T] [--host PATTERN] [--wildcards] [--policy POLICY]\n"
+    "         [--apply POLICY]\n"
+    "Proposes allow rules for requests the proxy denied as not_allowed or\n"
+    "port_not_allowed. Denials for other reasons (deny rules, SNI mismatch,\n"
+    "private addresses, IP literals, bad requests) are listed as comments,\n"
+    "never turned into rules.\n"
+    "  --wildcards     fold two or more names under one parent into *.parent\n"
+    "  --policy FILE   leave out what FILE already allows\n"
+    "  --apply FILE    merge the rules into FILE's allow: list, keeping its\n"
+    "                  comments and order; the result is checked first and a\n"
+    "                  backup FILE.<time>.bak is kept\n";
 
 int log_suggest_main(int argc, char **argv)
 {
@@ -369,28 +396,35 @@ int log_suggest_main(int argc, char **argv)
 	bool all = false, wildcards = false;
 	const char *session = NULL, *apply = NULL, *policy_path = NULL;
 	static const struct option lo[] = {
-		{"session", required_argument, 0, 'S'},
-		{"all", no_argument, 0, 'a'},
-		{"since", required_argument, 0, 's'},
-		{"until", required_argument, 0, 'u'},
-		{"host", required_argument, 0, 'H'},
-		{"wildcards", no_argument, 0, 'w'},
-		{"policy", required_argument, 0, 'p'},
-		{"apply", required_argument, 0, 'A'},
-		{"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	    {"session", required_argument, 0, 'S'},
+	    {"all", no_argument, 0, 'a'},
+	    {"since", required_argument, 0, 's'},
+	    {"until", required_argument, 0, 'u'},
+	    {"host", required_argument, 0, 'H'},
+	    {"wildcards", no_argument, 0, 'w'},
+	    {"policy", required_argument, 0, 'p'},
+	    {"apply", required_argument, 0, 'A'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	int64_t now = log_now_ms();
 	optind = 1;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
-		case 'S': session = optarg; break;
-		case 'a': all = true; break;
+		case 'S':
+			session = optarg;
+			break;
+		case 'a':
+			all = true;
+			break;
 		case 's':
 		case 'u': {
 			int64_t t = logread_parse_when(optarg, now);
 			if (t < 0) {
-				fprintf(stderr, "agentsafe log suggest: bad time '%s'\n", optarg);
+				fprintf(
+				    stderr,
+				    "agentsafe log suggest: bad time '%s'\n",
+				    optarg);
 				return 2;
 			}
 			if (c == 's')
@@ -399,12 +433,24 @@ int log_suggest_main(int argc, char **argv)
 				f.until_ms = t;
 			break;
 		}
-		case 'H': f.host_pattern = optarg; break;
-		case 'w': wildcards = true; break;
-		case 'p': policy_path = optarg; break;
-		case 'A': apply = optarg; break;
-		case 'h': fputs(suggest_usage, stdout); return 0;
-		default: fputs(suggest_usage, stderr); return 2;
+		case 'H':
+			f.host_pattern = optarg;
+			break;
+		case 'w':
+			wildcards = true;
+			break;
+		case 'p':
+			policy_path = optarg;
+			break;
+		case 'A':
+			apply = optarg;
+			break;
+		case 'h':
+			fputs(suggest_usage, stdout);
+			return 0;
+		default:
+			fputs(suggest_usage, stderr);
+			return 2;
 		}
 	}
 	if (apply != NULL && policy_path == NULL)
@@ -417,8 +463,8 @@ int log_suggest_main(int argc, char **argv)
 		return 1;
 	}
 	struct log_files lf = {0};
-	if (log_files_select(&lf, argc - optind, argv + optind, session, all, err,
-			     sizeof err) != 0) {
+	if (log_files_select(&lf, argc - optind, argv + optind, session, all,
+			     err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log suggest: %s\n", err);
 		policy_unref(current);
 		return 1;
@@ -435,31 +481,38 @@ int log_suggest_main(int argc, char **argv)
 		}
 		struct logrec rec;
 		while (logread_next(&r, &rec) == 1) {
-			if (strcmp(rec.event, "deny") != 0 || !log_filter_match(&f, &rec) ||
-			    rec.host == NULL) {
+			if (strcmp(rec.event, "deny") != 0 ||
+			    !log_filter_match(&f, &rec) || rec.host == NULL) {
 				logrec_clear(&rec);
 				continue;
 			}
-			bool wanted = rec.reason != NULL &&
-				      (strcmp(rec.reason, "not_allowed") == 0 ||
-				       strcmp(rec.reason, "port_not_allowed") == 0);
+			bool wanted =
+			    rec.reason != NULL &&
+			    (strcmp(rec.reason, "not_allowed") == 0 ||
+			     strcmp(rec.reason, "port_not_allowed") == 0);
 			char host[POLICY_HOST_MAX + 1], herr[128];
-			if (wanted && (policy_host_normalize(rec.host, strlen(rec.host), host,
-							     sizeof host, herr, sizeof herr) != 0 ||
-				       policy_host_is_ip_literal(host) || rec.port <= 0 ||
-				       rec.port > 65535))
+			if (wanted &&
+			    (policy_host_normalize(rec.host, strlen(rec.host),
+						   host, sizeof host, herr,
+						   sizeof herr) != 0 ||
+			     policy_host_is_ip_literal(host) || rec.port <= 0 ||
+			     rec.port > 65535))
 				wanted = false;
 			if (wanted && current != NULL) {
 				struct policy_decision d;
-				policy_match(current, host, (uint16_t)rec.port, &d);
+				policy_match(current, host, (uint16_t)rec.port,
+					     &d);
 				if (d.verdict == POLICY_ALLOW ||
 				    strcmp(d.reason, "denied_by_rule") == 0)
-					wanted = false; /* allowed now, or denied on purpose */
+					wanted = false; /* allowed now, or
+							   denied on purpose */
 			}
 			if (!wanted) {
 				if (not_suggested++ < 20)
-					printf("# not suggested: %s:%lld (%s)\n", rec.host,
-					       rec.port, rec.reason ? rec.reason : "?");
+					printf(
+					    "# not suggested: %s:%lld (%s)\n",
+					    rec.host, rec.port,
+					    rec.reason ? rec.reason : "?");
 				logrec_clear(&rec);
 				continue;
 			}
@@ -472,7 +525,8 @@ int log_suggest_main(int argc, char **argv)
 			want_port(x, (unsigned short)rec.port);
 			x->count++;
 			if (strcmp(rec.ts, x->last_ts) > 0)
-				snprintf(x->last_ts, sizeof x->last_ts, "%s", rec.ts);
+				snprintf(x->last_ts, sizeof x->last_ts, "%s",
+					 rec.ts);
 			logrec_clear(&rec);
 		}
 		skipped += r.skipped;
@@ -480,7 +534,8 @@ int log_suggest_main(int argc, char **argv)
 	}
 	log_files_free(&lf);
 	if (not_suggested > 20)
-		printf("# ... and %lu more denials not suggested\n", not_suggested - 20);
+		printf("# ... and %lu more denials not suggested\n",
+		       not_suggested - 20);
 	if (rc == 0 && wildcards && fold_wildcards(&w) != 0)
 		rc = 1;
 	size_t active = 0;
@@ -488,12 +543,14 @@ int log_suggest_main(int argc, char **argv)
 		if (w.n > 0)
 			qsort(w.v, w.n, sizeof *w.v, cmp_want);
 		for (size_t i = 0; i < w.n; i++) {
-			qsort(w.v[i].ports, w.v[i].nports, sizeof w.v[i].ports[0], cmp_port);
+			qsort(w.v[i].ports, w.v[i].nports,
+			      sizeof w.v[i].ports[0], cmp_port);
 			if (!w.v[i].merged)
 				active++;
 		}
 		if (active == 0) {
-			printf("# nothing to suggest: no denied request a new allow rule would fix\n");
+			printf("# nothing to suggest: no denied request a new "
+			       "allow rule would fix\n");
 		} else {
 			printf("allow:\n");
 			for (size_t i = 0; i < w.n; i++) {
@@ -511,7 +568,9 @@ int log_suggest_main(int argc, char **argv)
 		rc = 1;
 	}
 	if (skipped > 0)
-		fprintf(stderr, "agentsafe log suggest: %lu bad lines skipped\n", skipped);
+		fprintf(stderr,
+			"agentsafe log suggest: %lu bad lines skipped\n",
+			skipped);
 	free(w.v);
 	policy_unref(current);
 	return rc;

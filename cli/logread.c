@@ -16,19 +16,24 @@ struct field {
 	size_t int_off; /* offsetof for integers */
 };
 
-#define S(n) {#n, false, offsetof(struct logrec, n), 0}
-#define I(n) {#n, true, 0, offsetof(struct logrec, n)}
+#define S(n)                                                                   \
+	{                                                                      \
+#n, false, offsetof(struct logrec, n), 0                       \
+	}
+#define I(n)                                                                   \
+	{                                                                      \
+#n, true, 0, offsetof(struct logrec, n)                        \
+	}
 static const struct field fields[] = {
-	S(ts),     S(session), S(id),      S(event),  S(client),
-	S(method), S(host),    S(sni),     S(ip),     S(rule),
-	S(reason), S(proto),   S(dst),     S(message), I(port),
-	I(dport),  I(bytes_up), I(bytes_down), I(duration_ms),
+    S(ts),     S(session),  S(id),	   S(event),	   S(client),
+    S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
+    S(reason), S(proto),    S(dst),	   S(message),	   I(port),
+    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms),
 };
 #undef S
 #undef I
 
-static const char *const events[] = {"open", "close", "deny", "error",
-				     "drop"};
+static const char *const events[] = {"open", "close", "deny", "error", "drop"};
 
 int logread_open(struct logread *r, const char *path, bool follow, char *err,
 		 size_t errlen)
@@ -85,7 +90,8 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 	y -= m <= 2;
 	const int64_t era = (y >= 0 ? y : y - 399) / 400;
 	const unsigned yoe = (unsigned)(y - era * 400);
-	const unsigned doy = (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
+	const unsigned doy =
+	    (153 * (m + (m > 2 ? (unsigned)-3 : 9)) + 2) / 5 + d - 1;
 	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
 	return era * 146097 + (int64_t)doe - 719468;
 }
@@ -109,7 +115,8 @@ int64_t logread_parse_ts(const char *s)
 	    s[16] != ':')
 		return -1;
 	int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
-	int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
+	int h = digits(s + 11, 2), mi = digits(s + 14, 2),
+	    se = digits(s + 17, 2);
 	if (y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 ||
 	    mi < 0 || mi > 59 || se < 0 || se > 60)
 		return -1;
@@ -141,14 +148,24 @@ int64_t logread_parse_when(const char *s, int64_t now_ms)
 	char *end;
 	errno = 0;
 	long long n = strtoll(s, &end, 10);
-	if (end != s && errno == 0 && n >= 0 && end[0] != '\0' && end[1] == '\0') {
+	if (end != s && errno == 0 && n >= 0 && end[0] != '\0' &&
+	    end[1] == '\0') {
 		int64_t unit;
 		switch (end[0]) {
-		case 's': unit = 1000; break;
-		case 'm': unit = 60 * 1000; break;
-		case 'h': unit = 3600 * 1000; break;
-		case 'd': unit = 86400 * 1000; break;
-		default: return -1;
+		case 's':
+			unit = 1000;
+			break;
+		case 'm':
+			unit = 60 * 1000;
+			break;
+		case 'h':
+			unit = 3600 * 1000;
+			break;
+		case 'd':
+			unit = 86400 * 1000;
+			break;
+		default:
+			return -1;
 		}
 		if (n > INT64_MAX / unit)
 			return -1;
@@ -173,7 +190,8 @@ static const char *index_record(struct logrec *rec)
 	static char why[160];
 	const char *key;
 	json_t *v;
-	json_object_foreach(rec->obj, key, v) {
+	json_object_foreach(rec->obj, key, v)
+	{
 		const struct field *f = NULL;
 		for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 			if (fields[i].name[0] == key[0] &&
@@ -183,18 +201,22 @@ static const char *index_record(struct logrec *rec)
 			}
 		}
 		if (f == NULL) {
-			snprintf(why, sizeof why,
-				 "unknown field \"%.60s\" (a newer log format?)", key);
+			snprintf(
+			    why, sizeof why,
+			    "unknown field \"%.60s\" (a newer log format?)",
+			    key);
 			return why;
 		}
 		if (f->is_int) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0) {
 				snprintf(why, sizeof why,
-					 "field \"%s\" is not a non-negative integer", key);
+					 "field \"%s\" is not a non-negative "
+					 "integer",
+					 key);
 				return why;
 			}
 			*(long long *)((char *)rec + f->int_off) =
-				(long long)json_integer_value(v);
+			    (long long)json_integer_value(v);
 		} else {
 			if (!json_is_string(v)) {
 				snprintf(why, sizeof why,
@@ -202,7 +224,7 @@ static const char *index_record(struct logrec *rec)
 				return why;
 			}
 			*(const char **)((char *)rec + f->str_off) =
-				json_string_value(v);
+			    json_string_value(v);
 		}
 	}
 	if (rec->ts == NULL || rec->event == NULL)
@@ -253,7 +275,8 @@ static int read_line(struct logread *r, bool *too_long)
 		r->io_pos += take + (nl ? 1 : 0);
 		if (r->len + take > LOGREAD_LINE_MAX) {
 			*too_long = true;
-			r->len = LOGREAD_LINE_MAX + 1; /* remember across calls */
+			r->len =
+			    LOGREAD_LINE_MAX + 1; /* remember across calls */
 		} else {
 			if (r->len + take + 1 > r->cap) {
 				size_t cap = r->cap;
@@ -284,7 +307,8 @@ int logread_next(struct logread *r, struct logrec *rec)
 			if (r->len == 0 || r->follow)
 				return 0; /* a follower waits for the rest */
 			r->lineno++;
-			warn(r, r->lineno, "truncated record (no newline at end of file)");
+			warn(r, r->lineno,
+			     "truncated record (no newline at end of file)");
 			r->len = 0;
 			return 0;
 		}
@@ -300,7 +324,8 @@ int logread_next(struct logread *r, struct logrec *rec)
 		r->buf[len] = '\0';
 		json_error_t jerr;
 		memset(rec, 0, sizeof *rec);
-		rec->obj = json_loadb(r->buf, len, JSON_REJECT_DUPLICATES, &jerr);
+		rec->obj =
+		    json_loadb(r->buf, len, JSON_REJECT_DUPLICATES, &jerr);
 		if (rec->obj == NULL || !json_is_object(rec->obj)) {
 			char why[220];
 			snprintf(why, sizeof why, "not a JSON object (%s)",
@@ -329,7 +354,8 @@ int logread_sessions_dir(char *buf, size_t len)
 	if (state != NULL && state[0] == '/')
 		n = snprintf(buf, len, "%s/agentsafe/sessions", state);
 	else if (home != NULL)
-		n = snprintf(buf, len, "%s/.local/state/agentsafe/sessions", home);
+		n = snprintf(buf, len, "%s/.local/state/agentsafe/sessions",
+			     home);
 	else
 		return -ENOENT;
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;

@@ -14,13 +14,14 @@
 #define LOGREAD_LINE_MAX (64 * 1024) /* longer lines are corrupt */
 
 struct logrec {
-	json_t *obj; /* owned; the strings below point into it */
+	json_t *obj;	  /* owned; the strings below point into it */
 	const char *line; /* the raw line (without newline), valid until next */
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
-		*ip, *rule, *reason, *proto, *dst, *message;
+	    *ip, *rule, *reason, *proto, *dst, *message;
 	int64_t ts_ms; /* parsed ts, milliseconds since the epoch */
-	long long port, dport, bytes_up, bytes_down, duration_ms; /* -1 absent */
+	long long port, dport, bytes_up, bytes_down,
+	    duration_ms; /* -1 absent */
 };
 
 struct logread {
@@ -30,8 +31,8 @@ struct logread {
 	unsigned long skipped; /* bad lines reported and skipped */
 	char *buf;
 	size_t len, cap;
-	bool follow;        /* a partial last line waits for more, not an error */
-	bool quiet;         /* do not print warnings (counting only) */
+	bool follow; /* a partial last line waits for more, not an error */
+	bool quiet;  /* do not print warnings (counting only) */
 	char io[64 * 1024]; /* block buffer: lines are cut out of it */
 	size_t io_pos, io_len;
 };

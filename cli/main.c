@@ -7,11 +7,14 @@
 
 static void usage(FILE *out)
 {
-	fputs("usage: agentsafe policy check FILE\n"
-	      "       agentsafe policy explain FILE HOST[:PORT] | --record JSON\n"
-	      "       agentsafe log [FILE...] [options]   (agentsafe log --help)\n"
-	      "       agentsafe log suggest [FILE...] [--wildcards] [--apply POLICY]\n",
-	      out);
+	fputs(
+	    "usage: agentsafe policy check FILE\n"
+	    "       agentsafe policy explain FILE HOST[:PORT] | --record JSON\n"
+	    "       agentsafe log [FILE...] [options]   (agentsafe log "
+	    "--help)\n"
+	    "       agentsafe log suggest [FILE...] [--wildcards] [--apply "
+	    "POLICY]\n",
+	    out);
 }
 
 int main(int argc, char **argv)

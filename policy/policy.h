@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 
 #define POLICY_HOST_MAX 253 /* longest valid DNS name, without trailing dot */
-#define POLICY_ERR_MAX 256  /* size of error buffers callers should pass */
+#define POLICY_ERR_MAX	256 /* size of error buffers callers should pass */
 
 /* Opaque, immutable once loaded, reference counted (atomically) so a reload
  * can swap it while worker threads still hold the old one. */

@@ -200,7 +200,8 @@ int egress_log_reopen(struct egress_log *log, char *err, size_t errlen)
 	int fd = open_append(log->path);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "cannot reopen log %s: %s (keeping the old file)",
+		snprintf(err, errlen,
+			 "cannot reopen log %s: %s (keeping the old file)",
 			 log->path, strerror(e));
 		return -e;
 	}

@@ -12,7 +12,7 @@ struct egress_log; /* thread-safe; opaque */
 /* Fields of one record; NULL strings and negative numbers are omitted.
  * `ts` and `session` are filled in by the writer. */
 struct egress_record {
-	const char *id;     /* shared by a tunnel's open and close */
+	const char *id;	    /* shared by a tunnel's open and close */
 	const char *event;  /* open | close | deny | error | drop */
 	const char *client; /* addr:port of the requester */
 	const char *method;
@@ -27,7 +27,7 @@ struct egress_record {
 	int64_t duration_ms; /* -1: absent */
 	const char *proto;   /* drop records */
 	const char *dst;     /* drop records */
-	int dport;           /* drop records; 0: absent */
+	int dport;	     /* drop records; 0: absent */
 	const char *message; /* human detail for error records */
 };
 
