@@ -128,7 +128,10 @@ static int append_cert(struct certs_bundle *b, X509 *x)
 	for (size_t i = 0; i < b->n; i++)
 		if (X509_cmp(b->certs[i], x) == 0)
 			return 0; /* duplicate: keep the first */
-	X509 **nc = realloc(b->certs, (b->n + 1) * sizeof(*nc));
+	/* an array of pointers: sizeof(*nc) is meant */
+	X509 **nc = realloc(
+	    b->certs,
+	    (b->n + 1) * sizeof(*nc)); // NOLINT(bugprone-sizeof-expression)
 	if (nc == NULL)
 		return -ENOMEM;
 	b->certs = nc;
@@ -177,7 +180,7 @@ int certs_bundle_parse(const char *name, const char *pem, size_t len,
 {
 	*out = NULL;
 	if (len > CERTS_MAX_BYTES) {
-		snprintf(err, errlen, "%s: bundle is larger than %u bytes",
+		snprintf(err, errlen, "%s: bundle is larger than %zu bytes",
 			 name, CERTS_MAX_BYTES);
 		return -EFBIG;
 	}
@@ -309,7 +312,7 @@ int certs_bundle_load(const char *path, struct certs_bundle **out, char *err,
 		return -EINVAL;
 	}
 	if ((unsigned long long)st.st_size > CERTS_MAX_BYTES) {
-		snprintf(err, errlen, "%s: bundle is larger than %u bytes",
+		snprintf(err, errlen, "%s: bundle is larger than %zu bytes",
 			 path, CERTS_MAX_BYTES);
 		close(fd);
 		return -EFBIG;

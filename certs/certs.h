@@ -11,7 +11,7 @@
 /* A bundle may hold at most this many certificates and this many bytes;
  * system bundles have ~150 certificates in ~220 KiB. */
 #define CERTS_MAX_CERTS 1024
-#define CERTS_MAX_BYTES (4u * 1024u * 1024u)
+#define CERTS_MAX_BYTES ((size_t)4 * 1024 * 1024)
 
 struct certs_bundle;
 

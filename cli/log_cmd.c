@@ -98,10 +98,15 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 		     const char *session, bool all, char *err, size_t errlen)
 {
 	for (int i = 0; i < nargs; i++) {
-		if (add_file(lf, args[i]) != 0) {
-			snprintf(err, errlen, "too many files (at most %d)",
-				 LOG_FILES_MAX);
-			return -E2BIG;
+		int rc = add_file(lf, args[i]);
+		if (rc != 0) {
+			if (rc == -E2BIG)
+				snprintf(err, errlen,
+					 "too many files (at most %d)",
+					 LOG_FILES_MAX);
+			else
+				snprintf(err, errlen, "out of memory");
+			return rc;
 		}
 	}
 	if (nargs > 0)
@@ -174,7 +179,7 @@ static void human_bytes(long long b, char *buf, size_t len)
 		snprintf(buf, len, "-");
 	else if (b < 1024)
 		snprintf(buf, len, "%lld B", b);
-	else if (b < 1024 * 1024)
+	else if (b < 1024LL * 1024)
 		snprintf(buf, len, "%.1f KiB", (double)b / 1024.0);
 	else if (b < 1024LL * 1024 * 1024)
 		snprintf(buf, len, "%.1f MiB", (double)b / (1024.0 * 1024.0));
@@ -223,7 +228,7 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 		fprintf(out, " rule=%s", r->rule);
 	if (r->message != NULL)
 		fprintf(out, " (%s)", r->message);
-	fputc('\n', out);
+	(void)fputc('\n', out);
 }
 
 /* ---- summary: two small hash tables keyed by host / drop destination ---- */
@@ -377,14 +382,16 @@ static int cmp_stat(const void *a, const void *b)
 
 static struct host_stat **sorted(struct stat_table *t)
 {
-	struct host_stat **v = calloc(t->n + 1, sizeof *v);
+	/* an array of pointers: sizeof *v is meant */
+	struct host_stat **v =
+	    calloc(t->n + 1, sizeof *v); // NOLINT(bugprone-sizeof-expression)
 	if (v == NULL)
 		return NULL;
 	size_t n = 0;
 	for (size_t i = 0; i < t->cap; i++)
 		if (t->slot[i].key != NULL)
 			v[n++] = &t->slot[i];
-	qsort(v, n, sizeof *v, cmp_stat);
+	qsort(v, n, sizeof *v, cmp_stat); // NOLINT(bugprone-sizeof-expression)
 	return v;
 }
 
@@ -437,7 +444,7 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 			      (json_int_t)s->bytes_down, "skipped_lines",
 			      (json_int_t)skipped));
 		json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		fputc('\n', out);
+		(void)fputc('\n', out);
 		json_decref(o);
 	} else {
 		fprintf(out, "%-40s %8s %8s %6s %11s %11s  %-24s %-24s %s\n",
@@ -480,7 +487,7 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 			    out,
 			    "; %lu bad lines skipped (not counted, see stderr)",
 			    skipped);
-		fputc('\n', out);
+		(void)fputc('\n', out);
 	}
 	free(hv);
 	free(dv);
@@ -492,8 +499,8 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 static void emit(FILE *out, const struct logrec *rec, bool json, bool color)
 {
 	if (json) {
-		fwrite(rec->line, 1, rec->line_len, out);
-		fputc('\n', out);
+		(void)fwrite(rec->line, 1, rec->line_len, out);
+		(void)fputc('\n', out);
 	} else {
 		print_human(out, rec, color);
 	}
@@ -515,7 +522,8 @@ static FILE *open_pager(bool want)
 		pager = "less -FRX";
 	if (strcmp(pager, "cat") == 0)
 		return NULL;
-	return popen(pager, "w");
+	/* The pager is the user's own $PAGER, run as they would run it. */
+	return popen(pager, "w"); /* NOLINT(cert-env33-c) */
 }
 
 /* tail -F: read what is there, then poll; reopen when the path now names
@@ -546,7 +554,7 @@ static int follow_file(const char *path, const struct log_filter *f, FILE *out,
 			logrec_clear(&rec);
 			continue;
 		}
-		fflush(out);
+		(void)fflush(out);
 		struct stat now, cur;
 		if (stat(path, &now) == 0 &&
 		    (now.st_ino != st0.st_ino || now.st_dev != st0.st_dev)) {
@@ -563,7 +571,7 @@ static int follow_file(const char *path, const struct log_filter *f, FILE *out,
 			continue;
 		}
 		if (fstat(fileno(r.f), &cur) == 0 && cur.st_size < ftell(r.f)) {
-			fseek(r.f, 0, SEEK_SET); /* truncated in place */
+			(void)fseek(r.f, 0, SEEK_SET); /* truncated in place */
 			r.len = 0;
 			r.io_pos = r.io_len = 0;
 		}
@@ -641,10 +649,10 @@ int cli_log_main(int argc, char **argv)
 			pager = false;
 			break;
 		case 'h':
-			fputs(log_usage, stdout);
+			(void)fputs(log_usage, stdout);
 			return 0;
 		default:
-			fputs(log_usage, stderr);
+			(void)fputs(log_usage, stderr);
 			return 2;
 		}
 	}
@@ -653,6 +661,7 @@ int cli_log_main(int argc, char **argv)
 	if (log_files_select(&lf, argc - optind, argv + optind, session, all,
 			     err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log: %s\n", err);
+		log_files_free(&lf); /* the files added before the failure */
 		return 1;
 	}
 	/* A named session's log holds only that session; filtering by the field
@@ -674,7 +683,7 @@ int cli_log_main(int argc, char **argv)
 	FILE *pg = summary ? NULL : open_pager(pager && !json);
 	FILE *out = pg != NULL ? pg : stdout;
 	if (pg != NULL)
-		signal(SIGPIPE, SIG_IGN);
+		(void)signal(SIGPIPE, SIG_IGN);
 	struct summary s = {0};
 	unsigned long skipped = 0;
 	int rc = 0;

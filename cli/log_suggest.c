@@ -103,7 +103,6 @@ static int fold_wildcards(struct wants *w)
 		struct want *wv = want_get(w, wild);
 		if (wv == NULL)
 			return -ENOMEM;
-		a = &w->v[i]; /* want_get may have moved the array */
 		for (size_t j = 0; j < n0; j++) {
 			struct want *m = &w->v[j];
 			const char *h = m->host;
@@ -180,7 +179,7 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
 		if (got == 0)
 			break;
 	}
-	fclose(f);
+	(void)fclose(f); /* read-only stream */
 	if (buf == NULL) {
 		snprintf(err, errlen, "out of memory reading %s", path);
 		return NULL;
@@ -287,28 +286,33 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 		free(text);
 		return -EIO;
 	}
-	fwrite(text, 1, at, f);
+	(void)fwrite(text, 1, at, f); /* errors: ferror() below */
 	if (at > 0 && text[at - 1] != '\n')
-		fputc('\n', f);
+		(void)fputc('\n', f);
 	if (create)
-		fputs("allow:\n", f);
+		(void)fputs("allow:\n", f);
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->v[i].merged)
 			continue;
 		char rule[1024];
 		format_rule(&w->v[i], indent, rule, sizeof rule);
-		fputs(rule, f);
+		(void)fputs(rule, f);
 	}
-	fwrite(text + at, 1, len - at, f);
+	(void)fwrite(text + at, 1, len - at, f);
 	free(text);
-	if (fflush(f) != 0 || fsync(fileno(f)) != 0) {
+	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
 		snprintf(err, errlen, "cannot write %.300s: %s", tmp,
 			 strerror(errno));
-		fclose(f);
-		unlink(tmp);
+		(void)fclose(f);
+		(void)unlink(tmp);
 		return -EIO;
 	}
-	fclose(f);
+	if (fclose(f) != 0) {
+		snprintf(err, errlen, "cannot write %.300s: %s", tmp,
+			 strerror(errno));
+		(void)unlink(tmp);
+		return -EIO;
+	}
 
 	/* The result must be a valid policy that now allows every suggestion;
 	 * otherwise nothing is written. */
@@ -354,7 +358,7 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);
-	strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+	(void)strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
 	snprintf(backup, sizeof backup, "%s.%s.bak", policy_path, stamp);
 	if (link(policy_path, backup) != 0) {
 		snprintf(err, errlen,
@@ -446,10 +450,10 @@ int log_suggest_main(int argc, char **argv)
 			apply = optarg;
 			break;
 		case 'h':
-			fputs(suggest_usage, stdout);
+			(void)fputs(suggest_usage, stdout);
 			return 0;
 		default:
-			fputs(suggest_usage, stderr);
+			(void)fputs(suggest_usage, stderr);
 			return 2;
 		}
 	}
@@ -558,7 +562,7 @@ int log_suggest_main(int argc, char **argv)
 					continue;
 				char rule[1024];
 				format_rule(&w.v[i], "  ", rule, sizeof rule);
-				fputs(rule, stdout);
+				(void)fputs(rule, stdout);
 			}
 		}
 	}

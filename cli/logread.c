@@ -65,7 +65,7 @@ int logread_open(struct logread *r, const char *path, bool follow, char *err,
 void logread_close(struct logread *r)
 {
 	if (r->f != NULL && r->f != stdin)
-		fclose(r->f);
+		(void)fclose(r->f); /* read-only stream */
 	r->f = NULL;
 	free(r->buf);
 	r->buf = NULL;
@@ -140,7 +140,7 @@ int64_t logread_parse_ts(const char *s)
 	    strcmp(p, "+00:00") != 0)
 		return -1;
 	int64_t days = days_from_civil(y, (unsigned)mo, (unsigned)d);
-	return ((days * 86400 + h * 3600 + mi * 60 + se) * 1000) + ms;
+	return ((days * 86400LL + h * 3600LL + mi * 60LL + se) * 1000LL) + ms;
 }
 
 int64_t logread_parse_when(const char *s, int64_t now_ms)
@@ -156,13 +156,13 @@ int64_t logread_parse_when(const char *s, int64_t now_ms)
 			unit = 1000;
 			break;
 		case 'm':
-			unit = 60 * 1000;
+			unit = 60LL * 1000;
 			break;
 		case 'h':
-			unit = 3600 * 1000;
+			unit = 3600LL * 1000;
 			break;
 		case 'd':
-			unit = 86400 * 1000;
+			unit = 86400LL * 1000;
 			break;
 		default:
 			return -1;

@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#define LOGREAD_LINE_MAX (64 * 1024) /* longer lines are corrupt */
+#define LOGREAD_LINE_MAX ((size_t)64 * 1024) /* longer lines are corrupt */
 
 struct logrec {
 	json_t *obj;	  /* owned; the strings below point into it */

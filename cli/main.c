@@ -7,7 +7,7 @@
 
 static void usage(FILE *out)
 {
-	fputs(
+	(void)fputs(
 	    "usage: agentsafe policy check FILE\n"
 	    "       agentsafe policy explain FILE HOST[:PORT] | --record JSON\n"
 	    "       agentsafe log [FILE...] [options]   (agentsafe log "
