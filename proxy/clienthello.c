@@ -1,0 +1,216 @@
+/* Finds the SNI host name in a TLS ClientHello. The handshake message is
+ * reassembled from as many TLS records as the client split it into, then
+ * walked field by field with a length check before every read. */
+#include "clienthello.h"
+
+#include <string.h>
+
+#define TLS_RECORD_HANDSHAKE	   0x16
+#define TLS_HANDSHAKE_CLIENT_HELLO 0x01
+#define TLS_EXT_SERVER_NAME	   0x0000
+#define TLS_SNI_HOST_NAME	   0x00
+#define TLS_RECORD_MAX		   16384 /* plaintext fragment limit, RFC 8446 5.1 */
+
+const char *clienthello_result_str(enum clienthello_result r)
+{
+	switch (r) {
+	case CH_OK:
+		return "ok";
+	case CH_NEED_MORE:
+		return "need_more";
+	case CH_NOT_TLS:
+		return "not_tls";
+	case CH_NO_SNI:
+		return "no_sni";
+	case CH_MALFORMED:
+		return "malformed";
+	case CH_TOO_LARGE:
+		return "too_large";
+	}
+	return "malformed";
+}
+
+/* A bounded reader over the reassembled handshake body. */
+struct rd {
+	const uint8_t *p;
+	size_t len, off;
+	int bad;
+};
+
+static size_t rd_left(const struct rd *r)
+{
+	return r->len - r->off;
+}
+
+static unsigned rd_u8(struct rd *r)
+{
+	if (rd_left(r) < 1) {
+		r->bad = 1;
+		return 0;
+	}
+	return r->p[r->off++];
+}
+
+static unsigned rd_u16(struct rd *r)
+{
+	if (rd_left(r) < 2) {
+		r->bad = 1;
+		return 0;
+	}
+	unsigned v = ((unsigned)r->p[r->off] << 8) | r->p[r->off + 1];
+	r->off += 2;
+	return v;
+}
+
+static const uint8_t *rd_skip(struct rd *r, size_t n)
+{
+	if (rd_left(r) < n) {
+		r->bad = 1;
+		return NULL;
+	}
+	const uint8_t *at = r->p + r->off;
+	r->off += n;
+	return at;
+}
+
+/* The server_name extension body (RFC 6066 3). */
+static enum clienthello_result parse_sni(const uint8_t *p, size_t len,
+					 char *sni, size_t snilen, int *found)
+{
+	struct rd r = {p, len, 0, 0};
+	size_t list = rd_u16(&r);
+	if (r.bad || list != rd_left(&r) || list == 0)
+		return CH_MALFORMED;
+	while (rd_left(&r) > 0) {
+		unsigned type = rd_u8(&r);
+		size_t nlen = rd_u16(&r);
+		const uint8_t *name = rd_skip(&r, nlen);
+		if (r.bad)
+			return CH_MALFORMED;
+		if (type != TLS_SNI_HOST_NAME)
+			continue;
+		/* Two host names would let the client pick which one the
+		 * upstream honours; refuse the ambiguity. */
+		if (*found || nlen == 0 || nlen >= snilen ||
+		    memchr(name, '\0', nlen) != NULL)
+			return CH_MALFORMED;
+		memcpy(sni, name, nlen);
+		sni[nlen] = '\0';
+		*found = 1;
+	}
+	return CH_OK;
+}
+
+/* The ClientHello body (RFC 8446 4.1.2; the TLS 1.2 layout is the same up
+ * to the extensions). */
+static enum clienthello_result parse_hello(const uint8_t *p, size_t len,
+					   char *sni, size_t snilen)
+{
+	struct rd r = {p, len, 0, 0};
+	unsigned version = rd_u16(&r);
+	(void)rd_skip(&r, 32); /* random */
+	size_t sid = rd_u8(&r);
+	if (r.bad || (version >> 8) != 0x03 || sid > 32)
+		return CH_MALFORMED;
+	(void)rd_skip(&r, sid);
+	size_t suites = rd_u16(&r);
+	if (r.bad || suites < 2 || (suites & 1) != 0)
+		return CH_MALFORMED;
+	(void)rd_skip(&r, suites);
+	size_t comp = rd_u8(&r);
+	if (r.bad || comp < 1)
+		return CH_MALFORMED;
+	(void)rd_skip(&r, comp);
+	if (r.bad)
+		return CH_MALFORMED;
+	if (rd_left(&r) == 0)
+		return CH_NO_SNI; /* a hello without extensions */
+	size_t exts = rd_u16(&r);
+	if (r.bad || exts != rd_left(&r))
+		return CH_MALFORMED;
+	int found = 0, seen_sni_ext = 0;
+	while (rd_left(&r) > 0) {
+		unsigned type = rd_u16(&r);
+		size_t elen = rd_u16(&r);
+		const uint8_t *body = rd_skip(&r, elen);
+		if (r.bad)
+			return CH_MALFORMED;
+		if (type != TLS_EXT_SERVER_NAME)
+			continue;
+		if (seen_sni_ext++)
+			return CH_MALFORMED; /* duplicate extension */
+		enum clienthello_result e =
+		    parse_sni(body, elen, sni, snilen, &found);
+		if (e != CH_OK)
+			return e;
+	}
+	return found ? CH_OK : CH_NO_SNI;
+}
+
+enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
+					  char *sni, size_t snilen)
+{
+	/* The handshake message, reassembled from the records' fragments. */
+	uint8_t hs[CLIENTHELLO_MAX_BYTES];
+	size_t hs_len = 0;
+	size_t off = 0;
+
+	if (snilen > 0)
+		sni[0] = '\0';
+	if (len == 0)
+		return CH_NEED_MORE;
+	if (buf[0] != TLS_RECORD_HANDSHAKE)
+		return CH_NOT_TLS;
+	if (len >= 2 && buf[1] != 0x03)
+		return CH_NOT_TLS;
+
+	for (;;) {
+		/* Is the handshake message complete? */
+		if (hs_len >= 4) {
+			if (hs[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+				return CH_MALFORMED;
+			size_t body = ((size_t)hs[1] << 16) |
+				      ((size_t)hs[2] << 8) | hs[3];
+			if (body > sizeof hs - 4)
+				return CH_TOO_LARGE;
+			if (hs_len >= 4 + body) {
+				/* Bytes after the hello in the same flight
+				 * would be a second handshake message before
+				 * the server spoke: not a client we know. */
+				if (hs_len > 4 + body)
+					return CH_MALFORMED;
+				return parse_hello(hs + 4, body, sni, snilen);
+			}
+		}
+		/* Next record header. */
+		if (len - off < 5)
+			return len > CLIENTHELLO_MAX_BYTES ? CH_TOO_LARGE
+							   : CH_NEED_MORE;
+		const uint8_t *rec = buf + off;
+		size_t rlen = ((size_t)rec[3] << 8) | rec[4];
+		if (rec[0] != TLS_RECORD_HANDSHAKE || rec[1] != 0x03)
+			return off == 0 ? CH_NOT_TLS : CH_MALFORMED;
+		if (rlen == 0 || rlen > TLS_RECORD_MAX)
+			return CH_MALFORMED;
+		if (hs_len + rlen > sizeof hs)
+			return CH_TOO_LARGE;
+		size_t have = len - off - 5;
+		size_t take = have < rlen ? have : rlen;
+		memcpy(hs + hs_len, rec + 5, take);
+		hs_len += take;
+		if (take < rlen) {
+			/* A partial record: look at what we have so far, so an
+			 * obviously wrong message type fails early. */
+			if (hs_len >= 1 && hs[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+				return CH_MALFORMED;
+			if (hs_len >= 4) {
+				size_t body = ((size_t)hs[1] << 16) |
+					      ((size_t)hs[2] << 8) | hs[3];
+				if (body > sizeof hs - 4)
+					return CH_TOO_LARGE;
+			}
+			return CH_NEED_MORE;
+		}
+		off += 5 + rlen;
+	}
+}
