@@ -1,7 +1,8 @@
 /* agentsafe-bench: load generator for CONNECT proxies (and a direct
  * baseline). It embeds its own upstream (an echo port and a discard port on
  * loopback) so bytes are counted at the sink, and it sends a real TLS
- * ClientHello with SNI first on every tunnel, as an agent's TLS client would. */
+ * ClientHello with SNI first on every tunnel, as an agent's TLS client would.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +66,8 @@ static int parse_addr(const char *s, struct sockaddr_in *out)
 	memset(out, 0, sizeof *out);
 	out->sin_family = AF_INET;
 	long port = strtol(colon + 1, NULL, 10);
-	if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &out->sin_addr) != 1)
+	if (port <= 0 || port > 65535 ||
+	    inet_pton(AF_INET, host, &out->sin_addr) != 1)
 		return -1;
 	out->sin_port = htons((uint16_t)port);
 	return 0;
@@ -140,15 +142,21 @@ static int tunnel_open(const struct sockaddr_in *target, bool echo)
 	if (fd < 0)
 		return -1;
 	set_nodelay(fd);
+	/* A proxy out of descriptors leaves connections unanswered in its
+	 * backlog; a bounded wait turns that into a counted error, not a hang.
+	 */
+	struct timeval tv = {10, 0};
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	const struct sockaddr_in *to = opt.direct ? target : &opt.proxy;
 	if (connect(fd, (const struct sockaddr *)to, sizeof *to) != 0)
 		goto fail;
 	if (!opt.direct) {
 		char req[512];
-		int n = snprintf(req, sizeof req,
-				 "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n",
-				 opt.host, ntohs(target->sin_port), opt.host,
-				 ntohs(target->sin_port));
+		int n = snprintf(
+		    req, sizeof req,
+		    "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", opt.host,
+		    ntohs(target->sin_port), opt.host, ntohs(target->sin_port));
 		if (write_all(fd, req, (size_t)n) != 0)
 			goto fail;
 		char resp[1024];
@@ -177,7 +185,8 @@ fail:
 	return -1;
 }
 
-/* ---- embedded upstream: echo and discard on loopback, one epoll thread ---- */
+/* ---- embedded upstream: echo and discard on loopback, one epoll thread ----
+ */
 
 struct conn {
 	int fd;
@@ -220,7 +229,8 @@ static void *upstream_main(void *arg)
 				int lfd = *(int *)p;
 				for (;;) {
 					int c = accept4(lfd, NULL, NULL,
-							SOCK_NONBLOCK | SOCK_CLOEXEC);
+							SOCK_NONBLOCK |
+							    SOCK_CLOEXEC);
 					if (c < 0)
 						break;
 					set_nodelay(c);
@@ -231,24 +241,26 @@ static void *upstream_main(void *arg)
 					}
 					cn->fd = c;
 					cn->echo = p == &lfd_echo;
-					struct epoll_event ce = {.events = EPOLLIN,
-								 .data.ptr = cn};
+					struct epoll_event ce = {
+					    .events = EPOLLIN, .data.ptr = cn};
 					epoll_ctl(ep, EPOLL_CTL_ADD, c, &ce);
 				}
 				continue;
 			}
 			struct conn *cn = p;
 			if (cn->pend_len > 0) { /* flush pending echo first */
-				ssize_t w = send(cn->fd, cn->pend + cn->pend_off,
-						 cn->pend_len, MSG_NOSIGNAL);
+				ssize_t w =
+				    send(cn->fd, cn->pend + cn->pend_off,
+					 cn->pend_len, MSG_NOSIGNAL);
 				if (w > 0) {
 					cn->pend_off += (size_t)w;
 					cn->pend_len -= (size_t)w;
 				}
 				if (cn->pend_len == 0) {
-					struct epoll_event ce = {.events = EPOLLIN,
-								 .data.ptr = cn};
-					epoll_ctl(ep, EPOLL_CTL_MOD, cn->fd, &ce);
+					struct epoll_event ce = {
+					    .events = EPOLLIN, .data.ptr = cn};
+					epoll_ctl(ep, EPOLL_CTL_MOD, cn->fd,
+						  &ce);
 				}
 				if (w < 0 && errno != EAGAIN)
 					goto drop;
@@ -281,7 +293,7 @@ static void *upstream_main(void *arg)
 				epoll_ctl(ep, EPOLL_CTL_MOD, cn->fd, &ce);
 			}
 			continue;
-drop:
+		drop:
 			close(cn->fd);
 			free(cn->pend);
 			free(cn);
@@ -387,7 +399,8 @@ static long tree_rss_kib(pid_t pid)
 {
 	long total = rss_kib(pid);
 	char path[96];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid,
+		 (int)pid);
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return total;
@@ -463,7 +476,8 @@ static int run_rr(void)
 	struct lat l = {0};
 	for (int i = 0; i < opt.count; i++) {
 		double t0 = now_s();
-		if (write_all(fd, msg, sz) != 0 || read_exact(fd, back, sz) != 0) {
+		if (write_all(fd, msg, sz) != 0 ||
+		    read_exact(fd, back, sz) != 0) {
 			atomic_fetch_add(&errors, 1);
 			break;
 		}
@@ -507,23 +521,28 @@ static int run_idle(void)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	double per = open_ok > 0 && before >= 0
-			     ? (double)(after - before) / open_ok
-			     : -1;
-	printf("mode=idle tunnels=%d alive=%d rss_before_kib=%ld rss_after_kib=%ld "
+			 ? (double)(after - before) / open_ok
+			 : -1;
+	printf("mode=idle tunnels=%d alive=%d rss_before_kib=%ld "
+	       "rss_after_kib=%ld "
 	       "kib_per_tunnel=%.2f errors=%" PRIu64 "\n",
-	       open_ok, alive, before, after, per, (uint64_t)atomic_load(&errors));
+	       open_ok, alive, before, after, per,
+	       (uint64_t)atomic_load(&errors));
 	free(fds);
 	return alive == opt.count ? 0 : 1;
 }
 
 static void usage(void)
 {
-	fputs("usage: agentsafe-bench --mode setup|bulk|rr|idle [--proxy ADDR:PORT|direct]\n"
-	      "         [--host NAME] [--echo ADDR:PORT] [--discard ADDR:PORT]\n"
-	      "         [--concurrency N] [--duration SECONDS] [--count N]\n"
-	      "         [--size BYTES] [--pid PROXY_PID]\n"
-	      "Starts its own upstream (echo + discard) on the given loopback ports.\n",
-	      stderr);
+	fputs(
+	    "usage: agentsafe-bench --mode setup|bulk|rr|idle [--proxy "
+	    "ADDR:PORT|direct]\n"
+	    "         [--host NAME] [--echo ADDR:PORT] [--discard ADDR:PORT]\n"
+	    "         [--concurrency N] [--duration SECONDS] [--count N]\n"
+	    "         [--size BYTES] [--pid PROXY_PID]\n"
+	    "Starts its own upstream (echo + discard) on the given loopback "
+	    "ports.\n",
+	    stderr);
 }
 
 int main(int argc, char **argv)
@@ -538,33 +557,39 @@ int main(int argc, char **argv)
 	parse_addr("127.0.0.1:19001", &opt.echo_addr);
 	parse_addr("127.0.0.1:19002", &opt.discard_addr);
 	static const struct option lo[] = {
-		{"mode", required_argument, 0, 'm'},
-		{"proxy", required_argument, 0, 'p'},
-		{"host", required_argument, 0, 'H'},
-		{"echo", required_argument, 0, 'e'},
-		{"discard", required_argument, 0, 'd'},
-		{"concurrency", required_argument, 0, 'c'},
-		{"duration", required_argument, 0, 't'},
-		{"count", required_argument, 0, 'n'},
-		{"size", required_argument, 0, 's'},
-		{"pid", required_argument, 0, 'P'},
-		{"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+	    {"mode", required_argument, 0, 'm'},
+	    {"proxy", required_argument, 0, 'p'},
+	    {"host", required_argument, 0, 'H'},
+	    {"echo", required_argument, 0, 'e'},
+	    {"discard", required_argument, 0, 'd'},
+	    {"concurrency", required_argument, 0, 'c'},
+	    {"duration", required_argument, 0, 't'},
+	    {"count", required_argument, 0, 'n'},
+	    {"size", required_argument, 0, 's'},
+	    {"pid", required_argument, 0, 'P'},
+	    {"help", no_argument, 0, 'h'},
+	    {0, 0, 0, 0}};
 	int c;
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		switch (c) {
-		case 'm': opt.mode = optarg; break;
+		case 'm':
+			opt.mode = optarg;
+			break;
 		case 'p':
 			if (strcmp(optarg, "direct") == 0) {
 				opt.direct = true;
 			} else if (parse_addr(optarg, &opt.proxy) == 0) {
 				opt.direct = false;
 			} else {
-				fprintf(stderr, "agentsafe-bench: bad --proxy %s\n", optarg);
+				fprintf(stderr,
+					"agentsafe-bench: bad --proxy %s\n",
+					optarg);
 				return 2;
 			}
 			break;
-		case 'H': opt.host = optarg; break;
+		case 'H':
+			opt.host = optarg;
+			break;
 		case 'e':
 			if (parse_addr(optarg, &opt.echo_addr) != 0)
 				return 2;
@@ -573,13 +598,27 @@ int main(int argc, char **argv)
 			if (parse_addr(optarg, &opt.discard_addr) != 0)
 				return 2;
 			break;
-		case 'c': opt.concurrency = atoi(optarg); break;
-		case 't': opt.duration = atof(optarg); break;
-		case 'n': opt.count = atoi(optarg); break;
-		case 's': opt.size = atoi(optarg); break;
-		case 'P': opt.pid = (pid_t)atoi(optarg); break;
-		case 'h': usage(); return 0;
-		default: usage(); return 2;
+		case 'c':
+			opt.concurrency = atoi(optarg);
+			break;
+		case 't':
+			opt.duration = atof(optarg);
+			break;
+		case 'n':
+			opt.count = atoi(optarg);
+			break;
+		case 's':
+			opt.size = atoi(optarg);
+			break;
+		case 'P':
+			opt.pid = (pid_t)atoi(optarg);
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
+			return 2;
 		}
 	}
 	if (opt.concurrency < 1 || opt.duration <= 0 || opt.count < 1) {
@@ -593,7 +632,8 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (make_hello(opt.host) != 0) {
-		fprintf(stderr, "agentsafe-bench: cannot build a ClientHello\n");
+		fprintf(stderr,
+			"agentsafe-bench: cannot build a ClientHello\n");
 		return 2;
 	}
 	/* Idle mode holds thousands of tunnels: the upstream gets its own

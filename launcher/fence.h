@@ -12,7 +12,7 @@
 
 struct egress_log;
 
-#define FENCE_TABLE_PREFIX "agentsafe_"
+#define FENCE_TABLE_PREFIX  "agentsafe_"
 #define FENCE_MAX_PUBLISHED 64
 
 struct fence_port_range {
@@ -20,8 +20,8 @@ struct fence_port_range {
 };
 
 struct fence_config {
-	char table[64];      /* FENCE_TABLE_PREFIX + session id */
-	char bridge[16];     /* interface name of the session bridge */
+	char table[64];		   /* FENCE_TABLE_PREFIX + session id */
+	char bridge[16];	   /* interface name of the session bridge */
 	struct in_addr proxy_addr; /* the proxy listens here (bridge gateway) */
 	uint16_t proxy_port;
 	uint16_t nflog_group;
@@ -41,8 +41,13 @@ struct fence_nflog;
 int fence_nflog_open(uint16_t group, struct egress_log *log,
 		     struct fence_nflog **out, char *err, size_t errlen);
 int fence_nflog_fd(const struct fence_nflog *n);
-/* Read what is pending on the fd (non-blocking) and write drop records. */
+/* Read what is pending on the fd (non-blocking) and write drop records.
+ * Returns the number of netlink reads handled, or -errno. */
 int fence_nflog_dispatch(struct fence_nflog *n);
+/* Packets not given their own record because the same flow (protocol,
+ * source and destination address, destination port) was recorded within
+ * the last 5 seconds. */
+uint64_t fence_nflog_folded(const struct fence_nflog *n);
 void fence_nflog_free(struct fence_nflog *n);
 
 #endif

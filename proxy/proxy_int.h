@@ -65,7 +65,8 @@ struct proxy_server {
 	atomic_uint nconns;	/* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
 	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
-	unsigned splice_max;	/* tunnels that may use pipes (fd budget) */
+	unsigned fd_limit;	/* RLIMIT_NOFILE soft limit at start */
+	atomic_uint pipe_pairs; /* splice pipes held now, all workers */
 	unsigned nworkers;
 	struct worker *workers;
 	size_t nlisten;

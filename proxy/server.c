@@ -89,11 +89,14 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
-	/* A spliced tunnel holds 6 descriptors (2 sockets, 2 pipes), a copied
-	 * one 2: use pipes only while they cannot starve accept(). */
+	/* Splice pipes are held only while bytes are moving (splice.c), and
+	 * only within what the descriptor limit leaves after 2 per
+	 * connection, so idle tunnels never cost pipes. */
 	struct rlimit rl;
+	atomic_init(&s->pipe_pairs, 0);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256)
-		s->splice_max = (unsigned)((rl.rlim_cur - 128) / 6);
+		s->fd_limit =
+		    rl.rlim_cur > 1u << 30 ? 1u << 30 : (unsigned)rl.rlim_cur;
 	s->nworkers = cfg->workers;
 	if (s->nworkers == 0) {
 		long n = sysconf(_SC_NPROCESSORS_ONLN);

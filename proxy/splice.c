@@ -1,8 +1,11 @@
 /* Zero-copy fast path of the tunnel relay: once an established tunnel has
  * nothing buffered in user space, bytes move socket -> pipe -> socket with
  * splice(2) and never enter the proxy's memory. One pipe per direction is
- * the backpressure bound (at most a pipe's worth in flight). Falls back to
- * the bufferevent copy (relay.c) when pipes cannot be had. */
+ * the backpressure bound (at most a pipe's worth in flight). A direction
+ * holds its pipe only while bytes are in flight and gives it back when the
+ * pipe is empty and the source has nothing more, so an idle tunnel costs
+ * two descriptors and no pipe buffers; when the descriptor budget has no
+ * pipe to spare, the direction waits a moment and retries. */
 #include "proxy_int.h"
 
 #include <errno.h>
@@ -21,14 +24,50 @@ struct splice_dir {
 	size_t inpipe;	/* bytes read into the pipe, not yet written out */
 	bool eof, shut; /* `from` sent EOF; `to` was shut down for writing */
 	bool up;	/* client -> upstream */
-	struct event *rd, *wr;
+	struct event *rd, *wr, *retry;
 };
 
 struct splice_state {
 	struct splice_dir dir[2];
 };
 
-#define SPLICE_CHUNK ((size_t)64 * 1024)
+#define SPLICE_CHUNK  ((size_t)64 * 1024)
+#define PIPE_RETRY_MS 20
+#define FD_RESERVE    256 /* listeners, log, resolver, accept headroom */
+
+/* Takes a pipe for this direction if the descriptor budget allows: every
+ * connection keeps its 2 sockets' worth, pipes get what is left. */
+static bool pipe_get(struct splice_dir *d)
+{
+	if (d->pipe[0] >= 0)
+		return true;
+	struct proxy_server *srv = d->c->w->srv;
+	unsigned conns = atomic_load(&srv->nconns);
+	unsigned pairs = atomic_fetch_add(&srv->pipe_pairs, 1) + 1;
+	if (srv->fd_limit != 0 &&
+	    (unsigned long)conns * 2 + (unsigned long)pairs * 2 + FD_RESERVE >
+		srv->fd_limit) {
+		atomic_fetch_sub(&srv->pipe_pairs, 1);
+		return false;
+	}
+	if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+		d->pipe[0] = d->pipe[1] = -1;
+		atomic_fetch_sub(&srv->pipe_pairs, 1);
+		return false;
+	}
+	return true;
+}
+
+static void pipe_put(struct splice_dir *d)
+{
+	if (d->pipe[0] < 0)
+		return;
+	close(d->pipe[0]);
+	close(d->pipe[1]);
+	d->pipe[0] = d->pipe[1] = -1;
+	d->inpipe = 0;
+	atomic_fetch_sub(&d->c->w->srv->pipe_pairs, 1);
+}
 
 static void dir_close(struct splice_dir *d)
 {
@@ -36,12 +75,11 @@ static void dir_close(struct splice_dir *d)
 		event_free(d->rd);
 	if (d->wr != NULL)
 		event_free(d->wr);
-	if (d->pipe[0] >= 0)
-		close(d->pipe[0]);
-	if (d->pipe[1] >= 0)
-		close(d->pipe[1]);
-	d->rd = d->wr = NULL;
-	d->pipe[0] = d->pipe[1] = -1;
+	if (d->retry != NULL)
+		event_free(d->retry);
+	if (d->c != NULL)
+		pipe_put(d);
+	d->rd = d->wr = d->retry = NULL;
 }
 
 void relay_splice_free(struct conn *c)
@@ -105,6 +143,7 @@ static bool pump(struct splice_dir *d)
 		}
 		event_del(d->wr);
 		if (d->eof) {
+			pipe_put(d);
 			if (!d->shut) {
 				shutdown(d->to, SHUT_WR);
 				d->shut = true;
@@ -115,6 +154,14 @@ static bool pump(struct splice_dir *d)
 				finish(c, "eof");
 				return false;
 			}
+			return true;
+		}
+		if (!pipe_get(d)) {
+			/* No descriptor to spare right now: stop reading
+			 * this side (backpressure) and try again shortly. */
+			struct timeval tv = {0, PIPE_RETRY_MS * 1000};
+			event_del(d->rd);
+			event_add(d->retry, &tv);
 			return true;
 		}
 		ssize_t n =
@@ -132,6 +179,9 @@ static bool pump(struct splice_dir *d)
 		if (errno == EINTR)
 			continue;
 		if (errno == EAGAIN) {
+			/* Drained and nothing more to read: an idle
+			 * direction holds no pipe. */
+			pipe_put(d);
 			event_add(d->rd, NULL);
 			return true;
 		}
@@ -155,8 +205,6 @@ bool relay_splice_start(struct conn *c)
 	struct proxy_server *srv = c->w->srv;
 	if (c->splice != NULL || srv->no_splice)
 		return c->splice != NULL;
-	if (atomic_load(&srv->nconns) > srv->splice_max)
-		return false;
 	struct splice_state *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return false;
@@ -172,15 +220,12 @@ bool relay_splice_start(struct conn *c)
 	}
 	for (int i = 0; i < 2; i++) {
 		struct splice_dir *d = &s->dir[i];
-		if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
-			d->pipe[0] = d->pipe[1] = -1;
-			goto fallback; /* out of fds: keep copying */
-		}
 		d->rd = event_new(c->w->base, d->from, EV_READ | EV_PERSIST,
 				  io_cb, d);
 		d->wr = event_new(c->w->base, d->to, EV_WRITE | EV_PERSIST,
 				  io_cb, d);
-		if (d->rd == NULL || d->wr == NULL)
+		d->retry = event_new(c->w->base, -1, 0, io_cb, d);
+		if (d->rd == NULL || d->wr == NULL || d->retry == NULL)
 			goto fallback;
 	}
 	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);

@@ -1,0 +1,640 @@
+/* The session's network fence. One inet table per session, installed in one
+ * atomic netlink batch (libnftnl + libmnl): packets from the session bridge
+ * may only open TCP to the proxy; everything else they try is NFLOGged
+ * (rate-limited) and dropped, on both the input hook (the host itself) and
+ * the forward hook (LAN, internet, other sessions), IPv4 and IPv6 alike. */
+#include "fence.h"
+
+#include <errno.h>
+#include <arpa/inet.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_conntrack_common.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/common.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/table.h>
+
+#include "fence_int.h"
+
+/* Before Docker's own filter rules (priority 0): a drop here is final,
+ * whatever they accept later. */
+#define FENCE_PRIORITY (-10)
+/* NFLOG flood bound: records beyond this rate are dropped unlogged (still
+ * dropped); the kernel counts them in the rule's counter. */
+#define FENCE_LOG_RATE	50 /* per second */
+#define FENCE_LOG_BURST 100
+#define FENCE_SNAPLEN	128 /* enough for IP + transport headers */
+
+/* ---- expression helpers ---- */
+
+/* Expression builders are chained with ||; any failure is an allocation
+ * failure. */
+static int chain_ok(int any_failed)
+{
+	return any_failed ? -ENOMEM : 0;
+}
+
+static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
+{
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+static int x_meta(struct nftnl_rule *r, uint32_t key)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("meta");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	return add_expr(r, e);
+}
+
+static int x_cmp(struct nftnl_rule *r, uint32_t op, const void *data,
+		 uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("cmp");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CMP_OP, op);
+	nftnl_expr_set(e, NFTNL_EXPR_CMP_DATA, data, len);
+	return add_expr(r, e);
+}
+
+static int x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
+		     uint32_t len)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("payload");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	return add_expr(r, e);
+}
+
+static int x_verdict(struct nftnl_rule *r, int verdict)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+	return add_expr(r, e);
+}
+
+static int x_counter(struct nftnl_rule *r)
+{
+	return add_expr(r, nftnl_expr_alloc("counter"));
+}
+
+/* iifname/oifname == name (compared over IFNAMSIZ, zero padded). */
+static int x_ifname(struct nftnl_rule *r, uint32_t key, const char *name)
+{
+	char buf[IFNAMSIZ] = {0};
+	size_t n = strnlen(name, IFNAMSIZ - 1);
+	memcpy(buf, name, n);
+	int rc = x_meta(r, key);
+	return rc ? rc : x_cmp(r, NFT_CMP_EQ, buf, (uint32_t)(n + 1));
+}
+
+/* ct state established,related */
+static int x_ct_established(struct nftnl_rule *r)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("ct");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_KEY, NFT_CT_STATE);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_CT_DREG, NFT_REG_1);
+	nftnl_rule_add_expr(r, e);
+	uint32_t mask =
+	    NF_CT_STATE_BIT(IP_CT_ESTABLISHED) | NF_CT_STATE_BIT(IP_CT_RELATED);
+	uint32_t zero = 0;
+	e = nftnl_expr_alloc("bitwise");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_SREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_BITWISE_LEN, sizeof(uint32_t));
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
+	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof zero);
+	nftnl_rule_add_expr(r, e);
+	return x_cmp(r, NFT_CMP_NEQ, &zero, sizeof zero);
+}
+
+/* meta l4proto tcp, th dport in [first, last] */
+static int x_tcp_dport(struct nftnl_rule *r, uint16_t first, uint16_t last)
+{
+	uint8_t tcp = IPPROTO_TCP;
+	int rc = x_meta(r, NFT_META_L4PROTO);
+	if (rc == 0)
+		rc = x_cmp(r, NFT_CMP_EQ, &tcp, sizeof tcp);
+	if (rc == 0)
+		rc = x_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2);
+	if (rc != 0)
+		return rc;
+	uint16_t lo = htons(first), hi = htons(last);
+	if (first == last)
+		return x_cmp(r, NFT_CMP_EQ, &lo, sizeof lo);
+	rc = x_cmp(r, NFT_CMP_GTE, &lo, sizeof lo);
+	return rc ? rc : x_cmp(r, NFT_CMP_LTE, &hi, sizeof hi);
+}
+
+static int x_log_limited(struct nftnl_rule *r, uint16_t group,
+			 const char *prefix)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("limit");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, FENCE_LOG_RATE);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, 1); /* seconds */
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, FENCE_LOG_BURST);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
+	nftnl_rule_add_expr(r, e);
+	e = nftnl_expr_alloc("log");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, FENCE_SNAPLEN);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
+	nftnl_rule_add_expr(r, e);
+	return 0;
+}
+
+/* ---- the ruleset ---- */
+
+struct fence_batch {
+	struct mnl_nlmsg_batch *b;
+	char *buf;
+	size_t buflen;
+	uint32_t seq;
+	int nmsgs;
+};
+
+static int fb_init(struct fence_batch *fb)
+{
+	fb->buflen = (size_t)MNL_SOCKET_BUFFER_SIZE * 4;
+	fb->buf = malloc(fb->buflen);
+	if (fb->buf == NULL)
+		return -ENOMEM;
+	fb->b = mnl_nlmsg_batch_start(fb->buf, fb->buflen);
+	fb->seq = (uint32_t)time(NULL);
+	fb->nmsgs = 0;
+	nftnl_batch_begin(mnl_nlmsg_batch_current(fb->b), fb->seq++);
+	mnl_nlmsg_batch_next(fb->b);
+	return 0;
+}
+
+static void fb_free(struct fence_batch *fb)
+{
+	if (fb->b != NULL)
+		mnl_nlmsg_batch_stop(fb->b);
+	free(fb->buf);
+}
+
+static struct nlmsghdr *fb_msg(struct fence_batch *fb, uint16_t type,
+			       uint16_t flags)
+{
+	struct nlmsghdr *nlh =
+	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(fb->b), type,
+				  NFPROTO_INET, flags, fb->seq++);
+	fb->nmsgs++;
+	return nlh;
+}
+
+static int fb_next(struct fence_batch *fb)
+{
+	/* mnl_nlmsg_batch_next returns false when the buffer is full. */
+	return mnl_nlmsg_batch_next(fb->b) ? 0 : -ENOSPC;
+}
+
+static int fb_table(struct fence_batch *fb, const char *name, uint16_t type,
+		    uint16_t flags)
+{
+	struct nftnl_table *t = nftnl_table_alloc();
+	if (t == NULL)
+		return -ENOMEM;
+	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
+	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	nftnl_table_nlmsg_build_payload(fb_msg(fb, type, flags), t);
+	nftnl_table_free(t);
+	return fb_next(fb);
+}
+
+static int fb_chain(struct fence_batch *fb, const char *table, const char *name,
+		    uint32_t hook)
+{
+	struct nftnl_chain *c = nftnl_chain_alloc();
+	if (c == NULL)
+		return -ENOMEM;
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_FAMILY, NFPROTO_INET);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, FENCE_PRIORITY);
+	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
+	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
+	nftnl_chain_nlmsg_build_payload(
+	    fb_msg(fb, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK), c);
+	nftnl_chain_free(c);
+	return fb_next(fb);
+}
+
+static struct nftnl_rule *rule_new(const char *table, const char *chain)
+{
+	struct nftnl_rule *r = nftnl_rule_alloc();
+	if (r == NULL)
+		return NULL;
+	nftnl_rule_set_u32(r, NFTNL_RULE_FAMILY, NFPROTO_INET);
+	nftnl_rule_set_str(r, NFTNL_RULE_TABLE, table);
+	nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, chain);
+	return r;
+}
+
+static int fb_rule(struct fence_batch *fb, struct nftnl_rule *r, int rc)
+{
+	if (r == NULL)
+		return -ENOMEM;
+	if (rc == 0) {
+		nftnl_rule_nlmsg_build_payload(
+		    fb_msg(fb, NFT_MSG_NEWRULE,
+			   NLM_F_APPEND | NLM_F_CREATE | NLM_F_ACK),
+		    r);
+		rc = fb_next(fb);
+	}
+	nftnl_rule_free(r);
+	return rc;
+}
+
+int fence_config_check(const struct fence_config *c, char *err, size_t errlen)
+{
+	size_t tl = strnlen(c->table, sizeof c->table);
+	size_t pl = strlen(FENCE_TABLE_PREFIX);
+	if (tl == sizeof c->table || tl <= pl ||
+	    strncmp(c->table, FENCE_TABLE_PREFIX, pl) != 0) {
+		snprintf(err, errlen,
+			 "fence: table name must be '%s<session id>'",
+			 FENCE_TABLE_PREFIX);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < tl; i++) {
+		char ch = c->table[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-')) {
+			snprintf(err, errlen,
+				 "fence: table name '%.63s' has a character "
+				 "other than letters, digits, '_' and '-'",
+				 c->table);
+			return -EINVAL;
+		}
+	}
+	size_t bl = strnlen(c->bridge, sizeof c->bridge);
+	if (bl == 0 || bl >= IFNAMSIZ) {
+		snprintf(err, errlen,
+			 "fence: bridge interface name must be 1-%d bytes",
+			 IFNAMSIZ - 1);
+		return -EINVAL;
+	}
+	if (c->proxy_port == 0 || c->proxy_addr.s_addr == htonl(INADDR_ANY)) {
+		snprintf(err, errlen,
+			 "fence: the proxy address and port must be set");
+		return -EINVAL;
+	}
+	if (c->npublished > FENCE_MAX_PUBLISHED) {
+		snprintf(err, errlen, "fence: more than %d published ranges",
+			 FENCE_MAX_PUBLISHED);
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < c->npublished; i++) {
+		if (c->published[i].first == 0 ||
+		    c->published[i].last < c->published[i].first) {
+			snprintf(err, errlen,
+				 "fence: published range %u-%u is empty",
+				 c->published[i].first, c->published[i].last);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+void fence_log_prefix(const char *table, char *buf, size_t len)
+{
+	/* The kernel keeps at most 127 bytes of prefix; the table name is at
+	 * most 63, so the session id always survives. */
+	snprintf(buf, len, "agentsafe %s", table + strlen(FENCE_TABLE_PREFIX));
+}
+
+int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
+		      char *err, size_t errlen)
+{
+	*out = NULL;
+	int rc = fence_config_check(c, err, errlen);
+	if (rc != 0)
+		return rc;
+	struct fence_batch *fb = calloc(1, sizeof *fb);
+	if (fb == NULL || fb_init(fb) != 0) {
+		free(fb);
+		snprintf(err, errlen, "fence: out of memory");
+		return -ENOMEM;
+	}
+	char prefix[128];
+	fence_log_prefix(c->table, prefix, sizeof prefix);
+	const char *t = c->table;
+	/* add + delete + add: replaces a same-named table atomically and
+	 * works whether or not it existed. */
+	rc = fb_table(fb, t, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK);
+	if (rc == 0)
+		rc = fb_table(fb, t, NFT_MSG_DELTABLE, NLM_F_ACK);
+	if (rc == 0)
+		rc = fb_table(fb, t, NFT_MSG_NEWTABLE,
+			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+	if (rc == 0)
+		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN);
+	if (rc == 0)
+		rc = fb_chain(fb, t, "forward", NF_INET_FORWARD);
+
+	uint8_t v4 = NFPROTO_IPV4;
+	struct nftnl_rule *r;
+	/* input: replies, then the proxy, then log + drop. */
+	if (rc == 0) {
+		r = rule_new(t, "input");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	if (rc == 0) {
+		r = rule_new(t, "input");
+		int e = r ? x_ifname(r, NFT_META_IIFNAME, c->bridge) : -ENOMEM;
+		if (e == 0)
+			e = x_meta(r, NFT_META_NFPROTO) ||
+			    x_cmp(r, NFT_CMP_EQ, &v4, sizeof v4) ||
+			    x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4) ||
+			    x_cmp(r, NFT_CMP_EQ, &c->proxy_addr.s_addr, 4) ||
+			    x_tcp_dport(r, c->proxy_port, c->proxy_port) ||
+			    x_counter(r) || x_verdict(r, NF_ACCEPT);
+		rc = fb_rule(fb, r, chain_ok(e));
+	}
+	/* forward: replies of connections published ports let in. */
+	if (rc == 0) {
+		r = rule_new(t, "forward");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	for (size_t i = 0; rc == 0 && i < c->npublished; i++) {
+		r = rule_new(t, "forward");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
+				 x_tcp_dport(r, c->published[i].first,
+					     c->published[i].last) ||
+				 x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	static const char *const chains[] = {"input", "forward"};
+	for (size_t i = 0; rc == 0 && i < 2; i++) {
+		/* Logged (rate-limited) drop, then the unlogged remainder. */
+		r = rule_new(t, chains[i]);
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_log_limited(r, c->nflog_group, prefix) ||
+				 x_counter(r) || x_verdict(r, NF_DROP))
+		      : -ENOMEM);
+		if (rc != 0)
+			break;
+		r = rule_new(t, chains[i]);
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_counter(r) || x_verdict(r, NF_DROP))
+		      : -ENOMEM);
+	}
+	if (rc != 0) {
+		fb_free(fb);
+		free(fb);
+		snprintf(err, errlen, "fence: cannot build the rule batch: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	nftnl_batch_end(mnl_nlmsg_batch_current(fb->b), fb->seq++);
+	mnl_nlmsg_batch_next(fb->b);
+	*out = fb;
+	return 0;
+}
+
+const void *fence_batch_data(const struct fence_batch *fb, size_t *len)
+{
+	*len = mnl_nlmsg_batch_size(fb->b);
+	return mnl_nlmsg_batch_head(fb->b);
+}
+
+int fence_batch_count(const struct fence_batch *fb)
+{
+	return fb->nmsgs;
+}
+
+void fence_batch_free(struct fence_batch *fb)
+{
+	if (fb == NULL)
+		return;
+	fb_free(fb);
+	free(fb);
+}
+
+/* Sends a batch and collects the kernel's acks; the first error wins. */
+static int send_batch(const void *data, size_t len, char *err, size_t errlen,
+		      const char *what)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (nl == NULL) {
+		int e = errno;
+		snprintf(err, errlen, "fence: netlink socket: %s", strerror(e));
+		return -e;
+	}
+	int rc = 0;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_sendto(nl, data, len) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	uint32_t portid = mnl_socket_get_portid(nl);
+	char buf[8192]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	/* Acks arrive for every message flagged NLM_F_ACK; an error ack ends
+	 * the batch (the kernel rolled all of it back). Poll until quiet. */
+	for (;;) {
+		fd_set fds;
+		FD_ZERO(&fds);
+		FD_SET(mnl_socket_get_fd(nl), &fds);
+		struct timeval tv = {0, 200000};
+		int n =
+		    select(mnl_socket_get_fd(nl) + 1, &fds, NULL, NULL, &tv);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
+		if (got < 0) {
+			rc = -errno;
+			break;
+		}
+		if (mnl_cb_run(buf, (size_t)got, 0, portid, NULL, NULL) < 0) {
+			rc = -errno;
+			break;
+		}
+	}
+out:
+	if (rc != 0)
+		snprintf(err, errlen, "fence: %s: %s%s", what, strerror(-rc),
+			 rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
+	mnl_socket_close(nl);
+	return rc;
+}
+
+int fence_apply(const struct fence_config *c, char *err, size_t errlen)
+{
+	struct fence_batch *fb = NULL;
+	int rc = fence_build_batch(c, &fb, err, errlen);
+	if (rc != 0)
+		return rc;
+	size_t len = 0;
+	const void *data = fence_batch_data(fb, &len);
+	char what[96];
+	snprintf(what, sizeof what, "installing table %.63s", c->table);
+	rc = send_batch(data, len, err, errlen, what);
+	fence_batch_free(fb);
+	return rc;
+}
+
+int fence_remove(const char *table, char *err, size_t errlen)
+{
+	struct fence_batch fb;
+	if (fb_init(&fb) != 0) {
+		snprintf(err, errlen, "fence: out of memory");
+		return -ENOMEM;
+	}
+	int rc = fb_table(&fb, table, NFT_MSG_DELTABLE, NLM_F_ACK);
+	if (rc == 0) {
+		nftnl_batch_end(mnl_nlmsg_batch_current(fb.b), fb.seq++);
+		mnl_nlmsg_batch_next(fb.b);
+		char what[96];
+		snprintf(what, sizeof what, "removing table %.63s", table);
+		rc = send_batch(mnl_nlmsg_batch_head(fb.b),
+				mnl_nlmsg_batch_size(fb.b), err, errlen, what);
+	}
+	fb_free(&fb);
+	return rc;
+}
+
+/* ---- sweep ---- */
+
+struct table_list {
+	char names[256][64];
+	size_t n;
+};
+
+static int table_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct table_list *l = data;
+	struct nftnl_table *t = nftnl_table_alloc();
+	if (t == NULL)
+		return MNL_CB_ERROR;
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+		const char *name = nftnl_table_get_str(t, NFTNL_TABLE_NAME);
+		if (name != NULL &&
+		    strncmp(name, FENCE_TABLE_PREFIX,
+			    strlen(FENCE_TABLE_PREFIX)) == 0 &&
+		    strlen(name) < sizeof l->names[0] &&
+		    l->n < sizeof l->names / sizeof l->names[0]) {
+			memcpy(l->names[l->n], name, strlen(name) + 1);
+			l->n++;
+		}
+	}
+	nftnl_table_free(t);
+	return MNL_CB_OK;
+}
+
+static int list_tables(struct table_list *l, char *err, size_t errlen)
+{
+	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (nl == NULL) {
+		int e = errno;
+		snprintf(err, errlen, "fence: netlink socket: %s", strerror(e));
+		return -e;
+	}
+	char buf[8192]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	uint32_t seq = (uint32_t)time(NULL);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(
+	    buf, NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_DUMP, seq);
+	int rc = 0;
+	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
+	    mnl_socket_sendto(nl, nlh, nlh->nlmsg_len) < 0) {
+		rc = -errno;
+	} else {
+		uint32_t portid = mnl_socket_get_portid(nl);
+		for (;;) {
+			ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
+			if (got < 0) {
+				rc = -errno;
+				break;
+			}
+			int r = mnl_cb_run(buf, (size_t)got, seq, portid,
+					   table_cb, l);
+			if (r < 0) {
+				rc = -errno;
+				break;
+			}
+			if (r == MNL_CB_STOP)
+				break;
+		}
+	}
+	if (rc != 0)
+		snprintf(err, errlen, "fence: listing tables: %s",
+			 strerror(-rc));
+	mnl_socket_close(nl);
+	return rc;
+}
+
+int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
+		char *err, size_t errlen)
+{
+	struct table_list *l = calloc(1, sizeof *l);
+	if (l == NULL) {
+		snprintf(err, errlen, "fence: out of memory");
+		return -ENOMEM;
+	}
+	int rc = list_tables(l, err, errlen);
+	int removed = 0;
+	for (size_t i = 0; rc == 0 && i < l->n; i++) {
+		const char *id = l->names[i] + strlen(FENCE_TABLE_PREFIX);
+		if (is_live(id, arg))
+			continue;
+		rc = fence_remove(l->names[i], err, errlen);
+		if (rc == -ENOENT)
+			rc = 0; /* another sweeper got there first */
+		else if (rc == 0)
+			removed++;
+	}
+	free(l);
+	return rc != 0 ? rc : removed;
+}

@@ -1,0 +1,337 @@
+/* The NFLOG reader: binds the session's log group over a raw nfnetlink
+ * socket (libmnl) and turns each packet the fence dropped into one `drop`
+ * record. Repeats of one flow within a few seconds (SYN retransmits, a
+ * ping loop) are folded into the first record so a chatty process cannot
+ * fill the disk; the kernel rule already caps the rate. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libmnl/libmnl.h>
+
+#include "egress_log.h"
+#include "fence_int.h"
+
+#define NFLOG_COPY_RANGE 128
+#define FLOW_SLOTS	 128
+#define FLOW_QUIET_MS	 5000 /* a flow is new again after this much silence */
+
+struct flow {
+	char key[128];
+	int64_t last_ms;
+};
+
+struct fence_nflog {
+	struct mnl_socket *nl;
+	struct egress_log *log;
+	uint16_t group;
+	uint32_t portid;
+	char *buf;
+	size_t buflen;
+	struct flow flows[FLOW_SLOTS];
+	size_t next_slot;
+	uint64_t folded;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *fence_proto_name(uint8_t proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case IPPROTO_TCP:
+		return "tcp";
+	case IPPROTO_UDP:
+		return "udp";
+	case IPPROTO_ICMP:
+		return "icmp";
+	case IPPROTO_ICMPV6:
+		return "icmpv6";
+	default:
+		snprintf(buf, len, "%u", proto);
+		return buf;
+	}
+}
+
+int fence_parse_packet(const uint8_t *p, size_t len, struct fence_pkt *out)
+{
+	memset(out, 0, sizeof *out);
+	out->icmp_type = -1;
+	if (len < 1)
+		return -EINVAL;
+	size_t l4off;
+	bool first_fragment = true;
+	unsigned version = p[0] >> 4;
+	if (version == 4) {
+		if (len < 20)
+			return -EINVAL;
+		size_t ihl = (size_t)(p[0] & 0x0f) * 4;
+		if (ihl < 20 || ihl > len)
+			return -EINVAL;
+		out->family = 4;
+		out->proto = p[9];
+		inet_ntop(AF_INET, p + 12, out->src, sizeof out->src);
+		inet_ntop(AF_INET, p + 16, out->dst, sizeof out->dst);
+		first_fragment = ((((unsigned)p[6] << 8) | p[7]) & 0x1fff) == 0;
+		l4off = ihl;
+	} else if (version == 6) {
+		if (len < 40)
+			return -EINVAL;
+		out->family = 6;
+		out->proto = p[6];
+		inet_ntop(AF_INET6, p + 8, out->src, sizeof out->src);
+		inet_ntop(AF_INET6, p + 24, out->dst, sizeof out->dst);
+		l4off = 40;
+		/* Walk the common extension headers (bounded by len). */
+		for (int hops = 0; hops < 8; hops++) {
+			uint8_t nh = out->proto;
+			if (nh != 0 && nh != 43 && nh != 60 && nh != 44)
+				break;
+			if (l4off + 8 > len)
+				return 0;
+			if (nh == 44) { /* fragment header */
+				first_fragment =
+				    ((((unsigned)p[l4off + 2] << 8) |
+				      p[l4off + 3]) &
+				     0xfff8) == 0;
+				out->proto = p[l4off];
+				l4off += 8;
+			} else {
+				out->proto = p[l4off];
+				l4off += ((size_t)p[l4off + 1] + 1) * 8;
+			}
+		}
+	} else {
+		return -EINVAL;
+	}
+	if (!first_fragment || l4off > len)
+		return 0;
+	const uint8_t *l4 = p + l4off;
+	size_t l4len = len - l4off;
+	if ((out->proto == IPPROTO_TCP || out->proto == IPPROTO_UDP) &&
+	    l4len >= 4) {
+		out->sport = (uint16_t)((l4[0] << 8) | l4[1]);
+		out->dport = (uint16_t)((l4[2] << 8) | l4[3]);
+	} else if ((out->proto == IPPROTO_ICMP ||
+		    out->proto == IPPROTO_ICMPV6) &&
+		   l4len >= 1) {
+		out->icmp_type = l4[0];
+	}
+	return 0;
+}
+
+/* True when this flow was recorded within FLOW_QUIET_MS (then refreshed). */
+static bool flow_seen(struct fence_nflog *n, const struct fence_pkt *k)
+{
+	char key[128];
+	/* The source port is left out on purpose: a retried connect from a
+	 * new port is the same attempt for a reader. */
+	snprintf(key, sizeof key, "%u|%s|%s|%u|%d", k->proto, k->src, k->dst,
+		 k->dport, k->icmp_type);
+	int64_t t = now_ms();
+	for (size_t i = 0; i < FLOW_SLOTS; i++) {
+		if (strcmp(n->flows[i].key, key) == 0) {
+			bool recent = t - n->flows[i].last_ms < FLOW_QUIET_MS;
+			n->flows[i].last_ms = t;
+			return recent;
+		}
+	}
+	struct flow *f = &n->flows[n->next_slot];
+	n->next_slot = (n->next_slot + 1) % FLOW_SLOTS;
+	memcpy(f->key, key, sizeof key);
+	f->last_ms = t;
+	return false;
+}
+
+static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
+{
+	char client[64], proto[8], msg[64];
+	struct egress_record r;
+	char id[48];
+	egress_record_init(&r);
+	egress_log_next_id(n->log, id, sizeof id);
+	if (k->sport != 0)
+		snprintf(client, sizeof client,
+			 k->family == 6 ? "[%s]:%u" : "%s:%u", k->src,
+			 k->sport);
+	else
+		snprintf(client, sizeof client, "%s", k->src);
+	r.id = id;
+	r.event = "drop";
+	r.client = client;
+	r.proto = fence_proto_name(k->proto, proto, sizeof proto);
+	r.dst = k->dst;
+	if (k->dport != 0)
+		r.dport = k->dport;
+	r.reason = "firewall";
+	if (k->icmp_type >= 0) {
+		snprintf(msg, sizeof msg, "%s type %d", r.proto, k->icmp_type);
+		r.message = msg;
+	}
+	(void)egress_log_write(n->log, &r);
+}
+
+static int attr_cb(const struct nlattr *a, void *data)
+{
+	const struct nlattr **tb = data;
+	int type = mnl_attr_get_type(a);
+	if (mnl_attr_type_valid(a, NFULA_MAX) < 0)
+		return MNL_CB_OK;
+	tb[type] = a;
+	return MNL_CB_OK;
+}
+
+static int packet_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct fence_nflog *n = data;
+	if ((nlh->nlmsg_type & 0xff) != NFULNL_MSG_PACKET)
+		return MNL_CB_OK;
+	const struct nlattr *tb[NFULA_MAX + 1] = {0};
+	if (mnl_attr_parse(nlh, sizeof(struct nfgenmsg), attr_cb, tb) < 0)
+		return MNL_CB_OK;
+	if (tb[NFULA_PAYLOAD] == NULL)
+		return MNL_CB_OK;
+	const uint8_t *p = mnl_attr_get_payload(tb[NFULA_PAYLOAD]);
+	size_t len = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
+	struct fence_pkt k;
+	if (fence_parse_packet(p, len, &k) != 0)
+		return MNL_CB_OK;
+	if (flow_seen(n, &k)) {
+		n->folded++;
+		return MNL_CB_OK;
+	}
+	write_drop(n, &k);
+	return MNL_CB_OK;
+}
+
+static int config(struct fence_nflog *n, uint8_t cmd, bool set_mode)
+{
+	char buf[8192]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(buf);
+	nlh->nlmsg_type = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_CONFIG;
+	nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+	nlh->nlmsg_seq = (uint32_t)time(NULL);
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
+	g->nfgen_family = AF_UNSPEC;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(n->group);
+	if (set_mode) {
+		struct nfulnl_msg_config_mode mode = {
+		    .copy_range = htonl(NFLOG_COPY_RANGE),
+		    .copy_mode = NFULNL_COPY_PACKET,
+		};
+		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
+	} else {
+		struct nfulnl_msg_config_cmd c = {.command = cmd};
+		mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof c, &c);
+	}
+	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
+		return -errno;
+	ssize_t got = mnl_socket_recvfrom(n->nl, buf, sizeof buf);
+	if (got < 0)
+		return -errno;
+	if (mnl_cb_run(buf, (size_t)got, nlh->nlmsg_seq, n->portid, NULL,
+		       NULL) < 0)
+		return -errno;
+	return 0;
+}
+
+int fence_nflog_open(uint16_t group, struct egress_log *log,
+		     struct fence_nflog **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	struct fence_nflog *n = calloc(1, sizeof *n);
+	if (n == NULL) {
+		snprintf(err, errlen, "fence: out of memory");
+		return -ENOMEM;
+	}
+	n->group = group;
+	n->log = log;
+	n->buflen = (size_t)MNL_SOCKET_BUFFER_SIZE * 2;
+	n->buf = malloc(n->buflen);
+	n->nl = mnl_socket_open(NETLINK_NETFILTER);
+	int rc = 0;
+	if (n->buf == NULL || n->nl == NULL) {
+		rc = n->buf == NULL ? -ENOMEM : -errno;
+		snprintf(err, errlen, "fence: NFLOG socket: %s", strerror(-rc));
+		goto fail;
+	}
+	if (mnl_socket_bind(n->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "fence: NFLOG bind: %s", strerror(-rc));
+		goto fail;
+	}
+	n->portid = mnl_socket_get_portid(n->nl);
+	rc = config(n, NFULNL_CFG_CMD_BIND, false);
+	if (rc == 0)
+		rc = config(n, 0, true);
+	if (rc != 0) {
+		snprintf(err, errlen, "fence: binding NFLOG group %u: %s%s",
+			 group, strerror(-rc),
+			 rc == -EPERM	? " (needs CAP_NET_ADMIN)"
+			 : rc == -EBUSY ? " (another reader holds the group)"
+					: "");
+		goto fail;
+	}
+	*out = n;
+	return 0;
+fail:
+	fence_nflog_free(n);
+	return rc;
+}
+
+int fence_nflog_fd(const struct fence_nflog *n)
+{
+	return mnl_socket_get_fd(n->nl);
+}
+
+int fence_nflog_dispatch(struct fence_nflog *n)
+{
+	int fd = mnl_socket_get_fd(n->nl);
+	int handled = 0;
+	for (;;) {
+		ssize_t got = recv(fd, n->buf, n->buflen, MSG_DONTWAIT);
+		if (got < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return handled;
+			if (errno == EINTR)
+				continue;
+			/* ENOBUFS: the kernel dropped log messages because we
+			 * were slow; the packets were still dropped. */
+			if (errno == ENOBUFS)
+				continue;
+			return -errno;
+		}
+		if (got == 0)
+			return handled;
+		(void)mnl_cb_run(n->buf, (size_t)got, 0, 0, packet_cb, n);
+		handled++;
+	}
+}
+
+uint64_t fence_nflog_folded(const struct fence_nflog *n)
+{
+	return n->folded;
+}
+
+void fence_nflog_free(struct fence_nflog *n)
+{
+	if (n == NULL)
+		return;
+	if (n->nl != NULL) {
+		(void)config(n, NFULNL_CFG_CMD_UNBIND, false);
+		mnl_socket_close(n->nl);
+	}
+	free(n->buf);
+	free(n);
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The session fence on real nftables, without Docker (needs root): a "host"
+# namespace with two session bridges, a "container" on each, and an
+# upstream host routed from the host namespace. The launcher's fence code
+# (via fence_driver) programs the host namespace; the container then tries
+# every way around the proxy, and each must be dropped AND leave a `drop`
+# record read back from NFLOG. Every namespace is the test's own; nothing
+# reaches a real network.
+set -euo pipefail
+BIN=${AGENTSAFE_BIN:?}
+HERE=$(cd "$(dirname "$0")" && pwd)
+[ "$(id -u)" -eq 0 ] || { echo "fence test: needs root (ip netns, nftables)" >&2; exit 1; }
+DRV=$BIN/fence_driver
+PROBE="python3 $HERE/probe.py"
+[ -x "$DRV" ] || { echo "fence test: $DRV missing" >&2; exit 1; }
+
+T=f$$                       # short: interface names have 15 bytes
+H=asfen-h-$$; C1=asfen-c1-$$; C2=asfen-c2-$$; U=asfen-u-$$
+W=$(mktemp -d /tmp/asfen.XXXXXX)
+TABLE1=agentsafe_s1$T; TABLE2=agentsafe_s2$T
+GROUP=$(( 3000 + $$ % 1000 ))
+cleanup() {
+  for ns in $H $C1 $C2 $U; do
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+  done
+  sleep 0.2
+  for ns in $H $C1 $C2 $U; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+inH() { ip netns exec "$H" "$@"; }
+inC1() { ip netns exec "$C1" "$@"; }
+
+for ns in $H $C1 $C2 $U; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+inH sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+# Session bridges (what Docker would create per session network).
+ip -n "$H" link add b1$T type bridge; ip -n "$H" link add b2$T type bridge
+ip -n "$H" addr add 10.213.0.1/24 dev b1$T
+ip -n "$H" addr add fd00:213::1/64 dev b1$T nodad
+ip -n "$H" addr add 10.215.0.1/24 dev b2$T
+ip -n "$H" link set b1$T up; ip -n "$H" link set b2$T up
+# Container 1 on bridge 1, container 2 on bridge 2.
+ip link add c1$T netns "$H" type veth peer name eth0 netns "$C1"
+ip -n "$H" link set c1$T master b1$T up
+ip -n "$C1" addr add 10.213.0.2/24 dev eth0
+ip -n "$C1" addr add fd00:213::2/64 dev eth0 nodad
+ip -n "$C1" link set eth0 up
+ip -n "$C1" route add default via 10.213.0.1
+ip -n "$C1" -6 route add default via fd00:213::1
+ip link add c2$T netns "$H" type veth peer name eth0 netns "$C2"
+ip -n "$H" link set c2$T master b2$T up
+ip -n "$C2" addr add 10.215.0.2/24 dev eth0; ip -n "$C2" link set eth0 up
+ip -n "$C2" route add default via 10.215.0.1
+# The "internet": an upstream host routed from the host namespace.
+ip link add u$T netns "$H" type veth peer name eth0 netns "$U"
+ip -n "$H" addr add 10.214.0.1/24 dev u$T; ip -n "$H" link set u$T up
+ip -n "$U" addr add 10.214.0.2/24 dev eth0; ip -n "$U" link set eth0 up
+ip -n "$U" route add default via 10.214.0.1
+# IPv6 neighbour discovery is itself dropped by the fence (as all IPv6 is);
+# a static entry lets the container's TCP SYN out so we see it dropped.
+BRMAC=$(ip -n "$H" -j link show b1$T | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["address"])')
+ip -n "$C1" -6 neigh add fd00:213::1 lladdr "$BRMAC" dev eth0 nud permanent
+
+# Listeners: the "proxy" and a host service in H; services in U and C2.
+inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
+  tcp:0.0.0.0:53 tcp:[::]:3128 > "$W/h.ready" &
+ip netns exec "$U" $PROBE listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
+  udp:10.214.0.2:53 > "$W/u.ready" &
+ip netns exec "$C2" $PROBE listen "$W/c2.hits" tcp:10.215.0.2:8080 > "$W/c2.ready" &
+for f in h u c2; do
+  for _ in $(seq 50); do grep -q listening "$W/$f.ready" 2>/dev/null && break; sleep 0.1; done
+  grep -q listening "$W/$f.ready" || fail "listener $f did not start"
+done
+
+# Control: without the fence every path is open, so the checks below can
+# fail (a test that cannot fail proves nothing).
+inC1 $PROBE tcp 10.214.0.2 443 || fail "control: no route to the upstream before the fence"
+inC1 $PROBE tcp 10.213.0.1 2222 || fail "control: host service unreachable before the fence"
+inC1 $PROBE tcp 10.215.0.2 8080 || fail "control: other session unreachable before the fence"
+inC1 $PROBE icmp 10.214.0.2 || fail "control: ping failed before the fence"
+inC1 $PROBE udp 10.214.0.2 9999; sleep 0.3
+grep -q "udp:10.214.0.2:9999" "$W/u.hits" || fail "control: UDP did not arrive before the fence"
+: > "$W/u.hits"; : > "$W/h.hits"; : > "$W/c2.hits"
+
+# The fence, for session 1 (bridge 1, proxy 10.213.0.1:3128, web port
+# 8000-8099 published) and session 2, plus the NFLOG reader of session 1.
+ip netns exec "$H" "$DRV" nflog "$GROUP" "$W/egress.log" "s1$T" 2> "$W/nflog.err" &
+NFLOG_PID=$!
+for _ in $(seq 50); do grep -q "nflog ready" "$W/nflog.err" 2>/dev/null && break; sleep 0.1; done
+grep -q "nflog ready" "$W/nflog.err" || fail "NFLOG reader did not start: $(cat "$W/nflog.err")"
+inH "$DRV" apply "$TABLE1" b1$T 10.213.0.1 3128 "$GROUP" 8000-8099
+inH "$DRV" apply "$TABLE2" b2$T 10.215.0.1 3128 $((GROUP + 1))
+inH nft list table inet "$TABLE1" > "$W/ruleset.txt"
+grep -q 'iifname "b1'"$T"'" ip daddr 10.213.0.1 tcp dport 3128' "$W/ruleset.txt" \
+  || fail "proxy accept rule not found in: $(cat "$W/ruleset.txt")"
+grep -q 'log prefix "agentsafe s1'"$T"'" group '"$GROUP" "$W/ruleset.txt" || fail "log rule missing"
+
+# The proxy path works.
+inC1 $PROBE tcp 10.213.0.1 3128 || fail "the proxy is unreachable through the fence"
+# The host itself (the proxy's side) still reaches the upstream.
+inH $PROBE tcp 10.214.0.2 443 || fail "the host lost its own route to the upstream"
+: > "$W/u.hits"; : > "$W/h.hits"
+
+# The bypass matrix: each must fail from the container.
+declare -a EXPECT=()
+blocked() { # description, probe args..., expected record "proto dst dport"
+  local what=$1 rec=$2; shift 2
+  if inC1 $PROBE "$@"; then fail "$what: went through the fence"; fi
+  EXPECT+=("$what|$rec")
+  echo "dropped: $what"
+}
+blocked "TCP to another port on the proxy's host" "tcp 10.213.0.1 2222" tcp 10.213.0.1 2222
+blocked "TCP straight to the allowed upstream's IP" "tcp 10.214.0.2 443" tcp 10.214.0.2 443
+blocked "TCP to another session's container" "tcp 10.215.0.2 8080" tcp 10.215.0.2 8080
+blocked "DNS over TCP to the host" "tcp 10.213.0.1 53" tcp 10.213.0.1 53
+blocked "IPv6 TCP to the proxy port" "tcp fd00:213::1 3128" tcp fd00:213::1 3128
+blocked "ICMP echo to the upstream" "icmp 10.214.0.2 -" icmp 10.214.0.2
+blocked "ICMPv6 echo to the host" "icmpv6 fd00:213::1 -" icmp fd00:213::1
+inC1 $PROBE udp 10.214.0.2 9999; EXPECT+=("UDP to the upstream|udp 10.214.0.2 9999")
+inC1 $PROBE udp 10.213.0.1 53; EXPECT+=("DNS over UDP to the host|udp 10.213.0.1 53")
+inC1 $PROBE udp 10.214.0.2 53; EXPECT+=("DNS over UDP to the upstream|udp 10.214.0.2 53")
+sleep 1
+[ ! -s "$W/u.hits" ] || fail "the upstream received: $(cat "$W/u.hits")"
+grep -v "tcp:10.213.0.1:3128" "$W/h.hits" | grep -q . && fail "the host received: $(cat "$W/h.hits")"
+[ ! -s "$W/c2.hits" ] || fail "the other session received: $(cat "$W/c2.hits")"
+
+# Every attempt is in egress.log as a drop record; the proxy path is not.
+python3 - "$W/egress.log" "s1$T" "${EXPECT[@]}" <<'PY'
+import json, sys
+path, session, expect = sys.argv[1], sys.argv[2], sys.argv[3:]
+recs = [json.loads(l) for l in open(path)]
+assert recs, "no records at all"
+for r in recs:
+    assert r["event"] == "drop" and r["reason"] == "firewall" and r["session"] == session, r
+    assert r["client"].startswith(("10.213.0.2", "[fd00:213::2]", "fd00:213::2", "fe80:")), r
+bad = []
+for e in expect:
+    what, spec = e.split("|")
+    f = spec.split()
+    proto, dst = f[0], f[1]
+    port = int(f[2]) if len(f) > 2 and f[2] != "-" else None
+    hits = [r for r in recs if r["dst"] == dst and r["proto"] == proto and
+            (port is None or r.get("dport") == port)]
+    if proto == "icmpv6":
+        hits = [r for r in recs if r["dst"] == dst and r["proto"] == "icmpv6"
+                and "type 128" in r.get("message", "")]
+    print("%-45s %s" % (what, "logged" if hits else "NOT LOGGED"))
+    if not hits:
+        bad.append(what)
+proxy = [r for r in recs if r["dst"] == "10.213.0.1" and r.get("dport") == 3128 and r["proto"] == "tcp"]
+assert not proxy, "the allowed proxy path was logged as a drop: %s" % proxy
+assert not bad, "missing drop records for: %s\nrecords: %s" % (bad, recs)
+PY
+
+# Removal: both tables gone, the path is open again; the reader exits clean.
+inH "$DRV" remove "$TABLE1"; inH "$DRV" remove "$TABLE2"
+inH nft list tables | grep -q "$TABLE1\|$TABLE2" && fail "tables left after remove"
+inC1 $PROBE tcp 10.214.0.2 443 || fail "path still blocked after fence_remove"
+kill "$NFLOG_PID"; wait "$NFLOG_PID" || fail "the NFLOG reader exited with an error: $(cat "$W/nflog.err")"
+# Sweep after a crash: a stale session's table goes, a live one stays.
+inH "$DRV" apply agentsafe_stale$T b2$T 10.215.0.1 3128 $((GROUP + 2))
+inH "$DRV" apply agentsafe_live$T b1$T 10.213.0.1 3128 $((GROUP + 3))
+n=$(inH "$DRV" sweep "live$T")
+[ "$n" = 1 ] || fail "sweep removed $n tables, expected 1"
+inH nft list tables | grep -q "agentsafe_stale$T" && fail "stale table survived the sweep"
+inH nft list tables | grep -q "agentsafe_live$T" || fail "sweep removed a live session's table"
+inH "$DRV" remove agentsafe_live$T
+# Bad input is refused with a message, and nothing is installed.
+if inH "$DRV" apply "not_ours" b1$T 10.213.0.1 3128 1 2> "$W/bad.err"; then fail "accepted a foreign table name"; fi
+grep -q "table name must be" "$W/bad.err" || fail "unclear error: $(cat "$W/bad.err")"
+echo "fence: bypass matrix dropped and logged; remove and sweep work"
