@@ -1,0 +1,310 @@
+/* The fence without the kernel: the netlink batch fence_apply would send
+ * is decoded back with libnftnl and its rules rendered and checked, and the
+ * NFLOG packet parser is fed hand-built IPv4/IPv6 headers, hostile ones
+ * included. The kernel side is the integration test (tests/integration/fence).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <libmnl/libmnl.h>
+#include <libnftnl/rule.h>
+
+#include "fence_int.h"
+
+static struct fence_config good_config(void)
+{
+	struct fence_config c = {0};
+	snprintf(c.table, sizeof c.table, "%s%s", FENCE_TABLE_PREFIX, "s42");
+	snprintf(c.bridge, sizeof c.bridge, "as-s42");
+	inet_pton(AF_INET, "172.30.0.1", &c.proxy_addr);
+	c.proxy_port = 3128;
+	c.nflog_group = 7;
+	return c;
+}
+
+static void expect_config_error(struct fence_config c, const char *needle)
+{
+	char err[256] = "";
+	assert_int_equal(fence_config_check(&c, err, sizeof err), -EINVAL);
+	if (strstr(err, needle) == NULL)
+		fail_msg("error '%s' lacks '%s'", err, needle);
+	struct fence_batch *fb = (struct fence_batch *)1;
+	assert_int_equal(fence_build_batch(&c, &fb, err, sizeof err), -EINVAL);
+	assert_null(fb);
+}
+
+static void bad_configs_are_refused(void **state)
+{
+	(void)state;
+	struct fence_config c = good_config();
+	snprintf(c.table, sizeof c.table, "docker_filter");
+	expect_config_error(c, "table name must be");
+	c = good_config();
+	snprintf(c.table, sizeof c.table, "%s", FENCE_TABLE_PREFIX);
+	expect_config_error(c, "table name must be");
+	c = good_config();
+	snprintf(c.table, sizeof c.table, "%sa b;flush", FENCE_TABLE_PREFIX);
+	expect_config_error(c, "has a character other than");
+	c = good_config();
+	c.bridge[0] = '\0';
+	expect_config_error(c, "bridge interface name");
+	c = good_config();
+	c.proxy_port = 0;
+	expect_config_error(c, "proxy address and port");
+	c = good_config();
+	c.proxy_addr.s_addr = 0;
+	expect_config_error(c, "proxy address and port");
+	c = good_config();
+	c.npublished = 1;
+	c.published[0].first = 9000;
+	c.published[0].last = 8000;
+	expect_config_error(c, "published range 9000-8000 is empty");
+	c = good_config();
+	c.npublished = FENCE_MAX_PUBLISHED + 1;
+	expect_config_error(c, "published ranges");
+}
+
+/* Decoded rules, rendered by libnftnl, in batch order. */
+struct decoded {
+	char rules[32][2048];
+	int nrules;
+	int ntables, ndeltables, nchains;
+};
+
+static int decode_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct decoded *d = data;
+	int type = nlh->nlmsg_type & 0xff;
+	if (type == NFT_MSG_NEWTABLE)
+		d->ntables++;
+	else if (type == NFT_MSG_DELTABLE)
+		d->ndeltables++;
+	else if (type == NFT_MSG_NEWCHAIN)
+		d->nchains++;
+	else if (type == NFT_MSG_NEWRULE && d->nrules < 32) {
+		struct nftnl_rule *r = nftnl_rule_alloc();
+		assert_non_null(r);
+		assert_int_equal(nftnl_rule_nlmsg_parse(nlh, r), 0);
+		nftnl_rule_snprintf(d->rules[d->nrules], sizeof d->rules[0], r,
+				    NFTNL_OUTPUT_DEFAULT, 0);
+		d->nrules++;
+		nftnl_rule_free(r);
+	}
+	return MNL_CB_OK;
+}
+
+static void decode(const struct fence_config *c, struct decoded *d)
+{
+	struct fence_batch *fb = NULL;
+	char err[256] = "";
+	memset(d, 0, sizeof *d);
+	assert_int_equal(fence_build_batch(c, &fb, err, sizeof err), 0);
+	size_t len = 0;
+	const char *p = fence_batch_data(fb, &len);
+	/* Walk message by message (batch begin/end are NFNL_MSG_BATCH_*). */
+	const struct nlmsghdr *nlh = (const struct nlmsghdr *)p;
+	int n = (int)len;
+	while (mnl_nlmsg_ok(nlh, n)) {
+		int subsys = nlh->nlmsg_type >> 8;
+		if (subsys == NFNL_SUBSYS_NFTABLES)
+			decode_cb(nlh, d);
+		nlh = mnl_nlmsg_next(nlh, &n);
+	}
+	assert_int_equal(n, 0);
+	fence_batch_free(fb);
+}
+
+static void batch_replaces_the_table_and_orders_rules(void **state)
+{
+	(void)state;
+	struct fence_config c = good_config();
+	c.npublished = 1;
+	c.published[0].first = 8000;
+	c.published[0].last = 8099;
+	struct decoded d;
+	decode(&c, &d);
+	/* add + delete + add: atomic replace of a same-named table. */
+	assert_int_equal(d.ntables, 2);
+	assert_int_equal(d.ndeltables, 1);
+	assert_int_equal(d.nchains, 2);
+	assert_int_equal(d.nrules, 8);
+	/* input: established, proxy, logged drop, drop */
+	assert_non_null(strstr(d.rules[0], "input"));
+	assert_non_null(strstr(d.rules[0], "ct load state"));
+	assert_non_null(strstr(d.rules[0], "accept"));
+	assert_non_null(strstr(d.rules[1], "input"));
+	/* 172.30.0.1 and port 3128 (0x0c38), network-order bytes shown as
+	 * little-endian words */
+	if (strstr(d.rules[1], "0x01001eac") == NULL)
+		fail_msg("rule 1: %s", d.rules[1]);
+	assert_non_null(strstr(d.rules[1], "0x0000380c"));
+	assert_non_null(strstr(d.rules[1], "accept"));
+	/* forward: established, published 8000-8099 inbound */
+	assert_non_null(strstr(d.rules[2], "forward"));
+	assert_non_null(strstr(d.rules[2], "ct load state"));
+	assert_non_null(strstr(d.rules[3], "forward"));
+	assert_non_null(strstr(d.rules[3], "oifname"));
+	assert_non_null(strstr(d.rules[3], "cmp gte"));
+	assert_non_null(strstr(d.rules[3], "cmp lte"));
+	/* the drops: logged (limit, group 7, prefix) then unlogged */
+	for (int i = 4; i < 8; i++) {
+		assert_non_null(
+		    strstr(d.rules[i], i < 6 ? "input" : "forward"));
+		assert_non_null(strstr(d.rules[i], "drop"));
+		assert_null(strstr(d.rules[i], "accept"));
+		assert_non_null(strstr(d.rules[i], "iifname"));
+	}
+	for (int i = 4; i < 8; i += 2) {
+		assert_non_null(strstr(d.rules[i], "limit rate 50/second"));
+		assert_non_null(strstr(d.rules[i], "prefix agentsafe s42"));
+		assert_non_null(strstr(d.rules[i], "group 7"));
+	}
+	/* Every rule of the table is scoped to the session bridge. */
+	for (int i = 0; i < d.nrules; i++)
+		assert_non_null(strstr(d.rules[i], "meta load"));
+}
+
+static void no_published_ports_means_no_inbound_rule(void **state)
+{
+	(void)state;
+	struct fence_config c = good_config();
+	struct decoded d;
+	decode(&c, &d);
+	assert_int_equal(d.nrules, 7);
+	for (int i = 0; i < d.nrules; i++)
+		assert_null(strstr(d.rules[i], "oifname"));
+}
+
+/* ---- packets ---- */
+
+static size_t ipv4(uint8_t *p, uint8_t proto, const char *src, const char *dst,
+		   uint16_t frag)
+{
+	memset(p, 0, 60);
+	p[0] = 0x45;
+	p[6] = (uint8_t)(frag >> 8);
+	p[7] = (uint8_t)frag;
+	p[8] = 64;
+	p[9] = proto;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	return 20;
+}
+
+static size_t ipv6(uint8_t *p, uint8_t nh, const char *src, const char *dst)
+{
+	memset(p, 0, 40);
+	p[0] = 0x60;
+	p[6] = nh;
+	p[7] = 64;
+	inet_pton(AF_INET6, src, p + 8);
+	inet_pton(AF_INET6, dst, p + 24);
+	return 40;
+}
+
+static void packets_give_proto_addresses_and_ports(void **state)
+{
+	(void)state;
+	uint8_t p[128];
+	struct fence_pkt k;
+	size_t n = ipv4(p, 6, "10.213.0.2", "10.214.0.2", 0);
+	p[n] = 0xc0, p[n + 1] = 0x01, p[n + 2] = 0x01, p[n + 3] = 0xbb;
+	assert_int_equal(fence_parse_packet(p, n + 20, &k), 0);
+	assert_int_equal(k.family, 4);
+	assert_int_equal(k.proto, 6);
+	assert_string_equal(k.src, "10.213.0.2");
+	assert_string_equal(k.dst, "10.214.0.2");
+	assert_int_equal(k.sport, 0xc001);
+	assert_int_equal(k.dport, 443);
+	assert_int_equal(k.icmp_type, -1);
+
+	n = ipv4(p, 17, "10.213.0.2", "10.213.0.1", 0);
+	p[n + 2] = 0, p[n + 3] = 53;
+	assert_int_equal(fence_parse_packet(p, n + 8, &k), 0);
+	assert_int_equal(k.dport, 53);
+
+	n = ipv4(p, 1, "10.213.0.2", "10.214.0.2", 0);
+	p[n] = 8;
+	assert_int_equal(fence_parse_packet(p, n + 8, &k), 0);
+	assert_int_equal(k.icmp_type, 8);
+	assert_int_equal(k.dport, 0);
+	char buf[8];
+	assert_string_equal(fence_proto_name(1, buf, sizeof buf), "icmp");
+	assert_string_equal(fence_proto_name(132, buf, sizeof buf), "132");
+
+	/* IPv6 TCP behind a hop-by-hop header. */
+	n = ipv6(p, 0, "fd00:213::2", "fd00:213::1");
+	memset(p + n, 0, 8);
+	p[n] = 6; /* next: TCP; length 0 = 8 bytes */
+	p[n + 8 + 2] = 0x0c, p[n + 8 + 3] = 0x38;
+	assert_int_equal(fence_parse_packet(p, n + 8 + 20, &k), 0);
+	assert_int_equal(k.family, 6);
+	assert_int_equal(k.proto, 6);
+	assert_string_equal(k.dst, "fd00:213::1");
+	assert_int_equal(k.dport, 3128);
+
+	n = ipv6(p, 58, "fd00:213::2", "fd00:213::1");
+	p[n] = 128;
+	assert_int_equal(fence_parse_packet(p, n + 8, &k), 0);
+	assert_int_equal(k.icmp_type, 128);
+}
+
+static void hostile_packets_are_bounded(void **state)
+{
+	(void)state;
+	uint8_t p[128] = {0};
+	struct fence_pkt k;
+	assert_int_equal(fence_parse_packet(p, 0, &k), -EINVAL);
+	size_t n = ipv4(p, 6, "10.0.0.1", "10.0.0.2", 0);
+	assert_int_equal(fence_parse_packet(p, 19, &k), -EINVAL);
+	p[0] = 0x4f; /* IHL 60 > length */
+	assert_int_equal(fence_parse_packet(p, 40, &k), -EINVAL);
+	p[0] = 0x44; /* IHL 16 < 20 */
+	assert_int_equal(fence_parse_packet(p, 40, &k), -EINVAL);
+	p[0] = 0x55;
+	assert_int_equal(fence_parse_packet(p, 40, &k), -EINVAL);
+	/* A later fragment: no transport header to read ports from. */
+	n = ipv4(p, 6, "10.0.0.1", "10.0.0.2", 0x0010);
+	p[n + 2] = 0x01, p[n + 3] = 0xbb;
+	assert_int_equal(fence_parse_packet(p, n + 20, &k), 0);
+	assert_int_equal(k.dport, 0);
+	/* Transport header cut short: addresses yes, ports no. */
+	n = ipv4(p, 6, "10.0.0.1", "10.0.0.2", 0);
+	assert_int_equal(fence_parse_packet(p, n + 3, &k), 0);
+	assert_int_equal(k.dport, 0);
+	/* IPv6: short header; extension header chain running off the end. */
+	n = ipv6(p, 0, "::1", "::2");
+	assert_int_equal(fence_parse_packet(p, 39, &k), -EINVAL);
+	p[n] = 0, p[n + 1] = 200; /* claims 1608 bytes */
+	assert_int_equal(fence_parse_packet(p, n + 8, &k), 0);
+	assert_int_equal(k.dport, 0);
+	/* A loop of hop-by-hop headers ends after a bounded walk. */
+	n = ipv6(p, 0, "::1", "::2");
+	for (size_t i = n; i + 8 <= sizeof p; i += 8) {
+		p[i] = 0;
+		p[i + 1] = 0;
+	}
+	assert_int_equal(fence_parse_packet(p, sizeof p, &k), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(bad_configs_are_refused),
+	    cmocka_unit_test(batch_replaces_the_table_and_orders_rules),
+	    cmocka_unit_test(no_published_ports_means_no_inbound_rule),
+	    cmocka_unit_test(packets_give_proto_addresses_and_ports),
+	    cmocka_unit_test(hostile_packets_are_bounded),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
