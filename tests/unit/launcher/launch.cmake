@@ -1,3 +1,7 @@
 # --- agentsafe-launch: options, GPU decision, Docker request bodies ---
 agentsafe_add_unit_test(launch_config_test SOURCES test_config.c
   LIBS agentsafe_launcher)
+agentsafe_add_unit_test(launch_gpu_decision_test SOURCES test_gpu.c
+  LIBS agentsafe_launcher)
+agentsafe_add_unit_test(launch_docker_body_test SOURCES test_docker_body.c
+  LIBS agentsafe_launcher)
