@@ -23,6 +23,7 @@
 #include <libnftnl/common.h>
 #include <libnftnl/expr.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 #include <libnftnl/table.h>
 
 #include "fence_int.h"
@@ -30,11 +31,18 @@
 /* Before Docker's own filter rules (priority 0): a drop here is final,
  * whatever they accept later. */
 #define FENCE_PRIORITY (-10)
-/* NFLOG flood bound: records beyond this rate are dropped unlogged (still
- * dropped); the kernel counts them in the rule's counter. */
-#define FENCE_LOG_RATE	50 /* per second */
-#define FENCE_LOG_BURST 100
-#define FENCE_SNAPLEN	128 /* enough for IP + transport headers */
+/* NFLOG flood bounds, in the kernel: each flow (family, destination
+ * address, protocol, destination port) has its own token bucket in a
+ * dynamic set, so the first packet of every new flow is logged however hard
+ * another flow floods; a per-rule cap behind it bounds a scan of many
+ * flows. Packets past either bound are still dropped, just not logged. */
+#define FENCE_FLOW_RATE	   1 /* logged packets per second per flow */
+#define FENCE_FLOW_BURST   3
+#define FENCE_FLOW_TIMEOUT 10000 /* ms of silence before a flow is new */
+#define FENCE_FLOW_SLOTS   4096	 /* flows tracked per family */
+#define FENCE_LOG_RATE	   100	 /* per second per rule, all flows */
+#define FENCE_LOG_BURST	   200
+#define FENCE_SNAPLEN	   128 /* enough for IP + transport headers */
 
 /* ---- expression helpers ---- */
 
@@ -53,14 +61,19 @@ static int add_expr(struct nftnl_rule *r, struct nftnl_expr *e)
 	return 0;
 }
 
-static int x_meta(struct nftnl_rule *r, uint32_t key)
+static int x_meta_to(struct nftnl_rule *r, uint32_t key, uint32_t dreg)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("meta");
 	if (e == NULL)
 		return -ENOMEM;
 	nftnl_expr_set_u32(e, NFTNL_EXPR_META_KEY, key);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_META_DREG, dreg);
 	return add_expr(r, e);
+}
+
+static int x_meta(struct nftnl_rule *r, uint32_t key)
+{
+	return x_meta_to(r, key, NFT_REG_1);
 }
 
 static int x_cmp(struct nftnl_rule *r, uint32_t op, const void *data,
@@ -75,8 +88,8 @@ static int x_cmp(struct nftnl_rule *r, uint32_t op, const void *data,
 	return add_expr(r, e);
 }
 
-static int x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
-		     uint32_t len)
+static int x_payload_to(struct nftnl_rule *r, uint32_t base, uint32_t off,
+			uint32_t len, uint32_t dreg)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("payload");
 	if (e == NULL)
@@ -84,7 +97,25 @@ static int x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_BASE, base);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_OFFSET, off);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_LEN, len);
-	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_PAYLOAD_DREG, dreg);
+	return add_expr(r, e);
+}
+
+static int x_payload(struct nftnl_rule *r, uint32_t base, uint32_t off,
+		     uint32_t len)
+{
+	return x_payload_to(r, base, off, len, NFT_REG_1);
+}
+
+/* Loads a zero word, for the port slot of a flow key without ports. */
+static int x_zero_to(struct nftnl_rule *r, uint32_t dreg)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("immediate");
+	if (e == NULL)
+		return -ENOMEM;
+	uint32_t zero = 0;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_IMM_DREG, dreg);
+	nftnl_expr_set(e, NFTNL_EXPR_IMM_DATA, &zero, sizeof zero);
 	return add_expr(r, e);
 }
 
@@ -155,26 +186,52 @@ static int x_tcp_dport(struct nftnl_rule *r, uint16_t first, uint16_t last)
 	return rc ? rc : x_cmp(r, NFT_CMP_LTE, &hi, sizeof hi);
 }
 
-static int x_log_limited(struct nftnl_rule *r, uint16_t group,
-			 const char *prefix)
+static struct nftnl_expr *limit_new(uint64_t rate, uint32_t burst)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("limit");
 	if (e == NULL)
-		return -ENOMEM;
-	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, FENCE_LOG_RATE);
+		return NULL;
+	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_RATE, rate);
 	nftnl_expr_set_u64(e, NFTNL_EXPR_LIMIT_UNIT, 1); /* seconds */
-	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, FENCE_LOG_BURST);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_BURST, burst);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_TYPE, NFT_LIMIT_PKTS);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LIMIT_FLAGS, 0);
-	nftnl_rule_add_expr(r, e);
-	e = nftnl_expr_alloc("log");
+	return e;
+}
+
+/* update @set { <key in reg 1..> limit rate FLOW/second }: the per-flow
+ * bucket; over its rate the rule stops here (not logged). */
+static int x_flow_limit(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *lim = limit_new(FENCE_FLOW_RATE, FENCE_FLOW_BURST);
+	if (lim == NULL)
+		return -ENOMEM;
+	struct nftnl_expr *e = nftnl_expr_alloc("dynset");
+	if (e == NULL) {
+		nftnl_expr_free(lim);
+		return -ENOMEM;
+	}
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SREG_KEY, NFT_REG_1);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_OP, NFT_DYNSET_OP_UPDATE);
+	nftnl_expr_set_u64(e, NFTNL_EXPR_DYNSET_TIMEOUT, FENCE_FLOW_TIMEOUT);
+	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
+	nftnl_expr_set(e, NFTNL_EXPR_DYNSET_EXPR, lim, 0); /* e owns lim */
+	return add_expr(r, e);
+}
+
+static int x_log(struct nftnl_rule *r, uint16_t group, const char *prefix)
+{
+	int rc = add_expr(r, limit_new(FENCE_LOG_RATE, FENCE_LOG_BURST));
+	if (rc != 0)
+		return rc;
+	struct nftnl_expr *e = nftnl_expr_alloc("log");
 	if (e == NULL)
 		return -ENOMEM;
 	nftnl_expr_set_u16(e, NFTNL_EXPR_LOG_GROUP, group);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_LOG_SNAPLEN, FENCE_SNAPLEN);
 	nftnl_expr_set_str(e, NFTNL_EXPR_LOG_PREFIX, prefix);
-	nftnl_rule_add_expr(r, e);
-	return 0;
+	return add_expr(r, e);
 }
 
 /* ---- the ruleset ---- */
@@ -253,6 +310,38 @@ static int fb_chain(struct fence_batch *fb, const char *table, const char *name,
 	nftnl_chain_nlmsg_build_payload(
 	    fb_msg(fb, NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_ACK), c);
 	nftnl_chain_free(c);
+	return fb_next(fb);
+}
+
+/* The per-flow buckets of one address family: key = destination address .
+ * protocol . destination port (0 without ports), one 32-bit word each for
+ * the last two. Key types are nft's ids for ipv4_addr/ipv6_addr .
+ * inet_proto . inet_service, so `nft list` shows the set readably. */
+#define FENCE_SET4    "flows4"
+#define FENCE_SET6    "flows6"
+#define FENCE_SET4_ID 1
+#define FENCE_SET6_ID 2
+#define CONCAT3(a, b, c) (((uint32_t)(a) << 12) | ((uint32_t)(b) << 6) | (c))
+
+static int fb_flow_set(struct fence_batch *fb, const char *table,
+		       const char *name, uint32_t id, int v6)
+{
+	struct nftnl_set *st = nftnl_set_alloc();
+	if (st == NULL)
+		return -ENOMEM;
+	nftnl_set_set_u32(st, NFTNL_SET_FAMILY, NFPROTO_INET);
+	nftnl_set_set_str(st, NFTNL_SET_TABLE, table);
+	nftnl_set_set_str(st, NFTNL_SET_NAME, name);
+	nftnl_set_set_u32(st, NFTNL_SET_ID, id);
+	nftnl_set_set_u32(st, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
+	nftnl_set_set_u32(st, NFTNL_SET_KEY_TYPE,
+			  CONCAT3(v6 ? 8 : 7, 12, 13));
+	nftnl_set_set_u32(st, NFTNL_SET_KEY_LEN, v6 ? 24 : 12);
+	nftnl_set_set_u32(st, NFTNL_SET_DESC_SIZE, FENCE_FLOW_SLOTS);
+	nftnl_set_set_u64(st, NFTNL_SET_TIMEOUT, FENCE_FLOW_TIMEOUT);
+	nftnl_set_nlmsg_build_payload(
+	    fb_msg(fb, NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_ACK), st);
+	nftnl_set_free(st);
 	return fb_next(fb);
 }
 
@@ -340,6 +429,43 @@ void fence_log_prefix(const char *table, char *buf, size_t len)
 	snprintf(buf, len, "agentsafe %s", table + strlen(FENCE_TABLE_PREFIX));
 }
 
+/* One logged drop: from the bridge, of family v6 (0: IPv4) and protocol
+ * kind k (0 TCP, 1 UDP, 2 anything else), through the flow's bucket and the
+ * rule's cap into NFLOG, then dropped. The key is built in registers
+ * reg32 8.. (NFT_REG_1 onwards): address, protocol, port. */
+static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
+		       const char *prefix, int v6, int k)
+{
+	uint8_t fam = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
+	uint8_t tcp = IPPROTO_TCP, udp = IPPROTO_UDP;
+	uint32_t alen = v6 ? 16 : 4;
+	uint32_t aoff = v6 ? 24 : 16; /* daddr in the network header */
+	uint32_t preg = NFT_REG32_00 + alen / 4, dreg = preg + 1;
+	int e = x_ifname(r, NFT_META_IIFNAME, c->bridge);
+	if (e == 0)
+		e = x_meta(r, NFT_META_NFPROTO) ||
+		    x_cmp(r, NFT_CMP_EQ, &fam, sizeof fam) ||
+		    x_meta(r, NFT_META_L4PROTO);
+	if (e == 0 && k == 0)
+		e = x_cmp(r, NFT_CMP_EQ, &tcp, sizeof tcp);
+	else if (e == 0 && k == 1)
+		e = x_cmp(r, NFT_CMP_EQ, &udp, sizeof udp);
+	else if (e == 0)
+		e = x_cmp(r, NFT_CMP_NEQ, &tcp, sizeof tcp) ||
+		    x_cmp(r, NFT_CMP_NEQ, &udp, sizeof udp);
+	if (e == 0)
+		e = x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, aoff, alen) ||
+		    x_meta_to(r, NFT_META_L4PROTO, preg) ||
+		    (k < 2 ? x_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2,
+					  2, dreg)
+			   : x_zero_to(r, dreg)) ||
+		    x_flow_limit(r, v6 ? FENCE_SET6 : FENCE_SET4,
+				 v6 ? FENCE_SET6_ID : FENCE_SET4_ID) ||
+		    x_log(r, c->nflog_group, prefix) || x_counter(r) ||
+		    x_verdict(r, NF_DROP);
+	return chain_ok(e);
+}
+
 int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		      char *err, size_t errlen)
 {
@@ -368,6 +494,10 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN);
 	if (rc == 0)
 		rc = fb_chain(fb, t, "forward", NF_INET_FORWARD);
+	if (rc == 0)
+		rc = fb_flow_set(fb, t, FENCE_SET4, FENCE_SET4_ID, 0);
+	if (rc == 0)
+		rc = fb_flow_set(fb, t, FENCE_SET6, FENCE_SET6_ID, 1);
 
 	uint8_t v4 = NFPROTO_IPV4;
 	struct nftnl_rule *r;
@@ -413,14 +543,18 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	}
 	static const char *const chains[] = {"input", "forward"};
 	for (size_t i = 0; rc == 0 && i < 2; i++) {
-		/* Logged (rate-limited) drop, then the unlogged remainder. */
-		r = rule_new(t, chains[i]);
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
-				 x_log_limited(r, c->nflog_group, prefix) ||
-				 x_counter(r) || x_verdict(r, NF_DROP))
-		      : -ENOMEM);
+		/* Logged drops by family and protocol (each keyed into its
+		 * family's flow set), then the unlogged remainder: packets
+		 * over a bound, and anything neither IPv4 nor IPv6. */
+		for (int v6 = 0; rc == 0 && v6 < 2; v6++) {
+			for (int k = 0; rc == 0 && k < 3; k++) {
+				r = rule_new(t, chains[i]);
+				rc = fb_rule(fb, r,
+					     r ? drop_logged(r, c, prefix, v6,
+							     k)
+					       : -ENOMEM);
+			}
+		}
 		if (rc != 0)
 			break;
 		r = rule_new(t, chains[i]);

@@ -18,6 +18,7 @@
 
 #include <libmnl/libmnl.h>
 #include <libnftnl/rule.h>
+#include <libnftnl/set.h>
 
 #include "fence_int.h"
 
@@ -78,7 +79,8 @@ static void bad_configs_are_refused(void **state)
 struct decoded {
 	char rules[32][2048];
 	int nrules;
-	int ntables, ndeltables, nchains;
+	char sets[2][512];
+	int ntables, ndeltables, nchains, nsets;
 };
 
 static int decode_cb(const struct nlmsghdr *nlh, void *data)
@@ -91,6 +93,15 @@ static int decode_cb(const struct nlmsghdr *nlh, void *data)
 		d->ndeltables++;
 	else if (type == NFT_MSG_NEWCHAIN)
 		d->nchains++;
+	else if (type == NFT_MSG_NEWSET && d->nsets < 2) {
+		struct nftnl_set *s = nftnl_set_alloc();
+		assert_non_null(s);
+		assert_int_equal(nftnl_set_nlmsg_parse(nlh, s), 0);
+		nftnl_set_snprintf(d->sets[d->nsets], sizeof d->sets[0], s,
+				   NFTNL_OUTPUT_DEFAULT, 0);
+		d->nsets++;
+		nftnl_set_free(s);
+	}
 	else if (type == NFT_MSG_NEWRULE && d->nrules < 32) {
 		struct nftnl_rule *r = nftnl_rule_alloc();
 		assert_non_null(r);
@@ -124,6 +135,26 @@ static void decode(const struct fence_config *c, struct decoded *d)
 	fence_batch_free(fb);
 }
 
+/* Rule indexes in batch order with one published range: the accepts of
+ * both chains first, then the drops. */
+enum {
+	IN_EST,
+	IN_PROXY,
+	FW_EST,
+	FW_PUBLISHED,
+	IN_LOG0, /* v4 tcp, udp, other, v6 tcp, udp, other */
+	IN_DROP = IN_LOG0 + 6,
+	FW_LOG0,
+	FW_DROP = FW_LOG0 + 6,
+	NRULES
+};
+
+static void expect_in(const struct decoded *d, int i, const char *needle)
+{
+	if (strstr(d->rules[i], needle) == NULL)
+		fail_msg("rule %d lacks '%s': %s", i, needle, d->rules[i]);
+}
+
 static void batch_replaces_the_table_and_orders_rules(void **state)
 {
 	(void)state;
@@ -137,41 +168,82 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	assert_int_equal(d.ntables, 2);
 	assert_int_equal(d.ndeltables, 1);
 	assert_int_equal(d.nchains, 2);
-	assert_int_equal(d.nrules, 8);
-	/* input: established, proxy, logged drop, drop */
-	assert_non_null(strstr(d.rules[0], "input"));
-	assert_non_null(strstr(d.rules[0], "ct load state"));
-	assert_non_null(strstr(d.rules[0], "accept"));
-	assert_non_null(strstr(d.rules[1], "input"));
+	assert_int_equal(d.nsets, 2);
+	assert_int_equal(d.nrules, NRULES);
+	/* input: established, proxy, logged drops, drop */
+	expect_in(&d, IN_EST, "input");
+	expect_in(&d, IN_EST, "ct load state");
+	expect_in(&d, IN_EST, "accept");
+	expect_in(&d, IN_PROXY, "input");
 	/* 172.30.0.1 and port 3128 (0x0c38), network-order bytes shown as
-	 * little-endian words */
-	if (strstr(d.rules[1], "0x01001eac") == NULL)
-		fail_msg("rule 1: %s", d.rules[1]);
-	assert_non_null(strstr(d.rules[1], "0x0000380c"));
-	assert_non_null(strstr(d.rules[1], "accept"));
+	 * little-endian words; IPv4 only (nfproto 2) */
+	expect_in(&d, IN_PROXY, "0x01001eac");
+	expect_in(&d, IN_PROXY, "0x0000380c");
+	expect_in(&d, IN_PROXY, "cmp eq reg 1 0x00000002");
+	expect_in(&d, IN_PROXY, "accept");
 	/* forward: established, published 8000-8099 inbound */
-	assert_non_null(strstr(d.rules[2], "forward"));
-	assert_non_null(strstr(d.rules[2], "ct load state"));
-	assert_non_null(strstr(d.rules[3], "forward"));
-	assert_non_null(strstr(d.rules[3], "oifname"));
-	assert_non_null(strstr(d.rules[3], "cmp gte"));
-	assert_non_null(strstr(d.rules[3], "cmp lte"));
-	/* the drops: logged (limit, group 7, prefix) then unlogged */
-	for (int i = 4; i < 8; i++) {
-		assert_non_null(
-		    strstr(d.rules[i], i < 6 ? "input" : "forward"));
-		assert_non_null(strstr(d.rules[i], "drop"));
-		assert_null(strstr(d.rules[i], "accept"));
-		assert_non_null(strstr(d.rules[i], "iifname"));
+	expect_in(&d, FW_EST, "forward");
+	expect_in(&d, FW_EST, "ct load state");
+	expect_in(&d, FW_PUBLISHED, "forward");
+	expect_in(&d, FW_PUBLISHED, "oifname");
+	expect_in(&d, FW_PUBLISHED, "cmp gte");
+	expect_in(&d, FW_PUBLISHED, "cmp lte");
+	expect_in(&d, FW_PUBLISHED, "accept");
+	for (int base = IN_LOG0; base <= FW_LOG0; base += FW_LOG0 - IN_LOG0) {
+		for (int i = base; i < base + 6; i++) {
+			int v6 = i - base >= 3, k = (i - base) % 3;
+			expect_in(&d, i, base == IN_LOG0 ? "input" : "forward");
+			expect_in(&d, i, "iifname");
+			/* per flow: the family's set, keyed from reg 1 */
+			expect_in(&d, i, v6 ? "set flows6" : "set flows4");
+			expect_in(&d, i, "dynset update reg_key 1");
+			expect_in(&d, i, "limit rate 1/second burst 3");
+			/* then the rule's cap, the log, the drop */
+			expect_in(&d, i, "limit rate 100/second burst 200");
+			expect_in(&d, i, "prefix agentsafe s42");
+			expect_in(&d, i, "group 7");
+			expect_in(&d, i, "drop");
+			assert_null(strstr(d.rules[i], "accept"));
+			/* key: daddr (4 or 16 bytes) . l4proto . port */
+			expect_in(&d, i,
+				  v6 ? "payload load 16b @ network header + 24 "
+				       "=> reg 1"
+				     : "payload load 4b @ network header + 16 "
+				       "=> reg 1");
+			expect_in(&d, i,
+				  v6 ? "meta load l4proto => reg 12"
+				     : "meta load l4proto => reg 9");
+			if (k < 2)
+				expect_in(&d, i,
+					  v6 ? "transport header + 2 => reg 13"
+					     : "transport header + 2 => reg 10");
+			else
+				expect_in(&d, i, v6 ? "reg 13" : "reg 10");
+			expect_in(&d, i,
+				  k == 0   ? "cmp eq reg 1 0x00000006"
+				  : k == 1 ? "cmp eq reg 1 0x00000011"
+					   : "cmp neq reg 1 0x00000011");
+			expect_in(&d, i,
+				  v6 ? "cmp eq reg 1 0x0000000a"
+				     : "cmp eq reg 1 0x00000002");
+		}
 	}
-	for (int i = 4; i < 8; i += 2) {
-		assert_non_null(strstr(d.rules[i], "limit rate 50/second"));
-		assert_non_null(strstr(d.rules[i], "prefix agentsafe s42"));
-		assert_non_null(strstr(d.rules[i], "group 7"));
+	for (int i = IN_DROP; i <= FW_DROP; i += FW_DROP - IN_DROP) {
+		expect_in(&d, i, "iifname");
+		expect_in(&d, i, "drop");
+		assert_null(strstr(d.rules[i], "log"));
 	}
-	/* Every rule of the table is scoped to the session bridge. */
+	/* Every rule of the table is scoped to the session bridge: the
+	 * accepts and drops by iifname, the published range by oifname. */
 	for (int i = 0; i < d.nrules; i++)
-		assert_non_null(strstr(d.rules[i], "meta load"));
+		expect_in(&d, i, i == FW_PUBLISHED ? "oifname" : "iifname");
+	/* The flow sets: bounded, entries expire. */
+	for (int i = 0; i < 2; i++) {
+		if (strstr(d.sets[i], "flows") == NULL ||
+		    strstr(d.sets[i], "size 4096") == NULL ||
+		    strstr(d.sets[i], "timeout 10000ms") == NULL)
+			fail_msg("set %d: %s", i, d.sets[i]);
+	}
 }
 
 static void no_published_ports_means_no_inbound_rule(void **state)
@@ -180,7 +252,7 @@ static void no_published_ports_means_no_inbound_rule(void **state)
 	struct fence_config c = good_config();
 	struct decoded d;
 	decode(&c, &d);
-	assert_int_equal(d.nrules, 7);
+	assert_int_equal(d.nrules, NRULES - 1);
 	for (int i = 0; i < d.nrules; i++)
 		assert_null(strstr(d.rules[i], "oifname"));
 }
