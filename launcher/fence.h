@@ -37,17 +37,30 @@ int fence_remove(const char *table, char *err, size_t errlen);
 int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 		char *err, size_t errlen);
 
+/* The NFLOG reader. Flood bounds (docs: one drop record per new flow):
+ * the kernel logs at most 1 packet/s (burst 3) per flow (family, dst,
+ * protocol, dport; 4096 flows per family remembered for 10 s) and at most
+ * 100/s (burst 200) per rule; the reader folds repeats of a flow (same
+ * protocol, source, destination, port, ICMP type) seen within 5 s, and
+ * itemises at most 20 new flows a second (burst 200): the rest are counted
+ * and written as one summary `drop` record (no dst; a `message` with the
+ * counts, also of log messages the kernel lost) at most every 10 s and at
+ * fence_nflog_free. The first packet of a flow is always itemised unless a
+ * scan of more than ~20 new flows a second is under way. */
 struct fence_nflog;
 int fence_nflog_open(uint16_t group, struct egress_log *log,
 		     struct fence_nflog **out, char *err, size_t errlen);
 int fence_nflog_fd(const struct fence_nflog *n);
 /* Read what is pending on the fd (non-blocking) and write drop records.
- * Returns the number of netlink reads handled, or -errno. */
+ * Handles at most 64 netlink reads per call so a flood cannot starve the
+ * caller's event loop (the fd stays readable; call again). Returns the
+ * number of reads handled, or -errno. */
 int fence_nflog_dispatch(struct fence_nflog *n);
 /* Packets not given their own record because the same flow (protocol,
  * source and destination address, destination port) was recorded within
  * the last 5 seconds. */
 uint64_t fence_nflog_folded(const struct fence_nflog *n);
+/* Writes the pending summary record, so free it before closing the log. */
 void fence_nflog_free(struct fence_nflog *n);
 
 #endif

@@ -39,4 +39,12 @@ int fence_parse_packet(const uint8_t *p, size_t len, struct fence_pkt *out);
 /* "tcp", "udp", "icmp", "icmpv6", or the protocol number as text. */
 const char *fence_proto_name(uint8_t proto, char *buf, size_t len);
 
+/* The reader without a socket, for feeding it NFLOG messages by hand;
+ * fence_nflog_handle is what dispatch does with each netlink read. */
+struct fence_nflog *fence_nflog_new_detached(struct egress_log *log);
+void fence_nflog_handle(struct fence_nflog *n, const void *buf, size_t len);
+/* Fixes the reader's monotonic clock at ms (> 0); 0 restores the real one.
+ */
+void fence_nflog_set_time(struct fence_nflog *n, int64_t ms);
+
 #endif

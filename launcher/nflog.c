@@ -1,8 +1,11 @@
 /* The NFLOG reader: binds the session's log group over a raw nfnetlink
  * socket (libmnl) and turns each packet the fence dropped into one `drop`
- * record. Repeats of one flow within a few seconds (SYN retransmits, a
- * ping loop) are folded into the first record so a chatty process cannot
- * fill the disk; the kernel rule already caps the rate. */
+ * record. Flood bounds, on top of the kernel's per-flow buckets: repeats
+ * of one flow within 5 s of each other (SYN retransmits, a ping loop) fold
+ * into its first record; distinct flows beyond a record budget (a scan) are
+ * counted, not itemised, and the count is written as one summary record at
+ * most every 10 s and when the reader closes, so nothing is silently lost
+ * and a flood costs at most ~REC_RATE records a second on disk. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include <libmnl/libmnl.h>
@@ -19,8 +23,13 @@
 #include "fence_int.h"
 
 #define NFLOG_COPY_RANGE 128
+#define NFLOG_RCVBUF	 (1 << 20) /* room for a burst while we write */
 #define FLOW_SLOTS	 128
 #define FLOW_QUIET_MS	 5000 /* a flow is new again after this much silence */
+#define REC_RATE	 20   /* itemised records per second, sustained */
+#define REC_BURST	 200  /* ... and in a burst */
+#define SUMMARY_MS	 10000 /* at most one summary record this often */
+#define READS_PER_CALL	 64 /* then yield to the caller's event loop */
 
 struct flow {
 	char key[128];
@@ -37,10 +46,17 @@ struct fence_nflog {
 	struct flow flows[FLOW_SLOTS];
 	size_t next_slot;
 	uint64_t folded;
+	/* record budget: tokens (scaled by 1000) refilled at REC_RATE/s */
+	int64_t tokens, refill_ms;
+	uint64_t unitemised, lost; /* since the last summary record */
+	int64_t summary_ms;
+	int64_t fake_ms; /* tests: a fixed clock when > 0 */
 };
 
-static int64_t now_ms(void)
+static int64_t now_ms(const struct fence_nflog *n)
 {
+	if (n->fake_ms > 0)
+		return n->fake_ms;
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -138,7 +154,7 @@ static bool flow_seen(struct fence_nflog *n, const struct fence_pkt *k)
 	 * new port is the same attempt for a reader. */
 	snprintf(key, sizeof key, "%u|%s|%s|%u|%d", k->proto, k->src, k->dst,
 		 k->dport, k->icmp_type);
-	int64_t t = now_ms();
+	int64_t t = now_ms(n);
 	for (size_t i = 0; i < FLOW_SLOTS; i++) {
 		if (strcmp(n->flows[i].key, key) == 0) {
 			bool recent = t - n->flows[i].last_ms < FLOW_QUIET_MS;
@@ -151,6 +167,57 @@ static bool flow_seen(struct fence_nflog *n, const struct fence_pkt *k)
 	memcpy(f->key, key, sizeof key);
 	f->last_ms = t;
 	return false;
+}
+
+/* Takes one record from the budget; false when a scan has spent it. */
+static bool budget_take(struct fence_nflog *n)
+{
+	int64_t t = now_ms(n);
+	if (t > n->refill_ms) {
+		n->tokens += (t - n->refill_ms) * REC_RATE;
+		if (n->tokens > (int64_t)REC_BURST * 1000)
+			n->tokens = (int64_t)REC_BURST * 1000;
+		n->refill_ms = t;
+	}
+	if (n->tokens < 1000)
+		return false;
+	n->tokens -= 1000;
+	return true;
+}
+
+/* The summary window opens with the first packet it counts. */
+static void count_unitemised(struct fence_nflog *n, uint64_t *counter)
+{
+	if (n->unitemised == 0 && n->lost == 0)
+		n->summary_ms = now_ms(n);
+	(*counter)++;
+}
+
+/* One record for what was not itemised; `force` at close. */
+static void write_summary(struct fence_nflog *n, bool force)
+{
+	if (n->unitemised == 0 && n->lost == 0)
+		return;
+	int64_t t = now_ms(n);
+	if (!force && t - n->summary_ms < SUMMARY_MS)
+		return;
+	char id[48], msg[160];
+	struct egress_record r;
+	egress_record_init(&r);
+	egress_log_next_id(n->log, id, sizeof id);
+	snprintf(msg, sizeof msg,
+		 "%llu dropped packets of new flows not itemised (record "
+		 "rate limit); %llu log messages lost by the kernel",
+		 (unsigned long long)n->unitemised,
+		 (unsigned long long)n->lost);
+	r.id = id;
+	r.event = "drop";
+	r.reason = "firewall";
+	r.message = msg;
+	(void)egress_log_write(n->log, &r);
+	n->unitemised = 0;
+	n->lost = 0;
+	n->summary_ms = t;
 }
 
 static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
@@ -210,7 +277,11 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 		n->folded++;
 		return MNL_CB_OK;
 	}
-	write_drop(n, &k);
+	if (budget_take(n))
+		write_drop(n, &k);
+	else
+		count_unitemised(n, &n->unitemised);
+	write_summary(n, false);
 	return MNL_CB_OK;
 }
 
@@ -250,13 +321,12 @@ int fence_nflog_open(uint16_t group, struct egress_log *log,
 		     struct fence_nflog **out, char *err, size_t errlen)
 {
 	*out = NULL;
-	struct fence_nflog *n = calloc(1, sizeof *n);
+	struct fence_nflog *n = fence_nflog_new_detached(log);
 	if (n == NULL) {
 		snprintf(err, errlen, "fence: out of memory");
 		return -ENOMEM;
 	}
 	n->group = group;
-	n->log = log;
 	n->buflen = (size_t)MNL_SOCKET_BUFFER_SIZE * 2;
 	n->buf = malloc(n->buflen);
 	n->nl = mnl_socket_open(NETLINK_NETFILTER);
@@ -272,6 +342,9 @@ int fence_nflog_open(uint16_t group, struct egress_log *log,
 		goto fail;
 	}
 	n->portid = mnl_socket_get_portid(n->nl);
+	int rcvbuf = NFLOG_RCVBUF; /* best effort: the default may be small */
+	(void)setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF,
+			 &rcvbuf, sizeof rcvbuf);
 	rc = config(n, NFULNL_CFG_CMD_BIND, false);
 	if (rc == 0)
 		rc = config(n, 0, true);
@@ -295,28 +368,40 @@ int fence_nflog_fd(const struct fence_nflog *n)
 	return mnl_socket_get_fd(n->nl);
 }
 
+void fence_nflog_handle(struct fence_nflog *n, const void *buf, size_t len)
+{
+	/* Malformed messages are skipped whole; the packet was dropped
+	 * anyway. */
+	(void)mnl_cb_run(buf, len, 0, 0, packet_cb, n);
+}
+
 int fence_nflog_dispatch(struct fence_nflog *n)
 {
 	int fd = mnl_socket_get_fd(n->nl);
 	int handled = 0;
-	for (;;) {
+	while (handled < READS_PER_CALL) {
 		ssize_t got = recv(fd, n->buf, n->buflen, MSG_DONTWAIT);
 		if (got < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return handled;
+				break;
 			if (errno == EINTR)
 				continue;
 			/* ENOBUFS: the kernel dropped log messages because we
-			 * were slow; the packets were still dropped. */
-			if (errno == ENOBUFS)
+			 * were slow; the packets were still dropped, and the
+			 * next summary record says messages were lost. */
+			if (errno == ENOBUFS) {
+				count_unitemised(n, &n->lost);
 				continue;
+			}
 			return -errno;
 		}
 		if (got == 0)
-			return handled;
-		(void)mnl_cb_run(n->buf, (size_t)got, 0, 0, packet_cb, n);
+			break;
+		fence_nflog_handle(n, n->buf, (size_t)got);
 		handled++;
 	}
+	write_summary(n, false);
+	return handled;
 }
 
 uint64_t fence_nflog_folded(const struct fence_nflog *n)
@@ -324,10 +409,31 @@ uint64_t fence_nflog_folded(const struct fence_nflog *n)
 	return n->folded;
 }
 
+struct fence_nflog *fence_nflog_new_detached(struct egress_log *log)
+{
+	struct fence_nflog *n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return NULL;
+	n->log = log;
+	n->tokens = (int64_t)REC_BURST * 1000;
+	n->refill_ms = now_ms(n);
+	return n;
+}
+
+void fence_nflog_set_time(struct fence_nflog *n, int64_t ms)
+{
+	n->fake_ms = ms;
+	if (ms > 0 && n->refill_ms > ms)
+		n->refill_ms = ms; /* clocks switched: no time has passed */
+	if (ms > 0 && n->summary_ms > ms)
+		n->summary_ms = ms;
+}
+
 void fence_nflog_free(struct fence_nflog *n)
 {
 	if (n == NULL)
 		return;
+	write_summary(n, true);
 	if (n->nl != NULL) {
 		(void)config(n, NFULNL_CFG_CMD_UNBIND, false);
 		mnl_socket_close(n->nl);

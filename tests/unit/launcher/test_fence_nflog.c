@@ -1,0 +1,299 @@
+/* The NFLOG reader without the kernel: hand-built nfnetlink_log messages
+ * (as the kernel sends them for the fence's log rules) go through the same
+ * handler dispatch uses, and the egress.log it writes is read back as JSON:
+ * one drop record per new flow with the documented fields, repeats folded,
+ * a scan bounded by the record budget with a summary, hostile messages
+ * skipped. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netfilter/nfnetlink_log.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <libmnl/libmnl.h>
+
+#include "egress_log.h"
+#include "fence_int.h"
+
+struct fixture {
+	char dir[64], path[96];
+	struct egress_log *log;
+	struct fence_nflog *n;
+	char buf[65536];
+	size_t len; /* messages queued in buf */
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+	assert_non_null(f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/asfen-unit.XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof f->path, "%s/egress.log", f->dir);
+	char err[256];
+	assert_int_equal(egress_log_open(f->path, "s42", &f->log, err,
+					 sizeof err),
+			 0);
+	f->n = fence_nflog_new_detached(f->log);
+	assert_non_null(f->n);
+	fence_nflog_set_time(f->n, 1000000);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	fence_nflog_free(f->n);
+	egress_log_close(f->log);
+	unlink(f->path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Queues one NFULNL_MSG_PACKET carrying pkt as the kernel lays it out. */
+static void queue(struct fixture *f, const uint8_t *pkt, size_t plen,
+		  uint16_t type)
+{
+	struct nlmsghdr *nlh = mnl_nlmsg_put_header(f->buf + f->len);
+	nlh->nlmsg_type = type;
+	struct nfgenmsg *g = mnl_nlmsg_put_extra_header(nlh, sizeof *g);
+	g->nfgen_family = (pkt[0] >> 4) == 6 ? AF_INET6 : AF_INET;
+	g->version = NFNETLINK_V0;
+	g->res_id = htons(7);
+	struct nfulnl_msg_packet_hdr ph = {.hw_protocol = htons(0x0800)};
+	mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof ph, &ph);
+	mnl_attr_put_strz(nlh, NFULA_PREFIX, "agentsafe s42");
+	mnl_attr_put(nlh, NFULA_PAYLOAD, plen, pkt);
+	f->len += nlh->nlmsg_len;
+	assert_true(f->len < sizeof f->buf - 512);
+}
+
+static void flush(struct fixture *f)
+{
+	fence_nflog_handle(f->n, f->buf, f->len);
+	f->len = 0;
+}
+
+#define PACKET (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET)
+
+static size_t tcp4(uint8_t *p, const char *src, const char *dst,
+		   uint16_t sport, uint16_t dport)
+{
+	memset(p, 0, 40);
+	p[0] = 0x45;
+	p[9] = 6;
+	inet_pton(AF_INET, src, p + 12);
+	inet_pton(AF_INET, dst, p + 16);
+	p[20] = (uint8_t)(sport >> 8), p[21] = (uint8_t)sport;
+	p[22] = (uint8_t)(dport >> 8), p[23] = (uint8_t)dport;
+	return 40;
+}
+
+/* The log's records, parsed; the caller json_decref()s each. */
+static size_t records(struct fixture *f, json_t **out, size_t max)
+{
+	FILE *fp = fopen(f->path, "r");
+	assert_non_null(fp);
+	char line[4096];
+	size_t n = 0;
+	while (fgets(line, sizeof line, fp) != NULL) {
+		json_error_t je;
+		json_t *j = json_loads(line, 0, &je);
+		if (j == NULL)
+			fail_msg("not JSON: %s (%s)", line, je.text);
+		if (n < max)
+			out[n++] = j;
+		else
+			json_decref(j);
+	}
+	fclose(fp);
+	return n;
+}
+
+static void free_records(json_t **r, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_decref(r[i]);
+}
+
+static const char *str(json_t *j, const char *k)
+{
+	json_t *v = json_object_get(j, k);
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void one_record_per_new_flow_with_the_fields(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.2", 49153, 443);
+	queue(f, p, n, PACKET);
+	/* IPv6 ICMP echo in the same read: two messages, two records. */
+	memset(p, 0, 48);
+	p[0] = 0x60, p[6] = 58, p[7] = 64;
+	inet_pton(AF_INET6, "fd00:213::2", p + 8);
+	inet_pton(AF_INET6, "fd00:213::1", p + 24);
+	p[40] = 128;
+	queue(f, p, 48, PACKET);
+	flush(f);
+	json_t *r[4];
+	assert_int_equal(records(f, r, 4), 2);
+	assert_string_equal(str(r[0], "event"), "drop");
+	assert_string_equal(str(r[0], "reason"), "firewall");
+	assert_string_equal(str(r[0], "session"), "s42");
+	assert_string_equal(str(r[0], "client"), "10.213.0.2:49153");
+	assert_string_equal(str(r[0], "proto"), "tcp");
+	assert_string_equal(str(r[0], "dst"), "10.214.0.2");
+	assert_int_equal(json_integer_value(json_object_get(r[0], "dport")),
+			 443);
+	assert_non_null(str(r[0], "ts"));
+	assert_non_null(str(r[0], "id"));
+	assert_null(json_object_get(r[0], "message"));
+	assert_string_equal(str(r[1], "proto"), "icmpv6");
+	assert_string_equal(str(r[1], "client"), "fd00:213::2");
+	assert_string_equal(str(r[1], "dst"), "fd00:213::1");
+	assert_null(json_object_get(r[1], "dport"));
+	assert_string_equal(str(r[1], "message"), "icmpv6 type 128");
+	assert_string_not_equal(str(r[0], "id"), str(r[1], "id"));
+	free_records(r, 2);
+}
+
+static void repeats_fold_until_the_flow_is_quiet(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	/* SYN retransmits from new source ports: one attempt. */
+	for (uint16_t i = 0; i < 5; i++) {
+		size_t n = tcp4(p, "10.213.0.2", "10.214.0.2",
+				(uint16_t)(40000 + i), 443);
+		queue(f, p, n, PACKET);
+		flush(f);
+		fence_nflog_set_time(f->n, 1000000 + (i + 1) * 1000);
+	}
+	assert_int_equal(fence_nflog_folded(f->n), 4);
+	/* Another port is another flow. */
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.2", 40000, 444);
+	queue(f, p, n, PACKET);
+	flush(f);
+	/* 6 s of silence: the first flow is new again. */
+	fence_nflog_set_time(f->n, 1000000 + 5000 + 6000);
+	n = tcp4(p, "10.213.0.2", "10.214.0.2", 40009, 443);
+	queue(f, p, n, PACKET);
+	flush(f);
+	json_t *r[8];
+	assert_int_equal(records(f, r, 8), 3);
+	assert_int_equal(json_integer_value(json_object_get(r[0], "dport")),
+			 443);
+	assert_int_equal(json_integer_value(json_object_get(r[1], "dport")),
+			 444);
+	assert_string_equal(str(r[2], "client"), "10.213.0.2:40009");
+	free_records(r, 3);
+	assert_int_equal(fence_nflog_folded(f->n), 4);
+}
+
+static void a_scan_is_bounded_and_summarised(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	/* 300 distinct ports at one instant: 200 itemised (the burst),
+	 * the rest counted. */
+	for (unsigned i = 0; i < 300; i++) {
+		size_t n = tcp4(p, "10.213.0.2", "10.214.0.2", 40000,
+				(uint16_t)(1000 + i));
+		queue(f, p, n, PACKET);
+		if (i % 50 == 49)
+			flush(f);
+	}
+	json_t *r[512];
+	size_t got = records(f, r, 512);
+	free_records(r, got);
+	assert_int_equal(got, 200);
+	/* 10 s later the next packet brings the summary; the budget has
+	 * refilled (20/s) so the packet itself is itemised too. */
+	fence_nflog_set_time(f->n, 1000000 + 10000);
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.3", 40000, 22);
+	queue(f, p, n, PACKET);
+	flush(f);
+	got = records(f, r, 512);
+	assert_int_equal(got, 202);
+	assert_string_equal(str(r[200], "dst"), "10.214.0.3");
+	assert_string_equal(str(r[201], "event"), "drop");
+	assert_string_equal(str(r[201], "reason"), "firewall");
+	assert_null(json_object_get(r[201], "dst"));
+	const char *m = str(r[201], "message");
+	assert_non_null(m);
+	if (strstr(m, "100 dropped packets of new flows not itemised") == NULL)
+		fail_msg("summary: %s", m);
+	free_records(r, got);
+	/* Counted again after the summary, written when the reader closes. */
+	for (unsigned i = 0; i < 250; i++) {
+		n = tcp4(p, "10.213.0.2", "10.214.0.4", 40000,
+			 (uint16_t)(1000 + i));
+		queue(f, p, n, PACKET);
+		if (i % 50 == 49)
+			flush(f);
+	}
+	fence_nflog_free(f->n);
+	f->n = NULL;
+	got = records(f, r, 512);
+	m = str(r[got - 1], "message");
+	if (m == NULL || strstr(m, "not itemised") == NULL)
+		fail_msg("no closing summary: %s", m ? m : "(none)");
+	free_records(r, got);
+}
+
+static void hostile_messages_are_skipped(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128] = {0};
+	/* not a packet message; a payload too short for IPv4; version 5 */
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.2", 1, 2);
+	queue(f, p, n, NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG);
+	queue(f, p, 12, PACKET);
+	p[0] = 0x55;
+	queue(f, p, n, PACKET);
+	flush(f);
+	/* A message whose length runs past the read: nothing read from it. */
+	n = tcp4(p, "10.213.0.2", "10.214.0.2", 1, 2);
+	queue(f, p, n, PACKET);
+	fence_nflog_handle(f->n, f->buf, f->len - 8);
+	/* Garbage bytes. */
+	memset(f->buf, 0xff, 256);
+	fence_nflog_handle(f->n, f->buf, 256);
+	fence_nflog_handle(f->n, f->buf, 3);
+	f->len = 0;
+	json_t *r[4];
+	assert_int_equal(records(f, r, 4), 0);
+	/* The reader still works afterwards. */
+	queue(f, p, n, PACKET);
+	flush(f);
+	assert_int_equal(records(f, r, 4), 1);
+	free_records(r, 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(
+		one_record_per_new_flow_with_the_fields, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		repeats_fold_until_the_flow_is_quiet, setup, teardown),
+	    cmocka_unit_test_setup_teardown(a_scan_is_bounded_and_summarised,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(hostile_messages_are_skipped,
+					    setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
