@@ -1,0 +1,316 @@
+/* Image presence and builds. The build context is packed as a ustar
+ * archive in memory (the container/ folder is small), sent to POST /build,
+ * and the engine's JSON progress lines are printed to stderr. */
+#define _XOPEN_SOURCE 700
+#include "image.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "docker.h"
+
+#define TAR_MAX ((size_t)256 * 1024 * 1024)
+
+static int grow(struct image_tar *t, size_t n)
+{
+	if (t->len + n > TAR_MAX)
+		return -E2BIG;
+	if (t->len + n <= t->cap)
+		return 0;
+	size_t nc = t->cap ? t->cap : 65536;
+	while (nc < t->len + n)
+		nc *= 2;
+	unsigned char *p = realloc(t->data, nc);
+	if (p == NULL)
+		return -ENOMEM;
+	t->data = p;
+	t->cap = nc;
+	return 0;
+}
+
+static int header(struct image_tar *t, const char *name, size_t size,
+		  unsigned mode, char type, const char *link)
+{
+	size_t nl = strlen(name);
+	if (nl == 0 || nl > 250 || (link && strlen(link) > 99))
+		return -ENAMETOOLONG;
+	int rc = grow(t, 512);
+	if (rc != 0)
+		return rc;
+	unsigned char *h = t->data + t->len;
+	memset(h, 0, 512);
+	/* ustar: names over 100 bytes split at a '/' into prefix + name. */
+	const char *base = name;
+	if (nl > 100) {
+		const char *cut = name + nl - 100;
+		const char *slash = strchr(cut, '/');
+		if (slash == NULL || (size_t)(slash - name) > 155)
+			return -ENAMETOOLONG;
+		memcpy(h + 345, name, (size_t)(slash - name));
+		base = slash + 1;
+	}
+	memcpy(h, base, strlen(base));
+	snprintf((char *)h + 100, 8, "%07o", mode & 07777);
+	snprintf((char *)h + 108, 8, "%07o", 0);
+	snprintf((char *)h + 116, 8, "%07o", 0);
+	snprintf((char *)h + 124, 12, "%011llo", (unsigned long long)size);
+	snprintf((char *)h + 136, 12, "%011o", 0);
+	h[156] = (unsigned char)type;
+	if (link)
+		memcpy(h + 157, link, strlen(link));
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	memset(h + 148, ' ', 8);
+	unsigned sum = 0;
+	for (size_t i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum & 0777777);
+	t->len += 512;
+	return 0;
+}
+
+int image_tar_file(struct image_tar *t, const char *name, const void *data,
+		   size_t len, unsigned mode)
+{
+	int rc = header(t, name, len, mode, '0', NULL);
+	if (rc != 0)
+		return rc;
+	size_t padded = (len + 511) & ~(size_t)511;
+	if ((rc = grow(t, padded)) != 0)
+		return rc;
+	memcpy(t->data + t->len, data, len);
+	memset(t->data + t->len + len, 0, padded - len);
+	t->len += padded;
+	return 0;
+}
+
+int image_tar_finish(struct image_tar *t)
+{
+	int rc = grow(t, 1024);
+	if (rc != 0)
+		return rc;
+	memset(t->data + t->len, 0, 1024);
+	t->len += 1024;
+	return 0;
+}
+
+void image_tar_free(struct image_tar *t)
+{
+	free(t->data);
+	t->data = NULL;
+	t->len = t->cap = 0;
+}
+
+/* nftw has no user pointer: one walk at a time, from one thread. */
+static struct image_tar *walk_tar;
+static size_t walk_root;
+static int walk_rc;
+static char walk_err[512];
+
+static int walk(const char *path, const struct stat *st, int type,
+		struct FTW *f)
+{
+	(void)f;
+	if (path[walk_root] == '\0')
+		return 0;
+	const char *rel = path + walk_root + 1;
+	int rc = 0;
+	if (type == FTW_D) {
+		char n[300];
+		snprintf(n, sizeof n, "%s/", rel);
+		rc = header(walk_tar, n, 0, (unsigned)st->st_mode, '5', NULL);
+	} else if (type == FTW_SL) {
+		char l[128];
+		ssize_t ln = readlink(path, l, sizeof l - 1);
+		if (ln < 0)
+			rc = -errno;
+		else {
+			l[ln] = '\0';
+			rc = header(walk_tar, rel, 0, 0777, '2', l);
+		}
+	} else if (type == FTW_F && S_ISREG(st->st_mode)) {
+		if ((size_t)st->st_size > TAR_MAX)
+			rc = -E2BIG;
+		int fd = rc == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+		if (rc == 0 && fd < 0)
+			rc = -errno;
+		char *buf = rc == 0 ? malloc((size_t)st->st_size + 1) : NULL;
+		if (rc == 0 && buf == NULL)
+			rc = -ENOMEM;
+		size_t got = 0;
+		while (rc == 0 && got < (size_t)st->st_size) {
+			ssize_t r = read(fd, buf + got,
+					 (size_t)st->st_size - got);
+			if (r <= 0) {
+				rc = r < 0 ? -errno : -EIO;
+				break;
+			}
+			got += (size_t)r;
+		}
+		if (rc == 0)
+			rc = image_tar_file(walk_tar, rel, buf, got,
+					    (unsigned)st->st_mode);
+		free(buf);
+		if (fd >= 0)
+			close(fd);
+	} else if (type == FTW_DNR || type == FTW_NS) {
+		rc = -EACCES;
+	}
+	if (rc != 0) {
+		walk_rc = rc;
+		snprintf(walk_err, sizeof walk_err, "%s: %s", path,
+			 strerror(-rc));
+		return 1;
+	}
+	return 0;
+}
+
+int image_tar_dir(struct image_tar *t, const char *dir, char *err,
+		  size_t errlen)
+{
+	walk_tar = t;
+	walk_root = strlen(dir);
+	while (walk_root > 1 && dir[walk_root - 1] == '/')
+		walk_root--;
+	walk_rc = 0;
+	char root[4096];
+	snprintf(root, sizeof root, "%.*s", (int)walk_root, dir);
+	if (nftw(root, walk, 16, FTW_PHYS) != 0 || walk_rc != 0) {
+		if (walk_rc == 0)
+			snprintf(walk_err, sizeof walk_err, "%s: %s", dir,
+				 strerror(errno));
+		snprintf(err, errlen, "build context %s", walk_err);
+		return walk_rc ? walk_rc : -EIO;
+	}
+	return 0;
+}
+
+int image_exists(struct docker *d, const char *image, char *err,
+		 size_t errlen)
+{
+	char *e = docker_urlencode(image);
+	if (e == NULL)
+		return -ENOMEM;
+	char path[1024];
+	snprintf(path, sizeof path, "/images/%s/json", e);
+	free(e);
+	long st = 0;
+	int rc = docker_call(d, "GET", path, NULL, &st, NULL, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (st == 200)
+		return 1;
+	if (st == 404)
+		return 0;
+	return -EIO;
+}
+
+struct progress {
+	char error[1024];
+};
+
+static void on_line(const char *line, size_t len, void *arg)
+{
+	struct progress *p = arg;
+	json_t *j = json_loadb(line, len, 0, NULL);
+	if (j == NULL)
+		return;
+	const char *s = json_string_value(json_object_get(j, "stream"));
+	const char *st = json_string_value(json_object_get(j, "status"));
+	const char *e = json_string_value(json_object_get(j, "error"));
+	if (s != NULL)
+		fputs(s, stderr);
+	else if (st != NULL)
+		fprintf(stderr, "%s\n", st);
+	if (e != NULL) {
+		snprintf(p->error, sizeof p->error, "%s", e);
+		fprintf(stderr, "agentsafe-launch: build: %s\n", e);
+	}
+	json_decref(j);
+}
+
+int image_build(struct docker *d, const char *image, const char *dir,
+		const char *const *build_args, const char *ca_bundle,
+		char *err, size_t errlen)
+{
+	struct image_tar t = {0};
+	int rc = image_tar_dir(&t, dir, err, errlen);
+	json_t *args = json_object();
+	if (args == NULL)
+		rc = rc ? rc : -ENOMEM;
+	for (size_t i = 0; rc == 0 && build_args && build_args[i]; i++) {
+		const char *eq = strchr(build_args[i], '=');
+		if (eq == NULL)
+			continue;
+		char k[256];
+		snprintf(k, sizeof k, "%.*s", (int)(eq - build_args[i]),
+			 build_args[i]);
+		json_object_set_new(args, k, json_string(eq + 1));
+	}
+	if (rc == 0 && ca_bundle != NULL) {
+		FILE *f = fopen(ca_bundle, "rb");
+		char *pem = malloc(1 << 20);
+		size_t n = 0;
+		if (f == NULL || pem == NULL) {
+			rc = f == NULL ? -errno : -ENOMEM;
+			snprintf(err, errlen, "%s: %s", ca_bundle,
+				 strerror(-rc));
+		} else {
+			n = fread(pem, 1, 1 << 20, f);
+			rc = image_tar_file(&t, "extra-ca.pem", pem, n, 0644);
+			json_object_set_new(args, "EXTRA_CA",
+					    json_string("extra-ca.pem"));
+		}
+		if (f)
+			fclose(f);
+		free(pem);
+	}
+	if (rc == 0)
+		rc = image_tar_finish(&t);
+	char *aj = rc == 0 ? json_dumps(args, JSON_COMPACT) : NULL;
+	char *ea = aj ? docker_urlencode(aj) : NULL;
+	char *ei = docker_urlencode(image);
+	if (rc == 0 && (ea == NULL || ei == NULL))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		size_t pl = strlen(ea) + strlen(ei) + 128;
+		char *path = malloc(pl);
+		if (path == NULL) {
+			rc = -ENOMEM;
+		} else {
+			snprintf(path, pl,
+				 "/build?t=%s&buildargs=%s&rm=1&forcerm=1", ei,
+				 ea);
+			struct progress p = {{0}};
+			long st = 0;
+			fprintf(stderr,
+				"agentsafe-launch: building %s from %s\n",
+				image, dir);
+			rc = docker_stream(d, "POST", path, "application/x-tar",
+					   t.data, t.len, on_line, &p, &st, err,
+					   errlen);
+			if (rc == 0 && (st != 200 || p.error[0])) {
+				snprintf(err, errlen,
+					 "building %s from %s failed: %s",
+					 image, dir,
+					 p.error[0] ? p.error : "engine error");
+				rc = -EIO;
+			}
+			free(path);
+		}
+	}
+	free(aj);
+	free(ea);
+	free(ei);
+	json_decref(args);
+	image_tar_free(&t);
+	return rc;
+}

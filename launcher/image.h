@@ -1,0 +1,35 @@
+/* The agent image: present or not, and (re)built from the container/
+ * context with POST /build and a tar made in memory. */
+#ifndef AGENTSAFE_LAUNCH_IMAGE_H
+#define AGENTSAFE_LAUNCH_IMAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct docker;
+
+struct image_tar {
+	unsigned char *data;
+	size_t len, cap;
+};
+
+/* Append a directory tree (regular files, directories, symlinks; no
+ * following) under the archive root, then optional extra files. */
+int image_tar_dir(struct image_tar *t, const char *dir, char *err,
+		  size_t errlen);
+int image_tar_file(struct image_tar *t, const char *name, const void *data,
+		   size_t len, unsigned mode);
+int image_tar_finish(struct image_tar *t);
+void image_tar_free(struct image_tar *t);
+
+/* 1 present, 0 absent, -errno on engine failure. */
+int image_exists(struct docker *d, const char *image, char *err,
+		 size_t errlen);
+/* Build image from dir; build_args "K=V" (NULL-terminated); ca_bundle
+ * (may be NULL) is added as extra-ca.pem with EXTRA_CA=extra-ca.pem.
+ * Progress goes to stderr. */
+int image_build(struct docker *d, const char *image, const char *dir,
+		const char *const *build_args, const char *ca_bundle,
+		char *err, size_t errlen);
+
+#endif

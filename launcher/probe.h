@@ -1,0 +1,32 @@
+/* The self-verification probe: a POSIX sh script (curl + getent, both in
+ * the agent image) run in a short-lived container on the session network
+ * before the agent starts. Independent of any probe tool in the image. */
+#ifndef AGENTSAFE_LAUNCH_PROBE_H
+#define AGENTSAFE_LAUNCH_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct probe_target {
+	char host[256]; /* [A-Za-z0-9.-] only (checked by lcfg_parse_target) */
+	uint16_t port;
+};
+
+struct probe_plan {
+	const char *dns_name; /* must not resolve */
+	const char *gateway;  /* direct connections here must be dropped */
+	uint16_t gateway_port;
+	const struct probe_target *allow, *deny, *direct;
+	size_t nallow, ndeny, ndirect;
+};
+
+/* The script; malloc'd, NULL on ENOMEM or an unsafe host string. It prints
+ * one "ok:" or "FAIL:" line per check and exits 0 only when all pass. */
+char *probe_script(const struct probe_plan *p);
+
+/* Look a name up in a hosts(5) file: the first IPv4 address listed for it.
+ * Returns 0 or -ENOENT. */
+int probe_hosts_lookup(const char *path, const char *name, char *ip,
+		       size_t iplen);
+
+#endif

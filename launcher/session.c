@@ -1,0 +1,194 @@
+/* Session paths and session.json. The JSON is written by the launcher only
+ * (never mounted into the container), so its contents are trusted by a
+ * later stop/ls/sweep from the same user. */
+#include "session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int session_xdg_dir(const char *kind, char *out, size_t len)
+{
+	char var[32];
+	snprintf(var, sizeof var, "XDG_%s_HOME", kind);
+	const char *x = getenv(var);
+	int n;
+	if (x != NULL && x[0] == '/') {
+		n = snprintf(out, len, "%s/agentsafe", x);
+	} else {
+		const char *home = getenv("HOME");
+		if (home == NULL || home[0] != '/')
+			return -ENOENT;
+		const char *fb = strcmp(kind, "CONFIG") == 0  ? ".config"
+				 : strcmp(kind, "CACHE") == 0 ? ".cache"
+				 : strcmp(kind, "DATA") == 0  ? ".local/share"
+							      : ".local/state";
+		n = snprintf(out, len, "%s/%s/agentsafe", home, fb);
+	}
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int session_mkdirs(const char *path, mode_t mode)
+{
+	char p[4096];
+	size_t n = strlen(path);
+	if (n == 0 || n >= sizeof p)
+		return -ENAMETOOLONG;
+	memcpy(p, path, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (p[i] == '/' || p[i] == '\0') {
+			char c = p[i];
+			p[i] = '\0';
+			if (mkdir(p, mode) != 0 && errno != EEXIST)
+				return -errno;
+			p[i] = c;
+		}
+	}
+	return 0;
+}
+
+int session_new_id(char *out, size_t len)
+{
+	unsigned char r[SESSION_ID_LEN / 2];
+	if (len < SESSION_ID_LEN + 1)
+		return -ENAMETOOLONG;
+	if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+		return -EIO;
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(out + 2 * i, 3, "%02x", r[i]);
+	return 0;
+}
+
+int session_state_dir(const char *id, char *out, size_t len)
+{
+	char s[4096];
+	int rc = session_xdg_dir("STATE", s, sizeof s);
+	if (rc != 0)
+		return rc;
+	int n = snprintf(out, len, "%s/sessions/%s", s, id);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static int json_path(const char *id, const char *name, char *out, size_t len)
+{
+	char d[4096];
+	int rc = session_state_dir(id, d, sizeof d);
+	if (rc != 0)
+		return rc;
+	int n = snprintf(out, len, "%s/%s", d, name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+int session_save(const char *id, const json_t *doc, char *err, size_t errlen)
+{
+	char p[4200], t[4300];
+	if (json_path(id, "session.json", p, sizeof p) != 0) {
+		snprintf(err, errlen, "session %s: state path too long", id);
+		return -ENAMETOOLONG;
+	}
+	snprintf(t, sizeof t, "%s.tmp", p);
+	if (json_dump_file(doc, t, JSON_INDENT(2) | JSON_SORT_KEYS) != 0 ||
+	    rename(t, p) != 0) {
+		int e = errno ? errno : EIO;
+		snprintf(err, errlen, "%s: %s", p, strerror(e));
+		unlink(t);
+		return -e;
+	}
+	return 0;
+}
+
+json_t *session_load(const char *id)
+{
+	char p[4200];
+	if (json_path(id, "session.json", p, sizeof p) != 0)
+		return NULL;
+	return json_load_file(p, 0, NULL);
+}
+
+static bool pid_is_launcher(pid_t pid)
+{
+	if (pid <= 1 || kill(pid, 0) != 0)
+		return errno == EPERM && pid > 1;
+	/* A recycled pid would belong to some other program. */
+	char p[64], comm[64] = "";
+	snprintf(p, sizeof p, "/proc/%d/comm", (int)pid);
+	FILE *f = fopen(p, "r");
+	if (f == NULL)
+		return true;
+	if (fgets(comm, sizeof comm, f) == NULL)
+		comm[0] = '\0';
+	fclose(f);
+	return strncmp(comm, "agentsafe-launc", 15) == 0;
+}
+
+bool session_is_live(const char *id)
+{
+	json_t *j = session_load(id);
+	if (j == NULL)
+		return false;
+	json_int_t pid = json_integer_value(json_object_get(j, "pid"));
+	bool done = json_is_true(json_object_get(j, "finished"));
+	json_decref(j);
+	return !done && pid_is_launcher((pid_t)pid);
+}
+
+void session_each(void (*fn)(const char *id, void *arg), void *arg)
+{
+	char s[4096], d[4200];
+	if (session_xdg_dir("STATE", s, sizeof s) != 0)
+		return;
+	snprintf(d, sizeof d, "%s/sessions", s);
+	DIR *dir = opendir(d);
+	if (dir == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (strlen(e->d_name) != SESSION_ID_LEN ||
+		    strspn(e->d_name, "0123456789abcdef") != SESSION_ID_LEN)
+			continue;
+		fn(e->d_name, arg);
+	}
+	closedir(dir);
+}
+
+struct finder {
+	const char *want;
+	char found[SESSION_ID_LEN + 1];
+	int live;
+};
+
+static void find_one(const char *id, void *arg)
+{
+	struct finder *f = arg;
+	json_t *j = session_load(id);
+	if (j == NULL)
+		return;
+	const char *name = json_string_value(json_object_get(j, "name"));
+	if (strcmp(id, f->want) == 0 ||
+	    (name != NULL && strcmp(name, f->want) == 0)) {
+		/* Prefer a live session when an old one had the same name. */
+		int live = session_is_live(id);
+		if (f->found[0] == '\0' || live > f->live) {
+			snprintf(f->found, sizeof f->found, "%s", id);
+			f->live = live;
+		}
+	}
+	json_decref(j);
+}
+
+int session_find(const char *name_or_id, char *out, size_t len)
+{
+	struct finder f = {.want = name_or_id};
+	session_each(find_one, &f);
+	if (f.found[0] == '\0')
+		return -ENOENT;
+	snprintf(out, len, "%s", f.found);
+	return 0;
+}
