@@ -12,6 +12,9 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
+#include <libnftnl/udata.h>
 
 #include "fence_int.h"
 
@@ -281,14 +285,29 @@ static int fb_next(struct fence_batch *fb)
 	return mnl_nlmsg_batch_next(fb->b) ? 0 : -ENOSPC;
 }
 
+/* comment (may be NULL) goes into the table's user data the way nft
+ * stores a table comment, so `nft list tables` shows it. */
 static int fb_table(struct fence_batch *fb, const char *name, uint16_t type,
-		    uint16_t flags)
+		    uint16_t flags, const char *comment)
 {
 	struct nftnl_table *t = nftnl_table_alloc();
 	if (t == NULL)
 		return -ENOMEM;
 	nftnl_table_set_u32(t, NFTNL_TABLE_FAMILY, NFPROTO_INET);
 	nftnl_table_set_str(t, NFTNL_TABLE_NAME, name);
+	if (comment != NULL) {
+		struct nftnl_udata_buf *u = nftnl_udata_buf_alloc(256);
+		if (u == NULL || !nftnl_udata_put_strz(
+				     u, NFTNL_UDATA_TABLE_COMMENT, comment)) {
+			nftnl_udata_buf_free(u);
+			nftnl_table_free(t);
+			return -ENOMEM;
+		}
+		nftnl_table_set_data(t, NFTNL_TABLE_USERDATA,
+				     nftnl_udata_buf_data(u),
+				     nftnl_udata_buf_len(u));
+		nftnl_udata_buf_free(u);
+	}
 	nftnl_table_nlmsg_build_payload(fb_msg(fb, type, flags), t);
 	nftnl_table_free(t);
 	return fb_next(fb);
@@ -429,6 +448,74 @@ void fence_log_prefix(const char *table, char *buf, size_t len)
 	snprintf(buf, len, "agentsafe %s", table + strlen(FENCE_TABLE_PREFIX));
 }
 
+/* ---- owner ---- */
+
+/* Field 22 of /proc/PID/stat: the start time in clock ticks since boot,
+ * which with the pid names one process (pids are reused). */
+static int proc_starttime(pid_t pid, unsigned long long *out)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *f = fopen(path, "re");
+	if (f == NULL)
+		return -errno;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	/* comm may hold spaces and ')': fields restart after the last ')'. */
+	char *p = strrchr(buf, ')');
+	if (p == NULL)
+		return -EINVAL;
+	p++;
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (p == NULL)
+			return -EINVAL;
+	}
+	char *end = NULL;
+	errno = 0;
+	*out = strtoull(p + 1, &end, 10);
+	if (errno != 0 || end == p + 1)
+		return -EINVAL;
+	return 0;
+}
+
+static unsigned long long own_pidns(void)
+{
+	struct stat st;
+	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino
+						    : 0;
+}
+
+int fence_owner_format(pid_t pid, char *buf, size_t len)
+{
+	unsigned long long start = 0;
+	int rc = proc_starttime(pid, &start);
+	if (rc != 0)
+		return rc;
+	snprintf(buf, len, "agentsafe owner pid=%ld start=%llu pidns=%llu",
+		 (long)pid, start, own_pidns());
+	return 0;
+}
+
+bool fence_owner_is_live(const char *comment)
+{
+	long pid = 0;
+	unsigned long long start = 0, ns = 0, now = 0;
+	/* Anything we cannot judge is kept: removing a live session's
+	 * table would open its fence, keeping a dead one only costs rules. */
+	if (comment == NULL ||
+	    sscanf(comment, "agentsafe owner pid=%ld start=%llu pidns=%llu",
+		   &pid, &start, &ns) != 3 ||
+	    pid <= 0 || ns != own_pidns())
+		return true;
+	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+		return false;
+	if (proc_starttime((pid_t)pid, &now) != 0)
+		return true; /* e.g. /proc mounted hidepid */
+	return now == start;
+}
+
 /* One logged drop: from the bridge, of family v6 (0: IPv4) and protocol
  * kind k (0 TCP, 1 UDP, 2 anything else), through the flow's bucket and the
  * rule's cap into NFLOG, then dropped. The key is built in registers
@@ -473,6 +560,17 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	int rc = fence_config_check(c, err, errlen);
 	if (rc != 0)
 		return rc;
+	char owner[128];
+	rc = fence_owner_format(c->owner_pid != 0 ? c->owner_pid : getpid(),
+				owner, sizeof owner);
+	if (rc != 0) {
+		snprintf(err, errlen,
+			 "fence: cannot read the start time of owner pid %ld: "
+			 "%s",
+			 (long)(c->owner_pid != 0 ? c->owner_pid : getpid()),
+			 strerror(-rc));
+		return rc;
+	}
 	struct fence_batch *fb = calloc(1, sizeof *fb);
 	if (fb == NULL || fb_init(fb) != 0) {
 		free(fb);
@@ -484,12 +582,12 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	const char *t = c->table;
 	/* add + delete + add: replaces a same-named table atomically and
 	 * works whether or not it existed. */
-	rc = fb_table(fb, t, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK);
+	rc = fb_table(fb, t, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, NULL);
 	if (rc == 0)
-		rc = fb_table(fb, t, NFT_MSG_DELTABLE, NLM_F_ACK);
+		rc = fb_table(fb, t, NFT_MSG_DELTABLE, NLM_F_ACK, NULL);
 	if (rc == 0)
 		rc = fb_table(fb, t, NFT_MSG_NEWTABLE,
-			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
+			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, owner);
 	if (rc == 0)
 		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN);
 	if (rc == 0)
@@ -667,7 +765,7 @@ int fence_remove(const char *table, char *err, size_t errlen)
 		snprintf(err, errlen, "fence: out of memory");
 		return -ENOMEM;
 	}
-	int rc = fb_table(&fb, table, NFT_MSG_DELTABLE, NLM_F_ACK);
+	int rc = fb_table(&fb, table, NFT_MSG_DELTABLE, NLM_F_ACK, NULL);
 	if (rc == 0) {
 		nftnl_batch_end(mnl_nlmsg_batch_current(fb.b), fb.seq++);
 		mnl_nlmsg_batch_next(fb.b);
@@ -684,8 +782,22 @@ int fence_remove(const char *table, char *err, size_t errlen)
 
 struct table_list {
 	char names[256][64];
+	char comments[256][128]; /* "" when the table has none */
 	size_t n;
 };
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	char *out = data;
+	uint8_t len = nftnl_udata_len(attr);
+	if (nftnl_udata_type(attr) != NFTNL_UDATA_TABLE_COMMENT || len == 0)
+		return 0;
+	/* Bounded copy; the stored string may lack its NUL. */
+	size_t n = len < 127 ? len : 127;
+	memcpy(out, nftnl_udata_get(attr), n);
+	out[n] = '\0';
+	return 0;
+}
 
 static int table_cb(const struct nlmsghdr *nlh, void *data)
 {
@@ -693,7 +805,8 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 	struct nftnl_table *t = nftnl_table_alloc();
 	if (t == NULL)
 		return MNL_CB_ERROR;
-	if (nftnl_table_nlmsg_parse(nlh, t) == 0) {
+	if (nftnl_table_nlmsg_parse(nlh, t) == 0 &&
+	    nftnl_table_get_u32(t, NFTNL_TABLE_FAMILY) == NFPROTO_INET) {
 		const char *name = nftnl_table_get_str(t, NFTNL_TABLE_NAME);
 		if (name != NULL &&
 		    strncmp(name, FENCE_TABLE_PREFIX,
@@ -701,6 +814,13 @@ static int table_cb(const struct nlmsghdr *nlh, void *data)
 		    strlen(name) < sizeof l->names[0] &&
 		    l->n < sizeof l->names / sizeof l->names[0]) {
 			memcpy(l->names[l->n], name, strlen(name) + 1);
+			l->comments[l->n][0] = '\0';
+			uint32_t ulen = 0;
+			const void *ud = nftnl_table_get_data(
+			    t, NFTNL_TABLE_USERDATA, &ulen);
+			if (ud != NULL && ulen > 0)
+				(void)nftnl_udata_parse(ud, ulen, comment_cb,
+							l->comments[l->n]);
 			l->n++;
 		}
 	}
@@ -761,7 +881,8 @@ int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 	int removed = 0;
 	for (size_t i = 0; rc == 0 && i < l->n; i++) {
 		const char *id = l->names[i] + strlen(FENCE_TABLE_PREFIX);
-		if (is_live(id, arg))
+		if (is_live != NULL ? is_live(id, arg)
+				    : fence_owner_is_live(l->comments[i]))
 			continue;
 		rc = fence_remove(l->names[i], err, errlen);
 		if (rc == -ENOENT)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct egress_log;
 
@@ -27,13 +28,24 @@ struct fence_config {
 	uint16_t nflog_group;
 	struct fence_port_range published[FENCE_MAX_PUBLISHED];
 	size_t npublished;
+	/* The session's owner, recorded in the table for fence_sweep: the
+	 * process that lives exactly as long as the session (the launcher,
+	 * or its detached supervisor). 0: the calling process. */
+	pid_t owner_pid;
 };
 
 /* Install (replacing any table of the same name) in one atomic batch. */
 int fence_apply(const struct fence_config *c, char *err, size_t errlen);
 int fence_remove(const char *table, char *err, size_t errlen);
-/* Remove every FENCE_TABLE_PREFIX table whose session id is_live() says is
- * gone (stale sessions after a crash). Returns how many were removed. */
+/* Remove every FENCE_TABLE_PREFIX table (inet family) whose session is gone
+ * (stale sessions after a crash). With is_live NULL, the built-in check:
+ * fence_apply stores the owner as the table comment ("agentsafe owner
+ * pid=P start=S pidns=N", visible in `nft list tables`), and a table is
+ * stale when that pid no longer exists or names a process with another
+ * start time (pid reuse). A table without that comment, from another pid
+ * namespace, or whose owner cannot be checked (hidepid) is kept: only a
+ * dead session's table is removed, never a live one's. With is_live set,
+ * it decides instead (true = keep). Returns how many were removed. */
 int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 		char *err, size_t errlen);
 

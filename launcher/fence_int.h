@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "fence.h"
 
@@ -22,6 +23,15 @@ int fence_batch_count(const struct fence_batch *fb);
 void fence_batch_free(struct fence_batch *fb);
 /* "agentsafe <session id>": the NFLOG prefix of a table's drops. */
 void fence_log_prefix(const char *table, char *buf, size_t len);
+
+/* The owner record fence_apply stores as the table's comment:
+ * "agentsafe owner pid=P start=S pidns=N" (S: the process's start time in
+ * clock ticks, field 22 of /proc/P/stat; N: the pid namespace inode).
+ * Returns 0 or -errno when /proc/P/stat cannot be read. */
+int fence_owner_format(pid_t pid, char *buf, size_t len);
+/* False only when sure: same pid namespace, and the pid is gone or now
+ * names a process with another start time. */
+bool fence_owner_is_live(const char *comment);
 
 /* What a drop record says about one logged packet. */
 struct fence_pkt {

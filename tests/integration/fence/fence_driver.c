@@ -46,7 +46,10 @@ int main(int argc, char **argv)
 		for (int i = 7; i < argc && c.npublished < FENCE_MAX_PUBLISHED;
 		     i++) {
 			unsigned a = 0, b = 0;
-			if (sscanf(argv[i], "%u-%u", &a, &b) == 2) {
+			long owner = 0;
+			if (sscanf(argv[i], "owner=%ld", &owner) == 1) {
+				c.owner_pid = (pid_t)owner;
+			} else if (sscanf(argv[i], "%u-%u", &a, &b) == 2) {
 				c.published[c.npublished].first = (uint16_t)a;
 				c.published[c.npublished].last = (uint16_t)b;
 				c.npublished++;
@@ -66,7 +69,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (argc >= 2 && strcmp(argv[1], "sweep") == 0) {
-		int n = fence_sweep(live_if_listed, argv + 2, err, sizeof err);
+		/* "sweep": the built-in owner check; "sweep --live ID...":
+		 * the listed sessions are the live ones. */
+		bool listed = argc >= 3 && strcmp(argv[2], "--live") == 0;
+		int n = fence_sweep(listed ? live_if_listed : NULL,
+				    listed ? (void *)(argv + 3) : NULL, err,
+				    sizeof err);
 		if (n < 0) {
 			fprintf(stderr, "%s\n", err);
 			return 1;
@@ -91,10 +99,11 @@ int main(int argc, char **argv)
 		while (!stop) {
 			struct pollfd p = {fence_nflog_fd(n), POLLIN, 0};
 			int r = poll(&p, 1, 200);
-			if (r > 0 && fence_nflog_dispatch(n) < 0) {
+			int rc = r > 0 ? fence_nflog_dispatch(n) : 0;
+			if (rc < 0) {
 				fprintf(stderr,
 					"fence_driver: nflog read: %s\n",
-					strerror(errno));
+					strerror(-rc));
 				break;
 			}
 		}
@@ -105,8 +114,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	fprintf(stderr, "usage: fence_driver apply TABLE BRIDGE PROXY_ADDR "
-			"PORT GROUP [FIRST-LAST...]\n"
-			"       fence_driver remove TABLE | sweep LIVE_ID... | "
-			"nflog GROUP LOG SESSION\n");
+			"PORT GROUP [FIRST-LAST...] [owner=PID]\n"
+			"       fence_driver remove TABLE | sweep [--live ID...] "
+			"| nflog GROUP LOG SESSION\n");
 	return 2;
 }

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Probe and listener helper for the fence test.
-  probe.py tcp ADDR PORT        exit 0 when a TCP connection opens (1 s)
+  probe.py tcp ADDR PORT        exit 0 when a TCP connection opens, 1 when
+                                it times out (1 s: dropped), 3 on another
+                                error (refused, unreachable)
   probe.py udp ADDR PORT        send one datagram
+  probe.py flood ADDR A B N     N datagrams to port A, one to port B after
+                                the first half of them
   probe.py icmp ADDR            exit 0 when an echo reply arrives (1 s)
   probe.py listen FILE SPEC...  SPEC = tcp:ADDR:PORT | udp:ADDR:PORT; appends
                                 one line per connection/datagram to FILE"""
@@ -23,8 +27,23 @@ def tcp(addr, port):
     try:
         s.connect((addr, int(port)))
         return 0
-    except OSError:
+    except socket.timeout:
         return 1
+    except OSError as e:
+        print("probe: tcp %s:%s: %s" % (addr, port, e), file=sys.stderr)
+        return 3
+
+
+def flood(addr, a, b, n):
+    s = socket.socket(family(addr), socket.SOCK_DGRAM)
+    for i in range(int(n)):
+        if i == int(n) // 2:
+            s.sendto(b"new flow", (addr, int(b)))
+        try:
+            s.sendto(b"flood", (addr, int(a)))
+        except OSError:
+            pass
+    return 0
 
 
 def udp(addr, port):
@@ -108,6 +127,8 @@ if __name__ == "__main__":
         sys.exit(tcp(sys.argv[2], sys.argv[3]))
     if cmd == "udp":
         sys.exit(udp(sys.argv[2], sys.argv[3]))
+    if cmd == "flood":
+        sys.exit(flood(*sys.argv[2:6]))
     if cmd == "icmp":
         sys.exit(icmp(sys.argv[2]))
     if cmd == "listen":

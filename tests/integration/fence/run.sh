@@ -20,6 +20,7 @@ W=$(mktemp -d /tmp/asfen.XXXXXX)
 TABLE1=agentsafe_s1$T; TABLE2=agentsafe_s2$T
 GROUP=$(( 3000 + $$ % 1000 ))
 cleanup() {
+  [ -z "${OWNER2:-}" ] || kill "$OWNER2" 2>/dev/null || true
   for ns in $H $C1 $C2 $U; do
     ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
   done
@@ -89,8 +90,11 @@ ip netns exec "$H" "$DRV" nflog "$GROUP" "$W/egress.log" "s1$T" 2> "$W/nflog.err
 NFLOG_PID=$!
 for _ in $(seq 50); do grep -q "nflog ready" "$W/nflog.err" 2>/dev/null && break; sleep 0.1; done
 grep -q "nflog ready" "$W/nflog.err" || fail "NFLOG reader did not start: $(cat "$W/nflog.err")"
-inH "$DRV" apply "$TABLE1" b1$T 10.213.0.1 3128 "$GROUP" 8000-8099
-inH "$DRV" apply "$TABLE2" b2$T 10.215.0.1 3128 $((GROUP + 1))
+# Owners (for the sweep): session 1 is owned by its NFLOG reader, session
+# 2 by a stand-in process; both live for the whole test.
+sleep 600 & OWNER2=$!
+inH "$DRV" apply "$TABLE1" b1$T 10.213.0.1 3128 "$GROUP" 8000-8099 owner=$NFLOG_PID
+inH "$DRV" apply "$TABLE2" b2$T 10.215.0.1 3128 $((GROUP + 1)) owner=$OWNER2
 inH nft list table inet "$TABLE1" > "$W/ruleset.txt"
 grep -q 'iifname "b1'"$T"'" ip daddr 10.213.0.1 tcp dport 3128' "$W/ruleset.txt" \
   || fail "proxy accept rule not found in: $(cat "$W/ruleset.txt")"
@@ -104,13 +108,18 @@ inH $PROBE tcp 10.214.0.2 443 || fail "the host lost its own route to the upstre
 
 # The bypass matrix: each must fail from the container.
 declare -a EXPECT=()
-blocked() { # description, probe args..., expected record "proto dst dport"
-  local what=$1 rec=$2; shift 2
-  if inC1 $PROBE "$@"; then fail "$what: went through the fence"; fi
+blocked() { # description, expected record "proto dst dport", probe args...
+  local what=$1 rec=$2 rc=0; shift 2
+  inC1 $PROBE "$@" || rc=$?
+  [ "$rc" -ne 0 ] || fail "$what: went through the fence"
+  # A timeout, not a refusal: the packet was dropped, nobody answered.
+  [ "$rc" -eq 1 ] || fail "$what: failed other than by a timeout (exit $rc)"
   EXPECT+=("$what|$rec")
   echo "dropped: $what"
 }
-blocked "TCP to another port on the proxy's host" "tcp 10.213.0.1 2222" tcp 10.213.0.1 2222
+blocked "TCP to another port on the proxy's address" "tcp 10.213.0.1 3129" tcp 10.213.0.1 3129
+blocked "TCP to a host service on the bridge address" "tcp 10.213.0.1 2222" tcp 10.213.0.1 2222
+blocked "TCP to a host service on its LAN address" "tcp 10.214.0.1 2222" tcp 10.214.0.1 2222
 blocked "TCP straight to the allowed upstream's IP" "tcp 10.214.0.2 443" tcp 10.214.0.2 443
 blocked "TCP to another session's container" "tcp 10.215.0.2 8080" tcp 10.215.0.2 8080
 blocked "DNS over TCP to the host" "tcp 10.213.0.1 53" tcp 10.213.0.1 53
@@ -120,6 +129,11 @@ blocked "ICMPv6 echo to the host" "icmpv6 fd00:213::1 -" icmp fd00:213::1
 inC1 $PROBE udp 10.214.0.2 9999; EXPECT+=("UDP to the upstream|udp 10.214.0.2 9999")
 inC1 $PROBE udp 10.213.0.1 53; EXPECT+=("DNS over UDP to the host|udp 10.213.0.1 53")
 inC1 $PROBE udp 10.214.0.2 53; EXPECT+=("DNS over UDP to the upstream|udp 10.214.0.2 53")
+# A flood of one flow neither fills the log nor hides a new flow's first
+# packet sent in the middle of it.
+inC1 $PROBE flood 10.214.0.2 7777 7778 3000
+EXPECT+=("UDP flood, one record|udp 10.214.0.2 7777 once")
+EXPECT+=("a new flow inside the flood|udp 10.214.0.2 7778 once")
 sleep 1
 [ ! -s "$W/u.hits" ] || fail "the upstream received: $(cat "$W/u.hits")"
 grep -v "tcp:10.213.0.1:3128" "$W/h.hits" | grep -q . && fail "the host received: $(cat "$W/h.hits")"
@@ -133,6 +147,7 @@ recs = [json.loads(l) for l in open(path)]
 assert recs, "no records at all"
 for r in recs:
     assert r["event"] == "drop" and r["reason"] == "firewall" and r["session"] == session, r
+    assert "not itemised" not in r.get("message", ""), "record budget hit: %s" % r
     assert r["client"].startswith(("10.213.0.2", "[fd00:213::2]", "fd00:213::2", "fe80:")), r
 bad = []
 for e in expect:
@@ -140,32 +155,61 @@ for e in expect:
     f = spec.split()
     proto, dst = f[0], f[1]
     port = int(f[2]) if len(f) > 2 and f[2] != "-" else None
-    hits = [r for r in recs if r["dst"] == dst and r["proto"] == proto and
+    hits = [r for r in recs if r.get("dst") == dst and r.get("proto") == proto and
             (port is None or r.get("dport") == port)]
+    if len(f) > 3 and f[3] == "once" and len(hits) > 1:
+        bad.append("%s: %d records, expected one" % (what, len(hits)))
     if proto == "icmpv6":
-        hits = [r for r in recs if r["dst"] == dst and r["proto"] == "icmpv6"
+        hits = [r for r in recs if r.get("dst") == dst and r.get("proto") == "icmpv6"
                 and "type 128" in r.get("message", "")]
     print("%-45s %s" % (what, "logged" if hits else "NOT LOGGED"))
     if not hits:
         bad.append(what)
-proxy = [r for r in recs if r["dst"] == "10.213.0.1" and r.get("dport") == 3128 and r["proto"] == "tcp"]
+proxy = [r for r in recs if r.get("dst") == "10.213.0.1" and r.get("dport") == 3128 and r.get("proto") == "tcp"]
 assert not proxy, "the allowed proxy path was logged as a drop: %s" % proxy
 assert not bad, "missing drop records for: %s\nrecords: %s" % (bad, recs)
 PY
 
 # Removal: both tables gone, the path is open again; the reader exits clean.
 inH "$DRV" remove "$TABLE1"; inH "$DRV" remove "$TABLE2"
-inH nft list tables | grep -q "$TABLE1\|$TABLE2" && fail "tables left after remove"
+inH nft list tables > "$W/tables.txt"
+grep -q "$TABLE1\|$TABLE2" "$W/tables.txt" && fail "tables left after remove"
 inC1 $PROBE tcp 10.214.0.2 443 || fail "path still blocked after fence_remove"
 kill "$NFLOG_PID"; wait "$NFLOG_PID" || fail "the NFLOG reader exited with an error: $(cat "$W/nflog.err")"
-# Sweep after a crash: a stale session's table goes, a live one stays.
-inH "$DRV" apply agentsafe_stale$T b2$T 10.215.0.1 3128 $((GROUP + 2))
-inH "$DRV" apply agentsafe_live$T b1$T 10.213.0.1 3128 $((GROUP + 3))
-n=$(inH "$DRV" sweep "live$T")
-[ "$n" = 1 ] || fail "sweep removed $n tables, expected 1"
-inH nft list tables | grep -q "agentsafe_stale$T" && fail "stale table survived the sweep"
-inH nft list tables | grep -q "agentsafe_live$T" || fail "sweep removed a live session's table"
+folded=$(sed -n 's/^nflog folded //p' "$W/nflog.err")
+[ "${folded:-0}" -gt 0 ] || fail "the flood reached the reader without folding: $(cat "$W/nflog.err")"
+echo "flood: the reader folded $folded repeats into one record"
+
+# Sweep after a crash (owner check recorded in the table comment): a table
+# whose owner exited, and one planted by hand whose owner pid 1 has another
+# start time (pid reuse), go; a live owner's table and a table without an
+# owner comment (cannot judge) stay.
+sleep 600 & DEAD=$!
+inH "$DRV" apply agentsafe_stale$T b2$T 10.215.0.1 3128 $((GROUP + 2)) owner=$DEAD
+kill "$DEAD"; wait "$DEAD" 2>/dev/null || true
+inH "$DRV" apply agentsafe_live$T b1$T 10.213.0.1 3128 $((GROUP + 3)) owner=$OWNER2
+NS=$(stat -L -c %i /proc/self/ns/pid)
+inH nft add table inet agentsafe_planted$T "{ comment \"agentsafe owner pid=1 start=1 pidns=$NS\"; }"
+inH nft add table inet agentsafe_nocomment$T
+inH nft list tables > "$W/tables.txt"
+grep -q "agentsafe_planted$T" "$W/tables.txt" || fail "could not plant a stale table"
+inH nft list table inet agentsafe_live$T > "$W/live.txt"
+grep -q "comment \"agentsafe owner pid=$OWNER2 start=" "$W/live.txt" \
+  || fail "owner comment missing: $(head -3 "$W/live.txt")"
+n=$(inH "$DRV" sweep)
+inH nft list tables > "$W/tables.txt"
+[ "$n" = 2 ] || fail "sweep removed $n tables, expected 2: $(cat "$W/tables.txt")"
+grep -q "agentsafe_stale$T" "$W/tables.txt" && fail "the dead owner's table survived the sweep"
+grep -q "agentsafe_planted$T" "$W/tables.txt" && fail "the planted stale table survived the sweep"
+grep -q "agentsafe_live$T" "$W/tables.txt" || fail "sweep removed a live session's table"
+grep -q "agentsafe_nocomment$T" "$W/tables.txt" || fail "sweep removed a table it cannot judge"
+# The caller's own liveness check, when given, decides instead.
+n=$(inH "$DRV" sweep --live "live$T")
+[ "$n" = 1 ] || fail "sweep --live removed $n tables, expected 1"
+inH nft list tables > "$W/tables.txt"
+grep -q "agentsafe_nocomment$T" "$W/tables.txt" && fail "sweep --live kept a table not listed"
 inH "$DRV" remove agentsafe_live$T
+kill "$OWNER2"
 # Bad input is refused with a message, and nothing is installed.
 if inH "$DRV" apply "not_ours" b1$T 10.213.0.1 3128 1 2> "$W/bad.err"; then fail "accepted a foreign table name"; fi
 grep -q "table name must be" "$W/bad.err" || fail "unclear error: $(cat "$W/bad.err")"

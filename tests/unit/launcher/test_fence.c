@@ -19,6 +19,11 @@
 #include <libmnl/libmnl.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <libnftnl/udata.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "fence_int.h"
 
@@ -80,15 +85,39 @@ struct decoded {
 	char rules[32][2048];
 	int nrules;
 	char sets[2][512];
+	char comment[128]; /* of the last table added */
 	int ntables, ndeltables, nchains, nsets;
 };
+
+static int comment_cb(const struct nftnl_udata *attr, void *data)
+{
+	char *out = data;
+	assert_int_equal(nftnl_udata_type(attr), NFTNL_UDATA_TABLE_COMMENT);
+	size_t n = nftnl_udata_len(attr);
+	assert_true(n > 0 && n < 128);
+	memcpy(out, nftnl_udata_get(attr), n);
+	assert_int_equal(out[n - 1], '\0');
+	return 0;
+}
 
 static int decode_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct decoded *d = data;
 	int type = nlh->nlmsg_type & 0xff;
-	if (type == NFT_MSG_NEWTABLE)
+	if (type == NFT_MSG_NEWTABLE) {
 		d->ntables++;
+		struct nftnl_table *t = nftnl_table_alloc();
+		assert_non_null(t);
+		assert_int_equal(nftnl_table_nlmsg_parse(nlh, t), 0);
+		uint32_t len = 0;
+		const void *ud =
+		    nftnl_table_get_data(t, NFTNL_TABLE_USERDATA, &len);
+		d->comment[0] = '\0';
+		if (ud != NULL)
+			assert_true(nftnl_udata_parse(ud, len, comment_cb,
+						      d->comment) >= 0);
+		nftnl_table_free(t);
+	}
 	else if (type == NFT_MSG_DELTABLE)
 		d->ndeltables++;
 	else if (type == NFT_MSG_NEWCHAIN)
@@ -237,6 +266,12 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	 * accepts and drops by iifname, the published range by oifname. */
 	for (int i = 0; i < d.nrules; i++)
 		expect_in(&d, i, i == FW_PUBLISHED ? "oifname" : "iifname");
+	/* The owner, for the stale-session sweep, is the table's comment. */
+	char want[64];
+	snprintf(want, sizeof want, "agentsafe owner pid=%ld start=",
+		 (long)getpid());
+	if (strncmp(d.comment, want, strlen(want)) != 0)
+		fail_msg("table comment: '%s'", d.comment);
 	/* The flow sets: bounded, entries expire. */
 	for (int i = 0; i < 2; i++) {
 		if (strstr(d.sets[i], "flows") == NULL ||
@@ -369,6 +404,64 @@ static void hostile_packets_are_bounded(void **state)
 	assert_int_equal(fence_parse_packet(p, sizeof p, &k), 0);
 }
 
+/* ---- owner liveness (the sweep's built-in check) ---- */
+
+static void owner_liveness_names_one_process(void **state)
+{
+	(void)state;
+	char me[128], child[128];
+	assert_int_equal(fence_owner_format(getpid(), me, sizeof me), 0);
+	assert_true(fence_owner_is_live(me));
+	/* A process that has exited is gone. */
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char b;
+		close(fds[1]);
+		(void)!read(fds[0], &b, 1);
+		_exit(0);
+	}
+	close(fds[0]);
+	assert_int_equal(fence_owner_format(pid, child, sizeof child), 0);
+	assert_true(fence_owner_is_live(child));
+	close(fds[1]);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	assert_false(fence_owner_is_live(child));
+	/* The same pid with another start time: the pid was reused. */
+	long p = 0;
+	unsigned long long start = 0, ns = 0;
+	assert_int_equal(sscanf(me,
+				"agentsafe owner pid=%ld start=%llu pidns=%llu",
+				&p, &start, &ns),
+			 3);
+	char reused[128];
+	snprintf(reused, sizeof reused,
+		 "agentsafe owner pid=%ld start=%llu pidns=%llu", p, start + 1,
+		 ns);
+	assert_false(fence_owner_is_live(reused));
+	/* What cannot be judged is kept: another pid namespace, no or a
+	 * foreign comment, nonsense. */
+	snprintf(reused, sizeof reused,
+		 "agentsafe owner pid=%ld start=%llu pidns=%llu", p, start + 1,
+		 ns + 1);
+	assert_true(fence_owner_is_live(reused));
+	assert_true(fence_owner_is_live(NULL));
+	assert_true(fence_owner_is_live(""));
+	assert_true(fence_owner_is_live("set up by hand"));
+	assert_true(fence_owner_is_live("agentsafe owner pid=-4 start=1 "
+					"pidns=1"));
+	/* An owner that does not exist cannot be recorded. */
+	struct fence_config c = good_config();
+	c.owner_pid = pid; /* reaped above */
+	struct fence_batch *fb = NULL;
+	char err[256] = "";
+	assert_int_equal(fence_build_batch(&c, &fb, err, sizeof err), -ENOENT);
+	assert_null(fb);
+	assert_non_null(strstr(err, "owner pid"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -377,6 +470,7 @@ int main(void)
 	    cmocka_unit_test(no_published_ports_means_no_inbound_rule),
 	    cmocka_unit_test(packets_give_proto_addresses_and_ports),
 	    cmocka_unit_test(hostile_packets_are_bounded),
+	    cmocka_unit_test(owner_liveness_names_one_process),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
