@@ -1254,6 +1254,8 @@ static int cmd_run(struct lcfg *c)
 	s.ready_fd = -1;
 	char err[2048] = "";
 	int code = EXIT_LAUNCH;
+	int sfd = -1, afd = -1;
+	struct spec_store *store = NULL;
 	ids_from_env(&s);
 	s.tty = isatty(0) && isatty(1);
 
@@ -1293,51 +1295,53 @@ static int cmd_run(struct lcfg *c)
 		diag("%s (is dockerd running, and may you use its socket?)",
 		     err);
 		json_decref(info);
-		docker_free(s.d);
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	struct gpu_env genv;
 	gpu_probe(info, NULL, &genv);
 	json_decref(info);
 	if (gpu_plan(c->gpu, &genv, &s.devreq, err, sizeof err) != 0) {
 		diag("%s", err);
-		docker_free(s.d);
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	if (s.devreq)
 		diag("passing NVIDIA GPUs (%s)", c->gpu);
 	stale_sweep(s.d, caps);
 	if (ensure_image(&s, err, sizeof err) != 0) {
 		diag("%s", err);
-		json_decref(s.devreq);
-		docker_free(s.d);
-		return EXIT_LAUNCH;
+		goto out;
 	}
 
-	int sfd = block_signals();
+	sfd = block_signals();
 	if (c->detach) {
 		/* The session lives in a background child; this process
 		 * waits only until it is up (or failed) to report. */
 		int pfd[2];
 		if (pipe2(pfd, O_CLOEXEC) != 0) {
 			diag("pipe: %s", strerror(errno));
-			return EXIT_LAUNCH;
+			goto out;
 		}
 		pid_t pid = fork();
 		if (pid < 0) {
 			diag("fork: %s", strerror(errno));
-			return EXIT_LAUNCH;
+			goto out;
 		}
 		if (pid > 0) {
 			close(pfd[1]);
 			char b = 0;
 			ssize_t r = read(pfd[0], &b, 1);
-			if (r == 1)
-				return 0;
 			int status = 0;
-			waitpid(pid, &status, 0);
-			return WIFEXITED(status) ? WEXITSTATUS(status)
-						 : EXIT_LAUNCH;
+			if (r == 1)
+				code = 0;
+			else if (waitpid(pid, &status, 0) == pid &&
+				 WIFEXITED(status))
+				code = WEXITSTATUS(status);
+			close(pfd[0]);
+			/* Nothing of the session belongs to this process. */
+			json_decref(s.devreq);
+			docker_free(s.d);
+			close(sfd);
+			return code;
 		}
 		close(pfd[0]);
 		s.ready_fd = pfd[1];
@@ -1348,7 +1352,7 @@ static int cmd_run(struct lcfg *c)
 
 	if (session_new_id(s.id, sizeof s.id) != 0) {
 		diag("no randomness for a session id");
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	xsnprintf(s.name, sizeof s.name, "%s",
 		 c->name ? c->name : "agentsafe-");
@@ -1364,18 +1368,18 @@ static int cmd_run(struct lcfg *c)
 	    session_xdg_dir("CACHE", cache, sizeof cache) != 0 ||
 	    session_mkdirs(s.state_dir, 0700) != 0) {
 		diag("cannot create the session state directory (HOME/XDG)");
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	xsnprintf(s.cache_dir, sizeof s.cache_dir, "%s/sessions", cache);
 	if (session_mkdirs(s.cache_dir, 0700) != 0) {
 		diag("cannot create %s: %s", s.cache_dir, strerror(errno));
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	xsnprintf(s.log_path, sizeof s.log_path, "%s/egress.log", s.state_dir);
 	save_state(&s, false);
 	if (egress_log_open(s.log_path, s.id, &s.log, err, sizeof err) != 0) {
 		diag("%s", err);
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	char rpath[4300];
 	xsnprintf(rpath, sizeof rpath, "%s/resolv.conf", s.state_dir);
@@ -1386,12 +1390,12 @@ static int cmd_run(struct lcfg *c)
 		  rf) < 0 ||
 	    fclose(rf) != 0) {
 		diag("%s: %s", rpath, strerror(errno));
-		return EXIT_LAUNCH;
+		goto out;
 	}
 	chmod(rpath, 0644);
 	diag("session %s starting (%s)", s.id, s.name);
 
-	struct spec_store *store = calloc(1, sizeof *store);
+	store = calloc(1, sizeof *store);
 	struct docker_container_spec spec;
 	int rc = store ? 0 : -ENOMEM;
 	if (rc == 0 && (rc = prepare_repos(&s, err, sizeof err)) != 0)
@@ -1414,7 +1418,6 @@ static int cmd_run(struct lcfg *c)
 			diag("%s", err);
 		}
 	}
-	int afd = -1;
 	if (rc == 0 && (rc = create_container(&s, s.container, &spec, err,
 					      sizeof err)) != 0)
 		diag("%s", err);
@@ -1489,6 +1492,7 @@ static int cmd_run(struct lcfg *c)
 			code = EXIT_LAUNCH;
 		}
 	}
+out:
 	if (afd >= 0)
 		close(afd);
 	teardown(&s);
