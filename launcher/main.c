@@ -177,8 +177,10 @@ static void remove_fence(const char *table, bool have)
 		     table);
 		return;
 	}
-	if (caps_raise_net_admin(err, sizeof err) != 0 ||
-	    fence_remove(table, err, sizeof err) != 0)
+	int rc = caps_raise_net_admin(err, sizeof err);
+	if (rc == 0)
+		rc = fence_remove(table, err, sizeof err);
+	if (rc != 0 && rc != -ENOENT)
 		diag("removing nftables table %s: %s", table, err);
 	caps_lower_net_admin();
 }

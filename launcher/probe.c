@@ -63,7 +63,7 @@ char *probe_script(const struct probe_plan *p)
 		"bad() { echo \"agentsafe-probe: FAIL: $*\"; fail=1; }\n"
 		"P=\"$AGENTSAFE_PROBE_PROXY\"\n");
 	add(&b,
-	    "if timeout 5 getent hosts %s >/dev/null 2>&1; then\n"
+	    "if timeout 3 getent hosts %s >/dev/null 2>&1; then\n"
 	    "  bad 'DNS resolves %s: names must only be resolved by the "
 	    "proxy'\n"
 	    "else ok 'DNS does not resolve %s'; fi\n",
@@ -77,8 +77,8 @@ char *probe_script(const struct probe_plan *p)
 		if (!safe(h))
 			b.bad = true;
 		add(&b,
-		    "curl -s -o /dev/null --noproxy '*' --connect-timeout 3 "
-		    "-m 4 http://%s:%u/ 2>/dev/null; rc=$?\n"
+		    "curl -s -o /dev/null --noproxy '*' --connect-timeout 2 "
+		    "-m 3 http://%s:%u/ 2>/dev/null; rc=$?\n"
 		    "if [ $rc -eq 28 ]; then ok 'direct connection to %s:%u "
 		    "dropped'\n"
 		    "else bad \"direct connection to %s:%u not dropped (curl "

@@ -125,6 +125,18 @@ static bool pid_is_launcher(pid_t pid)
 	if (fgets(comm, sizeof comm, f) == NULL)
 		comm[0] = '\0';
 	fclose(f);
+	/* A zombie (killed, not yet reaped) is gone for our purposes. */
+	char st[256] = "";
+	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
+	f = fopen(p, "r");
+	if (f != NULL) {
+		if (fgets(st, sizeof st, f) == NULL)
+			st[0] = '\0';
+		fclose(f);
+	}
+	const char *rp = strrchr(st, ')');
+	if (rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))
+		return false;
 	return strncmp(comm, "agentsafe-launc", 15) == 0;
 }
 

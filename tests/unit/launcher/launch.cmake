@@ -5,3 +5,5 @@ agentsafe_add_unit_test(launch_gpu_decision_test SOURCES test_gpu.c
   LIBS agentsafe_launcher)
 agentsafe_add_unit_test(launch_docker_body_test SOURCES test_docker_body.c
   LIBS agentsafe_launcher)
+agentsafe_add_unit_test(launch_probe_script_test SOURCES test_probe.c
+  LIBS agentsafe_launcher)

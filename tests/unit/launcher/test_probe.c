@@ -1,0 +1,176 @@
+/* The self-verification script: one check per target, exits non-zero on
+ * any failure, and no host string that could break out of the shell text
+ * is accepted; hosts-file lookups for the direct-connection checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "probe.h"
+#include "session.h"
+
+static void script_has_one_check_per_target(void **state)
+{
+	(void)state;
+	struct probe_target allow[] = {{"allowed.test", 443}},
+			    deny[] = {{"denied.test", 8443}},
+			    direct[] = {{"10.0.0.5", 443}};
+	struct probe_plan p = {.dns_name = "allowed.test",
+			       .gateway = "172.30.0.1",
+			       .gateway_port = 80,
+			       .allow = allow,
+			       .nallow = 1,
+			       .deny = deny,
+			       .ndeny = 1,
+			       .direct = direct,
+			       .ndirect = 1};
+	char *s = probe_script(&p);
+	assert_non_null(s);
+	assert_non_null(strstr(s, "getent hosts allowed.test"));
+	assert_non_null(strstr(s, "--noproxy '*'"));
+	assert_non_null(strstr(s, "http://172.30.0.1:80/"));
+	assert_non_null(strstr(s, "http://10.0.0.5:443/"));
+	assert_non_null(strstr(s, "https://allowed.test:443/"));
+	assert_non_null(strstr(s, "https://denied.test:8443/"));
+	assert_non_null(strstr(s, "= 403"));
+	assert_non_null(strstr(s, "exit $fail"));
+	free(s);
+}
+
+static void script_refuses_shell_metacharacters(void **state)
+{
+	(void)state;
+	const char *bad[] = {"a;b", "$(id)", "a b", "`x`", "-oProxy", "a'b",
+			     ""};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct probe_target t[1];
+		snprintf(t[0].host, sizeof t[0].host, "%s", bad[i]);
+		t[0].port = 443;
+		struct probe_plan p = {.dns_name = "x.test",
+				       .gateway = "172.30.0.1",
+				       .gateway_port = 80,
+				       .allow = t,
+				       .nallow = 1};
+		char *s = probe_script(&p);
+		if (s != NULL)
+			fail_msg("accepted host '%s'", bad[i]);
+		p.nallow = 0;
+		p.dns_name = bad[i];
+		assert_null(probe_script(&p));
+	}
+}
+
+static void script_runs_and_fails_when_dns_resolves(void **state)
+{
+	(void)state;
+	/* Run the real script under sh with getent/curl replaced by stubs on
+	 * PATH: "localhost" resolving must make it exit 1 and say FAIL. */
+	char dir[] = "/tmp/aslaunch-probe-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[256];
+	snprintf(path, sizeof path, "%s/curl", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\nexit 28\n", f); /* every direct check times out */
+	fclose(f);
+	chmod(path, 0755);
+	snprintf(path, sizeof path, "%s/getent", dir);
+	f = fopen(path, "w");
+	fputs("#!/bin/sh\necho 127.0.0.1 $2\n", f); /* DNS "works" */
+	fclose(f);
+	chmod(path, 0755);
+	struct probe_plan p = {.dns_name = "leak.test",
+			       .gateway = "172.30.0.1",
+			       .gateway_port = 80};
+	char *s = probe_script(&p);
+	assert_non_null(s);
+	snprintf(path, sizeof path, "%s/probe.sh", dir);
+	f = fopen(path, "w");
+	fputs(s, f);
+	fclose(f);
+	free(s);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "PATH=%s:/usr/bin:/bin sh %s > %s/out 2>&1",
+		 dir, path, dir);
+	int rc = system(cmd);
+	assert_true(WIFEXITED(rc));
+	assert_int_equal(WEXITSTATUS(rc), 1);
+	snprintf(path, sizeof path, "%s/out", dir);
+	f = fopen(path, "r");
+	char out[2048] = "";
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(out, "FAIL: DNS resolves leak.test"));
+	assert_non_null(strstr(out, "ok: direct connection to 172.30.0.1:80"));
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void hosts_lookup(void **state)
+{
+	(void)state;
+	char p[] = "/tmp/aslaunch-hosts-XXXXXX";
+	int fd = mkstemp(p);
+	assert_true(fd >= 0);
+	const char *t = "# c\n::1 v6.test\n10.1.2.3 a.test  B.test # x\n"
+			"10.9.9.9 a.test\n";
+	assert_int_equal(write(fd, t, strlen(t)), (ssize_t)strlen(t));
+	close(fd);
+	char ip[64];
+	assert_int_equal(probe_hosts_lookup(p, "b.test", ip, sizeof ip), 0);
+	assert_string_equal(ip, "10.1.2.3");
+	assert_int_equal(probe_hosts_lookup(p, "a.test", ip, sizeof ip), 0);
+	assert_string_equal(ip, "10.1.2.3");
+	assert_int_equal(probe_hosts_lookup(p, "v6.test", ip, sizeof ip),
+			 -ENOENT);
+	assert_int_equal(probe_hosts_lookup(p, "x", ip, sizeof ip), -ENOENT);
+	unlink(p);
+}
+
+static void session_paths_follow_xdg(void **state)
+{
+	(void)state;
+	char out[4096];
+	setenv("HOME", "/h", 1);
+	unsetenv("XDG_STATE_HOME");
+	setenv("XDG_CACHE_HOME", "/c", 1);
+	setenv("XDG_CONFIG_HOME", "relative", 1); /* ignored: not absolute */
+	assert_int_equal(session_xdg_dir("STATE", out, sizeof out), 0);
+	assert_string_equal(out, "/h/.local/state/agentsafe");
+	assert_int_equal(session_xdg_dir("CACHE", out, sizeof out), 0);
+	assert_string_equal(out, "/c/agentsafe");
+	assert_int_equal(session_xdg_dir("CONFIG", out, sizeof out), 0);
+	assert_string_equal(out, "/h/.config/agentsafe");
+	assert_int_equal(session_xdg_dir("DATA", out, sizeof out), 0);
+	assert_string_equal(out, "/h/.local/share/agentsafe");
+	char id[SESSION_ID_LEN + 1], id2[SESSION_ID_LEN + 1];
+	assert_int_equal(session_new_id(id, sizeof id), 0);
+	assert_int_equal(session_new_id(id2, sizeof id2), 0);
+	assert_int_equal(strlen(id), SESSION_ID_LEN);
+	assert_int_equal(strspn(id, "0123456789abcdef"), SESSION_ID_LEN);
+	assert_string_not_equal(id, id2);
+	/* "as-" + id must fit a Linux interface name (15 bytes). */
+	assert_true(3 + strlen(id) <= 15);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(script_has_one_check_per_target),
+	    cmocka_unit_test(script_refuses_shell_metacharacters),
+	    cmocka_unit_test(script_runs_and_fails_when_dns_resolves),
+	    cmocka_unit_test(hosts_lookup),
+	    cmocka_unit_test(session_paths_follow_xdg),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
