@@ -1,0 +1,181 @@
+#!/bin/bash
+# agentsafe-launch on a real Docker engine. The image is imported from a
+# tarball of host binaries (sh, curl, getent, git and their libraries), so
+# nothing is pulled. Every container/network/nft table this test creates is
+# named after a session id the launcher prints; the trap removes leftovers.
+set -u
+BIN=${AGENTSAFE_BIN:?}
+SRC=${AGENTSAFE_SOURCE_DIR:?}
+L=$BIN/agentsafe-launch
+IMG=aslaunch-it:$$
+T=$(mktemp -d /tmp/aslaunch-it.XXXXXX)
+fails=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+cleanup() {
+	# Only what this test made: sessions recorded under its own HOME.
+	for j in "$T"/home/.local/state/agentsafe/sessions/*/session.json; do
+		[ -f "$j" ] || continue
+		id=$(basename "$(dirname "$j")")
+		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
+		docker network rm "agentsafe-$id" >/dev/null 2>&1
+		nft delete table inet "agentsafe_$id" 2>/dev/null
+	done
+	docker rm -f aslaunch-it-det-$$ >/dev/null 2>&1
+	docker rmi -f "$IMG" >/dev/null 2>&1
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+[ "$(id -u)" = 0 ] || { echo "FAIL: needs root (nftables, dockerd)"; exit 1; }
+[ -x "$L" ] || { echo "FAIL: $L not built"; exit 1; }
+if ! docker info >/dev/null 2>&1; then
+	dockerd >/tmp/dockerd.log 2>&1 &
+	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+	docker info >/dev/null 2>&1 || { echo "FAIL: dockerd did not start"; exit 1; }
+fi
+
+# --- the image -----------------------------------------------------------
+R=$T/root
+mkdir -p "$R"/etc "$R"/tmp "$R"/work "$R"/home/agent "$R"/usr/local/bin
+for b in /bin/sh /usr/bin/curl /usr/bin/getent /usr/bin/timeout /bin/cat \
+	/bin/sleep /usr/bin/id /usr/bin/git /bin/ls /usr/bin/head /bin/kill /bin/rm; do
+	f=$(readlink -f "$b")
+	mkdir -p "$R$(dirname "$b")"
+	cp "$f" "$R$b"
+	for l in $(ldd "$f" | grep -o '/[^ ]*'); do
+		mkdir -p "$R$(dirname "$l")"
+		cp -L "$l" "$R$l" 2>/dev/null
+	done
+done
+cp /lib/x86_64-linux-gnu/libnss_* "$R"/lib/x86_64-linux-gnu/ 2>/dev/null
+printf 'root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n' >"$R"/etc/passwd
+printf 'root:x:0:\nagent:x:1000:\n' >"$R"/etc/group
+printf 'hosts: files dns\n' >"$R"/etc/nsswitch.conf
+printf '#!/bin/sh\nexec "$@"\n' >"$R"/usr/local/bin/agentsafe-entrypoint
+chmod 755 "$R"/usr/local/bin/agentsafe-entrypoint
+chmod 1777 "$R"/tmp
+tar -C "$R" -cf "$T"/rootfs.tar . || exit 1
+docker import -c 'ENTRYPOINT ["/usr/local/bin/agentsafe-entrypoint"]' \
+	-c 'WORKDIR /work' "$T"/rootfs.tar "$IMG" >/dev/null || {
+	echo "FAIL: docker import"; exit 1; }
+
+# --- a host repo, a policy, a hosts file ---------------------------------
+export HOME=$T/home
+unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME XDG_DATA_HOME
+mkdir -p "$HOME" "$T"/repo
+git -C "$T"/repo init -q && echo one >"$T"/repo/f &&
+	git -C "$T"/repo add f &&
+	git -C "$T"/repo -c user.name=t -c user.email=t@t commit -qm one
+HEAD0=$(git -C "$T"/repo rev-parse HEAD)
+cat >"$T"/policy.yaml <<'P'
+version: 1
+allow:
+  - allowed.test
+deny:
+  - denied.test
+P
+# allowed.test resolves to loopback: the proxy refuses the private address
+# (403), which is what the failing-probe case needs.
+printf '127.0.0.1 allowed.test denied.test\n' >"$T"/hosts
+COMMON=(--policy "$T"/policy.yaml --image "$IMG" --hosts "$T"/hosts)
+cd "$T"/repo || exit 1
+
+# 1. exit code, clean stdout, the probe ran, its drop was logged.
+"$L" "${COMMON[@]}" --probe-deny denied.test --agent shell -- \
+	sh -c 'echo out; echo err >&2; exit 3' </dev/null >"$T"/o1 2>"$T"/e1
+rc=$?
+[ $rc = 3 ] && pass "exit code 3 propagated" || fail "exit code $rc, want 3"
+[ "$(cat "$T"/o1)" = out ] && pass "stdout holds only the command's output" ||
+	fail "stdout: $(head -c 300 "$T"/o1)"
+grep -q '^err$' "$T"/e1 && pass "command stderr on stderr" || fail "no err line"
+grep -q 'agentsafe-launch: self-verification passed' "$T"/e1 &&
+	grep -q 'ok: denied denied.test:443 refused by the proxy (403)' "$T"/e1 &&
+	pass "probe passed (DNS, direct drop, 403)" || fail "probe: $(cat "$T"/e1)"
+id1=$(sed -n 's/.*session \([0-9a-f]\{12\}\) starting.*/\1/p' "$T"/e1)
+LOG=$HOME/.local/state/agentsafe/sessions/$id1/egress.log
+grep -q '"event":"drop"' "$LOG" 2>/dev/null && pass "firewall drop in egress.log" ||
+	fail "no drop record in $LOG"
+grep -q '"reason":"denied_by_rule"' "$LOG" && pass "proxy deny in the same egress.log" ||
+	fail "no proxy deny record"
+grep -q "egress log: $LOG" "$T"/e1 && pass "egress.log path printed" || fail "path not printed"
+
+# 2. nothing left behind.
+left=$(docker ps -aq --filter label=agentsafe.session="$id1")
+nets=$(docker network ls -q --filter name="agentsafe-$id1")
+if [ -z "$left$nets" ] && ! nft list table inet "agentsafe_$id1" >/dev/null 2>&1 &&
+	! ip link show "as-$id1" >/dev/null 2>&1; then
+	pass "container, network, bridge and nft table removed"
+else
+	fail "leftovers: containers '$left' networks '$nets'"
+fi
+
+# 3. a commit inside comes back as agentsafe/<id>; host HEAD untouched.
+"$L" "${COMMON[@]}" --no-verify -- sh -c \
+	'cd /work/repo && echo two >g && git add g && git commit -qm two && rm -rf /work/repo/f' \
+	</dev/null >/dev/null 2>"$T"/e3
+rc=$?
+id3=$(sed -n 's/.*session \([0-9a-f]\{12\}\) starting.*/\1/p' "$T"/e3)
+if [ $rc = 0 ] && git -C "$T"/repo rev-parse -q --verify "agentsafe/$id3" >/dev/null &&
+	[ "$(git -C "$T"/repo log --format=%s -1 "agentsafe/$id3")" = two ] &&
+	[ "$(git -C "$T"/repo rev-parse HEAD)" = "$HEAD0" ] && [ -f "$T"/repo/f ]; then
+	pass "commit inside fetched back as agentsafe/$id3, host HEAD and files intact"
+else
+	fail "fetch-back: rc=$rc $(tail -5 "$T"/e3)"
+fi
+grep -q -- '--no-verify' "$T"/e3 && pass "--no-verify announced" || fail "--no-verify silent"
+
+# 4. a failing probe stops the session before the command runs.
+"$L" "${COMMON[@]}" --probe-allow allowed.test -- sh -c 'echo RAN' \
+	</dev/null >"$T"/o4 2>"$T"/e4
+rc=$?
+[ $rc = 125 ] && ! grep -q RAN "$T"/o4 &&
+	grep -q 'self-verification failed' "$T"/e4 &&
+	grep -q 'FAIL: allowed allowed.test:443 not reachable' "$T"/e4 &&
+	pass "failed probe: exit 125, command never ran, reason printed" ||
+	fail "failed probe: rc=$rc $(tail -5 "$T"/e4)"
+
+# 5. SIGTERM to the launcher tears everything down.
+"$L" "${COMMON[@]}" --no-verify -- sleep 60 </dev/null >/dev/null 2>"$T"/e5 &
+lp=$!
+for _ in $(seq 60); do grep -q 'fence agentsafe_' "$T"/e5 && break; sleep 0.5; done
+id5=$(sed -n 's/.*session \([0-9a-f]\{12\}\) starting.*/\1/p' "$T"/e5)
+for _ in $(seq 40); do
+	[ -n "$(docker ps -q --filter name="agentsafe-$id5")" ] && break; sleep 0.5
+done
+kill -TERM $lp
+wait $lp
+rc=$?
+if [ $rc = 143 ] && [ -z "$(docker ps -aq --filter label=agentsafe.session="$id5")" ] &&
+	! nft list table inet "agentsafe_$id5" >/dev/null 2>&1; then
+	pass "SIGTERM: exit 143, session torn down"
+else
+	fail "SIGTERM: rc=$rc $(tail -3 "$T"/e5)"
+fi
+
+# 6. the container dying ends the session with its status; --gpu all fails
+#    clearly without a GPU.
+"$L" "${COMMON[@]}" --no-verify -- sh -c 'kill -KILL $$' </dev/null >/dev/null 2>"$T"/e6
+rc=$?
+[ $rc = 137 ] && pass "killed command: exit 137" || fail "killed command: rc=$rc"
+"$L" "${COMMON[@]}" --gpu all -- true </dev/null >/dev/null 2>"$T"/e7
+rc=$?
+[ $rc = 125 ] && grep -q 'nvidiactl' "$T"/e7 && pass "--gpu all without a GPU: clear error" ||
+	fail "--gpu all: rc=$rc $(cat "$T"/e7)"
+
+# 7. detach, ls, stop.
+"$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-det-$$ -- sleep 120 \
+	</dev/null >/dev/null 2>"$T"/e8
+rc=$?
+if [ $rc = 0 ] && "$L" ls | grep -q "aslaunch-it-det-$$ *running" &&
+	"$L" stop aslaunch-it-det-$$ 2>/dev/null &&
+	[ -z "$(docker ps -aq --filter name=aslaunch-it-det-$$)" ] &&
+	! "$L" ls | grep -q "aslaunch-it-det-$$"; then
+	pass "--detach, ls, stop"
+else
+	fail "detach: rc=$rc $(tail -3 "$T"/e8)"
+fi
+
+echo "$fails failure(s)"
+[ $fails = 0 ]
