@@ -12,6 +12,7 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <net/if.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -35,6 +36,10 @@
 /* Before Docker's own filter rules (priority 0): a drop here is final,
  * whatever they accept later. */
 #define FENCE_PRIORITY (-10)
+/* Inbound drops (to the bridge) run after every session's outbound chain,
+ * so a packet between two sessions is dropped and logged by its sender's
+ * table first, whatever order the kernel runs the tables in. */
+#define FENCE_INBOUND_PRIORITY (-9)
 /* NFLOG flood bounds, in the kernel: each flow (family, destination
  * address, protocol, destination port) has its own token bucket in a
  * dynamic set, so the first packet of every new flow is logged however hard
@@ -148,8 +153,9 @@ static int x_ifname(struct nftnl_rule *r, uint32_t key, const char *name)
 	return rc ? rc : x_cmp(r, NFT_CMP_EQ, buf, (uint32_t)(n + 1));
 }
 
-/* ct state established,related */
-static int x_ct_established(struct nftnl_rule *r)
+/* ct state established,related (or, negated, anything else: new,
+ * invalid, untracked) */
+static int x_ct_state(struct nftnl_rule *r, bool established)
 {
 	struct nftnl_expr *e = nftnl_expr_alloc("ct");
 	if (e == NULL)
@@ -169,7 +175,18 @@ static int x_ct_established(struct nftnl_rule *r)
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_MASK, &mask, sizeof mask);
 	nftnl_expr_set(e, NFTNL_EXPR_BITWISE_XOR, &zero, sizeof zero);
 	nftnl_rule_add_expr(r, e);
-	return x_cmp(r, NFT_CMP_NEQ, &zero, sizeof zero);
+	return x_cmp(r, established ? NFT_CMP_NEQ : NFT_CMP_EQ, &zero,
+		     sizeof zero);
+}
+
+static int x_ct_established(struct nftnl_rule *r)
+{
+	return x_ct_state(r, true);
+}
+
+static int x_ct_not_established(struct nftnl_rule *r)
+{
+	return x_ct_state(r, false);
 }
 
 /* meta l4proto tcp, th dport in [first, last] */
@@ -245,6 +262,7 @@ struct fence_batch {
 	char *buf;
 	size_t buflen;
 	uint32_t seq;
+	uint32_t last_ack_seq; /* the batch is done when this is acked */
 	int nmsgs;
 };
 
@@ -257,6 +275,7 @@ static int fb_init(struct fence_batch *fb)
 	fb->b = mnl_nlmsg_batch_start(fb->buf, fb->buflen);
 	fb->seq = (uint32_t)time(NULL);
 	fb->nmsgs = 0;
+	fb->last_ack_seq = 0;
 	nftnl_batch_begin(mnl_nlmsg_batch_current(fb->b), fb->seq++);
 	mnl_nlmsg_batch_next(fb->b);
 	return 0;
@@ -274,7 +293,10 @@ static struct nlmsghdr *fb_msg(struct fence_batch *fb, uint16_t type,
 {
 	struct nlmsghdr *nlh =
 	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(fb->b), type,
-				  NFPROTO_INET, flags, fb->seq++);
+				  NFPROTO_INET, flags, fb->seq);
+	if (flags & NLM_F_ACK)
+		fb->last_ack_seq = fb->seq;
+	fb->seq++;
 	fb->nmsgs++;
 	return nlh;
 }
@@ -314,7 +336,7 @@ static int fb_table(struct fence_batch *fb, const char *name, uint16_t type,
 }
 
 static int fb_chain(struct fence_batch *fb, const char *table, const char *name,
-		    uint32_t hook)
+		    uint32_t hook, int32_t prio)
 {
 	struct nftnl_chain *c = nftnl_chain_alloc();
 	if (c == NULL)
@@ -323,7 +345,7 @@ static int fb_chain(struct fence_batch *fb, const char *table, const char *name,
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TABLE, table);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_NAME, name);
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_HOOKNUM, hook);
-	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, FENCE_PRIORITY);
+	nftnl_chain_set_s32(c, NFTNL_CHAIN_PRIO, prio);
 	nftnl_chain_set_str(c, NFTNL_CHAIN_TYPE, "filter");
 	nftnl_chain_set_u32(c, NFTNL_CHAIN_POLICY, NF_ACCEPT);
 	nftnl_chain_nlmsg_build_payload(
@@ -589,9 +611,13 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		rc = fb_table(fb, t, NFT_MSG_NEWTABLE,
 			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, owner);
 	if (rc == 0)
-		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN);
+		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN, FENCE_PRIORITY);
 	if (rc == 0)
-		rc = fb_chain(fb, t, "forward", NF_INET_FORWARD);
+		rc = fb_chain(fb, t, "forward", NF_INET_FORWARD,
+			      FENCE_PRIORITY);
+	if (rc == 0)
+		rc = fb_chain(fb, t, "inbound", NF_INET_FORWARD,
+			      FENCE_INBOUND_PRIORITY);
 	if (rc == 0)
 		rc = fb_flow_set(fb, t, FENCE_SET4, FENCE_SET4_ID, 0);
 	if (rc == 0)
@@ -620,7 +646,7 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 			    x_counter(r) || x_verdict(r, NF_ACCEPT);
 		rc = fb_rule(fb, r, chain_ok(e));
 	}
-	/* forward: replies of connections published ports let in. */
+	/* forward: replies (of connections the inbound chain let in). */
 	if (rc == 0) {
 		r = rule_new(t, "forward");
 		rc = fb_rule(
@@ -629,14 +655,26 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
 		      : -ENOMEM);
 	}
+	/* inbound: routed new connections to the container only on its
+	 * published TCP ports; replies to its own (proxy) connections never
+	 * come this way (the proxy is local). */
 	for (size_t i = 0; rc == 0 && i < c->npublished; i++) {
-		r = rule_new(t, "forward");
+		r = rule_new(t, "inbound");
 		rc = fb_rule(
 		    fb, r,
 		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
 				 x_tcp_dport(r, c->published[i].first,
 					     c->published[i].last) ||
 				 x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	if (rc == 0) {
+		r = rule_new(t, "inbound");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
+				 x_ct_not_established(r) || x_counter(r) ||
+				 x_verdict(r, NF_DROP))
 		      : -ENOMEM);
 	}
 	static const char *const chains[] = {"input", "forward"};
@@ -694,9 +732,47 @@ void fence_batch_free(struct fence_batch *fb)
 	free(fb);
 }
 
-/* Sends a batch and collects the kernel's acks; the first error wins. */
-static int send_batch(const void *data, size_t len, char *err, size_t errlen,
-		      const char *what)
+/* Sends a batch and reads the kernel's acks until the last message's: an
+ * error ack means the kernel rolled the whole batch back. No answer within
+ * FENCE_ACK_TIMEOUT_MS is an error too, so a fence is never reported
+ * installed (or removed) without the kernel saying so. */
+#define FENCE_ACK_TIMEOUT_MS 5000
+
+static int read_acks(struct mnl_socket *nl, uint32_t last_seq)
+{
+	char buf[8192]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
+	uint32_t portid = mnl_socket_get_portid(nl);
+	for (;;) {
+		struct pollfd p = {mnl_socket_get_fd(nl), POLLIN, 0};
+		int n = poll(&p, 1, FENCE_ACK_TIMEOUT_MS);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
+		if (got < 0)
+			return -errno;
+		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
+		int len = (int)got;
+		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+			if (nlh->nlmsg_pid != portid ||
+			    nlh->nlmsg_type != NLMSG_ERROR)
+				continue;
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(nlh);
+			if (nlh->nlmsg_len < mnl_nlmsg_size(sizeof *e))
+				return -EBADMSG;
+			if (e->error != 0)
+				return e->error < 0 ? e->error : -e->error;
+			if (nlh->nlmsg_seq == last_seq)
+				return 0;
+		}
+	}
+}
+
+static int send_batch(const void *data, size_t len, uint32_t last_seq,
+		      char *err, size_t errlen, const char *what)
 {
 	struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (nl == NULL) {
@@ -706,36 +782,10 @@ static int send_batch(const void *data, size_t len, char *err, size_t errlen,
 	}
 	int rc = 0;
 	if (mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0 ||
-	    mnl_socket_sendto(nl, data, len) < 0) {
+	    mnl_socket_sendto(nl, data, len) < 0)
 		rc = -errno;
-		goto out;
-	}
-	uint32_t portid = mnl_socket_get_portid(nl);
-	char buf[8192]; /* MNL_SOCKET_BUFFER_SIZE is not a constant */
-	/* Acks arrive for every message flagged NLM_F_ACK; an error ack ends
-	 * the batch (the kernel rolled all of it back). Poll until quiet. */
-	for (;;) {
-		fd_set fds;
-		FD_ZERO(&fds);
-		FD_SET(mnl_socket_get_fd(nl), &fds);
-		struct timeval tv = {0, 200000};
-		int n =
-		    select(mnl_socket_get_fd(nl) + 1, &fds, NULL, NULL, &tv);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		ssize_t got = mnl_socket_recvfrom(nl, buf, sizeof buf);
-		if (got < 0) {
-			rc = -errno;
-			break;
-		}
-		if (mnl_cb_run(buf, (size_t)got, 0, portid, NULL, NULL) < 0) {
-			rc = -errno;
-			break;
-		}
-	}
-out:
+	else
+		rc = read_acks(nl, last_seq);
 	if (rc != 0)
 		snprintf(err, errlen, "fence: %s: %s%s", what, strerror(-rc),
 			 rc == -EPERM ? " (needs CAP_NET_ADMIN)" : "");
@@ -753,7 +803,7 @@ int fence_apply(const struct fence_config *c, char *err, size_t errlen)
 	const void *data = fence_batch_data(fb, &len);
 	char what[96];
 	snprintf(what, sizeof what, "installing table %.63s", c->table);
-	rc = send_batch(data, len, err, errlen, what);
+	rc = send_batch(data, len, fb->last_ack_seq, err, errlen, what);
 	fence_batch_free(fb);
 	return rc;
 }
@@ -772,7 +822,8 @@ int fence_remove(const char *table, char *err, size_t errlen)
 		char what[96];
 		snprintf(what, sizeof what, "removing table %.63s", table);
 		rc = send_batch(mnl_nlmsg_batch_head(fb.b),
-				mnl_nlmsg_batch_size(fb.b), err, errlen, what);
+				mnl_nlmsg_batch_size(fb.b), fb.last_ack_seq,
+				err, errlen, what);
 	}
 	fb_free(&fb);
 	return rc;

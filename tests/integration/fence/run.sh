@@ -69,7 +69,9 @@ inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:5
 ip netns exec "$U" $PROBE listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
   udp:10.214.0.2:53 > "$W/u.ready" &
 ip netns exec "$C2" $PROBE listen "$W/c2.hits" tcp:10.215.0.2:8080 > "$W/c2.ready" &
-for f in h u c2; do
+# In container 1: a published web port and one that is not published.
+inC1 $PROBE listen "$W/c1.hits" tcp:0.0.0.0:8000 tcp:0.0.0.0:9000 > "$W/c1.ready" &
+for f in h u c2 c1; do
   for _ in $(seq 50); do grep -q listening "$W/$f.ready" 2>/dev/null && break; sleep 0.1; done
   grep -q listening "$W/$f.ready" || fail "listener $f did not start"
 done
@@ -80,6 +82,7 @@ inC1 $PROBE tcp 10.214.0.2 443 || fail "control: no route to the upstream before
 inC1 $PROBE tcp 10.213.0.1 2222 || fail "control: host service unreachable before the fence"
 inC1 $PROBE tcp 10.215.0.2 8080 || fail "control: other session unreachable before the fence"
 inC1 $PROBE icmp 10.214.0.2 || fail "control: ping failed before the fence"
+ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || fail "control: the container's port 9000 unreachable before the fence"
 inC1 $PROBE udp 10.214.0.2 9999; sleep 0.3
 grep -q "udp:10.214.0.2:9999" "$W/u.hits" || fail "control: UDP did not arrive before the fence"
 : > "$W/u.hits"; : > "$W/h.hits"; : > "$W/c2.hits"
@@ -102,6 +105,10 @@ grep -q 'log prefix "agentsafe s1'"$T"'" group '"$GROUP" "$W/ruleset.txt" || fai
 
 # The proxy path works.
 inC1 $PROBE tcp 10.213.0.1 3128 || fail "the proxy is unreachable through the fence"
+# Inbound: the published port is reachable from outside, another is not.
+ip netns exec "$U" $PROBE tcp 10.213.0.2 8000 || fail "the published port 8000 is unreachable through the fence"
+rc=0; ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || rc=$?
+[ "$rc" -eq 1 ] || fail "an unpublished container port was reachable from outside (exit $rc)"
 # The host itself (the proxy's side) still reaches the upstream.
 inH $PROBE tcp 10.214.0.2 443 || fail "the host lost its own route to the upstream"
 : > "$W/u.hits"; : > "$W/h.hits"

@@ -170,7 +170,8 @@ enum {
 	IN_EST,
 	IN_PROXY,
 	FW_EST,
-	FW_PUBLISHED,
+	INB_PUBLISHED,
+	INB_DROP,
 	IN_LOG0, /* v4 tcp, udp, other, v6 tcp, udp, other */
 	IN_DROP = IN_LOG0 + 6,
 	FW_LOG0,
@@ -196,7 +197,7 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	/* add + delete + add: atomic replace of a same-named table. */
 	assert_int_equal(d.ntables, 2);
 	assert_int_equal(d.ndeltables, 1);
-	assert_int_equal(d.nchains, 2);
+	assert_int_equal(d.nchains, 3);
 	assert_int_equal(d.nsets, 2);
 	assert_int_equal(d.nrules, NRULES);
 	/* input: established, proxy, logged drops, drop */
@@ -213,11 +214,19 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	/* forward: established, published 8000-8099 inbound */
 	expect_in(&d, FW_EST, "forward");
 	expect_in(&d, FW_EST, "ct load state");
-	expect_in(&d, FW_PUBLISHED, "forward");
-	expect_in(&d, FW_PUBLISHED, "oifname");
-	expect_in(&d, FW_PUBLISHED, "cmp gte");
-	expect_in(&d, FW_PUBLISHED, "cmp lte");
-	expect_in(&d, FW_PUBLISHED, "accept");
+	/* inbound (its own chain, after every session's outbound one):
+	 * published 8000-8099, then anything not a reply dropped */
+	expect_in(&d, INB_PUBLISHED, "inbound");
+	expect_in(&d, INB_PUBLISHED, "oifname");
+	expect_in(&d, INB_PUBLISHED, "cmp gte");
+	expect_in(&d, INB_PUBLISHED, "cmp lte");
+	expect_in(&d, INB_PUBLISHED, "accept");
+	expect_in(&d, INB_DROP, "inbound");
+	expect_in(&d, INB_DROP, "oifname");
+	expect_in(&d, INB_DROP, "ct load state");
+	expect_in(&d, INB_DROP, "cmp eq reg 1 0x00000000");
+	expect_in(&d, INB_DROP, "drop");
+	assert_null(strstr(d.rules[INB_DROP], "log"));
 	for (int base = IN_LOG0; base <= FW_LOG0; base += FW_LOG0 - IN_LOG0) {
 		for (int i = base; i < base + 6; i++) {
 			int v6 = i - base >= 3, k = (i - base) % 3;
@@ -263,9 +272,11 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 		assert_null(strstr(d.rules[i], "log"));
 	}
 	/* Every rule of the table is scoped to the session bridge: the
-	 * accepts and drops by iifname, the published range by oifname. */
+	 * outbound ones by iifname, the inbound ones by oifname. */
 	for (int i = 0; i < d.nrules; i++)
-		expect_in(&d, i, i == FW_PUBLISHED ? "oifname" : "iifname");
+		expect_in(&d, i,
+			  i == INB_PUBLISHED || i == INB_DROP ? "oifname"
+							      : "iifname");
 	/* The owner, for the stale-session sweep, is the table's comment. */
 	char want[64];
 	snprintf(want, sizeof want, "agentsafe owner pid=%ld start=",
@@ -281,15 +292,23 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	}
 }
 
-static void no_published_ports_means_no_inbound_rule(void **state)
+static void no_published_ports_means_nothing_let_in(void **state)
 {
 	(void)state;
 	struct fence_config c = good_config();
 	struct decoded d;
 	decode(&c, &d);
 	assert_int_equal(d.nrules, NRULES - 1);
-	for (int i = 0; i < d.nrules; i++)
-		assert_null(strstr(d.rules[i], "oifname"));
+	/* only the inbound drop: no port is let in */
+	int inbound = 0;
+	for (int i = 0; i < d.nrules; i++) {
+		if (strstr(d.rules[i], "oifname") != NULL) {
+			inbound++;
+			assert_null(strstr(d.rules[i], "accept"));
+			assert_non_null(strstr(d.rules[i], "drop"));
+		}
+	}
+	assert_int_equal(inbound, 1);
 }
 
 /* ---- packets ---- */
@@ -467,7 +486,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(bad_configs_are_refused),
 	    cmocka_unit_test(batch_replaces_the_table_and_orders_rules),
-	    cmocka_unit_test(no_published_ports_means_no_inbound_rule),
+	    cmocka_unit_test(no_published_ports_means_nothing_let_in),
 	    cmocka_unit_test(packets_give_proto_addresses_and_ports),
 	    cmocka_unit_test(hostile_packets_are_bounded),
 	    cmocka_unit_test(owner_liveness_names_one_process),
