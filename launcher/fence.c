@@ -291,9 +291,8 @@ static void fb_free(struct fence_batch *fb)
 static struct nlmsghdr *fb_msg(struct fence_batch *fb, uint16_t type,
 			       uint16_t flags)
 {
-	struct nlmsghdr *nlh =
-	    nftnl_nlmsg_build_hdr(mnl_nlmsg_batch_current(fb->b), type,
-				  NFPROTO_INET, flags, fb->seq);
+	struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(
+	    mnl_nlmsg_batch_current(fb->b), type, NFPROTO_INET, flags, fb->seq);
 	if (flags & NLM_F_ACK)
 		fb->last_ack_seq = fb->seq;
 	fb->seq++;
@@ -358,10 +357,10 @@ static int fb_chain(struct fence_batch *fb, const char *table, const char *name,
  * protocol . destination port (0 without ports), one 32-bit word each for
  * the last two. Key types are nft's ids for ipv4_addr/ipv6_addr .
  * inet_proto . inet_service, so `nft list` shows the set readably. */
-#define FENCE_SET4    "flows4"
-#define FENCE_SET6    "flows6"
-#define FENCE_SET4_ID 1
-#define FENCE_SET6_ID 2
+#define FENCE_SET4	 "flows4"
+#define FENCE_SET6	 "flows6"
+#define FENCE_SET4_ID	 1
+#define FENCE_SET6_ID	 2
 #define CONCAT3(a, b, c) (((uint32_t)(a) << 12) | ((uint32_t)(b) << 6) | (c))
 
 static int fb_flow_set(struct fence_batch *fb, const char *table,
@@ -375,8 +374,7 @@ static int fb_flow_set(struct fence_batch *fb, const char *table,
 	nftnl_set_set_str(st, NFTNL_SET_NAME, name);
 	nftnl_set_set_u32(st, NFTNL_SET_ID, id);
 	nftnl_set_set_u32(st, NFTNL_SET_FLAGS, NFT_SET_TIMEOUT | NFT_SET_EVAL);
-	nftnl_set_set_u32(st, NFTNL_SET_KEY_TYPE,
-			  CONCAT3(v6 ? 8 : 7, 12, 13));
+	nftnl_set_set_u32(st, NFTNL_SET_KEY_TYPE, CONCAT3(v6 ? 8 : 7, 12, 13));
 	nftnl_set_set_u32(st, NFTNL_SET_KEY_LEN, v6 ? 24 : 12);
 	nftnl_set_set_u32(st, NFTNL_SET_DESC_SIZE, FENCE_FLOW_SLOTS);
 	nftnl_set_set_u64(st, NFTNL_SET_TIMEOUT, FENCE_FLOW_TIMEOUT);
@@ -482,7 +480,7 @@ static int proc_starttime(pid_t pid, unsigned long long *out)
 	if (f == NULL)
 		return -errno;
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
+	(void)fclose(f); /* read-only: nothing to lose */
 	buf[n] = '\0';
 	/* comm may hold spaces and ')': fields restart after the last ')'. */
 	char *p = strrchr(buf, ')');
@@ -505,8 +503,9 @@ static int proc_starttime(pid_t pid, unsigned long long *out)
 static unsigned long long own_pidns(void)
 {
 	struct stat st;
-	return stat("/proc/self/ns/pid", &st) == 0 ? (unsigned long long)st.st_ino
-						    : 0;
+	return stat("/proc/self/ns/pid", &st) == 0
+		   ? (unsigned long long)st.st_ino
+		   : 0;
 }
 
 int fence_owner_format(pid_t pid, char *buf, size_t len)
@@ -520,16 +519,36 @@ int fence_owner_format(pid_t pid, char *buf, size_t len)
 	return 0;
 }
 
+/* Reads "<key>=<decimal>" at *p and moves past it and one space. */
+static bool owner_field(const char **p, const char *key,
+			unsigned long long *out)
+{
+	size_t kl = strlen(key);
+	if (strncmp(*p, key, kl) != 0 || (*p)[kl] != '=' ||
+	    (*p)[kl + 1] < '0' || (*p)[kl + 1] > '9')
+		return false;
+	char *end = NULL;
+	errno = 0;
+	*out = strtoull(*p + kl + 1, &end, 10);
+	if (errno != 0 || (*end != ' ' && *end != '\0'))
+		return false;
+	*p = *end == ' ' ? end + 1 : end;
+	return true;
+}
+
 bool fence_owner_is_live(const char *comment)
 {
-	long pid = 0;
-	unsigned long long start = 0, ns = 0, now = 0;
+	static const char tag[] = "agentsafe owner ";
+	unsigned long long pid = 0, start = 0, ns = 0, now = 0;
 	/* Anything we cannot judge is kept: removing a live session's
 	 * table would open its fence, keeping a dead one only costs rules. */
-	if (comment == NULL ||
-	    sscanf(comment, "agentsafe owner pid=%ld start=%llu pidns=%llu",
-		   &pid, &start, &ns) != 3 ||
-	    pid <= 0 || ns != own_pidns())
+	if (comment == NULL || strncmp(comment, tag, sizeof tag - 1) != 0)
+		return true;
+	const char *p = comment + sizeof tag - 1;
+	if (!owner_field(&p, "pid", &pid) ||
+	    !owner_field(&p, "start", &start) ||
+	    !owner_field(&p, "pidns", &ns) || *p != '\0' || pid == 0 ||
+	    pid > INT32_MAX || ns != own_pidns())
 		return true;
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return false;
@@ -565,8 +584,8 @@ static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
 	if (e == 0)
 		e = x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, aoff, alen) ||
 		    x_meta_to(r, NFT_META_L4PROTO, preg) ||
-		    (k < 2 ? x_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2,
-					  2, dreg)
+		    (k < 2 ? x_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
+					  dreg)
 			   : x_zero_to(r, dreg)) ||
 		    x_flow_limit(r, v6 ? FENCE_SET6 : FENCE_SET4,
 				 v6 ? FENCE_SET6_ID : FENCE_SET4_ID) ||
@@ -613,8 +632,8 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	if (rc == 0)
 		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN, FENCE_PRIORITY);
 	if (rc == 0)
-		rc = fb_chain(fb, t, "forward", NF_INET_FORWARD,
-			      FENCE_PRIORITY);
+		rc =
+		    fb_chain(fb, t, "forward", NF_INET_FORWARD, FENCE_PRIORITY);
 	if (rc == 0)
 		rc = fb_chain(fb, t, "inbound", NF_INET_FORWARD,
 			      FENCE_INBOUND_PRIORITY);
@@ -685,10 +704,10 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		for (int v6 = 0; rc == 0 && v6 < 2; v6++) {
 			for (int k = 0; rc == 0 && k < 3; k++) {
 				r = rule_new(t, chains[i]);
-				rc = fb_rule(fb, r,
-					     r ? drop_logged(r, c, prefix, v6,
-							     k)
-					       : -ENOMEM);
+				rc =
+				    fb_rule(fb, r,
+					    r ? drop_logged(r, c, prefix, v6, k)
+					      : -ENOMEM);
 			}
 		}
 		if (rc != 0)
@@ -756,7 +775,8 @@ static int read_acks(struct mnl_socket *nl, uint32_t last_seq)
 			return -errno;
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)buf;
 		int len = (int)got;
-		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+		for (; mnl_nlmsg_ok(nlh, len);
+		     nlh = mnl_nlmsg_next(nlh, &len)) {
 			if (nlh->nlmsg_pid != portid ||
 			    nlh->nlmsg_type != NLMSG_ERROR)
 				continue;

@@ -1,7 +1,23 @@
 /* The session's network fence: one nftables table (libnftnl + libmnl, one
  * atomic batch) that lets the session's bridge reach only the proxy, drops
  * and NFLOGs everything else; and the NFLOG reader that turns those drops
- * into egress.log `drop` records. */
+ * into egress.log `drop` records.
+ *
+ * The table (inet family, so IPv4 and IPv6 alike) has three base chains,
+ * all before Docker's filter rules (priority 0), so nothing Docker accepts
+ * can undo a drop here:
+ *   input   (priority -10): from the bridge to the host itself: accept
+ *           replies (ct established,related) and new TCP to
+ *           proxy_addr:proxy_port over IPv4; everything else NFLOG + drop.
+ *   forward (priority -10): from the bridge, routed (LAN, internet, other
+ *           sessions, other containers): replies accepted, rest NFLOG +
+ *           drop.
+ *   inbound (forward hook, priority -9): to the bridge: new connections
+ *           only to the published TCP ports; others dropped unlogged (not
+ *           the container's doing). At -9 so a packet between two sessions
+ *           meets its sender's logged drop first.
+ * Every rule matches the bridge by name (iifname/oifname), so the table
+ * can be installed before Docker has created the bridge. */
 #ifndef AGENTSAFE_FENCE_H
 #define AGENTSAFE_FENCE_H
 
@@ -17,7 +33,9 @@ struct egress_log;
 #define FENCE_MAX_PUBLISHED 64
 
 struct fence_port_range {
-	uint16_t first, last; /* inclusive TCP ports published inbound */
+	/* inclusive TCP ports published inbound, as the container sees them
+	 * (after Docker's DNAT: the container port) */
+	uint16_t first, last;
 };
 
 struct fence_config {
@@ -34,8 +52,14 @@ struct fence_config {
 	pid_t owner_pid;
 };
 
-/* Install (replacing any table of the same name) in one atomic batch. */
+/* Install (replacing any table of the same name) in one atomic batch.
+ * Returns 0 only after the kernel acknowledged the whole batch; -EINVAL for
+ * a bad config (table not FENCE_TABLE_PREFIX + [A-Za-z0-9_-]+, bridge not
+ * 1-15 bytes, proxy address/port unset, empty published range), -EPERM
+ * without CAP_NET_ADMIN, -ETIMEDOUT when the kernel did not answer in 5 s.
+ */
 int fence_apply(const struct fence_config *c, char *err, size_t errlen);
+/* Delete the table (one batch); -ENOENT when there is none. */
 int fence_remove(const char *table, char *err, size_t errlen);
 /* Remove every FENCE_TABLE_PREFIX table (inet family) whose session is gone
  * (stale sessions after a crash). With is_live NULL, the built-in check:

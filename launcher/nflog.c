@@ -25,11 +25,11 @@
 #define NFLOG_COPY_RANGE 128
 #define NFLOG_RCVBUF	 (1 << 20) /* room for a burst while we write */
 #define FLOW_SLOTS	 128
-#define FLOW_QUIET_MS	 5000 /* a flow is new again after this much silence */
-#define REC_RATE	 20   /* itemised records per second, sustained */
-#define REC_BURST	 200  /* ... and in a burst */
+#define FLOW_QUIET_MS	 5000  /* a flow is new again after this much silence */
+#define REC_RATE	 20    /* itemised records per second, sustained */
+#define REC_BURST	 200   /* ... and in a burst */
 #define SUMMARY_MS	 10000 /* at most one summary record this often */
-#define READS_PER_CALL	 64 /* then yield to the caller's event loop */
+#define READS_PER_CALL	 64    /* then yield to the caller's event loop */
 
 struct flow {
 	char key[128];

@@ -41,15 +41,20 @@ int main(int argc, char **argv)
 				argv[4]);
 			return 2;
 		}
-		c.proxy_port = (uint16_t)atoi(argv[5]);
-		c.nflog_group = (uint16_t)atoi(argv[6]);
+		c.proxy_port = (uint16_t)strtoul(argv[5], NULL, 10);
+		c.nflog_group = (uint16_t)strtoul(argv[6], NULL, 10);
 		for (int i = 7; i < argc && c.npublished < FENCE_MAX_PUBLISHED;
 		     i++) {
-			unsigned a = 0, b = 0;
-			long owner = 0;
-			if (sscanf(argv[i], "owner=%ld", &owner) == 1) {
-				c.owner_pid = (pid_t)owner;
-			} else if (sscanf(argv[i], "%u-%u", &a, &b) == 2) {
+			char *end = NULL;
+			if (strncmp(argv[i], "owner=", 6) == 0) {
+				c.owner_pid =
+				    (pid_t)strtol(argv[i] + 6, NULL, 10);
+				continue;
+			}
+			unsigned long a = strtoul(argv[i], &end, 10), b = 0;
+			if (*end == '-')
+				b = strtoul(end + 1, &end, 10);
+			if (*end == '\0' && b != 0) {
 				c.published[c.npublished].first = (uint16_t)a;
 				c.published[c.npublished].last = (uint16_t)b;
 				c.npublished++;
@@ -87,14 +92,14 @@ int main(int argc, char **argv)
 		struct fence_nflog *n = NULL;
 		if (egress_log_open(argv[3], argv[4], &log, err, sizeof err) !=
 			0 ||
-		    fence_nflog_open((uint16_t)atoi(argv[2]), log, &n, err,
-				     sizeof err) != 0) {
+		    fence_nflog_open((uint16_t)strtoul(argv[2], NULL, 10), log,
+				     &n, err, sizeof err) != 0) {
 			fprintf(stderr, "%s\n", err);
 			egress_log_close(log);
 			return 1;
 		}
-		signal(SIGTERM, on_term);
-		signal(SIGINT, on_term);
+		(void)signal(SIGTERM, on_term);
+		(void)signal(SIGINT, on_term);
 		fprintf(stderr, "nflog ready\n");
 		while (!stop) {
 			struct pollfd p = {fence_nflog_fd(n), POLLIN, 0};
@@ -113,9 +118,10 @@ int main(int argc, char **argv)
 		egress_log_close(log);
 		return 0;
 	}
-	fprintf(stderr, "usage: fence_driver apply TABLE BRIDGE PROXY_ADDR "
-			"PORT GROUP [FIRST-LAST...] [owner=PID]\n"
-			"       fence_driver remove TABLE | sweep [--live ID...] "
-			"| nflog GROUP LOG SESSION\n");
+	fprintf(stderr,
+		"usage: fence_driver apply TABLE BRIDGE PROXY_ADDR "
+		"PORT GROUP [FIRST-LAST...] [owner=PID]\n"
+		"       fence_driver remove TABLE | sweep [--live ID...] "
+		"| nflog GROUP LOG SESSION\n");
 	return 2;
 }

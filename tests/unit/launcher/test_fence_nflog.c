@@ -41,9 +41,8 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof f->path, "%s/egress.log", f->dir);
 	char err[256];
-	assert_int_equal(egress_log_open(f->path, "s42", &f->log, err,
-					 sizeof err),
-			 0);
+	assert_int_equal(
+	    egress_log_open(f->path, "s42", &f->log, err, sizeof err), 0);
 	f->n = fence_nflog_new_detached(f->log);
 	assert_non_null(f->n);
 	fence_nflog_set_time(f->n, 1000000);
@@ -88,8 +87,8 @@ static void flush(struct fixture *f)
 
 #define PACKET (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET)
 
-static size_t tcp4(uint8_t *p, const char *src, const char *dst,
-		   uint16_t sport, uint16_t dport)
+static size_t tcp4(uint8_t *p, const char *src, const char *dst, uint16_t sport,
+		   uint16_t dport)
 {
 	memset(p, 0, 40);
 	p[0] = 0x45;
@@ -118,7 +117,7 @@ static size_t records(struct fixture *f, json_t **out, size_t max)
 		else
 			json_decref(j);
 	}
-	fclose(fp);
+	(void)fclose(fp);
 	return n;
 }
 
@@ -292,8 +291,8 @@ int main(void)
 		repeats_fold_until_the_flow_is_quiet, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_scan_is_bounded_and_summarised,
 					    setup, teardown),
-	    cmocka_unit_test_setup_teardown(hostile_messages_are_skipped,
-					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(hostile_messages_are_skipped, setup,
+					    teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
