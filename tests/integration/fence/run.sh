@@ -4,8 +4,11 @@
 # upstream host routed from the host namespace. The launcher's fence code
 # (via fence_driver) programs the host namespace; the container then tries
 # every way around the proxy, and each must be dropped AND leave a `drop`
-# record read back from NFLOG. Every namespace is the test's own; nothing
-# reaches a real network.
+# record read back from NFLOG (a timeout, not a refusal). Also: published
+# ports in from outside (others not), a one-flow flood logged once without
+# hiding a new flow, remove, and the stale-session sweep (dead owner, a
+# planted table). Every namespace is the test's own; nothing reaches a real
+# network; a trap removes them all.
 set -euo pipefail
 BIN=${AGENTSAFE_BIN:?}
 HERE=$(cd "$(dirname "$0")" && pwd)
