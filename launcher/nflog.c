@@ -11,6 +11,7 @@
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,15 +307,35 @@ static int config(struct fence_nflog *n, uint8_t cmd, bool set_mode)
 		struct nfulnl_msg_config_cmd c = {.command = cmd};
 		mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof c, &c);
 	}
+	uint32_t seq = nlh->nlmsg_seq;
 	if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
 		return -errno;
-	ssize_t got = mnl_socket_recvfrom(n->nl, buf, sizeof buf);
-	if (got < 0)
-		return -errno;
-	if (mnl_cb_run(buf, (size_t)got, nlh->nlmsg_seq, n->portid, NULL,
-		       NULL) < 0)
-		return -errno;
-	return 0;
+	/* Wait for the ack of this request; packets logged meanwhile are
+	 * handled, not mistaken for it. */
+	for (;;) {
+		struct pollfd p = {mnl_socket_get_fd(n->nl), POLLIN, 0};
+		int r = poll(&p, 1, 5000);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r == 0 ? -ETIMEDOUT : -errno;
+		ssize_t got = mnl_socket_recvfrom(n->nl, buf, sizeof buf);
+		if (got < 0)
+			return -errno;
+		const struct nlmsghdr *m = (const struct nlmsghdr *)buf;
+		int len = (int)got;
+		for (; mnl_nlmsg_ok(m, len); m = mnl_nlmsg_next(m, &len)) {
+			if (m->nlmsg_type != NLMSG_ERROR) {
+				fence_nflog_handle(n, m, m->nlmsg_len);
+				continue;
+			}
+			const struct nlmsgerr *e = mnl_nlmsg_get_payload(m);
+			if (m->nlmsg_len < mnl_nlmsg_size(sizeof *e))
+				return -EBADMSG;
+			if (m->nlmsg_seq == seq)
+				return e->error <= 0 ? e->error : -e->error;
+		}
+	}
 }
 
 int fence_nflog_open(uint16_t group, struct egress_log *log,
@@ -434,10 +455,11 @@ void fence_nflog_free(struct fence_nflog *n)
 	if (n == NULL)
 		return;
 	write_summary(n, true);
-	if (n->nl != NULL) {
-		(void)config(n, NFULNL_CFG_CMD_UNBIND, false);
+	/* Closing the socket unbinds the group (the kernel drops a closed
+	 * port's instances), and needs no CAP_NET_ADMIN, which the launcher
+	 * no longer holds by then. */
+	if (n->nl != NULL)
 		mnl_socket_close(n->nl);
-	}
 	free(n->buf);
 	free(n);
 }

@@ -189,6 +189,11 @@ kill "$NFLOG_PID"; wait "$NFLOG_PID" || fail "the NFLOG reader exited with an er
 folded=$(sed -n 's/^nflog folded //p' "$W/nflog.err")
 [ "${folded:-0}" -gt 0 ] || fail "the flood reached the reader without folding: $(cat "$W/nflog.err")"
 echo "flood: the reader folded $folded repeats into one record"
+# Closing the reader released its group: a new reader binds it (EBUSY if not).
+ip netns exec "$H" "$DRV" nflog "$GROUP" "$W/egress2.log" "s1$T" 2> "$W/nflog2.err" & R2=$!
+for _ in $(seq 50); do grep -q "nflog ready" "$W/nflog2.err" 2>/dev/null && break; sleep 0.1; done
+grep -q "nflog ready" "$W/nflog2.err" || fail "group $GROUP not released: $(cat "$W/nflog2.err")"
+kill "$R2"; wait "$R2" || fail "second reader failed: $(cat "$W/nflog2.err")"
 
 # Sweep after a crash (owner check recorded in the table comment): a table
 # whose owner exited, and one planted by hand whose owner pid 1 has another
