@@ -224,7 +224,7 @@ n=$(inH "$DRV" sweep --live "live$T")
 inH nft list tables > "$W/tables.txt"
 grep -q "agentsafe_nocomment$T" "$W/tables.txt" && fail "sweep --live kept a table not listed"
 inH "$DRV" remove agentsafe_live$T
-kill "$OWNER2"
+kill "$OWNER2"; wait "$OWNER2" 2>/dev/null || true
 # Bad input is refused with a message, and nothing is installed.
 if inH "$DRV" apply "not_ours" b1$T 10.213.0.1 3128 1 2> "$W/bad.err"; then fail "accepted a foreign table name"; fi
 grep -q "table name must be" "$W/bad.err" || fail "unclear error: $(cat "$W/bad.err")"
