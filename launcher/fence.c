@@ -1,8 +1,10 @@
 /* The session's network fence. One inet table per session, installed in one
  * atomic netlink batch (libnftnl + libmnl): packets from the session bridge
  * may only open TCP to the proxy; everything else they try is NFLOGged
- * (rate-limited) and dropped, on both the input hook (the host itself) and
- * the forward hook (LAN, internet, other sessions), IPv4 and IPv6 alike. */
+ * (per-flow rate-limited) and dropped, on both the input hook (the host
+ * itself) and the forward hook (LAN, internet, other sessions), IPv4 and
+ * IPv6 alike; inbound, only published ports. Also removal and the sweep of
+ * tables whose owner process is gone (chain layout: fence.h). */
 #include "fence.h"
 
 #include <errno.h>
