@@ -42,18 +42,19 @@
  * so a packet between two sessions is dropped and logged by its sender's
  * table first, whatever order the kernel runs the tables in. */
 #define FENCE_INBOUND_PRIORITY (-9)
-/* NFLOG flood bounds, in the kernel: each flow (family, destination
+/* NFLOG flood bound, in the kernel: each flow (family, destination
  * address, protocol, destination port) has its own token bucket in a
  * dynamic set, so the first packet of every new flow is logged however hard
- * another flow floods; a per-rule cap behind it bounds a scan of many
- * flows. Packets past either bound are still dropped, just not logged. */
+ * another flow floods. There is deliberately no overall cap here: a scan's
+ * packets reach the reader, which itemises a budget of them and counts the
+ * rest in a summary record (nflog.c) instead of losing them silently; the
+ * set's size bounds the message rate. Packets past a flow's bucket, or of
+ * new flows while the set is full, are still dropped, just not logged. */
 #define FENCE_FLOW_RATE	   1 /* logged packets per second per flow */
 #define FENCE_FLOW_BURST   3
 #define FENCE_FLOW_TIMEOUT 10000 /* ms of silence before a flow is new */
 #define FENCE_FLOW_SLOTS   4096	 /* flows tracked per family */
-#define FENCE_LOG_RATE	   100	 /* per second per rule, all flows */
-#define FENCE_LOG_BURST	   200
-#define FENCE_SNAPLEN	   128 /* enough for IP + transport headers */
+#define FENCE_SNAPLEN	   128	 /* enough for IP + transport headers */
 
 /* ---- expression helpers ---- */
 
@@ -245,9 +246,6 @@ static int x_flow_limit(struct nftnl_rule *r, const char *set, uint32_t set_id)
 
 static int x_log(struct nftnl_rule *r, uint16_t group, const char *prefix)
 {
-	int rc = add_expr(r, limit_new(FENCE_LOG_RATE, FENCE_LOG_BURST));
-	if (rc != 0)
-		return rc;
 	struct nftnl_expr *e = nftnl_expr_alloc("log");
 	if (e == NULL)
 		return -ENOMEM;
@@ -560,8 +558,8 @@ bool fence_owner_is_live(const char *comment)
 }
 
 /* One logged drop: from the bridge, of family v6 (0: IPv4) and protocol
- * kind k (0 TCP, 1 UDP, 2 anything else), through the flow's bucket and the
- * rule's cap into NFLOG, then dropped. The key is built in registers
+ * kind k (0 TCP, 1 UDP, 2 anything else), through the flow's bucket into
+ * NFLOG, then dropped. The key is built in registers
  * reg32 8.. (NFT_REG_1 onwards): address, protocol, port. */
 static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
 		       const char *prefix, int v6, int k)

@@ -75,12 +75,13 @@ int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 
 /* The NFLOG reader. Flood bounds (docs: one drop record per new flow):
  * the kernel logs at most 1 packet/s (burst 3) per flow (family, dst,
- * protocol, dport; 4096 flows per family remembered for 10 s) and at most
- * 100/s (burst 200) per rule; the reader folds repeats of a flow (same
+ * protocol, dport; 4096 flows per family remembered for 10 s; new flows
+ * beyond that are dropped unlogged until some expire, the one silent
+ * case), with no overall cap; the reader folds repeats of a flow (same
  * protocol, source, destination, port, ICMP type) seen within 5 s, and
  * itemises at most 20 new flows a second (burst 200): the rest are counted
  * and written as one summary `drop` record (no dst; a `message` with the
- * counts, also of log messages the kernel lost) at most every 10 s and at
+ * counts, also of receive-buffer overflows) at most every 10 s and at
  * fence_nflog_free. The first packet of a flow is always itemised unless a
  * scan of more than ~20 new flows a second is under way. */
 struct fence_nflog;

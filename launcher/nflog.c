@@ -24,7 +24,7 @@
 #include "fence_int.h"
 
 #define NFLOG_COPY_RANGE 128
-#define NFLOG_RCVBUF	 (1 << 20) /* room for a burst while we write */
+#define NFLOG_RCVBUF	 (4 << 20) /* room for a burst while we write */
 #define FLOW_SLOTS	 128
 #define FLOW_QUIET_MS	 5000  /* a flow is new again after this much silence */
 #define REC_RATE	 20    /* itemised records per second, sustained */
@@ -208,7 +208,8 @@ static void write_summary(struct fence_nflog *n, bool force)
 	egress_log_next_id(n->log, id, sizeof id);
 	snprintf(msg, sizeof msg,
 		 "%llu dropped packets of new flows not itemised (record "
-		 "rate limit); %llu log messages lost by the kernel",
+		 "rate limit); %llu log overflows (the kernel dropped log "
+		 "messages)",
 		 (unsigned long long)n->unitemised,
 		 (unsigned long long)n->lost);
 	r.id = id;
@@ -363,9 +364,13 @@ int fence_nflog_open(uint16_t group, struct egress_log *log,
 		goto fail;
 	}
 	n->portid = mnl_socket_get_portid(n->nl);
-	int rcvbuf = NFLOG_RCVBUF; /* best effort: the default may be small */
-	(void)setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUF,
-			 &rcvbuf, sizeof rcvbuf);
+	/* Room for a scan's burst. FORCE passes net.core.rmem_max with the
+	 * CAP_NET_ADMIN we hold here; best effort either way. */
+	int rcvbuf = NFLOG_RCVBUF;
+	if (setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET, SO_RCVBUFFORCE,
+		       &rcvbuf, sizeof rcvbuf) != 0)
+		(void)setsockopt(mnl_socket_get_fd(n->nl), SOL_SOCKET,
+				 SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	rc = config(n, NFULNL_CFG_CMD_BIND, false);
 	if (rc == 0)
 		rc = config(n, 0, true);
