@@ -6,6 +6,7 @@
   probe.py udp ADDR PORT        send one datagram
   probe.py flood ADDR A B N     N datagrams to port A, one to port B after
                                 the first half of them
+  probe.py scan ADDR FIRST N    one datagram to each of N ports from FIRST
   probe.py icmp ADDR            exit 0 when an echo reply arrives (1 s)
   probe.py listen FILE SPEC...  SPEC = tcp:ADDR:PORT | udp:ADDR:PORT; appends
                                 one line per connection/datagram to FILE"""
@@ -127,6 +128,11 @@ if __name__ == "__main__":
         sys.exit(tcp(sys.argv[2], sys.argv[3]))
     if cmd == "udp":
         sys.exit(udp(sys.argv[2], sys.argv[3]))
+    if cmd == "scan":
+        so = socket.socket(family(sys.argv[2]), socket.SOCK_DGRAM)
+        for p in range(int(sys.argv[3]), int(sys.argv[3]) + int(sys.argv[4])):
+            so.sendto(b"scan", (sys.argv[2], p))
+        sys.exit(0)
     if cmd == "flood":
         sys.exit(flood(*sys.argv[2:6]))
     if cmd == "icmp":

@@ -180,12 +180,30 @@ assert not proxy, "the allowed proxy path was logged as a drop: %s" % proxy
 assert not bad, "missing drop records for: %s\nrecords: %s" % (bad, recs)
 PY
 
+# A scan of 400 ports outruns the record budget (burst 200): every port is
+# either itemised or counted in a summary record (written at the latest
+# when the reader closes), none lost.
+inC1 $PROBE scan 10.214.0.2 30000 400
+sleep 1
 # Removal: both tables gone, the path is open again; the reader exits clean.
 inH "$DRV" remove "$TABLE1"; inH "$DRV" remove "$TABLE2"
 inH nft list tables > "$W/tables.txt"
 grep -q "$TABLE1\|$TABLE2" "$W/tables.txt" && fail "tables left after remove"
 inC1 $PROBE tcp 10.214.0.2 443 || fail "path still blocked after fence_remove"
 kill "$NFLOG_PID"; wait "$NFLOG_PID" || fail "the NFLOG reader exited with an error: $(cat "$W/nflog.err")"
+python3 - "$W/egress.log" <<'PY' || fail "scan accounting"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ports = {r["dport"] for r in recs if r.get("dst") == "10.214.0.2"
+         and r.get("proto") == "udp" and 30000 <= r.get("dport", 0) < 30400}
+summ = [r for r in recs if "not itemised" in r.get("message", "")]
+counted = sum(int(r["message"].split()[0]) for r in summ)
+print("scan of 400 ports: %d itemised, %d counted in %d summary record(s)"
+      % (len(ports), counted, len(summ)))
+assert summ and all(r["event"] == "drop" and r["reason"] == "firewall" for r in summ)
+assert 150 <= len(ports) <= 300, len(ports)  # the budget: burst 200 + 20/s
+assert len(ports) + counted == 400, (len(ports), counted)
+PY
 folded=$(sed -n 's/^nflog folded //p' "$W/nflog.err")
 [ "${folded:-0}" -gt 0 ] || fail "the flood reached the reader without folding: $(cat "$W/nflog.err")"
 echo "flood: the reader folded $folded repeats into one record"
