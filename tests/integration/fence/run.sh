@@ -67,7 +67,7 @@ BRMAC=$(ip -n "$H" -j link show b1$T | python3 -c 'import json,sys; print(json.l
 ip -n "$C1" -6 neigh add fd00:213::1 lladdr "$BRMAC" dev eth0 nud permanent
 
 # Listeners: the "proxy" and a host service in H; services in U and C2.
-inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
+inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:10.215.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
   tcp:0.0.0.0:53 tcp:[::]:3128 > "$W/h.ready" &
 ip netns exec "$U" $PROBE listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
   udp:10.214.0.2:53 > "$W/u.ready" &
@@ -84,6 +84,7 @@ done
 inC1 $PROBE tcp 10.214.0.2 443 || fail "control: no route to the upstream before the fence"
 inC1 $PROBE tcp 10.213.0.1 2222 || fail "control: host service unreachable before the fence"
 inC1 $PROBE tcp 10.215.0.2 8080 || fail "control: other session unreachable before the fence"
+inC1 $PROBE tcp 10.215.0.1 3128 || fail "control: other session's proxy unreachable before the fence"
 inC1 $PROBE icmp 10.214.0.2 || fail "control: ping failed before the fence"
 ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || fail "control: the container's port 9000 unreachable before the fence"
 inC1 $PROBE udp 10.214.0.2 9999; sleep 0.3
@@ -132,6 +133,7 @@ blocked "TCP to a host service on the bridge address" "tcp 10.213.0.1 2222" tcp 
 blocked "TCP to a host service on its LAN address" "tcp 10.214.0.1 2222" tcp 10.214.0.1 2222
 blocked "TCP straight to the allowed upstream's IP" "tcp 10.214.0.2 443" tcp 10.214.0.2 443
 blocked "TCP to another session's container" "tcp 10.215.0.2 8080" tcp 10.215.0.2 8080
+blocked "TCP to another session's proxy" "tcp 10.215.0.1 3128" tcp 10.215.0.1 3128
 blocked "DNS over TCP to the host" "tcp 10.213.0.1 53" tcp 10.213.0.1 53
 blocked "IPv6 TCP to the proxy port" "tcp fd00:213::1 3128" tcp fd00:213::1 3128
 blocked "ICMP echo to the upstream" "icmp 10.214.0.2 -" icmp 10.214.0.2
