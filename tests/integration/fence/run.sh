@@ -106,6 +106,21 @@ inH nft list table inet "$TABLE1" > "$W/ruleset.txt"
 grep -q 'iifname "b1'"$T"'" ip daddr 10.213.0.1 tcp dport 3128' "$W/ruleset.txt" \
   || fail "proxy accept rule not found in: $(cat "$W/ruleset.txt")"
 grep -q 'log prefix "agentsafe s1'"$T"'" group '"$GROUP" "$W/ruleset.txt" || fail "log rule missing"
+# Applying again replaces the table atomically: same rules, not twice.
+inH "$DRV" apply "$TABLE1" b1$T 10.213.0.1 3128 "$GROUP" 8000-8099 owner=$NFLOG_PID
+inH nft list table inet "$TABLE1" > "$W/ruleset2.txt"
+[ "$(grep -c 'log prefix' "$W/ruleset2.txt")" = 12 ] || fail "re-apply: $(grep -c 'log prefix' "$W/ruleset2.txt") log rules, expected 12"
+# What Docker (iptables-nft) does: ACCEPT rules in its own tables, at its
+# priority 0 and even earlier. An accept only ends its own chain; the
+# fence's drop still applies.
+inH nft -f - <<NFT
+table inet asfen_docker$T {
+  chain early_in { type filter hook input priority -200; iifname "b1$T" accept; }
+  chain early_fw { type filter hook forward priority -200; iifname "b1$T" accept; }
+  chain input { type filter hook input priority 0; iifname "b1$T" accept; }
+  chain forward { type filter hook forward priority 0; iifname "b1$T" accept; }
+}
+NFT
 
 # The proxy path works.
 inC1 $PROBE tcp 10.213.0.1 3128 || fail "the proxy is unreachable through the fence"
