@@ -35,7 +35,8 @@ int caps_raise_net_admin(char *err, size_t errlen)
 }
 
 static const cap_value_t file_caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE,
-					CAP_DAC_READ_SEARCH, CAP_FOWNER};
+					CAP_DAC_READ_SEARCH, CAP_FOWNER,
+					CAP_KILL};
 
 int caps_drop_all(int keep_net_admin, char *err, size_t errlen)
 {
@@ -47,7 +48,7 @@ int caps_files(int on)
 	cap_t c = cap_get_proc();
 	int rc = -1;
 	if (c != NULL &&
-	    cap_set_flag(c, CAP_EFFECTIVE, 4, file_caps,
+	    cap_set_flag(c, CAP_EFFECTIVE, 5, file_caps,
 			 on ? CAP_SET : CAP_CLEAR) == 0)
 		rc = cap_set_proc(c);
 	cap_free(c);
@@ -70,12 +71,13 @@ int caps_drop_all_keep(int keep_net_admin, int keep_files, char *err,
 	if (keep != NULL && keep_net_admin && had == CAP_SET)
 		cap_set_flag(keep, CAP_PERMITTED, 1, &na, CAP_SET);
 	if (keep != NULL && keep_files)
-		cap_set_flag(keep, CAP_PERMITTED, 4, file_caps, CAP_SET);
+		cap_set_flag(keep, CAP_PERMITTED, 5, file_caps, CAP_SET);
 	for (cap_value_t v = 0; v <= CAP_LAST_CAP; v++) {
 		if (v == na && keep_net_admin)
 			continue;
 		if (keep_files && (v == CAP_CHOWN || v == CAP_DAC_OVERRIDE ||
-				   v == CAP_DAC_READ_SEARCH || v == CAP_FOWNER))
+				   v == CAP_DAC_READ_SEARCH || v == CAP_FOWNER ||
+				   v == CAP_KILL))
 			continue;
 		if (cap_get_bound(v) == 1)
 			(void)cap_drop_bound(v);

@@ -17,8 +17,9 @@ int caps_net_admin_permitted(void);
 /* Clear effective, permitted and inheritable sets (and, when allowed, the
  * bounding set), keeping only CAP_NET_ADMIN permitted when keep_net_admin,
  * and, when keep_files (a root launcher whose clones belong to the agent's
- * uid), CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_FOWNER
- * permitted for the fetch-back at the end. Fails if anything else is left. */
+ * uid, or sudo: the proxy and the state files are the user's), CAP_CHOWN,
+ * CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and CAP_KILL permitted
+ * (not effective) for the bookkeeping and the teardown. Fails if anything else is left. */
 int caps_drop_all(int keep_net_admin, char *err, size_t errlen);
 int caps_drop_all_keep(int keep_net_admin, int keep_files, char *err,
 		       size_t errlen);

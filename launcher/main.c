@@ -96,6 +96,47 @@ static void diag(const char *fmt, ...)
 	va_end(ap);
 }
 
+/* Under sudo the launcher is root but the files are the user's: hand each
+ * directory it created below base (and the leaf) to the invoking user, so
+ * `agentsafe log` works for them later. Symlinks are never followed. */
+static void give_to_user(const struct sess *s, const char *base,
+			 const char *leaf)
+{
+	if (geteuid() != 0 || s->host_uid == 0)
+		return;
+	size_t bl = strlen(base);
+	if (strncmp(leaf, base, bl) != 0)
+		return;
+	char p[4096];
+	xsnprintf(p, sizeof p, "%s", leaf);
+	for (;;) {
+		struct stat st;
+		if (lstat(p, &st) == 0 && !S_ISLNK(st.st_mode) &&
+		    st.st_uid == 0 && lchown(p, s->host_uid, s->host_gid) != 0)
+			diag("chown %s: %s", p, strerror(errno));
+		char *sl = strrchr(p, '/');
+		if (sl == NULL || (size_t)(sl - p) < bl)
+			break;
+		*sl = '\0';
+	}
+}
+
+/* Set once the launcher dropped to its kept permitted set; before that
+ * (root) every capability is effective and must stay so. */
+static bool caps_dropped;
+
+/* Raise/lower the kept file+kill capabilities, only after the drop. */
+static bool files_on(void)
+{
+	return caps_dropped && caps_files(1) == 0;
+}
+
+static void files_off(bool was_on)
+{
+	if (was_on)
+		caps_files(0);
+}
+
 /* ---- session.json ---- */
 
 static void save_state(struct sess *s, bool finished)
@@ -113,6 +154,7 @@ static void save_state(struct sess *s, bool finished)
 	}
 	char started[40];
 	egress_format_ts(started, sizeof started);
+	const char *home = getenv("HOME");
 	json_t *j = json_pack(
 	    "{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:b,s:o}",
 	    "id", s->id, "name", s->name, "pid", (json_int_t)getpid(),
@@ -123,10 +165,19 @@ static void save_state(struct sess *s, bool finished)
 	    s->gateway, "updated", started, "finished", finished, "repos",
 	    repos ? repos : json_array());
 	char err[512];
+	/* sudo: the state dir is the user's; writing it needs the kept
+	 * DAC capability (a no-op when nothing was kept). */
+	bool files = files_on();
 	if (j == NULL || session_save(s->id, j, err, sizeof err) != 0)
 		diag("cannot record session state: %s",
 		     j ? err : "out of memory");
 	json_decref(j);
+	if (home != NULL && s->state_dir[0] != '\0') {
+		char p[4300];
+		xsnprintf(p, sizeof p, "%s/session.json", s->state_dir);
+		give_to_user(s, home, p);
+	}
+	files_off(files);
 }
 
 /* ---- teardown ---- */
@@ -157,15 +208,27 @@ static void stop_proxy(pid_t pid)
 {
 	if (pid <= 0)
 		return;
-	kill(pid, SIGTERM);
+	/* The proxy may run as the sudo user: signalling it needs CAP_KILL,
+	 * kept permitted for this. */
+	bool k = files_on();
+	int kr = kill(pid, SIGTERM);
+	files_off(k);
+	if (kr != 0 && errno != ESRCH) {
+		diag("cannot stop agentsafe-proxy (pid %d): %s", (int)pid,
+		     strerror(errno));
+		return;
+	}
 	for (int i = 0; i < 100; i++) {
 		if (waitpid(pid, NULL, WNOHANG) != 0)
 			return;
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	k = files_on();
+	kr = kill(pid, SIGKILL);
+	files_off(k);
+	if (kr == 0)
+		waitpid(pid, NULL, 0);
 }
 
 static void remove_fence(const char *table, bool have)
@@ -231,10 +294,9 @@ static void teardown(struct sess *s)
 		docker_delete_network(s->d, s->net);
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
-	bool files = s->uid != geteuid() && caps_files(1) == 0;
+	bool files = files_on();
 	finish_repos(s->repos, s->nrepos, s->cfg->keep);
-	if (files)
-		caps_files(0);
+	files_off(files);
 	s->nrepos = 0;
 	if (s->id[0] != '\0') {
 		save_state(s, true);
@@ -423,6 +485,15 @@ static int default_policy(char *out, size_t len)
 		fclose(in);
 		if (o == NULL || fclose(o) != 0)
 			return -EIO;
+		if (geteuid() == 0 && getenv("SUDO_UID") != NULL &&
+		    getenv("HOME") != NULL) {
+			struct sess tmp = {0};
+			tmp.host_uid = (uid_t)atoi(getenv("SUDO_UID"));
+			tmp.host_gid = (gid_t)atoi(getenv("SUDO_GID")
+						       ? getenv("SUDO_GID")
+						       : "0");
+			give_to_user(&tmp, getenv("HOME"), out);
+		}
 		diag("created %s from %s: review it, then edit as needed", out,
 		     cands[i]);
 		return 0;
@@ -521,6 +592,11 @@ static int prepare_repos(struct sess *s, char *err, size_t errlen)
 		    (rc = gitiso_chown(r, s->uid, s->gid, err, errlen)) != 0)
 			return rc;
 	}
+	/* Kept clones must be reachable by the user (sudo). */
+	char sd[4200];
+	xsnprintf(sd, sizeof sd, "%s/%s", s->cache_dir, s->id);
+	if (getenv("HOME") != NULL && s->nrepos > 0)
+		give_to_user(s, getenv("HOME"), sd);
 	/* The persistent Codex home, owned by the agent's uid. */
 	char p[PATH_MAX];
 	if (session_xdg_dir("DATA", p, sizeof p) == 0) {
@@ -531,6 +607,8 @@ static int prepare_repos(struct sess *s, char *err, size_t errlen)
 			diag("%s: %s; Codex logins will not persist",
 			     s->codex, strerror(errno));
 			s->codex[0] = '\0';
+		} else if (getenv("HOME") != NULL) {
+			give_to_user(s, getenv("HOME"), s->codex);
 		}
 	}
 	save_state(s, false);
@@ -609,6 +687,8 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 		xsnprintf(err, errlen, "%s: %s", plog, strerror(e));
 		return -e;
 	}
+	if (getenv("HOME") != NULL)
+		give_to_user(s, getenv("HOME"), plog);
 	/* Run as the invoking user (sudo): hand over the log and policy as
 	 * descriptors, since the user may not be able to reach root's paths. */
 	int egress_fd = -1, policy_fd = -1;
@@ -767,7 +847,9 @@ static int apply_fence(struct sess *s, char *err, size_t errlen)
 			s->fence_applied = true;
 	}
 	char e2[256];
-	int drc = caps_drop_all_keep(1, s->uid != geteuid(), e2, sizeof e2);
+	int drc = caps_drop_all_keep(
+	    1, s->uid != geteuid() || s->host_uid != geteuid(), e2, sizeof e2);
+	caps_dropped = true;
 	if (drc != 0 && rc == 0) {
 		xsnprintf(err, errlen, "%s", e2);
 		rc = drc;
@@ -1383,6 +1465,10 @@ static int cmd_run(struct lcfg *c)
 		diag("%s", err);
 		goto out;
 	}
+	if (getenv("HOME") != NULL) {
+		give_to_user(&s, getenv("HOME"), s.log_path);
+		give_to_user(&s, getenv("HOME"), s.cache_dir);
+	}
 	char rpath[4300];
 	xsnprintf(rpath, sizeof rpath, "%s/resolv.conf", s.state_dir);
 	FILE *rf = fopen(rpath, "w");
@@ -1395,6 +1481,8 @@ static int cmd_run(struct lcfg *c)
 		goto out;
 	}
 	chmod(rpath, 0644);
+	if (getenv("HOME") != NULL)
+		give_to_user(&s, getenv("HOME"), rpath);
 	diag("session %s starting (%s)", s.id, s.name);
 
 	store = calloc(1, sizeof *store);
