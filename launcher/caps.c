@@ -34,9 +34,8 @@ int caps_raise_net_admin(char *err, size_t errlen)
 	return rc;
 }
 
-static const cap_value_t file_caps[] = {CAP_CHOWN, CAP_DAC_OVERRIDE,
-					CAP_DAC_READ_SEARCH, CAP_FOWNER,
-					CAP_KILL};
+static const cap_value_t file_caps[] = {
+    CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER, CAP_KILL};
 
 int caps_drop_all(int keep_net_admin, char *err, size_t errlen)
 {
@@ -47,9 +46,8 @@ int caps_files(int on)
 {
 	cap_t c = cap_get_proc();
 	int rc = -1;
-	if (c != NULL &&
-	    cap_set_flag(c, CAP_EFFECTIVE, 5, file_caps,
-			 on ? CAP_SET : CAP_CLEAR) == 0)
+	if (c != NULL && cap_set_flag(c, CAP_EFFECTIVE, 5, file_caps,
+				      on ? CAP_SET : CAP_CLEAR) == 0)
 		rc = cap_set_proc(c);
 	cap_free(c);
 	return rc;
@@ -76,8 +74,8 @@ int caps_drop_all_keep(int keep_net_admin, int keep_files, char *err,
 		if (v == na && keep_net_admin)
 			continue;
 		if (keep_files && (v == CAP_CHOWN || v == CAP_DAC_OVERRIDE ||
-				   v == CAP_DAC_READ_SEARCH || v == CAP_FOWNER ||
-				   v == CAP_KILL))
+				   v == CAP_DAC_READ_SEARCH ||
+				   v == CAP_FOWNER || v == CAP_KILL))
 			continue;
 		if (cap_get_bound(v) == 1)
 			(void)cap_drop_bound(v);
@@ -85,8 +83,7 @@ int caps_drop_all_keep(int keep_net_admin, int keep_files, char *err,
 	cap_t c = keep;
 	if (c == NULL || cap_set_proc(c) != 0) {
 		int e = errno;
-		snprintf(err, errlen, "dropping capabilities: %s",
-			 strerror(e));
+		snprintf(err, errlen, "dropping capabilities: %s", strerror(e));
 		cap_free(c);
 		return -e;
 	}

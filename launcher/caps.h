@@ -19,7 +19,8 @@ int caps_net_admin_permitted(void);
  * and, when keep_files (a root launcher whose clones belong to the agent's
  * uid, or sudo: the proxy and the state files are the user's), CAP_CHOWN,
  * CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH, CAP_FOWNER and CAP_KILL permitted
- * (not effective) for the bookkeeping and the teardown. Fails if anything else is left. */
+ * (not effective) for the bookkeeping and the teardown. Fails if anything else
+ * is left. */
 int caps_drop_all(int keep_net_admin, char *err, size_t errlen);
 int caps_drop_all_keep(int keep_net_admin, int keep_files, char *err,
 		       size_t errlen);

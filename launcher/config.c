@@ -29,10 +29,9 @@ void lcfg_free(struct lcfg *c)
 {
 	if (c == NULL)
 		return;
-	char **s[] = {&c->target,    &c->config_file, &c->agent,
-		      &c->image,     &c->policy,      &c->container_dir,
-		      &c->ca_bundle, &c->gpu,	      &c->name,
-		      &c->hosts,     &c->dns};
+	char **s[] = {&c->target, &c->config_file,   &c->agent,	    &c->image,
+		      &c->policy, &c->container_dir, &c->ca_bundle, &c->gpu,
+		      &c->name,	  &c->hosts,	     &c->dns};
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
 		free(*s[i]);
 		*s[i] = NULL;
@@ -351,8 +350,7 @@ static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 			}
 		}
 		if (*v == '\0' || strlen(v) > 64) {
-			snprintf(err, errlen, "%sname: 1-64 characters",
-				 where);
+			snprintf(err, errlen, "%sname: 1-64 characters", where);
 			return -EINVAL;
 		}
 		return set_str(&c->name, v);
@@ -632,8 +630,7 @@ int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 						if (seen[i])
 							rc = yerr(
 							    err, errlen, name,
-							    &m,
-							    "duplicate key",
+							    &m, "duplicate key",
 							    v);
 						seen[i] = true;
 					}
@@ -665,8 +662,7 @@ int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 	return rc;
 }
 
-int lcfg_load_file(struct lcfg *c, const char *path, char *err,
-		   size_t errlen)
+int lcfg_load_file(struct lcfg *c, const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	if (f == NULL) {
@@ -772,74 +768,104 @@ void lcfg_usage(FILE *f)
 	    "usage: agentsafe-launch [OPTIONS] [-- COMMAND...]\n"
 	    "       agentsafe-launch attach NAME | stop NAME | ls\n"
 	    "\n"
-	    "Start a fenced session for a coding agent: per-session git clones\n"
+	    "Start a fenced session for a coding agent: per-session git "
+	    "clones\n"
 	    "of the repos, a private Docker network whose only way out is\n"
-	    "agentsafe-proxy (every decision in egress.log), an nftables fence\n"
+	    "agentsafe-proxy (every decision in egress.log), an nftables "
+	    "fence\n"
 	    "that drops and logs everything else, and a container with no\n"
 	    "capabilities. The exit code is the command's.\n"
 	    "\n"
 	    "  --agent claude|codex|shell  what to run (default claude);\n"
 	    "                       `-- COMMAND...` runs that instead\n"
 	    "  --repo PATH          mount a per-session clone of this repo at\n"
-	    "                       /work/<name> (repeatable; default: the git\n"
+	    "                       /work/<name> (repeatable; default: the "
+	    "git\n"
 	    "                       repo containing the current directory)\n"
 	    "  --policy FILE        egress policy (default\n"
-	    "                       $XDG_CONFIG_HOME/agentsafe/policy.yaml, created\n"
+	    "                       $XDG_CONFIG_HOME/agentsafe/policy.yaml, "
+	    "created\n"
 	    "                       from the installed example on first run)\n"
 	    "  --config FILE        settings file (default\n"
 	    "                       $XDG_CONFIG_HOME/agentsafe/config.yaml)\n"
-	    "  --image NAME         agent image (default agentsafe-agent:latest)\n"
-	    "  --build              (re)build the image from the container dir\n"
+	    "  --image NAME         agent image (default "
+	    "agentsafe-agent:latest)\n"
+	    "  --build              (re)build the image from the container "
+	    "dir\n"
 	    "                       (also done when the image is missing)\n"
-	    "  --build-arg K=V      extra build argument (repeatable; USER_UID\n"
+	    "  --build-arg K=V      extra build argument (repeatable; "
+	    "USER_UID\n"
 	    "                       and USER_GID are always passed)\n"
-	    "  --container-dir DIR  build context (default $AGENTSAFE_CONTAINER_DIR,\n"
+	    "  --container-dir DIR  build context (default "
+	    "$AGENTSAFE_CONTAINER_DIR,\n"
 	    "                       else <prefix>/share/agentsafe/container)\n"
 	    "  --ca-bundle FILE     extra CA bundle: built into the image as\n"
-	    "                       extra-ca.pem (build arg EXTRA_CA) and mounted\n"
+	    "                       extra-ca.pem (build arg EXTRA_CA) and "
+	    "mounted\n"
 	    "                       read-only at /run/agentsafe/extra-ca.pem\n"
-	    "  --gpu auto|all|none|ID,...  NVIDIA GPUs (default auto: all when\n"
-	    "                       /dev/nvidiactl exists and the engine has the\n"
+	    "  --gpu auto|all|none|ID,...  NVIDIA GPUs (default auto: all "
+	    "when\n"
+	    "                       /dev/nvidiactl exists and the engine has "
+	    "the\n"
 	    "                       nvidia runtime or CDI)\n"
 	    "  --memory SIZE        memory limit (e.g. 8g)\n"
 	    "  --cpus N             CPU limit (e.g. 2 or 1.5)\n"
 	    "  --publish PORT[-PORT]  publish container TCP ports on the same\n"
 	    "                       host ports, 127.0.0.1 only (repeatable)\n"
-	    "  --detach             start in the background; later `attach NAME`,\n"
+	    "  --detach             start in the background; later `attach "
+	    "NAME`,\n"
 	    "                       `stop NAME`, `ls`\n"
 	    "  --name NAME          session name (default agentsafe-<id>)\n"
-	    "  --hosts FILE         passed to agentsafe-proxy: resolve names from\n"
+	    "  --hosts FILE         passed to agentsafe-proxy: resolve names "
+	    "from\n"
 	    "                       this hosts file only\n"
-	    "  --dns ADDR[:PORT]    passed to agentsafe-proxy: use this DNS server\n"
+	    "  --dns ADDR[:PORT]    passed to agentsafe-proxy: use this DNS "
+	    "server\n"
 	    "  --probe-allow HOST[:PORT]  must be reachable through the proxy\n"
 	    "                       (repeatable; default port 443)\n"
-	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy (repeatable)\n"
-	    "  --no-verify          skip the self-verification probe (NOT SAFE to\n"
+	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy "
+	    "(repeatable)\n"
+	    "  --no-verify          skip the self-verification probe (NOT SAFE "
+	    "to\n"
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
 	    "  --help               this text\n"
 	    "\n"
-	    "Self-verification: before the command runs, a short-lived container\n"
-	    "on the session network (same image, `sh -c` with curl and getent)\n"
-	    "checks that DNS does not resolve, that a direct connection to the\n"
-	    "gateway (and to each --probe-allow target whose address the --hosts\n"
+	    "Self-verification: before the command runs, a short-lived "
+	    "container\n"
+	    "on the session network (same image, `sh -c` with curl and "
+	    "getent)\n"
+	    "checks that DNS does not resolve, that a direct connection to "
+	    "the\n"
+	    "gateway (and to each --probe-allow target whose address the "
+	    "--hosts\n"
 	    "file gives) is dropped, that each --probe-allow target answers\n"
-	    "CONNECT with 200 and each --probe-deny target with 403. On failure\n"
+	    "CONNECT with 200 and each --probe-deny target with 403. On "
+	    "failure\n"
 	    "the session does not start.\n"
 	    "\n"
-	    "config.yaml keys: agent, image, policy, container_dir, ca_bundle,\n"
-	    "gpu, memory, cpus, hosts, dns (values); repos, publish, build_args,\n"
+	    "config.yaml keys: agent, image, policy, container_dir, "
+	    "ca_bundle,\n"
+	    "gpu, memory, cpus, hosts, dns (values); repos, publish, "
+	    "build_args,\n"
 	    "probe_allow, probe_deny (lists). Flags override the file.\n"
 	    "\n"
 	    "Files: session state and egress.log in\n"
 	    "$XDG_STATE_HOME/agentsafe/sessions/<id>/, clones in\n"
-	    "$XDG_CACHE_HOME/agentsafe/sessions/<id>/. The host repo only gains\n"
+	    "$XDG_CACHE_HOME/agentsafe/sessions/<id>/. The host repo only "
+	    "gains\n"
 	    "branch agentsafe/<id> when the agent committed.\n"
+	    "\n"
+	    "Exit status: the command's; 125 when the launcher itself failed\n"
+	    "(including a failed self-verification), 2 for a usage error,\n"
+	    "128+N when the launcher was stopped by signal N.\n"
 	    "\n"
 	    "Privilege: run as root, or install with\n"
 	    "  sudo setcap cap_net_admin+p $(command -v agentsafe-launch)\n"
-	    "and be in the docker group: CAP_NET_ADMIN is raised only around the\n"
-	    "nftables/NFLOG setup and then dropped; the proxy and the container\n"
+	    "and be in the docker group: CAP_NET_ADMIN is raised only around "
+	    "the\n"
+	    "nftables/NFLOG setup and then dropped; the proxy and the "
+	    "container\n"
 	    "never hold capabilities.\n",
 	    f);
 }

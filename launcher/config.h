@@ -56,8 +56,7 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		    size_t errlen);
 /* Load a config.yaml into c. Returns 0, -ENOENT when the file does not
  * exist, or -EINVAL with "FILE:LINE:COL: message". */
-int lcfg_load_file(struct lcfg *c, const char *path, char *err,
-		   size_t errlen);
+int lcfg_load_file(struct lcfg *c, const char *path, char *err, size_t errlen);
 /* Same, from a buffer; name is used in messages. */
 int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 		     size_t len, char *err, size_t errlen);

@@ -265,8 +265,8 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-int docker_hijack(struct docker *d, const char *path, const char *body,
-		  int *fd, char *err, size_t errlen)
+int docker_hijack(struct docker *d, const char *path, const char *body, int *fd,
+		  char *err, size_t errlen)
 {
 	/* libcurl cannot hand back an upgraded connection usable in both
 	 * directions from our poll loop, so this one request is written by

@@ -39,8 +39,8 @@ int docker_stream(struct docker *d, const char *method, const char *path,
 		  void *arg, long *status, char *err, size_t errlen);
 /* POST path with "Upgrade: tcp" and return the raw connection once the
  * engine answered 101/200; body (JSON text) may be NULL. */
-int docker_hijack(struct docker *d, const char *path, const char *body,
-		  int *fd, char *err, size_t errlen);
+int docker_hijack(struct docker *d, const char *path, const char *body, int *fd,
+		  char *err, size_t errlen);
 
 /* Percent-encode for a query string. Returns a malloc'd string or NULL. */
 char *docker_urlencode(const char *s);

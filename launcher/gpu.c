@@ -14,8 +14,8 @@ void gpu_probe(const json_t *info, const char *root, struct gpu_env *env)
 	char p[4096];
 	snprintf(p, sizeof p, "%s/dev/nvidiactl", root ? root : "");
 	env->nvidiactl = access(p, F_OK) == 0;
-	env->nvidia_runtime =
-	    json_object_get(json_object_get(info, "Runtimes"), "nvidia") != NULL;
+	env->nvidia_runtime = json_object_get(json_object_get(info, "Runtimes"),
+					      "nvidia") != NULL;
 	env->cdi = json_array_size(json_object_get(info, "CDISpecDirs")) > 0;
 }
 
@@ -53,8 +53,8 @@ static json_t *request(json_t *ids, bool cdi)
 			bad |= json_object_set_new(r, "Count", json_integer(0));
 			bad |= json_object_set_new(r, "DeviceIDs", ids);
 		} else {
-			bad |= json_object_set_new(r, "Count",
-						   json_integer(-1));
+			bad |=
+			    json_object_set_new(r, "Count", json_integer(-1));
 		}
 		bad |= json_object_set_new(r, "Capabilities",
 					   json_pack("[[s]]", "gpu"));

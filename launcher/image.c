@@ -147,8 +147,8 @@ static int walk(const char *path, const struct stat *st, int type,
 			rc = -ENOMEM;
 		size_t got = 0;
 		while (rc == 0 && got < (size_t)st->st_size) {
-			ssize_t r = read(fd, buf + got,
-					 (size_t)st->st_size - got);
+			ssize_t r =
+			    read(fd, buf + got, (size_t)st->st_size - got);
 			if (r <= 0) {
 				rc = r < 0 ? -errno : -EIO;
 				break;
@@ -193,8 +193,7 @@ int image_tar_dir(struct image_tar *t, const char *dir, char *err,
 	return 0;
 }
 
-int image_exists(struct docker *d, const char *image, char *err,
-		 size_t errlen)
+int image_exists(struct docker *d, const char *image, char *err, size_t errlen)
 {
 	char *e = docker_urlencode(image);
 	if (e == NULL)
@@ -238,8 +237,8 @@ static void on_line(const char *line, size_t len, void *arg)
 }
 
 int image_build(struct docker *d, const char *image, const char *dir,
-		const char *const *build_args, const char *ca_bundle,
-		char *err, size_t errlen)
+		const char *const *build_args, const char *ca_bundle, char *err,
+		size_t errlen)
 {
 	struct image_tar t = {0};
 	int rc = image_tar_dir(&t, dir, err, errlen);

@@ -23,13 +23,12 @@ int image_tar_finish(struct image_tar *t);
 void image_tar_free(struct image_tar *t);
 
 /* 1 present, 0 absent, -errno on engine failure. */
-int image_exists(struct docker *d, const char *image, char *err,
-		 size_t errlen);
+int image_exists(struct docker *d, const char *image, char *err, size_t errlen);
 /* Build image from dir; build_args "K=V" (NULL-terminated); ca_bundle
  * (may be NULL) is added as extra-ca.pem with EXTRA_CA=extra-ca.pem.
  * Progress goes to stderr. */
 int image_build(struct docker *d, const char *image, const char *dir,
-		const char *const *build_args, const char *ca_bundle,
-		char *err, size_t errlen);
+		const char *const *build_args, const char *ca_bundle, char *err,
+		size_t errlen);
 
 #endif

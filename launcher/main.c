@@ -41,7 +41,7 @@
 #include "probe.h"
 #include "session.h"
 
-#define PFX "agentsafe-launch: "
+#define PFX	    "agentsafe-launch: "
 #define EXIT_LAUNCH 125 /* like `docker run`: the launcher itself failed */
 
 #ifndef AGENTSAFE_SOURCE_DIR
@@ -78,7 +78,7 @@ struct sess {
 	struct gitiso_repo *repos[LCFG_MAX_LIST];
 	size_t nrepos;
 	char codex[PATH_MAX]; /* persistent Codex home */
-	uid_t uid, host_uid; /* container user; the invoking user */
+	uid_t uid, host_uid;  /* container user; the invoking user */
 	gid_t gid, host_gid;
 	json_t *devreq;
 	bool tty;
@@ -144,13 +144,12 @@ static void save_state(struct sess *s, bool finished)
 	json_t *repos = json_array();
 	for (size_t i = 0; i < s->nrepos; i++) {
 		json_array_append_new(
-		    repos,
-		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "name",
-			      gitiso_name(s->repos[i]), "host",
-			      gitiso_host_repo(s->repos[i]), "clone",
-			      gitiso_clone_path(s->repos[i]), "branch",
-			      gitiso_branch(s->repos[i]), "base",
-			      gitiso_base(s->repos[i])));
+		    repos, json_pack("{s:s,s:s,s:s,s:s,s:s}", "name",
+				     gitiso_name(s->repos[i]), "host",
+				     gitiso_host_repo(s->repos[i]), "clone",
+				     gitiso_clone_path(s->repos[i]), "branch",
+				     gitiso_branch(s->repos[i]), "base",
+				     gitiso_base(s->repos[i])));
 	}
 	char started[40];
 	egress_format_ts(started, sizeof started);
@@ -161,8 +160,8 @@ static void save_state(struct sess *s, bool finished)
 	    "network", s->net, "bridge", s->bridge, "table", s->table,
 	    "container", s->container, "probe_container", s->probe,
 	    "egress_log", s->log_path, "proxy_pid", (json_int_t)s->proxy_pid,
-	    "nflog_group", (json_int_t)s->group, "proxy",
-	    s->gateway, "updated", started, "finished", finished, "repos",
+	    "nflog_group", (json_int_t)s->group, "proxy", s->gateway, "updated",
+	    started, "finished", finished, "repos",
 	    repos ? repos : json_array());
 	char err[512];
 	/* sudo: the state dir is the user's; writing it needs the kept
@@ -300,8 +299,8 @@ static void teardown(struct sess *s)
 	s->nrepos = 0;
 	if (s->id[0] != '\0') {
 		save_state(s, true);
-		fprintf(stderr, PFX "session %s ended; egress log: %s\n",
-			s->id, s->log_path);
+		fprintf(stderr, PFX "session %s ended; egress log: %s\n", s->id,
+			s->log_path);
 	}
 	egress_log_close(s->log);
 	s->log = NULL;
@@ -346,7 +345,7 @@ static void sweep_session(const char *id, void *arg)
 	if (ppid > 1) {
 		char path[64], comm[64] = "";
 		xsnprintf(path, sizeof path, "/proc/%lld/comm",
-			 (long long)ppid);
+			  (long long)ppid);
 		FILE *f = fopen(path, "r");
 		if (f && fgets(comm, sizeof comm, f) &&
 		    strncmp(comm, "agentsafe-proxy", 15) == 0)
@@ -387,9 +386,10 @@ static void sweep_labelled(struct docker *d, const char *kind)
 	char path[256], err[512];
 	long st = 0;
 	json_t *list = NULL;
-	xsnprintf(path, sizeof path,
-		 "/%s?all=1&filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D",
-		 kind, DOCKER_LABEL_SESSION);
+	xsnprintf(
+	    path, sizeof path,
+	    "/%s?all=1&filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D",
+	    kind, DOCKER_LABEL_SESSION);
 	if (docker_call(d, "GET", path, NULL, &st, &list, err, sizeof err) !=
 		0 ||
 	    st != 200) {
@@ -429,8 +429,7 @@ static void stale_sweep(struct docker *d, bool caps)
 		if (caps_raise_net_admin(err, sizeof err) == 0) {
 			int n = fence_sweep(live_cb, NULL, err, sizeof err);
 			if (n < 0)
-				diag("sweeping stale nftables tables: %s",
-				     err);
+				diag("sweeping stale nftables tables: %s", err);
 			else if (n > 0)
 				diag("removed %d stale nftables table(s)", n);
 		}
@@ -459,11 +458,11 @@ static int default_policy(char *out, size_t len)
 		if (sl)
 			*sl = '\0';
 		xsnprintf(c0, sizeof c0,
-			 "%s/../share/agentsafe/examples/policy.yaml", exe);
+			  "%s/../share/agentsafe/examples/policy.yaml", exe);
 		cands[0] = c0;
 	}
 	xsnprintf(ex, sizeof ex, "%s/examples/policy.yaml",
-		 AGENTSAFE_SOURCE_DIR);
+		  AGENTSAFE_SOURCE_DIR);
 	cands[1] = ex;
 	for (size_t i = 0; i < 2; i++) {
 		if (cands[i] == NULL)
@@ -475,8 +474,8 @@ static int default_policy(char *out, size_t len)
 			fclose(in);
 			return -EACCES;
 		}
-		int fd = open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-			      0600);
+		int fd =
+		    open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		FILE *o = fd >= 0 ? fdopen(fd, "wb") : NULL;
 		char buf[8192];
 		size_t r;
@@ -489,9 +488,8 @@ static int default_policy(char *out, size_t len)
 		    getenv("HOME") != NULL) {
 			struct sess tmp = {0};
 			tmp.host_uid = (uid_t)atoi(getenv("SUDO_UID"));
-			tmp.host_gid = (gid_t)atoi(getenv("SUDO_GID")
-						       ? getenv("SUDO_GID")
-						       : "0");
+			tmp.host_gid = (gid_t)atoi(
+			    getenv("SUDO_GID") ? getenv("SUDO_GID") : "0");
 			give_to_user(&tmp, getenv("HOME"), out);
 		}
 		diag("created %s from %s: review it, then edit as needed", out,
@@ -538,9 +536,9 @@ static int ensure_image(struct sess *s, char *err, size_t errlen)
 	char dir[PATH_MAX];
 	if (container_dir(c, dir, sizeof dir) != 0) {
 		xsnprintf(err, errlen,
-			 "image %s is %s and no build context was found "
-			 "(--container-dir DIR or AGENTSAFE_CONTAINER_DIR)",
-			 c->image, have ? "to be rebuilt" : "missing");
+			  "image %s is %s and no build context was found "
+			  "(--container-dir DIR or AGENTSAFE_CONTAINER_DIR)",
+			  c->image, have ? "to be rebuilt" : "missing");
 		return -ENOENT;
 	}
 	if (!have)
@@ -566,7 +564,8 @@ static int prepare_repos(struct sess *s, char *err, size_t errlen)
 	const char *list[LCFG_MAX_LIST];
 	size_t n = 0;
 	if (c->repos.n == 0) {
-		/* Default: the repo containing the current directory, if any. */
+		/* Default: the repo containing the current directory, if any.
+		 */
 		git_buf root = {0};
 		git_libgit2_init();
 		if (getcwd(cwd, sizeof cwd) != NULL &&
@@ -604,8 +603,8 @@ static int prepare_repos(struct sess *s, char *err, size_t errlen)
 		if (session_mkdirs(s->codex, 0700) != 0 ||
 		    (s->uid != geteuid() &&
 		     chown(s->codex, s->uid, s->gid) != 0)) {
-			diag("%s: %s; Codex logins will not persist",
-			     s->codex, strerror(errno));
+			diag("%s: %s; Codex logins will not persist", s->codex,
+			     strerror(errno));
 			s->codex[0] = '\0';
 		} else if (getenv("HOME") != NULL) {
 			give_to_user(s, getenv("HOME"), s->codex);
@@ -648,8 +647,8 @@ static int create_network(struct sess *s, char *err, size_t errlen)
 	json_decref(r);
 	if (s->gateway[0] == '\0') {
 		xsnprintf(err, errlen,
-			 "network %s: the engine reported no IPv4 gateway",
-			 s->net);
+			  "network %s: the engine reported no IPv4 gateway",
+			  s->net);
 		return -EIO;
 	}
 	return 0;
@@ -693,14 +692,15 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 	 * descriptors, since the user may not be able to reach root's paths. */
 	int egress_fd = -1, policy_fd = -1;
 	if (drop_user) {
-		egress_fd = open(s->log_path,
-				 O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+		egress_fd =
+		    open(s->log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			 0600);
 		policy_fd = open(policy, O_RDONLY | O_CLOEXEC);
 		if (egress_fd < 0 || policy_fd < 0 ||
 		    fchown(egress_fd, s->host_uid, s->host_gid) != 0) {
 			int e = errno;
 			xsnprintf(err, errlen, "handing files to the proxy: %s",
-				 strerror(e));
+				  strerror(e));
 			close(lfd);
 			if (egress_fd >= 0)
 				close(egress_fd);
@@ -800,17 +800,18 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 			if (f)
 				fclose(f);
 			xsnprintf(err, errlen,
-				 "agentsafe-proxy exited at start (%d): %s",
-				 WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-				 tail);
+				  "agentsafe-proxy exited at start (%d): %s",
+				  WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+				  tail);
 			return -EIO;
 		}
 		struct timespec ts = {0, 50 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	xsnprintf(err, errlen, "agentsafe-proxy did not report listening in "
-			      "10 s (see %s)",
-		 plog);
+	xsnprintf(err, errlen,
+		  "agentsafe-proxy did not report listening in "
+		  "10 s (see %s)",
+		  plog);
 	return -ETIMEDOUT;
 }
 
@@ -875,7 +876,7 @@ static void add_bind(struct spec_store *st, size_t *n, const char *src,
 		     const char *dst, bool ro)
 {
 	xsnprintf(st->bindbuf[*n], sizeof st->bindbuf[*n], "%s:%s%s", src, dst,
-		 ro ? ":ro" : "");
+		  ro ? ":ro" : "");
 	st->binds[*n] = st->bindbuf[*n];
 	(*n)++;
 }
@@ -888,21 +889,21 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	size_t ne = 0;
 	char proxy[128];
 	xsnprintf(proxy, sizeof proxy, "http://%s:%u", s->gateway,
-		 (unsigned)s->proxy_port);
+		  (unsigned)s->proxy_port);
 	const char *keys[] = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
 			      "http_proxy"};
 	for (size_t i = 0; i < 4; i++) {
 		xsnprintf(st->envbuf[i], sizeof st->envbuf[i], "%s=%s", keys[i],
-			 proxy);
+			  proxy);
 		st->env[ne++] = st->envbuf[i];
 	}
 	st->env[ne++] = "NO_PROXY=localhost,127.0.0.1";
 	st->env[ne++] = "no_proxy=localhost,127.0.0.1";
 	xsnprintf(st->envbuf[4], sizeof st->envbuf[4], "AGENTSAFE_SESSION=%s",
-		 s->id);
+		  s->id);
 	st->env[ne++] = st->envbuf[4];
 	xsnprintf(st->envbuf[5], sizeof st->envbuf[5],
-		 "AGENTSAFE_PROBE_PROXY=%s", proxy);
+		  "AGENTSAFE_PROBE_PROXY=%s", proxy);
 	st->env[ne++] = st->envbuf[5];
 	st->env[ne++] = "HOME=/home/agent";
 	const char *term = getenv("TERM");
@@ -915,7 +916,8 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	size_t nb = 0;
 	for (size_t i = 0; i < s->nrepos; i++) {
 		char dst[PATH_MAX];
-		xsnprintf(dst, sizeof dst, "/work/%s", gitiso_name(s->repos[i]));
+		xsnprintf(dst, sizeof dst, "/work/%s",
+			  gitiso_name(s->repos[i]));
 		add_bind(st, &nb, gitiso_clone_path(s->repos[i]), dst, false);
 		const char *const *ro = gitiso_readonly_paths(s->repos[i]);
 		for (size_t k = 0; ro && ro[k] && nb + 6 < LCFG_MAX_LIST * 4;
@@ -947,10 +949,10 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	st->binds[nb] = NULL;
 
 	xsnprintf(st->user, sizeof st->user, "%u:%u", (unsigned)s->uid,
-		 (unsigned)s->gid);
+		  (unsigned)s->gid);
 	if (s->nrepos == 1)
 		xsnprintf(st->workdir, sizeof st->workdir, "/work/%s",
-			 gitiso_name(s->repos[0]));
+			  gitiso_name(s->repos[0]));
 	else
 		xsnprintf(st->workdir, sizeof st->workdir, "/work");
 	size_t nc = 0;
@@ -1023,7 +1025,8 @@ static int wait_container(struct docker *d, const char *name, int *code)
 	json_t *r = NULL;
 	int rc = docker_call(d, "POST", path, NULL, &st, &r, err, sizeof err);
 	if (rc == 0 && st == 200)
-		*code = (int)json_integer_value(json_object_get(r, "StatusCode"));
+		*code =
+		    (int)json_integer_value(json_object_get(r, "StatusCode"));
 	else
 		rc = rc ? rc : -EIO;
 	if (rc != 0)
@@ -1032,14 +1035,14 @@ static int wait_container(struct docker *d, const char *name, int *code)
 	return rc;
 }
 
-static int attach_fd(struct docker *d, const char *name, bool in,
-		     char *err, size_t errlen)
+static int attach_fd(struct docker *d, const char *name, bool in, char *err,
+		     size_t errlen)
 {
 	char path[512];
 	xsnprintf(path, sizeof path,
-		 "/containers/%s/attach?stream=1&stdout=1&stderr=1&stdin=%d"
-		 "&detachKeys=ctrl-p,ctrl-q",
-		 name, in ? 1 : 0);
+		  "/containers/%s/attach?stream=1&stdout=1&stderr=1&stdin=%d"
+		  "&detachKeys=ctrl-p,ctrl-q",
+		  name, in ? 1 : 0);
 	int fd = -1;
 	int rc = docker_hijack(d, path, NULL, &fd, err, errlen);
 	return rc == 0 ? fd : rc;
@@ -1080,11 +1083,15 @@ static int run_probe(struct sess *s, const struct docker_container_spec *main,
 		struct in_addr a;
 		if (inet_pton(AF_INET, allow[na].host, &a) == 1)
 			xsnprintf(ip, sizeof ip, "%s", allow[na].host);
-		else if (!c->hosts || probe_hosts_lookup(c->hosts,
-							 allow[na].host, ip,
-							 sizeof ip) != 0)
+		else if (!c->hosts ||
+			 probe_hosts_lookup(c->hosts, allow[na].host, ip,
+					    sizeof ip) != 0)
 			continue;
-		xsnprintf(direct[ndir].host, sizeof direct[ndir].host, "%s", ip);
+		/* Loopback inside the container is its own: no fence test. */
+		if (strncmp(ip, "127.", 4) == 0)
+			continue;
+		xsnprintf(direct[ndir].host, sizeof direct[ndir].host, "%s",
+			  ip);
 		direct[ndir++].port = allow[na].port;
 	}
 	for (size_t i = 0; i < c->probe_deny.n; i++, nd++)
@@ -1141,7 +1148,8 @@ static int run_probe(struct sess *s, const struct docker_container_spec *main,
 		ssize_t r = read(fd, buf, sizeof buf);
 		if (r <= 0)
 			break;
-		if (docker_demux_feed(&dm, buf, (size_t)r, out_collect, &o) != 0)
+		if (docker_demux_feed(&dm, buf, (size_t)r, out_collect, &o) !=
+		    0)
 			break;
 	}
 	close(fd);
@@ -1161,9 +1169,9 @@ static int run_probe(struct sess *s, const struct docker_container_spec *main,
 	free(o.buf);
 	if (code != 0) {
 		xsnprintf(err, errlen,
-			 "self-verification failed (probe exit %d): the "
-			 "session does not start",
-			 code);
+			  "self-verification failed (probe exit %d): the "
+			  "session does not start",
+			  code);
 		return -EPERM;
 	}
 	diag("self-verification passed");
@@ -1190,7 +1198,7 @@ static void resize(struct docker *d, const char *name)
 	char path[256], err[256];
 	long st;
 	xsnprintf(path, sizeof path, "/containers/%s/resize?h=%u&w=%u", name,
-		 ws.ws_row, ws.ws_col);
+		  ws.ws_row, ws.ws_col);
 	(void)docker_call(d, "POST", path, NULL, &st, NULL, err, sizeof err);
 }
 
@@ -1216,9 +1224,9 @@ enum loop_end { END_CONTAINER, END_SIGNAL, END_PROXY };
 
 /* Relays stdin/out until the attach stream ends, a signal arrives or the
  * proxy dies; feeds NFLOG drops to the egress log meanwhile. */
-static enum loop_end io_loop(struct sess *s, struct docker *d,
-			     const char *name, int afd, bool tty, bool in,
-			     bool discard, int sfd, int *sig)
+static enum loop_end io_loop(struct sess *s, struct docker *d, const char *name,
+			     int afd, bool tty, bool in, bool discard, int sfd,
+			     int *sig)
 {
 	struct docker_demux dm = {0};
 	unsigned char buf[16384];
@@ -1439,7 +1447,7 @@ static int cmd_run(struct lcfg *c)
 		goto out;
 	}
 	xsnprintf(s.name, sizeof s.name, "%s",
-		 c->name ? c->name : "agentsafe-");
+		  c->name ? c->name : "agentsafe-");
 	if (!c->name)
 		xsnprintf(s.name, sizeof s.name, "agentsafe-%s", s.id);
 	xsnprintf(s.container, sizeof s.container, "%s", s.name);
@@ -1515,16 +1523,16 @@ static int cmd_run(struct lcfg *c)
 		s.container_created = true;
 		save_state(&s, false);
 		if (!c->detach) {
-			afd = attach_fd(s.d, s.container, true, err,
-					sizeof err);
+			afd =
+			    attach_fd(s.d, s.container, true, err, sizeof err);
 			if (afd < 0) {
 				rc = afd;
 				diag("%s", err);
 			}
 		}
 	}
-	if (rc == 0 && (rc = start_container(&s, s.container, err,
-					     sizeof err)) != 0)
+	if (rc == 0 &&
+	    (rc = start_container(&s, s.container, err, sizeof err)) != 0)
 		diag("%s", err);
 	if (rc == 0 && c->detach) {
 		afd = attach_fd(s.d, s.container, false, err, sizeof err);
@@ -1543,7 +1551,8 @@ static int cmd_run(struct lcfg *c)
 			close(s.ready_fd);
 			int nul = open("/dev/null", O_RDWR);
 			char lp[4300];
-			xsnprintf(lp, sizeof lp, "%s/launcher.log", s.state_dir);
+			xsnprintf(lp, sizeof lp, "%s/launcher.log",
+				  s.state_dir);
 			int lf = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 			dup2(nul, 0);
 			dup2(nul, 1);
@@ -1562,9 +1571,8 @@ static int cmd_run(struct lcfg *c)
 			}
 		}
 		int sig = 0;
-		enum loop_end e =
-		    io_loop(&s, s.d, s.container, afd, s.tty, !c->detach,
-			    c->detach, sfd, &sig);
+		enum loop_end e = io_loop(&s, s.d, s.container, afd, s.tty,
+					  !c->detach, c->detach, sfd, &sig);
 		tty_restore();
 		if (e == END_CONTAINER) {
 			int ec = EXIT_LAUNCH;
@@ -1670,7 +1678,7 @@ static int cmd_attach(const char *name)
 	json_t *j = session_load(id);
 	char cname[128];
 	xsnprintf(cname, sizeof cname, "%s",
-		 json_string_value(json_object_get(j, "container")));
+		  json_string_value(json_object_get(j, "container")));
 	json_decref(j);
 	struct docker *d = NULL;
 	char err[512], path[256];

@@ -73,7 +73,8 @@ char *probe_script(const struct probe_plan *p)
 	size_t n = p->ndirect + 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
-		unsigned port = i == 0 ? p->gateway_port : p->direct[i - 1].port;
+		unsigned port =
+		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
 		if (!safe(h))
 			b.bad = true;
 		add(&b,

@@ -15,8 +15,7 @@
 static int load(struct lcfg *c, const char *text, char *err, size_t errlen)
 {
 	lcfg_init(c);
-	return lcfg_load_buffer(c, "cfg.yaml", text, strlen(text), err,
-				errlen);
+	return lcfg_load_buffer(c, "cfg.yaml", text, strlen(text), err, errlen);
 }
 
 static void expect_err(const char *text, const char *needle)
@@ -113,16 +112,15 @@ static void value_parsers(void **state)
 	assert_int_equal(lcfg_parse_ports("65535", &p), 0);
 	char h[64];
 	uint16_t port = 0;
-	assert_int_equal(lcfg_parse_target("a.test:8443", h, sizeof h, &port,
-					   443),
-			 0);
+	assert_int_equal(
+	    lcfg_parse_target("a.test:8443", h, sizeof h, &port, 443), 0);
 	assert_string_equal(h, "a.test");
 	assert_int_equal(port, 8443);
 	assert_int_equal(lcfg_parse_target("a.test", h, sizeof h, &port, 443),
 			 0);
 	assert_int_equal(port, 443);
-	assert_int_not_equal(
-	    lcfg_parse_target("$(x)", h, sizeof h, &port, 443), 0);
+	assert_int_not_equal(lcfg_parse_target("$(x)", h, sizeof h, &port, 443),
+			     0);
 	assert_int_not_equal(lcfg_parse_target(":1", h, sizeof h, &port, 443),
 			     0);
 }
@@ -130,11 +128,27 @@ static void value_parsers(void **state)
 static void flags_parse_and_override_file(void **state)
 {
 	(void)state;
-	char *argv[] = {"agentsafe-launch", "--image", "flag-image",
-			"--gpu=0,1", "--publish", "3000", "--repo", "/r1",
-			"--repo", "/r2", "--detach", "--name", "s1",
-			"--no-verify", "--probe-deny", "bad.test:80", "--",
-			"sh", "-c", "exit 3", NULL};
+	char *argv[] = {"agentsafe-launch",
+			"--image",
+			"flag-image",
+			"--gpu=0,1",
+			"--publish",
+			"3000",
+			"--repo",
+			"/r1",
+			"--repo",
+			"/r2",
+			"--detach",
+			"--name",
+			"s1",
+			"--no-verify",
+			"--probe-deny",
+			"bad.test:80",
+			"--",
+			"sh",
+			"-c",
+			"exit 3",
+			NULL};
 	int argc = (int)(sizeof argv / sizeof argv[0]) - 1;
 	struct lcfg a, f;
 	char err[256] = "";
@@ -145,8 +159,9 @@ static void flags_parse_and_override_file(void **state)
 	assert_string_equal(a.command[2], "exit 3");
 	assert_true(a.detach);
 	assert_true(a.no_verify);
-	assert_int_equal(load(&f, "image: file-image\nagent: codex\n"
-				  "repos: [/x]\nmemory: 1g\n",
+	assert_int_equal(load(&f,
+			      "image: file-image\nagent: codex\n"
+			      "repos: [/x]\nmemory: 1g\n",
 			      err, sizeof err),
 			 0);
 	lcfg_merge(&f, &a);

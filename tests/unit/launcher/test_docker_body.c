@@ -34,10 +34,9 @@ static void network_body_is_internal_with_our_bridge(void **state)
 	assert_true(json_is_true(json_object_get(b, "Internal")));
 	assert_false(json_is_true(json_object_get(b, "EnableIPv6")));
 	json_t *o = json_object_get(b, "Options");
-	assert_string_equal(
-	    json_string_value(
-		json_object_get(o, "com.docker.network.bridge.name")),
-	    "as-abc");
+	assert_string_equal(json_string_value(json_object_get(
+				o, "com.docker.network.bridge.name")),
+			    "as-abc");
 	assert_string_equal(
 	    json_string_value(json_object_get(
 		o, "com.docker.network.bridge.enable_ip_masquerade")),
@@ -111,9 +110,8 @@ static void container_body_drops_everything(void **state)
 	json_decref(b);
 
 	/* Minimal: no limits, no ports, no GPU keys at all. */
-	struct docker_container_spec m = {.image = "i",
-					  .network = "n",
-					  .session = "s"};
+	struct docker_container_spec m = {
+	    .image = "i", .network = "n", .session = "s"};
 	b = docker_container_body(&m);
 	assert_non_null(b);
 	text = json_dumps(b, JSON_COMPACT);
@@ -143,9 +141,9 @@ static void collect(int stream, const unsigned char *d, size_t n, void *arg)
 static void demux_splits_frames_fed_byte_by_byte(void **state)
 {
 	(void)state;
-	const unsigned char stream[] = {1, 0, 0, 0, 0, 0, 0, 3, 'o', 'u', 't',
-					2, 0, 0, 0, 0, 0, 0, 2, 'e', 'r',
-					1, 0, 0, 0, 0, 0, 0, 1, '!'};
+	const unsigned char stream[] = {1,   0, 0, 0, 0, 0, 0, 3, 'o', 'u',
+					't', 2, 0, 0, 0, 0, 0, 0, 2,   'e',
+					'r', 1, 0, 0, 0, 0, 0, 0, 1,   '!'};
 	struct docker_demux m = {0};
 	struct sink s = {0};
 	for (size_t i = 0; i < sizeof stream; i++)

@@ -49,8 +49,8 @@ static void script_has_one_check_per_target(void **state)
 static void script_refuses_shell_metacharacters(void **state)
 {
 	(void)state;
-	const char *bad[] = {"a;b", "$(id)", "a b", "`x`", "-oProxy", "a'b",
-			     ""};
+	const char *bad[] = {"a;b",	"$(id)", "a b", "`x`",
+			     "-oProxy", "a'b",	 ""};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct probe_target t[1];
 		snprintf(t[0].host, sizeof t[0].host, "%s", bad[i]);
