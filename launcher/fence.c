@@ -471,8 +471,9 @@ void fence_log_prefix(const char *table, char *buf, size_t len)
 /* ---- owner ---- */
 
 /* Field 22 of /proc/PID/stat: the start time in clock ticks since boot,
- * which with the pid names one process (pids are reused). */
-static int proc_starttime(pid_t pid, unsigned long long *out)
+ * which with the pid names one process (pids are reused); and field 3, the
+ * state ('Z': exited, not yet reaped). */
+static int proc_starttime(pid_t pid, unsigned long long *out, char *state)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
@@ -487,6 +488,9 @@ static int proc_starttime(pid_t pid, unsigned long long *out)
 	if (p == NULL)
 		return -EINVAL;
 	p++;
+	if (p[0] != ' ' || p[1] == '\0')
+		return -EINVAL;
+	*state = p[1];
 	for (int field = 3; field < 22; field++) {
 		p = strchr(p + 1, ' ');
 		if (p == NULL)
@@ -511,9 +515,12 @@ static unsigned long long own_pidns(void)
 int fence_owner_format(pid_t pid, char *buf, size_t len)
 {
 	unsigned long long start = 0;
-	int rc = proc_starttime(pid, &start);
+	char state = 0;
+	int rc = proc_starttime(pid, &start, &state);
 	if (rc != 0)
 		return rc;
+	if (state == 'Z' || state == 'X')
+		return -ESRCH; /* a session cannot outlive its owner */
 	snprintf(buf, len, "agentsafe owner pid=%ld start=%llu pidns=%llu",
 		 (long)pid, start, own_pidns());
 	return 0;
@@ -552,9 +559,11 @@ bool fence_owner_is_live(const char *comment)
 		return true;
 	if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
 		return false;
-	if (proc_starttime((pid_t)pid, &now) != 0)
+	char state = 0;
+	if (proc_starttime((pid_t)pid, &now, &state) != 0)
 		return true; /* e.g. /proc mounted hidepid */
-	return now == start;
+	/* A zombie has exited (crashed) and holds nothing. */
+	return now == start && state != 'Z' && state != 'X';
 }
 
 /* One logged drop: from the bridge, of family v6 (0: IPv4) and protocol

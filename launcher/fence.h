@@ -65,10 +65,10 @@ int fence_remove(const char *table, char *err, size_t errlen);
  * (stale sessions after a crash). With is_live NULL, the built-in check:
  * fence_apply stores the owner as the table comment ("agentsafe owner
  * pid=P start=S pidns=N", visible in `nft list tables`), and a table is
- * stale when that pid no longer exists or names a process with another
- * start time (pid reuse). A table without that comment, from another pid
- * namespace, or whose owner cannot be checked (hidepid) is kept: only a
- * dead session's table is removed, never a live one's. With is_live set,
+ * stale when that pid no longer exists, is a zombie, or names a process
+ * with another start time (pid reuse). A table without that comment, from
+ * another pid namespace, or whose owner cannot be checked (hidepid) is kept:
+ * only a dead session's table is removed, never a live one's. With is_live set,
  * it decides instead (true = keep). Returns how many were removed. */
 int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 		char *err, size_t errlen);

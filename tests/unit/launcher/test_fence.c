@@ -449,6 +449,18 @@ static void owner_liveness_names_one_process(void **state)
 	assert_int_equal(fence_owner_format(pid, child, sizeof child), 0);
 	assert_true(fence_owner_is_live(child));
 	close(fds[1]);
+	/* Exited but not reaped (a crashed launcher whose parent has not
+	 * waited): a zombie is gone too. */
+	bool gone = false;
+	for (int i = 0; i < 200 && !gone; i++) {
+		gone = !fence_owner_is_live(child);
+		if (!gone)
+			usleep(10000);
+	}
+	assert_true(gone);
+	char zombie[128];
+	assert_int_equal(fence_owner_format(pid, zombie, sizeof zombie),
+			 -ESRCH);
 	assert_int_equal(waitpid(pid, NULL, 0), pid);
 	assert_false(fence_owner_is_live(child));
 	/* The same pid with another start time: the pid was reused. */
