@@ -310,12 +310,6 @@ static void teardown(struct sess *s)
 
 /* ---- stale sweep ---- */
 
-static bool live_cb(const char *id, void *arg)
-{
-	(void)arg;
-	return session_is_live(id);
-}
-
 struct sweep {
 	struct docker *d;
 	bool caps;
@@ -427,7 +421,10 @@ static void stale_sweep(struct docker *d, bool caps)
 	if (caps) {
 		char err[512];
 		if (caps_raise_net_admin(err, sizeof err) == 0) {
-			int n = fence_sweep(live_cb, NULL, err, sizeof err);
+			/* The owner recorded in each table decides, not our
+			 * state dir: another user's live session has no state
+			 * here and must keep its fence. */
+			int n = fence_sweep(NULL, NULL, err, sizeof err);
 			if (n < 0)
 				diag("sweeping stale nftables tables: %s", err);
 			else if (n > 0)
@@ -1226,7 +1223,7 @@ enum loop_end { END_CONTAINER, END_SIGNAL, END_PROXY };
  * proxy dies; feeds NFLOG drops to the egress log meanwhile. */
 static enum loop_end io_loop(struct sess *s, struct docker *d, const char *name,
 			     int afd, bool tty, bool in, bool discard, int sfd,
-			     int *sig)
+			     int *sig, bool half_close)
 {
 	struct docker_demux dm = {0};
 	unsigned char buf[16384];
@@ -1283,7 +1280,11 @@ static enum loop_end io_loop(struct sess *s, struct docker *d, const char *name,
 				/* EOF: the agent's stdin closes; its output
 				 * keeps coming. */
 				in_open = false;
-				shutdown(afd, SHUT_WR);
+				/* A StdinOnce container sees EOF; for a
+				 * long-lived one the engine would end the
+				 * whole attach, so just stop reading. */
+				if (half_close)
+					shutdown(afd, SHUT_WR);
 			}
 		}
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -1571,8 +1572,9 @@ static int cmd_run(struct lcfg *c)
 			}
 		}
 		int sig = 0;
-		enum loop_end e = io_loop(&s, s.d, s.container, afd, s.tty,
-					  !c->detach, c->detach, sfd, &sig);
+		enum loop_end e =
+		    io_loop(&s, s.d, s.container, afd, s.tty, !c->detach,
+			    c->detach, sfd, &sig, true);
 		tty_restore();
 		if (e == END_CONTAINER) {
 			int ec = EXIT_LAUNCH;
@@ -1714,11 +1716,28 @@ static int cmd_attach(const char *name)
 		}
 	}
 	int sig = 0;
-	(void)io_loop(NULL, d, cname, afd, tty, true, false, sfd, &sig);
+	enum loop_end e =
+	    io_loop(NULL, d, cname, afd, tty, true, false, sfd, &sig, false);
 	tty_restore();
 	close(afd);
+	int code = e == END_SIGNAL ? 128 + sig : 0;
+	/* The command's status when it ended while we were attached (the
+	 * session's launcher removes the container soon after). */
+	r = NULL;
+	if (e == END_CONTAINER &&
+	    docker_call(d, "GET", path, NULL, &st, &r, err, sizeof err) == 0 &&
+	    st == 200) {
+		json_t *state = json_object_get(r, "State");
+		if (!json_is_true(json_object_get(state, "Running")))
+			code = (int)json_integer_value(
+			    json_object_get(state, "ExitCode"));
+		else
+			diag("detached from %s; it keeps running", cname);
+	}
+	json_decref(r);
 	docker_free(d);
-	return 0;
+	close(sfd);
+	return code;
 }
 
 int main(int argc, char **argv)

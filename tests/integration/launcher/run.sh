@@ -22,7 +22,7 @@ cleanup() {
 		docker network rm "agentsafe-$id" >/dev/null 2>&1
 		nft delete table inet "agentsafe_$id" 2>/dev/null
 	done
-	docker rm -f aslaunch-it-det-$$ >/dev/null 2>&1
+	docker rm -f aslaunch-it-det-$$ aslaunch-it-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	rm -rf "$T"
 }
@@ -176,6 +176,14 @@ if [ $rc = 0 ] && "$L" ls | grep -q "aslaunch-it-det-$$ *running" &&
 else
 	fail "detach: rc=$rc $(tail -3 "$T"/e8)"
 fi
+
+# 8. attach feeds stdin to a detached session and returns its status.
+"$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-att-$$ -- \
+	sh -c 'read x; echo got $x; exit 5' </dev/null >/dev/null 2>"$T"/e9
+out=$(echo hello | timeout 60 "$L" attach aslaunch-it-att-$$ 2>/dev/null)
+rc=$?
+[ $rc = 5 ] && [ "$out" = "got hello" ] && pass "attach: stdin in, output and exit status 5 out" ||
+	fail "attach: rc=$rc out='$out' $(tail -3 "$T"/e9)"
 
 echo "$fails failure(s)"
 [ $fails = 0 ]
