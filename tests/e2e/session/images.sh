@@ -4,18 +4,9 @@
 # the real agent image from container/Dockerfile on top of it.
 # Sourced by run.sh; `images.sh` run directly builds both images and exits.
 
-# Debian mirror the host's apt uses (deb822 .sources or one-line sources.list);
-# debootstrap must use the same one, since nothing else is reachable here.
-e2e_debian_mirror() {
-	local m
-	m=$(grep -hs -E '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-		awk '{print $2}' | grep -v -e security -e nodesource -e google | head -n1)
-	if [ -z "$m" ]; then
-		m=$(grep -hs -E '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-			awk '$3 ~ /^bookworm$/ {print $2}' | head -n1)
-	fi
-	echo "${m:-http://deb.debian.org/debian}"
-}
+# The offline base image recipe is the product's own (scripts/base-image.sh).
+# shellcheck source=../../../scripts/base-image.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/scripts/base-image.sh"
 
 E2E_STARTED_DOCKERD=
 # Starts dockerd when `docker info` fails; records that we did, so the
@@ -41,52 +32,7 @@ e2e_dockerd_down() {
 }
 
 E2E_BASE_IMAGE=agentsafe-base:bookworm
-E2E_BASE_PACKAGES="nodejs npm ca-certificates"
-# The content tag: what goes into the base image. Change the recipe and the
-# cached image is rebuilt.
-e2e_base_tag() {
-	printf 'v1 %s %s\n' "$(e2e_debian_mirror)" "$E2E_BASE_PACKAGES" | sha256sum | cut -c1-16
-}
-
-e2e_base_image() {
-	local tag have dir mirror
-	tag=$(e2e_base_tag)
-	have=$(docker image inspect -f '{{index .Config.Labels "agentsafe.base"}}' "$E2E_BASE_IMAGE" 2>/dev/null || true)
-	if [ "$have" = "$tag" ]; then
-		echo "e2e: base image $E2E_BASE_IMAGE is current ($tag)"
-		return 0
-	fi
-	mirror=$(e2e_debian_mirror)
-	dir=$(mktemp -d /var/tmp/ase2e-rootfs.XXXXXX)
-	echo "e2e: building $E2E_BASE_IMAGE with debootstrap from $mirror (a few minutes)"
-	# Only minbase here: debootstrap's --include resolver misses npm's deep
-	# dependency tree; apt inside the chroot resolves it properly.
-	if ! debootstrap --variant=minbase bookworm "$dir" "$mirror" >"$dir.log" 2>&1; then
-		echo "e2e: debootstrap failed; tail of $dir.log:" >&2
-		tail -20 "$dir.log" >&2
-		return 1
-	fi
-	mount -t proc proc "$dir/proc"
-	local rc=0
-	chroot "$dir" sh -c "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq &&
-		apt-get install -y -qq --no-install-recommends $E2E_BASE_PACKAGES &&
-		apt-get clean && rm -rf /var/lib/apt/lists/*" >>"$dir.log" 2>&1 || rc=$?
-	umount "$dir/proc"
-	if [ "$rc" -ne 0 ]; then
-		echo "e2e: apt-get in the chroot failed; tail of $dir.log:" >&2
-		tail -20 "$dir.log" >&2
-		return 1
-	fi
-	# Docker supplies resolv.conf and hostname at run time.
-	: >"$dir/etc/resolv.conf"
-	tar -C "$dir" -c . | docker import \
-		--change "LABEL agentsafe.base=$tag" \
-		--change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-		--change 'CMD ["bash"]' - "$E2E_BASE_IMAGE" >/dev/null || rc=$?
-	rm -rf "$dir" "$dir.log"
-	[ "$rc" -eq 0 ] && echo "e2e: base image $E2E_BASE_IMAGE built ($tag)"
-	return "$rc"
-}
+e2e_base_image() { agentsafe_base_image "$E2E_BASE_IMAGE"; }
 
 E2E_CACHE=/var/cache/agentsafe/e2e
 # A test CA kept between runs (so the image layers that bake the CA in stay

@@ -84,6 +84,10 @@ try:
     ic.close()
 except OSError as e:
     R["icmp"] = "socket: %s" % errno.errorcode.get(e.errno, e.errno)
+# Which IPv6 addresses the container has besides loopback (Docker disables
+# IPv6 on networks that do not ask for it).
+R["ipv6_addrs"] = [l.split()[0] for l in open("/proc/net/if_inet6")
+                   if l.split()[-1] != "lo"] if os.path.exists("/proc/net/if_inet6") else []
 R["tcp6_link_local"] = "n/a"
 try:
     ifs = [n for _, n in socket.if_nameindex() if n != "lo"]
