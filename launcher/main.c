@@ -735,6 +735,15 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 			    setgid(s->host_gid) != 0 ||
 			    setuid(s->host_uid) != 0)
 				_exit(126);
+			/* The real paths when the user can use them: records
+			 * then name the policy file the user edits, a SIGHUP
+			 * reload sees an editor's save-by-rename and SIGUSR1
+			 * follows a rotated log. The fds are the fallback for
+			 * files only root can open. */
+			if (access(policy, R_OK) == 0)
+				pp = policy;
+			if (access(s->log_path, W_OK) == 0)
+				lp = s->log_path;
 		}
 		const char *argv[16];
 		size_t n = 0;

@@ -218,6 +218,8 @@ def has(**kw):
     return [r for r in recs if all(r.get(k) == v for k, v in kw.items())]
 opens = has(event="open", host="allowed.test", port=443)
 check(len(opens) >= 1, "egress.log: open record for allowed.test:443")
+check(len(opens) >= 1 and opens[0].get("rule", "").endswith("/.config/agentsafe/policy.yaml:4)"),
+      "egress.log: the deciding rule names the user's policy file and line: %r" % (opens[0].get("rule") if opens else None))
 closes = [r for r in has(event="close") if any(r.get("id") == o.get("id") for o in opens)]
 check(len(closes) >= 1 and all("bytes_down" in c for c in closes), "egress.log: close record with byte counts sharing the open's id")
 check(len(has(event="deny", host="denied.test")) >= 1, "egress.log: deny record for denied.test")
