@@ -983,7 +983,12 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	sp->binds = st->binds;
 	sp->network = s->net;
 	sp->session = s->id;
-	sp->dns = "127.0.0.1";
+	/* Docker's embedded resolver (127.0.0.11, on every user-defined
+	 * network) forwards what it cannot answer to these servers. A
+	 * loopback server would be dialled from the host's namespace on some
+	 * engine versions, past the fence; the session gateway is dialled
+	 * from the container's, where the fence drops and logs it. */
+	sp->dns = s->gateway;
 	sp->tty = s->tty;
 	sp->open_stdin = true;
 	sp->stdin_once = !c->detach;

@@ -71,6 +71,23 @@ try:
 except (socket.timeout, OSError) as e:
     R["udp_reply"] = "none (%s)" % type(e).__name__
 u.close()
+# Docker's embedded resolver: whatever it cannot answer itself must not be
+# forwarded anywhere that answers.
+def dns_answers(server):
+    q = b"\x56\x78\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07allowed\x04test\x00\x00\x01\x00\x01"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(4.0)
+    try:
+        s.sendto(q, (server, 53))
+        data, _ = s.recvfrom(2048)
+        return "rcode=%d answers=%d" % (data[3] & 0x0F, int.from_bytes(data[6:8], "big"))
+    except (socket.timeout, OSError) as e:
+        return "none (%s)" % type(e).__name__
+    finally:
+        s.close()
+
+
+R["docker_dns"] = dns_answers("127.0.0.11")
 # ICMP: an unprivileged ping socket (Docker's ping_group_range allows it).
 try:
     ic = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP)

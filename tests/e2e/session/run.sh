@@ -197,6 +197,7 @@ check(res["denied"][1].startswith("403"), "denied.test refused by the proxy with
 check(res["dns_lookup"].startswith("failed"), "DNS does not resolve inside: %s" % res["dns_lookup"])
 check(res["tcp_direct_allowed_ip"] != "connected", "direct TCP to allowed.test's address fails: %s" % res["tcp_direct_allowed_ip"])
 check(res["tcp_host_service"] != "connected", "TCP to a host service fails: %s" % res["tcp_host_service"])
+check(res["docker_dns"].startswith("none") or res["docker_dns"].endswith("answers=0"), "Docker's embedded DNS (127.0.0.11) resolves nothing: %s" % res["docker_dns"])
 check(res["udp_reply"].startswith("none"), "UDP gets no reply: %s" % res["udp_reply"])
 check(res["icmp"] != "reply", "ICMP to the gateway gets no reply: %s" % res["icmp"])
 check(res["tcp6_link_local"] != "connected", "IPv6 TCP fails: %s (container IPv6 addresses besides lo: %r)" % (res["tcp6_link_local"], res.get("ipv6_addrs")))
