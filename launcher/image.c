@@ -193,7 +193,8 @@ int image_tar_dir(struct image_tar *t, const char *dir, char *err,
 	return 0;
 }
 
-int image_exists(struct docker *d, const char *image, char *err, size_t errlen)
+int image_exists(struct docker *d, const char *image, json_t **labels,
+		 char *err, size_t errlen)
 {
 	char *e = docker_urlencode(image);
 	if (e == NULL)
@@ -202,9 +203,19 @@ int image_exists(struct docker *d, const char *image, char *err, size_t errlen)
 	snprintf(path, sizeof path, "/images/%s/json", e);
 	free(e);
 	long st = 0;
-	int rc = docker_call(d, "GET", path, NULL, &st, NULL, err, errlen);
-	if (rc != 0)
+	json_t *r = NULL;
+	int rc = docker_call(d, "GET", path, NULL, &st, labels ? &r : NULL, err,
+			     errlen);
+	if (rc != 0) {
+		json_decref(r);
 		return rc;
+	}
+	if (st == 200 && labels != NULL) {
+		json_t *l =
+		    json_object_get(json_object_get(r, "Config"), "Labels");
+		*labels = json_is_object(l) ? json_incref(l) : json_object();
+	}
+	json_decref(r);
 	if (st == 200)
 		return 1;
 	if (st == 404)
@@ -237,8 +248,8 @@ static void on_line(const char *line, size_t len, void *arg)
 }
 
 int image_build(struct docker *d, const char *image, const char *dir,
-		const char *const *build_args, const char *ca_bundle, char *err,
-		size_t errlen)
+		const char *const *build_args, const char *ca_pem,
+		size_t ca_len, json_t *labels, char *err, size_t errlen)
 {
 	struct image_tar t = {0};
 	int rc = image_tar_dir(&t, dir, err, errlen);
@@ -254,40 +265,32 @@ int image_build(struct docker *d, const char *image, const char *dir,
 			 build_args[i]);
 		json_object_set_new(args, k, json_string(eq + 1));
 	}
-	if (rc == 0 && ca_bundle != NULL) {
-		FILE *f = fopen(ca_bundle, "rb");
-		char *pem = malloc(1 << 20);
-		size_t n = 0;
-		if (f == NULL || pem == NULL) {
-			rc = f == NULL ? -errno : -ENOMEM;
-			snprintf(err, errlen, "%s: %s", ca_bundle,
-				 strerror(-rc));
-		} else {
-			n = fread(pem, 1, 1 << 20, f);
-			rc = image_tar_file(&t, "extra-ca.pem", pem, n, 0644);
-			json_object_set_new(args, "EXTRA_CA",
-					    json_string("extra-ca.pem"));
-		}
-		if (f)
-			fclose(f);
-		free(pem);
+	if (rc == 0 && ca_pem != NULL) {
+		rc = image_tar_file(&t, "extra-ca.pem", ca_pem, ca_len, 0644);
+		json_object_set_new(args, "EXTRA_CA",
+				    json_string("extra-ca.pem"));
 	}
 	if (rc == 0)
 		rc = image_tar_finish(&t);
 	char *aj = rc == 0 ? json_dumps(args, JSON_COMPACT) : NULL;
 	char *ea = aj ? docker_urlencode(aj) : NULL;
+	char *lj = rc != 0	    ? NULL
+		   : labels != NULL ? json_dumps(labels, JSON_COMPACT)
+				    : strdup("{}");
+	char *el = lj ? docker_urlencode(lj) : NULL;
 	char *ei = docker_urlencode(image);
-	if (rc == 0 && (ea == NULL || ei == NULL))
+	if (rc == 0 && (ea == NULL || el == NULL || ei == NULL))
 		rc = -ENOMEM;
 	if (rc == 0) {
-		size_t pl = strlen(ea) + strlen(ei) + 128;
+		size_t pl = strlen(ea) + strlen(el) + strlen(ei) + 128;
 		char *path = malloc(pl);
 		if (path == NULL) {
 			rc = -ENOMEM;
 		} else {
 			snprintf(path, pl,
-				 "/build?t=%s&buildargs=%s&rm=1&forcerm=1", ei,
-				 ea);
+				 "/build?t=%s&buildargs=%s&labels=%s&rm=1&"
+				 "forcerm=1",
+				 ei, ea, el);
 			struct progress p = {{0}};
 			long st = 0;
 			fprintf(stderr,
@@ -308,6 +311,8 @@ int image_build(struct docker *d, const char *image, const char *dir,
 	}
 	free(aj);
 	free(ea);
+	free(lj);
+	free(el);
 	free(ei);
 	json_decref(args);
 	image_tar_free(&t);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 struct docker;
 
 struct image_tar {
@@ -22,13 +24,16 @@ int image_tar_file(struct image_tar *t, const char *name, const void *data,
 int image_tar_finish(struct image_tar *t);
 void image_tar_free(struct image_tar *t);
 
-/* 1 present, 0 absent, -errno on engine failure. */
-int image_exists(struct docker *d, const char *image, char *err, size_t errlen);
-/* Build image from dir; build_args "K=V" (NULL-terminated); ca_bundle
- * (may be NULL) is added as extra-ca.pem with EXTRA_CA=extra-ca.pem.
- * Progress goes to stderr. */
+/* 1 present, 0 absent, -errno on engine failure. With labels non-NULL and
+ * the image present, *labels is its Config.Labels object (caller decrefs;
+ * an empty object when it has none). */
+int image_exists(struct docker *d, const char *image, json_t **labels,
+		 char *err, size_t errlen);
+/* Build image from dir; build_args "K=V" (NULL-terminated); ca_pem (may be
+ * NULL: none) is added as extra-ca.pem with EXTRA_CA=extra-ca.pem; labels
+ * (may be NULL) are set on the image. Progress goes to stderr. */
 int image_build(struct docker *d, const char *image, const char *dir,
-		const char *const *build_args, const char *ca_bundle, char *err,
-		size_t errlen);
+		const char *const *build_args, const char *ca_pem,
+		size_t ca_len, json_t *labels, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,8 +30,10 @@
 #include <curl/curl.h>
 #include <git2.h>
 #include <jansson.h>
+#include <openssl/sha.h>
 
 #include "caps.h"
+#include "certs.h"
 #include "config.h"
 #include "docker.h"
 #include "egress_log.h"
@@ -522,36 +525,117 @@ static int container_dir(const struct lcfg *c, char *out, size_t len)
 	return access(out, R_OK) == 0 ? 0 : -ENOENT;
 }
 
+/* The extra CA bundle, checked by certs/ (CA certificates only, expired
+ * ones dropped, FILE:LINE on error) and as canonical PEM with its SHA-256:
+ * the image records the digest of the bundle it was built with. */
+static int load_ca(const struct lcfg *c, struct certs_bundle **b,
+		   char digest[65], char *err, size_t errlen)
+{
+	xsnprintf(digest, 65, "none");
+	*b = NULL;
+	if (c->ca_bundle == NULL)
+		return 0;
+	int rc = certs_bundle_load(c->ca_bundle, b, err, errlen);
+	if (rc != 0)
+		return rc;
+	size_t len = 0;
+	const char *pem = certs_bundle_pem(*b, &len);
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)pem, len, md);
+	for (size_t i = 0; i < sizeof md; i++)
+		xsnprintf(digest + 2 * i, 3, "%02x", md[i]);
+	if (certs_bundle_skipped(*b) > 0)
+		diag("%s: %zu CA certificate(s), %zu expired or not yet valid "
+		     "left out",
+		     c->ca_bundle, certs_bundle_count(*b),
+		     certs_bundle_skipped(*b));
+	return 0;
+}
+
+/* Present, built by us for this uid/gid and CA bundle: use it. Built by us
+ * for another user or CA: rebuild (the layer cache keeps that short).
+ * Missing, or --build: build. An image we did not build (--image NAME
+ * without our labels) is used as it is. */
 static int ensure_image(struct sess *s, char *err, size_t errlen)
 {
 	struct lcfg *c = s->cfg;
-	int have = image_exists(s->d, c->image, err, errlen);
-	if (have < 0)
+	struct certs_bundle *ca = NULL;
+	char digest[65], uid[48], gid[48], why[256] = "";
+	int rc = load_ca(c, &ca, digest, err, errlen);
+	if (rc != 0)
+		return rc;
+	xsnprintf(uid, sizeof uid, "%u", (unsigned)s->uid);
+	xsnprintf(gid, sizeof gid, "%u", (unsigned)s->gid);
+	json_t *labels = NULL;
+	int have = image_exists(s->d, c->image, &labels, err, errlen);
+	if (have < 0) {
+		certs_bundle_free(ca);
 		return have;
-	if (have && !c->build)
+	}
+	if (have) {
+		const char *lu =
+		    json_string_value(json_object_get(labels, "agentsafe.uid"));
+		const char *lg =
+		    json_string_value(json_object_get(labels, "agentsafe.gid"));
+		const char *lc = json_string_value(
+		    json_object_get(labels, "agentsafe.extra_ca"));
+		if (lu == NULL) {
+			if (c->ca_bundle != NULL && !c->build)
+				diag("image %s was not built by "
+				     "agentsafe-launch: %s is only mounted at "
+				     "/run/agentsafe/extra-ca.pem",
+				     c->image, c->ca_bundle);
+		} else if (strcmp(lu, uid) != 0 ||
+			   (lg != NULL && strcmp(lg, gid) != 0)) {
+			xsnprintf(why, sizeof why,
+				  "built for uid %s, the agent runs as %s", lu,
+				  uid);
+		} else if (c->ca_bundle != NULL &&
+			   (lc == NULL || strcmp(lc, digest) != 0)) {
+			xsnprintf(why, sizeof why,
+				  "built without the CA bundle %s",
+				  c->ca_bundle);
+		}
+	}
+	json_decref(labels);
+	if (have && !c->build && why[0] == '\0') {
+		certs_bundle_free(ca);
 		return 0;
+	}
 	char dir[PATH_MAX];
 	if (container_dir(c, dir, sizeof dir) != 0) {
 		xsnprintf(err, errlen,
 			  "image %s is %s and no build context was found "
 			  "(--container-dir DIR or AGENTSAFE_CONTAINER_DIR)",
 			  c->image, have ? "to be rebuilt" : "missing");
+		certs_bundle_free(ca);
 		return -ENOENT;
 	}
 	if (!have)
 		diag("image %s not found: building it", c->image);
+	else if (why[0] != '\0')
+		diag("image %s was %s: rebuilding it", c->image, why);
 	const char *args[LCFG_MAX_LIST + 3];
-	char uid[48], gid[48];
-	xsnprintf(uid, sizeof uid, "USER_UID=%u", (unsigned)s->uid);
-	xsnprintf(gid, sizeof gid, "USER_GID=%u", (unsigned)s->gid);
+	char auid[64], agid[64];
+	xsnprintf(auid, sizeof auid, "USER_UID=%s", uid);
+	xsnprintf(agid, sizeof agid, "USER_GID=%s", gid);
 	size_t n = 0;
-	args[n++] = uid;
-	args[n++] = gid;
+	args[n++] = auid;
+	args[n++] = agid;
 	for (size_t i = 0; i < c->build_args.n; i++)
 		args[n++] = c->build_args.v[i];
 	args[n] = NULL;
-	return image_build(s->d, c->image, dir, args, c->ca_bundle, err,
-			   errlen);
+	json_t *want =
+	    json_pack("{s:s, s:s, s:s}", "agentsafe.uid", uid, "agentsafe.gid",
+		      gid, "agentsafe.extra_ca", digest);
+	size_t calen = 0;
+	const char *capem = ca ? certs_bundle_pem(ca, &calen) : NULL;
+	rc = want == NULL ? -ENOMEM
+			  : image_build(s->d, c->image, dir, args, capem, calen,
+					want, err, errlen);
+	json_decref(want);
+	certs_bundle_free(ca);
+	return rc;
 }
 
 static int prepare_repos(struct sess *s, char *err, size_t errlen)
@@ -1754,8 +1838,27 @@ static int cmd_attach(const char *name)
 	return code;
 }
 
+/* `sudo agentsafe-launch` on Debian sets HOME to root's: the session,
+ * its policy, state and clones are the invoking user's, so their home it
+ * is (only when HOME is root's; an explicit HOME is kept). */
+static void home_of_sudo_user(void)
+{
+	const char *su = getenv("SUDO_UID"), *home = getenv("HOME");
+	if (getuid() != 0 || su == NULL || atoi(su) <= 0)
+		return;
+	struct passwd *root = getpwuid(0);
+	char rootdir[PATH_MAX];
+	xsnprintf(rootdir, sizeof rootdir, "%s", root ? root->pw_dir : "/root");
+	if (home != NULL && strcmp(home, rootdir) != 0)
+		return;
+	struct passwd *pw = getpwuid((uid_t)atoi(su));
+	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
+		setenv("HOME", pw->pw_dir, 1);
+}
+
 int main(int argc, char **argv)
 {
+	home_of_sudo_user();
 	struct lcfg args, cfg;
 	char err[1024] = "";
 	lcfg_init(&args);

@@ -130,7 +130,8 @@ say "upstreams up (allowed.test=$ALLOWED_IP, denied.test=$DENIED_IP)"
 
 # --- the user, their repo and policy ---------------------------------------
 # The session runs for a normal user, as `sudo agentsafe-launch` would: the
-# launcher takes SUDO_UID/SUDO_GID/SUDO_USER for the container user.
+# launcher takes SUDO_UID/SUDO_GID/SUDO_USER for the container user, and the
+# user's home from the password database when HOME is root's (Debian's sudo).
 useradd -M -d "$W/home" -s /bin/sh "$TUSER"
 TUID=$(id -u "$TUSER"); TGID=$(id -g "$TUSER")
 mkdir -p "$W/home/.config/agentsafe"
@@ -163,7 +164,7 @@ chown -R "$TUSER:$TUSER" "$W/home"
 # --- the session -----------------------------------------------------------
 say "session: agentsafe-launch --agent shell (builds the agent image through the launcher)"
 set +e
-( cd "$REPO" && timeout -k 20 1500 env HOME="$W/home" SUDO_USER="$TUSER" SUDO_UID="$TUID" SUDO_GID="$TGID" \
+( cd "$REPO" && timeout -k 20 1500 env HOME=/root SUDO_USER="$TUSER" SUDO_UID="$TUID" SUDO_GID="$TGID" \
 	AGENTSAFE_CONTAINER_DIR="$SRC/container" \
 	"$LAUNCH" --agent shell --repo "$REPO" --policy "$W/home/.config/agentsafe/policy.yaml" \
 	--image "$E2E_AGENT_IMAGE" --build --build-arg BASE_IMAGE="$E2E_BASE_IMAGE" \

@@ -185,5 +185,16 @@ rc=$?
 [ $rc = 5 ] && [ "$out" = "got hello" ] && pass "attach: stdin in, output and exit status 5 out" ||
 	fail "attach: rc=$rc out='$out' $(tail -3 "$T"/e9)"
 
+# 9. a --ca-bundle that is not a CA bundle: refused before anything starts,
+# naming the file and line (certs/ checks it).
+printf 'a comment line\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' >"$T"/notca.pem
+before=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+"$L" "${COMMON[@]}" --ca-bundle "$T"/notca.pem -- true </dev/null >/dev/null 2>"$T"/e10
+rc=$?
+after=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+[ $rc = 125 ] && grep -q "notca.pem:2" "$T"/e10 && [ "$before" = "$after" ] &&
+	pass "--ca-bundle with a private key: exit 125, FILE:LINE named, no session started" ||
+	fail "--ca-bundle check: rc=$rc sessions $before->$after: $(tail -2 "$T"/e10)"
+
 echo "$fails failure(s)"
 [ $fails = 0 ]
