@@ -1,86 +1,114 @@
 #!/usr/bin/env bash
-# The README's first command: installs what AgentSafe needs (apt-get), builds
-# a Release tree, installs it (cmake --install, /usr/local), and starts a
-# session for the user who ran it.
+# The README's first command: installs what AgentSafe needs (apt-get, Debian
+# 12), builds a Release tree, installs it (cmake --install, /usr/local),
+# starts dockerd if it is not running, and starts a sandboxed session with
+# agentsafe-launch in the git repo of the current directory, for the user who
+# ran sudo. The first session builds the agent image (several minutes).
 #
-# Today a session is the egress proxy alone: agentsafe-proxy on
-# 127.0.0.1:3128 enforcing ~/.config/agentsafe/policy.yaml (created from the
-# example on first run) and writing the session's egress.log. Point a client
-# at it with HTTPS_PROXY/HTTP_PROXY (printed below). When agentsafe-launch
-# is installed, the script hands over to it instead (container + fence).
+#   sudo scripts/quickstart.sh [--no-build] [--offline-base] [--ca-bundle FILE]
+#                              [agentsafe-launch options] [-- command...]
 #
-#   sudo scripts/quickstart.sh [--listen ADDR:PORT] [--no-build]
+#   --no-build       skip deps/build/install (already done)
+#   --offline-base   build the agent image on a Debian base made with
+#                    debootstrap (from the apt mirror this host uses) instead
+#                    of node:22-slim (also chosen when node:22-slim cannot
+#                    be pulled)
+#   --ca-bundle FILE extra CA the image must trust (a TLS-intercepting
+#                    gateway); default: the CA file npm is configured with
+#                    (npm config get cafile, NODE_EXTRA_CA_CERTS), if any
+# Anything else goes to agentsafe-launch, e.g. `--agent shell` or `--agent codex`.
 set -euo pipefail
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
 
-LISTEN=127.0.0.1:3128
 BUILD=1
+OFFLINE=0
+CA=
+ARGS=()
 while [ $# -gt 0 ]; do
-  case "$1" in
-    --listen) LISTEN=${2:?--listen needs ADDR:PORT}; shift 2 ;;
-    --no-build) BUILD=0; shift ;;
-    -h|--help) sed -n 2,14p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --) shift; break ;;
-    *) break ;;
-  esac
+	case "$1" in
+	--no-build) BUILD=0; shift ;;
+	--offline-base) OFFLINE=1; shift ;;
+	--ca-bundle) CA=${2:?--ca-bundle needs FILE}; shift 2 ;;
+	--) ARGS+=("$@"); break ;;
+	-h | --help) sed -n 2,19p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) ARGS+=("$1"); shift ;;
+	esac
 done
 
-if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+say() { echo "quickstart: $*"; }
 
 # The session belongs to whoever ran sudo, not to root.
 USER_NAME=${SUDO_USER:-root}
 USER_HOME=$(getent passwd "$USER_NAME" | cut -d: -f6)
-USER_GROUP=$(id -gn "$USER_NAME")
-as_user() { if [ "$USER_NAME" = root ]; then "$@"; else setpriv --reuid="$USER_NAME" --regid="$USER_GROUP" --init-groups -- "$@"; fi; }
 
 if [ "$BUILD" -eq 1 ]; then
-  echo "agentsafe: installing dependencies (apt-get)"
-  "$SRC/scripts/deps.sh"
-  echo "agentsafe: building (Release)"
-  cmake -S "$SRC" -B "$SRC/build/release" -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$SRC/build/release" -j"$(nproc)" >/dev/null
-  echo "agentsafe: installing into /usr/local"
-  cmake --install "$SRC/build/release" >/dev/null
+	say "installing dependencies (apt-get)"
+	"$SRC/scripts/deps.sh"
+	say "building (Release)"
+	cmake -S "$SRC" -B "$SRC/build/release" -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build "$SRC/build/release" -j"$(nproc)" >/dev/null
+	say "installing into /usr/local"
+	cmake --install "$SRC/build/release" >/dev/null
 fi
-PREFIX_BIN=/usr/local/bin
-[ -x "$PREFIX_BIN/agentsafe-proxy" ] || PREFIX_BIN=$SRC/build/release/bin
+LAUNCH=/usr/local/bin/agentsafe-launch
+[ -x "$LAUNCH" ] || LAUNCH=$SRC/build/release/bin/agentsafe-launch
+[ -x "$LAUNCH" ] || { echo "quickstart: agentsafe-launch was not built" >&2; exit 1; }
 
-# A launcher, when installed, starts the whole sandbox itself.
-if [ -x "$PREFIX_BIN/agentsafe-launch" ]; then
-  exec "$PREFIX_BIN/agentsafe-launch" "$@"
+# Docker: Debian's docker.io normally starts its service on install; on a
+# machine without systemd (containers, CI) start dockerd ourselves and leave
+# it running for later sessions.
+if ! docker info >/dev/null 2>&1; then
+	if command -v systemctl >/dev/null 2>&1 && systemctl start docker 2>/dev/null; then
+		say "started the docker service"
+	else
+		say "starting dockerd (log: /var/log/agentsafe-dockerd.log)"
+		nohup dockerd >/var/log/agentsafe-dockerd.log 2>&1 &
+	fi
+	for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+	docker info >/dev/null 2>&1 || { echo "quickstart: dockerd did not start; see /var/log/agentsafe-dockerd.log" >&2; exit 1; }
 fi
 
-CONF=${XDG_CONFIG_HOME:-$USER_HOME/.config}/agentsafe
-STATE=${XDG_STATE_HOME:-$USER_HOME/.local/state}/agentsafe/sessions
-POLICY=$CONF/policy.yaml
-if [ ! -f "$POLICY" ]; then
-  as_user mkdir -p "$CONF"
-  EXAMPLE=/usr/local/share/agentsafe/policy.yaml
-  [ -f "$EXAMPLE" ] || EXAMPLE=$SRC/examples/policy.yaml
-  as_user cp "$EXAMPLE" "$POLICY"
-  echo "agentsafe: created $POLICY from the example; edit it to allow more hosts"
+# The image's build context: the installed copy, else this source tree.
+if [ -z "${AGENTSAFE_CONTAINER_DIR:-}" ]; then
+	if [ -f /usr/local/share/agentsafe/container/Dockerfile ]; then
+		export AGENTSAFE_CONTAINER_DIR=/usr/local/share/agentsafe/container
+	else
+		export AGENTSAFE_CONTAINER_DIR=$SRC/container
+	fi
 fi
-"$PREFIX_BIN/agentsafe" policy check "$POLICY"
 
-ID=$(date -u +%Y%m%d-%H%M%S)-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-as_user mkdir -p "$STATE/$ID"
-LOG=$STATE/$ID/egress.log
-as_user touch "$LOG"
+LARGS=()
+if [ -z "$CA" ]; then
+	CA=$(npm config get cafile 2>/dev/null | grep -v '^null$' || true)
+	[ -n "$CA" ] || CA=${NODE_EXTRA_CA_CERTS:-}
+	[ -n "$CA" ] && say "the image will trust $CA (npm here uses it; --ca-bundle to change)"
+fi
+[ -n "$CA" ] && LARGS+=(--ca-bundle "$CA")
+# The agent image's base: node:22-slim from Docker Hub, unless it cannot be
+# had (no Docker Hub here): then a Debian base built with debootstrap from
+# this host's apt mirror. Only matters when the agent image is still to be
+# built (first run, or --build).
+IMAGE=agentsafe-agent:latest
+for ((i = 0; i < ${#ARGS[@]}; i++)); do
+	[ "${ARGS[$i]}" = --image ] && IMAGE=${ARGS[$((i + 1))]:-$IMAGE}
+	case "${ARGS[$i]}" in --build-arg=BASE_IMAGE=* | BASE_IMAGE=*) OFFLINE=-1 ;; esac
+done
+if [ "$OFFLINE" -eq 0 ] && ! docker image inspect "$IMAGE" >/dev/null 2>&1 &&
+	! docker image inspect node:22-slim >/dev/null 2>&1; then
+	say "pulling node:22-slim (the agent image's base)"
+	if ! timeout 300 docker pull -q node:22-slim >/dev/null 2>&1; then
+		say "cannot pull node:22-slim; building a Debian base with debootstrap instead"
+		OFFLINE=1
+	fi
+fi
+if [ "$OFFLINE" -eq 1 ]; then
+	# shellcheck source=base-image.sh
+	. "$SRC/scripts/base-image.sh"
+	agentsafe_base_image "$AGENTSAFE_BASE_IMAGE_DEFAULT"
+	LARGS+=(--build-arg "BASE_IMAGE=$AGENTSAFE_BASE_IMAGE_DEFAULT")
+fi
 
-cat <<EOF
-
-agentsafe: session $ID
-  policy:  $POLICY   (reload after editing: kill -HUP <proxy pid>)
-  log:     $LOG
-  review:  agentsafe log --session $ID      (or: agentsafe log --denied)
-
-Point a client at the proxy, for example in another terminal:
-  export HTTPS_PROXY=http://$LISTEN HTTP_PROXY=http://$LISTEN
-  curl -sI https://api.anthropic.com/      # allowed by the example policy
-  curl -sI https://example.org/            # refused: 403, and a deny record
-Press Ctrl-C to end the session.
-
-EOF
-# --user: the proxy drops root (and every capability) after binding.
-exec "$PREFIX_BIN/agentsafe-proxy" --policy "$POLICY" --listen "$LISTEN" \
-  --log "$LOG" --session "$ID" --user "$USER_NAME"
+say "starting a session for $USER_NAME (first run builds the agent image)"
+# HOME is the user's: their ~/.claude seed, config and session state.
+exec env HOME="$USER_HOME" "$LAUNCH" "${LARGS[@]}" "${ARGS[@]}"
