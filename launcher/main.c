@@ -1741,7 +1741,17 @@ static int cmd_stop(const char *name)
 	json_t *j = session_load(id);
 	pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
 	json_decref(j);
-	if (session_is_live(id) && kill(pid, SIGTERM) == 0) {
+	if (session_is_live(id) && kill(pid, SIGTERM) != 0) {
+		/* Typically: the session was started with sudo and this is
+		 * the user; its launcher runs as root. */
+		diag("cannot stop session %s (launcher pid %d): %s%s", name,
+		     (int)pid, strerror(errno),
+		     errno == EPERM ? "; it was started as root: use sudo "
+				      "agentsafe-launch stop"
+				    : "");
+		return 1;
+	}
+	if (session_is_live(id)) {
 		for (int i = 0; i < 600 && session_is_live(id); i++) {
 			struct timespec ts = {0, 50 * 1000 * 1000};
 			nanosleep(&ts, NULL);
