@@ -313,11 +313,22 @@ struct summary {
 	struct stat_table hosts, drops;
 	unsigned long long records, allowed, denied, errors, drops_n, closes;
 	unsigned long long bytes_up, bytes_down;
+	/* The fence's summary records: packets not itemised per flow. */
+	unsigned long long not_itemised;
 };
 
 static int summary_add(struct summary *s, const struct logrec *r)
 {
 	s->records++;
+	if (strcmp(r->event, "drop") == 0 && r->dst == NULL &&
+	    r->proto == NULL) {
+		/* A summary record: "N dropped packets of new flows not
+		 * itemised ...". */
+		if (r->message != NULL && r->message[0] >= '0' &&
+		    r->message[0] <= '9')
+			s->not_itemised += strtoull(r->message, NULL, 10);
+		return 0;
+	}
 	if (strcmp(r->event, "drop") == 0) {
 		char key[300];
 		snprintf(key, sizeof key, "%s %s:%lld",
@@ -434,12 +445,13 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 		json_object_set_new(o, "drops", drops);
 		json_object_set_new(
 		    o, "totals",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
 			      "records", (json_int_t)s->records, "allowed",
 			      (json_int_t)s->allowed, "denied",
 			      (json_int_t)s->denied, "errors",
 			      (json_int_t)s->errors, "drops",
-			      (json_int_t)s->drops_n, "bytes_up",
+			      (json_int_t)s->drops_n, "drops_not_itemised",
+			      (json_int_t)s->not_itemised, "bytes_up",
 			      (json_int_t)s->bytes_up, "bytes_down",
 			      (json_int_t)s->bytes_down, "skipped_lines",
 			      (json_int_t)skipped));
@@ -466,13 +478,21 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 		if (s->drops.n > 0) {
 			fprintf(out, "\nFirewall drops (packets that tried to "
 				     "bypass the proxy)\n");
+			/* A record is a flow's first packet, or its return
+			 * after a quiet spell: attempts, not packets. */
 			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION",
-				"PACKETS", "FIRST", "LAST");
+				"ATTEMPTS", "FIRST", "LAST");
 			for (size_t i = 0; i < s->drops.n; i++)
 				fprintf(out, "%-40s %8llu  %-24s %-24s\n",
 					dv[i]->key, dv[i]->denied,
 					dv[i]->first_ts, dv[i]->last_ts);
 		}
+		if (s->not_itemised > 0)
+			fprintf(out,
+				"%llu more dropped packets were not itemised "
+				"(record rate limit; counted in summary "
+				"records)\n",
+				s->not_itemised);
 		char up[32], down[32];
 		human_bytes((long long)s->bytes_up, up, sizeof up);
 		human_bytes((long long)s->bytes_down, down, sizeof down);

@@ -209,6 +209,33 @@ def summary_names_the_deciding_rule_and_first_last_seen():
 
 
 @case
+def summary_counts_fence_summary_records_as_packets_not_a_destination():
+    # The fence itemises the first packet of each flow and counts the rest of
+    # a scan in summary records (no proto/dst; the count leads the message).
+    p = os.path.join(W, "fence.log")
+    msg = ("%d dropped packets of new flows not itemised (record rate limit); "
+           "0 log overflows (the kernel dropped log messages)")
+    with open(p, "w") as f:
+        for i in range(3):
+            f.write(rec("2026-11-25T04:00:0%d.000Z" % i, "drop", id="f%d" % i,
+                        client="10.0.0.2:%d" % (5000 + i), proto="tcp",
+                        dst="10.9.9.9", dport=22, reason="firewall") + "\n")
+        f.write(rec("2026-11-25T04:00:05.000Z", "drop", id="s1", reason="firewall",
+                    message=msg % 784) + "\n")
+        f.write(rec("2026-11-25T04:00:10.000Z", "drop", id="s2", reason="firewall",
+                    message=msg % 16) + "\n")
+    rc, out, err = run("log", "--summary", "--json", p)
+    assert rc == 0, err
+    s = json.loads(out)
+    assert [d["destination"] for d in s["drops"]] == ["tcp 10.9.9.9:22"], s["drops"]
+    assert s["drops"][0]["count"] == 3
+    assert s["totals"]["drops"] == 3 and s["totals"]["drops_not_itemised"] == 800, s["totals"]
+    rc, out, _ = run("log", "--summary", p)
+    assert "ATTEMPTS" in out and "800 more dropped packets were not itemised" in out, out
+    assert "? ?" not in out, out
+
+
+@case
 def bad_lines_are_reported_with_line_numbers_skipped_and_never_counted():
     bad = os.path.join(W, "bad.log")
     with open(bad, "w") as f:
