@@ -971,6 +971,17 @@ static void add_bind(struct spec_store *st, size_t *n, const char *src,
 	(*n)++;
 }
 
+/* Whether the session runs this agent: `-- COMMAND` by the command's name
+ * (`-- codex login --device-auth`), otherwise --agent. */
+static bool runs_agent(const struct lcfg *c, const char *agent)
+{
+	if (c->command != NULL && c->ncommand > 0) {
+		const char *b = strrchr(c->command[0], '/');
+		return strcmp(b ? b + 1 : c->command[0], agent) == 0;
+	}
+	return c->agent != NULL && strcmp(c->agent, agent) == 0;
+}
+
 static void build_spec(struct sess *s, struct spec_store *st,
 		       struct docker_container_spec *sp)
 {
@@ -1016,7 +1027,10 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	}
 	const char *home = getenv("HOME");
 	char p[PATH_MAX];
-	if (home) {
+	/* Each agent's credentials enter only its own sessions: a shell or a
+	 * Codex session never sees the Claude login, and the other way round.
+	 */
+	if (home && runs_agent(c, "claude")) {
 		xsnprintf(p, sizeof p, "%s/.claude", home);
 		if (access(p, F_OK) == 0)
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude",
@@ -1026,7 +1040,7 @@ static void build_spec(struct sess *s, struct spec_store *st,
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude.json",
 				 true);
 	}
-	if (s->codex[0] != '\0')
+	if (s->codex[0] != '\0' && runs_agent(c, "codex"))
 		add_bind(st, &nb, s->codex, "/home/agent/.codex", false);
 	if (c->ca_bundle) {
 		char real[PATH_MAX];

@@ -55,6 +55,12 @@ printf 'root:x:0:\nagent:x:1000:\n' >"$R"/etc/group
 printf 'hosts: files dns\n' >"$R"/etc/nsswitch.conf
 printf '#!/bin/sh\nexec "$@"\n' >"$R"/usr/local/bin/agentsafe-entrypoint
 chmod 755 "$R"/usr/local/bin/agentsafe-entrypoint
+# Stand-ins for the agents: show which credentials reached the container.
+for a in claude codex; do
+	printf '#!/bin/sh\nls /run/agentsafe/seed 2>/dev/null; ls -d /home/agent/.codex 2>/dev/null; exit 0\n' \
+		>"$R"/usr/local/bin/$a
+	chmod 755 "$R"/usr/local/bin/$a
+done
 chmod 1777 "$R"/tmp
 tar -C "$R" -cf "$T"/rootfs.tar . || exit 1
 docker import -c 'ENTRYPOINT ["/usr/local/bin/agentsafe-entrypoint"]' \
@@ -195,6 +201,15 @@ after=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
 [ $rc = 125 ] && grep -q "notca.pem:2" "$T"/e10 && [ "$before" = "$after" ] &&
 	pass "--ca-bundle with a private key: exit 125, FILE:LINE named, no session started" ||
 	fail "--ca-bundle check: rc=$rc sessions $before->$after: $(tail -2 "$T"/e10)"
+
+# 10. each agent's credentials reach only its own sessions.
+mkdir -p "$HOME"/.claude && echo '{}' >"$HOME"/.claude.json
+o_claude=$("$L" "${COMMON[@]}" --no-verify --agent claude </dev/null 2>/dev/null | tr '\n' ' ')
+o_codex=$("$L" "${COMMON[@]}" --no-verify --agent codex </dev/null 2>/dev/null | tr '\n' ' ')
+o_shell=$("$L" "${COMMON[@]}" --no-verify -- sh -c 'ls /run/agentsafe/seed 2>/dev/null; ls -d /home/agent/.codex 2>/dev/null; true' </dev/null 2>/dev/null | tr '\n' ' ')
+[ "$o_claude" = "claude claude.json " ] && [ "$o_codex" = "/home/agent/.codex " ] && [ -z "$o_shell" ] &&
+	pass "credentials: Claude seed only for claude, Codex home only for codex, none for a command" ||
+	fail "credentials: claude='$o_claude' codex='$o_codex' command='$o_shell'"
 
 echo "$fails failure(s)"
 [ $fails = 0 ]
