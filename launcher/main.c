@@ -1359,7 +1359,9 @@ static enum loop_end io_loop(struct sess *s, struct docker *d, const char *name,
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si) {
 				int sg = (int)si.ssi_signo;
-				if (sg == SIGWINCH) {
+				if (sg == SIGUSR1 || sg == SIGUSR2) {
+					/* ignored, see block_signals() */
+				} else if (sg == SIGWINCH) {
 					if (tty)
 						resize(d, name);
 				} else if (sg == SIGCHLD) {
@@ -1424,6 +1426,10 @@ static int block_signals(void)
 	sigaddset(&m, SIGQUIT);
 	sigaddset(&m, SIGWINCH);
 	sigaddset(&m, SIGCHLD);
+	/* Meant for the proxy (log reopen) when sent to the wrong pid: read
+	 * and ignored, never the default end without teardown. */
+	sigaddset(&m, SIGUSR1);
+	sigaddset(&m, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &m, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);

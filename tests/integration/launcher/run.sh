@@ -150,6 +150,11 @@ id5=$(sed -n 's/.*session \([0-9a-f]\{12\}\) starting.*/\1/p' "$T"/e5)
 for _ in $(seq 40); do
 	[ -n "$(docker ps -q --filter name="agentsafe-$id5")" ] && break; sleep 0.5
 done
+# SIGUSR1/SIGUSR2 (meant for the proxy, sent to the wrong pid) change nothing.
+kill -USR1 $lp; kill -USR2 $lp; sleep 1
+kill -0 $lp 2>/dev/null && [ -n "$(docker ps -q --filter name="agentsafe-$id5")" ] &&
+	pass "SIGUSR1/SIGUSR2 to the launcher: ignored, session still running" ||
+	fail "SIGUSR1/SIGUSR2 ended the launcher"
 kill -TERM $lp
 wait $lp
 rc=$?
