@@ -209,7 +209,10 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
 				if (body > sizeof hs - 4)
 					return CH_TOO_LARGE;
 			}
-			return CH_NEED_MORE;
+			/* Tiny records cost 5 header bytes each: the bound is
+			 * on what is buffered, not only on the message. */
+			return len > CLIENTHELLO_MAX_BYTES ? CH_TOO_LARGE
+							   : CH_NEED_MORE;
 		}
 		off += 5 + rlen;
 	}

@@ -46,17 +46,20 @@ static enum http_parse_result find_head(const char *buf, size_t len,
 		if (ch != '\r')
 			continue;
 		if (i + 1 >= len)
-			return HTTP_NEED_MORE;
+			break; /* the rest of the line is not here yet */
 		if (buf[i + 1] != '\n') {
 			set_err(err, errlen, "bare CR in the message head");
 			return HTTP_BAD;
 		}
 		if (i + 3 < len && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
+			if (i + 4 > HTTP_HEAD_MAX)
+				break; /* ends past the limit: too large */
 			*head_len = i + 4;
 			return HTTP_OK;
 		}
+		/* CRLF CR at the end: the final LF is not here yet. */
 		if (i + 2 < len && buf[i + 2] == '\r' && i + 3 >= len)
-			return HTTP_NEED_MORE;
+			break;
 		i++; /* skip the LF of this CRLF */
 	}
 	if (len >= HTTP_HEAD_MAX) {
@@ -171,7 +174,8 @@ struct framing {
 	int n_cl, n_te, n_host;
 	uint64_t cl;
 	bool cl_bad;
-	bool te_chunked_last, te_chunked_twice, te_unknown, te_empty;
+	bool te_chunked_seen, te_chunked_last, te_chunked_twice, te_unknown;
+	bool te_empty;
 	bool conn_close, conn_keep_alive;
 	const char *host;
 	size_t host_len;
@@ -197,10 +201,12 @@ static void scan_framing(const struct http_header *h, size_t n,
 			while (list_next(&it, &t, &tl)) {
 				any = true;
 				/* A coding after chunked means chunked is no
-				 * longer last. */
+				 * longer last; and chunked only once, adjacent
+				 * or not ("chunked, gzip, chunked"). */
 				bool chunked = ieq(t, tl, "chunked");
-				if (chunked && f->te_chunked_last)
+				if (chunked && f->te_chunked_seen)
 					f->te_chunked_twice = true;
+				f->te_chunked_seen |= chunked;
 				if (!chunked && !ieq(t, tl, "gzip") &&
 				    !ieq(t, tl, "deflate") &&
 				    !ieq(t, tl, "compress") &&
