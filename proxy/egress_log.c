@@ -1,14 +1,13 @@
-/* egress.log writer: formats one record as a JSON object (jansson) and
- * appends it with a single write(2) on an O_APPEND descriptor, so records
- * from several threads or processes never interleave and a killed process
- * loses nothing it had finished writing. */
+/* egress.log writer: formats one record as a JSON line and appends it with a
+ * single write(2) on an O_APPEND descriptor, so records from several threads or
+ * processes never interleave and a killed process loses nothing it had finished
+ * writing. */
 #include "egress_log.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -36,15 +35,50 @@ void egress_record_init(struct egress_record *r)
 	r->duration_ms = -1;
 }
 
+/* Zero-padded decimal of width w at p; returns the end. */
+static char *put_dec(char *p, unsigned long v, int w)
+{
+	for (int i = w - 1; i >= 0; i--) {
+		p[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	return p + w;
+}
+
 void egress_format_ts(char *buf, size_t len)
 {
+	/* Hot path (two records per tunnel): the date and time up to the
+	 * second are formatted once per second per thread. */
+	static _Thread_local time_t last_sec = -1;
+	static _Thread_local char prefix[24];
 	struct timespec ts;
-	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
+	if (ts.tv_sec != last_sec) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		char *p = prefix;
+		p = put_dec(p, (unsigned long)tm.tm_year + 1900, 4);
+		*p++ = '-';
+		p = put_dec(p, (unsigned long)tm.tm_mon + 1, 2);
+		*p++ = '-';
+		p = put_dec(p, (unsigned long)tm.tm_mday, 2);
+		*p++ = 'T';
+		p = put_dec(p, (unsigned long)tm.tm_hour, 2);
+		*p++ = ':';
+		p = put_dec(p, (unsigned long)tm.tm_min, 2);
+		*p++ = ':';
+		p = put_dec(p, (unsigned long)tm.tm_sec, 2);
+		*p = '\0';
+		last_sec = ts.tv_sec;
+	}
+	char t[32];
+	size_t n = strlen(prefix);
+	memcpy(t, prefix, n);
+	t[n++] = '.';
+	put_dec(t + n, (unsigned long)(ts.tv_nsec / 1000000L), 3);
+	t[n + 3] = 'Z';
+	t[n + 4] = '\0';
+	snprintf(buf, len, "%s", t);
 }
 
 static int open_append(const char *path)
@@ -96,84 +130,202 @@ void egress_log_next_id(struct egress_log *log, char *buf, size_t len)
 	snprintf(buf, len, "%08" PRIx32 "-%" PRIu64, log->id_prefix, n);
 }
 
-static int set_str(json_t *o, const char *key, const char *v)
+/* Records are formatted here directly rather than built as a jansson
+ * object and dumped: the profile of a tunnel setup (bench/RESULTS.md) had
+ * ~60 % of the proxy's user-space instructions in building, dumping and
+ * freeing two such objects per tunnel. The output is byte for byte what
+ * jansson's json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) gave, which
+ * tests/unit/egresslog checks against jansson itself. */
+
+/* Strict UTF-8 as jansson checks it: no overlong forms, no surrogates,
+ * nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *s, size_t n)
 {
-	if (v == NULL)
-		return 0;
-	/* Hostile bytes (invalid UTF-8 in a host or SNI) must not drop the
-	 * record: jansson rejects them, so fall back to an escaped copy. */
-	json_t *s = json_string(v);
-	if (s == NULL) {
-		size_t n = strlen(v);
-		char *safe = malloc(n * 4 + 1);
-		if (safe == NULL)
-			return -1;
-		size_t j = 0;
-		for (size_t i = 0; i < n; i++) {
-			unsigned char c = (unsigned char)v[i];
-			if (c >= 0x20 && c < 0x7f) {
-				safe[j++] = (char)c;
-			} else {
-				snprintf(safe + j, 5, "\\x%02x", c);
-				j += 4;
-			}
+	size_t i = 0;
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t len;
+		uint32_t cp;
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false;
 		}
-		safe[j] = '\0';
-		s = json_string(safe);
-		free(safe);
-		if (s == NULL)
-			return -1;
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
 	}
-	return json_object_set_new(o, key, s);
+	return true;
 }
 
-static int set_int(json_t *o, const char *key, int64_t v)
+struct line {
+	char *p;
+	size_t n, cap;
+};
+
+/* Callers size the buffer first (line_need), so these never overflow. */
+static void put(struct line *l, const char *s, size_t n)
 {
-	return json_object_set_new(o, key, json_integer((json_int_t)v));
+	memcpy(l->p + l->n, s, n);
+	l->n += n;
+}
+
+static void put_json_string(struct line *l, const char *v)
+{
+	static const char hex[] = "0123456789abcdef"; /* \xNN, as before */
+	static const char HEX[] = "0123456789ABCDEF"; /* \u00XX, as jansson */
+	size_t n = strlen(v);
+	const unsigned char *s = (const unsigned char *)v;
+	/* Hostile bytes (invalid UTF-8 in a host or SNI) must not drop the
+	 * record: such a string is written with every byte outside printable
+	 * ASCII as the text \xNN. */
+	bool raw_ok = utf8_valid(s, n);
+	l->p[l->n++] = '"';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = s[i];
+		if (c == '"' || c == '\\') {
+			l->p[l->n++] = '\\';
+			l->p[l->n++] = (char)c;
+		} else if (c >= 0x20 && (c < 0x7f || (raw_ok && c >= 0x80) ||
+					 (raw_ok && c == 0x7f))) {
+			l->p[l->n++] = (char)c;
+		} else if (!raw_ok) {
+			put(l, "\\\\x", 3);
+			l->p[l->n++] = hex[c >> 4];
+			l->p[l->n++] = hex[c & 15];
+		} else {
+			const char *e = c == '\b'   ? "\\b"
+					: c == '\f' ? "\\f"
+					: c == '\n' ? "\\n"
+					: c == '\r' ? "\\r"
+					: c == '\t' ? "\\t"
+						    : NULL;
+			if (e != NULL) {
+				put(l, e, 2);
+			} else {
+				put(l, "\\u00", 4);
+				l->p[l->n++] = HEX[c >> 4];
+				l->p[l->n++] = HEX[c & 15];
+			}
+		}
+	}
+	l->p[l->n++] = '"';
+}
+
+/* ,"key": before a value; no comma before the first field. */
+static void put_key(struct line *l, const char *key)
+{
+	if (l->n > 1)
+		l->p[l->n++] = ',';
+	l->p[l->n++] = '"';
+	put(l, key, strlen(key));
+	put(l, "\":", 2);
+}
+
+static void field_str(struct line *l, const char *key, const char *v)
+{
+	if (v == NULL)
+		return;
+	put_key(l, key);
+	put_json_string(l, v);
+}
+
+static void field_int(struct line *l, const char *key, int64_t v)
+{
+	/* Callers write only v >= 0 (absent is negative). */
+	char num[24];
+	size_t k = sizeof num;
+	uint64_t u = v < 0 ? 0 : (uint64_t)v;
+	do {
+		num[--k] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	put_key(l, key);
+	put(l, num + k, sizeof num - k);
+}
+
+/* Worst case of a string field: key, quotes, comma, and 5 bytes of text
+ * per input byte (\u00XX is 6 for 1; \\xNN is 5 for 1). */
+static size_t str_need(const char *v)
+{
+	return v == NULL ? 0 : 6 * strlen(v) + 32;
+}
+
+static size_t line_need(const struct egress_log *log,
+			const struct egress_record *r, const char *ts)
+{
+	const char *const strs[] = {
+	    ts,	       log->session, r->id,  r->event,	r->client,
+	    r->method, r->host,	     r->sni, r->ip,	r->rule,
+	    r->reason, r->proto,     r->dst, r->message};
+	size_t need = 8 + 6 * 48; /* braces, newline, the six numbers */
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		need += str_need(strs[i]);
+	return need;
 }
 
 int egress_log_write(struct egress_log *log, const struct egress_record *r)
 {
 	char ts[40];
 	egress_format_ts(ts, sizeof ts);
-	json_t *o = json_object();
-	if (o == NULL)
-		return -ENOMEM;
-	int rc = 0;
-	rc |= set_str(o, "ts", ts);
-	rc |= set_str(o, "session", log->session);
-	rc |= set_str(o, "id", r->id);
-	rc |= set_str(o, "event", r->event);
-	rc |= set_str(o, "client", r->client);
-	rc |= set_str(o, "method", r->method);
-	rc |= set_str(o, "host", r->host);
-	if (r->port > 0)
-		rc |= set_int(o, "port", r->port);
-	rc |= set_str(o, "sni", r->sni);
-	rc |= set_str(o, "ip", r->ip);
-	rc |= set_str(o, "rule", r->rule);
-	rc |= set_str(o, "reason", r->reason);
-	if (r->bytes_up >= 0)
-		rc |= set_int(o, "bytes_up", r->bytes_up);
-	if (r->bytes_down >= 0)
-		rc |= set_int(o, "bytes_down", r->bytes_down);
-	if (r->duration_ms >= 0)
-		rc |= set_int(o, "duration_ms", r->duration_ms);
-	rc |= set_str(o, "proto", r->proto);
-	rc |= set_str(o, "dst", r->dst);
-	if (r->dport > 0)
-		rc |= set_int(o, "dport", r->dport);
-	rc |= set_str(o, "message", r->message);
-	if (rc != 0) {
-		json_decref(o);
-		return -ENOMEM;
+	char stackbuf[2048];
+	struct line l = {stackbuf, 0, sizeof stackbuf};
+	size_t need = line_need(log, r, ts);
+	char *heap = NULL;
+	if (need > l.cap) {
+		heap = malloc(need);
+		if (heap == NULL)
+			return -ENOMEM;
+		l.p = heap;
+		l.cap = need;
 	}
-	char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (line == NULL)
-		return -ENOMEM;
-	size_t n = strlen(line);
-	line[n] = '\n'; /* replaces the NUL; we pass the length explicitly */
+	l.p[l.n++] = '{';
+	field_str(&l, "ts", ts);
+	field_str(&l, "session", log->session);
+	field_str(&l, "id", r->id);
+	field_str(&l, "event", r->event);
+	field_str(&l, "client", r->client);
+	field_str(&l, "method", r->method);
+	field_str(&l, "host", r->host);
+	if (r->port > 0)
+		field_int(&l, "port", r->port);
+	field_str(&l, "sni", r->sni);
+	field_str(&l, "ip", r->ip);
+	field_str(&l, "rule", r->rule);
+	field_str(&l, "reason", r->reason);
+	if (r->bytes_up >= 0)
+		field_int(&l, "bytes_up", r->bytes_up);
+	if (r->bytes_down >= 0)
+		field_int(&l, "bytes_down", r->bytes_down);
+	if (r->duration_ms >= 0)
+		field_int(&l, "duration_ms", r->duration_ms);
+	field_str(&l, "proto", r->proto);
+	field_str(&l, "dst", r->dst);
+	if (r->dport > 0)
+		field_int(&l, "dport", r->dport);
+	field_str(&l, "message", r->message);
+	l.p[l.n++] = '}';
+	l.p[l.n++] = '\n';
+	const char *line = l.p;
+	size_t n = l.n - 1; /* the loop below writes n + 1 bytes */
 
 	int ret = 0;
 	pthread_mutex_lock(&log->lock);
@@ -189,7 +341,7 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 		off += (size_t)w;
 	}
 	pthread_mutex_unlock(&log->lock);
-	free(line);
+	free(heap);
 	return ret;
 }
 
