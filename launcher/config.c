@@ -674,13 +674,13 @@ int lcfg_load_file(struct lcfg *c, const char *path, char *err, size_t errlen)
 	 * fails fast. */
 	char *buf = malloc(1 << 20);
 	if (buf == NULL) {
-		fclose(f);
+		(void)fclose(f); /* only read */
 		snprintf(err, errlen, "%s: out of memory", path);
 		return -ENOMEM;
 	}
 	size_t n = fread(buf, 1, 1 << 20, f);
 	int bad = ferror(f) || (n == 1 << 20);
-	fclose(f);
+	(void)fclose(f); /* only read; ferror above caught read errors */
 	if (bad) {
 		free(buf);
 		snprintf(err, errlen, "%s: unreadable or larger than 1 MiB",
@@ -764,7 +764,8 @@ int lcfg_finish(struct lcfg *c, char *err, size_t errlen)
 
 void lcfg_usage(FILE *f)
 {
-	fputs(
+	/* Help text: a failed write has nowhere better to be reported. */
+	(void)fputs(
 	    "usage: agentsafe-launch [OPTIONS] [-- COMMAND...]\n"
 	    "       agentsafe-launch attach NAME | stop NAME | ls\n"
 	    "\n"

@@ -250,6 +250,29 @@ int docker_stream(struct docker *d, const char *method, const char *path,
 	return rc;
 }
 
+/* The status code of an "HTTP/1.x NNN ..." line, or 0 when it is not one. */
+static int http_status(const char *line)
+{
+	if (strncmp(line, "HTTP/1.", 7) != 0)
+		return 0;
+	const char *p = line + 7;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p == line + 7 || *p != ' ')
+		return 0;
+	while (*p == ' ')
+		p++;
+	if (*p < '0' || *p > '9')
+		return 0;
+	char *end = NULL;
+	errno = 0;
+	long code = strtol(p, &end, 10);
+	if (errno != 0 || code < 100 || code > 999 ||
+	    (*end != ' ' && *end != '\r' && *end != '\n' && *end != '\0'))
+		return 0;
+	return (int)code;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
@@ -329,9 +352,8 @@ int docker_hijack(struct docker *d, const char *path, const char *body, int *fd,
 		return rc;
 	}
 	resp[rl] = '\0';
-	int code = 0;
-	if (sscanf(resp, "HTTP/1.%*d %d", &code) != 1 ||
-	    (code != 101 && code != 200)) {
+	int code = http_status(resp);
+	if (code != 101 && code != 200) {
 		/* An error answer: show its body when it comes right away. */
 		char msg[512] = "";
 		ssize_t r = read(s, msg, sizeof msg - 1);

@@ -93,10 +93,27 @@ static void diag(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs(PFX, stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	/* stderr is where failures are reported: if it fails, nowhere is. */
+	(void)fputs(PFX, stderr);
+	(void)vfprintf(stderr, fmt, ap);
+	(void)fputc('\n', stderr);
 	va_end(ap);
+}
+
+/* A uid or gid from the environment (SUDO_UID, SUDO_GID): decimal digits
+ * in uid_t range, (uid_t)-1 excluded; anything else is -EINVAL, never 0. */
+static int parse_id(const char *s, unsigned long *out)
+{
+	if (s == NULL || *s < '0' || *s > '9')
+		return -EINVAL;
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' ||
+	    v >= (unsigned long)(uid_t)-1)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 /* Under sudo the launcher is root but the files are the user's: hand each
@@ -223,7 +240,7 @@ static void stop_proxy(pid_t pid)
 	for (int i = 0; i < 100; i++) {
 		if (waitpid(pid, NULL, WNOHANG) != 0)
 			return;
-		struct timespec ts = {0, 50 * 1000 * 1000};
+		struct timespec ts = {0, 50L * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	k = files_on();
@@ -348,7 +365,7 @@ static void sweep_session(const char *id, void *arg)
 		    strncmp(comm, "agentsafe-proxy", 15) == 0)
 			kill((pid_t)ppid, SIGTERM);
 		if (f)
-			fclose(f);
+			(void)fclose(f); /* only read */
 	}
 	if (t && *t)
 		remove_fence(t, w->caps);
@@ -471,26 +488,39 @@ static int default_policy(char *out, size_t len)
 		if (in == NULL)
 			continue;
 		if (session_mkdirs(cfg, 0700) != 0) {
-			fclose(in);
+			(void)fclose(in); /* only read */
 			return -EACCES;
 		}
 		int fd =
 		    open(out, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		FILE *o = fd >= 0 ? fdopen(fd, "wb") : NULL;
+		if (o == NULL && fd >= 0)
+			close(fd);
 		char buf[8192];
 		size_t r;
-		while (o && (r = fread(buf, 1, sizeof buf, in)) > 0)
-			fwrite(buf, 1, r, o);
-		fclose(in);
-		if (o == NULL || fclose(o) != 0)
+		bool ok = o != NULL;
+		while (ok && (r = fread(buf, 1, sizeof buf, in)) > 0)
+			ok = fwrite(buf, 1, r, o) == r;
+		ok = ok && !ferror(in);
+		(void)fclose(in); /* only read */
+		if (o != NULL && fclose(o) != 0)
+			ok = false;
+		if (!ok) {
+			/* Else next run takes a short copy as the policy. */
+			if (fd >= 0)
+				unlink(out);
 			return -EIO;
-		if (geteuid() == 0 && getenv("SUDO_UID") != NULL &&
-		    getenv("HOME") != NULL) {
+		}
+		const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
+		const char *home = getenv("HOME");
+		unsigned long uid = 0, gid = 0;
+		if (geteuid() == 0 && su != NULL && home != NULL &&
+		    parse_id(su, &uid) == 0 &&
+		    (sg == NULL || parse_id(sg, &gid) == 0)) {
 			struct sess tmp = {0};
-			tmp.host_uid = (uid_t)atoi(getenv("SUDO_UID"));
-			tmp.host_gid = (gid_t)atoi(
-			    getenv("SUDO_GID") ? getenv("SUDO_GID") : "0");
-			give_to_user(&tmp, getenv("HOME"), out);
+			tmp.host_uid = (uid_t)uid;
+			tmp.host_gid = (gid_t)gid;
+			give_to_user(&tmp, home, out);
 		}
 		diag("created %s from %s: review it, then edit as needed", out,
 		     cands[i]);
@@ -873,13 +903,13 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 				long port = strtol(colon + 1, NULL, 10);
 				if (port > 0 && port < 65536) {
 					s->proxy_port = (uint16_t)port;
-					fclose(f);
+					(void)fclose(f); /* only read */
 					return 0;
 				}
 			}
 		}
 		if (f)
-			fclose(f);
+			(void)fclose(f); /* only read */
 		int status;
 		if (waitpid(pid, &status, WNOHANG) == pid) {
 			s->proxy_pid = 0;
@@ -888,14 +918,14 @@ static int start_proxy(struct sess *s, const char *policy, char *err,
 			size_t r = f ? fread(tail, 1, sizeof tail - 1, f) : 0;
 			tail[r] = '\0';
 			if (f)
-				fclose(f);
+				(void)fclose(f); /* only read */
 			xsnprintf(err, errlen,
 				  "agentsafe-proxy exited at start (%d): %s",
 				  WIFEXITED(status) ? WEXITSTATUS(status) : -1,
 				  tail);
 			return -EIO;
 		}
-		struct timespec ts = {0, 50 * 1000 * 1000};
+		struct timespec ts = {0, 50L * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	xsnprintf(err, errlen,
@@ -1021,8 +1051,8 @@ static void build_spec(struct sess *s, struct spec_store *st,
 			  gitiso_name(s->repos[i]));
 		add_bind(st, &nb, gitiso_clone_path(s->repos[i]), dst, false);
 		const char *const *ro = gitiso_readonly_paths(s->repos[i]);
-		for (size_t k = 0; ro && ro[k] && nb + 6 < LCFG_MAX_LIST * 4;
-		     k++)
+		for (size_t k = 0;
+		     ro && ro[k] && nb + 6 < (size_t)LCFG_MAX_LIST * 4; k++)
 			add_bind(st, &nb, ro[k], ro[k], true);
 	}
 	const char *home = getenv("HOME");
@@ -1431,7 +1461,8 @@ static int block_signals(void)
 	sigaddset(&m, SIGUSR1);
 	sigaddset(&m, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &m, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	/* Fails only for an invalid signal number, which SIGPIPE is not. */
+	(void)signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &m, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
@@ -1442,9 +1473,16 @@ static void ids_from_env(struct sess *s)
 	s->host_uid = getuid();
 	s->host_gid = getgid();
 	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
-	if (s->host_uid == 0 && su && sg && atoi(su) > 0) {
-		s->host_uid = (uid_t)atoi(su);
-		s->host_gid = (gid_t)atoi(sg);
+	unsigned long uid = 0, gid = 0;
+	if (s->host_uid == 0 && su && sg) {
+		if (parse_id(su, &uid) != 0 || parse_id(sg, &gid) != 0) {
+			diag("ignoring SUDO_UID=%s SUDO_GID=%s: not a numeric "
+			     "user and group id",
+			     su, sg);
+		} else if (uid > 0) {
+			s->host_uid = (uid_t)uid;
+			s->host_gid = (gid_t)gid;
+		}
 	}
 	/* The agent never runs as root: a root launcher without sudo hands
 	 * the container (and the clones) to 1000:1000. */
@@ -1681,11 +1719,12 @@ static int cmd_run(struct lcfg *c)
 	if (rc == 0) {
 		if (s.tty && !c->detach) {
 			resize(s.d, s.container);
-			if (tcgetattr(0, &saved_tio) == 0) {
+			/* Raw only with the exit() restore in place. */
+			if (tcgetattr(0, &saved_tio) == 0 &&
+			    atexit(tty_restore) == 0) {
 				struct termios raw = saved_tio;
 				cfmakeraw(&raw);
 				tio_saved = true;
-				atexit(tty_restore);
 				tcsetattr(0, TCSANOW, &raw);
 			}
 		}
@@ -1773,7 +1812,7 @@ static int cmd_stop(const char *name)
 	}
 	if (session_is_live(id)) {
 		for (int i = 0; i < 600 && session_is_live(id); i++) {
-			struct timespec ts = {0, 50 * 1000 * 1000};
+			struct timespec ts = {0, 50L * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
 		if (!session_is_live(id)) {
@@ -1835,11 +1874,11 @@ static int cmd_attach(const char *name)
 	diag("attached to %s; detach with ctrl-p ctrl-q", cname);
 	if (tty && isatty(0)) {
 		resize(d, cname);
-		if (tcgetattr(0, &saved_tio) == 0) {
+		/* Raw only with the exit() restore in place. */
+		if (tcgetattr(0, &saved_tio) == 0 && atexit(tty_restore) == 0) {
 			struct termios raw = saved_tio;
 			cfmakeraw(&raw);
 			tio_saved = true;
-			atexit(tty_restore);
 			tcsetattr(0, TCSANOW, &raw);
 		}
 	}
@@ -1874,14 +1913,15 @@ static int cmd_attach(const char *name)
 static void home_of_sudo_user(void)
 {
 	const char *su = getenv("SUDO_UID"), *home = getenv("HOME");
-	if (getuid() != 0 || su == NULL || atoi(su) <= 0)
+	unsigned long uid = 0;
+	if (getuid() != 0 || parse_id(su, &uid) != 0 || uid == 0)
 		return;
 	struct passwd *root = getpwuid(0);
 	char rootdir[PATH_MAX];
 	xsnprintf(rootdir, sizeof rootdir, "%s", root ? root->pw_dir : "/root");
 	if (home != NULL && strcmp(home, rootdir) != 0)
 		return;
-	struct passwd *pw = getpwuid((uid_t)atoi(su));
+	struct passwd *pw = getpwuid((uid_t)uid);
 	if (pw != NULL && pw->pw_dir != NULL && pw->pw_dir[0] == '/')
 		setenv("HOME", pw->pw_dir, 1);
 }

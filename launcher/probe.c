@@ -150,6 +150,6 @@ int probe_hosts_lookup(const char *path, const char *name, char *ip,
 			}
 		}
 	}
-	fclose(f);
+	(void)fclose(f); /* only read */
 	return rc;
 }

@@ -124,7 +124,7 @@ static bool pid_is_launcher(pid_t pid)
 		return true;
 	if (fgets(comm, sizeof comm, f) == NULL)
 		comm[0] = '\0';
-	fclose(f);
+	(void)fclose(f); /* only read */
 	/* A zombie (killed, not yet reaped) is gone for our purposes. */
 	char st[256] = "";
 	snprintf(p, sizeof p, "/proc/%d/stat", (int)pid);
@@ -132,7 +132,7 @@ static bool pid_is_launcher(pid_t pid)
 	if (f != NULL) {
 		if (fgets(st, sizeof st, f) == NULL)
 			st[0] = '\0';
-		fclose(f);
+		(void)fclose(f); /* only read */
 	}
 	const char *rp = strrchr(st, ')');
 	if (rp != NULL && rp[1] == ' ' && (rp[2] == 'Z' || rp[2] == 'X'))

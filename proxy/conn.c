@@ -178,8 +178,8 @@ static void start_closing(struct conn *c)
 	/* A forwarded response may still be queued: give the client the
 	 * idle timeout to take it, then LINGER_MS after our FIN. */
 	unsigned flush_ms = c->limits.idle_timeout_ms > LINGER_MS
-				    ? c->limits.idle_timeout_ms
-				    : LINGER_MS;
+				? c->limits.idle_timeout_ms
+				: LINGER_MS;
 	arm_timer(c, flush_ms);
 	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
 		arm_timer(c, LINGER_MS);

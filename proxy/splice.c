@@ -159,7 +159,8 @@ static bool pump(struct splice_dir *d)
 		if (!pipe_get(d)) {
 			/* No descriptor to spare right now: stop reading
 			 * this side (backpressure) and try again shortly. */
-			struct timeval tv = {0, PIPE_RETRY_MS * 1000};
+			struct timeval tv = {0,
+					     (suseconds_t)PIPE_RETRY_MS * 1000};
 			event_del(d->rd);
 			event_add(d->retry, &tv);
 			return true;

@@ -10,7 +10,7 @@ PACKAGES=(
   nftables iproute2 curl openssl procps psmisc util-linux man-db
   docker.io debootstrap
   tinyproxy squid
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format clang-tidy
 )
 
 if [ "$(id -u)" -ne 0 ]; then
