@@ -12,12 +12,12 @@
 #define CLIENTHELLO_MAX_BYTES 16384
 
 enum clienthello_result {
-	CH_OK = 0,          /* complete ClientHello, SNI host name copied out */
-	CH_NEED_MORE = 1,   /* so far valid; call again with more bytes */
-	CH_NOT_TLS = -1,    /* first bytes are not a TLS handshake record */
-	CH_NO_SNI = -2,     /* complete ClientHello without a host_name SNI */
-	CH_MALFORMED = -3,  /* lengths or structure inconsistent */
-	CH_TOO_LARGE = -4,  /* exceeds CLIENTHELLO_MAX_BYTES */
+	CH_OK = 0,	   /* complete ClientHello, SNI host name copied out */
+	CH_NEED_MORE = 1,  /* so far valid; call again with more bytes */
+	CH_NOT_TLS = -1,   /* first bytes are not a TLS handshake record */
+	CH_NO_SNI = -2,	   /* complete ClientHello without a host_name SNI */
+	CH_MALFORMED = -3, /* lengths or structure inconsistent */
+	CH_TOO_LARGE = -4, /* exceeds CLIENTHELLO_MAX_BYTES */
 };
 
 /* Parse the bytes received so far (buf, len: everything from the first byte

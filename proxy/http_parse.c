@@ -629,14 +629,13 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len)
 					return -1;
 				c->remaining =
 				    (c->remaining << 4) | (uint64_t)h;
-			} else if (c->line_len == 0) {
-				return -1; /* no digits */
-			} else if (ch == '\r') {
+			} else if (c->line_len > 0 && ch == '\r') {
 				c->state = CK_SIZE_LF;
-			} else if (ch == ';' || ch == ' ' || ch == '\t') {
+			} else if (c->line_len > 0 &&
+				   (ch == ';' || ch == ' ' || ch == '\t')) {
 				c->state = CK_EXT;
 			} else {
-				return -1;
+				return -1; /* no digits, or a stray byte */
 			}
 			if (++c->line_len > CHUNK_LINE_MAX)
 				return -1;

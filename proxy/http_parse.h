@@ -8,15 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HTTP_HEAD_MAX 16384  /* request line + headers, bytes */
-#define HTTP_HEADERS_MAX 100 /* header fields */
+#define HTTP_HEAD_MAX	 16384 /* request line + headers, bytes */
+#define HTTP_HEADERS_MAX 100   /* header fields */
 
 enum http_parse_result {
-	HTTP_OK = 0,            /* complete head parsed */
-	HTTP_NEED_MORE = 1,     /* no CRLFCRLF yet, still within limits */
-	HTTP_BAD = -1,          /* malformed: answer 400 */
-	HTTP_TOO_LARGE = -2,    /* head over HTTP_HEAD_MAX: answer 431 */
-	HTTP_BAD_VERSION = -3,  /* not HTTP/1.0 or HTTP/1.1: answer 505 */
+	HTTP_OK = 0,		   /* complete head parsed */
+	HTTP_NEED_MORE = 1,	   /* no CRLFCRLF yet, still within limits */
+	HTTP_BAD = -1,		   /* malformed: answer 400 */
+	HTTP_TOO_LARGE = -2,	   /* head over HTTP_HEAD_MAX: answer 431 */
+	HTTP_BAD_VERSION = -3,	   /* not HTTP/1.0 or HTTP/1.1: answer 505 */
 	HTTP_NOT_IMPLEMENTED = -4, /* e.g. unknown Transfer-Encoding: 501 */
 };
 
@@ -65,8 +65,8 @@ struct http_request {
  * CONNECT target that is not authority-form, userinfo in a URI. err gets a
  * short sentence for the log on failure. */
 enum http_parse_result http_parse_request(const char *buf, size_t len,
-					  struct http_request *req,
-					  char *err, size_t errlen);
+					  struct http_request *req, char *err,
+					  size_t errlen);
 
 struct http_response {
 	int status;
