@@ -228,6 +228,7 @@ enum {
 	O_MEMORY,
 	O_CPUS,
 	O_PUBLISH,
+	O_SSH,
 	O_DETACH,
 	O_NAME,
 	O_HOSTS,
@@ -336,6 +337,18 @@ static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 		}
 		c->npublish++;
 		return 0;
+	case O_SSH: {
+		struct lcfg_ports sp;
+		if (lcfg_parse_ports(v, &sp) != 0 || sp.first != sp.last ||
+		    sp.first < 1024) {
+			snprintf(err, errlen,
+				 "%sssh '%s': expected one port, 1024-65535",
+				 where, v);
+			return -EINVAL;
+		}
+		c->ssh_port = sp.first;
+		return 0;
+	}
 	case O_NAME:
 		for (const char *p = v; *p; p++) {
 			if (!((*p >= 'a' && *p <= 'z') ||
@@ -394,6 +407,7 @@ static const struct option long_opts[] = {
     {"memory", required_argument, NULL, O_MEMORY},
     {"cpus", required_argument, NULL, O_CPUS},
     {"publish", required_argument, NULL, O_PUBLISH},
+    {"ssh", required_argument, NULL, O_SSH},
     {"detach", no_argument, NULL, O_DETACH},
     {"name", required_argument, NULL, O_NAME},
     {"hosts", required_argument, NULL, O_HOSTS},
@@ -524,6 +538,7 @@ static const struct key keys[] = {
     {"dns", O_DNS, false},
     {"repos", O_REPO, true},
     {"publish", O_PUBLISH, true},
+    {"ssh", O_SSH, false},
     {"build_args", O_BUILD_ARG, true},
     {"probe_allow", O_PROBE_ALLOW, true},
     {"probe_deny", O_PROBE_DENY, true},
@@ -744,6 +759,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_verify = over->no_verify;
 	if (over->keep_set)
 		base->keep = over->keep;
+	if (over->ssh_port != 0)
+		base->ssh_port = over->ssh_port;
 	if (over->command) {
 		base->command = over->command;
 		base->ncommand = over->ncommand;
@@ -813,6 +830,13 @@ void lcfg_usage(FILE *f)
 	    "  --cpus N             CPU limit (e.g. 2 or 1.5)\n"
 	    "  --publish PORT[-PORT]  publish container TCP ports on the same\n"
 	    "                       host ports, 127.0.0.1 only (repeatable)\n"
+	    "  --ssh PORT           long-lived mode: sshd in the container\n"
+	    "                       (key-only, as the agent user) on\n"
+	    "                       127.0.0.1:PORT; keys from\n"
+	    "                       "
+	    "$XDG_CONFIG_HOME/agentsafe/authorized_keys,\n"
+	    "                       else ~/.ssh/*.pub; the image gets sshd\n"
+	    "                       (build arg WITH_SSHD=1)\n"
 	    "  --detach             start in the background; later `attach "
 	    "NAME`,\n"
 	    "                       `stop NAME`, `ls`\n"
@@ -831,7 +855,9 @@ void lcfg_usage(FILE *f)
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
 	    "  --help               this text\n"
-	    "\n"
+	    "\n",
+	    f);
+	(void)fputs(
 	    "Self-verification: before the command runs, a short-lived "
 	    "container\n"
 	    "on the session network (same image, `sh -c` with curl and "
@@ -847,7 +873,7 @@ void lcfg_usage(FILE *f)
 	    "\n"
 	    "config.yaml keys: agent, image, policy, container_dir, "
 	    "ca_bundle,\n"
-	    "gpu, memory, cpus, hosts, dns (values); repos, publish, "
+	    "gpu, memory, cpus, hosts, dns, ssh (values); repos, publish, "
 	    "build_args,\n"
 	    "probe_allow, probe_deny (lists). Flags override the file.\n"
 	    "\n"

@@ -41,6 +41,7 @@ struct lcfg {
 	struct lcfg_list repos, build_args, probe_allow, probe_deny;
 	struct lcfg_ports publish[LCFG_MAX_LIST];
 	size_t npublish;
+	uint16_t ssh_port; /* long-lived mode's sshd; 0: none */
 	bool build, detach, no_verify, keep;
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */
 	char **command; /* after `--`; points into argv; NULL-terminated */

@@ -6,6 +6,7 @@
  * the audit trail is. */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <grp.h>
 #include <limits.h>
 #include <poll.h>
@@ -40,6 +41,7 @@
 #include "fence.h"
 #include "gitiso.h"
 #include "gpu.h"
+#include "portfwd.h"
 #include "image.h"
 #include "probe.h"
 #include "session.h"
@@ -77,10 +79,13 @@ struct sess {
 	struct egress_log *log;
 	struct fence_nflog *nflog;
 	bool net_created, fence_applied, container_created, probe_created;
+	pid_t fwd_pid; /* the loopback relay of published ports */
+	int fwd_ctl;   /* its target, once the container has an address */
 	bool caps_kept;
 	struct gitiso_repo *repos[LCFG_MAX_LIST];
 	size_t nrepos;
 	char codex[PATH_MAX]; /* persistent Codex home */
+	char *ssh_keys;	      /* --ssh: the public keys sshd accepts */
 	uid_t uid, host_uid;  /* container user; the invoking user */
 	gid_t gid, host_gid;
 	json_t *devreq;
@@ -223,17 +228,17 @@ static void docker_delete_network(struct docker *d, const char *name)
 		diag("removing network %s: %s", name, err);
 }
 
-static void stop_proxy(pid_t pid)
+static void stop_child(pid_t pid, const char *what)
 {
 	if (pid <= 0)
 		return;
-	/* The proxy may run as the sudo user: signalling it needs CAP_KILL,
-	 * kept permitted for this. */
+	/* The proxy and the port relay may run as the sudo user: signalling
+	 * them needs CAP_KILL, kept permitted for this. */
 	bool k = files_on();
 	int kr = kill(pid, SIGTERM);
 	files_off(k);
 	if (kr != 0 && errno != ESRCH) {
-		diag("cannot stop agentsafe-proxy (pid %d): %s", (int)pid,
+		diag("cannot stop %s (pid %d): %s", what, (int)pid,
 		     strerror(errno));
 		return;
 	}
@@ -296,11 +301,16 @@ static void finish_repos(struct gitiso_repo **repos, size_t n, bool keep)
 
 static void teardown(struct sess *s)
 {
+	if (s->fwd_ctl > 0)
+		close(s->fwd_ctl);
+	s->fwd_ctl = -1;
+	stop_child(s->fwd_pid, "the port relay");
+	s->fwd_pid = 0;
 	if (s->container_created)
 		docker_delete_container(s->d, s->container);
 	if (s->probe_created)
 		docker_delete_container(s->d, s->probe);
-	stop_proxy(s->proxy_pid);
+	stop_child(s->proxy_pid, "agentsafe-proxy");
 	s->proxy_pid = 0;
 	if (s->nflog != NULL) {
 		(void)fence_nflog_dispatch(s->nflog); /* last drops */
@@ -326,6 +336,8 @@ static void teardown(struct sess *s)
 	s->log = NULL;
 	json_decref(s->devreq);
 	s->devreq = NULL;
+	free(s->ssh_keys);
+	s->ssh_keys = NULL;
 }
 
 /* ---- stale sweep ---- */
@@ -620,6 +632,9 @@ static int ensure_image(struct sess *s, char *err, size_t errlen)
 			xsnprintf(why, sizeof why,
 				  "built for uid %s, the agent runs as %s", lu,
 				  uid);
+		} else if (c->ssh_port != 0 && !json_is_string(json_object_get(
+						   labels, "agentsafe.sshd"))) {
+			xsnprintf(why, sizeof why, "built without sshd");
 		} else if (c->ca_bundle != NULL &&
 			   (lc == NULL || strcmp(lc, digest) != 0)) {
 			xsnprintf(why, sizeof why,
@@ -645,19 +660,23 @@ static int ensure_image(struct sess *s, char *err, size_t errlen)
 		diag("image %s not found: building it", c->image);
 	else if (why[0] != '\0')
 		diag("image %s was %s: rebuilding it", c->image, why);
-	const char *args[LCFG_MAX_LIST + 3];
+	const char *args[LCFG_MAX_LIST + 4];
 	char auid[64], agid[64];
 	xsnprintf(auid, sizeof auid, "USER_UID=%s", uid);
 	xsnprintf(agid, sizeof agid, "USER_GID=%s", gid);
 	size_t n = 0;
 	args[n++] = auid;
 	args[n++] = agid;
+	if (c->ssh_port != 0)
+		args[n++] = "WITH_SSHD=1";
 	for (size_t i = 0; i < c->build_args.n; i++)
 		args[n++] = c->build_args.v[i];
 	args[n] = NULL;
 	json_t *want =
 	    json_pack("{s:s, s:s, s:s}", "agentsafe.uid", uid, "agentsafe.gid",
 		      gid, "agentsafe.extra_ca", digest);
+	if (want != NULL && c->ssh_port != 0)
+		json_object_set_new(want, "agentsafe.sshd", json_string("1"));
 	size_t calen = 0;
 	const char *capem = ca ? certs_bundle_pem(ca, &calen) : NULL;
 	rc = want == NULL ? -ENOMEM
@@ -982,8 +1001,8 @@ static int apply_fence(struct sess *s, char *err, size_t errlen)
 /* ---- containers ---- */
 
 struct spec_store {
-	const char *env[16];
-	char envbuf[8][512];
+	const char *env[20];
+	char envbuf[10][512];
 	const char *binds[LCFG_MAX_LIST * 4 + 8];
 	char bindbuf[LCFG_MAX_LIST * 4 + 8][PATH_MAX * 2 + 16];
 	char user[64];
@@ -1042,6 +1061,12 @@ static void build_spec(struct sess *s, struct spec_store *st,
 		xsnprintf(st->envbuf[6], sizeof st->envbuf[6], "TERM=%s", term);
 		st->env[ne++] = st->envbuf[6];
 	}
+	if (c->ssh_port != 0) {
+		st->env[ne++] = "AGENTSAFE_SSHD=1";
+		xsnprintf(st->envbuf[7], sizeof st->envbuf[7],
+			  "AGENTSAFE_SSHD_PORT=%u", (unsigned)c->ssh_port);
+		st->env[ne++] = st->envbuf[7];
+	}
 	st->env[ne] = NULL;
 
 	size_t nb = 0;
@@ -1080,6 +1105,11 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	}
 	xsnprintf(p, sizeof p, "%s/resolv.conf", s->state_dir);
 	add_bind(st, &nb, p, "/etc/resolv.conf", true);
+	if (c->ssh_port != 0) {
+		xsnprintf(p, sizeof p, "%s/authorized_keys", s->state_dir);
+		add_bind(st, &nb, p, "/run/agentsafe/seed/authorized_keys",
+			 true);
+	}
 	st->binds[nb] = NULL;
 
 	xsnprintf(st->user, sizeof st->user, "%u:%u", (unsigned)s->uid,
@@ -1123,7 +1153,9 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	sp->memory = c->memory;
 	sp->nano_cpus = c->nano_cpus;
 	sp->publish = st->pr;
-	sp->npublish = c->npublish;
+	/* Docker publishes nothing on an internal network: the launcher's
+	 * own relay does it (start_publish). */
+	sp->npublish = 0;
 	sp->device_requests = s->devreq;
 }
 
@@ -1495,12 +1527,133 @@ static bool have_net_admin(void)
 	return caps_net_admin_permitted() != 0;
 }
 
+/* --publish/--ssh (see portfwd.h): the relay binds and forks while the
+ * launcher may still set its ids (before the fence drops capabilities);
+ * it learns the container's address once the container runs. */
+static int start_publish(struct sess *s, char *err, size_t errlen)
+{
+	struct lcfg *c = s->cfg;
+	struct portfwd_range pr[LCFG_MAX_LIST];
+	for (size_t i = 0; i < c->npublish; i++) {
+		pr[i].first = c->publish[i].first;
+		pr[i].last = c->publish[i].last;
+	}
+	/* As the session's user (nobody for a root launcher without sudo:
+	 * the agent's ports need no privilege). */
+	uid_t uid = s->host_uid ? s->host_uid : 65534;
+	gid_t gid = s->host_uid ? s->host_gid : 65534;
+	int rc = portfwd_start(pr, c->npublish, uid, gid, &s->fwd_pid,
+			       &s->fwd_ctl, err, errlen);
+	if (rc != 0)
+		return rc;
+	for (size_t i = 0; i < c->npublish; i++) {
+		if (pr[i].first == pr[i].last)
+			diag("publishing 127.0.0.1:%u -> the container",
+			     (unsigned)pr[i].first);
+		else
+			diag("publishing 127.0.0.1:%u-%u -> the container",
+			     (unsigned)pr[i].first, (unsigned)pr[i].last);
+	}
+	return 0;
+}
+
+static int publish_target(struct sess *s, char *err, size_t errlen)
+{
+	char path[256];
+	long st = 0;
+	json_t *r = NULL;
+	xsnprintf(path, sizeof path, "/containers/%s/json", s->container);
+	int rc = docker_call(s->d, "GET", path, NULL, &st, &r, err, errlen);
+	const char *ip = json_string_value(json_object_get(
+	    json_object_get(
+		json_object_get(json_object_get(r, "NetworkSettings"),
+				"Networks"),
+		s->net),
+	    "IPAddress"));
+	if (rc == 0 && (st != 200 || ip == NULL || *ip == '\0')) {
+		xsnprintf(err, errlen,
+			  "publish: no address for %s on network %s",
+			  s->container, s->net);
+		rc = -EIO;
+	}
+	if (rc == 0)
+		rc = portfwd_target(s->fwd_ctl, ip, err, errlen);
+	else
+		close(s->fwd_ctl);
+	s->fwd_ctl = -1;
+	json_decref(r);
+	return rc;
+}
+
+/* --ssh: the public keys sshd will accept, from
+ * $XDG_CONFIG_HOME/agentsafe/authorized_keys when it exists, else every
+ * public key file in ~/.ssh. Only lines that look like public keys are
+ * taken. */
+static int load_ssh_keys(struct sess *s, char *err, size_t errlen)
+{
+	char cfg[4096], own[4200], pattern[4200];
+	const char *home = getenv("HOME");
+	glob_t g = {0};
+	const char *const *files;
+	const char *one[2] = {own, NULL};
+	const char *from;
+	if (session_xdg_dir("CONFIG", cfg, sizeof cfg) == 0 &&
+	    xsnprintf(own, sizeof own, "%s/authorized_keys", cfg) > 0 &&
+	    access(own, R_OK) == 0) {
+		files = one;
+		from = own;
+	} else {
+		xsnprintf(pattern, sizeof pattern, "%s/.ssh/*.pub",
+			  home ? home : "/nonexistent");
+		if (glob(pattern, 0, NULL, &g) != 0)
+			g.gl_pathc = 0;
+		files = g.gl_pathc ? (const char *const *)g.gl_pathv : NULL;
+		from = "~/.ssh/*.pub";
+	}
+	size_t cap = 65536, n = 0;
+	char *keys = calloc(1, cap);
+	for (size_t i = 0; keys != NULL && files != NULL && files[i]; i++) {
+		FILE *in = fopen(files[i], "r");
+		char line[8192];
+		while (in != NULL && fgets(line, sizeof line, in) != NULL) {
+			size_t l = strlen(line);
+			bool key = strncmp(line, "ssh-", 4) == 0 ||
+				   strncmp(line, "ecdsa-", 6) == 0 ||
+				   strncmp(line, "sk-", 3) == 0;
+			if (!key || n + l + 2 > cap)
+				continue;
+			memcpy(keys + n, line, l);
+			n += l;
+			if (keys[n - 1] != '\n')
+				keys[n++] = '\n';
+		}
+		if (in != NULL)
+			(void)fclose(in); /* read only */
+	}
+	if (g.gl_pathc)
+		globfree(&g);
+	if (keys == NULL)
+		return -ENOMEM;
+	if (n == 0) {
+		free(keys);
+		xsnprintf(err, errlen,
+			  "--ssh needs a public key: none found in %s (create "
+			  "one with ssh-keygen, or list keys in "
+			  "$XDG_CONFIG_HOME/agentsafe/authorized_keys)",
+			  from);
+		return -ENOENT;
+	}
+	s->ssh_keys = keys;
+	return 0;
+}
+
 static int cmd_run(struct lcfg *c)
 {
 	struct sess s;
 	memset(&s, 0, sizeof s);
 	s.cfg = c;
 	s.ready_fd = -1;
+	s.fwd_ctl = -1;
 	char err[2048] = "";
 	int code = EXIT_LAUNCH;
 	int sfd = -1, afd = -1;
@@ -1523,6 +1676,18 @@ static int cmd_run(struct lcfg *c)
 	if (c->hosts && access(c->hosts, R_OK) != 0) {
 		diag("--hosts %s: %s", c->hosts, strerror(errno));
 		return EXIT_LAUNCH;
+	}
+	if (c->ssh_port != 0) {
+		if (load_ssh_keys(&s, err, sizeof err) != 0) {
+			diag("%s", err);
+			return EXIT_LAUNCH;
+		}
+		/* Published like --publish: 127.0.0.1 only, let in by the
+		 * fence's inbound chain. */
+		if (c->npublish < LCFG_MAX_LIST) {
+			c->publish[c->npublish].first = c->ssh_port;
+			c->publish[c->npublish++].last = c->ssh_port;
+		}
 	}
 	bool caps = have_net_admin();
 	if (!caps) {
@@ -1648,6 +1813,24 @@ static int cmd_run(struct lcfg *c)
 	chmod(rpath, 0644);
 	if (getenv("HOME") != NULL)
 		give_to_user(&s, getenv("HOME"), rpath);
+	if (s.ssh_keys != NULL) {
+		char kpath[4300];
+		xsnprintf(kpath, sizeof kpath, "%s/authorized_keys",
+			  s.state_dir);
+		FILE *kf = fopen(kpath, "w");
+		bool bad = kf == NULL;
+		if (kf != NULL) {
+			bad = fputs(s.ssh_keys, kf) < 0;
+			bad = fclose(kf) != 0 || bad;
+		}
+		if (bad) {
+			diag("%s: %s", kpath, strerror(errno));
+			goto out;
+		}
+		(void)chmod(kpath, 0644); /* public keys; the agent reads it */
+		if (getenv("HOME") != NULL)
+			give_to_user(&s, getenv("HOME"), kpath);
+	}
 	diag("session %s starting (%s)", s.id, s.name);
 
 	store = calloc(1, sizeof *store);
@@ -1658,6 +1841,9 @@ static int cmd_run(struct lcfg *c)
 	if (rc == 0 && (rc = create_network(&s, err, sizeof err)) != 0)
 		diag("%s", err);
 	if (rc == 0 && (rc = start_proxy(&s, policy, err, sizeof err)) != 0)
+		diag("%s", err);
+	if (rc == 0 && c->npublish > 0 &&
+	    (rc = start_publish(&s, err, sizeof err)) != 0)
 		diag("%s", err);
 	if (rc == 0 && (rc = apply_fence(&s, err, sizeof err)) != 0)
 		diag("%s", err);
@@ -1690,6 +1876,9 @@ static int cmd_run(struct lcfg *c)
 	}
 	if (rc == 0 &&
 	    (rc = start_container(&s, s.container, err, sizeof err)) != 0)
+		diag("%s", err);
+	if (rc == 0 && s.fwd_pid > 0 &&
+	    (rc = publish_target(&s, err, sizeof err)) != 0)
 		diag("%s", err);
 	if (rc == 0 && c->detach) {
 		afd = attach_fd(s.d, s.container, false, err, sizeof err);

@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config git ca-certificates python3
   libevent-dev libssl-dev libcurl4-openssl-dev libnftnl-dev libmnl-dev
   libcap-dev libyaml-dev libgit2-dev libjansson-dev libcmocka-dev
-  nftables iproute2 curl openssl procps psmisc util-linux man-db
+  nftables iproute2 curl openssl openssh-client procps psmisc util-linux man-db
   docker.io debootstrap
   tinyproxy squid
   clang libclang-rt-14-dev clang-format clang-tidy

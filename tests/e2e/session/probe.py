@@ -154,6 +154,19 @@ R["codex_version"] = run(["codex", "--version"])
 R["build_tools"] = [t for t in ("gcc", "cc", "make", "g++") if
                     any(os.access(os.path.join(d, t), os.X_OK)
                         for d in os.environ.get("PATH", "").split(":"))]
+# 6b. Long-lived mode: the host logs in over ssh on the published port
+#     (key only) and leaves a marker here; wait for it.
+R["ssh_from_host"] = None
+if CFG.get("ssh_marker"):
+    marker = os.path.join(HERE, CFG["ssh_marker"])
+    for _ in range(120):
+        if os.path.exists(marker):
+            break
+        time.sleep(0.5)
+    R["ssh_from_host"] = open(marker).read().strip() if os.path.exists(marker) else "no login"
+    if os.path.exists(marker):
+        os.remove(marker)
+    R["sshd_user"] = run(["sh", "-c", "ps -o user=,args= -C sshd | head -n1"])
 # 7. A commit inside, which must come back as the host's agentsafe/<id> branch.
 with open(os.path.join(HERE, "e2e-result.json"), "w") as fh:
     json.dump(R, fh, indent=1, sort_keys=True)

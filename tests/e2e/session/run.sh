@@ -153,25 +153,50 @@ cp "$HERE/probe.py" "$REPO/probe.py"
 cat >"$REPO/e2e.json" <<JSON
 {"allowed": "allowed.test", "denied": "denied.test", "allowed_ip": "$ALLOWED_IP",
  "host_port": $HOST_PORT, "udp_port": $UDP_PORT, "policy_name": "policy.yaml",
- "policy_marker": "$MARKER", "host_repo": "$REPO"}
+ "policy_marker": "$MARKER", "host_repo": "$REPO", "ssh_marker": ".ase2e-ssh-$N"}
 JSON
 git -C "$REPO" add probe.py e2e.json
 git -C "$REPO" -c user.name=host -c user.email=host@agentsafe.test commit -q -m "e2e fixture"
+# Long-lived mode: the user's public key, and a free port for sshd.
+mkdir -p "$W/home/.ssh"
+ssh-keygen -q -t ed25519 -N '' -C ase2e -f "$W/id_ed25519"
+cp "$W/id_ed25519.pub" "$W/home/.ssh/id_ed25519.pub"
+SSH_PORT=$(( 49000 + N % 1000 ))
 chown -R "$TUSER:$TUSER" "$W/home"
 # Every file of the host .git before the session, to prove it is only added to.
 (cd "$REPO/.git" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$W/git-before.sum"
 
 # --- the session -----------------------------------------------------------
 say "session: agentsafe-launch --agent shell (builds the agent image through the launcher)"
+# From the host, as the user would: ssh to 127.0.0.1:PORT with the key,
+# leaving a marker the probe waits for; a password login must fail.
+(
+	for _ in $(seq 1 600); do
+		if ssh -i "$W/id_ed25519" -p "$SSH_PORT" -o BatchMode=yes -o ConnectTimeout=2 \
+			-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+			agent@127.0.0.1 "echo \"uid=\$(id -u) via ssh\" > /work/proj/.ase2e-ssh-$N" 2>>"$W/ssh.err"; then
+			echo ok >"$W/ssh.out"
+			# The methods the server offers ("Permission denied (...)").
+			ssh -p "$SSH_PORT" -o BatchMode=yes -o PreferredAuthentications=none \
+				-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+				agent@127.0.0.1 true 2>&1 | sed -n 's/.*Permission denied (\(.*\)).*/methods=\1/p' >>"$W/ssh.out"
+			break
+		fi
+		sleep 0.5
+	done
+) &
+SSH_LOOP=$!
 set +e
 ( cd "$REPO" && timeout -k 20 1500 env HOME=/root SUDO_USER="$TUSER" SUDO_UID="$TUID" SUDO_GID="$TGID" \
 	AGENTSAFE_CONTAINER_DIR="$SRC/container" \
 	"$LAUNCH" --agent shell --repo "$REPO" --policy "$W/home/.config/agentsafe/policy.yaml" \
 	--image "$E2E_AGENT_IMAGE" --build --build-arg BASE_IMAGE="$E2E_BASE_IMAGE" \
 	--ca-bundle "$E2E_CACHE/extra-ca.pem" --hosts "$W/hosts" \
-	--probe-allow allowed.test --probe-deny denied.test --gpu none \
+	--probe-allow allowed.test --probe-deny denied.test --gpu none --ssh "$SSH_PORT" \
 	-- python3 /work/proj/probe.py ) </dev/null >"$W/launch.out" 2>"$W/launch.err"
 RC=$?
+kill "$SSH_LOOP" 2>/dev/null
+wait "$SSH_LOOP" 2>/dev/null
 set -e
 cat "$W/launch.err" >&2
 RES=$(sed -n 's/^ASE2E-RESULT //p' "$W/launch.out")
@@ -207,6 +232,11 @@ check(res["caps"].get("NoNewPrivs") == "1", "no_new_privs set")
 check(res["uid"] != 0, "the agent is not root (uid %d)" % res["uid"])
 check(res["policy_files"] == [] and not res["policy_marker_in_env"], "policy.yaml not visible: %r" % res["policy_files"])
 check(res["host_git_targets"] != [] and res["host_git_writable"] == [], "host .git read-only inside: targets %r writable %r" % (res["host_git_targets"], res["host_git_writable"]))
+sshout = open(os.path.join(W, "ssh.out")).read() if os.path.exists(os.path.join(W, "ssh.out")) else ""
+check(res["ssh_from_host"] == "uid=%d via ssh" % res["uid"] and sshout.startswith("ok\n"),
+      "long-lived mode: ssh from the host with the user's key, as the agent user (%r, %r)" % (res["ssh_from_host"], sshout))
+check(res.get("sshd_user", [1, ""])[1].split()[:1] == ["agent"], "sshd runs as the agent user: %r" % (res.get("sshd_user"),))
+check("methods=publickey\n" in sshout, "sshd offers public-key login only: %r" % sshout)
 check(res["claude_version"][0] == 0, "claude --version: %r" % (res["claude_version"],))
 check(res["codex_version"][0] == 0, "codex --version: %r" % (res["codex_version"],))
 check(res["build_tools"] == [], "no build tools in the image: %r" % res["build_tools"])
@@ -245,6 +275,7 @@ then :; else
 		echo "NOTE: the session's nftables table was already gone at teardown: something removed" >&2
 		echo "      the fence during the session (another agentsafe-launch's stale sweep?)" >&2
 	fi
+	[ -s "$W/ssh.err" ] && { echo "ssh client errors (last 5):" >&2; tail -5 "$W/ssh.err" >&2; }
 	fail "assertions failed (above)"
 fi
 
