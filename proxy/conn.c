@@ -282,7 +282,13 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 
 	bool reject = false;
 	unsigned n = atomic_fetch_add(&s->nconns, 1) + 1;
-	if (lim.max_connections > 0 && n > lim.max_connections) {
+	/* What the descriptor limit allows, keeping the pipe pool free. */
+	unsigned fd_cap =
+	    s->fd_limit > FD_RESERVE + 2 * FD_PIPE_POOL
+		? (s->fd_limit - FD_RESERVE - 2 * FD_PIPE_POOL) / 2
+		: 0;
+	if ((lim.max_connections > 0 && n > lim.max_connections) ||
+	    (fd_cap > 0 && n > fd_cap)) {
 		atomic_fetch_sub(&s->nconns, 1);
 		unsigned r = atomic_fetch_add(&s->nrejecting, 1) + 1;
 		if (r > REJECT_MAX || w->draining) {

@@ -57,6 +57,13 @@ struct worker {
 	size_t nconns;
 };
 
+/* Descriptor budget (RLIMIT_NOFILE): FD_RESERVE for listeners, the log,
+ * the resolver and accept headroom; FD_PIPE_POOL splice pipe pairs that
+ * connections can always get, so a proxy full of tunnels still moves bytes.
+ * New connections beyond what is left (2 descriptors each) get 503. */
+#define FD_RESERVE   256
+#define FD_PIPE_POOL 64
+
 struct proxy_server {
 	struct proxy_config cfg;
 	struct egress_log *log;

@@ -33,7 +33,6 @@ struct splice_state {
 
 #define SPLICE_CHUNK  ((size_t)64 * 1024)
 #define PIPE_RETRY_MS 20
-#define FD_RESERVE    256 /* listeners, log, resolver, accept headroom */
 
 /* Takes a pipe for this direction if the descriptor budget allows: every
  * connection keeps its 2 sockets' worth, pipes get what is left. */

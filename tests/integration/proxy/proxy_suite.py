@@ -6,6 +6,7 @@ raw hostile clients. Every case asserts the HTTP outcome AND the egress.log
 record it must leave. Exit status 1 when any case fails."""
 
 import argparse
+import resource
 import json
 import os
 import re
@@ -193,7 +194,7 @@ HOSTS = """\
 
 
 class Proxy:
-    def __init__(self, name, port, maxconn=64, policy=None, workers=None):
+    def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None):
         self.dir = os.path.join(W, name)
         os.makedirs(self.dir, exist_ok=True)
         self.policy = os.path.join(self.dir, "policy.yaml")
@@ -210,7 +211,11 @@ class Proxy:
             cmd += ["--workers", str(workers)]
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        self.p = subprocess.Popen(cmd, stderr=self.errf, env=env)
+        limit = None
+        if nofile:
+            def limit():
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+        self.p = subprocess.Popen(cmd, stderr=self.errf, env=env, preexec_fn=limit)
         self.seen = 0
         deadline = time.time() + 20
         while "listening on" not in self.stderr():
@@ -716,6 +721,28 @@ def case_max_connections():
         assert P.stop() == 0, P.stderr()
 
 
+def case_descriptor_limit_refuses_new_and_keeps_tunnels_moving():
+    # RLIMIT_NOFILE 420: 256 reserved, 64 splice pipe pairs kept for the
+    # tunnels, so (420 - 256 - 128) / 2 = 18 connections; the 19th gets 503
+    # and a record, and every admitted tunnel still moves bytes.
+    P = Proxy("nofile", 3194, maxconn=1000, nofile=420)
+    held = []
+    try:
+        for _ in range(18):
+            held.append(tls_tunnel(P.port, "ok.test"))
+        s = connect(P.port, "CONNECT ok.test:443 HTTP/1.1\r\nHost: ok.test:443\r\n\r\n")
+        st, _ = status_of(s)
+        assert st == 503, st
+        r = P.new(1, pred=lambda r: r.get("reason") == "max_connections")
+        assert any(x["event"] == "deny" for x in r), r
+        for t in held:
+            assert b"hello from ok.test" in tls_get(*t, "ok.test")
+    finally:
+        for t in held:
+            t[0].close()
+        assert P.stop() == 0, P.stderr()
+
+
 def tls_tunnel(port, host):
     s, st, _ = connect_tunnel(port, host + ":443")
     assert st == 200, (host, st)
@@ -856,7 +883,8 @@ def main():
         print("FAIL main proxy exit rc=%s\n%s" % (rc, err[-4000:]))
     else:
         print("ok   %-70s" % "sigterm_drains_and_exits_clean_under_asan")
-    for fn in (case_max_connections, case_reload_and_reopen, case_sigkill_loses_no_completed_record):
+    for fn in (case_max_connections, case_descriptor_limit_refuses_new_and_keeps_tunnels_moving,
+               case_reload_and_reopen, case_sigkill_loses_no_completed_record):
         if ARGS.k not in fn.__name__:
             continue
         t0 = time.time()
