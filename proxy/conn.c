@@ -450,6 +450,15 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		       "absolute http:// URI to this proxy");
 		return;
 	}
+	if (req->is_connect && req->version_minor == 1 &&
+	    req->host_header == NULL) {
+		/* RFC 9112 3.2: every HTTP/1.1 request has exactly one Host
+		 * (two are refused by the parser). HTTP/1.0 needs none. */
+		evbuffer_drain(in, req->head_len);
+		refuse(c, "deny", 400, "bad_request",
+		       "HTTP/1.1 CONNECT without a Host header");
+		return;
+	}
 	if (!req->is_connect) {
 		if (fwd_check_host(req, err, sizeof err) != 0) {
 			evbuffer_drain(in, req->head_len);

@@ -570,6 +570,25 @@ def malformed_request_line_gets_400(P):
 
 
 @case
+def connect_host_header_rules(P):
+    # HTTP/1.1 needs exactly one Host; HTTP/1.0 (Python 3.11's tunnel) none.
+    s = connect(P.port, "CONNECT ok.test:443 HTTP/1.1\r\n\r\n")
+    st, _ = status_of(s)
+    assert st == 400, st
+    r = P.new(1)
+    assert r[0]["event"] == "deny" and r[0]["reason"] == "bad_request" and "Host" in r[0]["message"], r
+    s = connect(P.port, "CONNECT ok.test:443 HTTP/1.1\r\nHost: ok.test\r\nHost: ok.test\r\n\r\n")
+    st, _ = status_of(s)
+    assert st == 400, st
+    P.new(1)
+    s = connect(P.port, "CONNECT ok.test:443 HTTP/1.0\r\n\r\n")
+    st, _ = status_of(s)
+    assert st == 200, st
+    s.close()
+    P.new(1, pred=lambda r: r["event"] in ("open", "close", "deny", "error"))
+
+
+@case
 def unsupported_http_version_gets_505(P):
     s = connect(P.port, "CONNECT ok.test:443 HTTP/2.0\r\n\r\n")
     st, _ = status_of(s)
