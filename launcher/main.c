@@ -1622,7 +1622,7 @@ static int load_ssh_keys(struct sess *s, char *err, size_t errlen)
 				   strncmp(line, "sk-", 3) == 0;
 			if (!key || n + l + 2 > cap)
 				continue;
-			memcpy(keys + n, line, l);
+			memcpy(keys + n, line, l + 1); /* with its NUL */
 			n += l;
 			if (keys[n - 1] != '\n')
 				keys[n++] = '\n';
@@ -1677,18 +1677,6 @@ static int cmd_run(struct lcfg *c)
 		diag("--hosts %s: %s", c->hosts, strerror(errno));
 		return EXIT_LAUNCH;
 	}
-	if (c->ssh_port != 0) {
-		if (load_ssh_keys(&s, err, sizeof err) != 0) {
-			diag("%s", err);
-			return EXIT_LAUNCH;
-		}
-		/* Published like --publish: 127.0.0.1 only, let in by the
-		 * fence's inbound chain. */
-		if (c->npublish < LCFG_MAX_LIST) {
-			c->publish[c->npublish].first = c->ssh_port;
-			c->publish[c->npublish++].last = c->ssh_port;
-		}
-	}
 	bool caps = have_net_admin();
 	if (!caps) {
 		char e2[256];
@@ -1710,6 +1698,19 @@ static int cmd_run(struct lcfg *c)
 		     err);
 		json_decref(info);
 		goto out;
+	}
+	if (c->ssh_port != 0) {
+		if (load_ssh_keys(&s, err, sizeof err) != 0) {
+			diag("%s", err);
+			json_decref(info);
+			goto out;
+		}
+		/* Published like --publish: 127.0.0.1 only, through the
+		 * launcher's relay. */
+		if (c->npublish < LCFG_MAX_LIST) {
+			c->publish[c->npublish].first = c->ssh_port;
+			c->publish[c->npublish++].last = c->ssh_port;
+		}
 	}
 	struct gpu_env genv;
 	gpu_probe(info, NULL, &genv);
