@@ -397,7 +397,26 @@ int fence_nflog_fd(const struct fence_nflog *n)
 void fence_nflog_handle(struct fence_nflog *n, const void *buf, size_t len)
 {
 	/* Malformed messages are skipped whole; the packet was dropped
-	 * anyway. */
+	 * anyway. libmnl trusts nlmsg_len far enough to step past the buffer
+	 * on a length near 4 GiB (found by fuzz_fence_packet), so the framing
+	 * is checked here first: each length at least a header and within
+	 * what is left. */
+	const unsigned char *p = buf;
+	size_t left = len;
+	while (left > 0) {
+		struct nlmsghdr h;
+		if (left < sizeof h)
+			return;
+		memcpy(&h, p, sizeof h);
+		if (h.nlmsg_len < sizeof h || h.nlmsg_len > left)
+			return;
+		size_t step =
+		    ((size_t)h.nlmsg_len + 3) & ~(size_t)3; /* MNL_ALIGN */
+		if (step >= left)
+			break;
+		p += step;
+		left -= step;
+	}
 	(void)mnl_cb_run(buf, len, 0, 0, packet_cb, n);
 }
 
@@ -406,7 +425,14 @@ int fence_nflog_dispatch(struct fence_nflog *n)
 	int fd = mnl_socket_get_fd(n->nl);
 	int handled = 0;
 	while (handled < READS_PER_CALL) {
-		ssize_t got = recv(fd, n->buf, n->buflen, MSG_DONTWAIT);
+		/* Only the kernel's messages: another local process may
+		 * unicast to this socket's port id. */
+		struct sockaddr_nl from;
+		socklen_t fl = sizeof from;
+		ssize_t got = recvfrom(fd, n->buf, n->buflen, MSG_DONTWAIT,
+				       (struct sockaddr *)&from, &fl);
+		if (got > 0 && (fl < sizeof from || from.nl_pid != 0))
+			continue;
 		if (got < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;

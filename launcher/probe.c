@@ -27,6 +27,8 @@ struct buf {
 };
 
 static void add(struct buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void add(struct buf *b, const char *fmt, ...)
 {
 	if (b->bad)
 		return;
