@@ -1008,7 +1008,6 @@ struct spec_store {
 	char user[64];
 	char workdir[PATH_MAX];
 	const char *cmd[LCFG_MAX_LIST + 4];
-	struct docker_port_range pr[LCFG_MAX_LIST];
 };
 
 static void add_bind(struct spec_store *st, size_t *n, const char *src,
@@ -1129,10 +1128,6 @@ static void build_spec(struct sess *s, struct spec_store *st,
 		st->cmd[nc++] = c->agent;
 	}
 	st->cmd[nc] = NULL;
-	for (size_t i = 0; i < c->npublish; i++) {
-		st->pr[i].first = c->publish[i].first;
-		st->pr[i].last = c->publish[i].last;
-	}
 	sp->image = c->image;
 	sp->cmd = st->cmd;
 	sp->user = st->user;
@@ -1152,9 +1147,9 @@ static void build_spec(struct sess *s, struct spec_store *st,
 	sp->stdin_once = !c->detach;
 	sp->memory = c->memory;
 	sp->nano_cpus = c->nano_cpus;
-	sp->publish = st->pr;
-	/* Docker publishes nothing on an internal network: the launcher's
-	 * own relay does it (start_publish). */
+	/* No PortBindings: Docker publishes nothing on an internal network;
+	 * the launcher's own relay does it (start_publish). */
+	sp->publish = NULL;
 	sp->npublish = 0;
 	sp->device_requests = s->devreq;
 }

@@ -204,8 +204,7 @@ static void put_json_string(struct line *l, const char *v)
 		if (c == '"' || c == '\\') {
 			l->p[l->n++] = '\\';
 			l->p[l->n++] = (char)c;
-		} else if (c >= 0x20 && (c < 0x7f || (raw_ok && c >= 0x80) ||
-					 (raw_ok && c == 0x7f))) {
+		} else if (c >= 0x20 && (c < 0x7f || raw_ok)) {
 			l->p[l->n++] = (char)c;
 		} else if (!raw_ok) {
 			put(l, "\\\\x", 3);
