@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# House style gate (STYLE.md): every C file is clang-format clean, and the
+# House style gate (CONTRIBUTING.md): every C file is clang-format clean, and the
 # product sources are clang-tidy clean (bugprone-*, cert-*, clang-analyzer-*
 # as configured in .clang-tidy) with every finding an error.
 set -euo pipefail
