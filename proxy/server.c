@@ -89,6 +89,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
+	const char *trace = getenv("AGENTSAFE_PROXY_TRACE");
+	s->trace = trace != NULL && strcmp(trace, "1") == 0;
 	/* Splice pipes are held only while bytes are moving (splice.c), and
 	 * only within what the descriptor limit leaves after 2 per
 	 * connection, so idle tunnels never cost pipes. */
@@ -222,7 +224,7 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	while (c != NULL) {
 		struct conn *next = c->next;
 		if (c->state == CS_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
+		    evbuffer_get_length(bufferevent_get_input(c->client.bev)) == 0)
 			conn_free(c);
 		c = next;
 	}
