@@ -211,6 +211,9 @@ class Proxy:
             cmd += ["--workers", str(workers)]
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        # State changes and the splice hand-over on stderr: the suite
+        # checks which relay path carried the tunnels.
+        env.setdefault("AGENTSAFE_PROXY_TRACE", "1")
         limit = None
         if nofile:
             def limit():
@@ -871,6 +874,22 @@ def case_sigkill_loses_no_completed_record():
 
 # ---------------------------------------------------------------- main
 
+def relay_path_check(err, failed):
+    """The tunnel cases ran on the relay path this run is for: with
+    AGENTSAFE_PROXY_NO_SPLICE set no tunnel may reach splice(2) (else the
+    copy relay went untested), without it tunnels must."""
+    no_splice = "AGENTSAFE_PROXY_NO_SPLICE" in os.environ
+    relayed = len(re.findall(r"conn \S+: \S+ -> RELAY$", err, re.M))
+    spliced = len(re.findall(r"conn \S+: splice on$", err, re.M))
+    name = "tunnels_ran_on_the_%s_relay" % ("copy" if no_splice else "splice")
+    ok = relayed > 0 and (spliced == 0 if no_splice else spliced > 0)
+    if ok:
+        print("ok   %-70s" % ("%s (%d tunnels, %d spliced)" % (name, relayed, spliced)))
+    else:
+        failed.append(name)
+        print("FAIL %s: %d tunnels, %d spliced" % (name, relayed, spliced))
+
+
 def main():
     make_pki()
     global UPS
@@ -902,6 +921,8 @@ def main():
         print("FAIL main proxy exit rc=%s\n%s" % (rc, err[-4000:]))
     else:
         print("ok   %-70s" % "sigterm_drains_and_exits_clean_under_asan")
+    if not ARGS.k:
+        relay_path_check(err, failed)
     for fn in (case_max_connections, case_descriptor_limit_refuses_new_and_keeps_tunnels_moving,
                case_reload_and_reopen, case_sigkill_loses_no_completed_record):
         if ARGS.k not in fn.__name__:
