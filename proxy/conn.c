@@ -27,9 +27,9 @@ static void connect_next(struct conn *c);
 /* ---- small helpers ---- */
 
 static const char *const state_names[] = {
-    [CS_NEW] = "NEW",	      [CS_HEAD] = "HEAD",   [CS_RESOLVE] = "RESOLVE",
-    [CS_HELLO] = "HELLO",     [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	      [CS_CLOSING] = "CLOSING",
+    [CS_NEW] = "NEW",	  [CS_HEAD] = "HEAD",	    [CS_RESOLVE] = "RESOLVE",
+    [CS_HELLO] = "HELLO", [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -39,7 +39,7 @@ void conn_trace(const struct conn *c, const char *fmt, ...)
 	char msg[128];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	(void)vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, PROXY_PREFIX "conn %s: %s\n", c->id, msg);
 }
@@ -723,7 +723,8 @@ static void check_addrs_and_go(struct conn *c)
 		arm_timer(c, c->limits.header_timeout_ms);
 		/* A client that sent its ClientHello without waiting for our
 		 * 200 gets no further read callback for those bytes. */
-		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) > 0)
+		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) >
+		    0)
 			hello_try(c, false);
 		return;
 	}
@@ -826,7 +827,7 @@ static void connect_next(struct conn *c)
 		proxy_format_ip((struct sockaddr *)&c->addrs[i], c->ip,
 				sizeof c->ip);
 		c->upstream.bev = bufferevent_socket_new(c->w->base, -1,
-						 BEV_OPT_CLOSE_ON_FREE);
+							 BEV_OPT_CLOSE_ON_FREE);
 		if (c->upstream.bev == NULL) {
 			c->last_connect_errno = ENOMEM;
 			break;
@@ -851,7 +852,8 @@ static void connected(struct conn *c)
 	int fd = bufferevent_getfd(c->upstream.bev);
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	bufferevent_setwatermark(c->upstream.bev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_setwatermark(c->upstream.bev, EV_WRITE, RELAY_BUF_MAX / 2,
+				 0);
 	clock_gettime(CLOCK_MONOTONIC, &c->t_open);
 	c->last_activity = c->t_open;
 	if (c->idle_timer == NULL)

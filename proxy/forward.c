@@ -121,8 +121,7 @@ static void fwd_complete(struct conn *c)
 {
 	conn_log(c, "close", "eof", NULL, true);
 	conn_release_upstream(c);
-	if (!c->keep_alive || !c->req_done || c->client.eof ||
-	    c->w->draining) {
+	if (!c->keep_alive || !c->req_done || c->client.eof || c->w->draining) {
 		conn_start_closing(c);
 		return;
 	}
@@ -172,8 +171,8 @@ static int response_head(struct conn *c)
 		rc = 2;
 		goto out;
 	}
-	c->keep_alive = c->client_keep_alive &&
-			resp->body != HTTP_BODY_CLOSE && !c->w->draining;
+	c->keep_alive = c->client_keep_alive && resp->body != HTTP_BODY_CLOSE &&
+			!c->w->draining;
 	head = malloc(FWD_HEAD_MAX);
 	long n = head ? fwd_build_response(buf, resp, c->version_minor,
 					   c->keep_alive, head, FWD_HEAD_MAX)
@@ -290,7 +289,8 @@ static void client_event(struct conn *c, short what)
 {
 	c->client.eof = true;
 	if (what & BEV_EVENT_ERROR) {
-		fwd_abort(c, conn_side_reason(&c->client, EVUTIL_SOCKET_ERROR()),
+		fwd_abort(c,
+			  conn_side_reason(&c->client, EVUTIL_SOCKET_ERROR()),
 			  0, NULL);
 		return;
 	}

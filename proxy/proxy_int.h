@@ -102,13 +102,13 @@ enum conn_state {
 struct conn_side {
 	struct conn *conn;
 	struct conn_side *peer;
-	struct bufferevent *bev; /* NULL while the side has no socket */
-	const char *name;	 /* "client" or "upstream" */
+	struct bufferevent *bev;  /* NULL while the side has no socket */
+	const char *name;	  /* "client" or "upstream" */
 	const char *reset_reason; /* the side reset the connection */
 	const char *error_reason; /* another socket error on the side */
 	bool eof;		  /* read side finished */
-	bool shut;		  /* write side shut down after the peer's EOF */
-	uint64_t bytes;		  /* read from this side, passed to the peer */
+	bool shut;	/* write side shut down after the peer's EOF */
+	uint64_t bytes; /* read from this side, passed to the peer */
 };
 
 struct conn {

@@ -224,7 +224,8 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	while (c != NULL) {
 		struct conn *next = c->next;
 		if (c->state == CS_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->client.bev)) == 0)
+		    evbuffer_get_length(bufferevent_get_input(c->client.bev)) ==
+			0)
 			conn_free(c);
 		c = next;
 	}
