@@ -1,8 +1,6 @@
 /* agentsafe-proxy process structure: N worker threads, each with its own
- * event_base, evdns_base and SO_REUSEPORT listening socket per address (the
- * kernel spreads connections over them, so every core serves); the main
- * thread binds, drops privileges, and then only waits for signals: SIGHUP
- * swaps the policy under a mutex, SIGUSR1 reopens the log, SIGTERM drains. */
+ * event loop, resolver and SO_REUSEPORT listener per address; the main thread
+ * binds, drops privileges, then only handles SIGHUP, SIGUSR1 and SIGTERM. */
 #include "proxy_int.h"
 
 #include <errno.h>
@@ -434,6 +432,8 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	}
 	(void)fflush(stderr);
 
+	/* SIGHUP swaps the policy under a mutex, SIGUSR1 reopens the log,
+	 * SIGTERM and SIGINT drain. */
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&set, &sig) != 0)
