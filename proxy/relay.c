@@ -33,6 +33,7 @@ static void shut_when_flushed(struct conn_side *s)
 	if (s->peer->eof && !s->shut && out_len(s) == 0) {
 		shutdown(bufferevent_getfd(s->bev), SHUT_WR);
 		s->shut = true;
+		conn_trace(s->conn, "%s shut for writing", s->name);
 	}
 }
 
@@ -113,6 +114,7 @@ void relay_event(struct conn_side *s, short what)
 	/* Whatever arrived before the EOF was passed on by the read
 	 * callback; pass on any rest, then half-close the other way. */
 	s->eof = true;
+	conn_trace(s->conn, "%s sent EOF", s->name);
 	pass(s);
 	(void)maybe_shut(s->conn);
 }

@@ -136,6 +136,8 @@ static bool pump(struct splice_dir *d)
 			if (!d->to->shut) {
 				shutdown(d->to_fd, SHUT_WR);
 				d->to->shut = true;
+				conn_trace(c, "%s shut for writing",
+					   d->to->name);
 			}
 			/* The other direction is done when `from` was shut. */
 			if (d->from->shut) {
@@ -162,6 +164,7 @@ static bool pump(struct splice_dir *d)
 		}
 		if (n == 0) {
 			d->from->eof = true;
+			conn_trace(c, "%s sent EOF", d->from->name);
 			event_del(d->rd);
 			continue;
 		}

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -153,6 +154,9 @@ def banner_upstream(up, c):
     c.sendall(b"SSH-2.0-agentsafe-test\r\n")
     d = c.recv(4096)
     while d:
+        if d == b"RESET\n":  # leave with a TCP RST instead of a FIN
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         c.sendall(d)
         d = c.recv(4096)
 
@@ -560,6 +564,59 @@ def tls_false_rule_tunnels_a_non_tls_protocol(P):
     s.close()
     recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
     assert only(recs, event="open", host="ssh.test")
+
+
+def raw_tunnel(P):
+    """A tunnel to the banner service (tls: false), banner already read."""
+    s, st, data = connect_tunnel(P.port, "ssh.test:443")
+    assert st == 200, st
+    while b"\r\n" not in data:
+        data += s.recv(4096)
+    assert data == b"SSH-2.0-agentsafe-test\r\n", data
+    return s
+
+
+def tunnel_close_record(P):
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    return only(recs, event="close", host="ssh.test")
+
+
+@case
+def tunnel_half_close_passes_through_and_counts_bytes(P):
+    # The client's FIN reaches the upstream while the upstream's answer
+    # still comes back; then the upstream's FIN closes the tunnel.
+    s = raw_tunnel(P)
+    s.sendall(b"one way\n")
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    d = s.recv(4096)
+    while d:
+        got += d
+        d = s.recv(4096)
+    s.close()
+    assert got == b"one way\n", got
+    r = tunnel_close_record(P)
+    assert r["reason"] == "eof", r
+    assert r["bytes_up"] == 8 and r["bytes_down"] == 24 + 8, r
+
+
+@case
+def tunnel_upstream_reset_is_recorded_as_upstream_reset(P):
+    s = raw_tunnel(P)
+    s.sendall(b"RESET\n")
+    assert closed_without_data(s)
+    s.close()
+    assert tunnel_close_record(P)["reason"] == "upstream_reset"
+
+
+@case
+def tunnel_client_reset_is_recorded_as_client_reset(P):
+    s = raw_tunnel(P)
+    s.sendall(b"ping\n")
+    assert s.recv(4096) == b"ping\n"
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    assert tunnel_close_record(P)["reason"] == "client_reset"
 
 
 @case
