@@ -1,14 +1,13 @@
-/* One client connection of agentsafe-proxy: read a strict request head,
- * decide it against the policy, resolve and guard the address, check the
- * ClientHello of CONNECT tunnels, connect, and forward plain-HTTP requests.
- * Every request ends in at least one egress.log record. Runs entirely on
- * its worker's event loop thread. */
+/* One client connection: read a strict request head, decide it against the
+ * policy, resolve and guard the address, check a tunnel's ClientHello, and
+ * connect; then relay.c or forward.c moves the bytes. */
 #include "proxy_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +16,51 @@
 #include <event2/buffer.h>
 
 #include "clienthello.h"
-#include "fwd_head.h"
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
-static void upstream_read_cb(struct bufferevent *bev, void *arg);
-static void upstream_write_cb(struct bufferevent *bev, void *arg);
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg);
+static void side_read_cb(struct bufferevent *bev, void *arg);
+static void side_write_cb(struct bufferevent *bev, void *arg);
+static void side_event_cb(struct bufferevent *bev, short what, void *arg);
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
 static void head_try(struct conn *c);
 static void connect_next(struct conn *c);
-static void fwd_upstream_read(struct conn *c);
-static void fwd_pump_request(struct conn *c);
 
 /* ---- small helpers ---- */
+
+static const char *const state_names[] = {
+    [CS_NEW] = "NEW",	  [CS_HEAD] = "HEAD",	    [CS_RESOLVE] = "RESOLVE",
+    [CS_HELLO] = "HELLO", [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING",
+};
+
+void conn_trace(const struct conn *c, const char *fmt, ...)
+{
+	if (!c->w->srv->trace)
+		return;
+	char msg[128];
+	va_list ap;
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, PROXY_PREFIX "conn %s: %s\n", c->id, msg);
+}
+
+void conn_set_state(struct conn *c, enum conn_state st)
+{
+	if (c->state != st)
+		conn_trace(c, "%s -> %s", state_names[c->state],
+			   state_names[st]);
+	c->state = st;
+}
+
+void conn_touch(struct conn *c)
+{
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+}
+
+const char *conn_side_reason(const struct conn_side *s, int e)
+{
+	return e == ECONNRESET ? s->reset_reason : s->error_reason;
+}
 
 int64_t conn_ms_since(const struct timespec *t)
 {
@@ -62,7 +91,7 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 	egress_record_init(&r);
 	r.id = c->id;
 	r.event = event;
-	r.client = c->client;
+	r.client = c->client_addr;
 	r.method = c->method[0] ? c->method : NULL;
 	r.host = c->host[0] ? c->host : NULL;
 	r.port = c->port;
@@ -72,8 +101,8 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 	r.reason = reason;
 	r.message = message;
 	if (with_totals) {
-		r.bytes_up = c->bytes_up;
-		r.bytes_down = c->bytes_down;
+		r.bytes_up = (int64_t)c->client.bytes;
+		r.bytes_down = (int64_t)c->upstream.bytes;
 		r.duration_ms = conn_ms_since(&c->t_open);
 	}
 	int rc = egress_log_write(c->w->srv->log, &r);
@@ -98,8 +127,8 @@ static void reset_request(struct conn *c)
 	c->is_connect = c->require_tls = false;
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
-	c->bytes_up = c->bytes_down = 0;
-	c->c_shut = c->u_shut = c->u_eof = false;
+	c->client.bytes = c->upstream.bytes = 0;
+	c->client.shut = c->upstream.shut = c->upstream.eof = false;
 	c->req_done = c->resp_started = false;
 	c->dns_done = false;
 	egress_log_next_id(c->w->srv->log, c->id, sizeof c->id);
@@ -107,7 +136,7 @@ static void reset_request(struct conn *c)
 	c->t_open = c->t_start;
 }
 
-static void release_upstream(struct conn *c)
+void conn_release_upstream(struct conn *c)
 {
 	if (c->dnsreq != NULL) {
 		/* The callback still runs, with EVUTIL_EAI_CANCEL, and then
@@ -115,9 +144,9 @@ static void release_upstream(struct conn *c)
 		evdns_getaddrinfo_cancel(c->dnsreq);
 		c->dnsreq = NULL;
 	}
-	if (c->ubev != NULL) {
-		bufferevent_free(c->ubev);
-		c->ubev = NULL;
+	if (c->upstream.bev != NULL) {
+		bufferevent_free(c->upstream.bev);
+		c->upstream.bev = NULL;
 	}
 	if (c->idle_timer != NULL)
 		evtimer_del(c->idle_timer);
@@ -126,12 +155,13 @@ static void release_upstream(struct conn *c)
 void conn_free(struct conn *c)
 {
 	struct worker *w = c->w;
+	conn_trace(c, "%s -> freed", state_names[c->state]);
 	relay_splice_free(c);
-	release_upstream(c);
+	conn_release_upstream(c);
 	if (c->dns_ai != NULL)
 		evutil_freeaddrinfo(c->dns_ai);
-	if (c->cbev != NULL)
-		bufferevent_free(c->cbev);
+	if (c->client.bev != NULL)
+		bufferevent_free(c->client.bev);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->idle_timer != NULL)
@@ -158,35 +188,35 @@ void conn_free(struct conn *c)
 /* Flush what is queued for the client, then shut our side and discard what
  * the client still sends for a moment: closing with unread input would
  * make the kernel send a RST that can destroy the answer in flight. */
-static void start_closing(struct conn *c)
+void conn_start_closing(struct conn *c)
 {
-	release_upstream(c);
-	c->state = CS_CLOSING;
+	conn_release_upstream(c);
+	conn_set_state(c, CS_CLOSING);
 	/* A finished connection no longer counts toward max_connections:
 	 * the linger below must not refuse the client's next attempt. */
 	if (c->counted) {
 		atomic_fetch_sub(&c->w->srv->nconns, 1);
 		c->counted = false;
 	}
-	c->c_shut = false;
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	c->client.shut = false;
+	struct evbuffer *in = bufferevent_get_input(c->client.bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, 0);
-	bufferevent_setwatermark(c->cbev, EV_WRITE, 0, 0);
-	if (!c->c_eof)
-		bufferevent_enable(c->cbev, EV_READ);
+	bufferevent_setwatermark(c->client.bev, EV_READ, 0, 0);
+	bufferevent_setwatermark(c->client.bev, EV_WRITE, 0, 0);
+	if (!c->client.eof)
+		bufferevent_enable(c->client.bev, EV_READ);
 	/* A forwarded response may still be queued: give the client the
 	 * idle timeout to take it, then LINGER_MS after our FIN. */
 	unsigned flush_ms = c->limits.idle_timeout_ms > LINGER_MS
 				? c->limits.idle_timeout_ms
 				: LINGER_MS;
 	arm_timer(c, flush_ms);
-	if (evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
+	if (evbuffer_get_length(bufferevent_get_output(c->client.bev)) == 0) {
 		arm_timer(c, LINGER_MS);
-		shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
-		c->c_shut = true;
+		shutdown(bufferevent_getfd(c->client.bev), SHUT_WR);
+		c->client.shut = true;
 		/* Callers may still touch c: free from the loop instead. */
-		if (c->c_eof)
+		if (c->client.eof)
 			arm_timer(c, 0);
 	}
 }
@@ -219,8 +249,8 @@ static const char *status_text(int status)
 
 /* Answer with an error status and close. The body names the reason code
  * so an agent (or its user) can see why. */
-static void reply_error(struct conn *c, int status, const char *reason,
-			const char *detail)
+void conn_reply_error(struct conn *c, int status, const char *reason,
+		      const char *detail)
 {
 	char body[512];
 	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
@@ -229,13 +259,13 @@ static void reply_error(struct conn *c, int status, const char *reason,
 		bl = 0;
 	if ((size_t)bl >= sizeof body)
 		bl = (int)sizeof body - 1;
-	evbuffer_add_printf(bufferevent_get_output(c->cbev),
+	evbuffer_add_printf(bufferevent_get_output(c->client.bev),
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 			    "Content-Length: %d\r\nConnection: close\r\n"
 			    "X-AgentSafe-Reason: %s\r\n\r\n",
 			    status, status_text(status), bl, reason);
-	bufferevent_write(c->cbev, body, (size_t)bl);
-	start_closing(c);
+	bufferevent_write(c->client.bev, body, (size_t)bl);
+	conn_start_closing(c);
 }
 
 /* A request refused before any upstream byte: one record, then answer
@@ -245,9 +275,9 @@ static void refuse(struct conn *c, const char *event, int status,
 {
 	conn_log(c, event, reason, detail, false);
 	if (status > 0)
-		reply_error(c, status, reason, detail);
+		conn_reply_error(c, status, reason, detail);
 	else
-		start_closing(c);
+		conn_start_closing(c);
 }
 
 /* ---- accept ---- */
@@ -269,6 +299,19 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	(void)egress_log_write(w->srv->log, &r);
 	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
+}
+
+static void init_sides(struct conn *c)
+{
+	c->client.conn = c->upstream.conn = c;
+	c->client.peer = &c->upstream;
+	c->upstream.peer = &c->client;
+	c->client.name = "client";
+	c->client.reset_reason = "client_reset";
+	c->client.error_reason = "client_error";
+	c->upstream.name = "upstream";
+	c->upstream.reset_reason = "upstream_reset";
+	c->upstream.error_reason = "upstream_error";
 }
 
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
@@ -303,15 +346,15 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 
 	struct conn *c = calloc(1, sizeof *c);
 	if (c != NULL) {
-		c->cbev =
+		c->client.bev =
 		    bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
 		c->timer = evtimer_new(w->base, timer_cb, c);
 	}
-	if (c == NULL || c->cbev == NULL || c->timer == NULL) {
+	if (c == NULL || c->client.bev == NULL || c->timer == NULL) {
 		fprintf(stderr, PROXY_PREFIX "out of memory accepting %s\n",
 			client);
-		if (c != NULL && c->cbev != NULL)
-			bufferevent_free(c->cbev);
+		if (c != NULL && c->client.bev != NULL)
+			bufferevent_free(c->client.bev);
 		else
 			close(fd);
 		if (c != NULL && c->timer != NULL)
@@ -328,7 +371,8 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	c->counted = !reject;
 	c->first = true;
 	c->limits = lim;
-	memcpy(c->client, client, sizeof c->client);
+	memcpy(c->client_addr, client, sizeof c->client_addr);
+	init_sides(c);
 	c->next = w->conns;
 	if (w->conns != NULL)
 		w->conns->prev = c;
@@ -336,13 +380,27 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	w->nconns++;
 
 	reset_request(c);
-	c->state = CS_HEAD;
-	bufferevent_setcb(c->cbev, client_read_cb, client_write_cb,
-			  client_event_cb, c);
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, HTTP_HEAD_MAX + 1);
-	bufferevent_setwatermark(c->cbev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
-	bufferevent_enable(c->cbev, EV_READ);
+	conn_set_state(c, CS_HEAD);
+	bufferevent_setcb(c->client.bev, side_read_cb, side_write_cb,
+			  side_event_cb, &c->client);
+	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setwatermark(c->client.bev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_enable(c->client.bev, EV_READ);
 	arm_timer(c, lim.header_timeout_ms);
+}
+
+void conn_next_request(struct conn *c)
+{
+	conn_set_state(c, CS_HEAD);
+	c->first = false;
+	reset_request(c);
+	struct policy *p = proxy_policy_get(c->w->srv);
+	c->limits = *policy_get_limits(p);
+	policy_unref(p);
+	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_enable(c->client.bev, EV_READ);
+	arm_timer(c, c->limits.header_timeout_ms);
+	head_try(c);
 }
 
 /* ---- request head ---- */
@@ -351,7 +409,7 @@ static void handle_request(struct conn *c, const struct http_request *req);
 
 static void head_try(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = bufferevent_get_input(c->client.bev);
 	size_t len = evbuffer_get_length(in);
 	if (len == 0)
 		return;
@@ -414,7 +472,7 @@ static void hello_try(struct conn *c, bool eof);
 
 static void handle_request(struct conn *c, const struct http_request *req)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = bufferevent_get_input(c->client.bev);
 	char err[POLICY_ERR_MAX];
 	const char *raw_host = req->host;
 	char hostbuf[POLICY_HOST_MAX + 3];
@@ -460,28 +518,12 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		return;
 	}
 	if (!req->is_connect) {
-		if (fwd_check_host(req, err, sizeof err) != 0) {
+		int status = fwd_prepare(c, req, err, sizeof err);
+		if (status != 0) {
 			evbuffer_drain(in, req->head_len);
-			refuse(c, "deny", 400, "bad_request", err);
+			refuse(c, "deny", status, "bad_request", err);
 			return;
 		}
-		char *head = malloc(FWD_HEAD_MAX);
-		long n =
-		    head ? fwd_build_request(req, head, FWD_HEAD_MAX) : -ENOMEM;
-		if (n < 0) {
-			free(head);
-			evbuffer_drain(in, req->head_len);
-			refuse(c, "deny", 431, "bad_request",
-			       "rewritten request head is too large");
-			return;
-		}
-		c->fwd_head = head;
-		c->fwd_head_len = (size_t)n;
-		c->req_body = req->body;
-		c->req_remaining = req->content_length;
-		http_chunked_init(&c->req_chunked);
-		c->is_head_method =
-		    req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0;
 	}
 	evbuffer_drain(in, req->head_len);
 
@@ -503,7 +545,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	}
 
 	/* The decision is made: the client must wait for us now. */
-	bufferevent_disable(c->cbev, EV_READ);
+	bufferevent_disable(c->client.bev, EV_READ);
 	if (policy_host_is_ip_literal(c->host)) {
 		struct sockaddr_storage *ss = &c->addrs[0];
 		memset(ss, 0, sizeof *ss);
@@ -535,7 +577,7 @@ static void dns_result(struct conn *c);
 static void dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
 {
 	if (result == EVUTIL_EAI_CANCEL) {
-		/* Cancelled by release_upstream: arg may be gone. */
+		/* Cancelled by conn_release_upstream: arg may be gone. */
 		if (ai != NULL)
 			evutil_freeaddrinfo(ai);
 		return;
@@ -556,7 +598,7 @@ static void resolve(struct conn *c)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
-	c->state = CS_RESOLVE;
+	conn_set_state(c, CS_RESOLVE);
 	c->dns_done = false;
 	c->dns_sync = true;
 	struct evdns_getaddrinfo_request *rq =
@@ -618,7 +660,7 @@ static void dns_result(struct conn *c)
 static void send_established(struct conn *c)
 {
 	static const char ok[] = "HTTP/1.1 200 Connection Established\r\n\r\n";
-	bufferevent_write(c->cbev, ok, sizeof ok - 1);
+	bufferevent_write(c->client.bev, ok, sizeof ok - 1);
 }
 
 /* Keep only the addresses the policy lets us reach, in resolver order;
@@ -673,19 +715,20 @@ static void check_addrs_and_go(struct conn *c)
 	if (c->require_tls) {
 		/* Read the ClientHello before opening anything upstream, so a
 		 * refused tunnel sends nothing at all to the upstream. */
-		c->state = CS_HELLO;
+		conn_set_state(c, CS_HELLO);
 		send_established(c);
-		bufferevent_setwatermark(c->cbev, EV_READ, 0,
+		bufferevent_setwatermark(c->client.bev, EV_READ, 0,
 					 CLIENTHELLO_MAX_BYTES + 1);
-		bufferevent_enable(c->cbev, EV_READ);
+		bufferevent_enable(c->client.bev, EV_READ);
 		arm_timer(c, c->limits.header_timeout_ms);
 		/* A client that sent its ClientHello without waiting for our
 		 * 200 gets no further read callback for those bytes. */
-		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0)
+		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) >
+		    0)
 			hello_try(c, false);
 		return;
 	}
-	c->state = CS_CONNECT;
+	conn_set_state(c, CS_CONNECT);
 	arm_timer(c, c->limits.connect_timeout_ms);
 	connect_next(c);
 }
@@ -694,7 +737,7 @@ static void check_addrs_and_go(struct conn *c)
 
 static void hello_try(struct conn *c, bool eof)
 {
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
+	struct evbuffer *in = bufferevent_get_input(c->client.bev);
 	size_t len = evbuffer_get_length(in);
 	size_t take =
 	    len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1 : len;
@@ -754,8 +797,8 @@ static void hello_try(struct conn *c, bool eof)
 		return;
 	}
 accepted:
-	bufferevent_disable(c->cbev, EV_READ);
-	c->state = CS_CONNECT;
+	bufferevent_disable(c->client.bev, EV_READ);
+	conn_set_state(c, CS_CONNECT);
 	arm_timer(c, c->limits.connect_timeout_ms);
 	connect_next(c);
 }
@@ -783,35 +826,34 @@ static void connect_next(struct conn *c)
 		size_t i = c->addr_idx;
 		proxy_format_ip((struct sockaddr *)&c->addrs[i], c->ip,
 				sizeof c->ip);
-		c->ubev = bufferevent_socket_new(c->w->base, -1,
-						 BEV_OPT_CLOSE_ON_FREE);
-		if (c->ubev == NULL) {
+		c->upstream.bev = bufferevent_socket_new(c->w->base, -1,
+							 BEV_OPT_CLOSE_ON_FREE);
+		if (c->upstream.bev == NULL) {
 			c->last_connect_errno = ENOMEM;
 			break;
 		}
-		bufferevent_setcb(c->ubev, upstream_read_cb, upstream_write_cb,
-				  upstream_event_cb, c);
-		if (bufferevent_socket_connect(c->ubev,
+		bufferevent_setcb(c->upstream.bev, side_read_cb, side_write_cb,
+				  side_event_cb, &c->upstream);
+		if (bufferevent_socket_connect(c->upstream.bev,
 					       (struct sockaddr *)&c->addrs[i],
 					       (int)c->addrlens[i]) == 0)
 			return; /* upstream_event_cb reports the outcome */
 		c->last_connect_errno = errno;
-		bufferevent_free(c->ubev);
-		c->ubev = NULL;
+		bufferevent_free(c->upstream.bev);
+		c->upstream.bev = NULL;
 		c->addr_idx++;
 	}
 	connect_failed(c, "upstream_unreachable", 502);
 }
 
-static void fwd_start(struct conn *c);
-
 static void connected(struct conn *c)
 {
 	evtimer_del(c->timer);
-	int fd = bufferevent_getfd(c->ubev);
+	int fd = bufferevent_getfd(c->upstream.bev);
 	int one = 1;
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	bufferevent_setwatermark(c->ubev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_setwatermark(c->upstream.bev, EV_WRITE, RELAY_BUF_MAX / 2,
+				 0);
 	clock_gettime(CLOCK_MONOTONIC, &c->t_open);
 	c->last_activity = c->t_open;
 	if (c->idle_timer == NULL)
@@ -839,230 +881,14 @@ static void connected(struct conn *c)
 	}
 }
 
-/* ---- plain-HTTP forward ---- */
-
-/* The request or the response broke off: record it, tell the client if it
- * has seen nothing yet, and close. */
-static void fwd_abort(struct conn *c, const char *reason, int status,
-		      const char *detail)
-{
-	conn_log(c, "close", reason, detail, true);
-	if (!c->resp_started && status > 0)
-		reply_error(c, status, reason, detail);
-	else
-		start_closing(c);
-}
-
-static void fwd_start(struct conn *c)
-{
-	c->state = CS_FWD;
-	bufferevent_write(c->ubev, c->fwd_head, c->fwd_head_len);
-	c->bytes_up += (int64_t)c->fwd_head_len;
-	free(c->fwd_head);
-	c->fwd_head = NULL;
-	c->req_done = c->req_body == HTTP_BODY_NONE;
-	c->resp_started = false;
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, 0);
-	bufferevent_enable(c->ubev, EV_READ);
-	if (!c->req_done) {
-		bufferevent_enable(c->cbev, EV_READ);
-		fwd_pump_request(c);
-	}
-}
-
-static bool out_full(struct bufferevent *dst)
-{
-	return evbuffer_get_length(bufferevent_get_output(dst)) >=
-	       RELAY_BUF_MAX;
-}
-
-static void fwd_pump_request(struct conn *c)
-{
-	struct evbuffer *in = bufferevent_get_input(c->cbev);
-	struct evbuffer *out = bufferevent_get_output(c->ubev);
-	while (!c->req_done && evbuffer_get_length(in) > 0) {
-		if (out_full(c->ubev)) {
-			bufferevent_disable(c->cbev, EV_READ);
-			return;
-		}
-		size_t n;
-		size_t len = evbuffer_get_length(in);
-		if (c->req_body == HTTP_BODY_LENGTH) {
-			n = len < c->req_remaining ? len
-						   : (size_t)c->req_remaining;
-			c->req_remaining -= n;
-			if (c->req_remaining == 0)
-				c->req_done = true;
-		} else {
-			struct evbuffer_iovec v;
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-				break;
-			long k = http_chunked_feed(&c->req_chunked, v.iov_base,
-						   v.iov_len);
-			if (k < 0) {
-				fwd_abort(c, "bad_request", 400,
-					  "malformed chunked request body");
-				return;
-			}
-			n = (size_t)k;
-			if (c->req_chunked.done)
-				c->req_done = true;
-			else if (n < v.iov_len)
-				break; /* parser wants nothing more now */
-		}
-		evbuffer_remove_buffer(in, out, n);
-		c->bytes_up += (int64_t)n;
-	}
-	if (c->req_done)
-		bufferevent_disable(c->cbev, EV_READ);
-	else
-		bufferevent_enable(c->cbev, EV_READ);
-}
-
-/* The response is complete: one close record, then the next request on a
- * kept-alive connection or a graceful close. */
-static void fwd_complete(struct conn *c)
-{
-	conn_log(c, "close", "eof", NULL, true);
-	release_upstream(c);
-	if (!c->keep_alive || !c->req_done || c->c_eof || c->w->draining) {
-		start_closing(c);
-		return;
-	}
-	c->first = false;
-	reset_request(c);
-	struct policy *p = proxy_policy_get(c->w->srv);
-	c->limits = *policy_get_limits(p);
-	policy_unref(p);
-	c->state = CS_HEAD;
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, HTTP_HEAD_MAX + 1);
-	bufferevent_enable(c->cbev, EV_READ);
-	arm_timer(c, c->limits.header_timeout_ms);
-	head_try(c);
-}
-
-static void fwd_upstream_read(struct conn *c)
-{
-	struct evbuffer *in = bufferevent_get_input(c->ubev);
-	struct evbuffer *out = bufferevent_get_output(c->cbev);
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
-	while (!c->resp_started) {
-		size_t len = evbuffer_get_length(in);
-		if (len == 0)
-			return;
-		size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
-		const char *buf =
-		    (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
-		struct http_response *resp = malloc(sizeof *resp);
-		char err[256] = "";
-		if (buf == NULL || resp == NULL) {
-			free(resp);
-			fwd_abort(c, "internal", 502, "out of memory");
-			return;
-		}
-		enum http_parse_result r = http_parse_response(
-		    buf, take, c->is_head_method, resp, err, sizeof err);
-		if (r == HTTP_NEED_MORE && take <= HTTP_HEAD_MAX) {
-			free(resp);
-			return;
-		}
-		if (r != HTTP_OK) {
-			free(resp);
-			fwd_abort(c, "bad_response", 502,
-				  err[0] ? err : "response head too large");
-			return;
-		}
-		if (resp->status >= 100 && resp->status < 200) {
-			if (resp->status == 101) {
-				free(resp);
-				fwd_abort(c, "bad_response", 502,
-					  "upstream switched protocols "
-					  "unasked");
-				return;
-			}
-			/* Interim responses (100 Continue) pass as is. */
-			evbuffer_remove_buffer(in, out, resp->head_len);
-			c->bytes_down += (int64_t)resp->head_len;
-			free(resp);
-			continue;
-		}
-		c->keep_alive = c->client_keep_alive &&
-				resp->body != HTTP_BODY_CLOSE &&
-				!c->w->draining;
-		char *head = malloc(FWD_HEAD_MAX);
-		long n =
-		    head ? fwd_build_response(buf, resp, c->version_minor,
-					      c->keep_alive, head, FWD_HEAD_MAX)
-			 : -ENOMEM;
-		if (n < 0) {
-			free(head);
-			free(resp);
-			fwd_abort(c, "bad_response", 502,
-				  "rewritten response head too large");
-			return;
-		}
-		evbuffer_drain(in, resp->head_len);
-		bufferevent_write(c->cbev, head, (size_t)n);
-		c->bytes_down += n;
-		c->resp_started = true;
-		c->resp_body = resp->body;
-		c->resp_remaining = resp->content_length;
-		http_chunked_init(&c->resp_chunked);
-		free(head);
-		free(resp);
-		if (c->resp_body == HTTP_BODY_NONE ||
-		    (c->resp_body == HTTP_BODY_LENGTH &&
-		     c->resp_remaining == 0)) {
-			fwd_complete(c);
-			return;
-		}
-	}
-	for (;;) {
-		size_t len = evbuffer_get_length(in);
-		if (len == 0)
-			return;
-		if (out_full(c->cbev)) {
-			bufferevent_disable(c->ubev, EV_READ);
-			return;
-		}
-		size_t n = len;
-		bool done = false;
-		if (c->resp_body == HTTP_BODY_LENGTH) {
-			if (n > c->resp_remaining)
-				n = (size_t)c->resp_remaining;
-			c->resp_remaining -= n;
-			done = c->resp_remaining == 0;
-		} else if (c->resp_body == HTTP_BODY_CHUNKED) {
-			struct evbuffer_iovec v;
-			if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-				return;
-			long k = http_chunked_feed(&c->resp_chunked, v.iov_base,
-						   v.iov_len);
-			if (k < 0) {
-				fwd_abort(c, "bad_response", 0,
-					  "malformed chunked response body");
-				return;
-			}
-			n = (size_t)k;
-			done = c->resp_chunked.done;
-			if (!done && n < v.iov_len)
-				return;
-		}
-		evbuffer_remove_buffer(in, out, n);
-		c->bytes_down += (int64_t)n;
-		if (done) {
-			fwd_complete(c);
-			return;
-		}
-	}
-}
-
 /* ---- callbacks ---- */
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+/* Each bufferevent's callbacks get its side; the state says who handles
+ * them. Only the client exists before CS_CONNECT and in CS_CLOSING. */
+static void side_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
-	(void)bev;
+	struct conn_side *s = arg;
+	struct conn *c = s->conn;
 	switch (c->state) {
 	case CS_HEAD:
 		head_try(c);
@@ -1071,14 +897,13 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 		hello_try(c, false);
 		break;
 	case CS_RELAY:
-		relay_client_read(c);
+		relay_read(s);
 		break;
 	case CS_FWD:
-		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
-		fwd_pump_request(c);
+		fwd_read(s);
 		break;
 	case CS_CLOSING: {
-		struct evbuffer *in = bufferevent_get_input(c->cbev);
+		struct evbuffer *in = bufferevent_get_input(bev);
 		evbuffer_drain(in, evbuffer_get_length(in));
 		break;
 	}
@@ -1087,26 +912,23 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void side_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
-	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+	struct conn_side *s = arg;
+	struct conn *c = s->conn;
 	switch (c->state) {
 	case CS_RELAY:
-		relay_write_drained(c, true);
+		relay_write_drained(s);
 		break;
 	case CS_FWD:
-		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
-		if (left < RELAY_BUF_MAX && c->resp_started) {
-			bufferevent_enable(c->ubev, EV_READ);
-			fwd_upstream_read(c);
-		}
+		fwd_write_drained(s);
 		break;
 	case CS_CLOSING:
-		if (left == 0 && !c->c_shut) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+		    !s->shut) {
 			shutdown(bufferevent_getfd(bev), SHUT_WR);
-			c->c_shut = true;
-			if (c->c_eof)
+			s->shut = true;
+			if (s->eof)
 				conn_free(c);
 			else
 				arm_timer(c, LINGER_MS);
@@ -1117,36 +939,30 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+/* EOF or an error on the client outside the relay and the forward. */
+static void client_event(struct conn *c, bool error)
 {
-	struct conn *c = arg;
-	(void)bev;
-	bool eof = (what & BEV_EVENT_EOF) != 0;
-	bool error = (what & BEV_EVENT_ERROR) != 0;
-	if (!eof && !error)
-		return;
-	int e = EVUTIL_SOCKET_ERROR();
+	c->client.eof = true;
 	switch (c->state) {
 	case CS_HEAD:
-		c->c_eof = true;
-		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) > 0) {
-			/* Parse what arrived once more: a complete head
-			 * followed by EOF is still a request. */
-			head_try(c);
-			if (c->state == CS_HEAD) {
-				evtimer_del(c->timer);
-				conn_log(c, "deny", "bad_request",
-					 "connection closed before the request "
-					 "head was complete",
-					 false);
-				conn_free(c);
-			}
+		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) ==
+		    0) {
+			conn_free(c);
 			return;
 		}
-		conn_free(c);
+		/* Parse what arrived once more: a complete head followed by
+		 * EOF is still a request. */
+		head_try(c);
+		if (c->state == CS_HEAD) {
+			evtimer_del(c->timer);
+			conn_log(c, "deny", "bad_request",
+				 "connection closed before the request head "
+				 "was complete",
+				 false);
+			conn_free(c);
+		}
 		return;
 	case CS_HELLO:
-		c->c_eof = true;
 		if (error) {
 			evtimer_del(c->timer);
 			refuse(c, "deny", 0, "client_reset",
@@ -1155,109 +971,75 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 		}
 		hello_try(c, true);
 		return;
-	case CS_RELAY:
-		relay_event(c, true, what);
-		return;
-	case CS_FWD:
-		c->c_eof = true;
-		if (error) {
-			fwd_abort(c,
-				  e == ECONNRESET ? "client_reset"
-						  : "client_error",
-				  0, NULL);
-			return;
-		}
-		if (!c->req_done) {
-			fwd_abort(c, "client_closed", 0,
-				  "client closed before the request body "
-				  "ended");
-			return;
-		}
-		return; /* keep sending the response */
 	case CS_CLOSING:
-		c->c_eof = true;
-		if (error || c->c_shut)
+		if (error || c->client.shut)
 			conn_free(c);
 		else
-			bufferevent_disable(c->cbev, EV_READ);
+			bufferevent_disable(c->client.bev, EV_READ);
 		return;
 	default:
 		/* Reading is off while resolving/connecting; an error
 		 * here means the client is gone. */
-		c->c_eof = true;
 		refuse(c, "error", 0, "client_closed",
 		       "client left before the upstream connection was made");
 		return;
 	}
 }
 
-static void upstream_read_cb(struct bufferevent *bev, void *arg)
+/* The outcome of a connect attempt: go on, or try the next address. */
+static void connect_event(struct conn *c, short what)
 {
-	struct conn *c = arg;
-	(void)bev;
-	if (c->state == CS_RELAY)
-		relay_upstream_read(c);
-	else if (c->state == CS_FWD)
-		fwd_upstream_read(c);
-}
-
-static void upstream_write_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	(void)bev;
-	if (c->state == CS_RELAY) {
-		relay_write_drained(c, false);
-	} else if (c->state == CS_FWD) {
-		clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
-		if (!c->req_done && !c->c_eof && !out_full(c->ubev)) {
-			bufferevent_enable(c->cbev, EV_READ);
-			fwd_pump_request(c);
-		}
-	}
-}
-
-static void upstream_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-	(void)bev;
-	if (c->state == CS_CONNECT) {
-		if (what & BEV_EVENT_CONNECTED) {
-			connected(c);
-			return;
-		}
-		if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
-			int e = EVUTIL_SOCKET_ERROR();
-			c->last_connect_errno = e ? e : ECONNREFUSED;
-			bufferevent_free(c->ubev);
-			c->ubev = NULL;
-			c->addr_idx++;
-			connect_next(c);
-		}
+	if (what & BEV_EVENT_CONNECTED) {
+		connected(c);
 		return;
 	}
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+		int e = EVUTIL_SOCKET_ERROR();
+		c->last_connect_errno = e ? e : ECONNREFUSED;
+		bufferevent_free(c->upstream.bev);
+		c->upstream.bev = NULL;
+		c->addr_idx++;
+		connect_next(c);
+	}
+}
+
+static void side_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn_side *s = arg;
+	struct conn *c = s->conn;
+	(void)bev;
 	if (c->state == CS_RELAY) {
-		relay_event(c, false, what);
+		relay_event(s, what);
 		return;
 	}
 	if (c->state == CS_FWD) {
-		if (what & BEV_EVENT_EOF) {
-			/* The read callback has consumed what arrived. */
-			if (c->resp_started &&
-			    c->resp_body == HTTP_BODY_CLOSE) {
-				c->keep_alive = false;
-				fwd_complete(c);
-				return;
-			}
-			fwd_abort(c, "upstream_closed", 502,
-				  "upstream closed before the response "
-				  "ended");
-			return;
-		}
-		if (what & BEV_EVENT_ERROR) {
-			fwd_abort(c, "upstream_reset", 502,
-				  "upstream connection failed");
-			return;
-		}
+		fwd_event(s, what);
+		return;
+	}
+	if (s == &c->upstream) {
+		if (c->state == CS_CONNECT)
+			connect_event(c, what);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		client_event(c, (what & BEV_EVENT_ERROR) != 0);
+}
+
+/* The relay or forward idle timer: close only if nothing moved for a whole
+ * idle_timeout, else sleep for the rest of it. */
+static void idle_check(struct conn *c)
+{
+	int64_t idle = c->limits.idle_timeout_ms;
+	int64_t since = conn_ms_since(&c->last_activity);
+	if (since < idle) {
+		int64_t rest = idle - since;
+		struct timeval tv = {(time_t)(rest / 1000),
+				     (suseconds_t)((rest % 1000) * 1000)};
+		evtimer_add(c->idle_timer, &tv);
+	} else if (c->state == CS_RELAY) {
+		conn_finish_request(c, "idle_timeout");
+	} else {
+		fwd_idle_timeout(c);
 	}
 }
 
@@ -1269,7 +1051,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	char msg[512];
 	switch (c->state) {
 	case CS_HEAD:
-		if (evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0 &&
+		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) ==
+			0 &&
 		    !c->first) {
 			conn_free(c); /* idle keep-alive connection */
 			return;
@@ -1294,28 +1077,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		connect_failed(c, "timeout", 504);
 		return;
 	case CS_RELAY:
-	case CS_FWD: {
-		/* The idle timer: close only if nothing moved for a whole
-		 * idle_timeout, else sleep for the rest of it. */
-		int64_t idle = c->limits.idle_timeout_ms;
-		int64_t since = conn_ms_since(&c->last_activity);
-		if (since >= idle) {
-			if (c->state == CS_RELAY) {
-				conn_log(c, "close", "idle_timeout", NULL,
-					 true);
-				conn_free(c);
-			} else {
-				fwd_abort(c, "idle_timeout", 504,
-					  "upstream idle too long");
-			}
-			return;
-		}
-		int64_t rest = idle - since;
-		struct timeval tv = {(time_t)(rest / 1000),
-				     (suseconds_t)((rest % 1000) * 1000)};
-		evtimer_add(c->idle_timer, &tv);
+	case CS_FWD:
+		idle_check(c);
 		return;
-	}
 	case CS_CLOSING:
 	default:
 		conn_free(c);

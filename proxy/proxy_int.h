@@ -1,6 +1,6 @@
-/* Internal structures of agentsafe-proxy shared by server.c (workers,
- * policy swap), conn.c (request handling) and relay.c (tunnel relay). Not
- * for use outside proxy/. */
+/* Internal structures of agentsafe-proxy shared by server.c (workers),
+ * conn.c (requests), forward.c (plain HTTP), relay.c and splice.c (tunnels).
+ * Not for use outside proxy/. */
 #ifndef AGENTSAFE_PROXY_INT_H
 #define AGENTSAFE_PROXY_INT_H
 
@@ -72,6 +72,7 @@ struct proxy_server {
 	atomic_uint nconns;	/* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
 	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
+	bool trace;		/* AGENTSAFE_PROXY_TRACE=1: state changes */
 	unsigned fd_limit;	/* RLIMIT_NOFILE soft limit at start */
 	atomic_uint pipe_pairs; /* splice pipes held now, all workers */
 	unsigned nworkers;
@@ -85,6 +86,7 @@ struct proxy_server {
 struct policy *proxy_policy_get(struct proxy_server *srv);
 
 enum conn_state {
+	CS_NEW,	    /* accepted, not set up yet */
 	CS_HEAD,    /* reading a request head */
 	CS_RESOLVE, /* waiting for evdns */
 	CS_HELLO,   /* 200 sent, reading the ClientHello */
@@ -94,6 +96,21 @@ enum conn_state {
 	CS_CLOSING, /* answer queued; flush, then linger and free */
 };
 
+/* One end of a connection. The two ends are two copies of this struct,
+ * each pointing at the other, so one relay function serves both
+ * directions and every reason code comes from the side it concerns. */
+struct conn_side {
+	struct conn *conn;
+	struct conn_side *peer;
+	struct bufferevent *bev;  /* NULL while the side has no socket */
+	const char *name;	  /* "client" or "upstream" */
+	const char *reset_reason; /* the side reset the connection */
+	const char *error_reason; /* another socket error on the side */
+	bool eof;		  /* read side finished */
+	bool shut;	/* write side shut down after the peer's EOF */
+	uint64_t bytes; /* read from this side, passed to the peer */
+};
+
 struct conn {
 	struct worker *w;
 	struct conn *prev, *next;
@@ -101,8 +118,7 @@ struct conn {
 	bool reject;  /* over max_connections: answer 503 */
 	bool first;   /* no request finished on this connection yet */
 	bool counted; /* holds a slot in srv->nconns */
-	struct bufferevent *cbev; /* client */
-	struct bufferevent *ubev; /* upstream */
+	struct conn_side client, upstream;
 	struct event *timer;	  /* header / connect / hello / linger */
 	struct event *idle_timer; /* relay idle check */
 	struct timespec t_start, t_open, last_activity;
@@ -110,7 +126,7 @@ struct conn {
 	struct policy *pol; /* held from policy_match to policy_check_addr */
 
 	/* What the log needs, filled in as it becomes known. */
-	char client[PROXY_ADDRSTR_MAX];
+	char client_addr[PROXY_ADDRSTR_MAX];
 	char id[48];
 	char method[32];
 	char host[POLICY_HOST_MAX + 1];
@@ -133,9 +149,6 @@ struct conn {
 
 	/* Tunnel relay. */
 	struct splice_state *splice; /* zero-copy mode, see splice.c */
-	int64_t bytes_up, bytes_down;
-	bool c_eof, u_eof;   /* read side finished */
-	bool c_shut, u_shut; /* write side shut down after the peer's EOF */
 
 	/* Plain-HTTP forward of one request. */
 	char *fwd_head; /* rewritten request head for the upstream */
@@ -157,22 +170,43 @@ struct conn {
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa);
 void conn_free(struct conn *c);
 void conn_shutdown(struct conn *c); /* drain deadline: close with a record */
+/* Every state change goes through here (traced with AGENTSAFE_PROXY_TRACE). */
+void conn_set_state(struct conn *c, enum conn_state st);
+void conn_trace(const struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void conn_log(struct conn *c, const char *event, const char *reason,
 	      const char *message, bool with_totals);
 void conn_finish_request(struct conn *c, const char *reason);
 int64_t conn_ms_since(const struct timespec *t);
+void conn_touch(struct conn *c); /* something moved: reset the idle clock */
+/* The reason code for socket error `e` on side `s`. */
+const char *conn_side_reason(const struct conn_side *s, int e);
+void conn_release_upstream(struct conn *c);
+/* Flush to the client, shut our side, linger, free (CS_CLOSING). */
+void conn_start_closing(struct conn *c);
+/* Answer `status` with `reason` in the head and body, then close. */
+void conn_reply_error(struct conn *c, int status, const char *reason,
+		      const char *detail);
+/* Keep-alive: forget the finished request and read the next head. */
+void conn_next_request(struct conn *c);
 
-/* relay.c */
+/* forward.c: one plain-HTTP request at a time (CS_FWD). */
+/* Rewrites the request head for the upstream; 0, or the status to refuse
+ * with (err says why). */
+int fwd_prepare(struct conn *c, const struct http_request *req, char *err,
+		size_t errlen);
+void fwd_start(struct conn *c);
+void fwd_read(struct conn_side *s);
+void fwd_write_drained(struct conn_side *s);
+void fwd_event(struct conn_side *s, short what);
+void fwd_idle_timeout(struct conn *c);
+
+/* relay.c: an established tunnel (CS_RELAY). */
 void relay_start(struct conn *c);
-void relay_client_read(struct conn *c);
-void relay_upstream_read(struct conn *c);
-void relay_write_drained(struct conn *c, bool client_side);
-void relay_event(struct conn *c, bool client_side, short what);
-/* Moves up to `limit` bytes from src's input to dst's output, stopping
- * early (and pausing src) when dst already holds RELAY_BUF_MAX. Returns
- * bytes moved. */
-size_t relay_move(struct bufferevent *src, struct bufferevent *dst,
-		  size_t limit);
+void relay_read(struct conn_side *s);
+/* The output of `s` fell below the write watermark. */
+void relay_write_drained(struct conn_side *s);
+void relay_event(struct conn_side *s, short what);
 
 /* splice.c */
 bool relay_splice_start(struct conn *c);

@@ -1,57 +1,50 @@
-/* Byte relay of an established CONNECT tunnel: both directions with
- * backpressure (a side stops being read while the other side has
- * RELAY_BUF_MAX queued), half-close passed through with shutdown(2), and
- * the close record when both directions are done. Kept separate from the
- * request logic so a splice(2) fast path can replace the copy loop. */
+/* Copy relay of an established CONNECT tunnel: one set of functions serves
+ * both directions (a conn_side and its peer), with backpressure, half-close
+ * by shutdown(2), and a hand-over to splice.c once nothing is buffered. */
 #include "proxy_int.h"
 
-#include <errno.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
 
-static void touch(struct conn *c)
+static size_t out_len(const struct conn_side *s)
 {
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &c->last_activity);
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
-size_t relay_move(struct bufferevent *src, struct bufferevent *dst,
-		  size_t limit)
+/* Moves what `s` sent to its peer's output; stops reading `s` while the
+ * peer already holds RELAY_BUF_MAX (the per-direction bound). */
+static void pass(struct conn_side *s)
 {
-	struct evbuffer *in = bufferevent_get_input(src);
-	struct evbuffer *out = bufferevent_get_output(dst);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t n = evbuffer_get_length(in);
-	if (n > limit)
-		n = limit;
 	if (n > 0)
-		evbuffer_remove_buffer(in, out, n);
-	if (evbuffer_get_length(out) >= RELAY_BUF_MAX)
-		bufferevent_disable(src, EV_READ);
-	return n;
+		evbuffer_remove_buffer(in, bufferevent_get_output(s->peer->bev),
+				       n);
+	s->bytes += n;
+	if (out_len(s->peer) >= RELAY_BUF_MAX)
+		bufferevent_disable(s->bev, EV_READ);
 }
 
-static void finish(struct conn *c, const char *reason)
+/* Shut the write side of `s` once everything queued for it is out and
+ * its peer has sent EOF. */
+static void shut_when_flushed(struct conn_side *s)
 {
-	conn_log(c, "close", reason, NULL, true);
-	conn_free(c);
+	if (s->peer->eof && !s->shut && out_len(s) == 0) {
+		shutdown(bufferevent_getfd(s->bev), SHUT_WR);
+		s->shut = true;
+		conn_trace(s->conn, "%s shut for writing", s->name);
+	}
 }
 
-/* Shut the write side of `dst` once everything queued for it is out and
- * its peer has sent EOF; close the tunnel when both directions are done. */
+/* Close the tunnel when both directions are done. Returns true when the
+ * conn was freed. */
 static bool maybe_shut(struct conn *c)
 {
-	if (c->c_eof && !c->u_shut &&
-	    evbuffer_get_length(bufferevent_get_output(c->ubev)) == 0) {
-		shutdown(bufferevent_getfd(c->ubev), SHUT_WR);
-		c->u_shut = true;
-	}
-	if (c->u_eof && !c->c_shut &&
-	    evbuffer_get_length(bufferevent_get_output(c->cbev)) == 0) {
-		shutdown(bufferevent_getfd(c->cbev), SHUT_WR);
-		c->c_shut = true;
-	}
-	if (c->u_shut && c->c_shut) {
-		finish(c, "eof");
+	shut_when_flushed(&c->upstream);
+	shut_when_flushed(&c->client);
+	if (c->upstream.shut && c->client.shut) {
+		conn_finish_request(c, "eof");
 		return true;
 	}
 	return false;
@@ -61,92 +54,67 @@ static bool maybe_shut(struct conn *c)
  * splice(2) path. */
 static void try_splice(struct conn *c)
 {
-	if (c->c_eof || c->u_eof || c->splice != NULL)
+	if (c->client.eof || c->upstream.eof || c->splice != NULL)
 		return;
-	if (evbuffer_get_length(bufferevent_get_input(c->cbev)) != 0 ||
-	    evbuffer_get_length(bufferevent_get_output(c->cbev)) != 0 ||
-	    evbuffer_get_length(bufferevent_get_input(c->ubev)) != 0 ||
-	    evbuffer_get_length(bufferevent_get_output(c->ubev)) != 0)
-		return;
+	const struct conn_side *sides[2] = {&c->client, &c->upstream};
+	for (int i = 0; i < 2; i++)
+		if (evbuffer_get_length(bufferevent_get_input(sides[i]->bev)) !=
+			0 ||
+		    out_len(sides[i]) != 0)
+			return;
 	(void)relay_splice_start(c);
 }
 
 void relay_start(struct conn *c)
 {
-	c->state = CS_RELAY;
-	touch(c);
-	bufferevent_setwatermark(c->cbev, EV_READ, 0, 0);
+	conn_set_state(c, CS_RELAY);
+	conn_touch(c);
+	bufferevent_setwatermark(c->client.bev, EV_READ, 0, 0);
 	/* Bytes the client sent early (the checked ClientHello) go first. */
-	c->bytes_up += (int64_t)relay_move(c->cbev, c->ubev, SIZE_MAX);
-	if (!c->c_eof)
-		bufferevent_enable(c->cbev, EV_READ);
-	bufferevent_enable(c->ubev, EV_READ);
-	if (c->c_eof)
+	pass(&c->client);
+	if (!c->client.eof)
+		bufferevent_enable(c->client.bev, EV_READ);
+	bufferevent_enable(c->upstream.bev, EV_READ);
+	if (c->client.eof)
 		(void)maybe_shut(c);
 	else
 		try_splice(c);
 }
 
-void relay_client_read(struct conn *c)
+void relay_read(struct conn_side *s)
 {
-	touch(c);
-	c->bytes_up += (int64_t)relay_move(c->cbev, c->ubev, SIZE_MAX);
+	conn_touch(s->conn);
+	pass(s);
 }
 
-void relay_upstream_read(struct conn *c)
+/* The output of `s` fell to the low watermark: resume reading its peer
+ * and pass on what the peer left. */
+void relay_write_drained(struct conn_side *s)
 {
-	touch(c);
-	c->bytes_down += (int64_t)relay_move(c->ubev, c->cbev, SIZE_MAX);
-}
-
-/* The write callback of one side ran (its output fell to the low
- * watermark): resume reading the other side and pass on what it left. */
-void relay_write_drained(struct conn *c, bool client_side)
-{
-	struct bufferevent *dst = client_side ? c->cbev : c->ubev;
-	struct bufferevent *src = client_side ? c->ubev : c->cbev;
-	bool src_eof = client_side ? c->u_eof : c->c_eof;
-	touch(c);
-	if (!src_eof &&
-	    evbuffer_get_length(bufferevent_get_output(dst)) < RELAY_BUF_MAX) {
-		size_t n = relay_move(src, dst, SIZE_MAX);
-		if (client_side)
-			c->bytes_down += (int64_t)n;
-		else
-			c->bytes_up += (int64_t)n;
-		if (evbuffer_get_length(bufferevent_get_output(dst)) <
-		    RELAY_BUF_MAX)
-			bufferevent_enable(src, EV_READ);
+	struct conn *c = s->conn;
+	conn_touch(c);
+	if (!s->peer->eof && out_len(s) < RELAY_BUF_MAX) {
+		pass(s->peer);
+		if (out_len(s) < RELAY_BUF_MAX)
+			bufferevent_enable(s->peer->bev, EV_READ);
 	}
 	if (!maybe_shut(c))
 		try_splice(c);
 }
 
-void relay_event(struct conn *c, bool client_side, short what)
+void relay_event(struct conn_side *s, short what)
 {
 	if (what & BEV_EVENT_ERROR) {
-		int e = EVUTIL_SOCKET_ERROR();
-		const char *reason;
-		if (client_side)
-			reason =
-			    e == ECONNRESET ? "client_reset" : "client_error";
-		else
-			reason = e == ECONNRESET ? "upstream_reset"
-						 : "upstream_error";
-		finish(c, reason);
+		conn_finish_request(s->conn,
+				    conn_side_reason(s, EVUTIL_SOCKET_ERROR()));
 		return;
 	}
 	if (!(what & BEV_EVENT_EOF))
 		return;
 	/* Whatever arrived before the EOF was passed on by the read
 	 * callback; pass on any rest, then half-close the other way. */
-	if (client_side) {
-		c->c_eof = true;
-		c->bytes_up += (int64_t)relay_move(c->cbev, c->ubev, SIZE_MAX);
-	} else {
-		c->u_eof = true;
-		c->bytes_down +=
-		    (int64_t)relay_move(c->ubev, c->cbev, SIZE_MAX);
-	}
-	(void)maybe_shut(c);
+	s->eof = true;
+	conn_trace(s->conn, "%s sent EOF", s->name);
+	pass(s);
+	(void)maybe_shut(s->conn);
 }

@@ -1,8 +1,6 @@
 /* agentsafe-proxy process structure: N worker threads, each with its own
- * event_base, evdns_base and SO_REUSEPORT listening socket per address (the
- * kernel spreads connections over them, so every core serves); the main
- * thread binds, drops privileges, and then only waits for signals: SIGHUP
- * swaps the policy under a mutex, SIGUSR1 reopens the log, SIGTERM drains. */
+ * event loop, resolver and SO_REUSEPORT listener per address; the main thread
+ * binds, drops privileges, then only handles SIGHUP, SIGUSR1 and SIGTERM. */
 #include "proxy_int.h"
 
 #include <errno.h>
@@ -89,6 +87,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
+	const char *trace = getenv("AGENTSAFE_PROXY_TRACE");
+	s->trace = trace != NULL && strcmp(trace, "1") == 0;
 	/* Splice pipes are held only while bytes are moving (splice.c), and
 	 * only within what the descriptor limit leaves after 2 per
 	 * connection, so idle tunnels never cost pipes. */
@@ -222,7 +222,8 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg)
 	while (c != NULL) {
 		struct conn *next = c->next;
 		if (c->state == CS_HEAD &&
-		    evbuffer_get_length(bufferevent_get_input(c->cbev)) == 0)
+		    evbuffer_get_length(bufferevent_get_input(c->client.bev)) ==
+			0)
 			conn_free(c);
 		c = next;
 	}
@@ -431,6 +432,8 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	}
 	(void)fflush(stderr);
 
+	/* SIGHUP swaps the policy under a mutex, SIGUSR1 reopens the log,
+	 * SIGTERM and SIGINT drain. */
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&set, &sig) != 0)

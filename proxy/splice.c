@@ -1,11 +1,6 @@
-/* Zero-copy fast path of the tunnel relay: once an established tunnel has
- * nothing buffered in user space, bytes move socket -> pipe -> socket with
- * splice(2) and never enter the proxy's memory. One pipe per direction is
- * the backpressure bound (at most a pipe's worth in flight). A direction
- * holds its pipe only while bytes are in flight and gives it back when the
- * pipe is empty and the source has nothing more, so an idle tunnel costs
- * two descriptors and no pipe buffers; when the descriptor budget has no
- * pipe to spare, the direction waits a moment and retries. */
+/* Zero-copy fast path of the tunnel relay: once nothing is buffered in user
+ * space, bytes move socket -> pipe -> socket with splice(2) and never enter
+ * the proxy's memory. */
 #include "proxy_int.h"
 
 #include <errno.h>
@@ -17,13 +12,19 @@
 
 #include <event2/buffer.h>
 
+/* One pipe per direction is the backpressure bound (at most a pipe's worth
+ * in flight). A direction holds its pipe only while bytes are in flight and
+ * gives it back when the pipe is empty and the source has nothing more, so
+ * an idle tunnel costs two descriptors and no pipe buffers; when the
+ * descriptor budget has no pipe to spare, the direction waits a moment and
+ * retries. A direction's EOF and shutdown are its sides' `eof` and `shut`,
+ * as in the copy relay. */
 struct splice_dir {
 	struct conn *c;
-	int from, to;
+	struct conn_side *from, *to; /* to == from->peer */
+	int from_fd, to_fd;
 	int pipe[2];
-	size_t inpipe;	/* bytes read into the pipe, not yet written out */
-	bool eof, shut; /* `from` sent EOF; `to` was shut down for writing */
-	bool up;	/* client -> upstream */
+	size_t inpipe; /* bytes read into the pipe, not yet written out */
 	struct event *rd, *wr, *retry;
 };
 
@@ -91,21 +92,15 @@ void relay_splice_free(struct conn *c)
 	c->splice = NULL;
 }
 
-static void finish(struct conn *c, const char *reason)
+/* A failed read concerns `from`, a failed write `to`. A write that fails
+ * with EPIPE counts as a reset of the upstream only (as before sides were
+ * one struct; the client's EPIPE stays client_error). */
+static void fail(struct splice_dir *d, int e, bool reading)
 {
-	conn_log(c, "close", reason, NULL, true);
-	conn_free(c);
-}
-
-static const char *error_reason(const struct splice_dir *d, int e, bool reading)
-{
-	/* Reading from the client or writing to the upstream concern the
-	 * side the error came from. */
-	bool client = d->up == reading;
-	if (client)
-		return e == ECONNRESET ? "client_reset" : "client_error";
-	return e == ECONNRESET || e == EPIPE ? "upstream_reset"
-					     : "upstream_error";
+	struct conn_side *s = reading ? d->from : d->to;
+	if (e == EPIPE && s == &d->c->upstream)
+		e = ECONNRESET;
+	conn_finish_request(d->c, conn_side_reason(s, e));
 }
 
 /* Move as much as the sockets allow in one direction. Returns false when
@@ -116,16 +111,12 @@ static bool pump(struct splice_dir *d)
 	for (;;) {
 		if (d->inpipe > 0) {
 			ssize_t n =
-			    splice(d->pipe[0], NULL, d->to, NULL, d->inpipe,
+			    splice(d->pipe[0], NULL, d->to_fd, NULL, d->inpipe,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n > 0) {
 				d->inpipe -= (size_t)n;
-				if (d->up)
-					c->bytes_up += n;
-				else
-					c->bytes_down += n;
-				clock_gettime(CLOCK_MONOTONIC_COARSE,
-					      &c->last_activity);
+				d->from->bytes += (uint64_t)n;
+				conn_touch(c);
 				continue;
 			}
 			if (n < 0 && errno == EINTR)
@@ -136,21 +127,21 @@ static bool pump(struct splice_dir *d)
 				event_add(d->wr, NULL);
 				return true;
 			}
-			finish(c,
-			       error_reason(d, n < 0 ? errno : EPIPE, false));
+			fail(d, n < 0 ? errno : EPIPE, false);
 			return false;
 		}
 		event_del(d->wr);
-		if (d->eof) {
+		if (d->from->eof) {
 			pipe_put(d);
-			if (!d->shut) {
-				shutdown(d->to, SHUT_WR);
-				d->shut = true;
+			if (!d->to->shut) {
+				shutdown(d->to_fd, SHUT_WR);
+				d->to->shut = true;
+				conn_trace(c, "%s shut for writing",
+					   d->to->name);
 			}
-			struct splice_dir *o =
-			    &c->splice->dir[d == &c->splice->dir[0]];
-			if (o->shut) {
-				finish(c, "eof");
+			/* The other direction is done when `from` was shut. */
+			if (d->from->shut) {
+				conn_finish_request(c, "eof");
 				return false;
 			}
 			return true;
@@ -165,14 +156,15 @@ static bool pump(struct splice_dir *d)
 			return true;
 		}
 		ssize_t n =
-		    splice(d->from, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
+		    splice(d->from_fd, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			d->inpipe = (size_t)n;
 			continue;
 		}
 		if (n == 0) {
-			d->eof = true;
+			d->from->eof = true;
+			conn_trace(c, "%s sent EOF", d->from->name);
 			event_del(d->rd);
 			continue;
 		}
@@ -185,7 +177,7 @@ static bool pump(struct splice_dir *d)
 			event_add(d->rd, NULL);
 			return true;
 		}
-		finish(c, error_reason(d, errno, true));
+		fail(d, errno, true);
 		return false;
 	}
 }
@@ -208,29 +200,29 @@ bool relay_splice_start(struct conn *c)
 	struct splice_state *s = calloc(1, sizeof *s);
 	if (s == NULL)
 		return false;
-	int cfd = bufferevent_getfd(c->cbev);
-	int ufd = bufferevent_getfd(c->ubev);
 	for (int i = 0; i < 2; i++) {
 		struct splice_dir *d = &s->dir[i];
 		d->c = c;
-		d->up = i == 0;
-		d->from = d->up ? cfd : ufd;
-		d->to = d->up ? ufd : cfd;
+		d->from = i == 0 ? &c->client : &c->upstream;
+		d->to = d->from->peer;
+		d->from_fd = bufferevent_getfd(d->from->bev);
+		d->to_fd = bufferevent_getfd(d->to->bev);
 		d->pipe[0] = d->pipe[1] = -1;
 	}
 	for (int i = 0; i < 2; i++) {
 		struct splice_dir *d = &s->dir[i];
-		d->rd = event_new(c->w->base, d->from, EV_READ | EV_PERSIST,
+		d->rd = event_new(c->w->base, d->from_fd, EV_READ | EV_PERSIST,
 				  io_cb, d);
-		d->wr = event_new(c->w->base, d->to, EV_WRITE | EV_PERSIST,
+		d->wr = event_new(c->w->base, d->to_fd, EV_WRITE | EV_PERSIST,
 				  io_cb, d);
 		d->retry = event_new(c->w->base, -1, 0, io_cb, d);
 		if (d->rd == NULL || d->wr == NULL || d->retry == NULL)
 			goto fallback;
 	}
-	bufferevent_disable(c->cbev, EV_READ | EV_WRITE);
-	bufferevent_disable(c->ubev, EV_READ | EV_WRITE);
+	bufferevent_disable(c->client.bev, EV_READ | EV_WRITE);
+	bufferevent_disable(c->upstream.bev, EV_READ | EV_WRITE);
 	c->splice = s;
+	conn_trace(c, "splice on");
 	for (int i = 0; i < 2; i++)
 		event_add(s->dir[i].rd, NULL);
 	return true;

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -153,6 +154,9 @@ def banner_upstream(up, c):
     c.sendall(b"SSH-2.0-agentsafe-test\r\n")
     d = c.recv(4096)
     while d:
+        if d == b"RESET\n":  # leave with a TCP RST instead of a FIN
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return
         c.sendall(d)
         d = c.recv(4096)
 
@@ -211,6 +215,9 @@ class Proxy:
             cmd += ["--workers", str(workers)]
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        # State changes and the splice hand-over on stderr: the suite
+        # checks which relay path carried the tunnels.
+        env.setdefault("AGENTSAFE_PROXY_TRACE", "1")
         limit = None
         if nofile:
             def limit():
@@ -559,6 +566,59 @@ def tls_false_rule_tunnels_a_non_tls_protocol(P):
     assert only(recs, event="open", host="ssh.test")
 
 
+def raw_tunnel(P):
+    """A tunnel to the banner service (tls: false), banner already read."""
+    s, st, data = connect_tunnel(P.port, "ssh.test:443")
+    assert st == 200, st
+    while b"\r\n" not in data:
+        data += s.recv(4096)
+    assert data == b"SSH-2.0-agentsafe-test\r\n", data
+    return s
+
+
+def tunnel_close_record(P):
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    return only(recs, event="close", host="ssh.test")
+
+
+@case
+def tunnel_half_close_passes_through_and_counts_bytes(P):
+    # The client's FIN reaches the upstream while the upstream's answer
+    # still comes back; then the upstream's FIN closes the tunnel.
+    s = raw_tunnel(P)
+    s.sendall(b"one way\n")
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    d = s.recv(4096)
+    while d:
+        got += d
+        d = s.recv(4096)
+    s.close()
+    assert got == b"one way\n", got
+    r = tunnel_close_record(P)
+    assert r["reason"] == "eof", r
+    assert r["bytes_up"] == 8 and r["bytes_down"] == 24 + 8, r
+
+
+@case
+def tunnel_upstream_reset_is_recorded_as_upstream_reset(P):
+    s = raw_tunnel(P)
+    s.sendall(b"RESET\n")
+    assert closed_without_data(s)
+    s.close()
+    assert tunnel_close_record(P)["reason"] == "upstream_reset"
+
+
+@case
+def tunnel_client_reset_is_recorded_as_client_reset(P):
+    s = raw_tunnel(P)
+    s.sendall(b"ping\n")
+    assert s.recv(4096) == b"ping\n"
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+    assert tunnel_close_record(P)["reason"] == "client_reset"
+
+
 @case
 def malformed_request_line_gets_400(P):
     s = connect(P.port, "GARBAGE\r\n\r\n")
@@ -871,6 +931,22 @@ def case_sigkill_loses_no_completed_record():
 
 # ---------------------------------------------------------------- main
 
+def relay_path_check(err, failed):
+    """The tunnel cases ran on the relay path this run is for: with
+    AGENTSAFE_PROXY_NO_SPLICE set no tunnel may reach splice(2) (else the
+    copy relay went untested), without it tunnels must."""
+    no_splice = "AGENTSAFE_PROXY_NO_SPLICE" in os.environ
+    relayed = len(re.findall(r"conn \S+: \S+ -> RELAY$", err, re.M))
+    spliced = len(re.findall(r"conn \S+: splice on$", err, re.M))
+    name = "tunnels_ran_on_the_%s_relay" % ("copy" if no_splice else "splice")
+    ok = relayed > 0 and (spliced == 0 if no_splice else spliced > 0)
+    if ok:
+        print("ok   %-70s" % ("%s (%d tunnels, %d spliced)" % (name, relayed, spliced)))
+    else:
+        failed.append(name)
+        print("FAIL %s: %d tunnels, %d spliced" % (name, relayed, spliced))
+
+
 def main():
     make_pki()
     global UPS
@@ -902,6 +978,8 @@ def main():
         print("FAIL main proxy exit rc=%s\n%s" % (rc, err[-4000:]))
     else:
         print("ok   %-70s" % "sigterm_drains_and_exits_clean_under_asan")
+    if not ARGS.k:
+        relay_path_check(err, failed)
     for fn in (case_max_connections, case_descriptor_limit_refuses_new_and_keeps_tunnels_moving,
                case_reload_and_reopen, case_sigkill_loses_no_completed_record):
         if ARGS.k not in fn.__name__:
