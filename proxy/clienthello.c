@@ -10,6 +10,9 @@
 #define TLS_EXT_SERVER_NAME	   0x0000
 #define TLS_SNI_HOST_NAME	   0x00
 #define TLS_RECORD_MAX		   16384 /* plaintext fragment limit, RFC 8446 5.1 */
+#define TLS_EXT_ECH		   0xfe0d /* encrypted_client_hello, esni-13 on */
+#define TLS_EXT_ECH_DRAFT_MIN	   0xfe08 /* draft-ietf-tls-esni-08 .. -12 */
+#define TLS_EXT_ESNI_DRAFT	   0xffce /* encrypted_server_name, esni-01..-06 */
 
 const char *clienthello_result_str(enum clienthello_result r)
 {
@@ -26,6 +29,8 @@ const char *clienthello_result_str(enum clienthello_result r)
 		return "malformed";
 	case CH_TOO_LARGE:
 		return "too_large";
+	case CH_ECH:
+		return "ech";
 	}
 	return "malformed";
 }
@@ -101,6 +106,15 @@ static enum clienthello_result parse_sni(const uint8_t *p, size_t len,
 	return CH_OK;
 }
 
+/* Encrypted Client Hello, in its final or a draft form: the name the
+ * client really reaches is encrypted, so the SNI check would be checking
+ * the front end's public name only. */
+static int is_ech(unsigned type)
+{
+	return (type >= TLS_EXT_ECH_DRAFT_MIN && type <= TLS_EXT_ECH) ||
+	       type == TLS_EXT_ESNI_DRAFT;
+}
+
 /* The ClientHello body (RFC 8446 4.1.2; the TLS 1.2 layout is the same up
  * to the extensions). */
 static enum clienthello_result parse_hello(const uint8_t *p, size_t len,
@@ -128,13 +142,17 @@ static enum clienthello_result parse_hello(const uint8_t *p, size_t len,
 	size_t exts = rd_u16(&r);
 	if (r.bad || exts != rd_left(&r))
 		return CH_MALFORMED;
-	int found = 0, seen_sni_ext = 0;
+	int found = 0, seen_sni_ext = 0, ech = 0;
 	while (rd_left(&r) > 0) {
 		unsigned type = rd_u16(&r);
 		size_t elen = rd_u16(&r);
 		const uint8_t *body = rd_skip(&r, elen);
 		if (r.bad)
 			return CH_MALFORMED;
+		/* Noted, not returned at once: a malformed hello stays
+		 * malformed, and the outer name is kept for the record. */
+		if (is_ech(type))
+			ech = 1;
 		if (type != TLS_EXT_SERVER_NAME)
 			continue;
 		if (seen_sni_ext++)
@@ -144,6 +162,8 @@ static enum clienthello_result parse_hello(const uint8_t *p, size_t len,
 		if (e != CH_OK)
 			return e;
 	}
+	if (ech)
+		return CH_ECH;
 	return found ? CH_OK : CH_NO_SNI;
 }
 

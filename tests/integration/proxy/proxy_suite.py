@@ -338,6 +338,32 @@ def tls_get(s, obj, inc, out, host):
     return data
 
 
+def with_extension(hello, ext_type, body):
+    """The first flight `hello` (one TLS record) with one more extension
+    appended to its ClientHello, every length fixed up."""
+    rlen = int.from_bytes(hello[3:5], "big")
+    msg, rest = hello[5:5 + rlen], hello[5 + rlen:]
+    assert msg[0] == 1 and int.from_bytes(msg[1:4], "big") == len(msg) - 4, "one whole hello"
+    b = msg[4:]
+    i = 2 + 32
+    i += 1 + b[i]                                   # session id
+    i += 2 + int.from_bytes(b[i:i + 2], "big")      # cipher suites
+    i += 1 + b[i]                                   # compression
+    elen = int.from_bytes(b[i:i + 2], "big")
+    exts = b[i + 2:i + 2 + elen] + ext_type.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
+    b = b[:i] + len(exts).to_bytes(2, "big") + exts
+    msg = b"\x01" + len(b).to_bytes(3, "big") + b
+    return hello[:3] + len(msg).to_bytes(2, "big") + msg + rest
+
+
+def ech_outer_body():
+    """An encrypted_client_hello body of the outer kind: type 0, HPKE suite
+    (HKDF-SHA256, AES-128-GCM), config id, enc, payload."""
+    enc, payload = os.urandom(32), os.urandom(180)
+    return (b"\x00" + b"\x00\x01\x00\x01" + b"\x2a" + len(enc).to_bytes(2, "big") + enc
+            + len(payload).to_bytes(2, "big") + payload)
+
+
 def closed_without_data(s, timeout=5.0):
     s.settimeout(timeout)
     try:
@@ -488,6 +514,34 @@ def missing_sni_refused(P):
     s.sendall(hello)
     assert closed_without_data(s)
     assert only(P.new(1), event="deny", host="ok.test")["reason"] == "no_sni"
+
+
+@case
+def encrypted_client_hello_refused_with_reason_ech(P):
+    before = UPS["tls"].accepted
+    # ECH (0xfe0d) and draft ESNI (0xffce) next to an SNI that matches the
+    # CONNECT host: the outer name is fine, the real one is encrypted.
+    for ext, body in ((0xfe0d, ech_outer_body()), (0xffce, os.urandom(64))):
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        _, _, _, hello = client_hello("ok.test")
+        s.sendall(with_extension(hello, ext, body))
+        assert closed_without_data(s), hex(ext)
+        r = only(P.new(1), event="deny", host="ok.test")
+        assert r["reason"] == "ech" and r.get("sni") == "ok.test", (hex(ext), r)
+        s.close()
+    assert UPS["tls"].accepted == before, "the upstream saw a connection"
+    # The same rewriting with a code point next to ECH's is an ordinary
+    # unknown extension: the tunnel opens (the handshake itself would fail,
+    # the client's transcript no longer matches, but that is past the proxy).
+    s, st, _ = connect_tunnel(P.port, "ok.test:443")
+    assert st == 200, st
+    _, _, _, hello = client_hello("ok.test")
+    s.sendall(with_extension(hello, 0xfe0e, b"\x00" * 8))
+    recs = P.new(1, pred=lambda r: r["event"] == "open")
+    assert only(recs, event="open", host="ok.test")["sni"] == "ok.test", recs
+    s.close()
+    P.new(1, pred=lambda r: r["event"] == "close")
 
 
 @case

@@ -592,6 +592,75 @@ static void empty_record_is_malformed(void **state)
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 }
 
+static void ech_and_draft_esni_refused(void **state)
+{
+	(void)state;
+	char sni[256];
+	uint8_t e[256];
+	struct w w = {e, 0};
+	const char *name = "public.test";
+	size_t nl = 11;
+	unsigned t = 0;
+	/* encrypted_client_hello (RFC 9849 / draft-13+, 0xfe0d) beside an
+	 * outer SNI: the name the client really reaches is inside the
+	 * encrypted part, so the hello is refused; the outer name is still
+	 * handed back for the record. */
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	put_other_ext(&w, 0xfe0d, 40);
+	size_t n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	assert_string_equal(sni, "public.test");
+	/* Before the SNI, and without any SNI at all: still ech, not
+	 * no_sni. */
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 40);
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 0);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	assert_string_equal(sni, "");
+	/* Draft ESNI (0xffce) and the earlier ECH draft code points. */
+	static const unsigned drafts[] = {0xffce, 0xfe08, 0xfe09,
+					  0xfe0a, 0xfe0b, 0xfe0c};
+	for (size_t i = 0; i < sizeof drafts / sizeof drafts[0]; i++) {
+		w.n = 0;
+		put_sni_ext(&w, 1, &t, &name, &nl);
+		put_other_ext(&w, drafts[i], 12);
+		n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+		assert_int_equal(parse(out, n, sni), CH_ECH);
+	}
+	/* Neighbouring code points are ordinary unknown extensions. */
+	static const unsigned others[] = {0xfe07, 0xfe0e, 0xffcd, 0xffcf,
+					  0xfd00};
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		w.n = 0;
+		put_sni_ext(&w, 1, &t, &name, &nl);
+		put_other_ext(&w, others[i], 12);
+		n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+		assert_int_equal(parse(out, n, sni), CH_OK);
+	}
+	/* A malformed hello is malformed first, whatever it offers. */
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 4);
+	size_t hl = build_hello(e, w.n, 1, hs);
+	hs[hl - 5] = 9; /* the ECH extension claims more than there is */
+	n = frame(hs, hl, 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* Fragmented across records, a byte at a time: need_more until the
+	 * whole hello is in, then ech. */
+	w.n = 0;
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	put_other_ext(&w, 0xfe0d, 40);
+	hl = build_hello(e, w.n, 1, hs);
+	n = frame(hs, hl, 7, 1, out);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parse(out, i, sni), CH_NEED_MORE);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+}
+
 static void result_strings_and_empty_input(void **state)
 {
 	(void)state;
@@ -605,6 +674,7 @@ static void result_strings_and_empty_input(void **state)
 	assert_string_equal(clienthello_result_str(CH_NO_SNI), "no_sni");
 	assert_string_equal(clienthello_result_str(CH_MALFORMED), "malformed");
 	assert_string_equal(clienthello_result_str(CH_TOO_LARGE), "too_large");
+	assert_string_equal(clienthello_result_str(CH_ECH), "ech");
 }
 
 int main(void)
@@ -626,6 +696,7 @@ int main(void)
 	    cmocka_unit_test(sslv2_hello_is_not_tls),
 	    cmocka_unit_test(wrong_record_or_message_type),
 	    cmocka_unit_test(empty_record_is_malformed),
+	    cmocka_unit_test(ech_and_draft_esni_refused),
 	    cmocka_unit_test(result_strings_and_empty_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
