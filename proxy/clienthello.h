@@ -25,11 +25,12 @@ enum clienthello_result {
  * after the CONNECT response). Pure function, no state: the caller keeps
  * the bytes and calls again when more arrive. On CH_OK the SNI host name is
  * copied into sni (NUL-terminated, exactly as sent; the caller validates and
- * normalises it with policy_host_normalize). A name that does not fit in
- * snilen, or contains a NUL, is CH_MALFORMED. A well-formed hello that
- * offers encrypted_client_hello (0xfe0d, or a draft code point 0xfe08..
- * 0xfe0c) or draft ESNI (0xffce) is CH_ECH, with the outer SNI (if any)
- * copied into sni for the record. */
+ * normalises it with policy_host_normalize). A server_name list that is
+ * not exactly one host_name entry, or a name that does not fit in snilen,
+ * contains a NUL or ends in a dot (RFC 6066 3), is CH_MALFORMED. A well-formed
+ * hello that offers encrypted_client_hello (0xfe0d, or a draft code point
+ * 0xfe08.. 0xfe0c) or draft ESNI (0xffce) is CH_ECH, with the outer SNI (if
+ * any) copied into sni for the record. */
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
 					  char *sni, size_t snilen);
 

@@ -338,9 +338,10 @@ def tls_get(s, obj, inc, out, host):
     return data
 
 
-def with_extension(hello, ext_type, body):
-    """The first flight `hello` (one TLS record) with one more extension
-    appended to its ClientHello, every length fixed up."""
+def edit_extensions(hello, edit):
+    """The first flight `hello` (one TLS record) with its ClientHello's
+    extensions replaced by edit([(type, body), ...]), every length fixed
+    up: how the suite crafts hellos no TLS library would send."""
     rlen = int.from_bytes(hello[3:5], "big")
     msg, rest = hello[5:5 + rlen], hello[5 + rlen:]
     assert msg[0] == 1 and int.from_bytes(msg[1:4], "big") == len(msg) - 4, "one whole hello"
@@ -350,10 +351,27 @@ def with_extension(hello, ext_type, body):
     i += 2 + int.from_bytes(b[i:i + 2], "big")      # cipher suites
     i += 1 + b[i]                                   # compression
     elen = int.from_bytes(b[i:i + 2], "big")
-    exts = b[i + 2:i + 2 + elen] + ext_type.to_bytes(2, "big") + len(body).to_bytes(2, "big") + body
-    b = b[:i] + len(exts).to_bytes(2, "big") + exts
+    raw, exts = b[i + 2:i + 2 + elen], []
+    while raw:
+        t, n = int.from_bytes(raw[0:2], "big"), int.from_bytes(raw[2:4], "big")
+        exts.append((t, raw[4:4 + n]))
+        raw = raw[4 + n:]
+    out = b"".join(t.to_bytes(2, "big") + len(v).to_bytes(2, "big") + v for t, v in edit(exts))
+    b = b[:i] + len(out).to_bytes(2, "big") + out
     msg = b"\x01" + len(b).to_bytes(3, "big") + b
     return hello[:3] + len(msg).to_bytes(2, "big") + msg + rest
+
+
+def with_extension(hello, ext_type, body):
+    return edit_extensions(hello, lambda exts: exts + [(ext_type, body)])
+
+
+def with_server_names(hello, entries):
+    """The hello with its server_name list replaced by entries, a list of
+    (name_type, bytes)."""
+    lst = b"".join(bytes([t]) + len(n).to_bytes(2, "big") + n for t, n in entries)
+    body = len(lst).to_bytes(2, "big") + lst
+    return edit_extensions(hello, lambda exts: [(t, body if t == 0 else v) for t, v in exts])
 
 
 def ech_outer_body():
@@ -542,6 +560,37 @@ def encrypted_client_hello_refused_with_reason_ech(P):
     assert only(recs, event="open", host="ok.test")["sni"] == "ok.test", recs
     s.close()
     P.new(1, pred=lambda r: r["event"] == "close")
+
+
+@case
+def sni_list_other_than_one_host_name_or_with_trailing_dot_refused(P):
+    before = UPS["tls"].accepted
+    _, _, _, hello = client_hello("ok.test")
+    assert with_server_names(hello, [(0, b"ok.test")]) == hello, "the rewriter changes nothing"
+    bad = (
+        [(0, b"ok.test.")],                    # RFC 6066: no trailing dot
+        [(7, b"evil.test"), (0, b"ok.test")],  # first entry not a host_name
+        [(0, b"ok.test"), (7, b"evil.test")],
+        [(1, b"ok.test")],
+    )
+    for entries in bad:
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        s.sendall(with_server_names(hello, entries))
+        assert closed_without_data(s), entries
+        r = only(P.new(1), event="deny", host="ok.test")
+        assert r["reason"] == "bad_clienthello", (entries, r)
+        s.close()
+    assert UPS["tls"].accepted == before, "the upstream saw a connection"
+    # The CONNECT host may carry the trailing dot; the SNI may not.
+    s, st, _ = connect_tunnel(P.port, "ok.test.:443")
+    assert st == 200, st
+    obj, inc, out, hello = client_hello("ok.test")
+    s.sendall(hello)
+    finish_handshake(s, obj, inc, out)
+    assert b"hello from ok.test" in tls_get(s, obj, inc, out, "ok.test")
+    s.close()
+    P.new(2, pred=lambda r: r["event"] in ("open", "close"))
 
 
 @case

@@ -268,9 +268,9 @@ static void sni_name_copied_raw_for_the_caller_to_validate(void **state)
 	assert_int_equal(parse(out, n, sni), CH_OK);
 	assert_string_equal(sni, "bad name!..TEST");
 	/* OpenSSL sends what it is given, too. */
-	n = openssl_hello("UPPER.Example.COM.", out, sizeof out);
+	n = openssl_hello("UPPER.Example.COM", out, sizeof out);
 	assert_int_equal(parse(out, n, sni), CH_OK);
-	assert_string_equal(sni, "UPPER.Example.COM.");
+	assert_string_equal(sni, "UPPER.Example.COM");
 	/* The longest name that fits: 255 bytes in a 256-byte buffer. */
 	char longname[300];
 	memset(longname, 'a', sizeof longname);
@@ -299,6 +299,20 @@ static void sni_name_refused_when_unusable(void **state)
 	memset(longname, 'a', sizeof longname);
 	n = one_name(longname, 256, out);
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* RFC 6066 3: the name is sent without a trailing dot. The CONNECT
+	 * host may carry one (it is normalised away); the SNI may not, or
+	 * "a.test." and "a.test" would be two spellings the upstream may
+	 * route differently. */
+	n = one_name("trail.test.", 11, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	n = one_name(".", 1, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	n = openssl_hello("UPPER.Example.COM.", out, sizeof out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* A dot elsewhere is the caller's to judge. */
+	n = one_name(".lead.test", 10, out);
+	assert_int_equal(parse(out, n, sni), CH_OK);
+	assert_string_equal(sni, ".lead.test");
 }
 
 static void two_sni_names_refused(void **state)
@@ -321,18 +335,37 @@ static void two_sni_names_refused(void **state)
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 
-	/* An entry of another name type is skipped, not counted. */
+	/* The list is exactly one host_name entry (RFC 6066 3, as OpenSSL
+	 * enforces it): an entry of another type, before or after the host
+	 * name, would let a server that reads the list differently pick
+	 * another name. */
 	w.n = 0;
 	unsigned tmix[] = {7, 0};
 	put_sni_ext(&w, 2, tmix, names, lens);
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
-	assert_int_equal(parse(out, n, sni), CH_OK);
-	assert_string_equal(sni, "b.test");
-	/* ... and a list of only other types has no host name. */
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	w.n = 0;
+	unsigned tafter[] = {0, 1};
+	put_sni_ext(&w, 2, tafter, names, lens);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* ... and a list of one entry of another type names no host: not a
+	 * server_name extension anyone should send. */
 	w.n = 0;
 	put_sni_ext(&w, 1, tmix, names, lens);
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
-	assert_int_equal(parse(out, n, sni), CH_NO_SNI);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* An entry followed by a stray byte inside the list. */
+	w.n = 0;
+	put16(&w, 0x0000);
+	put16(&w, 2 + 3 + 6 + 1);
+	put16(&w, 3 + 6 + 1);
+	put8(&w, 0);
+	put16(&w, 6);
+	putb(&w, "a.test", 6);
+	put8(&w, 0);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 }
 
 static void inconsistent_lengths_are_malformed(void **state)
