@@ -31,6 +31,7 @@ UP_TLS = "127.0.0.10"    # ok.test, echo.test, *.wild.test, priv.test's twin
 UP_HTTP = "127.0.0.11"   # fwd.test
 UP_PRIV = "127.0.0.12"   # priv.test: a private address no rule names
 UP_RAW = "127.0.0.13"    # ssh.test: not TLS (tls: false rule)
+UP_SMUG = "127.0.0.14"   # smug.test: plain HTTP origin whose Connection names its framing
 
 
 def sh(*cmd, **kw):
@@ -149,6 +150,17 @@ def http_upstream(up, c):
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
+def smuggling_upstream(up, c):
+    """Answers with a body framed by a Content-Length its own Connection
+    field names: a proxy that strips the field but frames by it hands the
+    client a response the client reads differently."""
+    head, _ = read_head(c)
+    up.heads.append(head.decode("latin-1"))
+    body = b"hello"
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, content-length\r\n\r\n"
+              + body + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+
+
 def banner_upstream(up, c):
     c.sendall(b"SSH-2.0-agentsafe-test\r\n")
     d = c.recv(4096)
@@ -170,10 +182,14 @@ allow:
     ports: [80]
   - host: ssh.test
     tls: false
+  - host: smug.test
+    ports: [80]
   - host: 127.0.0.10
   - host: 127.0.0.11
     ports: [80]
   - host: 127.0.0.13
+  - host: 127.0.0.14
+    ports: [80]
 deny:
   - bad.wild.test
 defaults:
@@ -190,6 +206,7 @@ HOSTS = """\
 127.0.0.11 fwd.test
 127.0.0.12 priv.test
 127.0.0.13 ssh.test
+127.0.0.14 smug.test
 """
 
 
@@ -787,6 +804,52 @@ def smuggling_attempts_on_the_forward_path_get_400(P):
 
 
 @case
+def request_whose_connection_names_a_framing_field_gets_400(P):
+    # The forward path would strip Content-Length (hop-by-hop once
+    # Connection names it) and send the body on as the next request.
+    UPS["http"].heads.clear()
+    smuggled = "GET /smuggled HTTP/1.1\r\nHost: fwd.test\r\n\r\n"
+    attempts = [
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: %d\r\n"
+        "Connection: content-length\r\n\r\n%s" % (len(smuggled), smuggled),
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nConnection: keep-alive, Content-Length\r\n"
+        "Content-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled),
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: TRANSFER-ENCODING\r\n\r\n0\r\n\r\n",
+        "GET http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nConnection: close host\r\n\r\n",
+    ]
+    for a in attempts:
+        s = connect(P.port, a)
+        st, _ = status_of(s)
+        assert st == 400, (a, st)
+        r = P.new(1)
+        assert len(r) == 1 and r[0]["event"] == "deny" and r[0]["reason"] == "bad_request", (a, r)
+        assert "Connection" in r[0].get("message", ""), r
+        s.close()
+    assert UPS["http"].heads == [], "a smuggling attempt reached the upstream: %s" % UPS["http"].heads
+
+
+@case
+def upstream_response_whose_connection_names_its_framing_gets_502(P):
+    UPS["smug"].heads.clear()
+    s = connect(P.port, "GET http://smug.test/ HTTP/1.1\r\nHost: smug.test\r\n\r\n")
+    head, rest = read_head(s)
+    assert head is not None and head.split(b" ")[1] == b"502", head
+    s.settimeout(5)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        rest += d
+    assert b"smuggled" not in rest and b"hello" not in rest, rest
+    assert len(UPS["smug"].heads) == 1, UPS["smug"].heads
+    recs = P.new(1, pred=lambda r: r.get("host") == "smug.test" and r["event"] == "close")
+    r = only(recs, event="close", host="smug.test")
+    assert r["reason"] == "bad_response", r
+    assert "Connection" in r.get("message", ""), r
+
+
+@case
 def chunked_request_body_is_forwarded(P):
     UPS["http"].heads.clear()
     s = connect(P.port, "POST http://fwd.test/up HTTP/1.1\r\nHost: fwd.test\r\n"
@@ -982,6 +1045,7 @@ def main():
         "http": Upstream(UP_HTTP, 80, http_upstream),
         "priv": Upstream(UP_PRIV, 443, tls_http_or_echo, tls=True),
         "raw": Upstream(UP_RAW, 443, banner_upstream),
+        "smug": Upstream(UP_SMUG, 80, smuggling_upstream),
     }
     failed = []
     P = Proxy("main", 3190, workers=2)
