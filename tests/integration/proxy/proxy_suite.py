@@ -169,6 +169,37 @@ def banner_upstream(up, c):
         d = c.recv(4096)
 
 
+# ---------------------------------------------------------------- DNS
+
+UP_DNS = "127.0.0.20"    # the namespace's only DNS server: answers NXDOMAIN to all
+
+
+class NxDns:
+    """A UDP DNS server that records every question name and answers each
+    with NXDOMAIN (the question echoed, no records)."""
+
+    def __init__(self, addr, port=53):
+        self.names = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((addr, port))
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            q, peer = self.sock.recvfrom(4096)
+            if len(q) < 12:
+                continue
+            labels, i = [], 12
+            while i < len(q) and q[i] != 0:
+                labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+                i += 1 + q[i]
+            question = q[12:i + 5]
+            self.names.append(".".join(labels).lower())
+            flags = 0x8180 | 3 | (q[2] & 1) << 8   # response, RD copied, RA, NXDOMAIN
+            self.sock.sendto(q[0:2] + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6
+                             + question, peer)
+
+
 # ---------------------------------------------------------------- proxy
 
 POLICY = """\
@@ -211,7 +242,8 @@ HOSTS = """\
 
 
 class Proxy:
-    def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None):
+    def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None,
+                 resolv_conf=None):
         self.dir = os.path.join(W, name)
         os.makedirs(self.dir, exist_ok=True)
         self.policy = os.path.join(self.dir, "policy.yaml")
@@ -223,7 +255,15 @@ class Proxy:
             f.write(HOSTS)
         self.errf = open(os.path.join(self.dir, "stderr"), "w+")
         cmd = [PROXY_BIN, "--policy", self.policy, "--listen", "127.0.0.1:%d" % port,
-               "--log", self.log, "--session", name, "--hosts", os.path.join(W, "hosts")]
+               "--log", self.log, "--session", name]
+        if resolv_conf is None:
+            cmd += ["--hosts", os.path.join(W, "hosts")]
+        else:
+            # The production resolver (no --hosts, no --dns) reading a
+            # resolv.conf of the test's own, bind-mounted over
+            # /etc/resolv.conf in a mount namespace of the proxy's alone.
+            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv_conf] + cmd
         if workers:
             cmd += ["--workers", str(workers)]
         env = dict(os.environ)
@@ -1035,6 +1075,36 @@ def case_sigkill_loses_no_completed_record():
         assert evs[0] in ("open", "deny") and evs.count("close") <= 1, (i, evs)
 
 
+def case_system_resolver_never_applies_the_search_list():
+    # resolv.conf with a search domain and ndots: a name that does not
+    # exist must not be retried as name.evil.test (a name the policy never
+    # allowed, under a domain whoever runs the search domain controls),
+    # neither before the absolute name (fewer dots than ndots) nor after
+    # its NXDOMAIN (at least ndots dots).
+    conf = os.path.join(W, "resolv.conf")
+    with open(conf, "w") as f:
+        f.write("nameserver %s\nsearch evil.test corp.test\noptions ndots:3\n" % UP_DNS)
+    dns = NxDns(UP_DNS)
+    P = Proxy("resolver", 3195, resolv_conf=conf)
+    try:
+        for name in ("gone.wild.test", "x.gone.deep.wild.test"):
+            s, st, _ = connect_tunnel(P.port, name + ":443")
+            assert st == 502, (name, st)
+            r = only(P.new(1, pred=lambda r: r.get("host") == name), event="deny", host=name)
+            assert r["reason"] == "dns_failure", r
+            s.close()
+        asked = set(dns.names)
+        assert asked == {"gone.wild.test", "x.gone.deep.wild.test"}, sorted(asked)
+        # The policy still decides before any lookup: nothing is asked
+        # about a name it does not allow.
+        s, st, _ = connect_tunnel(P.port, "nope.test:443")
+        assert st == 403, st
+        s.close()
+        assert "nope.test" not in dns.names, dns.names
+    finally:
+        assert P.stop() == 0, P.stderr()
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -1070,7 +1140,8 @@ def main():
     else:
         print("ok   %-70s" % "sigterm_drains_and_exits_clean_under_asan")
     for fn in (case_max_connections, case_descriptor_limit_refuses_new_and_keeps_tunnels_moving,
-               case_reload_and_reopen, case_sigkill_loses_no_completed_record):
+               case_reload_and_reopen, case_sigkill_loses_no_completed_record,
+               case_system_resolver_never_applies_the_search_list):
         if ARGS.k not in fn.__name__:
             continue
         t0 = time.time()
