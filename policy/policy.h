@@ -78,7 +78,8 @@ bool policy_host_is_ip_literal(const char *normalized);
 
 /* Decide a request for host:port (host as received; it is normalised here;
  * an invalid host is denied with reason "bad_host"). Deny rules beat allow
- * rules. An IP-literal host is allowed only when an IP/CIDR rule names it.
+ * rules. An IP-literal host is allowed only when an IP/CIDR rule names it
+ * (a v4 rule: the address or its mapped v6 form, as policy_check_addr).
  * Cost is independent of the number of rules. Always fills *d; returns 0. */
 int policy_match(const struct policy *p, const char *host, uint16_t port,
 		 struct policy_decision *d);
@@ -93,16 +94,18 @@ int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
  * IPv4-compatible v6 forms of any of them. In full: 0/8, 10/8, 100.64/10,
  * 127/8, 169.254/16, 172.16/12, 192.0.0/24, 192.168/16, 198.18/15, 224/4,
  * 240/4; ::, ::1, fc00::/7, fe80::/10, fec0::/10, ff00::/8, 64:ff9b:1::/48,
- * 100::/64; ::ffff:0:0/96, ::/96, 64:ff9b::/96, 2002::/16 and Teredo
- * (2001::/32) judged by the IPv4 address they embed. Non-IP families too. */
+ * 100::/64; ::ffff:0:0/96 (mapped), ::ffff:0:0:0/96 (SIIT), ::/96,
+ * 64:ff9b::/96, 2002::/16 and Teredo (2001::/32) judged by the IPv4 address
+ * they embed. Non-IP families too. */
 bool policy_addr_is_internal(const struct sockaddr *sa);
 
 /* Decide whether the proxy may connect to a resolved address for a request
  * that policy_match() allowed: deny CIDR rules refuse it ("denied_by_rule");
  * an internal address is refused ("private_address") unless an allow rule
  * names that address or a CIDR containing it, for this port. Fills *d.
- * A v6 address embedding a v4 one is also looked up as that v4 address,
- * so v4 rules cannot be sidestepped. d->rule is NULL when a public address
+ * A v6 address embedding a v4 one is also looked up as that v4 address
+ * by deny rules, so they cannot be sidestepped; a v4 allow rule allows the
+ * mapped form (::ffff:a.b.c.d) only. d->rule is NULL when a public address
  * is allowed (the host rule decided). */
 int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
 		      uint16_t port, struct policy_decision *d);

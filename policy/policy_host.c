@@ -286,15 +286,23 @@ bool policy_v4_is_internal(const uint8_t a[4])
 	return false;
 }
 
+bool policy_v6_is_v4_mapped(const uint8_t a[16])
+{
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+					   0, 0, 0, 0, 0xff, 0xff};
+	return memcmp(a, mapped, 12) == 0;
+}
+
 bool policy_v6_embedded_v4(const uint8_t a[16], uint8_t v4[4])
 {
 	static const uint8_t zero[12] = {0};
-	static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
-					   0, 0, 0, 0, 0xff, 0xff};
 	static const uint8_t nat64[12] = {0, 0x64, 0xff, 0x9b, 0, 0,
 					  0, 0,	   0,	 0,    0, 0};
-	if (memcmp(a, mapped, 12) == 0 || memcmp(a, zero, 12) == 0 ||
-	    memcmp(a, nat64, 12) == 0) {
+	/* SIIT's IPv4-translated form, ::ffff:0:a.b.c.d (RFC 2765). */
+	static const uint8_t siit[12] = {0, 0, 0,    0,	   0, 0,
+					 0, 0, 0xff, 0xff, 0, 0};
+	if (policy_v6_is_v4_mapped(a) || memcmp(a, zero, 12) == 0 ||
+	    memcmp(a, nat64, 12) == 0 || memcmp(a, siit, 12) == 0) {
 		memcpy(v4, a + 12, 4);
 		return true;
 	}

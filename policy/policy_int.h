@@ -70,9 +70,13 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 /* Parse a normalised IP literal into family (4/6) and 16 bytes
  * (v4 in the first four). Returns true when it is one. */
 bool policy_ip_parse(const char *s, uint8_t *family, uint8_t addr[16]);
-/* The IPv4 embedded in a v6 address (mapped, compatible, NAT64, 6to4,
- * Teredo client), if any. */
+/* The IPv4 embedded in a v6 address (mapped, compatible, NAT64, SIIT
+ * ::ffff:0:0/96, 6to4, Teredo client), if any: for deny rules and the
+ * internal-address guard. */
 bool policy_v6_embedded_v4(const uint8_t a[16], uint8_t v4[4]);
+/* ::ffff:0:0/96, the only v6 form an IPv4 allow rule also allows (the
+ * kernel's own spelling of an IPv4 peer on a dual-stack socket). */
+bool policy_v6_is_v4_mapped(const uint8_t a[16]);
 bool policy_v4_is_internal(const uint8_t a[4]);
 bool policy_v6_is_internal(const uint8_t a[16]);
 /* Copy `in` for a message: printable ASCII, others as \xNN, truncated. */

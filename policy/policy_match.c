@@ -281,16 +281,30 @@ static void ip_lookup_one(const struct policy *p, uint8_t family,
 }
 
 /* An address is looked up as itself and, when it embeds an IPv4 address
- * (mapped, compatible, NAT64, 6to4, Teredo), as that IPv4 address too, so
- * a v4 rule cannot be sidestepped by writing the address in v6 form. */
+ * (mapped, compatible, NAT64, SIIT, 6to4, Teredo), as that IPv4 address
+ * too, so a v4 deny rule cannot be sidestepped by writing the address in
+ * v6 form. A v4 allow rule counts for the mapped form only: the others
+ * reach a relay or translator (a 6to4 or Teredo relay, a NAT64 gateway),
+ * not the host the rule names. */
 static void ip_lookup(const struct policy *p, uint8_t family,
 		      const uint8_t a[16], uint16_t port, struct ip_hits *h)
 {
 	memset(h, 0, sizeof *h);
 	ip_lookup_one(p, family, a, port, h);
 	uint8_t v4[16] = {0};
-	if (family == 6 && policy_v6_embedded_v4(a, v4))
-		ip_lookup_one(p, 4, v4, port, h);
+	if (family != 6 || !policy_v6_embedded_v4(a, v4))
+		return;
+	struct ip_hits h4;
+	memset(&h4, 0, sizeof h4);
+	ip_lookup_one(p, 4, v4, port, &h4);
+	if (h->deny == NULL)
+		h->deny = h4.deny;
+	if (!policy_v6_is_v4_mapped(a))
+		return;
+	if (h->allow == NULL)
+		h->allow = h4.allow;
+	if (h->allow_other == NULL)
+		h->allow_other = h4.allow_other;
 }
 
 static void match_ip(const struct policy *p, uint8_t family,

@@ -10,6 +10,9 @@
 #define TLS_EXT_SERVER_NAME	   0x0000
 #define TLS_SNI_HOST_NAME	   0x00
 #define TLS_RECORD_MAX		   16384 /* plaintext fragment limit, RFC 8446 5.1 */
+#define TLS_EXT_ECH		   0xfe0d /* encrypted_client_hello, esni-13 on */
+#define TLS_EXT_ECH_DRAFT_MIN	   0xfe08 /* draft-ietf-tls-esni-08 .. -12 */
+#define TLS_EXT_ESNI_DRAFT	   0xffce /* encrypted_server_name, esni-01..-06 */
 
 const char *clienthello_result_str(enum clienthello_result r)
 {
@@ -26,6 +29,8 @@ const char *clienthello_result_str(enum clienthello_result r)
 		return "malformed";
 	case CH_TOO_LARGE:
 		return "too_large";
+	case CH_ECH:
+		return "ech";
 	}
 	return "malformed";
 }
@@ -73,32 +78,39 @@ static const uint8_t *rd_skip(struct rd *r, size_t n)
 	return at;
 }
 
-/* The server_name extension body (RFC 6066 3). */
+/* The server_name extension body (RFC 6066 3): exactly one entry, of type
+ * host_name, with a name that does not end in a dot. Servers differ on
+ * what they do with other entry types or a second name (OpenSSL refuses
+ * the list, others take the first or the last entry); whatever the
+ * upstream would pick must be the name checked here, so any list but one
+ * host name is refused. */
 static enum clienthello_result parse_sni(const uint8_t *p, size_t len,
-					 char *sni, size_t snilen, int *found)
+					 char *sni, size_t snilen)
 {
 	struct rd r = {p, len, 0, 0};
 	size_t list = rd_u16(&r);
 	if (r.bad || list != rd_left(&r) || list == 0)
 		return CH_MALFORMED;
-	while (rd_left(&r) > 0) {
-		unsigned type = rd_u8(&r);
-		size_t nlen = rd_u16(&r);
-		const uint8_t *name = rd_skip(&r, nlen);
-		if (r.bad)
-			return CH_MALFORMED;
-		if (type != TLS_SNI_HOST_NAME)
-			continue;
-		/* Two host names would let the client pick which one the
-		 * upstream honours; refuse the ambiguity. */
-		if (*found || nlen == 0 || nlen >= snilen ||
-		    memchr(name, '\0', nlen) != NULL)
-			return CH_MALFORMED;
-		memcpy(sni, name, nlen);
-		sni[nlen] = '\0';
-		*found = 1;
-	}
+	unsigned type = rd_u8(&r);
+	size_t nlen = rd_u16(&r);
+	const uint8_t *name = rd_skip(&r, nlen);
+	if (r.bad || rd_left(&r) != 0 || type != TLS_SNI_HOST_NAME)
+		return CH_MALFORMED;
+	if (nlen == 0 || nlen >= snilen || memchr(name, '\0', nlen) != NULL ||
+	    name[nlen - 1] == '.')
+		return CH_MALFORMED;
+	memcpy(sni, name, nlen);
+	sni[nlen] = '\0';
 	return CH_OK;
+}
+
+/* Encrypted Client Hello, in its final or a draft form: the name the
+ * client really reaches is encrypted, so the SNI check would be checking
+ * the front end's public name only. */
+static int is_ech(unsigned type)
+{
+	return (type >= TLS_EXT_ECH_DRAFT_MIN && type <= TLS_EXT_ECH) ||
+	       type == TLS_EXT_ESNI_DRAFT;
 }
 
 /* The ClientHello body (RFC 8446 4.1.2; the TLS 1.2 layout is the same up
@@ -128,22 +140,28 @@ static enum clienthello_result parse_hello(const uint8_t *p, size_t len,
 	size_t exts = rd_u16(&r);
 	if (r.bad || exts != rd_left(&r))
 		return CH_MALFORMED;
-	int found = 0, seen_sni_ext = 0;
+	int found = 0, ech = 0;
 	while (rd_left(&r) > 0) {
 		unsigned type = rd_u16(&r);
 		size_t elen = rd_u16(&r);
 		const uint8_t *body = rd_skip(&r, elen);
 		if (r.bad)
 			return CH_MALFORMED;
+		/* Noted, not returned at once: a malformed hello stays
+		 * malformed, and the outer name is kept for the record. */
+		if (is_ech(type))
+			ech = 1;
 		if (type != TLS_EXT_SERVER_NAME)
 			continue;
-		if (seen_sni_ext++)
+		if (found)
 			return CH_MALFORMED; /* duplicate extension */
-		enum clienthello_result e =
-		    parse_sni(body, elen, sni, snilen, &found);
+		enum clienthello_result e = parse_sni(body, elen, sni, snilen);
 		if (e != CH_OK)
 			return e;
+		found = 1;
 	}
+	if (ech)
+		return CH_ECH;
 	return found ? CH_OK : CH_NO_SNI;
 }
 

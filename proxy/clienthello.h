@@ -18,19 +18,24 @@ enum clienthello_result {
 	CH_NO_SNI = -2,	   /* complete ClientHello without a host_name SNI */
 	CH_MALFORMED = -3, /* lengths or structure inconsistent */
 	CH_TOO_LARGE = -4, /* exceeds CLIENTHELLO_MAX_BYTES */
+	CH_ECH = -5,	   /* offers Encrypted Client Hello or draft ESNI */
 };
 
 /* Parse the bytes received so far (buf, len: everything from the first byte
  * after the CONNECT response). Pure function, no state: the caller keeps
  * the bytes and calls again when more arrive. On CH_OK the SNI host name is
  * copied into sni (NUL-terminated, exactly as sent; the caller validates and
- * normalises it with policy_host_normalize). A name that does not fit in
- * snilen, or contains a NUL, is CH_MALFORMED. */
+ * normalises it with policy_host_normalize). A server_name list that is
+ * not exactly one host_name entry, or a name that does not fit in snilen,
+ * contains a NUL or ends in a dot (RFC 6066 3), is CH_MALFORMED. A well-formed
+ * hello that offers encrypted_client_hello (0xfe0d, or a draft code point
+ * 0xfe08.. 0xfe0c) or draft ESNI (0xffce) is CH_ECH, with the outer SNI (if
+ * any) copied into sni for the record. */
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
 					  char *sni, size_t snilen);
 
 /* Stable reason text for logs: "ok", "need_more", "not_tls", "no_sni",
- * "malformed", "too_large". */
+ * "malformed", "too_large", "ech". */
 const char *clienthello_result_str(enum clienthello_result r);
 
 #endif

@@ -774,6 +774,12 @@ static void hello_try(struct conn *c, bool eof)
 		refuse(c, "deny", 0, "no_sni",
 		       "ClientHello carries no server name");
 		return;
+	case CH_ECH:
+		copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
+		refuse(c, "deny", 0, "ech",
+		       "ClientHello offers Encrypted Client Hello: the name it "
+		       "reaches cannot be checked");
+		return;
 	case CH_NOT_TLS:
 		refuse(c, "deny", 0, "not_tls",
 		       "first bytes after CONNECT are not a TLS handshake");

@@ -177,9 +177,34 @@ struct framing {
 	bool te_chunked_seen, te_chunked_last, te_chunked_twice, te_unknown;
 	bool te_empty;
 	bool conn_close, conn_keep_alive;
+	bool conn_names_framing;
 	const char *host;
 	size_t host_len;
 };
+
+/* Connection names a field that frames the message or routes it. Such a
+ * field would be hop-by-hop, so the forward path strips it, yet the body
+ * is still framed by it here: the next hop would frame the message
+ * differently (request smuggling). Tokens are split on comma, space and
+ * tab, as fwd_connection_lists splits them, so no spelling passes here and
+ * is stripped there. */
+static bool names_framing_field(const char *v, size_t vl)
+{
+	size_t p = 0;
+	while (p < vl) {
+		while (p < vl && (v[p] == ',' || v[p] == ' ' || v[p] == '\t'))
+			p++;
+		size_t start = p;
+		while (p < vl && v[p] != ',' && v[p] != ' ' && v[p] != '\t')
+			p++;
+		const char *t = v + start;
+		size_t tl = p - start;
+		if (ieq(t, tl, "content-length") ||
+		    ieq(t, tl, "transfer-encoding") || ieq(t, tl, "host"))
+			return true;
+	}
+	return false;
+}
 
 static void scan_framing(const struct http_header *h, size_t n,
 			 struct framing *f)
@@ -225,6 +250,8 @@ static void scan_framing(const struct http_header *h, size_t n,
 					       x->value + x->value_len};
 			const char *t;
 			size_t tl;
+			if (names_framing_field(x->value, x->value_len))
+				f->conn_names_framing = true;
 			while (list_next(&it, &t, &tl)) {
 				if (ieq(t, tl, "close"))
 					f->conn_close = true;
@@ -234,6 +261,9 @@ static void scan_framing(const struct http_header *h, size_t n,
 		}
 	}
 }
+
+#define CONN_FRAMING_MSG                                                       \
+	"Connection names Content-Length, Transfer-Encoding or Host"
 
 /* "HTTP/1.0" or "HTTP/1.1" at p (8 bytes available). */
 static enum http_parse_result parse_version(const char *p, size_t len,
@@ -389,6 +419,10 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 				 : "more than one Content-Length");
 		return HTTP_BAD;
 	}
+	if (f.conn_names_framing) {
+		set_err(err, errlen, CONN_FRAMING_MSG);
+		return HTTP_BAD;
+	}
 	if (f.n_te > 0 && f.n_cl > 0) {
 		set_err(err, errlen,
 			"Transfer-Encoding together with Content-Length");
@@ -528,6 +562,10 @@ enum http_parse_result http_parse_response(const char *buf, size_t len,
 	scan_framing(resp->headers, resp->nheaders, &f);
 	if (f.n_cl > 1 || f.cl_bad) {
 		set_err(err, errlen, "bad or repeated Content-Length");
+		return HTTP_BAD;
+	}
+	if (f.conn_names_framing) {
+		set_err(err, errlen, CONN_FRAMING_MSG);
 		return HTTP_BAD;
 	}
 	if (f.n_te > 0 && f.n_cl > 0) {

@@ -61,7 +61,8 @@ struct http_request {
 /* Parse a request head. Rejects: obs-fold, bare CR/LF misuse, whitespace
  * before the colon, more than one Host, conflicting or repeated
  * Content-Length, Transfer-Encoding together with Content-Length, a
- * Transfer-Encoding other than chunked as last coding, control bytes, a
+ * Transfer-Encoding other than chunked as last coding, a Connection field
+ * naming Content-Length, Transfer-Encoding or Host, control bytes, a
  * CONNECT target that is not authority-form, userinfo in a URI. err gets a
  * short sentence for the log on failure. */
 enum http_parse_result http_parse_request(const char *buf, size_t len,
@@ -79,7 +80,10 @@ struct http_response {
 	size_t head_len;
 };
 
-/* Parse a response head; `request_method_head` and 1xx/204/304 mean no body. */
+/* Parse a response head; `request_method_head` and 1xx/204/304 mean no body.
+ * Refuses the same framing ambiguities as requests (repeated or bad
+ * Content-Length, CL with TE, chunked twice, a Connection field naming
+ * Content-Length, Transfer-Encoding or Host): the caller answers 502. */
 enum http_parse_result http_parse_response(const char *buf, size_t len,
 					   bool request_method_head,
 					   struct http_response *resp,

@@ -261,21 +261,25 @@ static int worker_init(struct proxy_server *s, struct worker *w, unsigned index,
 		return -ENOMEM;
 	}
 	bool custom = s->cfg.hosts_path != NULL || s->cfg.ndns > 0;
-	w->dns = evdns_base_new(w->base,
-				custom ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS);
+	w->dns = evdns_base_new(w->base, 0);
 	if (w->dns == NULL) {
-		if (custom) {
-			snprintf(err, errlen, "cannot create a resolver");
-			return -ENOMEM;
-		}
-		/* No usable resolv.conf: fall back to an empty resolver,
-		 * which fails every lookup with dns_failure. */
-		w->dns = evdns_base_new(w->base, 0);
-		if (w->dns == NULL) {
-			snprintf(err, errlen, "cannot create a resolver");
-			return -ENOMEM;
-		}
+		snprintf(err, errlen, "cannot create a resolver");
+		return -ENOMEM;
 	}
+	/* The system resolver's servers, options and hosts file, but never
+	 * its search list: every name is resolved as the absolute name the
+	 * policy allowed. With `search` (or a domain taken from the host
+	 * name) and ndots, a name that does not exist would be retried as
+	 * name.<search domain>, a name no rule allowed, answered by whoever
+	 * runs that domain. An unreadable resolv.conf leaves libevent's
+	 * default (127.0.0.1), as the system resolver would. */
+	if (!custom)
+		(void)evdns_base_resolv_conf_parse(w->dns,
+						   DNS_OPTION_NAMESERVERS |
+						       DNS_OPTION_MISC |
+						       DNS_OPTION_HOSTSFILE,
+						   "/etc/resolv.conf");
+	evdns_base_search_clear(w->dns);
 	(void)evdns_base_set_option(w->dns, "randomize-case:", "0");
 	(void)evdns_base_set_option(w->dns, "timeout:", "2");
 	(void)evdns_base_set_option(w->dns, "attempts:", "2");

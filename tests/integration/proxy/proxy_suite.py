@@ -32,6 +32,7 @@ UP_TLS = "127.0.0.10"    # ok.test, echo.test, *.wild.test, priv.test's twin
 UP_HTTP = "127.0.0.11"   # fwd.test
 UP_PRIV = "127.0.0.12"   # priv.test: a private address no rule names
 UP_RAW = "127.0.0.13"    # ssh.test: not TLS (tls: false rule)
+UP_SMUG = "127.0.0.14"   # smug.test: plain HTTP origin whose Connection names its framing
 
 
 def sh(*cmd, **kw):
@@ -150,6 +151,17 @@ def http_upstream(up, c):
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
 
+def smuggling_upstream(up, c):
+    """Answers with a body framed by a Content-Length its own Connection
+    field names: a proxy that strips the field but frames by it hands the
+    client a response the client reads differently."""
+    head, _ = read_head(c)
+    up.heads.append(head.decode("latin-1"))
+    body = b"hello"
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: keep-alive, content-length\r\n\r\n"
+              + body + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled")
+
+
 def banner_upstream(up, c):
     c.sendall(b"SSH-2.0-agentsafe-test\r\n")
     d = c.recv(4096)
@@ -159,6 +171,37 @@ def banner_upstream(up, c):
             return
         c.sendall(d)
         d = c.recv(4096)
+
+
+# ---------------------------------------------------------------- DNS
+
+UP_DNS = "127.0.0.20"    # the namespace's only DNS server: answers NXDOMAIN to all
+
+
+class NxDns:
+    """A UDP DNS server that records every question name and answers each
+    with NXDOMAIN (the question echoed, no records)."""
+
+    def __init__(self, addr, port=53):
+        self.names = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((addr, port))
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while True:
+            q, peer = self.sock.recvfrom(4096)
+            if len(q) < 12:
+                continue
+            labels, i = [], 12
+            while i < len(q) and q[i] != 0:
+                labels.append(q[i + 1:i + 1 + q[i]].decode("ascii", "replace"))
+                i += 1 + q[i]
+            question = q[12:i + 5]
+            self.names.append(".".join(labels).lower())
+            flags = 0x8180 | 3 | (q[2] & 1) << 8   # response, RD copied, RA, NXDOMAIN
+            self.sock.sendto(q[0:2] + flags.to_bytes(2, "big") + b"\x00\x01" + b"\x00" * 6
+                             + question, peer)
 
 
 # ---------------------------------------------------------------- proxy
@@ -174,10 +217,14 @@ allow:
     ports: [80]
   - host: ssh.test
     tls: false
+  - host: smug.test
+    ports: [80]
   - host: 127.0.0.10
   - host: 127.0.0.11
     ports: [80]
   - host: 127.0.0.13
+  - host: 127.0.0.14
+    ports: [80]
 deny:
   - bad.wild.test
 defaults:
@@ -194,11 +241,13 @@ HOSTS = """\
 127.0.0.11 fwd.test
 127.0.0.12 priv.test
 127.0.0.13 ssh.test
+127.0.0.14 smug.test
 """
 
 
 class Proxy:
-    def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None):
+    def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None,
+                 resolv_conf=None):
         self.dir = os.path.join(W, name)
         os.makedirs(self.dir, exist_ok=True)
         self.policy = os.path.join(self.dir, "policy.yaml")
@@ -210,7 +259,15 @@ class Proxy:
             f.write(HOSTS)
         self.errf = open(os.path.join(self.dir, "stderr"), "w+")
         cmd = [PROXY_BIN, "--policy", self.policy, "--listen", "127.0.0.1:%d" % port,
-               "--log", self.log, "--session", name, "--hosts", os.path.join(W, "hosts")]
+               "--log", self.log, "--session", name]
+        if resolv_conf is None:
+            cmd += ["--hosts", os.path.join(W, "hosts")]
+        else:
+            # The production resolver (no --hosts, no --dns) reading a
+            # resolv.conf of the test's own, bind-mounted over
+            # /etc/resolv.conf in a mount namespace of the proxy's alone.
+            cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv_conf] + cmd
         if workers:
             cmd += ["--workers", str(workers)]
         env = dict(os.environ)
@@ -343,6 +400,50 @@ def tls_get(s, obj, inc, out, host):
         except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
             break
     return data
+
+
+def edit_extensions(hello, edit):
+    """The first flight `hello` (one TLS record) with its ClientHello's
+    extensions replaced by edit([(type, body), ...]), every length fixed
+    up: how the suite crafts hellos no TLS library would send."""
+    rlen = int.from_bytes(hello[3:5], "big")
+    msg, rest = hello[5:5 + rlen], hello[5 + rlen:]
+    assert msg[0] == 1 and int.from_bytes(msg[1:4], "big") == len(msg) - 4, "one whole hello"
+    b = msg[4:]
+    i = 2 + 32
+    i += 1 + b[i]                                   # session id
+    i += 2 + int.from_bytes(b[i:i + 2], "big")      # cipher suites
+    i += 1 + b[i]                                   # compression
+    elen = int.from_bytes(b[i:i + 2], "big")
+    raw, exts = b[i + 2:i + 2 + elen], []
+    while raw:
+        t, n = int.from_bytes(raw[0:2], "big"), int.from_bytes(raw[2:4], "big")
+        exts.append((t, raw[4:4 + n]))
+        raw = raw[4 + n:]
+    out = b"".join(t.to_bytes(2, "big") + len(v).to_bytes(2, "big") + v for t, v in edit(exts))
+    b = b[:i] + len(out).to_bytes(2, "big") + out
+    msg = b"\x01" + len(b).to_bytes(3, "big") + b
+    return hello[:3] + len(msg).to_bytes(2, "big") + msg + rest
+
+
+def with_extension(hello, ext_type, body):
+    return edit_extensions(hello, lambda exts: exts + [(ext_type, body)])
+
+
+def with_server_names(hello, entries):
+    """The hello with its server_name list replaced by entries, a list of
+    (name_type, bytes)."""
+    lst = b"".join(bytes([t]) + len(n).to_bytes(2, "big") + n for t, n in entries)
+    body = len(lst).to_bytes(2, "big") + lst
+    return edit_extensions(hello, lambda exts: [(t, body if t == 0 else v) for t, v in exts])
+
+
+def ech_outer_body():
+    """An encrypted_client_hello body of the outer kind: type 0, HPKE suite
+    (HKDF-SHA256, AES-128-GCM), config id, enc, payload."""
+    enc, payload = os.urandom(32), os.urandom(180)
+    return (b"\x00" + b"\x00\x01\x00\x01" + b"\x2a" + len(enc).to_bytes(2, "big") + enc
+            + len(payload).to_bytes(2, "big") + payload)
 
 
 def closed_without_data(s, timeout=5.0):
@@ -495,6 +596,65 @@ def missing_sni_refused(P):
     s.sendall(hello)
     assert closed_without_data(s)
     assert only(P.new(1), event="deny", host="ok.test")["reason"] == "no_sni"
+
+
+@case
+def encrypted_client_hello_refused_with_reason_ech(P):
+    before = UPS["tls"].accepted
+    # ECH (0xfe0d) and draft ESNI (0xffce) next to an SNI that matches the
+    # CONNECT host: the outer name is fine, the real one is encrypted.
+    for ext, body in ((0xfe0d, ech_outer_body()), (0xffce, os.urandom(64))):
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        _, _, _, hello = client_hello("ok.test")
+        s.sendall(with_extension(hello, ext, body))
+        assert closed_without_data(s), hex(ext)
+        r = only(P.new(1), event="deny", host="ok.test")
+        assert r["reason"] == "ech" and r.get("sni") == "ok.test", (hex(ext), r)
+        s.close()
+    assert UPS["tls"].accepted == before, "the upstream saw a connection"
+    # The same rewriting with a code point next to ECH's is an ordinary
+    # unknown extension: the tunnel opens (the handshake itself would fail,
+    # the client's transcript no longer matches, but that is past the proxy).
+    s, st, _ = connect_tunnel(P.port, "ok.test:443")
+    assert st == 200, st
+    _, _, _, hello = client_hello("ok.test")
+    s.sendall(with_extension(hello, 0xfe0e, b"\x00" * 8))
+    recs = P.new(1, pred=lambda r: r["event"] == "open")
+    assert only(recs, event="open", host="ok.test")["sni"] == "ok.test", recs
+    s.close()
+    P.new(1, pred=lambda r: r["event"] == "close")
+
+
+@case
+def sni_list_other_than_one_host_name_or_with_trailing_dot_refused(P):
+    before = UPS["tls"].accepted
+    _, _, _, hello = client_hello("ok.test")
+    assert with_server_names(hello, [(0, b"ok.test")]) == hello, "the rewriter changes nothing"
+    bad = (
+        [(0, b"ok.test.")],                    # RFC 6066: no trailing dot
+        [(7, b"evil.test"), (0, b"ok.test")],  # first entry not a host_name
+        [(0, b"ok.test"), (7, b"evil.test")],
+        [(1, b"ok.test")],
+    )
+    for entries in bad:
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        s.sendall(with_server_names(hello, entries))
+        assert closed_without_data(s), entries
+        r = only(P.new(1), event="deny", host="ok.test")
+        assert r["reason"] == "bad_clienthello", (entries, r)
+        s.close()
+    assert UPS["tls"].accepted == before, "the upstream saw a connection"
+    # The CONNECT host may carry the trailing dot; the SNI may not.
+    s, st, _ = connect_tunnel(P.port, "ok.test.:443")
+    assert st == 200, st
+    obj, inc, out, hello = client_hello("ok.test")
+    s.sendall(hello)
+    finish_handshake(s, obj, inc, out)
+    assert b"hello from ok.test" in tls_get(s, obj, inc, out, "ok.test")
+    s.close()
+    P.new(2, pred=lambda r: r["event"] in ("open", "close"))
 
 
 @case
@@ -744,6 +904,52 @@ def smuggling_attempts_on_the_forward_path_get_400(P):
 
 
 @case
+def request_whose_connection_names_a_framing_field_gets_400(P):
+    # The forward path would strip Content-Length (hop-by-hop once
+    # Connection names it) and send the body on as the next request.
+    UPS["http"].heads.clear()
+    smuggled = "GET /smuggled HTTP/1.1\r\nHost: fwd.test\r\n\r\n"
+    attempts = [
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nContent-Length: %d\r\n"
+        "Connection: content-length\r\n\r\n%s" % (len(smuggled), smuggled),
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nConnection: keep-alive, Content-Length\r\n"
+        "Content-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled),
+        "POST http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nTransfer-Encoding: chunked\r\n"
+        "Connection: TRANSFER-ENCODING\r\n\r\n0\r\n\r\n",
+        "GET http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\nConnection: close host\r\n\r\n",
+    ]
+    for a in attempts:
+        s = connect(P.port, a)
+        st, _ = status_of(s)
+        assert st == 400, (a, st)
+        r = P.new(1)
+        assert len(r) == 1 and r[0]["event"] == "deny" and r[0]["reason"] == "bad_request", (a, r)
+        assert "Connection" in r[0].get("message", ""), r
+        s.close()
+    assert UPS["http"].heads == [], "a smuggling attempt reached the upstream: %s" % UPS["http"].heads
+
+
+@case
+def upstream_response_whose_connection_names_its_framing_gets_502(P):
+    UPS["smug"].heads.clear()
+    s = connect(P.port, "GET http://smug.test/ HTTP/1.1\r\nHost: smug.test\r\n\r\n")
+    head, rest = read_head(s)
+    assert head is not None and head.split(b" ")[1] == b"502", head
+    s.settimeout(5)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        rest += d
+    assert b"smuggled" not in rest and b"hello" not in rest, rest
+    assert len(UPS["smug"].heads) == 1, UPS["smug"].heads
+    recs = P.new(1, pred=lambda r: r.get("host") == "smug.test" and r["event"] == "close")
+    r = only(recs, event="close", host="smug.test")
+    assert r["reason"] == "bad_response", r
+    assert "Connection" in r.get("message", ""), r
+
+
+@case
 def chunked_request_body_is_forwarded(P):
     UPS["http"].heads.clear()
     s = connect(P.port, "POST http://fwd.test/up HTTP/1.1\r\nHost: fwd.test\r\n"
@@ -929,6 +1135,36 @@ def case_sigkill_loses_no_completed_record():
         assert evs[0] in ("open", "deny") and evs.count("close") <= 1, (i, evs)
 
 
+def case_system_resolver_never_applies_the_search_list():
+    # resolv.conf with a search domain and ndots: a name that does not
+    # exist must not be retried as name.evil.test (a name the policy never
+    # allowed, under a domain whoever runs the search domain controls),
+    # neither before the absolute name (fewer dots than ndots) nor after
+    # its NXDOMAIN (at least ndots dots).
+    conf = os.path.join(W, "resolv.conf")
+    with open(conf, "w") as f:
+        f.write("nameserver %s\nsearch evil.test corp.test\noptions ndots:3\n" % UP_DNS)
+    dns = NxDns(UP_DNS)
+    P = Proxy("resolver", 3195, resolv_conf=conf)
+    try:
+        for name in ("gone.wild.test", "x.gone.deep.wild.test"):
+            s, st, _ = connect_tunnel(P.port, name + ":443")
+            assert st == 502, (name, st)
+            r = only(P.new(1, pred=lambda r: r.get("host") == name), event="deny", host=name)
+            assert r["reason"] == "dns_failure", r
+            s.close()
+        asked = set(dns.names)
+        assert asked == {"gone.wild.test", "x.gone.deep.wild.test"}, sorted(asked)
+        # The policy still decides before any lookup: nothing is asked
+        # about a name it does not allow.
+        s, st, _ = connect_tunnel(P.port, "nope.test:443")
+        assert st == 403, st
+        s.close()
+        assert "nope.test" not in dns.names, dns.names
+    finally:
+        assert P.stop() == 0, P.stderr()
+
+
 # ---------------------------------------------------------------- main
 
 def relay_path_check(err, failed):
@@ -955,6 +1191,7 @@ def main():
         "http": Upstream(UP_HTTP, 80, http_upstream),
         "priv": Upstream(UP_PRIV, 443, tls_http_or_echo, tls=True),
         "raw": Upstream(UP_RAW, 443, banner_upstream),
+        "smug": Upstream(UP_SMUG, 80, smuggling_upstream),
     }
     failed = []
     P = Proxy("main", 3190, workers=2)
@@ -981,7 +1218,8 @@ def main():
     if not ARGS.k:
         relay_path_check(err, failed)
     for fn in (case_max_connections, case_descriptor_limit_refuses_new_and_keeps_tunnels_moving,
-               case_reload_and_reopen, case_sigkill_loses_no_completed_record):
+               case_reload_and_reopen, case_sigkill_loses_no_completed_record,
+               case_system_resolver_never_applies_the_search_list):
         if ARGS.k not in fn.__name__:
             continue
         t0 = time.time()

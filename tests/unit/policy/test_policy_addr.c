@@ -248,6 +248,8 @@ static void test_internal_ranges(void **state)
 	    "100::1",				    /* discard-only */
 	    "2001:0:4136:e378:8000:63bf:f5ff:fffe", /* Teredo, client 10.0.0.1
 						     */
+	    "::ffff:0:127.0.0.1",
+	    "::ffff:0:a9fe:a9fe", /* SIIT, IPv4-translated (RFC 2765) */
 	};
 	static const char *const out[] = {
 	    "1.0.0.0",
@@ -279,6 +281,9 @@ static void test_internal_ranges(void **state)
 	    "2002:cb00:7107::1",
 	    "::2:0:0:1",
 	    "2001:0:4136:e378:8000:63bf:3fff:fdd2", /* Teredo, 192.0.2.45 */
+	    "::ffff:0:203.0.113.7",		    /* SIIT */
+	    "::fffe:0:127.0.0.1",
+	    "::1:ffff:0:127.0.0.1",
 	};
 	expect_internal(in, sizeof in / sizeof in[0], true);
 	expect_internal(out, sizeof out / sizeof out[0], false);
@@ -381,6 +386,119 @@ static void test_check_addr(void **state)
 	policy_unref(p);
 }
 
+/* An IPv4 rule names an IPv4 host; the one IPv6 spelling of that host is
+ * the mapped form (::ffff:a.b.c.d), which the kernel turns into IPv4 on a
+ * dual-stack socket. The other forms that embed an IPv4 address (6to4,
+ * Teredo, IPv4-compatible, NAT64, SIIT) are other hosts: a relay or a
+ * translator somewhere else on the path, not the host the rule names. They
+ * are refused unless a v6 rule names them, but a deny rule still catches
+ * them, and the internal-address guard still judges them by the IPv4
+ * address they carry. */
+static const char embed_policy[] = "version: 1\n"
+				   "allow:\n"
+				   "  - host: 192.168.1.50\n" /* 3 */
+				   "    ports: [11434]\n"
+				   "  - host: 198.51.100.0/24\n"     /* 5 */
+				   "  - host: 2002:c633:6402::/48\n" /* 6 */
+				   "deny:\n"
+				   "  - 203.0.113.0/24\n"; /* 8 */
+
+static void test_v4_rules_allow_only_the_mapped_form(void **state)
+{
+	(void)state;
+	static const struct acase addrs[] = {
+	    {"192.168.1.50", 11434, POLICY_ALLOW, "allowed",
+	     "192.168.1.50 (e.yaml:3)"},
+	    {"::ffff:192.168.1.50", 11434, POLICY_ALLOW, "allowed",
+	     "192.168.1.50 (e.yaml:3)"},
+	    /* 6to4, Teredo (client bits inverted), compatible, NAT64, SIIT
+	     * spellings of 192.168.1.50: private, and no rule names them. */
+	    {"2002:c0a8:132::1", 11434, POLICY_DENY, "private_address", NULL},
+	    {"2001:0:4136:e378:8000:63bf:3f57:fecd", 11434, POLICY_DENY,
+	     "private_address", NULL},
+	    {"::192.168.1.50", 11434, POLICY_DENY, "private_address", NULL},
+	    {"64:ff9b::c0a8:132", 11434, POLICY_DENY, "private_address", NULL},
+	    {"::ffff:0:192.168.1.50", 11434, POLICY_DENY, "private_address",
+	     NULL},
+	    /* Deny rules see through every form. */
+	    {"::ffff:203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	    {"2002:cb00:7109::1", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	    {"2001:0:4136:e378:8000:63bf:34ff:8ef6", 443, POLICY_DENY,
+	     "denied_by_rule", "203.0.113.0/24 (e.yaml:8)"},
+	    {"::203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	    {"64:ff9b::cb00:7109", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	    {"::ffff:0:203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	};
+	struct policy *p = NULL;
+	char err[POLICY_ERR_MAX] = "";
+	int rc =
+	    policy_load_string("e.yaml", embed_policy, sizeof embed_policy - 1,
+			       &p, err, sizeof err);
+	if (rc != 0)
+		fprintf(stderr, "%s\n", err);
+	assert_int_equal(rc, 0);
+	for (size_t i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+		struct sockaddr_storage ss;
+		struct policy_decision d;
+		sa_from(addrs[i].addr, &ss);
+		policy_check_addr(p, (struct sockaddr *)&ss, addrs[i].port, &d);
+		bool ok = d.verdict == addrs[i].verdict &&
+			  strcmp(d.reason, addrs[i].reason) == 0 &&
+			  ((d.rule == NULL && addrs[i].rule == NULL) ||
+			   (d.rule != NULL && addrs[i].rule != NULL &&
+			    strcmp(d.rule, addrs[i].rule) == 0));
+		if (!ok)
+			fprintf(stderr, "check_addr %s:%u: got %s %s\n",
+				addrs[i].addr, addrs[i].port, d.reason,
+				d.rule ? d.rule : "-");
+		assert_true(ok);
+	}
+	/* The same forms as CONNECT targets (IP literals). */
+	static const struct acase lits[] = {
+	    {"::ffff:192.168.1.50", 11434, POLICY_ALLOW, "allowed",
+	     "192.168.1.50 (e.yaml:3)"},
+	    {"[::ffff:198.51.100.7]", 443, POLICY_ALLOW, "allowed",
+	     "198.51.100.0/24 (e.yaml:5)"},
+	    {"2002:c0a8:132::", 11434, POLICY_DENY, "ip_literal", NULL},
+	    {"2001:0:4136:e378:8000:63bf:3f57:fecd", 11434, POLICY_DENY,
+	     "ip_literal", NULL},
+	    {"::192.168.1.50", 11434, POLICY_DENY, "ip_literal", NULL},
+	    {"[64:ff9b::c0a8:132]", 11434, POLICY_DENY, "ip_literal", NULL},
+	    {"::ffff:0:c0a8:132", 11434, POLICY_DENY, "ip_literal", NULL},
+	    /* Public: 6to4 of 198.51.100.1 is not 198.51.100.1 ... */
+	    {"2002:c633:6401::1", 443, POLICY_DENY, "ip_literal", NULL},
+	    /* ... not even for a port the v4 rule does not allow. */
+	    {"2002:c633:6401::1", 8443, POLICY_DENY, "ip_literal", NULL},
+	    /* A v6 rule naming the 6to4 prefix itself allows it. */
+	    {"2002:c633:6402::1", 443, POLICY_ALLOW, "allowed",
+	     "2002:c633:6402::/48 (e.yaml:6)"},
+	    {"2002:cb00:7109::", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	    {"::ffff:0:203.0.113.9", 443, POLICY_DENY, "denied_by_rule",
+	     "203.0.113.0/24 (e.yaml:8)"},
+	};
+	for (size_t i = 0; i < sizeof lits / sizeof lits[0]; i++) {
+		struct policy_decision d;
+		policy_match(p, lits[i].addr, lits[i].port, &d);
+		bool ok = d.verdict == lits[i].verdict &&
+			  strcmp(d.reason, lits[i].reason) == 0 &&
+			  ((d.rule == NULL && lits[i].rule == NULL) ||
+			   (d.rule != NULL && lits[i].rule != NULL &&
+			    strcmp(d.rule, lits[i].rule) == 0));
+		if (!ok)
+			fprintf(stderr, "match %s:%u: got %s %s\n",
+				lits[i].addr, lits[i].port, d.reason,
+				d.rule ? d.rule : "-");
+		assert_true(ok);
+	}
+	policy_unref(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -388,6 +506,7 @@ int main(void)
 	    cmocka_unit_test(test_normalize_refusals),
 	    cmocka_unit_test(test_internal_ranges),
 	    cmocka_unit_test(test_check_addr),
+	    cmocka_unit_test(test_v4_rules_allow_only_the_mapped_form),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

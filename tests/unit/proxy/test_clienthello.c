@@ -268,9 +268,9 @@ static void sni_name_copied_raw_for_the_caller_to_validate(void **state)
 	assert_int_equal(parse(out, n, sni), CH_OK);
 	assert_string_equal(sni, "bad name!..TEST");
 	/* OpenSSL sends what it is given, too. */
-	n = openssl_hello("UPPER.Example.COM.", out, sizeof out);
+	n = openssl_hello("UPPER.Example.COM", out, sizeof out);
 	assert_int_equal(parse(out, n, sni), CH_OK);
-	assert_string_equal(sni, "UPPER.Example.COM.");
+	assert_string_equal(sni, "UPPER.Example.COM");
 	/* The longest name that fits: 255 bytes in a 256-byte buffer. */
 	char longname[300];
 	memset(longname, 'a', sizeof longname);
@@ -299,6 +299,20 @@ static void sni_name_refused_when_unusable(void **state)
 	memset(longname, 'a', sizeof longname);
 	n = one_name(longname, 256, out);
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* RFC 6066 3: the name is sent without a trailing dot. The CONNECT
+	 * host may carry one (it is normalised away); the SNI may not, or
+	 * "a.test." and "a.test" would be two spellings the upstream may
+	 * route differently. */
+	n = one_name("trail.test.", 11, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	n = one_name(".", 1, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	n = openssl_hello("UPPER.Example.COM.", out, sizeof out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* A dot elsewhere is the caller's to judge. */
+	n = one_name(".lead.test", 10, out);
+	assert_int_equal(parse(out, n, sni), CH_OK);
+	assert_string_equal(sni, ".lead.test");
 }
 
 static void two_sni_names_refused(void **state)
@@ -321,18 +335,37 @@ static void two_sni_names_refused(void **state)
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 
-	/* An entry of another name type is skipped, not counted. */
+	/* The list is exactly one host_name entry (RFC 6066 3, as OpenSSL
+	 * enforces it): an entry of another type, before or after the host
+	 * name, would let a server that reads the list differently pick
+	 * another name. */
 	w.n = 0;
 	unsigned tmix[] = {7, 0};
 	put_sni_ext(&w, 2, tmix, names, lens);
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
-	assert_int_equal(parse(out, n, sni), CH_OK);
-	assert_string_equal(sni, "b.test");
-	/* ... and a list of only other types has no host name. */
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	w.n = 0;
+	unsigned tafter[] = {0, 1};
+	put_sni_ext(&w, 2, tafter, names, lens);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* ... and a list of one entry of another type names no host: not a
+	 * server_name extension anyone should send. */
 	w.n = 0;
 	put_sni_ext(&w, 1, tmix, names, lens);
 	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
-	assert_int_equal(parse(out, n, sni), CH_NO_SNI);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* An entry followed by a stray byte inside the list. */
+	w.n = 0;
+	put16(&w, 0x0000);
+	put16(&w, 2 + 3 + 6 + 1);
+	put16(&w, 3 + 6 + 1);
+	put8(&w, 0);
+	put16(&w, 6);
+	putb(&w, "a.test", 6);
+	put8(&w, 0);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 }
 
 static void inconsistent_lengths_are_malformed(void **state)
@@ -592,6 +625,75 @@ static void empty_record_is_malformed(void **state)
 	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
 }
 
+static void ech_and_draft_esni_refused(void **state)
+{
+	(void)state;
+	char sni[256];
+	uint8_t e[256];
+	struct w w = {e, 0};
+	const char *name = "public.test";
+	size_t nl = 11;
+	unsigned t = 0;
+	/* encrypted_client_hello (RFC 9849 / draft-13+, 0xfe0d) beside an
+	 * outer SNI: the name the client really reaches is inside the
+	 * encrypted part, so the hello is refused; the outer name is still
+	 * handed back for the record. */
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	put_other_ext(&w, 0xfe0d, 40);
+	size_t n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	assert_string_equal(sni, "public.test");
+	/* Before the SNI, and without any SNI at all: still ech, not
+	 * no_sni. */
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 40);
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 0);
+	n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+	assert_string_equal(sni, "");
+	/* Draft ESNI (0xffce) and the earlier ECH draft code points. */
+	static const unsigned drafts[] = {0xffce, 0xfe08, 0xfe09,
+					  0xfe0a, 0xfe0b, 0xfe0c};
+	for (size_t i = 0; i < sizeof drafts / sizeof drafts[0]; i++) {
+		w.n = 0;
+		put_sni_ext(&w, 1, &t, &name, &nl);
+		put_other_ext(&w, drafts[i], 12);
+		n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+		assert_int_equal(parse(out, n, sni), CH_ECH);
+	}
+	/* Neighbouring code points are ordinary unknown extensions. */
+	static const unsigned others[] = {0xfe07, 0xfe0e, 0xffcd, 0xffcf,
+					  0xfd00};
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+		w.n = 0;
+		put_sni_ext(&w, 1, &t, &name, &nl);
+		put_other_ext(&w, others[i], 12);
+		n = frame(hs, build_hello(e, w.n, 1, hs), 16384, 0, out);
+		assert_int_equal(parse(out, n, sni), CH_OK);
+	}
+	/* A malformed hello is malformed first, whatever it offers. */
+	w.n = 0;
+	put_other_ext(&w, 0xfe0d, 4);
+	size_t hl = build_hello(e, w.n, 1, hs);
+	hs[hl - 5] = 9; /* the ECH extension claims more than there is */
+	n = frame(hs, hl, 16384, 0, out);
+	assert_int_equal(parse(out, n, sni), CH_MALFORMED);
+	/* Fragmented across records, a byte at a time: need_more until the
+	 * whole hello is in, then ech. */
+	w.n = 0;
+	put_sni_ext(&w, 1, &t, &name, &nl);
+	put_other_ext(&w, 0xfe0d, 40);
+	hl = build_hello(e, w.n, 1, hs);
+	n = frame(hs, hl, 7, 1, out);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(parse(out, i, sni), CH_NEED_MORE);
+	assert_int_equal(parse(out, n, sni), CH_ECH);
+}
+
 static void result_strings_and_empty_input(void **state)
 {
 	(void)state;
@@ -605,6 +707,7 @@ static void result_strings_and_empty_input(void **state)
 	assert_string_equal(clienthello_result_str(CH_NO_SNI), "no_sni");
 	assert_string_equal(clienthello_result_str(CH_MALFORMED), "malformed");
 	assert_string_equal(clienthello_result_str(CH_TOO_LARGE), "too_large");
+	assert_string_equal(clienthello_result_str(CH_ECH), "ech");
 }
 
 int main(void)
@@ -626,6 +729,7 @@ int main(void)
 	    cmocka_unit_test(sslv2_hello_is_not_tls),
 	    cmocka_unit_test(wrong_record_or_message_type),
 	    cmocka_unit_test(empty_record_is_malformed),
+	    cmocka_unit_test(ech_and_draft_esni_refused),
 	    cmocka_unit_test(result_strings_and_empty_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -413,6 +413,83 @@ static void transfer_encoding_rules(void **state)
 		   "HTTP/1.0");
 }
 
+static void connection_naming_a_framing_field_refused(void **state)
+{
+	(void)state;
+	/* Connection makes the fields it names hop-by-hop: the forward path
+	 * would strip Content-Length (or Host, or Transfer-Encoding) while
+	 * still framing the body by it, and the upstream would read the body
+	 * as the next request. Such a message is refused, whether or not the
+	 * named field is present, in any case and list position, and with
+	 * the separators fwd_connection_lists splits on (comma, space, tab). */
+	static const char *const bad[] = {
+	    "Content-Length: 4\r\nConnection: Content-Length\r\n",
+	    "Connection: content-length\r\nContent-Length: 4\r\n",
+	    "Connection: CONTENT-LENGTH\r\n",
+	    "Transfer-Encoding: chunked\r\n"
+	    "Connection: keep-alive, Transfer-Encoding\r\n",
+	    "Connection: Host\r\n",
+	    "Connection: close,host\r\n",
+	    "Connection: x-a\r\nConnection: transfer-encoding\r\n",
+	    "Connection: close content-length\r\n",
+	    "Connection: x-a\tHost\r\n",
+	    "Connection: , ,Content-Length , \r\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(get_with(bad[i]), HTTP_BAD);
+		if (strstr(err, "Connection") == NULL)
+			fail_msg("%s: err '%s'", bad[i], err);
+	}
+	expect_bad("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n"
+		   "Connection: host\r\n\r\n",
+		   "Connection");
+	expect_bad("POST http://a.test/ HTTP/1.0\r\nContent-Length: 1\r\n"
+		   "Connection: keep-alive, content-length\r\n\r\nx",
+		   "Connection");
+	/* Near misses are ordinary tokens. */
+	static const char *const ok[] = {
+	    "Connection: content-length-x\r\n",
+	    "Connection: x-content-length\r\n",
+	    "Connection: hosts\r\n",
+	    "Connection: close\r\n",
+	    "Connection: keep-alive, X-Host\r\n",
+	    "X-Connection: host\r\n",
+	    "Content-Length: 4\r\nX-A: Connection: content-length\r\n",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+		if (get_with(ok[i]) != HTTP_OK)
+			fail_msg("%s: refused: %s", ok[i], err);
+}
+
+static void response_connection_naming_a_framing_field_refused(void **state)
+{
+	(void)state;
+	struct http_response resp;
+	static const char *const bad[] = {
+	    "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+	    "Connection: content-length\r\n\r\n",
+	    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+	    "Connection: Transfer-Encoding\r\n\r\n",
+	    "HTTP/1.0 200 OK\r\nConnection: keep-alive, HOST\r\n"
+	    "Content-Length: 0\r\n\r\n",
+	    "HTTP/1.1 304 Not Modified\r\nConnection: content-length\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(http_parse_response(bad[i], strlen(bad[i]),
+						     false, &resp, err,
+						     sizeof err),
+				 HTTP_BAD);
+		assert_non_null(strstr(err, "Connection"));
+	}
+	static const char okr[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
+				  "Connection: close, x-content-length\r\n\r\n";
+	assert_int_equal(http_parse_response(okr, strlen(okr), false, &resp,
+					     err, sizeof err),
+			 HTTP_OK);
+	assert_int_equal(resp.body, HTTP_BODY_LENGTH);
+	assert_false(resp.keep_alive);
+}
+
 static void control_bytes_refused(void **state)
 {
 	(void)state;
@@ -549,6 +626,9 @@ int main(void)
 	    cmocka_unit_test(header_count_limit),
 	    cmocka_unit_test(content_length_rules),
 	    cmocka_unit_test(transfer_encoding_rules),
+	    cmocka_unit_test(connection_naming_a_framing_field_refused),
+	    cmocka_unit_test(
+		response_connection_naming_a_framing_field_refused),
 	    cmocka_unit_test(control_bytes_refused),
 	    cmocka_unit_test(field_name_syntax),
 	    cmocka_unit_test(method_must_be_token),
