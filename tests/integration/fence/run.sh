@@ -67,8 +67,13 @@ BRMAC=$(ip -n "$H" -j link show b1$T | python3 -c 'import json,sys; print(json.l
 ip -n "$C1" -6 neigh add fd00:213::1 lladdr "$BRMAC" dev eth0 nud permanent
 
 # Listeners: the "proxy" and a host service in H; services in U and C2.
+# Non-TCP listeners on the proxy's own address and port: UDP (v4 and v6),
+# UDP-Lite when the kernel has it, and a raw catcher for SCTP.
+UDPLITE=yes
+python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 136)' 2>/dev/null || UDPLITE=
 inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:10.215.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
-  tcp:0.0.0.0:53 tcp:[::]:3128 > "$W/h.ready" &
+  tcp:0.0.0.0:53 tcp:[::]:3128 udp:10.213.0.1:3128 udp:[::]:3128 raw132:10.213.0.1:0 \
+  ${UDPLITE:+udplite:10.213.0.1:3128} > "$W/h.ready" &
 ip netns exec "$U" $PROBE listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
   udp:10.214.0.2:53 > "$W/u.ready" &
 ip netns exec "$C2" $PROBE listen "$W/c2.hits" tcp:10.215.0.2:8080 > "$W/c2.ready" &
@@ -89,6 +94,22 @@ inC1 $PROBE icmp 10.214.0.2 || fail "control: ping failed before the fence"
 ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || fail "control: the container's port 9000 unreachable before the fence"
 inC1 $PROBE udp 10.214.0.2 9999; sleep 0.3
 grep -q "udp:10.214.0.2:9999" "$W/u.hits" || fail "control: UDP did not arrive before the fence"
+# The same for what goes to the proxy's own address and port, other than TCP.
+inC1 $PROBE icmp 10.213.0.1 || fail "control: ping of the proxy's address failed before the fence"
+inC1 $PROBE udp 10.213.0.1 3128
+inC1 $PROBE sctp 10.213.0.1 3128 || fail "control: could not send SCTP"
+[ -z "$UDPLITE" ] || inC1 $PROBE udplite 10.213.0.1 3128
+sleep 0.3
+grep -q "^udp:10.213.0.1:3128 " "$W/h.hits" || fail "control: UDP to the proxy port did not arrive before the fence"
+grep -q "^raw132:10.213.0.1:0 " "$W/h.hits" || fail "control: SCTP to the proxy address did not arrive before the fence"
+[ -z "$UDPLITE" ] || grep -q "^udplite:10.213.0.1:3128 " "$W/h.hits" \
+  || fail "control: UDP-Lite to the proxy port did not arrive before the fence"
+if python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132)' 2>/dev/null; then
+  echo "note: the kernel has SCTP; the raw INIT below is the same packet a socket would send first"
+else
+  echo "note: the kernel has no SCTP sockets (EPROTONOSUPPORT); SCTP is sent as a raw IP packet"
+fi
+[ -n "$UDPLITE" ] || echo "SKIPPED: UDP-Lite to the proxy port (the kernel has no UDP-Lite sockets)"
 : > "$W/u.hits"; : > "$W/h.hits"; : > "$W/c2.hits"
 
 # The fence, for session 1 (bridge 1, proxy 10.213.0.1:3128, web port
@@ -156,6 +177,17 @@ blocked "ICMPv6 echo to the host" "icmpv6 fd00:213::1 -" icmp fd00:213::1
 inC1 $PROBE udp 10.214.0.2 9999; EXPECT+=("UDP to the upstream|udp 10.214.0.2 9999")
 inC1 $PROBE udp 10.213.0.1 53; EXPECT+=("DNS over UDP to the host|udp 10.213.0.1 53")
 inC1 $PROBE udp 10.214.0.2 53; EXPECT+=("DNS over UDP to the upstream|udp 10.214.0.2 53")
+# Only TCP may reach the proxy's address and port: everything else sent to
+# exactly that address and port is dropped and logged.
+blocked "ICMP echo to the proxy's address" "icmp 10.213.0.1 -" icmp 10.213.0.1
+inC1 $PROBE udp 10.213.0.1 3128; EXPECT+=("UDP to the proxy's address and port|udp 10.213.0.1 3128")
+inC1 $PROBE udp fd00:213::1 3128; EXPECT+=("IPv6 UDP to the proxy port|udp fd00:213::1 3128")
+inC1 $PROBE sctp 10.213.0.1 3128 || fail "could not send SCTP"
+EXPECT+=("SCTP INIT to the proxy's address and port|132 10.213.0.1 -")
+if [ -n "$UDPLITE" ]; then
+  inC1 $PROBE udplite 10.213.0.1 3128
+  EXPECT+=("UDP-Lite to the proxy's address and port|136 10.213.0.1 -")
+fi
 # A flood of one flow neither fills the log nor hides a new flow's first
 # packet sent in the middle of it.
 inC1 $PROBE flood 10.214.0.2 7777 7778 3000
