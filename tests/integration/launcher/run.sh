@@ -25,6 +25,12 @@ cleanup() {
 	docker rm -f aslaunch-it-det-$$ aslaunch-it-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	rm -rf "$T"
+	# Leave the machine as we found it: a dockerd this test started goes.
+	if [ -n "${DOCKERD_PID:-}" ]; then
+		kill -TERM "$DOCKERD_PID" 2>/dev/null
+		for _ in $(seq 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
+		kill -0 "$DOCKERD_PID" 2>/dev/null && echo "FAIL: the dockerd this test started did not stop"
+	fi
 }
 trap cleanup EXIT
 
@@ -32,6 +38,7 @@ trap cleanup EXIT
 [ -x "$L" ] || { echo "FAIL: $L not built"; exit 1; }
 if ! docker info >/dev/null 2>&1; then
 	dockerd >/tmp/dockerd.log 2>&1 &
+	DOCKERD_PID=$!
 	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 	docker info >/dev/null 2>&1 || { echo "FAIL: dockerd did not start"; exit 1; }
 fi
@@ -166,14 +173,24 @@ else
 fi
 
 # 6. the container dying ends the session with its status; --gpu all fails
-#    clearly without a GPU.
+#    clearly without a GPU, and passes the GPU in when there is one.
 "$L" "${COMMON[@]}" --no-verify -- sh -c 'kill -KILL $$' </dev/null >/dev/null 2>"$T"/e6
 rc=$?
 [ $rc = 137 ] && pass "killed command: exit 137" || fail "killed command: rc=$rc"
-"$L" "${COMMON[@]}" --gpu all -- true </dev/null >/dev/null 2>"$T"/e7
+"$L" "${COMMON[@]}" --no-verify --gpu all -- ls /dev/nvidiactl </dev/null >"$T"/o7 2>"$T"/e7
 rc=$?
-[ $rc = 125 ] && grep -q 'nvidiactl' "$T"/e7 && pass "--gpu all without a GPU: clear error" ||
-	fail "--gpu all: rc=$rc $(cat "$T"/e7)"
+if [ ! -e /dev/nvidiactl ]; then
+	[ $rc = 125 ] && grep -q 'nvidiactl' "$T"/e7 && pass "--gpu all without a GPU: clear error" ||
+		fail "--gpu all: rc=$rc $(cat "$T"/e7)"
+elif [ $rc = 0 ]; then
+	grep -q '^/dev/nvidiactl$' "$T"/o7 && pass "--gpu all with a GPU: the device is in the container" ||
+		fail "--gpu all: exit 0 but no /dev/nvidiactl inside: $(cat "$T"/o7)"
+else
+	# A GPU, but an engine without the NVIDIA runtime or a CDI spec for it.
+	[ $rc = 125 ] && grep -q -i 'nvidia\|cdi' "$T"/e7 &&
+		pass "--gpu all with a GPU the engine cannot pass in: clear error ($(tail -n1 "$T"/e7))" ||
+		fail "--gpu all with a GPU: rc=$rc $(cat "$T"/e7)"
+fi
 
 # 7. detach, ls, stop.
 "$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-det-$$ -- sleep 120 \
