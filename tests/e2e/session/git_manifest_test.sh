@@ -33,5 +33,6 @@ try "a new alternates file" 'echo /tmp >objects/info/alternates'
 try "a removed file" 'rm description'
 try "a mode change" 'chmod +x description'
 try "another branch" 'cp refs/heads/main refs/heads/other'
+# shellcheck disable=SC2016  # expanded by eval inside try
 try "an executable new object file" 'f=$(find objects -type f -path "objects/??/*" | head -n1); cp "$f" "$f.x"; mv "$f.x" "$(dirname "$f")/ffffffffffffffffffffffffffffffffffffff"; chmod 755 "$(dirname "$f")/ffffffffffffffffffffffffffffffffffffff"'
 echo "git manifest: the host .git check catches every change but the session's own"

@@ -7,9 +7,7 @@ import errno
 import json
 import os
 import socket
-import ssl
 import subprocess
-import sys
 import time
 import urllib.parse
 

@@ -118,7 +118,7 @@ UDP_PORT=$(( 48000 + N % 1000 ))
 # A host service on every host address: the container must not reach it.
 python3 "$W/sink.py" 0.0.0.0 "$HOST_PORT" "$W/hostsvc.log" &
 HOSTSVC_PID=$!
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
 	curl -s --max-time 1 --cacert "$E2E_CACHE/testca.pem" --resolve "allowed.test:443:$ALLOWED_IP" \
 		https://allowed.test/ 2>/dev/null | grep -q "$TOKEN" && break
 	sleep 0.2

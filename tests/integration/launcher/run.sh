@@ -3,9 +3,11 @@
 # tarball of host binaries (sh, curl, getent, git and their libraries), so
 # nothing is pulled. Every container/network/nft table this test creates is
 # named after a session id the launcher prints; the trap removes leftovers.
+# `cond && pass ... || fail ...` is an if/else here: pass only echoes.
+# shellcheck disable=SC2015
 set -u
 BIN=${AGENTSAFE_BIN:?}
-SRC=${AGENTSAFE_SOURCE_DIR:?}
+: "${AGENTSAFE_SOURCE_DIR:?}"
 L=$BIN/agentsafe-launch
 IMG=aslaunch-it:$$
 T=$(mktemp -d /tmp/aslaunch-it.XXXXXX)
@@ -206,6 +208,7 @@ else
 fi
 
 # 8. attach feeds stdin to a detached session and returns its status.
+# shellcheck disable=SC2016  # $x is the container shell's
 "$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-att-$$ -- \
 	sh -c 'read x; echo got $x; exit 5' </dev/null >/dev/null 2>"$T"/e9
 out=$(echo hello | timeout 60 "$L" attach aslaunch-it-att-$$ 2>/dev/null)
@@ -216,10 +219,10 @@ rc=$?
 # 9. a --ca-bundle that is not a CA bundle: refused before anything starts,
 # naming the file and line (certs/ checks it).
 printf 'a comment line\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' >"$T"/notca.pem
-before=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+before=$(find "$HOME"/.local/state/agentsafe/sessions -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 "$L" "${COMMON[@]}" --ca-bundle "$T"/notca.pem -- true </dev/null >/dev/null 2>"$T"/e10
 rc=$?
-after=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+after=$(find "$HOME"/.local/state/agentsafe/sessions -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 [ $rc = 125 ] && grep -q "notca.pem:2" "$T"/e10 && [ "$before" = "$after" ] &&
 	pass "--ca-bundle with a private key: exit 125, FILE:LINE named, no session started" ||
 	fail "--ca-bundle check: rc=$rc sessions $before->$after: $(tail -2 "$T"/e10)"
