@@ -1,4 +1,4 @@
-# Compiler flags (../shared/STYLE.md) and helpers every component's CMakeLists uses.
+# Compiler flags (the house style: C17, every warning an error) and helpers every component's CMakeLists uses.
 
 set(AGENTSAFE_WARNINGS
   -Wall -Wextra -Wpedantic -Wshadow -Wconversion -Wformat=2 -Werror)
