@@ -48,6 +48,8 @@ function(agentsafe_add_script_test name)
 endfunction()
 
 # agentsafe_add_fuzzer(NAME SOURCES harness.c LIBS lib CORPUS dir)
+# CORPUS is the committed seed directory in the source tree, replayed from
+# there (a seed added or changed counts without re-running cmake).
 # With AGENTSAFE_LIBFUZZER (clang) a libFuzzer binary; otherwise the harness is
 # linked with a driver that replays the corpus, and ctest runs it under ASan/UBSan.
 function(agentsafe_add_fuzzer name)
@@ -56,11 +58,16 @@ function(agentsafe_add_fuzzer name)
     add_executable(${name} ${F_SOURCES})
     target_compile_options(${name} PRIVATE -fsanitize=fuzzer)
     target_link_options(${name} PRIVATE -fsanitize=fuzzer)
-    add_test(NAME ${name} COMMAND ${name} -runs=20000 -max_total_time=30 ${F_CORPUS})
+    # libFuzzer writes what it finds into its first corpus directory: a
+    # build-tree one, so the committed seeds are read in place, never copied.
+    set(found ${CMAKE_CURRENT_BINARY_DIR}/${name}.found)
+    file(MAKE_DIRECTORY ${found})
+    add_test(NAME ${name} COMMAND ${name} -runs=20000 -max_total_time=30 ${found} ${F_CORPUS})
   else()
     add_executable(${name} ${F_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/replay_main.c)
     add_test(NAME ${name} COMMAND ${name} ${F_CORPUS})
   endif()
   target_link_libraries(${name} PRIVATE ${F_LIBS})
-  set_tests_properties(${name} PROPERTIES LABELS "fuzz")
+  # A replay proves something only under the sanitizers (tests/unit/hygiene).
+  set_tests_properties(${name} PROPERTIES LABELS "fuzz" FIXTURES_REQUIRED sanitized)
 endfunction()

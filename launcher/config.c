@@ -544,6 +544,21 @@ static const struct key keys[] = {
     {"probe_deny", O_PROBE_DENY, true},
 };
 
+static yaml_mark_t mark_at(const char *buf, size_t len, size_t off)
+{
+	yaml_mark_t m = {0, 0, 0};
+	for (size_t i = 0; i < off && i < len; i++) {
+		if (buf[i] == '\n') {
+			m.line++;
+			m.column = 0;
+		} else {
+			m.column++;
+		}
+	}
+	m.index = off;
+	return m;
+}
+
 static int yerr(char *err, size_t errlen, const char *name,
 		const yaml_mark_t *m, const char *msg, const char *arg)
 {
@@ -572,6 +587,10 @@ int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 	for (;;) {
 		if (!yaml_parser_parse(&p, &ev)) {
 			yaml_mark_t m = p.problem_mark;
+			/* The reader (bad UTF-8, control bytes) sets only a
+			 * byte offset, not a mark: count the lines up to it. */
+			if (p.error == YAML_READER_ERROR)
+				m = mark_at(buf, len, p.problem_offset);
 			rc = yerr(err, errlen, name, &m,
 				  p.problem ? p.problem : "YAML syntax error",
 				  NULL);

@@ -10,7 +10,7 @@ PACKAGES=(
   nftables iproute2 curl openssl openssh-client procps psmisc util-linux man-db
   docker.io debootstrap
   tinyproxy squid
-  clang libclang-rt-14-dev clang-format clang-tidy
+  clang libclang-rt-14-dev clang-format clang-tidy shellcheck pyflakes3
 )
 
 if [ "$(id -u)" -ne 0 ]; then

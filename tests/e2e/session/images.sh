@@ -16,8 +16,7 @@ e2e_dockerd_up() {
 	echo "e2e: starting dockerd"
 	dockerd >/tmp/ase2e-dockerd.log 2>&1 &
 	E2E_STARTED_DOCKERD=$!
-	local i
-	for i in $(seq 1 60); do
+	for _ in $(seq 1 60); do
 		docker info >/dev/null 2>&1 && return 0
 		sleep 1
 	done

@@ -7,9 +7,7 @@ import errno
 import json
 import os
 import socket
-import ssl
 import subprocess
-import sys
 import time
 import urllib.parse
 
@@ -105,6 +103,10 @@ except OSError as e:
 # IPv6 on networks that do not ask for it).
 R["ipv6_addrs"] = [l.split()[0] for l in open("/proc/net/if_inet6")
                    if l.split()[-1] != "lo"] if os.path.exists("/proc/net/if_inet6") else []
+try:
+    R["ipv6_disabled"] = open("/proc/sys/net/ipv6/conf/all/disable_ipv6").read().strip()
+except OSError as e:
+    R["ipv6_disabled"] = "unknown (%s)" % e
 R["tcp6_link_local"] = "n/a"
 try:
     ifs = [n for _, n in socket.if_nameindex() if n != "lo"]

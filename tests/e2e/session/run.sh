@@ -118,7 +118,7 @@ UDP_PORT=$(( 48000 + N % 1000 ))
 # A host service on every host address: the container must not reach it.
 python3 "$W/sink.py" 0.0.0.0 "$HOST_PORT" "$W/hostsvc.log" &
 HOSTSVC_PID=$!
-for i in $(seq 1 50); do
+for _ in $(seq 1 50); do
 	curl -s --max-time 1 --cacert "$E2E_CACHE/testca.pem" --resolve "allowed.test:443:$ALLOWED_IP" \
 		https://allowed.test/ 2>/dev/null | grep -q "$TOKEN" && break
 	sleep 0.2
@@ -163,8 +163,9 @@ ssh-keygen -q -t ed25519 -N '' -C ase2e -f "$W/id_ed25519"
 cp "$W/id_ed25519.pub" "$W/home/.ssh/id_ed25519.pub"
 SSH_PORT=$(( 49000 + N % 1000 ))
 chown -R "$TUSER:$TUSER" "$W/home"
-# Every file of the host .git before the session, to prove it is only added to.
-(cd "$REPO/.git" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$W/git-before.sum"
+# The whole host .git before the session (every path, mode and content
+# hash), to prove the session only added its review branch.
+python3 "$HERE/git_manifest.py" snap "$REPO/.git" "$W/git-before.json"
 
 # --- the session -----------------------------------------------------------
 say "session: agentsafe-launch --agent shell (builds the agent image through the launcher)"
@@ -214,19 +215,37 @@ import json, sys, os
 res = json.load(open(sys.argv[1])); logp, token, W = sys.argv[2], sys.argv[3], sys.argv[4]
 host_port, udp_port, allowed_ip = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 bad = []
+passed = []
+skipped = []
 def check(cond, what):
     print(("ok   " if cond else "FAIL ") + what)
-    if not cond: bad.append(what)
+    (passed if cond else bad).append(what)
+def skip(what):
+    # Not a pass: the check could not run here, and says so.
+    print("SKIPPED " + what)
+    skipped.append(what)
 recs = [json.loads(l) for l in open(logp) if l.strip()]
 check(res["allowed"][0] == 0 and token in res["allowed"][1], "allowed.test over HTTPS via the proxy, certificate verified: %r" % (res["allowed"],))
 check(res["denied"][1].startswith("403"), "denied.test refused by the proxy with 403: %r" % (res["denied"],))
 check(res["dns_lookup"].startswith("failed"), "DNS does not resolve inside: %s" % res["dns_lookup"])
-check(res["tcp_direct_allowed_ip"] != "connected", "direct TCP to allowed.test's address fails: %s" % res["tcp_direct_allowed_ip"])
-check(res["tcp_host_service"] != "connected", "TCP to a host service fails: %s" % res["tcp_host_service"])
+# A drop is a timeout: "refused" means something answered, and an error
+# before sending means the probe never tried; neither proves the fence.
+check(res["tcp_direct_allowed_ip"] == "timeout", "direct TCP to allowed.test's address times out (dropped): %s" % res["tcp_direct_allowed_ip"])
+check(res["tcp_host_service"] == "timeout", "TCP to a host service times out (dropped): %s" % res["tcp_host_service"])
 check(res["docker_dns"].startswith("none") or res["docker_dns"].endswith("answers=0"), "Docker's embedded DNS (127.0.0.11) resolves nothing: %s" % res["docker_dns"])
-check(res["udp_reply"].startswith("none"), "UDP gets no reply: %s" % res["udp_reply"])
-check(res["icmp"] != "reply", "ICMP to the gateway gets no reply: %s" % res["icmp"])
-check(res["tcp6_link_local"] != "connected", "IPv6 TCP fails: %s (container IPv6 addresses besides lo: %r)" % (res["tcp6_link_local"], res.get("ipv6_addrs")))
+check(res["udp_reply"] in ("none (timeout)", "none (TimeoutError)"), "UDP gets no reply (timeout): %s" % res["udp_reply"])
+check(res["icmp"] == "timeout", "ICMP echo to the gateway was sent and got no reply: %s" % res["icmp"])
+v6_drops = [r for r in recs if r.get("event") == "drop" and
+            (r.get("proto") == "icmpv6" or ":" in r.get("dst", ""))]
+if not res.get("ipv6_addrs"):
+    skip("IPv6 TCP: the container has no IPv6 address besides lo (disable_ipv6=%s; probe: %s)"
+         % (res.get("ipv6_disabled"), res["tcp6_link_local"]))
+else:
+    # Neighbour discovery is dropped too, so EHOSTUNREACH is a drop as
+    # well; the drop record proves the packets left the probe.
+    check(res["tcp6_link_local"] in ("timeout", "EHOSTUNREACH") and len(v6_drops) >= 1,
+          "IPv6 TCP sent and dropped: %s, %d IPv6 drop records (container IPv6 addresses: %r)"
+          % (res["tcp6_link_local"], len(v6_drops), res.get("ipv6_addrs")))
 check(res["caps"].get("CapEff") == "0000000000000000" and res["caps"].get("CapPrm") == "0000000000000000", "no capabilities: %r" % res["caps"])
 check(res["caps"].get("NoNewPrivs") == "1", "no_new_privs set")
 check(res["uid"] != 0, "the agent is not root (uid %d)" % res["uid"])
@@ -261,12 +280,13 @@ def drop(proto, dport=None):
 check(len(drop("tcp", host_port)) >= 1, "egress.log: drop record for TCP to the host service port %d" % host_port)
 check(len(drop("udp", udp_port)) >= 1, "egress.log: drop record for UDP port %d" % udp_port)
 check(len(drop("udp", 53)) >= 1, "egress.log: drop record for DNS (UDP 53)")
-check(len([d for d in drops if d.get("proto") in ("icmp", "icmpv6")]) >= 1 or res["icmp"].startswith("socket"), "egress.log: drop record for ICMP")
-if res["tcp_direct_allowed_ip"] == "timeout":
-    check(len([d for d in drops if d.get("dst") == allowed_ip]) >= 1, "egress.log: drop record for the direct TCP to %s" % allowed_ip)
+check(len([d for d in drops if d.get("proto") == "icmp"]) >= 1, "egress.log: drop record for ICMP")
+check(len([d for d in drops if d.get("dst") == allowed_ip and d.get("proto") == "tcp"]) >= 1,
+      "egress.log: drop record for the direct TCP to %s" % allowed_ip)
 allowed_hosts = {r.get("host") for r in recs if r.get("event") in ("open", "close")}
 check(allowed_hosts <= {"allowed.test"}, "egress.log: no other allowed traffic: %r" % allowed_hosts)
 print("egress.log: %d records (%s)" % (len(recs), ", ".join(sorted({r["event"] for r in recs}))))
+print("%d passed, %d SKIPPED, %d failed" % (len(passed), len(skipped), len(bad)))
 sys.exit(1 if bad else 0)
 PY
 then :; else
@@ -296,10 +316,10 @@ hgit show "agentsafe/$SESSION_ID:e2e-result.json" | grep -q '"allowed"' ||
 echo "ok   the commit made inside is on host branch agentsafe/$SESSION_ID"
 [ "$(hgit rev-parse main)" = "$(hgit rev-parse "agentsafe/$SESSION_ID~1")" ] ||
 	fail "agentsafe/$SESSION_ID is not one commit on top of main"
-# Files the session may add or rewrite in the host .git: the review
-# branch's ref, objects, FETCH_HEAD and reflogs. Everything else, byte for byte.
-changed=$(cd "$REPO/.git" && sha256sum --quiet -c "$W/git-before.sum" 2>/dev/null |
-	grep -v -E '^\./(FETCH_HEAD|logs/)' || true)
-[ -z "$changed" ] || fail "host .git files changed by the session: $changed"
-echo "ok   no file of the host .git that existed before the session changed ($(wc -l <"$W/git-before.sum") checked)"
+# What the session may add to the host .git: the review branch's ref and
+# reflog, its objects; reflogs and FETCH_HEAD may grow. Everything else,
+# new files (hooks above all) included, must be as it was.
+changed=$(python3 "$HERE/git_manifest.py" compare "$W/git-before.json" "$REPO/.git" "$SESSION_ID") ||
+	fail "the session changed the host .git: $changed"
+echo "ok   the host .git only gained the review branch ($(grep -c '"' "$W/git-before.json") paths compared)"
 say "PASS"

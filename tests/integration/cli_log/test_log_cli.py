@@ -385,6 +385,46 @@ def apply_when_the_result_would_still_refuse_keeps_the_old_file():
     assert open(pol).read() == text
 
 
+# Every deny reason other than not_allowed / port_not_allowed is a refusal
+# a new allow rule must not undo (log_suggest.c's usage promises it): each
+# is tried alone, so one that slips through cannot hide behind another.
+NEVER_SUGGESTED = [
+    ("denied_by_rule", "gist.kind.test", 443),
+    ("sni_mismatch", "front.kind.test", 443),
+    ("no_sni", "nosni.kind.test", 443),
+    ("not_tls", "nottls.kind.test", 443),
+    ("bad_clienthello", "hello.kind.test", 443),
+    ("private_address", "priv.kind.test", 443),
+    ("ip_literal", "203.0.113.7", 443),
+    ("bad_request", "req.kind.test", 80),
+    ("bad_host", "host.kind.test", 443),
+    ("dns_failure", "dns.kind.test", 443),
+    ("timeout", "slow.kind.test", 443),
+    ("upstream_unreachable", "down.kind.test", 443),
+    ("max_connections", "busy.kind.test", 443),
+    ("client_reset", "reset.kind.test", 443),
+    ("client_closed", "gone.kind.test", 443),
+    # fixable reasons, but for an IP literal: a name rule cannot fix it
+    ("not_allowed", "198.51.100.9", 443),
+    ("port_not_allowed", "[2001:db8::9]", 8443),
+]
+
+
+@case
+def suggest_never_proposes_a_rule_for_any_other_denial_kind():
+    bad = []
+    for i, (reason, host, port) in enumerate(NEVER_SUGGESTED):
+        logf = os.path.join(W, "kind-%d.log" % i)
+        with open(logf, "w") as f:
+            f.write(rec("2026-11-25T04:00:00.000Z", "deny", id="k%d" % i, client="10.0.0.2:4100",
+                        method="CONNECT", host=host, port=port, reason=reason) + "\n")
+        rc, out, err = run("log", "suggest", logf)
+        if rc != 0 or "nothing to suggest" not in out or "allow:" in out or \
+                "# not suggested: %s:%d (%s)" % (host, port, reason) not in out:
+            bad.append((reason, rc, out, err))
+    assert not bad, bad
+
+
 shutil.rmtree(W, ignore_errors=True)
 failed = [n for n, e in results if e is not None]
 print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))

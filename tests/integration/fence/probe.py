@@ -8,8 +8,14 @@
                                 the first half of them
   probe.py scan ADDR FIRST N    one datagram to each of N ports from FIRST
   probe.py icmp ADDR            exit 0 when an echo reply arrives (1 s)
-  probe.py listen FILE SPEC...  SPEC = tcp:ADDR:PORT | udp:ADDR:PORT; appends
-                                one line per connection/datagram to FILE"""
+  probe.py udplite ADDR PORT    send one UDP-Lite datagram (exit 4: the
+                                kernel has no UDP-Lite)
+  probe.py sctp ADDR PORT       send one SCTP INIT as a raw IP packet
+                                (protocol 132: needs no SCTP in the kernel)
+  probe.py listen FILE SPEC...  SPEC = tcp:ADDR:PORT | udp:ADDR:PORT |
+                                udplite:ADDR:PORT | raw132:ADDR:0 (every
+                                SCTP packet to ADDR); appends one line per
+                                connection/datagram/packet to FILE"""
 import os
 import socket
 import struct
@@ -53,6 +59,37 @@ def udp(addr, port):
         s.sendto(b"agentsafe-fence-probe", (addr, int(port)))
     except OSError:
         pass
+    return 0
+
+
+IPPROTO_UDPLITE = 136
+IPPROTO_SCTP = 132
+
+
+def udplite(addr, port):
+    try:
+        s = socket.socket(family(addr), socket.SOCK_DGRAM, IPPROTO_UDPLITE)
+    except OSError as e:
+        print("probe: no UDP-Lite: %s" % e, file=sys.stderr)
+        return 4
+    try:
+        s.sendto(b"agentsafe-fence-probe", (addr, int(port)))
+    except OSError:
+        pass
+    return 0
+
+
+def sctp(addr, port):
+    # Common header (ports, verification tag 0, checksum left 0: nothing on
+    # the path validates it) and one INIT chunk.
+    init = struct.pack("!BBHIIHHI", 1, 0, 20, 0x41534146, 65536, 1, 1, 1)
+    pkt = struct.pack("!HHII", 40000, int(port), 0, 0) + init
+    s = socket.socket(family(addr), socket.SOCK_RAW, IPPROTO_SCTP)
+    try:
+        s.sendto(pkt, (addr, 0))
+    except OSError as e:
+        print("probe: sctp %s: %s" % (addr, e), file=sys.stderr)
+        return 3
     return 0
 
 
@@ -103,12 +140,22 @@ def listen(path, specs):
             d, a = s.recvfrom(2048)
             out.write("%s from %s\n" % (spec, a[0]))
 
+    def serve_raw(s, spec, dst):
+        while True:
+            d, a = s.recvfrom(65536)
+            if socket.inet_ntoa(d[16:20]) == dst:
+                out.write("%s from %s\n" % (spec, a[0]))
+
     for spec in specs:
         kind, rest = spec.split(":", 1)
         addr, port = rest.rsplit(":", 1)
         addr = addr.strip("[]")
+        if kind == "raw132":
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_SCTP)
+            threading.Thread(target=serve_raw, args=(s, spec, addr), daemon=True).start()
+            continue
         st = socket.SOCK_STREAM if kind == "tcp" else socket.SOCK_DGRAM
-        s = socket.socket(family(addr), st)
+        s = socket.socket(family(addr), st, IPPROTO_UDPLITE if kind == "udplite" else 0)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if family(addr) == socket.AF_INET6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -137,6 +184,10 @@ if __name__ == "__main__":
         sys.exit(flood(*sys.argv[2:6]))
     if cmd == "icmp":
         sys.exit(icmp(sys.argv[2]))
+    if cmd == "udplite":
+        sys.exit(udplite(sys.argv[2], sys.argv[3]))
+    if cmd == "sctp":
+        sys.exit(sctp(sys.argv[2], sys.argv[3]))
     if cmd == "listen":
         listen(sys.argv[2], sys.argv[3:])
     sys.exit(2)

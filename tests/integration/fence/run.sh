@@ -14,7 +14,7 @@ BIN=${AGENTSAFE_BIN:?}
 HERE=$(cd "$(dirname "$0")" && pwd)
 [ "$(id -u)" -eq 0 ] || { echo "fence test: needs root (ip netns, nftables)" >&2; exit 1; }
 DRV=$BIN/fence_driver
-PROBE="python3 $HERE/probe.py"
+PROBE=(python3 "$HERE/probe.py")
 [ -x "$DRV" ] || { echo "fence test: $DRV missing" >&2; exit 1; }
 
 T=f$$                       # short: interface names have 15 bytes
@@ -67,13 +67,18 @@ BRMAC=$(ip -n "$H" -j link show b1$T | python3 -c 'import json,sys; print(json.l
 ip -n "$C1" -6 neigh add fd00:213::1 lladdr "$BRMAC" dev eth0 nud permanent
 
 # Listeners: the "proxy" and a host service in H; services in U and C2.
-inH $PROBE listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:10.215.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
-  tcp:0.0.0.0:53 tcp:[::]:3128 > "$W/h.ready" &
-ip netns exec "$U" $PROBE listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
+# Non-TCP listeners on the proxy's own address and port: UDP (v4 and v6),
+# UDP-Lite when the kernel has it, and a raw catcher for SCTP.
+UDPLITE=yes
+python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM, 136)' 2>/dev/null || UDPLITE=
+inH "${PROBE[@]}" listen "$W/h.hits" tcp:10.213.0.1:3128 tcp:10.215.0.1:3128 tcp:0.0.0.0:2222 udp:0.0.0.0:53 \
+  tcp:0.0.0.0:53 "tcp:[::]:3128" udp:10.213.0.1:3128 "udp:[::]:3128" raw132:10.213.0.1:0 \
+  ${UDPLITE:+udplite:10.213.0.1:3128} > "$W/h.ready" &
+ip netns exec "$U" "${PROBE[@]}" listen "$W/u.hits" tcp:10.214.0.2:443 udp:10.214.0.2:9999 \
   udp:10.214.0.2:53 > "$W/u.ready" &
-ip netns exec "$C2" $PROBE listen "$W/c2.hits" tcp:10.215.0.2:8080 > "$W/c2.ready" &
+ip netns exec "$C2" "${PROBE[@]}" listen "$W/c2.hits" tcp:10.215.0.2:8080 > "$W/c2.ready" &
 # In container 1: a published web port and one that is not published.
-inC1 $PROBE listen "$W/c1.hits" tcp:0.0.0.0:8000 tcp:0.0.0.0:9000 > "$W/c1.ready" &
+inC1 "${PROBE[@]}" listen "$W/c1.hits" tcp:0.0.0.0:8000 tcp:0.0.0.0:9000 > "$W/c1.ready" &
 for f in h u c2 c1; do
   for _ in $(seq 50); do grep -q listening "$W/$f.ready" 2>/dev/null && break; sleep 0.1; done
   grep -q listening "$W/$f.ready" || fail "listener $f did not start"
@@ -81,14 +86,30 @@ done
 
 # Control: without the fence every path is open, so the checks below can
 # fail (a test that cannot fail proves nothing).
-inC1 $PROBE tcp 10.214.0.2 443 || fail "control: no route to the upstream before the fence"
-inC1 $PROBE tcp 10.213.0.1 2222 || fail "control: host service unreachable before the fence"
-inC1 $PROBE tcp 10.215.0.2 8080 || fail "control: other session unreachable before the fence"
-inC1 $PROBE tcp 10.215.0.1 3128 || fail "control: other session's proxy unreachable before the fence"
-inC1 $PROBE icmp 10.214.0.2 || fail "control: ping failed before the fence"
-ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || fail "control: the container's port 9000 unreachable before the fence"
-inC1 $PROBE udp 10.214.0.2 9999; sleep 0.3
+inC1 "${PROBE[@]}" tcp 10.214.0.2 443 || fail "control: no route to the upstream before the fence"
+inC1 "${PROBE[@]}" tcp 10.213.0.1 2222 || fail "control: host service unreachable before the fence"
+inC1 "${PROBE[@]}" tcp 10.215.0.2 8080 || fail "control: other session unreachable before the fence"
+inC1 "${PROBE[@]}" tcp 10.215.0.1 3128 || fail "control: other session's proxy unreachable before the fence"
+inC1 "${PROBE[@]}" icmp 10.214.0.2 || fail "control: ping failed before the fence"
+ip netns exec "$U" "${PROBE[@]}" tcp 10.213.0.2 9000 || fail "control: the container's port 9000 unreachable before the fence"
+inC1 "${PROBE[@]}" udp 10.214.0.2 9999; sleep 0.3
 grep -q "udp:10.214.0.2:9999" "$W/u.hits" || fail "control: UDP did not arrive before the fence"
+# The same for what goes to the proxy's own address and port, other than TCP.
+inC1 "${PROBE[@]}" icmp 10.213.0.1 || fail "control: ping of the proxy's address failed before the fence"
+inC1 "${PROBE[@]}" udp 10.213.0.1 3128
+inC1 "${PROBE[@]}" sctp 10.213.0.1 3128 || fail "control: could not send SCTP"
+[ -z "$UDPLITE" ] || inC1 "${PROBE[@]}" udplite 10.213.0.1 3128
+sleep 0.3
+grep -q "^udp:10.213.0.1:3128 " "$W/h.hits" || fail "control: UDP to the proxy port did not arrive before the fence"
+grep -q "^raw132:10.213.0.1:0 " "$W/h.hits" || fail "control: SCTP to the proxy address did not arrive before the fence"
+[ -z "$UDPLITE" ] || grep -q "^udplite:10.213.0.1:3128 " "$W/h.hits" \
+  || fail "control: UDP-Lite to the proxy port did not arrive before the fence"
+if python3 -c 'import socket; socket.socket(socket.AF_INET, socket.SOCK_STREAM, 132)' 2>/dev/null; then
+  echo "note: the kernel has SCTP; the raw INIT below is the same packet a socket would send first"
+else
+  echo "note: the kernel has no SCTP sockets (EPROTONOSUPPORT); SCTP is sent as a raw IP packet"
+fi
+[ -n "$UDPLITE" ] || echo "SKIPPED: UDP-Lite to the proxy port (the kernel has no UDP-Lite sockets)"
 : > "$W/u.hits"; : > "$W/h.hits"; : > "$W/c2.hits"
 
 # The fence, for session 1 (bridge 1, proxy 10.213.0.1:3128, web port
@@ -123,20 +144,20 @@ table inet asfen_docker$T {
 NFT
 
 # The proxy path works.
-inC1 $PROBE tcp 10.213.0.1 3128 || fail "the proxy is unreachable through the fence"
+inC1 "${PROBE[@]}" tcp 10.213.0.1 3128 || fail "the proxy is unreachable through the fence"
 # Inbound: the published port is reachable from outside, another is not.
-ip netns exec "$U" $PROBE tcp 10.213.0.2 8000 || fail "the published port 8000 is unreachable through the fence"
-rc=0; ip netns exec "$U" $PROBE tcp 10.213.0.2 9000 || rc=$?
+ip netns exec "$U" "${PROBE[@]}" tcp 10.213.0.2 8000 || fail "the published port 8000 is unreachable through the fence"
+rc=0; ip netns exec "$U" "${PROBE[@]}" tcp 10.213.0.2 9000 || rc=$?
 [ "$rc" -eq 1 ] || fail "an unpublished container port was reachable from outside (exit $rc)"
 # The host itself (the proxy's side) still reaches the upstream.
-inH $PROBE tcp 10.214.0.2 443 || fail "the host lost its own route to the upstream"
+inH "${PROBE[@]}" tcp 10.214.0.2 443 || fail "the host lost its own route to the upstream"
 : > "$W/u.hits"; : > "$W/h.hits"
 
 # The bypass matrix: each must fail from the container.
 declare -a EXPECT=()
 blocked() { # description, expected record "proto dst dport", probe args...
   local what=$1 rec=$2 rc=0; shift 2
-  inC1 $PROBE "$@" || rc=$?
+  inC1 "${PROBE[@]}" "$@" || rc=$?
   [ "$rc" -ne 0 ] || fail "$what: went through the fence"
   # A timeout, not a refusal: the packet was dropped, nobody answered.
   [ "$rc" -eq 1 ] || fail "$what: failed other than by a timeout (exit $rc)"
@@ -153,12 +174,23 @@ blocked "DNS over TCP to the host" "tcp 10.213.0.1 53" tcp 10.213.0.1 53
 blocked "IPv6 TCP to the proxy port" "tcp fd00:213::1 3128" tcp fd00:213::1 3128
 blocked "ICMP echo to the upstream" "icmp 10.214.0.2 -" icmp 10.214.0.2
 blocked "ICMPv6 echo to the host" "icmpv6 fd00:213::1 -" icmp fd00:213::1
-inC1 $PROBE udp 10.214.0.2 9999; EXPECT+=("UDP to the upstream|udp 10.214.0.2 9999")
-inC1 $PROBE udp 10.213.0.1 53; EXPECT+=("DNS over UDP to the host|udp 10.213.0.1 53")
-inC1 $PROBE udp 10.214.0.2 53; EXPECT+=("DNS over UDP to the upstream|udp 10.214.0.2 53")
+inC1 "${PROBE[@]}" udp 10.214.0.2 9999; EXPECT+=("UDP to the upstream|udp 10.214.0.2 9999")
+inC1 "${PROBE[@]}" udp 10.213.0.1 53; EXPECT+=("DNS over UDP to the host|udp 10.213.0.1 53")
+inC1 "${PROBE[@]}" udp 10.214.0.2 53; EXPECT+=("DNS over UDP to the upstream|udp 10.214.0.2 53")
+# Only TCP may reach the proxy's address and port: everything else sent to
+# exactly that address and port is dropped and logged.
+blocked "ICMP echo to the proxy's address" "icmp 10.213.0.1 -" icmp 10.213.0.1
+inC1 "${PROBE[@]}" udp 10.213.0.1 3128; EXPECT+=("UDP to the proxy's address and port|udp 10.213.0.1 3128")
+inC1 "${PROBE[@]}" udp fd00:213::1 3128; EXPECT+=("IPv6 UDP to the proxy port|udp fd00:213::1 3128")
+inC1 "${PROBE[@]}" sctp 10.213.0.1 3128 || fail "could not send SCTP"
+EXPECT+=("SCTP INIT to the proxy's address and port|132 10.213.0.1 -")
+if [ -n "$UDPLITE" ]; then
+  inC1 "${PROBE[@]}" udplite 10.213.0.1 3128
+  EXPECT+=("UDP-Lite to the proxy's address and port|136 10.213.0.1 -")
+fi
 # A flood of one flow neither fills the log nor hides a new flow's first
 # packet sent in the middle of it.
-inC1 $PROBE flood 10.214.0.2 7777 7778 3000
+inC1 "${PROBE[@]}" flood 10.214.0.2 7777 7778 3000
 EXPECT+=("UDP flood, one record|udp 10.214.0.2 7777 once")
 EXPECT+=("a new flow inside the flood|udp 10.214.0.2 7778 once")
 sleep 1
@@ -200,13 +232,13 @@ PY
 # A scan of 400 ports outruns the record budget (burst 200): every port is
 # either itemised or counted in a summary record (written at the latest
 # when the reader closes), none lost.
-inC1 $PROBE scan 10.214.0.2 30000 400
+inC1 "${PROBE[@]}" scan 10.214.0.2 30000 400
 sleep 1
 # Removal: both tables gone, the path is open again; the reader exits clean.
 inH "$DRV" remove "$TABLE1"; inH "$DRV" remove "$TABLE2"
 inH nft list tables > "$W/tables.txt"
 grep -q "$TABLE1\|$TABLE2" "$W/tables.txt" && fail "tables left after remove"
-inC1 $PROBE tcp 10.214.0.2 443 || fail "path still blocked after fence_remove"
+inC1 "${PROBE[@]}" tcp 10.214.0.2 443 || fail "path still blocked after fence_remove"
 kill "$NFLOG_PID"; wait "$NFLOG_PID" || fail "the NFLOG reader exited with an error: $(cat "$W/nflog.err")"
 python3 - "$W/egress.log" <<'PY' || fail "scan accounting"
 import json, sys

@@ -3,9 +3,11 @@
 # tarball of host binaries (sh, curl, getent, git and their libraries), so
 # nothing is pulled. Every container/network/nft table this test creates is
 # named after a session id the launcher prints; the trap removes leftovers.
+# `cond && pass ... || fail ...` is an if/else here: pass only echoes.
+# shellcheck disable=SC2015
 set -u
 BIN=${AGENTSAFE_BIN:?}
-SRC=${AGENTSAFE_SOURCE_DIR:?}
+: "${AGENTSAFE_SOURCE_DIR:?}"
 L=$BIN/agentsafe-launch
 IMG=aslaunch-it:$$
 T=$(mktemp -d /tmp/aslaunch-it.XXXXXX)
@@ -25,6 +27,12 @@ cleanup() {
 	docker rm -f aslaunch-it-det-$$ aslaunch-it-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	rm -rf "$T"
+	# Leave the machine as we found it: a dockerd this test started goes.
+	if [ -n "${DOCKERD_PID:-}" ]; then
+		kill -TERM "$DOCKERD_PID" 2>/dev/null
+		for _ in $(seq 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
+		kill -0 "$DOCKERD_PID" 2>/dev/null && echo "FAIL: the dockerd this test started did not stop"
+	fi
 }
 trap cleanup EXIT
 
@@ -32,6 +40,7 @@ trap cleanup EXIT
 [ -x "$L" ] || { echo "FAIL: $L not built"; exit 1; }
 if ! docker info >/dev/null 2>&1; then
 	dockerd >/tmp/dockerd.log 2>&1 &
+	DOCKERD_PID=$!
 	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
 	docker info >/dev/null 2>&1 || { echo "FAIL: dockerd did not start"; exit 1; }
 fi
@@ -166,14 +175,24 @@ else
 fi
 
 # 6. the container dying ends the session with its status; --gpu all fails
-#    clearly without a GPU.
+#    clearly without a GPU, and passes the GPU in when there is one.
 "$L" "${COMMON[@]}" --no-verify -- sh -c 'kill -KILL $$' </dev/null >/dev/null 2>"$T"/e6
 rc=$?
 [ $rc = 137 ] && pass "killed command: exit 137" || fail "killed command: rc=$rc"
-"$L" "${COMMON[@]}" --gpu all -- true </dev/null >/dev/null 2>"$T"/e7
+"$L" "${COMMON[@]}" --no-verify --gpu all -- ls /dev/nvidiactl </dev/null >"$T"/o7 2>"$T"/e7
 rc=$?
-[ $rc = 125 ] && grep -q 'nvidiactl' "$T"/e7 && pass "--gpu all without a GPU: clear error" ||
-	fail "--gpu all: rc=$rc $(cat "$T"/e7)"
+if [ ! -e /dev/nvidiactl ]; then
+	[ $rc = 125 ] && grep -q 'nvidiactl' "$T"/e7 && pass "--gpu all without a GPU: clear error" ||
+		fail "--gpu all: rc=$rc $(cat "$T"/e7)"
+elif [ $rc = 0 ]; then
+	grep -q '^/dev/nvidiactl$' "$T"/o7 && pass "--gpu all with a GPU: the device is in the container" ||
+		fail "--gpu all: exit 0 but no /dev/nvidiactl inside: $(cat "$T"/o7)"
+else
+	# A GPU, but an engine without the NVIDIA runtime or a CDI spec for it.
+	[ $rc = 125 ] && grep -q -i 'nvidia\|cdi' "$T"/e7 &&
+		pass "--gpu all with a GPU the engine cannot pass in: clear error ($(tail -n1 "$T"/e7))" ||
+		fail "--gpu all with a GPU: rc=$rc $(cat "$T"/e7)"
+fi
 
 # 7. detach, ls, stop.
 "$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-det-$$ -- sleep 120 \
@@ -189,6 +208,7 @@ else
 fi
 
 # 8. attach feeds stdin to a detached session and returns its status.
+# shellcheck disable=SC2016  # $x is the container shell's
 "$L" "${COMMON[@]}" --no-verify --detach --name aslaunch-it-att-$$ -- \
 	sh -c 'read x; echo got $x; exit 5' </dev/null >/dev/null 2>"$T"/e9
 out=$(echo hello | timeout 60 "$L" attach aslaunch-it-att-$$ 2>/dev/null)
@@ -199,10 +219,10 @@ rc=$?
 # 9. a --ca-bundle that is not a CA bundle: refused before anything starts,
 # naming the file and line (certs/ checks it).
 printf 'a comment line\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' >"$T"/notca.pem
-before=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+before=$(find "$HOME"/.local/state/agentsafe/sessions -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 "$L" "${COMMON[@]}" --ca-bundle "$T"/notca.pem -- true </dev/null >/dev/null 2>"$T"/e10
 rc=$?
-after=$(ls "$HOME"/.local/state/agentsafe/sessions 2>/dev/null | wc -l)
+after=$(find "$HOME"/.local/state/agentsafe/sessions -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 [ $rc = 125 ] && grep -q "notca.pem:2" "$T"/e10 && [ "$before" = "$after" ] &&
 	pass "--ca-bundle with a private key: exit 125, FILE:LINE named, no session started" ||
 	fail "--ca-bundle check: rc=$rc sessions $before->$after: $(tail -2 "$T"/e10)"

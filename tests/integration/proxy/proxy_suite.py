@@ -33,6 +33,7 @@ UP_HTTP = "127.0.0.11"   # fwd.test
 UP_PRIV = "127.0.0.12"   # priv.test: a private address no rule names
 UP_RAW = "127.0.0.13"    # ssh.test: not TLS (tls: false rule)
 UP_SMUG = "127.0.0.14"   # smug.test: plain HTTP origin whose Connection names its framing
+UP_DOWN = "127.0.0.15"   # named by an allow rule, nothing listens: refuses
 
 
 def sh(*cmd, **kw):
@@ -225,6 +226,9 @@ allow:
   - host: 127.0.0.13
   - host: 127.0.0.14
     ports: [80]
+  - host: 127.0.0.15
+  - host: "*.mix.test"
+    tls: false
 deny:
   - bad.wild.test
 defaults:
@@ -242,6 +246,14 @@ HOSTS = """\
 127.0.0.12 priv.test
 127.0.0.13 ssh.test
 127.0.0.14 smug.test
+127.0.0.15 ar.mix.test
+127.0.0.12 ar.mix.test
+127.0.0.12 ra.mix.test
+127.0.0.15 ra.mix.test
+127.0.0.10 lp.mix.test
+127.0.0.12 lp.mix.test
+127.0.0.12 pl.mix.test
+127.0.0.10 pl.mix.test
 """
 
 
@@ -351,9 +363,9 @@ def connect_tunnel(port, target):
     return s, st, rest
 
 
-def client_hello(server_hostname, alpn=None):
+def client_hello(server_hostname, alpn=None, check_hostname=True):
     ctx = ssl.create_default_context(cafile=os.path.join(W, "ca.pem"))
-    if server_hostname is None:
+    if server_hostname is None or not check_hostname:
         ctx.check_hostname = False
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(inc, out, server_hostname=server_hostname)
@@ -556,6 +568,31 @@ def name_resolving_to_unnamed_private_address_refused(P):
 
 
 @case
+def name_with_allowed_and_private_addresses_uses_only_the_allowed_one(P):
+    # ar/ra: the allowed address (127.0.0.15) refuses; the proxy must give
+    # up (502) rather than fall back to the unnamed private 127.0.0.12,
+    # which listens. lp/pl: the allowed 127.0.0.10 listens and is the one
+    # used. Each pair lists the two addresses in both orders.
+    for name in ("ar.mix.test", "ra.mix.test"):
+        before = UPS["priv"].accepted
+        s, st, _ = connect_tunnel(P.port, name + ":443")
+        assert st == 502, (name, st)
+        r = only(P.new(1), event="deny", host=name)
+        assert r["reason"] == "upstream_unreachable" and r["ip"] == UP_DOWN, (name, r)
+        assert UPS["priv"].accepted == before, "%s: the proxy fell back to a private address" % name
+        s.close()
+    for name in ("lp.mix.test", "pl.mix.test"):
+        before, tls_before = UPS["priv"].accepted, UPS["tls"].accepted
+        s, st, _ = connect_tunnel(P.port, name + ":443")
+        assert st == 200, (name, st)
+        s.close()
+        recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+        o = only(recs, event="open", host=name)
+        assert o["ip"] == UP_TLS, (name, o)
+        assert UPS["priv"].accepted == before and UPS["tls"].accepted == tls_before + 1, name
+
+
+@case
 def port_not_named_by_the_rule_refused(P):
     s, st, _ = connect_tunnel(P.port, "ok.test:8443")
     assert st == 403, st
@@ -585,6 +622,95 @@ def sni_mismatch_closes_without_touching_the_upstream(P):
     assert closed_without_data(s)
     r = only(P.new(1), event="deny", host="ok.test")
     assert r["reason"] == "sni_mismatch" and r["sni"] == "a.wild.test", r
+    assert UPS["tls"].accepted == before, "the upstream saw a connection"
+
+
+def sni_refused(P, target, sni, host):
+    """CONNECT target, a real ClientHello naming sni: closed, recorded as
+    sni_mismatch, and no upstream saw a connection."""
+    before = {k: u.accepted for k, u in UPS.items()}
+    s, st, _ = connect_tunnel(P.port, target)
+    assert st == 200, (target, st)
+    _, _, _, hello = client_hello(sni, check_hostname=False)
+    s.sendall(hello)
+    assert closed_without_data(s), (target, sni)
+    r = only(P.new(1), event="deny", host=host)
+    assert r["reason"] == "sni_mismatch" and r["sni"] == sni, (target, sni, r)
+    assert {k: u.accepted for k, u in UPS.items()} == before, \
+        "an upstream saw a connection for SNI %r on CONNECT %s" % (sni, target)
+    s.close()
+
+
+@case
+def sni_differing_from_the_connect_host_in_any_shape_refused(P):
+    # Each shape defeats one near-miss comparison: a prefix compare either
+    # way (shorter, longer), a suffix compare either way, one byte off at
+    # either end, the same length.
+    for sni in ("ok.tes", "o", "ok.testx", "ok.test.evil.test", "k.test", "a.ok.test",
+                "xok.test", "ok.tesu", "pk.test", "ok-test"):
+        sni_refused(P, "ok.test:443", sni, "ok.test")
+    for sni in ("b.wild.test", "wild.test", "x.a.wild.test", "a.wild.test.x"):
+        sni_refused(P, "a.wild.test:443", sni, "a.wild.test")
+
+
+@case
+def sni_naming_a_host_on_an_ip_literal_connect_refused(P):
+    # SNI cannot carry an address, so an IP-literal CONNECT may come without
+    # one; a ClientHello that does name a host still has to match it.
+    sni_refused(P, "127.0.0.10:443", "ok.test", "127.0.0.10")
+    sni_refused(P, "127.0.0.10:443", "a.wild.test", "127.0.0.10")
+
+
+@case
+def ip_literal_connect_without_sni_is_accepted(P):
+    s, st, _ = connect_tunnel(P.port, "127.0.0.10:443")
+    assert st == 200, st
+    obj, inc, out, hello = client_hello(None)
+    s.sendall(hello)
+    finish_handshake(s, obj, inc, out)
+    assert b"hello from ok.test" in tls_get(s, obj, inc, out, "ok.test")
+    s.close()
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    o = only(recs, event="open", host="127.0.0.10")
+    assert "sni" not in o and o["ip"] == UP_TLS, o
+
+
+@case
+def sni_differing_only_in_case_is_accepted(P):
+    # Host names are case-insensitive: the same name in other case is no
+    # mismatch, on either side.
+    for target, sni in (("ok.test:443", "OK.Test"), ("OK.TEST:443", "ok.test")):
+        s, st, _ = connect_tunnel(P.port, target)
+        assert st == 200, (target, st)
+        obj, inc, out, hello = client_hello(sni)
+        s.sendall(hello)
+        finish_handshake(s, obj, inc, out)
+        assert b"hello from ok.test" in tls_get(s, obj, inc, out, "ok.test"), (target, sni)
+        s.close()
+        recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+        o = only(recs, event="open", host="ok.test")
+        assert o["sni"] == sni, o
+
+
+@case
+def sni_with_a_trailing_dot_refused(P):
+    # RFC 6066: "HostName ... without a trailing dot". The parser refuses it
+    # (bad_clienthello) before any name comparison, and nothing reaches the
+    # upstream.
+    before = UPS["tls"].accepted
+    s, st, _ = connect_tunnel(P.port, "ok.test:443")
+    assert st == 200, st
+    _, _, _, hello = client_hello("ok.test.", check_hostname=False)
+    s.sendall(hello)
+    s.settimeout(5)
+    try:
+        first = s.recv(1)
+    except ConnectionResetError:
+        first = b""
+    s.close()
+    recs = P.new(1, pred=lambda r: r["event"] in ("deny", "close"))
+    deny = [r for r in recs if r["event"] == "deny"]
+    assert first == b"" and len(deny) == 1 and deny[0]["reason"] == "bad_clienthello", recs
     assert UPS["tls"].accepted == before, "the upstream saw a connection"
 
 
@@ -777,6 +903,49 @@ def tunnel_client_reset_is_recorded_as_client_reset(P):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     assert tunnel_close_record(P)["reason"] == "client_reset"
+
+
+def raw_tunnel_counts(P, payload):
+    """ssh.test (tls: false) greets with a 24-byte banner and echoes: the
+    close record must count exactly what crossed each way."""
+    s, st, rest = connect_tunnel(P.port, "ssh.test:443")
+    assert st == 200, st
+    banner = b"SSH-2.0-agentsafe-test\r\n"
+    got = rest
+    want = len(banner) + len(payload)
+    sent = 0
+    s.setblocking(False)
+    deadline = time.time() + 20
+    while (sent < len(payload) or len(got) < want) and time.time() < deadline:
+        if sent < len(payload):
+            try:
+                sent += s.send(payload[sent:sent + 65536])
+            except BlockingIOError:
+                pass
+        try:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+        except BlockingIOError:
+            time.sleep(0.001)
+    s.setblocking(True)
+    assert got == banner + payload, (len(got), want)
+    s.shutdown(socket.SHUT_WR)
+    assert closed_without_data(s)
+    s.close()
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    c = only(recs, event="close", host="ssh.test")
+    assert c["bytes_up"] == len(payload) and c["bytes_down"] == want, \
+        ("want up %d down %d" % (len(payload), want), c)
+    assert c["reason"] == "eof", c
+
+
+@case
+def close_record_counts_raw_tunnel_bytes_exactly(P):
+    raw_tunnel_counts(P, b"")
+    raw_tunnel_counts(P, b"x")
+    raw_tunnel_counts(P, bytes(range(256)) * 4099 + b"tail")  # ~1 MiB, odd size
 
 
 @case

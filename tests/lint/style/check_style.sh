@@ -8,7 +8,9 @@ build=${AGENTSAFE_BUILD_DIR:?}
 cd "$src"
 mapfile -t all < <(find policy proxy certs launcher cli bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
 mapfile -t product < <(find policy proxy certs launcher cli -name '*.c' | sort)
-[ "${#all[@]}" -gt 0 ] && [ "${#product[@]}" -gt 0 ] || { echo "style: no sources found under $src" >&2; exit 1; }
+if [ "${#all[@]}" -eq 0 ] || [ "${#product[@]}" -eq 0 ]; then
+  echo "style: no sources found under $src" >&2; exit 1
+fi
 
 status=0
 if ! clang-format --dry-run --Werror "${all[@]}" 2> /tmp/style-format.$$; then

@@ -83,6 +83,10 @@ static void config_errors_name_file_line_col(void **state)
 	expect_err("repos: {a: b}\n", "cfg.yaml:1:8: expected a value");
 	expect_err("image: a\nimage: b\n", "cfg.yaml:2:1: duplicate key");
 	expect_err("image: \"unterminated\n", "cfg.yaml:");
+	/* errors in mid-line: the column counts from the line's start */
+	expect_err("image: x\ncpus: 1: 2\n", "cfg.yaml:2:8: ");
+	expect_err("image: x\nagent: \"sh\xff\"\n", "cfg.yaml:2:11: ");
+	expect_err("image: x\nagent: sh\x01\n", "cfg.yaml:2:10: ");
 	expect_err("- a\n- b\n", "cfg.yaml:1:1: unexpected list");
 	expect_err("probe_allow: ['bad host;rm']\n", "probe-allow");
 	expect_err("cpus: 0\n", "cpus '0'");

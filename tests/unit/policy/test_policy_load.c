@@ -193,6 +193,20 @@ static const struct ecase ecases[] = {
      "e.yaml:3:11: bad host '[::1]:443': '[' must enclose an IPv6 address"},
     {"version: 1\nallow:\n  - a.test\n...\n---\nversion: 1\n",
      "e.yaml:5:1: a policy file holds one YAML document; found another"},
+    /* syntax and reader errors in the middle of a line: the column is
+     * counted from the line's start, not from the file's */
+    {"version: 1\nallow:\n  - a.test\n  - \"b.test\xff\"\n",
+     "e.yaml:4:12: YAML syntax error: invalid leading UTF-8 octet (byte "
+     "0xff)"},
+    {"version: 1\nallow:\n  - a.test\n  - host: x.test\x01\n",
+     "e.yaml:4:17: YAML syntax error: control characters are not allowed "
+     "(byte 0x01)"},
+    {"version: 1\nallow:\n  - a.test\ndeny: { x: [1, }\n",
+     "e.yaml:4:16: YAML syntax error: did not find expected node content "
+     "while parsing a flow node"},
+    {"version: 1\nallow:\n  - a.test: b: c\n",
+     "e.yaml:3:14: YAML syntax error: mapping values are not allowed in this "
+     "context"},
 };
 
 static void test_every_error(void **state)
