@@ -122,8 +122,12 @@ static void sanitize_name(const char *base, char *out, size_t outlen)
 	size_t i, o = 0;
 
 	for (i = 0; base[i] != '\0' && o + 1 < outlen && o < GITISO_MAX_NAME;
-	     i++)
-		out[o++] = name_char(base[i]) ? base[i] : '_';
+	     i++) {
+		out[o] = base[i];
+		if (!name_char(out[o]))
+			out[o] = '_';
+		o++;
+	}
 	out[o] = '\0';
 	if (o == 0 || out[0] == '.' || out[0] == '-')
 		(void)snprintf(out, outlen, "repo");

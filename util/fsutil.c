@@ -185,6 +185,7 @@ int fs_read_small(const char *path, size_t max, unsigned flags, char **out,
 	int fd, rc = 0;
 
 	*out = NULL;
+	memset(&st, 0, sizeof(st));
 	fd = open_regular(path, flags, &st);
 	if (fd < 0) {
 		rc = fd;
