@@ -1,14 +1,11 @@
 /* Git isolation for a session (libgit2): a per-session clone whose object
- * store borrows the host's objects through a read-only alternates path, and
- * the host-side fetch of the session branch once the container is gone.
- * The clone belongs to the agent: what finish reads back from it is checked
- * against what prepare wrote, and it is removed without following anything
- * planted in it (util/fsutil). */
+ * store borrows the host's objects through a read-only alternates path.
+ * This file builds the clone (prepare, or resume after a launcher died);
+ * gitiso_finish.c reads it back once the container is gone. */
 #include "gitiso.h"
+#include "gitiso_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -24,45 +21,19 @@
 #include "errbuf.h"
 #include "fsutil.h"
 
-#define GITISO_MAX_ID	    64
-#define GITISO_MAX_NAME	    64
-#define GITISO_MAX_SUFFIX   100
-#define GITISO_MAX_RO	    16 /* host object dirs behind alternates */
-#define GITISO_MAX_ALT_FILE 65536
-#define GITISO_MAX_SHALLOW  (16u << 20)
-#define GITISO_FSERR	    (PATH_MAX + 128)
+#define GITISO_MAX_ID	   64
+#define GITISO_MAX_NAME	   64
+#define GITISO_MAX_SUFFIX  100
+#define GITISO_MAX_SHALLOW (16u << 20)
 
-struct gitiso_repo {
-	char *name;	    /* directory name under the session dir */
-	char *clone_path;   /* <sessions>/<id>/<name>, canonical */
-	char *clone_gitdir; /* clone_path + "/.git/" */
-	char *host_workdir; /* canonical, with trailing slash (libgit2 style) */
-	char *host_gitdir;  /* git_repository_path() of the host */
-	char *session_id;
-	char *branch_ref;   /* refs/heads/agentsafe/<id> */
-	char *branch_short; /* agentsafe/<id> */
-	char *alternates;   /* exact content written to the clone */
-	char *ro[GITISO_MAX_RO + 1];
-	size_t nro;
-	char *prepare_summary;
-	git_oid base;
-	char base_hex[GIT_OID_HEXSZ + 1];
-	size_t host_dirty; /* uncommitted + untracked entries at start */
-	bool finished;
-	bool libgit2_up;
-	/* libgit2 1.5 cannot walk or fetch cut-off history */
-	bool host_shallow;
-};
-
-static const char *git_msg(void)
+const char *gitiso_git_msg(void)
 {
 	const git_error *e = git_error_last();
 
 	return e != NULL && e->message != NULL ? e->message : "unknown error";
 }
 
-__attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt,
-							     ...)
+char *gitiso_asprintf(const char *fmt, ...)
 {
 	va_list ap;
 	char *s = NULL;
@@ -74,22 +45,24 @@ __attribute__((format(printf, 1, 2))) static char *xasprintf(const char *fmt,
 	return n < 0 ? NULL : s;
 }
 
-/* Appends to the caller's summary; truncation is silent but never
- * overflows. */
-__attribute__((format(printf, 3, 4))) static void sb_add(char *buf, size_t len,
-							 const char *fmt, ...)
+/* Entries git status would show (tracked changes and untracked files; not
+ * ignored ones), or -1 when status itself fails. */
+long gitiso_count_status(git_repository *repo)
 {
-	size_t used;
-	va_list ap;
+	git_status_options so;
+	git_status_list *list = NULL;
+	long n;
 
-	if (buf == NULL || len == 0)
-		return;
-	used = strnlen(buf, len);
-	if (used + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	(void)vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
+	if (git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION) != 0)
+		return -1;
+	so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+	so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED |
+		   GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+	if (git_status_list_new(&list, repo, &so) != 0)
+		return -1;
+	n = (long)git_status_list_entrycount(list);
+	git_status_list_free(list);
+	return n;
 }
 
 static bool name_char(char c)
@@ -152,7 +125,7 @@ static int ro_add_alternates(struct gitiso_repo *r, const char *objdir,
 	char *file, *data = NULL, *line, *save = NULL, *p, *c;
 	int rc = 0;
 
-	file = xasprintf("%s/info/alternates", objdir);
+	file = gitiso_asprintf("%s/info/alternates", objdir);
 	if (file == NULL)
 		return -ENOMEM;
 	if (fs_read_small(file, GITISO_MAX_ALT_FILE, 0, &data, NULL, NULL, 0) !=
@@ -163,7 +136,7 @@ static int ro_add_alternates(struct gitiso_repo *r, const char *objdir,
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
 		p = line[0] == '/' ? strdup(line)
-				   : xasprintf("%s/%s", objdir, line);
+				   : gitiso_asprintf("%s/%s", objdir, line);
 		if (p == NULL) {
 			rc = -ENOMEM;
 			goto out;
@@ -222,13 +195,13 @@ static int take_host_paths(struct gitiso_repo *r, git_repository *host,
 
 	r->host_workdir = strdup(git_repository_workdir(host));
 	r->host_gitdir = strdup(git_repository_path(host));
-	objdir = xasprintf("%sobjects", git_repository_commondir(host));
+	objdir = gitiso_asprintf("%sobjects", git_repository_commondir(host));
 	if (r->host_workdir == NULL || r->host_gitdir == NULL || objdir == NULL)
 		goto out;
 	rc = collect_readonly_paths(r, objdir, err, errlen);
 	if (rc != 0)
 		goto out;
-	r->alternates = xasprintf("%s\n", r->ro[0]);
+	r->alternates = gitiso_asprintf("%s\n", r->ro[0]);
 	rc = r->alternates != NULL ? 0 : -ENOMEM;
 	r->host_shallow = git_repository_is_shallow(host) == 1;
 out:
@@ -318,26 +291,6 @@ const char *gitiso_base(const struct gitiso_repo *r)
 
 /* ---- prepare: building the clone ------------------------------------ */
 
-/* Entries git status would show (tracked changes and untracked files; not
- * ignored ones), or -1 when status itself fails. */
-static long count_status(git_repository *repo)
-{
-	git_status_options so;
-	git_status_list *list = NULL;
-	long n;
-
-	if (git_status_options_init(&so, GIT_STATUS_OPTIONS_VERSION) != 0)
-		return -1;
-	so.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
-	so.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED |
-		   GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
-	if (git_status_list_new(&list, repo, &so) != 0)
-		return -1;
-	n = (long)git_status_list_entrycount(list);
-	git_status_list_free(list);
-	return n;
-}
-
 static int set_identity(git_config *local, git_repository *host)
 {
 	git_config *snap = NULL;
@@ -383,13 +336,13 @@ static int clone_init(struct gitiso_repo *r, const char *host_commondir,
 	if (git_repository_init_ext(&c, r->clone_path, &io) != 0) {
 		errbuf_set(err, errlen,
 			   "gitiso: cannot create the session clone at %s: %s",
-			   r->clone_path, git_msg());
+			   r->clone_path, gitiso_git_msg());
 		return -EIO;
 	}
 	git_repository_free(c);
 
 	rc = -ENOMEM;
-	path = xasprintf("%sobjects/info/alternates", r->clone_gitdir);
+	path = gitiso_asprintf("%sobjects/info/alternates", r->clone_gitdir);
 	if (path == NULL)
 		goto out;
 	rc = fs_write_new(path, r->alternates, strlen(r->alternates), 0644,
@@ -401,7 +354,7 @@ static int clone_init(struct gitiso_repo *r, const char *host_commondir,
 		goto out;
 	}
 	free(path);
-	path = xasprintf("%sshallow", host_commondir);
+	path = gitiso_asprintf("%sshallow", host_commondir);
 	if (path == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -410,7 +363,7 @@ static int clone_init(struct gitiso_repo *r, const char *host_commondir,
 	    0)
 		goto out; /* not a shallow host */
 	free(path);
-	path = xasprintf("%sshallow", r->clone_gitdir);
+	path = gitiso_asprintf("%sshallow", r->clone_gitdir);
 	rc = path != NULL ? fs_write_new(path, data, len, 0644, NULL, 0)
 			  : -ENOMEM;
 	if (rc != 0)
@@ -458,7 +411,7 @@ out:
 	if (rc != 0)
 		errbuf_set(err, errlen,
 			   "gitiso: setting up the session clone at %s: %s",
-			   r->clone_path, git_msg());
+			   r->clone_path, gitiso_git_msg());
 	git_config_free(local);
 	git_config_free(cfg);
 	git_reference_free(ref);
@@ -477,8 +430,10 @@ static int reserve_clone_dir(struct gitiso_repo *r, const char *sessdir,
 	for (int i = 1; rc == -EEXIST && i <= GITISO_MAX_SUFFIX; i++) {
 		free(name);
 		free(path);
-		name = i == 1 ? strdup(base) : xasprintf("%s-%d", base, i);
-		path = name != NULL ? xasprintf("%s/%s", sessdir, name) : NULL;
+		name =
+		    i == 1 ? strdup(base) : gitiso_asprintf("%s-%d", base, i);
+		path = name != NULL ? gitiso_asprintf("%s/%s", sessdir, name)
+				    : NULL;
 		if (path == NULL) {
 			rc = -ENOMEM;
 			goto out;
@@ -525,8 +480,9 @@ static int prep_names(struct prep *p)
 	int valid = 0;
 
 	r->session_id = strdup(p->session_id);
-	r->branch_ref = xasprintf("refs/heads/agentsafe/%s", p->session_id);
-	r->branch_short = xasprintf("agentsafe/%s", p->session_id);
+	r->branch_ref =
+	    gitiso_asprintf("refs/heads/agentsafe/%s", p->session_id);
+	r->branch_short = gitiso_asprintf("agentsafe/%s", p->session_id);
 	if (!r->session_id || !r->branch_ref || !r->branch_short)
 		return -ENOMEM;
 	if (git_reference_name_is_valid(&valid, r->branch_ref) != 0 || !valid) {
@@ -553,7 +509,7 @@ static int prep_host(struct prep *p)
 	if (git_repository_open_ext(&p->host, p->host_path, 0, NULL) != 0) {
 		errbuf_set(p->err, p->errlen,
 			   "gitiso: %s is not inside a git repository: %s",
-			   p->host_path, git_msg());
+			   p->host_path, gitiso_git_msg());
 		return -ENOENT;
 	}
 	wd = git_repository_workdir(p->host);
@@ -576,7 +532,7 @@ static int prep_host(struct prep *p)
 	    git_reference_peel(&obj, head, GIT_OBJECT_COMMIT) != 0) {
 		errbuf_set(p->err, p->errlen,
 			   "gitiso: cannot resolve HEAD of %s to a commit: %s",
-			   wd, git_msg());
+			   wd, gitiso_git_msg());
 		goto out;
 	}
 	git_oid_cpy(&r->base, git_object_id(obj));
@@ -609,7 +565,7 @@ static int prep_sessdir(struct prep *p)
 			   p->sessions_dir, strerror(-rc));
 		goto out;
 	}
-	p->sessdir = xasprintf("%s/%s", canon, p->session_id);
+	p->sessdir = gitiso_asprintf("%s/%s", canon, p->session_id);
 	if (p->sessdir == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -656,7 +612,7 @@ static int prep_clone(struct prep *p)
 	struct gitiso_repo *r = p->r;
 	int rc;
 
-	r->clone_gitdir = xasprintf("%s/.git/", r->clone_path);
+	r->clone_gitdir = gitiso_asprintf("%s/.git/", r->clone_path);
 	if (r->clone_gitdir == NULL)
 		return -ENOMEM;
 	rc =
@@ -669,23 +625,24 @@ static int prep_clone(struct prep *p)
 static int prep_summary(struct prep *p)
 {
 	struct gitiso_repo *r = p->r;
-	long dirty = count_status(p->host);
+	long dirty = gitiso_count_status(p->host);
 	char *t;
 
 	r->host_dirty = dirty > 0 ? (size_t)dirty : 0;
 	if (dirty > 0)
-		r->prepare_summary = xasprintf(
+		r->prepare_summary = gitiso_asprintf(
 		    "%s: session clone on %s from %s; the host's uncommitted "
 		    "changes (%ld files) are NOT in the session",
 		    r->name, r->branch_short, p->headdesc, dirty);
 	else
 		r->prepare_summary =
-		    xasprintf("%s: session clone on %s from %s", r->name,
-			      r->branch_short, p->headdesc);
+		    gitiso_asprintf("%s: session clone on %s from %s", r->name,
+				    r->branch_short, p->headdesc);
 	if (r->prepare_summary != NULL && r->host_shallow) {
-		t = xasprintf("%s; the host is a shallow clone: commits made "
-			      "inside cannot be fetched back automatically",
-			      r->prepare_summary);
+		t = gitiso_asprintf(
+		    "%s; the host is a shallow clone: commits made "
+		    "inside cannot be fetched back automatically",
+		    r->prepare_summary);
 		free(r->prepare_summary);
 		r->prepare_summary = t;
 	}
@@ -740,7 +697,7 @@ static int prepare_inner(const char *host_path, const char *sessions_dir,
 		return -ENOMEM;
 	if (git_libgit2_init() < 0) {
 		errbuf_set(err, errlen, "gitiso: libgit2 init failed: %s",
-			   git_msg());
+			   gitiso_git_msg());
 		rc = -EIO;
 		goto out;
 	}
@@ -763,539 +720,6 @@ out:
 	git_repository_free(p.host);
 	free(p.sessdir);
 	gitiso_free(p.r);
-	return rc;
-}
-
-/* ---- finish: reading the clone back --------------------------------- */
-
-struct finish_state {
-	git_oid tip;
-	bool has_tip;
-	bool tip_contains_base;
-	size_t commits;
-	size_t files, plus, minus;
-	long dirty;	     /* -1: unknown */
-	char other_ref[128]; /* first ref with work not on the branch */
-	bool fetched;
-};
-
-static bool dir_is_empty(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-	bool empty = true;
-
-	if (d == NULL)
-		return false;
-	while (empty && (de = readdir(d)) != NULL)
-		empty = strcmp(de->d_name, ".") == 0 ||
-			strcmp(de->d_name, "..") == 0;
-	(void)closedir(d);
-	return empty;
-}
-
-/* Compares two directory paths ignoring one trailing slash. */
-static bool same_dir(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b);
-
-	while (la > 1 && a[la - 1] == '/')
-		la--;
-	while (lb > 1 && b[lb - 1] == '/')
-		lb--;
-	return la == lb && memcmp(a, b, la) == 0;
-}
-
-/* The clone must still be the repository we created: its own .git
- * directory (not a gitfile/symlink/commondir into some other repo), work
- * tree where we put it, and the alternates we wrote. */
-static int check_clone_layout(const struct gitiso_repo *r, git_repository *c,
-			      char *why, size_t whylen)
-{
-	const char *wd = git_repository_workdir(c);
-	char *alt = NULL, *path;
-	int rc = 0;
-
-	if (!same_dir(git_repository_path(c), r->clone_gitdir) ||
-	    !same_dir(git_repository_commondir(c), r->clone_gitdir) ||
-	    wd == NULL || !same_dir(wd, r->clone_path)) {
-		errbuf_set(why, whylen,
-			   "its .git now points outside the clone");
-		return -EPERM;
-	}
-	path = xasprintf("%sobjects/info/alternates", r->clone_gitdir);
-	if (path == NULL)
-		return -ENOMEM;
-	if (fs_read_small(path, GITISO_MAX_ALT_FILE, 0, &alt, NULL, NULL, 0) !=
-		0 ||
-	    strcmp(alt, r->alternates) != 0) {
-		errbuf_set(why, whylen,
-			   "its objects/info/alternates was changed");
-		rc = -EPERM;
-	}
-	free(alt);
-	free(path);
-	return rc;
-}
-
-/* Opens the clone for the scan, or writes why not into the summary: the
- * clone or its .git is gone or replaced, or it was tampered with. Returns
- * 0 with *out set to go on, 0 with *out NULL when the summary says it all,
- * or a negative errno. */
-static int open_clone(const struct gitiso_repo *r, git_repository **out,
-		      char *summary, size_t summarylen, char *err,
-		      size_t errlen)
-{
-	char why[160] = "", dotgit[PATH_MAX];
-	git_repository *c = NULL;
-	struct stat st;
-	bool gone;
-	int rc;
-
-	*out = NULL;
-	if (lstat(r->clone_path, &st) != 0) {
-		sb_add(summary, summarylen,
-		       "%s: session clone %s is gone; nothing fetched, host "
-		       "repo untouched",
-		       r->name, r->clone_path);
-		return 0;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		errbuf_set(err, errlen,
-			   "gitiso: session clone %s is no longer a directory; "
-			   "left as is",
-			   r->clone_path);
-		return -ENOTDIR;
-	}
-	/* fstatat on the name, not "<clone>/.git/": a trailing slash would
-	 * follow a .git symlink planted by the agent */
-	(void)snprintf(dotgit, sizeof(dotgit), "%s/.git", r->clone_path);
-	rc = fstatat(AT_FDCWD, dotgit, &st, AT_SYMLINK_NOFOLLOW) != 0 ? -errno
-								      : 0;
-	if (rc != 0 || !S_ISDIR(st.st_mode)) {
-		gone = rc == -ENOENT;
-		if (gone && dir_is_empty(r->clone_path) &&
-		    fs_rmtree(r->clone_path, NULL, 0) == 0)
-			sb_add(summary, summarylen,
-			       "%s: the session deleted its clone (including "
-			       ".git); nothing to fetch, host repo untouched; "
-			       "removed empty %s",
-			       r->name, r->clone_path);
-		else
-			sb_add(summary, summarylen,
-			       "%s: the session clone's .git is %s; nothing "
-			       "fetched, host repo untouched; kept session "
-			       "clone at %s",
-			       r->name, gone ? "gone" : "not a directory",
-			       r->clone_path);
-		return 0;
-	}
-	if (git_repository_open_ext(&c, r->clone_path,
-				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0) {
-		sb_add(summary, summarylen,
-		       "%s: the session clone's .git is unusable (%s); nothing "
-		       "fetched, host repo untouched; kept session clone at %s",
-		       r->name, git_msg(), r->clone_path);
-		return 0;
-	}
-	rc = check_clone_layout(r, c, why, sizeof(why));
-	if (rc != 0) {
-		git_repository_free(c);
-		errbuf_set(err, errlen,
-			   "gitiso: session clone %s was tampered with (%s); "
-			   "nothing fetched",
-			   r->clone_path, why);
-		sb_add(summary, summarylen,
-		       "%s: nothing fetched (%s); kept session clone at %s",
-		       r->name, why, r->clone_path);
-		return rc;
-	}
-	*out = c;
-	return 0;
-}
-
-/* Steps along first parents from `from` until `to`, bounded; *reached says
- * whether `to` was met. Used when a full revwalk is impossible. */
-static size_t first_parent_steps(git_repository *c, const git_oid *from,
-				 const git_oid *to, bool *reached)
-{
-	git_commit *commit;
-	const git_oid *p;
-	git_oid cur;
-	size_t n = 0;
-
-	*reached = false;
-	git_oid_cpy(&cur, from);
-	while (n < 1000000) {
-		if (git_oid_equal(&cur, to)) {
-			*reached = true;
-			break;
-		}
-		commit = NULL;
-		if (git_commit_lookup(&commit, c, &cur) != 0)
-			break;
-		p = git_commit_parentcount(commit) > 0
-			? git_commit_parent_id(commit, 0)
-			: NULL;
-		if (p != NULL)
-			git_oid_cpy(&cur, p);
-		git_commit_free(commit);
-		if (p == NULL)
-			break;
-		n++;
-	}
-	return n;
-}
-
-/* The branch tip and how many commits it has that base lacks. */
-static void scan_branch(const struct gitiso_repo *r, git_repository *c,
-			struct finish_state *fs)
-{
-	git_commit *commit = NULL;
-	git_revwalk *walk = NULL;
-	bool reached = false, back = false;
-	git_oid oid;
-	size_t n;
-	int wr;
-
-	if (git_reference_name_to_id(&fs->tip, c, r->branch_ref) == 0 &&
-	    git_commit_lookup(&commit, c, &fs->tip) == 0)
-		fs->has_tip = true;
-	git_commit_free(commit);
-	if (!fs->has_tip || git_oid_equal(&fs->tip, &r->base))
-		return;
-	/* no revwalk on cut-off history: it fails (and leaks) */
-	wr = r->host_shallow ? GIT_ENOTFOUND : git_revwalk_new(&walk, c);
-	if (wr == 0)
-		wr = git_revwalk_push(walk, &fs->tip);
-	if (wr == 0)
-		wr = git_revwalk_hide(walk, &r->base);
-	while (wr == 0 && (wr = git_revwalk_next(&oid, walk)) == 0)
-		fs->commits++;
-	git_revwalk_free(walk);
-	if (wr == GIT_ITEROVER) {
-		fs->tip_contains_base =
-		    git_graph_descendant_of(c, &fs->tip, &r->base) == 1;
-		return;
-	}
-	/* The walk fails where history is cut off (a shallow host: libgit2
-	 * 1.5 does not read .git/shallow). Never call that "no commits":
-	 * count first parents down to base instead. */
-	n = first_parent_steps(c, &fs->tip, &r->base, &reached);
-	(void)first_parent_steps(c, &r->base, &fs->tip, &back);
-	fs->commits = back && !reached ? 0 : (n ? n : 1);
-	fs->tip_contains_base = reached;
-}
-
-static void scan_diffstat(const struct gitiso_repo *r, git_repository *c,
-			  struct finish_state *fs)
-{
-	git_commit *a = NULL, *b = NULL;
-	git_tree *ta = NULL, *tb = NULL;
-	git_diff *diff = NULL;
-	git_diff_stats *st = NULL;
-
-	if (git_commit_lookup(&a, c, &r->base) == 0 &&
-	    git_commit_lookup(&b, c, &fs->tip) == 0 &&
-	    git_commit_tree(&ta, a) == 0 && git_commit_tree(&tb, b) == 0 &&
-	    git_diff_tree_to_tree(&diff, c, ta, tb, NULL) == 0 &&
-	    git_diff_get_stats(&st, diff) == 0) {
-		fs->files = git_diff_stats_files_changed(st);
-		fs->plus = git_diff_stats_insertions(st);
-		fs->minus = git_diff_stats_deletions(st);
-	}
-	git_diff_stats_free(st);
-	git_diff_free(diff);
-	git_tree_free(ta);
-	git_tree_free(tb);
-	git_commit_free(a);
-	git_commit_free(b);
-}
-
-/* o is base, or the session branch has it. */
-static bool on_branch(const struct gitiso_repo *r, git_repository *c,
-		      const struct finish_state *fs, const git_oid *o)
-{
-	return git_oid_equal(o, &r->base) ||
-	       (fs->has_tip && (git_oid_equal(o, &fs->tip) ||
-				git_graph_descendant_of(c, &fs->tip, o) == 1));
-}
-
-/* Work on other branches, tags, stash or a detached HEAD would be lost
- * with the clone: look for tips the session branch lacks. */
-static void scan_other_refs(const struct gitiso_repo *r, git_repository *c,
-			    struct finish_state *fs)
-{
-	git_reference_iterator *it = NULL;
-	git_reference *ref = NULL;
-	git_object *res;
-	const char *nm;
-	bool covered;
-	git_oid oid;
-
-	if (git_reference_iterator_new(&it, c) != 0) {
-		(void)snprintf(fs->other_ref, sizeof(fs->other_ref),
-			       "(refs unreadable)");
-		return;
-	}
-	while (git_reference_next(&ref, it) == 0) {
-		nm = git_reference_name(ref);
-		res = NULL;
-		/* peeled: an annotated tag on a session commit is covered */
-		if (strcmp(nm, r->branch_ref) != 0 &&
-		    git_reference_peel(&res, ref, GIT_OBJECT_COMMIT) == 0)
-			covered = on_branch(r, c, fs, git_object_id(res)) ||
-				  git_graph_descendant_of(
-				      c, &r->base, git_object_id(res)) == 1;
-		else
-			covered = strcmp(nm, r->branch_ref) == 0;
-		if (!covered && fs->other_ref[0] == '\0')
-			(void)snprintf(fs->other_ref, sizeof(fs->other_ref),
-				       "%s", nm);
-		git_object_free(res);
-		git_reference_free(ref);
-	}
-	git_reference_iterator_free(it);
-	if (git_repository_head_detached(c) == 1 &&
-	    git_reference_name_to_id(&oid, c, "HEAD") == 0 &&
-	    !on_branch(r, c, fs, &oid) && fs->other_ref[0] == '\0')
-		(void)snprintf(fs->other_ref, sizeof(fs->other_ref),
-			       "detached HEAD");
-}
-
-static void scan_clone(const struct gitiso_repo *r, git_repository *c,
-		       struct finish_state *fs)
-{
-	fs->dirty = count_status(c);
-	scan_branch(r, c, fs);
-	if (fs->commits > 0)
-		scan_diffstat(r, c, fs);
-	scan_other_refs(r, c, fs);
-}
-
-/* Reopens the host repository, which must still be the one prepared from,
- * and refuses to touch an existing session branch there. */
-static int open_host(const struct gitiso_repo *r, git_repository **out,
-		     char *err, size_t errlen)
-{
-	git_repository *host = NULL;
-	git_reference *ref = NULL;
-	int rc = 0;
-
-	if (git_repository_open_ext(&host, r->host_workdir,
-				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
-	    !same_dir(git_repository_path(host), r->host_gitdir)) {
-		errbuf_set(err, errlen,
-			   "gitiso: cannot reopen host repository %s: %s",
-			   r->host_workdir, git_msg());
-		rc = -EIO;
-	} else if (git_reference_lookup(&ref, host, r->branch_ref) == 0) {
-		errbuf_set(err, errlen,
-			   "gitiso: host repository %s already has branch %s; "
-			   "not overwritten",
-			   r->host_workdir, r->branch_short);
-		rc = -EEXIST;
-	}
-	git_reference_free(ref);
-	if (rc == 0) {
-		*out = host;
-		host = NULL;
-	}
-	git_repository_free(host);
-	return rc;
-}
-
-/* The only write to the host repository: download the session branch's
- * objects from the clone (host side, container gone), then create the
- * branch without force so an existing one is never overwritten. */
-static int fetch_into_host(const struct gitiso_repo *r,
-			   const struct finish_state *fs, char *err,
-			   size_t errlen)
-{
-	git_repository *host = NULL;
-	git_remote *remote = NULL;
-	git_reference *ref = NULL;
-	git_commit *commit = NULL;
-	git_fetch_options fo;
-	git_remote_create_options ro;
-	git_strarray specs;
-	char *spec = NULL;
-	int rc, e;
-
-	rc = open_host(r, &host, err, errlen);
-	if (rc != 0)
-		goto out;
-	rc = -EIO;
-	if (git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION) != 0 ||
-	    git_remote_create_options_init(
-		&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) != 0)
-		goto out;
-	spec = xasprintf("%s:%s", r->branch_ref, r->branch_ref);
-	if (spec == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	specs.strings = &spec;
-	specs.count = 1;
-	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
-	fo.prune = GIT_FETCH_NO_PRUNE;
-	fo.update_fetchhead = 0;
-	/* No insteadOf rewriting (a host url.*.insteadOf must not redirect a
-	 * local path; its lookup also leaks in libgit2 1.5 with pcre2), no
-	 * default refspec: only the one branch named above. */
-	ro.repository = host;
-	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
-		   GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-	if (git_remote_create_with_opts(&remote, r->clone_path, &ro) != 0 ||
-	    git_remote_download(remote, &specs, &fo) != 0) {
-		errbuf_set(err, errlen,
-			   "gitiso: fetching %s from %s into %s failed: %s",
-			   r->branch_short, r->clone_path, r->host_workdir,
-			   git_msg());
-		goto out;
-	}
-	if (git_commit_lookup(&commit, host, &fs->tip) != 0) {
-		errbuf_set(err, errlen,
-			   "gitiso: after fetching, host repository %s lacks "
-			   "the session commit: %s",
-			   r->host_workdir, git_msg());
-		goto out;
-	}
-	e = git_reference_create(&ref, host, r->branch_ref, &fs->tip, 0,
-				 "agentsafe: session branch");
-	if (e == GIT_EEXISTS) {
-		errbuf_set(err, errlen,
-			   "gitiso: host repository %s already has branch %s; "
-			   "not overwritten",
-			   r->host_workdir, r->branch_short);
-		rc = -EEXIST;
-	} else if (e != 0) {
-		errbuf_set(err, errlen, "gitiso: cannot create %s in %s: %s",
-			   r->branch_short, r->host_workdir, git_msg());
-	} else {
-		rc = 0;
-	}
-out:
-	git_commit_free(commit);
-	git_reference_free(ref);
-	git_remote_free(remote);
-	free(spec);
-	git_repository_free(host);
-	return rc;
-}
-
-/* The summary's first part: what became of the session's commits. */
-static void summary_outcome(const struct gitiso_repo *r,
-			    const struct finish_state *fs, const char *why,
-			    char *s, size_t n)
-{
-	if (fs->commits > 0 && fs->fetched) {
-		sb_add(s, n,
-		       "%s: %zu commit%s on %s, %zu file%s changed (+%zu -%zu)",
-		       r->name, fs->commits, fs->commits == 1 ? "" : "s",
-		       r->branch_short, fs->files, fs->files == 1 ? "" : "s",
-		       fs->plus, fs->minus);
-		if (!fs->tip_contains_base)
-			sb_add(s, n,
-			       " (history rewritten: the branch does not "
-			       "contain the starting commit)");
-	} else if (fs->commits > 0) {
-		sb_add(s, n,
-		       "%s: %zu commit%s NOT fetched (%s); to fetch by hand: "
-		       "git -C %s fetch %s %s:<new-branch>",
-		       r->name, fs->commits, fs->commits == 1 ? "" : "s", why,
-		       r->host_workdir, r->clone_path, r->branch_ref);
-	} else if (!fs->has_tip) {
-		sb_add(s, n,
-		       "%s: branch %s is missing or broken in the session "
-		       "clone; nothing fetched",
-		       r->name, r->branch_short);
-	} else {
-		sb_add(s, n, "%s: no new commits on %s", r->name,
-		       r->branch_short);
-	}
-}
-
-/* Keeps the clone while it holds anything the host repo lacks; otherwise
- * removes it, and the session dir once that is empty. */
-static void keep_or_remove(const struct gitiso_repo *r,
-			   const struct finish_state *fs, char *s, size_t n)
-{
-	char rmerr[GITISO_FSERR] = "";
-	char *parent, *slash;
-
-	if (fs->dirty > 0)
-		sb_add(s, n,
-		       "; kept dirty session clone at %s (%ld uncommitted or "
-		       "untracked files)",
-		       r->clone_path, fs->dirty);
-	else if (fs->dirty < 0)
-		sb_add(s, n,
-		       "; kept session clone at %s (its status could not be "
-		       "read)",
-		       r->clone_path);
-	else if (fs->other_ref[0] != '\0')
-		sb_add(s, n, "; kept session clone at %s (work outside %s: %s)",
-		       r->clone_path, r->branch_short, fs->other_ref);
-	else if ((fs->commits > 0 && !fs->fetched) || !fs->has_tip)
-		sb_add(s, n, "; kept session clone at %s", r->clone_path);
-	else if (fs_rmtree(r->clone_path, rmerr, sizeof(rmerr)) != 0)
-		sb_add(s, n, "; could not remove session clone (%s)", rmerr);
-	else {
-		parent = strdup(r->clone_path);
-		slash = parent != NULL ? strrchr(parent, '/') : NULL;
-		if (slash != NULL) {
-			*slash = '\0';
-			(void)rmdir(parent); /* the session dir, once empty */
-		}
-		free(parent);
-		sb_add(s, n, "; session clone removed");
-	}
-}
-
-static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
-			char *err, size_t errlen)
-{
-	struct finish_state fs;
-	git_repository *c = NULL;
-	int rc;
-
-	if (summary != NULL && summarylen > 0)
-		summary[0] = '\0';
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-	if (r == NULL)
-		return -EINVAL;
-	if (r->finished) {
-		errbuf_set(err, errlen,
-			   "gitiso: session clone %s already finished",
-			   r->clone_path);
-		return -EALREADY;
-	}
-	r->finished = true;
-	memset(&fs, 0, sizeof(fs));
-	rc = open_clone(r, &c, summary, summarylen, err, errlen);
-	if (rc != 0 || c == NULL)
-		return rc;
-	scan_clone(r, c, &fs);
-	git_repository_free(c);
-
-	if (fs.commits > 0 && r->host_shallow) {
-		errbuf_set(err, errlen,
-			   "gitiso: %s is a shallow clone, which libgit2 "
-			   "cannot fetch into",
-			   r->host_workdir);
-		rc = -ENOTSUP;
-	} else if (fs.commits > 0) {
-		rc = fetch_into_host(r, &fs, err, errlen);
-		fs.fetched = rc == 0;
-	}
-	summary_outcome(r, &fs, err != NULL ? err : "", summary, summarylen);
-	keep_or_remove(r, &fs, summary, summarylen);
-	if (r->host_dirty > 0)
-		sb_add(summary, summarylen,
-		       " (the host's uncommitted changes were not part of the "
-		       "session)");
 	return rc;
 }
 
@@ -1348,10 +772,10 @@ static int resume_inner(const char *host_workdir, const char *clone_path,
 	}
 	slash = strrchr(r->clone_path, '/');
 	r->name = strdup(slash ? slash + 1 : r->clone_path);
-	r->clone_gitdir = xasprintf("%s/.git/", r->clone_path);
+	r->clone_gitdir = gitiso_asprintf("%s/.git/", r->clone_path);
 	r->session_id = strdup(session_id);
-	r->branch_ref = xasprintf("refs/heads/agentsafe/%s", session_id);
-	r->branch_short = xasprintf("agentsafe/%s", session_id);
+	r->branch_ref = gitiso_asprintf("refs/heads/agentsafe/%s", session_id);
+	r->branch_short = gitiso_asprintf("agentsafe/%s", session_id);
 	if (!r->session_id || !r->branch_ref || !r->branch_short || !r->name ||
 	    !r->clone_gitdir) {
 		rc = -ENOMEM;
@@ -1363,15 +787,16 @@ static int resume_inner(const char *host_workdir, const char *clone_path,
 		errbuf_set(err, errlen,
 			   "gitiso: cannot resume: %s is not a git work tree: "
 			   "%s",
-			   host_workdir, git_msg());
+			   host_workdir, gitiso_git_msg());
 		rc = -ENOENT;
 		goto out;
 	}
 	rc = take_host_paths(r, host, err, errlen);
 	if (rc != 0)
 		goto out;
-	r->prepare_summary = xasprintf("%s: resumed session clone %s on %s",
-				       r->name, r->clone_path, r->branch_short);
+	r->prepare_summary =
+	    gitiso_asprintf("%s: resumed session clone %s on %s", r->name,
+			    r->clone_path, r->branch_short);
 	if (r->prepare_summary == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -1388,10 +813,10 @@ out:
  * owned by someone else cannot make git run its configured programs
  * (fsmonitor, hooks, filters); libgit2 runs none of them. The clone is
  * legitimately owned by the container's uid (which may differ from ours
- * when the launcher runs as root), and the layout checks above stand in
- * for the ownership check, so it is off while gitiso works and restored
- * afterwards. */
-static int owner_check_off(void)
+ * when the launcher runs as root), and the layout checks of
+ * gitiso_finish.c stand in for the ownership check, so it is off while
+ * gitiso works and restored afterwards. */
+int gitiso_owner_check_off(void)
 {
 	int was = 1;
 
@@ -1411,27 +836,14 @@ int gitiso_prepare(const char *host_path, const char *sessions_dir,
 		return -EINVAL;
 	if (git_libgit2_init() < 0) {
 		errbuf_set(err, errlen, "gitiso: libgit2 init failed: %s",
-			   git_msg());
+			   gitiso_git_msg());
 		return -EIO;
 	}
-	was = owner_check_off();
+	was = gitiso_owner_check_off();
 	rc = prepare_inner(host_path, sessions_dir, session_id, out, err,
 			   errlen);
 	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
 	git_libgit2_shutdown();
-	return rc;
-}
-
-int gitiso_finish(struct gitiso_repo *r, char *summary, size_t summarylen,
-		  char *err, size_t errlen)
-{
-	int was, rc;
-
-	if (r == NULL)
-		return -EINVAL;
-	was = owner_check_off();
-	rc = finish_inner(r, summary, summarylen, err, errlen);
-	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
 	return rc;
 }
 
@@ -1445,10 +857,10 @@ int gitiso_resume(const char *host_workdir, const char *clone_path,
 		return -EINVAL;
 	if (git_libgit2_init() < 0) {
 		errbuf_set(err, errlen, "gitiso: libgit2 init failed: %s",
-			   git_msg());
+			   gitiso_git_msg());
 		return -EIO;
 	}
-	was = owner_check_off();
+	was = gitiso_owner_check_off();
 	rc = resume_inner(host_workdir, clone_path, session_id, base_hex, out,
 			  err, errlen);
 	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
