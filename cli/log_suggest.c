@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fsutil.h"
 #include "log_int.h"
 #include "policy.h"
 
@@ -154,40 +155,8 @@ static void format_rule(const struct want *x, const char *indent, char *buf,
 
 /* ---- --apply: merge into the allow: block, keeping everything else ---- */
 
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "r");
-	if (f == NULL) {
-		snprintf(err, errlen, "cannot open %s: %s", path,
-			 strerror(errno));
-		return NULL;
-	}
-	size_t cap = 8192, n = 0;
-	char *buf = malloc(cap);
-	while (buf != NULL) {
-		if (n + 4096 > cap) {
-			char *nb = realloc(buf, cap *= 2);
-			if (nb == NULL) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-		}
-		size_t got = fread(buf + n, 1, cap - n - 1, f);
-		n += got;
-		if (got == 0)
-			break;
-	}
-	(void)fclose(f); /* read-only stream */
-	if (buf == NULL) {
-		snprintf(err, errlen, "out of memory reading %s", path);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
+/* policy_load refuses a larger policy, so --apply never needs more. */
+#define SUGGEST_POLICY_MAX ((size_t)64 * 1024 * 1024)
 
 static bool is_top_key(const char *line, size_t len)
 {
@@ -254,8 +223,10 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 		       size_t errlen)
 {
 	size_t len;
-	char *text = read_file(policy_path, &len, err, errlen);
-	if (text == NULL)
+	char *text;
+	/* a policy.yaml that is a link (dotfiles) is read through it */
+	if (fs_read_small(policy_path, SUGGEST_POLICY_MAX, FS_READ_FOLLOW,
+			  &text, &len, err, errlen) != 0)
 		return -EIO;
 	size_t at;
 	char indent[32];

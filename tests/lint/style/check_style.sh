@@ -6,8 +6,9 @@ set -euo pipefail
 src=${AGENTSAFE_SOURCE_DIR:?}
 build=${AGENTSAFE_BUILD_DIR:?}
 cd "$src"
-mapfile -t all < <(find policy proxy certs launcher cli bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
-mapfile -t product < <(find policy proxy certs launcher cli -name '*.c' | sort)
+components=(util policy proxy certs launcher cli)
+mapfile -t all < <(find "${components[@]}" bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
+mapfile -t product < <(find "${components[@]}" -name '*.c' | sort)
 if [ "${#all[@]}" -eq 0 ] || [ "${#product[@]}" -eq 0 ]; then
   echo "style: no sources found under $src" >&2; exit 1
 fi
