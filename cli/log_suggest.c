@@ -491,9 +491,8 @@ int log_suggest_main(int argc, char **argv)
 				continue;
 			}
 			bool wanted =
-			    rec.reason != NULL &&
-			    (strcmp(rec.reason, "not_allowed") == 0 ||
-			     strcmp(rec.reason, "port_not_allowed") == 0);
+			    rec.reason_code == EGRESS_REASON_NOT_ALLOWED ||
+			    rec.reason_code == EGRESS_REASON_PORT_NOT_ALLOWED;
 			char host[POLICY_HOST_MAX + 1], herr[128];
 			if (wanted &&
 			    (policy_host_normalize(rec.host, strlen(rec.host),

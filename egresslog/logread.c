@@ -232,6 +232,11 @@ static const char *index_record(struct logrec *rec)
 	rec->ts_ms = logread_parse_ts(rec->ts);
 	if (rec->ts_ms < 0)
 		return "malformed ts";
+	/* A code this version does not know is kept as text, not refused:
+	 * a newer writer may have added it. */
+	enum egress_reason code;
+	rec->reason_code =
+	    egress_reason_lookup(rec->reason, &code) == 0 ? (int)code : -1;
 	for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
 		if (strcmp(rec->event, events[i]) == 0)
 			return NULL;

@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "reason.h"
+
 #define LOGREAD_LINE_MAX ((size_t)64 * 1024) /* longer lines are corrupt */
 
 struct logrec {
@@ -19,7 +21,9 @@ struct logrec {
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
 	    *ip, *rule, *reason, *proto, *dst, *message;
-	int64_t ts_ms; /* parsed ts, milliseconds since the epoch */
+	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
+	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
+			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down,
 	    duration_ms; /* -1 absent */
 };
@@ -54,8 +58,9 @@ int64_t logread_parse_ts(const char *s);
  * "2h", "3d", "45s"). -1 when malformed. */
 int64_t logread_parse_when(const char *s, int64_t now_ms);
 
-/* True for records that mean "refused": deny, drop, and error records that
- * ended a request. */
+/* True for the records of a refusal: deny and drop. error records are not
+ * (their codes say what went wrong, not what was decided), so
+ * `agentsafe log --denied` leaves them out. */
 bool logrec_is_denied(const struct logrec *rec);
 
 /* The default state directory holding sessions/<id>/egress.log. */
