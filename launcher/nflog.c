@@ -22,7 +22,7 @@
 
 #include "egress_log.h"
 #include "reason.h"
-#include "fence_int.h"
+#include "nflog_int.h"
 
 #define NFLOG_COPY_RANGE 128
 #define NFLOG_RCVBUF	 (4 << 20) /* room for a burst while we write */
