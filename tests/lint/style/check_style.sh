@@ -6,8 +6,8 @@ set -euo pipefail
 src=${AGENTSAFE_SOURCE_DIR:?}
 build=${AGENTSAFE_BUILD_DIR:?}
 cd "$src"
-mapfile -t all < <(find policy proxy certs launcher cli bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
-mapfile -t product < <(find policy proxy certs launcher cli -name '*.c' | sort)
+mapfile -t all < <(find policy egresslog proxy certs launcher cli bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
+mapfile -t product < <(find policy egresslog proxy certs launcher cli -name '*.c' | sort)
 [ "${#all[@]}" -gt 0 ] && [ "${#product[@]}" -gt 0 ] || { echo "style: no sources found under $src" >&2; exit 1; }
 
 status=0
