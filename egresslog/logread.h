@@ -63,6 +63,21 @@ int64_t logread_parse_when(const char *s, int64_t now_ms);
  * `agentsafe log --denied` leaves them out. */
 bool logrec_is_denied(const struct logrec *rec);
 
+/* Log fields are the agent's words (a host, an SNI, a parser's quote of a
+ * request), so nothing from a record reaches a terminal or a suggested
+ * policy raw. These copy s with C0 controls, DEL, bytes that are not
+ * UTF-8 ("\x1b"), C1 controls, the Unicode bidi controls (U+061C,
+ * U+200E/F, U+202A-202E, U+2066-2069) and U+2028/U+2029 ("\u202e") written
+ * as escapes, and a backslash as "\\", so a field can neither move the
+ * cursor, reorder what is shown, nor start a line (libyaml also breaks
+ * lines at U+0085, U+2028 and U+2029).
+ * logread_escape fills buf (len > 0) with whole characters and escapes
+ * only, always terminated, and returns the length the whole escaped text
+ * needs, as snprintf does; NULL is "". */
+size_t logread_escape(const char *s, char *buf, size_t len);
+/* The same, written to out without a length limit. */
+void logread_fputs_escaped(const char *s, FILE *out);
+
 /* The default state directory holding sessions/<id>/egress.log. */
 int logread_sessions_dir(char *buf, size_t len);
 
