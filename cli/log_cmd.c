@@ -553,7 +553,14 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 static void emit(FILE *out, const struct logrec *rec, bool json, bool color)
 {
 	if (json) {
-		(void)fwrite(rec->line, 1, rec->line_len, out);
+		/* The line as read. The only raw control bytes a valid line
+		 * can hold are CR and tab between tokens (never in a string),
+		 * and a CR would move the cursor: both become spaces, which
+		 * JSON reads the same. */
+		for (size_t i = 0; i < rec->line_len; i++) {
+			char c = rec->line[i];
+			(void)fputc(c == '\r' || c == '\t' ? ' ' : c, out);
+		}
 		(void)fputc('\n', out);
 	} else {
 		print_human(out, rec, color);

@@ -476,6 +476,21 @@ def bad_line_warnings_escape_what_they_quote():
     assert len(err.splitlines()) == 3, err
 
 
+
+@case
+def json_output_turns_a_cr_between_tokens_into_a_space():
+    logf = os.path.join(W, "hostile-json.log")
+    line = '{"ts":"2026-11-25T06:00:00.000Z",\r"event":"open",\t"host":"a.test"}'
+    with open(logf, "w", newline="") as f:
+        f.write(line + "\n")
+    # bytes, not text: universal newlines would hide a CR
+    p = subprocess.run([BIN, "log", "--no-pager", "--json", logf], capture_output=True,
+                       timeout=120, env=dict(os.environ, PAGER="cat"))
+    assert p.returncode == 0, p.stderr
+    assert b"\r" not in p.stdout and b"\t" not in p.stdout, p.stdout
+    assert json.loads(p.stdout) == json.loads(line), p.stdout
+
+
 shutil.rmtree(W, ignore_errors=True)
 failed = [n for n, e in results if e is not None]
 print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
