@@ -239,19 +239,19 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 	}
 	if (r->sni != NULL &&
 	    (r->host == NULL || strcmp(r->sni, r->host) != 0)) {
-		fputs(" sni=", out);
+		(void)fputs(" sni=", out);
 		logread_fputs_escaped(r->sni, out);
 	}
 	if (r->client != NULL) {
-		fputs(" client=", out);
+		(void)fputs(" client=", out);
 		logread_fputs_escaped(r->client, out);
 	}
 	if (r->rule != NULL && strcmp(r->event, "close") != 0) {
-		fputs(" rule=", out);
+		(void)fputs(" rule=", out);
 		logread_fputs_escaped(r->rule, out);
 	}
 	if (r->message != NULL) {
-		fputs(" (", out);
+		(void)fputs(" (", out);
 		logread_fputs_escaped(r->message, out);
 		(void)fputc(')', out);
 	}

@@ -517,13 +517,14 @@ int log_suggest_main(int argc, char **argv)
 			if (!wanted) {
 				if (not_suggested++ < 20) {
 					/* a comment line that stays one */
-					fputs("# not suggested: ", stdout);
+					(void)fputs("# not suggested: ",
+						    stdout);
 					logread_fputs_escaped(rec.host, stdout);
 					printf(":%lld (", rec.port);
 					logread_fputs_escaped(
 					    rec.reason ? rec.reason : "?",
 					    stdout);
-					fputs(")\n", stdout);
+					(void)fputs(")\n", stdout);
 				}
 				logrec_clear(&rec);
 				continue;

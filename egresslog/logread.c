@@ -86,7 +86,8 @@ static size_t escape_one(const unsigned char *s, size_t *used, char out[8])
 	if (c >= 0x20 && c < 0x7f) {
 		*used = 1;
 		if (c == '\\') {
-			memcpy(out, "\\\\", 2);
+			out[0] = '\\';
+			out[1] = '\\';
 			return 2;
 		}
 		out[0] = (char)c;
@@ -175,11 +176,11 @@ static void warn(struct logread *r, unsigned long line, const char *what)
 	if (r->quiet)
 		return;
 	/* what may quote the line (jansson's "near '...'", a field name) */
-	fputs("agentsafe log: ", stderr);
+	(void)fputs("agentsafe log: ", stderr);
 	logread_fputs_escaped(r->path, stderr);
 	fprintf(stderr, ":%lu: ", line);
 	logread_fputs_escaped(what, stderr);
-	fputs("; skipped\n", stderr);
+	(void)fputs("; skipped\n", stderr);
 }
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
