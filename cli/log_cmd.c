@@ -188,6 +188,15 @@ static void human_bytes(long long b, char *buf, size_t len)
 			 (double)b / (1024.0 * 1024.0 * 1024.0));
 }
 
+/* s escaped (logread_escape), left-aligned in a column of width bytes. */
+static void put_col(FILE *out, const char *s, size_t width)
+{
+	size_t n = logread_escape(s, NULL, 0);
+	logread_fputs_escaped(s, out);
+	for (; n < width; n++)
+		(void)fputc(' ', out);
+}
+
 static void print_human(FILE *out, const struct logrec *r, bool color)
 {
 	char target[300];
@@ -208,10 +217,18 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 	bool denied = logrec_is_denied(r) || strcmp(r->event, "error") == 0;
 	const char *on = color && denied ? "\033[1;31m" : "";
 	const char *off = color && denied ? "\033[0m" : "";
-	fprintf(out, "%s  %s%-5s%s  %-7s %-40s %-20s", r->ts, on, r->event, off,
+	/* Every field is escaped: a record must not move the cursor or
+	 * start a line of its own. */
+	logread_fputs_escaped(r->ts, out);
+	fprintf(out, "  %s%-5s%s  ", on, r->event, off);
+	put_col(out,
 		r->method ? r->method
 			  : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
-		target, r->reason ? r->reason : "");
+		7);
+	(void)fputc(' ', out);
+	put_col(out, target, 40);
+	(void)fputc(' ', out);
+	put_col(out, r->reason, 20);
 	if (strcmp(r->event, "close") == 0) {
 		char up[32], down[32];
 		human_bytes(r->bytes_up, up, sizeof up);
@@ -220,14 +237,24 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 		if (r->duration_ms >= 0)
 			fprintf(out, " in %lld ms", r->duration_ms);
 	}
-	if (r->sni != NULL && (r->host == NULL || strcmp(r->sni, r->host) != 0))
-		fprintf(out, " sni=%s", r->sni);
-	if (r->client != NULL)
-		fprintf(out, " client=%s", r->client);
-	if (r->rule != NULL && strcmp(r->event, "close") != 0)
-		fprintf(out, " rule=%s", r->rule);
-	if (r->message != NULL)
-		fprintf(out, " (%s)", r->message);
+	if (r->sni != NULL &&
+	    (r->host == NULL || strcmp(r->sni, r->host) != 0)) {
+		(void)fputs(" sni=", out);
+		logread_fputs_escaped(r->sni, out);
+	}
+	if (r->client != NULL) {
+		(void)fputs(" client=", out);
+		logread_fputs_escaped(r->client, out);
+	}
+	if (r->rule != NULL && strcmp(r->event, "close") != 0) {
+		(void)fputs(" rule=", out);
+		logread_fputs_escaped(r->rule, out);
+	}
+	if (r->message != NULL) {
+		(void)fputs(" (", out);
+		logread_fputs_escaped(r->message, out);
+		(void)fputc(')', out);
+	}
 	(void)fputc('\n', out);
 }
 
@@ -468,12 +495,15 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 			human_bytes((long long)h->bytes_up, up, sizeof up);
 			human_bytes((long long)h->bytes_down, down,
 				    sizeof down);
-			fprintf(out,
-				"%-40s %8llu %8llu %6llu %11s %11s  %-24s "
-				"%-24s %s\n",
-				h->key, h->allowed, h->denied, h->errors, up,
-				down, h->first_ts, h->last_ts,
-				h->rule ? h->rule : "-");
+			put_col(out, h->key, 40);
+			fprintf(out, " %8llu %8llu %6llu %11s %11s  ",
+				h->allowed, h->denied, h->errors, up, down);
+			put_col(out, h->first_ts, 24);
+			(void)fputc(' ', out);
+			put_col(out, h->last_ts, 24);
+			(void)fputc(' ', out);
+			logread_fputs_escaped(h->rule ? h->rule : "-", out);
+			(void)fputc('\n', out);
 		}
 		if (s->drops.n > 0) {
 			fprintf(out, "\nFirewall drops (packets that tried to "
@@ -482,10 +512,14 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 			 * after a quiet spell: attempts, not packets. */
 			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION",
 				"ATTEMPTS", "FIRST", "LAST");
-			for (size_t i = 0; i < s->drops.n; i++)
-				fprintf(out, "%-40s %8llu  %-24s %-24s\n",
-					dv[i]->key, dv[i]->denied,
-					dv[i]->first_ts, dv[i]->last_ts);
+			for (size_t i = 0; i < s->drops.n; i++) {
+				put_col(out, dv[i]->key, 40);
+				fprintf(out, " %8llu  ", dv[i]->denied);
+				put_col(out, dv[i]->first_ts, 24);
+				(void)fputc(' ', out);
+				put_col(out, dv[i]->last_ts, 24);
+				(void)fputc('\n', out);
+			}
 		}
 		if (s->not_itemised > 0)
 			fprintf(out,
@@ -519,7 +553,14 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 static void emit(FILE *out, const struct logrec *rec, bool json, bool color)
 {
 	if (json) {
-		(void)fwrite(rec->line, 1, rec->line_len, out);
+		/* The line as read. The only raw control bytes a valid line
+		 * can hold are CR and tab between tokens (never in a string),
+		 * and a CR would move the cursor: both become spaces, which
+		 * JSON reads the same. */
+		for (size_t i = 0; i < rec->line_len; i++) {
+			char c = rec->line[i];
+			(void)fputc(c == '\r' || c == '\t' ? ' ' : c, out);
+		}
 		(void)fputc('\n', out);
 	} else {
 		print_human(out, rec, color);

@@ -132,15 +132,19 @@ static bool ports_are_default(const struct want *x)
 static void format_rule(const struct want *x, const char *indent, char *buf,
 			size_t len)
 {
-	char comment[96];
+	/* The host passed policy_host_normalize and the time logread's
+	 * check, so escaping changes nothing today; it keeps a line of YAML
+	 * one line if either check ever lets more through. */
+	char ts[sizeof x->last_ts * 4], comment[sizeof ts + 64],
+	    host[sizeof x->host * 4];
+	(void)logread_escape(x->last_ts, ts, sizeof ts);
+	(void)logread_escape(x->host, host, sizeof host);
 	snprintf(comment, sizeof comment,
-		 "# agentsafe log suggest: %lu denied, last %s", x->count,
-		 x->last_ts);
+		 "# agentsafe log suggest: %lu denied, last %s", x->count, ts);
 	bool quote = x->host[0] == '*';
 	if (ports_are_default(x)) {
 		snprintf(buf, len, "%s- %s%s%s  %s\n", indent,
-			 quote ? "\"" : "", x->host, quote ? "\"" : "",
-			 comment);
+			 quote ? "\"" : "", host, quote ? "\"" : "", comment);
 		return;
 	}
 	char ports[PORTS_MAX * 7 + 4] = "";
@@ -149,7 +153,7 @@ static void format_rule(const struct want *x, const char *indent, char *buf,
 		off += (size_t)snprintf(ports + off, sizeof ports - off, "%s%u",
 					i ? ", " : "", x->ports[i]);
 	snprintf(buf, len, "%s- host: %s%s%s  %s\n%s  ports: [%s]\n", indent,
-		 quote ? "\"" : "", x->host, quote ? "\"" : "", comment, indent,
+		 quote ? "\"" : "", host, quote ? "\"" : "", comment, indent,
 		 ports);
 }
 
@@ -462,9 +466,8 @@ int log_suggest_main(int argc, char **argv)
 				continue;
 			}
 			bool wanted =
-			    rec.reason != NULL &&
-			    (strcmp(rec.reason, "not_allowed") == 0 ||
-			     strcmp(rec.reason, "port_not_allowed") == 0);
+			    rec.reason_code == EGRESS_REASON_NOT_ALLOWED ||
+			    rec.reason_code == EGRESS_REASON_PORT_NOT_ALLOWED;
 			char host[POLICY_HOST_MAX + 1], herr[128];
 			if (wanted &&
 			    (policy_host_normalize(rec.host, strlen(rec.host),
@@ -483,11 +486,17 @@ int log_suggest_main(int argc, char **argv)
 							   denied on purpose */
 			}
 			if (!wanted) {
-				if (not_suggested++ < 20)
-					printf(
-					    "# not suggested: %s:%lld (%s)\n",
-					    rec.host, rec.port,
-					    rec.reason ? rec.reason : "?");
+				if (not_suggested++ < 20) {
+					/* a comment line that stays one */
+					(void)fputs("# not suggested: ",
+						    stdout);
+					logread_fputs_escaped(rec.host, stdout);
+					printf(":%lld (", rec.port);
+					logread_fputs_escaped(
+					    rec.reason ? rec.reason : "?",
+					    stdout);
+					(void)fputs(")\n", stdout);
+				}
 				logrec_clear(&rec);
 				continue;
 			}

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "policy.h"
+#include "reason.h"
 
 #define EXIT_ALLOWED 0
 #define EXIT_INVALID 1
@@ -166,13 +167,19 @@ static char *read_stdin_line(void)
  * host and a later check refused the connection. */
 static bool reason_is_policy(const char *r)
 {
-	static const char *const codes[] = {"not_allowed", "denied_by_rule",
-					    "port_not_allowed", "bad_host",
-					    "ip_literal"};
-	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
-		if (strcmp(r, codes[i]) == 0)
-			return true;
-	return false;
+	enum egress_reason code;
+	if (egress_reason_lookup(r, &code) != 0)
+		return false;
+	switch (code) {
+	case EGRESS_REASON_NOT_ALLOWED:
+	case EGRESS_REASON_DENIED_BY_RULE:
+	case EGRESS_REASON_PORT_NOT_ALLOWED:
+	case EGRESS_REASON_BAD_HOST:
+	case EGRESS_REASON_IP_LITERAL:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static bool addr_from_text(const char *s, struct sockaddr_storage *ss)

@@ -1,7 +1,7 @@
 /* The session's network fence: one nftables table (libnftnl + libmnl, one
  * atomic batch) that lets the session's bridge reach only the proxy, drops
- * and NFLOGs everything else; and the NFLOG reader that turns those drops
- * into egress.log `drop` records.
+ * and NFLOGs everything else (nflog.h turns those drops into egress.log
+ * `drop` records).
  *
  * The table (inet family, so IPv4 and IPv6 alike) has three base chains,
  * all before Docker's filter rules (priority 0), so nothing Docker accepts
@@ -26,8 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-
-struct egress_log;
 
 #define FENCE_TABLE_PREFIX  "agentsafe_"
 #define FENCE_MAX_PUBLISHED 64
@@ -72,32 +70,5 @@ int fence_remove(const char *table, char *err, size_t errlen);
  * it decides instead (true = keep). Returns how many were removed. */
 int fence_sweep(bool (*is_live)(const char *session_id, void *arg), void *arg,
 		char *err, size_t errlen);
-
-/* The NFLOG reader. Flood bounds (docs: one drop record per new flow):
- * the kernel logs at most 1 packet/s (burst 3) per flow (family, dst,
- * protocol, dport; 4096 flows per family remembered for 10 s; new flows
- * beyond that are dropped unlogged until some expire, the one silent
- * case), with no overall cap; the reader folds repeats of a flow (same
- * protocol, source, destination, port, ICMP type) seen within 5 s, and
- * itemises at most 20 new flows a second (burst 200): the rest are counted
- * and written as one summary `drop` record (no dst; a `message` with the
- * counts, also of receive-buffer overflows) at most every 10 s and at
- * fence_nflog_free. The first packet of a flow is always itemised unless a
- * scan of more than ~20 new flows a second is under way. */
-struct fence_nflog;
-int fence_nflog_open(uint16_t group, struct egress_log *log,
-		     struct fence_nflog **out, char *err, size_t errlen);
-int fence_nflog_fd(const struct fence_nflog *n);
-/* Read what is pending on the fd (non-blocking) and write drop records.
- * Handles at most 64 netlink reads per call so a flood cannot starve the
- * caller's event loop (the fd stays readable; call again). Returns the
- * number of reads handled, or -errno. */
-int fence_nflog_dispatch(struct fence_nflog *n);
-/* Packets not given their own record because the same flow (protocol,
- * source and destination address, destination port) was recorded within
- * the last 5 seconds. */
-uint64_t fence_nflog_folded(const struct fence_nflog *n);
-/* Writes the pending summary record, so free it before closing the log. */
-void fence_nflog_free(struct fence_nflog *n);
 
 #endif

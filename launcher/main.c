@@ -39,6 +39,7 @@
 #include "docker.h"
 #include "egress_log.h"
 #include "fence.h"
+#include "nflog.h"
 #include "gitiso.h"
 #include "gpu.h"
 #include "portfwd.h"

@@ -21,7 +21,8 @@
 #include <libmnl/libmnl.h>
 
 #include "egress_log.h"
-#include "fence_int.h"
+#include "reason.h"
+#include "nflog_int.h"
 
 #define NFLOG_COPY_RANGE 128
 #define NFLOG_RCVBUF	 (4 << 20) /* room for a burst while we write */
@@ -214,7 +215,7 @@ static void write_summary(struct fence_nflog *n, bool force)
 		 (unsigned long long)n->lost);
 	r.id = id;
 	r.event = "drop";
-	r.reason = "firewall";
+	r.reason = egress_reason_name(EGRESS_REASON_FIREWALL);
 	r.message = msg;
 	(void)egress_log_write(n->log, &r);
 	n->unitemised = 0;
@@ -242,7 +243,7 @@ static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
 	r.dst = k->dst;
 	if (k->dport != 0)
 		r.dport = k->dport;
-	r.reason = "firewall";
+	r.reason = egress_reason_name(EGRESS_REASON_FIREWALL);
 	if (k->icmp_type >= 0) {
 		snprintf(msg, sizeof msg, "%s type %d", r.proto, k->icmp_type);
 		r.message = msg;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "egress_log.h"
-#include "fence_int.h"
+#include "nflog_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

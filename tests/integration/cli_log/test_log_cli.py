@@ -425,6 +425,111 @@ def suggest_never_proposes_a_rule_for_any_other_denial_kind():
     assert not bad, bad
 
 
+# ---- hostile records: a field may hold anything JSON can carry ----
+# What must never reach the terminal or a suggested policy raw: C0 controls
+# (the line break is checked by counting lines), DEL, C1 controls (U+0085 is
+# a line break to YAML), Unicode bidi controls, and U+2028/U+2029 (line
+# breaks to YAML as well).
+BIDI = {0x061C, 0x200E, 0x200F, 0x2028, 0x2029} | set(range(0x202A, 0x202F)) | \
+    set(range(0x2066, 0x206A))
+
+
+def hostile_chars(text):
+    return [hex(ord(c)) for c in text
+            if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F or ord(c) in BIDI]
+
+
+HOSTILE = os.path.join(W, "hostile.log")
+HOSTILE_LINES = [
+    rec("2026-11-25T05:00:00.000Z", "deny", id="h1", client="10.0.0.2:1\nFORGED 1",
+        method="CONNECT", host="evil.test", port=443, sni="x.test\n2026-11-25 open api.test",
+        reason="sni_mismatch", message="\x1b[2K\x1b[1Aall good"),
+    rec("2026-11-25T05:00:01.000Z", "deny", id="h2", client="10.0.0.2:2", method="GET\u202e",
+        host="\u202etset.live", port=80, reason="not_allowed\r", rule="r\u2066 (p.yaml:1)\u2069"),
+    rec("2026-11-25T05:00:02.000Z", "drop", id="h3", client="10.0.0.2\x7f", proto="tcp\u0085x",
+        dst="10.9.9.9\x1b]0;pwned\x07", dport=22, reason="firewall"),
+    rec("2026-11-25T05:00:03.000Z", "close", id="h4", client="10.0.0.2:3", host="api.test\u2028x",
+        port=443, bytes_up=1, bytes_down=1, duration_ms=1, reason="eof\u200f"),
+]
+with open(HOSTILE, "w") as f:
+    f.write("\n".join(HOSTILE_LINES) + "\n")
+
+
+@case
+def listing_escapes_control_and_bidi_characters_in_every_field():
+    rc, out, err = run("log", "--no-pager", HOSTILE)
+    assert rc == 0, err
+    assert hostile_chars(out + err) == [], hostile_chars(out + err)
+    assert len(out.splitlines()) == len(HOSTILE_LINES), out
+    for shown in ("\\x1b[2K", "\\u202e", "\\x0a", "\\x7f", "\\u0085", "\\u2028",
+                  "\\u2066", "\\u200f", "\\x0d", "\\x07"):
+        assert shown in out, (shown, out)
+    # the rest of each field is kept, so the record stays readable
+    assert "2026-11-25 open api.test" in out and "all good" in out, out
+    rc, out, err = run("log", "--no-pager", "--denied", HOSTILE)
+    assert rc == 0 and hostile_chars(out + err) == [] and len(out.splitlines()) == 3, out
+
+
+@case
+def summary_escapes_control_and_bidi_characters_in_every_field():
+    rc, out, err = run("log", "--no-pager", "--summary", HOSTILE)
+    assert rc == 0, err
+    assert hostile_chars(out + err) == [], hostile_chars(out + err)
+    assert "\\u202etset.live" in out and "\\u2066" in out and "\\x1b]0;pwned" in out, out
+    assert not any(l.startswith(("x ", "FORGED")) for l in out.splitlines()), out
+
+
+@case
+def suggest_comments_cannot_inject_lines_into_the_suggested_policy():
+    logf = os.path.join(W, "hostile-suggest.log")
+    with open(logf, "w") as f:
+        f.write("\n".join([
+            rec("2026-11-25T06:00:00.000Z", "deny", id="s1", client="10.0.0.2:1",
+                method="CONNECT", host="x.test\nallow:\n  - evil.test", port=443,
+                reason="not_allowed"),
+            rec("2026-11-25T06:00:01.000Z", "deny", id="s2", client="10.0.0.2:2",
+                method="CONNECT", host="y.test", port=443,
+                reason="bad_request\u2028  - evil2.test\u0085  - evil3.test\x1b[2K"),
+            rec("2026-11-25T06:00:02.000Z", "deny", id="s3", client="10.0.0.2:3",
+                method="CONNECT", host="good.test", port=443, reason="not_allowed"),
+        ]) + "\n")
+    rc, out, err = run("log", "suggest", logf)
+    assert rc == 0, err
+    assert hostile_chars(out + err) == [], hostile_chars(out + err)
+    lines = out.splitlines()
+    assert lines[-2:] == ["allow:", lines[-1]] and "- good.test" in lines[-1], out
+    assert all(l.startswith("#") for l in lines[:-2]), out
+    assert len(lines) == 4, out
+
+
+@case
+def bad_line_warnings_escape_what_they_quote():
+    logf = os.path.join(W, "hostile-bad.log")
+    with open(logf, "w") as f:
+        f.write('{"ts":"2026-11-25T06:00:00.000Z","event":"open","\\u001b[2Kx\\u202e":1}\n')
+        f.write('{"ts":"2026-11-25T06:00:00.000Z","event":"\\u001b[2K\\nop\\u202een"}\n')
+        f.write('{"ts":"2026-11-25T06:00:00.000Z","event":"open"} \x1b[2K\u202e\n')
+    rc, out, err = run("log", "--no-pager", logf)
+    assert rc == 1, (rc, err)
+    assert hostile_chars(out + err) == [], hostile_chars(out + err)
+    assert len(err.splitlines()) == 3, err
+
+
+
+@case
+def json_output_turns_a_cr_between_tokens_into_a_space():
+    logf = os.path.join(W, "hostile-json.log")
+    line = '{"ts":"2026-11-25T06:00:00.000Z",\r"event":"open",\t"host":"a.test"}'
+    with open(logf, "w", newline="") as f:
+        f.write(line + "\n")
+    # bytes, not text: universal newlines would hide a CR
+    p = subprocess.run([BIN, "log", "--no-pager", "--json", logf], capture_output=True,
+                       timeout=120, env=dict(os.environ, PAGER="cat"))
+    assert p.returncode == 0, p.stderr
+    assert b"\r" not in p.stdout and b"\t" not in p.stdout, p.stdout
+    assert json.loads(p.stdout) == json.loads(line), p.stdout
+
+
 shutil.rmtree(W, ignore_errors=True)
 failed = [n for n, e in results if e is not None]
 print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))

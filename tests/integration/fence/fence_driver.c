@@ -11,6 +11,7 @@
 
 #include "egress_log.h"
 #include "fence.h"
+#include "nflog.h"
 
 static volatile sig_atomic_t stop;
 

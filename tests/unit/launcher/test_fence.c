@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fence_int.h"
+#include "nflog_int.h"
 
 static struct fence_config good_config(void)
 {

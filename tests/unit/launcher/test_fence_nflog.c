@@ -23,7 +23,7 @@
 #include <libmnl/libmnl.h>
 
 #include "egress_log.h"
-#include "fence_int.h"
+#include "nflog_int.h"
 
 struct fixture {
 	char dir[64], path[96];

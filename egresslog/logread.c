@@ -4,6 +4,7 @@
 #include "logread.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,12 +78,109 @@ void logrec_clear(struct logrec *rec)
 	memset(rec, 0, sizeof *rec);
 }
 
+/* One character of s as it may be shown: its own bytes, or an escape.
+ * Sets *used to the bytes of s consumed and returns the length of out. */
+static size_t escape_one(const unsigned char *s, size_t *used, char out[8])
+{
+	unsigned c = s[0];
+	if (c >= 0x20 && c < 0x7f) {
+		*used = 1;
+		if (c == '\\') {
+			out[0] = '\\';
+			out[1] = '\\';
+			return 2;
+		}
+		out[0] = (char)c;
+		return 1;
+	}
+	/* the length of a well-formed UTF-8 sequence (RFC 3629), or 0 */
+	size_t n = 0;
+	unsigned cp = 0;
+	if (c >= 0xc2 && c <= 0xdf) {
+		n = 2;
+		cp = c & 0x1fu;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		cp = c & 0x0fu;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		cp = c & 0x07u;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			n = 0; /* also stops at the terminating NUL */
+			break;
+		}
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if (n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
+		n = 0; /* overlong, or a surrogate */
+	if (n == 4 && (cp < 0x10000 || cp > 0x10ffff))
+		n = 0;
+	if (n == 0) { /* a control byte, DEL, or not UTF-8 */
+		*used = 1;
+		return (size_t)snprintf(out, 8, "\\x%02x", c);
+	}
+	*used = n;
+	if ((cp >= 0x80 && cp <= 0x9f) || cp == 0x61c || cp == 0x200e ||
+	    cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+	    (cp >= 0x2066 && cp <= 0x2069))
+		return (size_t)snprintf(out, 8, "\\u%04x", cp);
+	memcpy(out, s, n);
+	return n;
+}
+
+size_t logread_escape(const char *s, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t need = 0, at = 0;
+	bool full = false;
+	while (*p != '\0') {
+		char one[8];
+		size_t used, n = escape_one(p, &used, one);
+		p += used;
+		need += n;
+		if (!full && at + n < len) {
+			memcpy(buf + at, one, n);
+			at += n;
+		} else {
+			full = true; /* never a later, shorter piece */
+		}
+	}
+	if (len > 0)
+		buf[at] = '\0';
+	return need;
+}
+
+void logread_fputs_escaped(const char *s, FILE *out)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	while (*p != '\0') {
+		const unsigned char *run = p;
+		while (*p >= 0x20 && *p < 0x7f && *p != '\\')
+			p++; /* the common case: plain ASCII, written as is */
+		if (p > run)
+			(void)fwrite(run, 1, (size_t)(p - run), out);
+		if (*p == '\0')
+			break;
+		char one[8];
+		size_t used, n = escape_one(p, &used, one);
+		(void)fwrite(one, 1, n, out);
+		p += used;
+	}
+}
+
 static void warn(struct logread *r, unsigned long line, const char *what)
 {
 	r->skipped++;
-	if (!r->quiet)
-		fprintf(stderr, "agentsafe log: %s:%lu: %s; skipped\n", r->path,
-			line, what);
+	if (r->quiet)
+		return;
+	/* what may quote the line (jansson's "near '...'", a field name) */
+	(void)fputs("agentsafe log: ", stderr);
+	logread_fputs_escaped(r->path, stderr);
+	fprintf(stderr, ":%lu: ", line);
+	logread_fputs_escaped(what, stderr);
+	(void)fputs("; skipped\n", stderr);
 }
 
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
@@ -232,6 +330,11 @@ static const char *index_record(struct logrec *rec)
 	rec->ts_ms = logread_parse_ts(rec->ts);
 	if (rec->ts_ms < 0)
 		return "malformed ts";
+	/* A code this version does not know is kept as text, not refused:
+	 * a newer writer may have added it. */
+	enum egress_reason code;
+	rec->reason_code =
+	    egress_reason_lookup(rec->reason, &code) == 0 ? (int)code : -1;
 	for (size_t i = 0; i < sizeof events / sizeof events[0]; i++)
 		if (strcmp(rec->event, events[i]) == 0)
 			return NULL;

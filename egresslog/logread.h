@@ -11,6 +11,8 @@
 
 #include <jansson.h>
 
+#include "reason.h"
+
 #define LOGREAD_LINE_MAX ((size_t)64 * 1024) /* longer lines are corrupt */
 
 struct logrec {
@@ -19,7 +21,9 @@ struct logrec {
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
 	    *ip, *rule, *reason, *proto, *dst, *message;
-	int64_t ts_ms; /* parsed ts, milliseconds since the epoch */
+	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
+	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
+			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down,
 	    duration_ms; /* -1 absent */
 };
@@ -54,9 +58,25 @@ int64_t logread_parse_ts(const char *s);
  * "2h", "3d", "45s"). -1 when malformed. */
 int64_t logread_parse_when(const char *s, int64_t now_ms);
 
-/* True for records that mean "refused": deny, drop, and error records that
- * ended a request. */
+/* True for the records of a refusal: deny and drop. error records are not
+ * (their codes say what went wrong, not what was decided), so
+ * `agentsafe log --denied` leaves them out. */
 bool logrec_is_denied(const struct logrec *rec);
+
+/* Log fields are the agent's words (a host, an SNI, a parser's quote of a
+ * request), so nothing from a record reaches a terminal or a suggested
+ * policy raw. These copy s with C0 controls, DEL, bytes that are not
+ * UTF-8 ("\x1b"), C1 controls, the Unicode bidi controls (U+061C,
+ * U+200E/F, U+202A-202E, U+2066-2069) and U+2028/U+2029 ("\u202e") written
+ * as escapes, and a backslash as "\\", so a field can neither move the
+ * cursor, reorder what is shown, nor start a line (libyaml also breaks
+ * lines at U+0085, U+2028 and U+2029).
+ * logread_escape fills buf (len > 0) with whole characters and escapes
+ * only, always terminated, and returns the length the whole escaped text
+ * needs, as snprintf does; NULL is "". */
+size_t logread_escape(const char *s, char *buf, size_t len);
+/* The same, written to out without a length limit. */
+void logread_fputs_escaped(const char *s, FILE *out);
 
 /* The default state directory holding sessions/<id>/egress.log. */
 int logread_sessions_dir(char *buf, size_t len);
