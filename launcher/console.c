@@ -78,7 +78,7 @@ enum console_end console_loop(struct sess *s, struct docker *d,
 				continue;
 			return CONSOLE_CONTAINER;
 		}
-		if (p[2].revents & POLLIN)
+		if (s != NULL && (p[2].revents & POLLIN))
 			(void)fence_nflog_dispatch(s->nflog);
 		if (p[1].revents & POLLIN) {
 			struct signalfd_siginfo si;

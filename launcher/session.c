@@ -170,8 +170,8 @@ int session_record_load(const char *id, struct session_record *r)
 		return -ENOENT;
 	json_t *repos = json_object_get(j, "repos");
 	size_t n = json_array_size(repos);
-	struct session_repo *rv = n ? calloc(n, sizeof *rv) : NULL;
-	if (n > 0 && rv == NULL) {
+	struct session_repo *rv = calloc(n + 1, sizeof *rv);
+	if (rv == NULL) {
 		json_decref(j);
 		return -ENOMEM;
 	}
