@@ -186,33 +186,40 @@ static void fence_config_of(const struct sess *s, struct fence_config *fc)
 
 /* The only step with CAP_NET_ADMIN effective: after it the launcher keeps
  * what teardown needs permitted, and nothing effective. */
+/* The NFLOG reader, then the table that logs to it; on failure neither
+ * is left behind. */
+static int fence_install(struct sess *s, char *err, size_t errlen)
+{
+	int rc = nflog_open(s, err, errlen);
+	if (rc != 0)
+		return rc;
+	struct fence_config fc;
+	fence_config_of(s, &fc);
+	rc = fence_apply(&fc, err, errlen);
+	if (rc != 0) {
+		fence_nflog_free(s->nflog);
+		s->nflog = NULL;
+	}
+	return rc;
+}
+
 int step_fence_up(struct sess *s, char *err, size_t errlen)
 {
 	int rc = caps_raise_net_admin(err, errlen);
 	if (rc != 0)
 		return rc;
-	rc = nflog_open(s, err, errlen);
-	int applied = -1;
-	if (rc == 0) {
-		struct fence_config fc;
-		fence_config_of(s, &fc);
-		rc = applied = fence_apply(&fc, err, errlen);
-	}
+	rc = fence_install(s, err, errlen);
 	char e2[256];
 	int drc = caps_drop_all_keep(
 	    1, s->uid != geteuid() || s->host_uid != geteuid(), e2, sizeof e2);
 	caps_mark_dropped();
-	if (drc != 0 && rc == 0) {
-		xsnprintf(err, errlen, "%s", e2);
-		rc = drc;
-	}
 	save_state(s, false);
-	if (rc != 0) {
-		fence_nflog_free(s->nflog);
-		s->nflog = NULL;
-		if (applied == 0)
-			sweep_fence(s->table, s->caps_kept);
+	if (rc != 0)
 		return rc;
+	if (drc != 0) {
+		xsnprintf(err, errlen, "%s", e2);
+		step_fence_down(s);
+		return drc;
 	}
 	diag("proxy on %s:%u, fence %s on %s", s->gateway,
 	     (unsigned)s->proxy_port, s->table, s->bridge);
