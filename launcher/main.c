@@ -1,8 +1,5 @@
-/* agentsafe-launch: argument dispatch and the commands that act on a
- * recorded session (ls, stop, attach). A run is run.c's table of steps:
- * clones, network, proxy, relay, fence, probe, container, each undone in
- * reverse when the session ends; every exit path prints where the audit
- * trail is. */
+/* agentsafe-launch: argument dispatch, and the commands that act on a
+ * recorded session (ls, stop, attach). A run is run.c's table of steps. */
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
