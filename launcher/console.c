@@ -35,8 +35,8 @@ void console_resize(struct docker *d, const char *name)
 		return;
 	char path[256], err[256];
 	long st;
-	xsnprintf(path, sizeof path, "/containers/%s/resize?h=%u&w=%u", name,
-		  ws.ws_row, ws.ws_col);
+	launch_snprintf(path, sizeof path, "/containers/%s/resize?h=%u&w=%u",
+			name, ws.ws_row, ws.ws_col);
 	(void)docker_call(d, "POST", path, NULL, &st, NULL, err, sizeof err);
 }
 

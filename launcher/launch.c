@@ -16,7 +16,7 @@
 #include "gitiso.h"
 #include "launch_int.h"
 
-int xsnprintf(char *buf, size_t len, const char *fmt, ...)
+int launch_snprintf(char *buf, size_t len, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -25,7 +25,7 @@ int xsnprintf(char *buf, size_t len, const char *fmt, ...)
 	return n;
 }
 
-void diag(const char *fmt, ...)
+void launch_diag(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -36,7 +36,7 @@ void diag(const char *fmt, ...)
 	va_end(ap);
 }
 
-int parse_id(const char *s, unsigned long *out)
+int launch_parse_id(const char *s, unsigned long *out)
 {
 	if (s == NULL || *s < '0' || *s > '9')
 		return -EINVAL;
@@ -50,17 +50,19 @@ int parse_id(const char *s, unsigned long *out)
 	return 0;
 }
 
-void ids_from_env(struct sess *s)
+void launch_ids_from_env(struct sess *s)
 {
 	s->host_uid = getuid();
 	s->host_gid = getgid();
 	const char *su = getenv("SUDO_UID"), *sg = getenv("SUDO_GID");
 	unsigned long uid = 0, gid = 0;
 	if (s->host_uid == 0 && su && sg) {
-		if (parse_id(su, &uid) != 0 || parse_id(sg, &gid) != 0) {
-			diag("ignoring SUDO_UID=%s SUDO_GID=%s: not a numeric "
-			     "user and group id",
-			     su, sg);
+		if (launch_parse_id(su, &uid) != 0 ||
+		    launch_parse_id(sg, &gid) != 0) {
+			launch_diag(
+			    "ignoring SUDO_UID=%s SUDO_GID=%s: not a numeric "
+			    "user and group id",
+			    su, sg);
 		} else if (uid > 0) {
 			s->host_uid = (uid_t)uid;
 			s->host_gid = (gid_t)gid;
@@ -74,7 +76,8 @@ void ids_from_env(struct sess *s)
 
 /* Under sudo the launcher is root but the files are the user's: so that
  * `agentsafe log` works for them later. */
-void give_to_user(const struct sess *s, const char *base, const char *leaf)
+void launch_give_to_user(const struct sess *s, const char *base,
+			 const char *leaf)
 {
 	if (geteuid() != 0 || s->host_uid == 0)
 		return;
@@ -82,12 +85,12 @@ void give_to_user(const struct sess *s, const char *base, const char *leaf)
 	if (strncmp(leaf, base, bl) != 0)
 		return;
 	char p[4096];
-	xsnprintf(p, sizeof p, "%s", leaf);
+	launch_snprintf(p, sizeof p, "%s", leaf);
 	for (;;) {
 		struct stat st;
 		if (lstat(p, &st) == 0 && !S_ISLNK(st.st_mode) &&
 		    st.st_uid == 0 && lchown(p, s->host_uid, s->host_gid) != 0)
-			diag("chown %s: %s", p, strerror(errno));
+			launch_diag("chown %s: %s", p, strerror(errno));
 		char *sl = strrchr(p, '/');
 		if (sl == NULL || (size_t)(sl - p) < bl)
 			break;
@@ -95,14 +98,14 @@ void give_to_user(const struct sess *s, const char *base, const char *leaf)
 	}
 }
 
-void give_to_user_home(const struct sess *s, const char *leaf)
+void launch_give_home(const struct sess *s, const char *leaf)
 {
 	const char *home = getenv("HOME");
 	if (home != NULL)
-		give_to_user(s, home, leaf);
+		launch_give_to_user(s, home, leaf);
 }
 
-bool have_net_admin(void)
+bool launch_have_net_admin(void)
 {
 	return caps_net_admin_permitted() != 0;
 }
@@ -111,34 +114,34 @@ bool have_net_admin(void)
  * (root) every capability is effective and must stay so. */
 static bool caps_dropped;
 
-void caps_mark_dropped(void)
+void launch_caps_dropped(void)
 {
 	caps_dropped = true;
 }
 
-bool files_on(void)
+bool launch_files_on(void)
 {
 	return caps_dropped && caps_files(1) == 0;
 }
 
-void files_off(bool was_on)
+void launch_files_off(bool was_on)
 {
 	if (was_on)
 		caps_files(0);
 }
 
-void stop_child(pid_t pid, const char *what)
+void launch_stop_child(pid_t pid, const char *what)
 {
 	if (pid <= 0)
 		return;
 	/* The proxy and the port relay may run as the sudo user: signalling
 	 * them needs CAP_KILL, kept permitted for this. */
-	bool k = files_on();
+	bool k = launch_files_on();
 	int kr = kill(pid, SIGTERM);
-	files_off(k);
+	launch_files_off(k);
 	if (kr != 0 && errno != ESRCH) {
-		diag("cannot stop %s (pid %d): %s", what, (int)pid,
-		     strerror(errno));
+		launch_diag("cannot stop %s (pid %d): %s", what, (int)pid,
+			    strerror(errno));
 		return;
 	}
 	for (int i = 0; i < 100; i++) {
@@ -147,14 +150,14 @@ void stop_child(pid_t pid, const char *what)
 		struct timespec ts = {0, 50L * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	k = files_on();
+	k = launch_files_on();
 	kr = kill(pid, SIGKILL);
-	files_off(k);
+	launch_files_off(k);
 	if (kr == 0)
 		waitpid(pid, NULL, 0);
 }
 
-void exe_dir_path(const char *name, char *out, size_t len)
+void launch_exe_path(const char *name, char *out, size_t len)
 {
 	char exe[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -166,12 +169,12 @@ void exe_dir_path(const char *name, char *out, size_t len)
 	if (sl == NULL)
 		return;
 	*sl = '\0';
-	xsnprintf(out, len, "%s/%s", exe, name);
+	launch_snprintf(out, len, "%s/%s", exe, name);
 	if (access(out, X_OK) != 0)
 		out[0] = '\0';
 }
 
-void save_state(const struct sess *s, bool finished)
+void launch_save_state(const struct sess *s, bool finished)
 {
 	struct session_repo repos[LCFG_MAX_LIST];
 	for (size_t i = 0; i < s->nrepos; i++)
@@ -199,13 +202,13 @@ void save_state(const struct sess *s, bool finished)
 	char err[512];
 	/* sudo: the state dir is the user's; writing it needs the kept
 	 * DAC capability (a no-op when nothing was kept). */
-	bool files = files_on();
+	bool files = launch_files_on();
 	if (session_record_save(&r, err, sizeof err) != 0)
-		diag("cannot record session state: %s", err);
+		launch_diag("cannot record session state: %s", err);
 	if (s->state_dir[0] != '\0') {
 		char p[4300];
-		xsnprintf(p, sizeof p, "%s/session.json", s->state_dir);
-		give_to_user_home(s, p);
+		launch_snprintf(p, sizeof p, "%s/session.json", s->state_dir);
+		launch_give_home(s, p);
 	}
-	files_off(files);
+	launch_files_off(files);
 }

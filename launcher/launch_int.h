@@ -58,40 +58,41 @@ struct sess {
 };
 
 /* One line on stderr, prefixed with PFX. */
-void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* snprintf whose truncation is deliberate (paths are bounded by the
  * buffers the kernel accepts anyway); keeps -Wformat-truncation quiet. */
-int xsnprintf(char *buf, size_t len, const char *fmt, ...)
+int launch_snprintf(char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A uid or gid from the environment (SUDO_UID, SUDO_GID): decimal digits
  * in uid_t range, (uid_t)-1 excluded; anything else is -EINVAL, never 0. */
-int parse_id(const char *s, unsigned long *out);
+int launch_parse_id(const char *s, unsigned long *out);
 /* The invoking user (sudo's) and the container's user into s. */
-void ids_from_env(struct sess *s);
+void launch_ids_from_env(struct sess *s);
 /* Under sudo, hand each directory created below base (and leaf itself)
  * to the invoking user; symlinks are never followed. */
-void give_to_user(const struct sess *s, const char *base, const char *leaf);
-/* give_to_user below $HOME, when HOME is set. */
-void give_to_user_home(const struct sess *s, const char *leaf);
+void launch_give_to_user(const struct sess *s, const char *base,
+			 const char *leaf);
+/* launch_give_to_user below $HOME, when HOME is set. */
+void launch_give_home(const struct sess *s, const char *leaf);
 
 /* Whether this process may raise CAP_NET_ADMIN at all. */
-bool have_net_admin(void);
+bool launch_have_net_admin(void);
 /* Marks the drop to the kept permitted set (fence step): from then on the
  * file/kill capabilities must be raised around each use. */
-void caps_mark_dropped(void);
+void launch_caps_dropped(void);
 /* Raise the kept file+kill capabilities (only after the drop); returns
- * whether they were raised, for files_off. */
-bool files_on(void);
-void files_off(bool was_on);
+ * whether they were raised, for launch_files_off. */
+bool launch_files_on(void);
+void launch_files_off(bool was_on);
 
 /* SIGTERM, then SIGKILL after 5 s; reaps. pid <= 0 is a no-op. */
-void stop_child(pid_t pid, const char *what);
+void launch_stop_child(pid_t pid, const char *what);
 
 /* <directory of this executable>/name when executable there, else "". */
-void exe_dir_path(const char *name, char *out, size_t len);
+void launch_exe_path(const char *name, char *out, size_t len);
 
 /* Record the session in session.json (see session.h). */
-void save_state(const struct sess *s, bool finished);
+void launch_save_state(const struct sess *s, bool finished);
 
 #endif

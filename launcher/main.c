@@ -44,7 +44,8 @@ static int cmd_stop(const char *name)
 {
 	char id[SESSION_ID_LEN + 1];
 	if (session_find(name, id, sizeof id) != 0) {
-		diag("no session named %s (see `agentsafe-launch ls`)", name);
+		launch_diag("no session named %s (see `agentsafe-launch ls`)",
+			    name);
 		return 1;
 	}
 	struct session_record r;
@@ -55,11 +56,12 @@ static int cmd_stop(const char *name)
 	if (session_is_live(id) && kill(pid, SIGTERM) != 0) {
 		/* Typically: the session was started with sudo and this is
 		 * the user; its launcher runs as root. */
-		diag("cannot stop session %s (launcher pid %d): %s%s", name,
-		     (int)pid, strerror(errno),
-		     errno == EPERM ? "; it was started as root: use sudo "
-				      "agentsafe-launch stop"
-				    : "");
+		launch_diag("cannot stop session %s (launcher pid %d): %s%s",
+			    name, (int)pid, strerror(errno),
+			    errno == EPERM
+				? "; it was started as root: use sudo "
+				  "agentsafe-launch stop"
+				: "");
 		return 1;
 	}
 	if (session_is_live(id)) {
@@ -68,20 +70,20 @@ static int cmd_stop(const char *name)
 			nanosleep(&ts, NULL);
 		}
 		if (!session_is_live(id)) {
-			diag("session %s stopped", name);
+			launch_diag("session %s stopped", name);
 			return 0;
 		}
-		diag("session %s did not stop within 30 s", name);
+		launch_diag("session %s did not stop within 30 s", name);
 		return 1;
 	}
 	/* The launcher is gone: clean up after it here. */
 	struct docker *d = NULL;
 	char err[512];
 	if (docker_new(&d, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		return 1;
 	}
-	sweep_session(d, have_net_admin(), id);
+	sweep_session(d, launch_have_net_admin(), id);
 	docker_free(d);
 	return 0;
 }
@@ -90,23 +92,24 @@ static int cmd_attach(const char *name)
 {
 	char id[SESSION_ID_LEN + 1];
 	if (session_find(name, id, sizeof id) != 0 || !session_is_live(id)) {
-		diag("no running session named %s (see `agentsafe-launch "
-		     "ls`)",
-		     name);
+		launch_diag(
+		    "no running session named %s (see `agentsafe-launch "
+		    "ls`)",
+		    name);
 		return 1;
 	}
 	struct session_record rec;
 	char cname[128] = "";
 	if (session_record_load(id, &rec) == 0)
-		xsnprintf(cname, sizeof cname, "%s", rec.container);
+		launch_snprintf(cname, sizeof cname, "%s", rec.container);
 	session_record_free(&rec);
 	struct docker *d = NULL;
 	char err[512], path[256];
 	if (docker_new(&d, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		return 1;
 	}
-	xsnprintf(path, sizeof path, "/containers/%s/json", cname);
+	launch_snprintf(path, sizeof path, "/containers/%s/json", cname);
 	long st = 0;
 	json_t *r = NULL;
 	bool tty = false;
@@ -118,11 +121,11 @@ static int cmd_attach(const char *name)
 	int sfd = console_signals();
 	int afd = docker_attach(d, cname, true, err, sizeof err);
 	if (afd < 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		docker_free(d);
 		return 1;
 	}
-	diag("attached to %s; detach with ctrl-p ctrl-q", cname);
+	launch_diag("attached to %s; detach with ctrl-p ctrl-q", cname);
 	if (tty && isatty(0)) {
 		console_resize(d, cname);
 		console_raw();
@@ -144,7 +147,8 @@ static int cmd_attach(const char *name)
 			code = (int)json_integer_value(
 			    json_object_get(state, "ExitCode"));
 		else
-			diag("detached from %s; it keeps running", cname);
+			launch_diag("detached from %s; it keeps running",
+				    cname);
 	}
 	json_decref(r);
 	docker_free(d);
@@ -159,11 +163,12 @@ static void home_of_sudo_user(void)
 {
 	const char *su = getenv("SUDO_UID"), *home = getenv("HOME");
 	unsigned long uid = 0;
-	if (getuid() != 0 || parse_id(su, &uid) != 0 || uid == 0)
+	if (getuid() != 0 || launch_parse_id(su, &uid) != 0 || uid == 0)
 		return;
 	struct passwd *root = getpwuid(0);
 	char rootdir[PATH_MAX];
-	xsnprintf(rootdir, sizeof rootdir, "%s", root ? root->pw_dir : "/root");
+	launch_snprintf(rootdir, sizeof rootdir, "%s",
+			root ? root->pw_dir : "/root");
 	if (home != NULL && strcmp(home, rootdir) != 0)
 		return;
 	struct passwd *pw = getpwuid((uid_t)uid);
@@ -179,7 +184,7 @@ int main(int argc, char **argv)
 	lcfg_init(&args);
 	lcfg_init(&cfg);
 	if (lcfg_parse_args(&args, argc, argv, err, sizeof err) != 0) {
-		diag("%s (see --help)", err);
+		launch_diag("%s (see --help)", err);
 		lcfg_free(&args);
 		return 2;
 	}
@@ -206,14 +211,15 @@ int main(int argc, char **argv)
 	} else {
 		char dir[4096];
 		if (session_xdg_dir("CONFIG", dir, sizeof dir) == 0) {
-			xsnprintf(cpath, sizeof cpath, "%s/config.yaml", dir);
+			launch_snprintf(cpath, sizeof cpath, "%s/config.yaml",
+					dir);
 			lrc = lcfg_load_file(&cfg, cpath, err, sizeof err);
 			if (lrc == -ENOENT)
 				lrc = 0;
 		}
 	}
 	if (lrc != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		lcfg_free(&args);
 		lcfg_free(&cfg);
 		return 2;
@@ -221,7 +227,7 @@ int main(int argc, char **argv)
 	lcfg_merge(&cfg, &args);
 	lcfg_free(&args);
 	if (lcfg_finish(&cfg, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		lcfg_free(&cfg);
 		return EXIT_LAUNCH;
 	}

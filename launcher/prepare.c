@@ -26,7 +26,7 @@ static int default_policy(char *out, size_t len)
 	char cfg[4096];
 	if (session_xdg_dir("CONFIG", cfg, sizeof cfg) != 0)
 		return -ENOENT;
-	xsnprintf(out, len, "%s/policy.yaml", cfg);
+	launch_snprintf(out, len, "%s/policy.yaml", cfg);
 	if (access(out, F_OK) == 0)
 		return 0;
 	/* First run: copy the installed example. */
@@ -39,12 +39,13 @@ static int default_policy(char *out, size_t len)
 		char *sl = strrchr(exe, '/');
 		if (sl)
 			*sl = '\0';
-		xsnprintf(c0, sizeof c0,
-			  "%s/../share/agentsafe/examples/policy.yaml", exe);
+		launch_snprintf(c0, sizeof c0,
+				"%s/../share/agentsafe/examples/policy.yaml",
+				exe);
 		cands[0] = c0;
 	}
-	xsnprintf(ex, sizeof ex, "%s/examples/policy.yaml",
-		  AGENTSAFE_SOURCE_DIR);
+	launch_snprintf(ex, sizeof ex, "%s/examples/policy.yaml",
+			AGENTSAFE_SOURCE_DIR);
 	cands[1] = ex;
 	for (size_t i = 0; i < 2; i++) {
 		if (cands[i] == NULL)
@@ -80,15 +81,16 @@ static int default_policy(char *out, size_t len)
 		const char *home = getenv("HOME");
 		unsigned long uid = 0, gid = 0;
 		if (geteuid() == 0 && su != NULL && home != NULL &&
-		    parse_id(su, &uid) == 0 &&
-		    (sg == NULL || parse_id(sg, &gid) == 0)) {
+		    launch_parse_id(su, &uid) == 0 &&
+		    (sg == NULL || launch_parse_id(sg, &gid) == 0)) {
 			struct sess tmp = {0};
 			tmp.host_uid = (uid_t)uid;
 			tmp.host_gid = (gid_t)gid;
-			give_to_user(&tmp, home, out);
+			launch_give_to_user(&tmp, home, out);
 		}
-		diag("created %s from %s: review it, then edit as needed", out,
-		     cands[i]);
+		launch_diag(
+		    "created %s from %s: review it, then edit as needed", out,
+		    cands[i]);
 		return 0;
 	}
 	return -ENOENT;
@@ -97,12 +99,12 @@ static int default_policy(char *out, size_t len)
 static int container_dir(const struct lcfg *c, char *out, size_t len)
 {
 	if (c->container_dir) {
-		xsnprintf(out, len, "%s", c->container_dir);
+		launch_snprintf(out, len, "%s", c->container_dir);
 		return 0;
 	}
 	const char *e = getenv("AGENTSAFE_CONTAINER_DIR");
 	if (e && *e) {
-		xsnprintf(out, len, "%s", e);
+		launch_snprintf(out, len, "%s", e);
 		return 0;
 	}
 	char exe[PATH_MAX];
@@ -112,11 +114,12 @@ static int container_dir(const struct lcfg *c, char *out, size_t len)
 		char *sl = strrchr(exe, '/');
 		if (sl)
 			*sl = '\0';
-		xsnprintf(out, len, "%s/../share/agentsafe/container", exe);
+		launch_snprintf(out, len, "%s/../share/agentsafe/container",
+				exe);
 		if (access(out, R_OK) == 0)
 			return 0;
 	}
-	xsnprintf(out, len, "%s/container", AGENTSAFE_SOURCE_DIR);
+	launch_snprintf(out, len, "%s/container", AGENTSAFE_SOURCE_DIR);
 	return access(out, R_OK) == 0 ? 0 : -ENOENT;
 }
 
@@ -126,7 +129,7 @@ static int container_dir(const struct lcfg *c, char *out, size_t len)
 static int load_ca(const struct lcfg *c, struct certs_bundle **b,
 		   char digest[65], char *err, size_t errlen)
 {
-	xsnprintf(digest, 65, "none");
+	launch_snprintf(digest, 65, "none");
 	*b = NULL;
 	if (c->ca_bundle == NULL)
 		return 0;
@@ -138,12 +141,13 @@ static int load_ca(const struct lcfg *c, struct certs_bundle **b,
 	unsigned char md[SHA256_DIGEST_LENGTH];
 	SHA256((const unsigned char *)pem, len, md);
 	for (size_t i = 0; i < sizeof md; i++)
-		xsnprintf(digest + 2 * i, 3, "%02x", md[i]);
+		launch_snprintf(digest + 2 * i, 3, "%02x", md[i]);
 	if (certs_bundle_skipped(*b) > 0)
-		diag("%s: %zu CA certificate(s), %zu expired or not yet valid "
-		     "left out",
-		     c->ca_bundle, certs_bundle_count(*b),
-		     certs_bundle_skipped(*b));
+		launch_diag(
+		    "%s: %zu CA certificate(s), %zu expired or not yet valid "
+		    "left out",
+		    c->ca_bundle, certs_bundle_count(*b),
+		    certs_bundle_skipped(*b));
 	return 0;
 }
 
@@ -159,8 +163,8 @@ int prepare_image(struct sess *s, char *err, size_t errlen)
 	int rc = load_ca(c, &ca, digest, err, errlen);
 	if (rc != 0)
 		return rc;
-	xsnprintf(uid, sizeof uid, "%u", (unsigned)s->uid);
-	xsnprintf(gid, sizeof gid, "%u", (unsigned)s->gid);
+	launch_snprintf(uid, sizeof uid, "%u", (unsigned)s->uid);
+	launch_snprintf(gid, sizeof gid, "%u", (unsigned)s->gid);
 	json_t *labels = NULL;
 	int have = image_exists(s->d, c->image, &labels, err, errlen);
 	if (have < 0) {
@@ -176,23 +180,24 @@ int prepare_image(struct sess *s, char *err, size_t errlen)
 		    json_object_get(labels, "agentsafe.extra_ca"));
 		if (lu == NULL) {
 			if (c->ca_bundle != NULL && !c->build)
-				diag("image %s was not built by "
-				     "agentsafe-launch: %s is only mounted at "
-				     "/run/agentsafe/extra-ca.pem",
-				     c->image, c->ca_bundle);
+				launch_diag(
+				    "image %s was not built by "
+				    "agentsafe-launch: %s is only mounted at "
+				    "/run/agentsafe/extra-ca.pem",
+				    c->image, c->ca_bundle);
 		} else if (strcmp(lu, uid) != 0 ||
 			   (lg != NULL && strcmp(lg, gid) != 0)) {
-			xsnprintf(why, sizeof why,
-				  "built for uid %s, the agent runs as %s", lu,
-				  uid);
+			launch_snprintf(
+			    why, sizeof why,
+			    "built for uid %s, the agent runs as %s", lu, uid);
 		} else if (c->ssh_port != 0 && !json_is_string(json_object_get(
 						   labels, "agentsafe.sshd"))) {
-			xsnprintf(why, sizeof why, "built without sshd");
+			launch_snprintf(why, sizeof why, "built without sshd");
 		} else if (c->ca_bundle != NULL &&
 			   (lc == NULL || strcmp(lc, digest) != 0)) {
-			xsnprintf(why, sizeof why,
-				  "built without the CA bundle %s",
-				  c->ca_bundle);
+			launch_snprintf(why, sizeof why,
+					"built without the CA bundle %s",
+					c->ca_bundle);
 		}
 	}
 	json_decref(labels);
@@ -202,21 +207,22 @@ int prepare_image(struct sess *s, char *err, size_t errlen)
 	}
 	char dir[PATH_MAX];
 	if (container_dir(c, dir, sizeof dir) != 0) {
-		xsnprintf(err, errlen,
-			  "image %s is %s and no build context was found "
-			  "(--container-dir DIR or AGENTSAFE_CONTAINER_DIR)",
-			  c->image, have ? "to be rebuilt" : "missing");
+		launch_snprintf(
+		    err, errlen,
+		    "image %s is %s and no build context was found "
+		    "(--container-dir DIR or AGENTSAFE_CONTAINER_DIR)",
+		    c->image, have ? "to be rebuilt" : "missing");
 		certs_bundle_free(ca);
 		return -ENOENT;
 	}
 	if (!have)
-		diag("image %s not found: building it", c->image);
+		launch_diag("image %s not found: building it", c->image);
 	else if (why[0] != '\0')
-		diag("image %s was %s: rebuilding it", c->image, why);
+		launch_diag("image %s was %s: rebuilding it", c->image, why);
 	const char *args[LCFG_MAX_LIST + 4];
 	char auid[64], agid[64];
-	xsnprintf(auid, sizeof auid, "USER_UID=%s", uid);
-	xsnprintf(agid, sizeof agid, "USER_GID=%s", gid);
+	launch_snprintf(auid, sizeof auid, "USER_UID=%s", uid);
+	launch_snprintf(agid, sizeof agid, "USER_GID=%s", gid);
 	size_t n = 0;
 	args[n++] = auid;
 	args[n++] = agid;
@@ -245,13 +251,14 @@ int prepare_policy(const struct lcfg *c, char *out, size_t len)
 	if (c->policy) {
 		if (realpath(c->policy, out) == NULL) {
 			int e = errno;
-			diag("--policy %s: %s", c->policy, strerror(e));
+			launch_diag("--policy %s: %s", c->policy, strerror(e));
 			return -e;
 		}
 	} else if (default_policy(out, len) != 0) {
-		diag("no policy: %s is missing and no example policy was "
-		     "found; pass --policy FILE",
-		     out);
+		launch_diag(
+		    "no policy: %s is missing and no example policy was "
+		    "found; pass --policy FILE",
+		    out);
 		return -ENOENT;
 	}
 	return 0;
@@ -270,13 +277,13 @@ int prepare_ssh_keys(struct sess *s, char *err, size_t errlen)
 	const char *one[2] = {own, NULL};
 	const char *from;
 	if (session_xdg_dir("CONFIG", cfg, sizeof cfg) == 0 &&
-	    xsnprintf(own, sizeof own, "%s/authorized_keys", cfg) > 0 &&
+	    launch_snprintf(own, sizeof own, "%s/authorized_keys", cfg) > 0 &&
 	    access(own, R_OK) == 0) {
 		files = one;
 		from = own;
 	} else {
-		xsnprintf(pattern, sizeof pattern, "%s/.ssh/*.pub",
-			  home ? home : "/nonexistent");
+		launch_snprintf(pattern, sizeof pattern, "%s/.ssh/*.pub",
+				home ? home : "/nonexistent");
 		if (glob(pattern, 0, NULL, &g) != 0)
 			g.gl_pathc = 0;
 		files = g.gl_pathc ? (const char *const *)g.gl_pathv : NULL;
@@ -308,11 +315,12 @@ int prepare_ssh_keys(struct sess *s, char *err, size_t errlen)
 		return -ENOMEM;
 	if (n == 0) {
 		free(keys);
-		xsnprintf(err, errlen,
-			  "--ssh needs a public key: none found in %s (create "
-			  "one with ssh-keygen, or list keys in "
-			  "$XDG_CONFIG_HOME/agentsafe/authorized_keys)",
-			  from);
+		launch_snprintf(
+		    err, errlen,
+		    "--ssh needs a public key: none found in %s (create "
+		    "one with ssh-keygen, or list keys in "
+		    "$XDG_CONFIG_HOME/agentsafe/authorized_keys)",
+		    from);
 		return -ENOENT;
 	}
 	s->ssh_keys = keys;

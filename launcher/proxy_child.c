@@ -40,18 +40,18 @@ static void handover_close(struct handover *h)
 static int handover_open(struct sess *s, struct handover *h, char *err,
 			 size_t errlen)
 {
-	xsnprintf(h->plog, sizeof h->plog, "%s/proxy.log", s->state_dir);
-	xsnprintf(h->listen, sizeof h->listen, "%s:0", s->gateway);
-	exe_dir_path("agentsafe-proxy", h->bin, sizeof h->bin);
+	launch_snprintf(h->plog, sizeof h->plog, "%s/proxy.log", s->state_dir);
+	launch_snprintf(h->listen, sizeof h->listen, "%s:0", s->gateway);
+	launch_exe_path("agentsafe-proxy", h->bin, sizeof h->bin);
 	h->drop_user = geteuid() == 0 && s->host_uid != 0;
 	h->egress_fd = h->policy_fd = -1;
 	h->lfd = open(h->plog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (h->lfd < 0) {
 		int e = errno;
-		xsnprintf(err, errlen, "%s: %s", h->plog, strerror(e));
+		launch_snprintf(err, errlen, "%s: %s", h->plog, strerror(e));
 		return -e;
 	}
-	give_to_user_home(s, h->plog);
+	launch_give_home(s, h->plog);
 	/* Run as the invoking user (sudo): hand over the log and policy as
 	 * descriptors, since the user may not be able to reach root's paths. */
 	if (!h->drop_user)
@@ -62,8 +62,8 @@ static int handover_open(struct sess *s, struct handover *h, char *err,
 	if (h->egress_fd < 0 || h->policy_fd < 0 ||
 	    fchown(h->egress_fd, s->host_uid, s->host_gid) != 0) {
 		int e = errno;
-		xsnprintf(err, errlen, "handing files to the proxy: %s",
-			  strerror(e));
+		launch_snprintf(err, errlen, "handing files to the proxy: %s",
+				strerror(e));
 		handover_close(h);
 		return -e;
 	}
@@ -168,19 +168,19 @@ static int wait_listening(struct sess *s, const char *plog, char *err,
 			tail[r] = '\0';
 			if (f)
 				(void)fclose(f); /* only read */
-			xsnprintf(err, errlen,
-				  "agentsafe-proxy exited at start (%d): %s",
-				  WIFEXITED(status) ? WEXITSTATUS(status) : -1,
-				  tail);
+			launch_snprintf(
+			    err, errlen,
+			    "agentsafe-proxy exited at start (%d): %s",
+			    WIFEXITED(status) ? WEXITSTATUS(status) : -1, tail);
 			return -EIO;
 		}
 		struct timespec ts = {0, 50L * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
-	xsnprintf(err, errlen,
-		  "agentsafe-proxy did not report listening in "
-		  "10 s (see %s)",
-		  plog);
+	launch_snprintf(err, errlen,
+			"agentsafe-proxy did not report listening in "
+			"10 s (see %s)",
+			plog);
 	return -ETIMEDOUT;
 }
 
@@ -194,17 +194,17 @@ int proxy_child_start(struct sess *s, char *err, size_t errlen)
 	if (pid < 0) {
 		int e = errno;
 		handover_close(&h);
-		xsnprintf(err, errlen, "fork: %s", strerror(e));
+		launch_snprintf(err, errlen, "fork: %s", strerror(e));
 		return -e;
 	}
 	if (pid == 0)
 		proxy_exec(s, &h);
 	handover_close(&h);
 	s->proxy_pid = pid;
-	save_state(s, false);
+	launch_save_state(s, false);
 	rc = wait_listening(s, h.plog, err, errlen);
 	if (rc != 0) {
-		stop_child(s->proxy_pid, "agentsafe-proxy");
+		launch_stop_child(s->proxy_pid, "agentsafe-proxy");
 		s->proxy_pid = 0;
 	}
 	return rc;
@@ -212,6 +212,6 @@ int proxy_child_start(struct sess *s, char *err, size_t errlen)
 
 void proxy_child_stop(struct sess *s)
 {
-	stop_child(s->proxy_pid, "agentsafe-proxy");
+	launch_stop_child(s->proxy_pid, "agentsafe-proxy");
 	s->proxy_pid = 0;
 }

@@ -53,10 +53,10 @@ static int steps_up(struct sess *s, size_t *done)
 		int rc = steps[*done].up(s, err, sizeof err);
 		if (rc != 0) {
 			if (err[0] != '\0')
-				diag("%s", err);
+				launch_diag("%s", err);
 			else
-				diag("%s: %s", steps[*done].name,
-				     strerror(-rc));
+				launch_diag("%s: %s", steps[*done].name,
+					    strerror(-rc));
 			return rc;
 		}
 	}
@@ -83,14 +83,15 @@ static int run_setup(struct sess *s)
 	if (docker_call(s->d, "GET", "/info", NULL, &st, &info, err,
 			sizeof err) != 0 ||
 	    st != 200) {
-		diag("%s (is dockerd running, and may you use its socket?)",
-		     err);
+		launch_diag(
+		    "%s (is dockerd running, and may you use its socket?)",
+		    err);
 		json_decref(info);
 		return -EIO;
 	}
 	if (c->ssh_port != 0) {
 		if (prepare_ssh_keys(s, err, sizeof err) != 0) {
-			diag("%s", err);
+			launch_diag("%s", err);
 			json_decref(info);
 			return -ENOENT;
 		}
@@ -105,14 +106,14 @@ static int run_setup(struct sess *s)
 	gpu_probe(info, NULL, &genv);
 	json_decref(info);
 	if (gpu_plan(c->gpu, &genv, &s->devreq, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		return -EINVAL;
 	}
 	if (s->devreq)
-		diag("passing NVIDIA GPUs (%s)", c->gpu);
+		launch_diag("passing NVIDIA GPUs (%s)", c->gpu);
 	sweep_stale(s->d, s->caps_kept);
 	if (prepare_image(s, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		return -EIO;
 	}
 	return 0;
@@ -128,12 +129,12 @@ static int run_detach(struct sess *s, int *code)
 		return 0;
 	int pfd[2];
 	if (pipe2(pfd, O_CLOEXEC) != 0) {
-		diag("pipe: %s", strerror(errno));
+		launch_diag("pipe: %s", strerror(errno));
 		return -errno;
 	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		diag("fork: %s", strerror(errno));
+		launch_diag("fork: %s", strerror(errno));
 		return -errno;
 	}
 	if (pid > 0) {
@@ -176,17 +177,18 @@ static int run_attached(struct sess *s)
 		 * container still running: the teardown then stops it. */
 		if (docker_wait_container(s->d, s->container, &ec, err,
 					  sizeof err) != 0) {
-			diag("waiting for %s: %s", s->container, err);
+			launch_diag("waiting for %s: %s", s->container, err);
 			ec = EXIT_LAUNCH;
 		}
 		return ec;
 	}
 	if (e == CONSOLE_SIGNAL) {
-		diag("%s: stopping the session", strsignal(sig));
+		launch_diag("%s: stopping the session", strsignal(sig));
 		return 128 + sig;
 	}
-	diag("agentsafe-proxy died: stopping the session (see %s/proxy.log)",
-	     s->state_dir);
+	launch_diag(
+	    "agentsafe-proxy died: stopping the session (see %s/proxy.log)",
+	    s->state_dir);
 	return EXIT_LAUNCH;
 }
 
@@ -197,25 +199,25 @@ static int run_init(struct sess *s, struct lcfg *c, char *policy, size_t len)
 	memset(s, 0, sizeof *s);
 	s->cfg = c;
 	s->ready_fd = s->fwd_ctl = s->sfd = s->afd = -1;
-	ids_from_env(s);
+	launch_ids_from_env(s);
 	s->tty = isatty(0) && isatty(1);
 	if (prepare_policy(c, policy, len) != 0)
 		return -ENOENT;
 	s->policy = policy;
 	if (c->hosts && access(c->hosts, R_OK) != 0) {
-		diag("--hosts %s: %s", c->hosts, strerror(errno));
+		launch_diag("--hosts %s: %s", c->hosts, strerror(errno));
 		return -errno;
 	}
-	if (!have_net_admin()) {
+	if (!launch_have_net_admin()) {
 		char e2[256];
 		caps_raise_net_admin(e2, sizeof e2);
-		diag("cannot install the network fence: %s", e2);
+		launch_diag("cannot install the network fence: %s", e2);
 		return -EPERM;
 	}
 	s->caps_kept = true;
 	char err[2048];
 	if (docker_new(&s->d, err, sizeof err) != 0) {
-		diag("%s", err);
+		launch_diag("%s", err);
 		return -EIO;
 	}
 	return 0;

@@ -14,8 +14,8 @@
 static void add_bind(struct spec_store *st, size_t *n, const char *src,
 		     const char *dst, bool ro)
 {
-	xsnprintf(st->bindbuf[*n], sizeof st->bindbuf[*n], "%s:%s%s", src, dst,
-		  ro ? ":ro" : "");
+	launch_snprintf(st->bindbuf[*n], sizeof st->bindbuf[*n], "%s:%s%s", src,
+			dst, ro ? ":ro" : "");
 	st->binds[*n] = st->bindbuf[*n];
 	(*n)++;
 }
@@ -38,33 +38,35 @@ static void spec_env(const struct sess *s, struct spec_store *st)
 	const struct lcfg *c = s->cfg;
 	size_t ne = 0;
 	char proxy[128];
-	xsnprintf(proxy, sizeof proxy, "http://%s:%u", s->gateway,
-		  (unsigned)s->proxy_port);
+	launch_snprintf(proxy, sizeof proxy, "http://%s:%u", s->gateway,
+			(unsigned)s->proxy_port);
 	const char *keys[] = {"HTTPS_PROXY", "HTTP_PROXY", "https_proxy",
 			      "http_proxy"};
 	for (size_t i = 0; i < 4; i++) {
-		xsnprintf(st->envbuf[i], sizeof st->envbuf[i], "%s=%s", keys[i],
-			  proxy);
+		launch_snprintf(st->envbuf[i], sizeof st->envbuf[i], "%s=%s",
+				keys[i], proxy);
 		st->env[ne++] = st->envbuf[i];
 	}
 	st->env[ne++] = "NO_PROXY=localhost,127.0.0.1";
 	st->env[ne++] = "no_proxy=localhost,127.0.0.1";
-	xsnprintf(st->envbuf[4], sizeof st->envbuf[4], "AGENTSAFE_SESSION=%s",
-		  s->id);
+	launch_snprintf(st->envbuf[4], sizeof st->envbuf[4],
+			"AGENTSAFE_SESSION=%s", s->id);
 	st->env[ne++] = st->envbuf[4];
-	xsnprintf(st->envbuf[5], sizeof st->envbuf[5],
-		  "AGENTSAFE_PROBE_PROXY=%s", proxy);
+	launch_snprintf(st->envbuf[5], sizeof st->envbuf[5],
+			"AGENTSAFE_PROBE_PROXY=%s", proxy);
 	st->env[ne++] = st->envbuf[5];
 	st->env[ne++] = "HOME=/home/agent";
 	const char *term = getenv("TERM");
 	if (s->tty && term && strlen(term) < 64) {
-		xsnprintf(st->envbuf[6], sizeof st->envbuf[6], "TERM=%s", term);
+		launch_snprintf(st->envbuf[6], sizeof st->envbuf[6], "TERM=%s",
+				term);
 		st->env[ne++] = st->envbuf[6];
 	}
 	if (c->ssh_port != 0) {
 		st->env[ne++] = "AGENTSAFE_SSHD=1";
-		xsnprintf(st->envbuf[7], sizeof st->envbuf[7],
-			  "AGENTSAFE_SSHD_PORT=%u", (unsigned)c->ssh_port);
+		launch_snprintf(st->envbuf[7], sizeof st->envbuf[7],
+				"AGENTSAFE_SSHD_PORT=%u",
+				(unsigned)c->ssh_port);
 		st->env[ne++] = st->envbuf[7];
 	}
 	st->env[ne] = NULL;
@@ -78,8 +80,8 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 	size_t nb = 0;
 	for (size_t i = 0; i < s->nrepos; i++) {
 		char dst[PATH_MAX];
-		xsnprintf(dst, sizeof dst, "/work/%s",
-			  gitiso_name(s->repos[i]));
+		launch_snprintf(dst, sizeof dst, "/work/%s",
+				gitiso_name(s->repos[i]));
 		add_bind(st, &nb, gitiso_clone_path(s->repos[i]), dst, false);
 		const char *const *ro = gitiso_readonly_paths(s->repos[i]);
 		for (size_t k = 0;
@@ -92,11 +94,11 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 	 * Codex session never sees the Claude login, and the other way round.
 	 */
 	if (home && runs_agent(c, "claude")) {
-		xsnprintf(p, sizeof p, "%s/.claude", home);
+		launch_snprintf(p, sizeof p, "%s/.claude", home);
 		if (access(p, F_OK) == 0)
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude",
 				 true);
-		xsnprintf(p, sizeof p, "%s/.claude.json", home);
+		launch_snprintf(p, sizeof p, "%s/.claude.json", home);
 		if (access(p, F_OK) == 0)
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude.json",
 				 true);
@@ -109,10 +111,11 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 			add_bind(st, &nb, real, "/run/agentsafe/extra-ca.pem",
 				 true);
 	}
-	xsnprintf(p, sizeof p, "%s/resolv.conf", s->state_dir);
+	launch_snprintf(p, sizeof p, "%s/resolv.conf", s->state_dir);
 	add_bind(st, &nb, p, "/etc/resolv.conf", true);
 	if (c->ssh_port != 0) {
-		xsnprintf(p, sizeof p, "%s/authorized_keys", s->state_dir);
+		launch_snprintf(p, sizeof p, "%s/authorized_keys",
+				s->state_dir);
 		add_bind(st, &nb, p, "/run/agentsafe/seed/authorized_keys",
 			 true);
 	}
@@ -123,13 +126,13 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 static void spec_cmd(const struct sess *s, struct spec_store *st)
 {
 	const struct lcfg *c = s->cfg;
-	xsnprintf(st->user, sizeof st->user, "%u:%u", (unsigned)s->uid,
-		  (unsigned)s->gid);
+	launch_snprintf(st->user, sizeof st->user, "%u:%u", (unsigned)s->uid,
+			(unsigned)s->gid);
 	if (s->nrepos == 1)
-		xsnprintf(st->workdir, sizeof st->workdir, "/work/%s",
-			  gitiso_name(s->repos[0]));
+		launch_snprintf(st->workdir, sizeof st->workdir, "/work/%s",
+				gitiso_name(s->repos[0]));
 	else
-		xsnprintf(st->workdir, sizeof st->workdir, "/work");
+		launch_snprintf(st->workdir, sizeof st->workdir, "/work");
 	size_t nc = 0;
 	if (c->command) {
 		for (size_t i = 0; i < c->ncommand && i < LCFG_MAX_LIST; i++)

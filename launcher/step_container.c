@@ -23,7 +23,7 @@ int step_spec_up(struct sess *s, char *err, size_t errlen)
 {
 	s->store = calloc(1, sizeof *s->store);
 	if (s->store == NULL) {
-		xsnprintf(err, errlen, "container spec: out of memory");
+		launch_snprintf(err, errlen, "container spec: out of memory");
 		return -ENOMEM;
 	}
 	spec_build(s, s->store, &s->spec);
@@ -73,7 +73,7 @@ static char *probe_script_of(const struct sess *s)
 		char ip[64];
 		struct in_addr a;
 		if (inet_pton(AF_INET, allow[na].host, &a) == 1)
-			xsnprintf(ip, sizeof ip, "%s", allow[na].host);
+			launch_snprintf(ip, sizeof ip, "%s", allow[na].host);
 		else if (!c->hosts ||
 			 probe_hosts_lookup(c->hosts, allow[na].host, ip,
 					    sizeof ip) != 0)
@@ -81,8 +81,8 @@ static char *probe_script_of(const struct sess *s)
 		/* Loopback inside the container is its own: no fence test. */
 		if (strncmp(ip, "127.", 4) == 0)
 			continue;
-		xsnprintf(direct[ndir].host, sizeof direct[ndir].host, "%s",
-			  ip);
+		launch_snprintf(direct[ndir].host, sizeof direct[ndir].host,
+				"%s", ip);
 		direct[ndir++].port = allow[na].port;
 	}
 	for (size_t i = 0; i < c->probe_deny.n; i++, nd++)
@@ -130,7 +130,7 @@ static int probe_collect(struct sess *s, struct outbuf *o, int *code, char *err,
 	close(fd);
 	char werr[512] = "";
 	if (docker_wait_container(s->d, s->probe, code, werr, sizeof werr) != 0)
-		diag("waiting for %s: %s", s->probe, werr);
+		launch_diag("waiting for %s: %s", s->probe, werr);
 	return 0;
 }
 
@@ -139,13 +139,14 @@ static int probe_collect(struct sess *s, struct outbuf *o, int *code, char *err,
 int step_probe_up(struct sess *s, char *err, size_t errlen)
 {
 	if (s->cfg->no_verify) {
-		diag("*** --no-verify: the fence is NOT verified before the "
-		     "agent starts ***");
+		launch_diag(
+		    "*** --no-verify: the fence is NOT verified before the "
+		    "agent starts ***");
 		return 0;
 	}
 	char *script = probe_script_of(s);
 	if (script == NULL) {
-		xsnprintf(err, errlen, "probe: cannot build the script");
+		launch_snprintf(err, errlen, "probe: cannot build the script");
 		return -ENOMEM;
 	}
 	struct docker_container_spec sp = s->spec;
@@ -181,13 +182,13 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 	if (rc != 0)
 		return rc;
 	if (code != 0) {
-		xsnprintf(err, errlen,
-			  "self-verification failed (probe exit %d): the "
-			  "session does not start",
-			  code);
+		launch_snprintf(err, errlen,
+				"self-verification failed (probe exit %d): the "
+				"session does not start",
+				code);
 		return -EPERM;
 	}
-	diag("self-verification passed");
+	launch_diag("self-verification passed");
 	return 0;
 }
 
@@ -212,11 +213,11 @@ static void detach_announce(struct sess *s)
 		s->name, s->name, s->name);
 	char b = 1;
 	if (write(s->ready_fd, &b, 1) != 1)
-		diag("lost the foreground launcher");
+		launch_diag("lost the foreground launcher");
 	close(s->ready_fd);
 	int nul = open("/dev/null", O_RDWR);
 	char lp[4300];
-	xsnprintf(lp, sizeof lp, "%s/launcher.log", s->state_dir);
+	launch_snprintf(lp, sizeof lp, "%s/launcher.log", s->state_dir);
 	int lf = open(lp, O_WRONLY | O_CREAT | O_APPEND, 0600);
 	dup2(nul, 0);
 	dup2(nul, 1);
@@ -251,7 +252,7 @@ int step_container_up(struct sess *s, char *err, size_t errlen)
 	    docker_create_container(s->d, s->container, &s->spec, err, errlen);
 	if (rc != 0)
 		return rc; /* e.g. --name taken: not ours to remove */
-	save_state(s, false);
+	launch_save_state(s, false);
 	rc = container_start(s, err, errlen);
 	if (rc != 0)
 		step_container_down(s);

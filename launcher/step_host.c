@@ -23,14 +23,15 @@ static void session_names(struct sess *s)
 {
 	const struct lcfg *c = s->cfg;
 	if (c->name)
-		xsnprintf(s->name, sizeof s->name, "%s", c->name);
+		launch_snprintf(s->name, sizeof s->name, "%s", c->name);
 	else
-		xsnprintf(s->name, sizeof s->name, "agentsafe-%s", s->id);
-	xsnprintf(s->container, sizeof s->container, "%s", s->name);
-	xsnprintf(s->probe, sizeof s->probe, "agentsafe-%s-probe", s->id);
-	xsnprintf(s->net, sizeof s->net, "agentsafe-%s", s->id);
-	xsnprintf(s->bridge, sizeof s->bridge, "as-%s", s->id);
-	xsnprintf(s->table, sizeof s->table, "%s%s", FENCE_TABLE_PREFIX, s->id);
+		launch_snprintf(s->name, sizeof s->name, "agentsafe-%s", s->id);
+	launch_snprintf(s->container, sizeof s->container, "%s", s->name);
+	launch_snprintf(s->probe, sizeof s->probe, "agentsafe-%s-probe", s->id);
+	launch_snprintf(s->net, sizeof s->net, "agentsafe-%s", s->id);
+	launch_snprintf(s->bridge, sizeof s->bridge, "as-%s", s->id);
+	launch_snprintf(s->table, sizeof s->table, "%s%s", FENCE_TABLE_PREFIX,
+			s->id);
 }
 
 /* A small file in the state dir the container reads (mode 0644). */
@@ -38,7 +39,7 @@ static int write_seed(const struct sess *s, const char *name, const char *text,
 		      char *err, size_t errlen)
 {
 	char path[4300];
-	xsnprintf(path, sizeof path, "%s/%s", s->state_dir, name);
+	launch_snprintf(path, sizeof path, "%s/%s", s->state_dir, name);
 	FILE *f = fopen(path, "w");
 	bool bad = f == NULL;
 	if (f != NULL) {
@@ -47,11 +48,11 @@ static int write_seed(const struct sess *s, const char *name, const char *text,
 	}
 	if (bad) {
 		int e = errno ? errno : EIO;
-		xsnprintf(err, errlen, "%s: %s", path, strerror(e));
+		launch_snprintf(err, errlen, "%s: %s", path, strerror(e));
 		return -e;
 	}
 	(void)chmod(path, 0644); /* the agent's uid reads it */
-	give_to_user_home(s, path);
+	launch_give_home(s, path);
 	return 0;
 }
 
@@ -61,26 +62,27 @@ static int session_files(struct sess *s, char *err, size_t errlen)
 	if (session_state_dir(s->id, s->state_dir, sizeof s->state_dir) != 0 ||
 	    session_xdg_dir("CACHE", cache, sizeof cache) != 0 ||
 	    session_mkdirs(s->state_dir, 0700) != 0) {
-		xsnprintf(err, errlen,
-			  "cannot create the session state "
-			  "directory (HOME/XDG)");
+		launch_snprintf(err, errlen,
+				"cannot create the session state "
+				"directory (HOME/XDG)");
 		return -EACCES;
 	}
-	xsnprintf(s->cache_dir, sizeof s->cache_dir, "%s/sessions", cache);
+	launch_snprintf(s->cache_dir, sizeof s->cache_dir, "%s/sessions",
+			cache);
 	int rc = session_mkdirs(s->cache_dir, 0700);
 	if (rc != 0) {
-		xsnprintf(err, errlen, "cannot create %s: %s", s->cache_dir,
-			  strerror(-rc));
+		launch_snprintf(err, errlen, "cannot create %s: %s",
+				s->cache_dir, strerror(-rc));
 		return rc;
 	}
-	xsnprintf(s->log_path, sizeof s->log_path, "%s/egress.log",
-		  s->state_dir);
-	save_state(s, false);
+	launch_snprintf(s->log_path, sizeof s->log_path, "%s/egress.log",
+			s->state_dir);
+	launch_save_state(s, false);
 	rc = egress_log_open(s->log_path, s->id, &s->log, err, errlen);
 	if (rc != 0)
 		return rc;
-	give_to_user_home(s, s->log_path);
-	give_to_user_home(s, s->cache_dir);
+	launch_give_home(s, s->log_path);
+	launch_give_home(s, s->cache_dir);
 	rc = write_seed(s, "resolv.conf",
 			"# agentsafe: no DNS inside; the proxy resolves names\n"
 			"nameserver 127.0.0.1\noptions timeout:1 attempts:1\n",
@@ -92,7 +94,7 @@ static int session_files(struct sess *s, char *err, size_t errlen)
 
 void step_session_down(struct sess *s)
 {
-	save_state(s, true);
+	launch_save_state(s, true);
 	fprintf(stderr, PFX "session %s ended; egress log: %s\n", s->id,
 		s->log_path);
 	egress_log_close(s->log);
@@ -103,7 +105,7 @@ int step_session_up(struct sess *s, char *err, size_t errlen)
 {
 	if (session_new_id(s->id, sizeof s->id) != 0) {
 		s->id[0] = '\0';
-		xsnprintf(err, errlen, "no randomness for a session id");
+		launch_snprintf(err, errlen, "no randomness for a session id");
 		return -EIO;
 	}
 	session_names(s);
@@ -112,7 +114,7 @@ int step_session_up(struct sess *s, char *err, size_t errlen)
 		step_session_down(s);
 		return rc;
 	}
-	diag("session %s starting (%s)", s->id, s->name);
+	launch_diag("session %s starting (%s)", s->id, s->name);
 	return 0;
 }
 
@@ -122,9 +124,9 @@ void step_repos_down(struct sess *s)
 {
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
-	bool files = files_on();
+	bool files = launch_files_on();
 	sweep_repos(s->repos, s->nrepos, s->cfg->keep);
-	files_off(files);
+	launch_files_off(files);
 	s->nrepos = 0;
 }
 
@@ -147,8 +149,9 @@ static size_t repo_list(const struct lcfg *c, const char **list, char *cwd,
 	git_buf_dispose(&root);
 	git_libgit2_shutdown();
 	if (n == 0)
-		diag("the current directory is not in a git repo: no repo "
-		     "mounted (use --repo PATH)");
+		launch_diag(
+		    "the current directory is not in a git repo: no repo "
+		    "mounted (use --repo PATH)");
 	return n;
 }
 
@@ -159,14 +162,14 @@ static void codex_home(struct sess *s)
 	char p[PATH_MAX];
 	if (session_xdg_dir("DATA", p, sizeof p) != 0)
 		return;
-	xsnprintf(s->codex, sizeof s->codex, "%s/codex", p);
+	launch_snprintf(s->codex, sizeof s->codex, "%s/codex", p);
 	if (session_mkdirs(s->codex, 0700) != 0 ||
 	    (s->uid != geteuid() && chown(s->codex, s->uid, s->gid) != 0)) {
-		diag("%s: %s; Codex logins will not persist", s->codex,
-		     strerror(errno));
+		launch_diag("%s: %s; Codex logins will not persist", s->codex,
+			    strerror(errno));
 		s->codex[0] = '\0';
 	} else {
-		give_to_user_home(s, s->codex);
+		launch_give_home(s, s->codex);
 	}
 }
 
@@ -181,7 +184,7 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 		if (rc != 0)
 			return rc;
 		struct gitiso_repo *r = s->repos[s->nrepos++];
-		diag("%s", gitiso_prepare_summary(r));
+		launch_diag("%s", gitiso_prepare_summary(r));
 		if (s->uid != geteuid() &&
 		    (rc = gitiso_chown(r, s->uid, s->gid, err, errlen)) != 0)
 			return rc;
@@ -198,10 +201,10 @@ int step_repos_up(struct sess *s, char *err, size_t errlen)
 	}
 	/* Kept clones must be reachable by the user (sudo). */
 	char sd[4200];
-	xsnprintf(sd, sizeof sd, "%s/%s", s->cache_dir, s->id);
+	launch_snprintf(sd, sizeof sd, "%s/%s", s->cache_dir, s->id);
 	if (s->nrepos > 0)
-		give_to_user_home(s, sd);
+		launch_give_home(s, sd);
 	codex_home(s);
-	save_state(s, false);
+	launch_save_state(s, false);
 	return 0;
 }

@@ -28,7 +28,7 @@ static int network_gateway(struct sess *s, char *err, size_t errlen)
 	char path[256];
 	long st = 0;
 	json_t *r = NULL;
-	xsnprintf(path, sizeof path, "/networks/%s", s->net);
+	launch_snprintf(path, sizeof path, "/networks/%s", s->net);
 	int rc = docker_call(s->d, "GET", path, NULL, &st, &r, err, errlen);
 	if (rc == 0 && st == 200) {
 		json_t *cfg = json_array_get(
@@ -37,13 +37,14 @@ static int network_gateway(struct sess *s, char *err, size_t errlen)
 		    json_string_value(json_object_get(cfg, "Gateway"));
 		struct in_addr a;
 		if (gw && inet_pton(AF_INET, gw, &a) == 1)
-			xsnprintf(s->gateway, sizeof s->gateway, "%s", gw);
+			launch_snprintf(s->gateway, sizeof s->gateway, "%s",
+					gw);
 	}
 	json_decref(r);
 	if (s->gateway[0] == '\0') {
-		xsnprintf(err, errlen,
-			  "network %s: the engine reported no IPv4 gateway",
-			  s->net);
+		launch_snprintf(
+		    err, errlen,
+		    "network %s: the engine reported no IPv4 gateway", s->net);
 		return -EIO;
 	}
 	return 0;
@@ -55,7 +56,8 @@ int step_network_up(struct sess *s, char *err, size_t errlen)
 	long st = 0;
 	json_t *r = NULL;
 	if (b == NULL) {
-		xsnprintf(err, errlen, "network %s: out of memory", s->net);
+		launch_snprintf(err, errlen, "network %s: out of memory",
+				s->net);
 		return -ENOMEM;
 	}
 	int rc = docker_call(s->d, "POST", "/networks/create", b, &st, &r, err,
@@ -66,7 +68,7 @@ int step_network_up(struct sess *s, char *err, size_t errlen)
 		rc = -EIO;
 	if (rc != 0)
 		return rc; /* not ours: nothing to remove */
-	save_state(s, false);
+	launch_save_state(s, false);
 	rc = network_gateway(s, err, errlen);
 	if (rc != 0)
 		step_network_down(s);
@@ -98,11 +100,12 @@ int step_publish_up(struct sess *s, char *err, size_t errlen)
 		return rc;
 	for (size_t i = 0; i < c->npublish; i++) {
 		if (pr[i].first == pr[i].last)
-			diag("publishing 127.0.0.1:%u -> the container",
-			     (unsigned)pr[i].first);
+			launch_diag("publishing 127.0.0.1:%u -> the container",
+				    (unsigned)pr[i].first);
 		else
-			diag("publishing 127.0.0.1:%u-%u -> the container",
-			     (unsigned)pr[i].first, (unsigned)pr[i].last);
+			launch_diag(
+			    "publishing 127.0.0.1:%u-%u -> the container",
+			    (unsigned)pr[i].first, (unsigned)pr[i].last);
 	}
 	return 0;
 }
@@ -112,7 +115,7 @@ void step_publish_down(struct sess *s)
 	if (s->fwd_ctl >= 0)
 		close(s->fwd_ctl);
 	s->fwd_ctl = -1;
-	stop_child(s->fwd_pid, "the port relay");
+	launch_stop_child(s->fwd_pid, "the port relay");
 	s->fwd_pid = 0;
 }
 
@@ -122,7 +125,7 @@ int step_publish_target(struct sess *s, char *err, size_t errlen)
 	char path[256];
 	long st = 0;
 	json_t *r = NULL;
-	xsnprintf(path, sizeof path, "/containers/%s/json", s->container);
+	launch_snprintf(path, sizeof path, "/containers/%s/json", s->container);
 	int rc = docker_call(s->d, "GET", path, NULL, &st, &r, err, errlen);
 	const char *ip = json_string_value(json_object_get(
 	    json_object_get(
@@ -131,9 +134,9 @@ int step_publish_target(struct sess *s, char *err, size_t errlen)
 		s->net),
 	    "IPAddress"));
 	if (rc == 0 && (st != 200 || ip == NULL || *ip == '\0')) {
-		xsnprintf(err, errlen,
-			  "publish: no address for %s on network %s",
-			  s->container, s->net);
+		launch_snprintf(err, errlen,
+				"publish: no address for %s on network %s",
+				s->container, s->net);
 		rc = -EIO;
 	}
 	if (rc == 0)
@@ -171,8 +174,8 @@ static int nflog_open(struct sess *s, char *err, size_t errlen)
 static void fence_config_of(const struct sess *s, struct fence_config *fc)
 {
 	memset(fc, 0, sizeof *fc);
-	xsnprintf(fc->table, sizeof fc->table, "%s", s->table);
-	xsnprintf(fc->bridge, sizeof fc->bridge, "%s", s->bridge);
+	launch_snprintf(fc->table, sizeof fc->table, "%s", s->table);
+	launch_snprintf(fc->bridge, sizeof fc->bridge, "%s", s->bridge);
 	inet_pton(AF_INET, s->gateway, &fc->proxy_addr);
 	fc->proxy_port = s->proxy_port;
 	for (size_t i = 0; i < s->cfg->npublish && i < FENCE_MAX_PUBLISHED;
@@ -212,17 +215,17 @@ int step_fence_up(struct sess *s, char *err, size_t errlen)
 	char e2[256];
 	int drc = caps_drop_all_keep(
 	    1, s->uid != geteuid() || s->host_uid != geteuid(), e2, sizeof e2);
-	caps_mark_dropped();
-	save_state(s, false);
+	launch_caps_dropped();
+	launch_save_state(s, false);
 	if (rc != 0)
 		return rc;
 	if (drc != 0) {
-		xsnprintf(err, errlen, "%s", e2);
+		launch_snprintf(err, errlen, "%s", e2);
 		step_fence_down(s);
 		return drc;
 	}
-	diag("proxy on %s:%u, fence %s on %s", s->gateway,
-	     (unsigned)s->proxy_port, s->table, s->bridge);
-	save_state(s, false);
+	launch_diag("proxy on %s:%u, fence %s on %s", s->gateway,
+		    (unsigned)s->proxy_port, s->table, s->bridge);
+	launch_save_state(s, false);
 	return 0;
 }

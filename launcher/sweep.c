@@ -22,30 +22,31 @@ void sweep_container(struct docker *d, const char *name)
 {
 	char err[512] = "";
 	if (docker_delete_container(d, name, err, sizeof err) != 0)
-		diag("removing container %s: %s", name, err);
+		launch_diag("removing container %s: %s", name, err);
 }
 
 void sweep_network(struct docker *d, const char *name)
 {
 	char err[512] = "";
 	if (docker_delete_network(d, name, err, sizeof err) != 0)
-		diag("removing network %s: %s", name, err);
+		launch_diag("removing network %s: %s", name, err);
 }
 
 void sweep_fence(const char *table, bool have)
 {
 	char err[512];
 	if (!have) {
-		diag("cannot remove nftables table %s: CAP_NET_ADMIN was "
-		     "dropped; the next start sweeps it",
-		     table);
+		launch_diag(
+		    "cannot remove nftables table %s: CAP_NET_ADMIN was "
+		    "dropped; the next start sweeps it",
+		    table);
 		return;
 	}
 	int rc = caps_raise_net_admin(err, sizeof err);
 	if (rc == 0)
 		rc = fence_remove(table, err, sizeof err);
 	if (rc != 0 && rc != -ENOENT)
-		diag("removing nftables table %s: %s", table, err);
+		launch_diag("removing nftables table %s: %s", table, err);
 	caps_lower_net_admin();
 }
 
@@ -62,7 +63,7 @@ void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
 				gitiso_branch(repos[i]));
 		} else if (gitiso_finish(repos[i], summary, sizeof summary, err,
 					 sizeof err) != 0) {
-			diag("%s: %s", gitiso_host_repo(repos[i]), err);
+			launch_diag("%s: %s", gitiso_host_repo(repos[i]), err);
 		}
 		if (summary[0] != '\0') {
 			/* The summary may span lines; prefix each. */
@@ -82,7 +83,7 @@ static void stop_recorded_proxy(pid_t ppid)
 	if (ppid <= 1)
 		return;
 	char path[64], comm[64] = "";
-	xsnprintf(path, sizeof path, "/proc/%lld/comm", (long long)ppid);
+	launch_snprintf(path, sizeof path, "/proc/%lld/comm", (long long)ppid);
 	FILE *f = fopen(path, "r");
 	if (f && fgets(comm, sizeof comm, f) &&
 	    strncmp(comm, "agentsafe-proxy", 15) == 0)
@@ -101,7 +102,7 @@ static void resume_repos(const struct session_record *r, const char *id)
 			continue;
 		if (gitiso_resume(g->host, g->clone, id, g->base, &repo, err,
 				  sizeof err) != 0) {
-			diag("session %s: %s", id, err);
+			launch_diag("session %s: %s", id, err);
 			continue;
 		}
 		sweep_repos(&repo, 1, false);
@@ -119,7 +120,7 @@ void sweep_session(struct docker *d, bool caps, const char *id)
 		session_record_free(&r);
 		return;
 	}
-	diag("cleaning up session %s (its launcher is gone)", id);
+	launch_diag("cleaning up session %s (its launcher is gone)", id);
 	if (*r.container)
 		sweep_container(d, r.container);
 	if (*r.probe)
@@ -142,7 +143,7 @@ static void sweep_labelled(struct docker *d, const char *kind)
 	char path[256], err[512];
 	long st = 0;
 	json_t *list = NULL;
-	xsnprintf(
+	launch_snprintf(
 	    path, sizeof path,
 	    "/%s?all=1&filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D",
 	    kind, DOCKER_LABEL_SESSION);
@@ -199,9 +200,11 @@ void sweep_stale(struct docker *d, bool caps)
 			 * here and must keep its fence. */
 			int n = fence_sweep(NULL, NULL, err, sizeof err);
 			if (n < 0)
-				diag("sweeping stale nftables tables: %s", err);
+				launch_diag(
+				    "sweeping stale nftables tables: %s", err);
 			else if (n > 0)
-				diag("removed %d stale nftables table(s)", n);
+				launch_diag(
+				    "removed %d stale nftables table(s)", n);
 		}
 		caps_lower_net_admin();
 	}
