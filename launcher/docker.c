@@ -399,6 +399,94 @@ char *docker_urlencode(const char *s)
 
 /* ---- bodies ---- */
 
+/* ---- container and network life cycle ---- */
+
+/* DELETE path; an absent object (404) is what was wanted. */
+static int delete_object(struct docker *d, const char *path, char *err,
+			 size_t errlen)
+{
+	long st = 0;
+	int rc = docker_call(d, "DELETE", path, NULL, &st, NULL, err, errlen);
+	if (rc == 0 && st >= 300 && st != 404)
+		rc = -EIO;
+	return rc;
+}
+
+int docker_delete_container(struct docker *d, const char *name, char *err,
+			    size_t errlen)
+{
+	char path[512];
+	(void)snprintf(path, sizeof path, "/containers/%s?force=1&v=1", name);
+	return delete_object(d, path, err, errlen);
+}
+
+int docker_delete_network(struct docker *d, const char *name, char *err,
+			  size_t errlen)
+{
+	char path[512];
+	(void)snprintf(path, sizeof path, "/networks/%s", name);
+	return delete_object(d, path, err, errlen);
+}
+
+int docker_create_container(struct docker *d, const char *name,
+			    const struct docker_container_spec *sp, char *err,
+			    size_t errlen)
+{
+	json_t *b = docker_container_body(sp);
+	if (b == NULL)
+		return -ENOMEM;
+	char path[256];
+	(void)snprintf(path, sizeof path, "/containers/create?name=%s", name);
+	long st = 0;
+	int rc = docker_call(d, "POST", path, b, &st, NULL, err, errlen);
+	json_decref(b);
+	if (rc == 0 && st != 201)
+		rc = -EIO;
+	return rc;
+}
+
+int docker_start_container(struct docker *d, const char *name, char *err,
+			   size_t errlen)
+{
+	char path[256];
+	(void)snprintf(path, sizeof path, "/containers/%s/start", name);
+	long st = 0;
+	int rc = docker_call(d, "POST", path, NULL, &st, NULL, err, errlen);
+	if (rc == 0 && st != 204 && st != 304)
+		rc = -EIO;
+	return rc;
+}
+
+int docker_wait_container(struct docker *d, const char *name, int *code,
+			  char *err, size_t errlen)
+{
+	char path[256];
+	(void)snprintf(path, sizeof path, "/containers/%s/wait", name);
+	long st = 0;
+	json_t *r = NULL;
+	int rc = docker_call(d, "POST", path, NULL, &st, &r, err, errlen);
+	if (rc == 0 && st == 200)
+		*code =
+		    (int)json_integer_value(json_object_get(r, "StatusCode"));
+	else
+		rc = rc ? rc : -EIO;
+	json_decref(r);
+	return rc;
+}
+
+int docker_attach(struct docker *d, const char *name, bool in, char *err,
+		  size_t errlen)
+{
+	char path[512];
+	(void)snprintf(path, sizeof path,
+		       "/containers/%s/attach?stream=1&stdout=1&stderr=1&"
+		       "stdin=%d&detachKeys=ctrl-p,ctrl-q",
+		       name, in ? 1 : 0);
+	int fd = -1;
+	int rc = docker_hijack(d, path, NULL, &fd, err, errlen);
+	return rc == 0 ? fd : rc;
+}
+
 static json_t *strv(const char *const *v)
 {
 	json_t *a = json_array();

@@ -42,6 +42,31 @@ int docker_stream(struct docker *d, const char *method, const char *path,
 int docker_hijack(struct docker *d, const char *path, const char *body, int *fd,
 		  char *err, size_t errlen);
 
+/* ---- container and network life cycle ----
+ * Each returns 0 or -errno (-EIO for an unexpected status, err then
+ * holding the engine's message when it sent one). */
+
+struct docker_container_spec; /* below */
+
+/* Force-remove a container with its volumes; absent counts as removed. */
+int docker_delete_container(struct docker *d, const char *name, char *err,
+			    size_t errlen);
+/* Remove a network; absent counts as removed. */
+int docker_delete_network(struct docker *d, const char *name, char *err,
+			  size_t errlen);
+int docker_create_container(struct docker *d, const char *name,
+			    const struct docker_container_spec *sp, char *err,
+			    size_t errlen);
+int docker_start_container(struct docker *d, const char *name, char *err,
+			   size_t errlen);
+/* Blocks until the container ends; *code gets its exit status. */
+int docker_wait_container(struct docker *d, const char *name, int *code,
+			  char *err, size_t errlen);
+/* The attach stream (stdout+stderr, stdin when in) as a descriptor the
+ * caller owns, or -errno. Detach keys: ctrl-p ctrl-q. */
+int docker_attach(struct docker *d, const char *name, bool in, char *err,
+		  size_t errlen);
+
 /* Percent-encode for a query string. Returns a malloc'd string or NULL. */
 char *docker_urlencode(const char *s);
 

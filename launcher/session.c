@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "egress_log.h"
+
 int session_xdg_dir(const char *kind, char *out, size_t len)
 {
 	char var[32];
@@ -33,25 +37,6 @@ int session_xdg_dir(const char *kind, char *out, size_t len)
 		n = snprintf(out, len, "%s/%s/agentsafe", home, fb);
 	}
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
-}
-
-int session_mkdirs(const char *path, mode_t mode)
-{
-	char p[4096];
-	size_t n = strlen(path);
-	if (n == 0 || n >= sizeof p)
-		return -ENAMETOOLONG;
-	memcpy(p, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (p[i] == '/' || p[i] == '\0') {
-			char c = p[i];
-			p[i] = '\0';
-			if (mkdir(p, mode) != 0 && errno != EEXIST)
-				return -errno;
-			p[i] = c;
-		}
-	}
-	return 0;
 }
 
 int session_new_id(char *out, size_t len)
@@ -86,7 +71,8 @@ static int json_path(const char *id, const char *name, char *out, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int session_save(const char *id, const json_t *doc, char *err, size_t errlen)
+static int session_save(const char *id, const json_t *doc, char *err,
+			size_t errlen)
 {
 	char p[4200], t[4300];
 	if (json_path(id, "session.json", p, sizeof p) != 0) {
@@ -104,12 +90,109 @@ int session_save(const char *id, const json_t *doc, char *err, size_t errlen)
 	return 0;
 }
 
-json_t *session_load(const char *id)
+static json_t *session_load(const char *id)
 {
 	char p[4200];
 	if (json_path(id, "session.json", p, sizeof p) != 0)
 		return NULL;
 	return json_load_file(p, 0, NULL);
+}
+
+static json_t *pack_repos(const struct session_record *r)
+{
+	json_t *repos = json_array();
+	for (size_t i = 0; repos != NULL && i < r->nrepos; i++) {
+		const struct session_repo *g = &r->repos[i];
+		json_array_append_new(
+		    repos, json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", g->name,
+				     "host", g->host, "clone", g->clone,
+				     "branch", g->branch, "base", g->base));
+	}
+	return repos;
+}
+
+int session_record_save(const struct session_record *r, char *err,
+			size_t errlen)
+{
+	char now[40];
+	egress_format_ts(now, sizeof now);
+	json_t *repos = pack_repos(r);
+	json_t *j = json_pack(
+	    "{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:s,s:s,s:b,s:o}",
+	    "id", r->id, "name", r->name, "pid", (json_int_t)r->pid, "network",
+	    r->network, "bridge", r->bridge, "table", r->table, "container",
+	    r->container, "probe_container", r->probe, "egress_log",
+	    r->egress_log, "proxy_pid", (json_int_t)r->proxy_pid, "nflog_group",
+	    (json_int_t)r->nflog_group, "proxy", r->proxy, "updated",
+	    r->updated ? r->updated : now, "finished", r->finished, "repos",
+	    repos ? repos : json_array());
+	if (j == NULL) {
+		snprintf(err, errlen, "session %s: out of memory", r->id);
+		return -ENOMEM;
+	}
+	int rc = session_save(r->id, j, err, errlen);
+	json_decref(j);
+	return rc;
+}
+
+/* A missing or mistyped key reads as "" or 0: the file is ours, but may be
+ * from an older launcher. */
+static const char *str_of(const json_t *j, const char *key)
+{
+	const char *v = json_string_value(json_object_get(j, key));
+	return v ? v : "";
+}
+
+int session_record_load(const char *id, struct session_record *r)
+{
+	memset(r, 0, sizeof *r);
+	json_t *j = session_load(id);
+	if (j == NULL)
+		return -ENOENT;
+	json_t *repos = json_object_get(j, "repos");
+	size_t n = json_array_size(repos);
+	struct session_repo *rv = calloc(n + 1, sizeof *rv);
+	if (rv == NULL) {
+		json_decref(j);
+		return -ENOMEM;
+	}
+	size_t i;
+	json_t *g;
+	json_array_foreach(repos, i, g)
+	{
+		rv[i] = (struct session_repo){
+		    str_of(g, "name"), str_of(g, "host"), str_of(g, "clone"),
+		    str_of(g, "branch"), str_of(g, "base")};
+	}
+	r->id = str_of(j, "id");
+	r->name = str_of(j, "name");
+	r->pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+	r->network = str_of(j, "network");
+	r->bridge = str_of(j, "bridge");
+	r->table = str_of(j, "table");
+	r->container = str_of(j, "container");
+	r->probe = str_of(j, "probe_container");
+	r->egress_log = str_of(j, "egress_log");
+	r->proxy_pid =
+	    (pid_t)json_integer_value(json_object_get(j, "proxy_pid"));
+	r->nflog_group =
+	    (uint16_t)json_integer_value(json_object_get(j, "nflog_group"));
+	r->proxy = str_of(j, "proxy");
+	r->updated = str_of(j, "updated");
+	r->finished = json_is_true(json_object_get(j, "finished"));
+	r->repos = rv;
+	r->nrepos = n;
+	r->doc_ = j;
+	return 0;
+}
+
+void session_record_free(struct session_record *r)
+{
+	json_decref(r->doc_);
+	/* Only a loaded record owns its repo array. */
+	if (r->doc_ != NULL)
+		free((void *)r->repos);
+	memset(r, 0, sizeof *r);
 }
 
 static bool pid_is_launcher(pid_t pid)

@@ -7,26 +7,50 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
-
-#include <jansson.h>
 
 #define SESSION_ID_LEN 12 /* hex digits; bridge "as-<id>" fits IFNAMSIZ */
 
 /* $XDG_<kind>_HOME or $HOME/<fallback>, plus "/agentsafe". kind: CONFIG,
  * STATE, CACHE, DATA. */
 int session_xdg_dir(const char *kind, char *out, size_t len);
-/* mkdir -p with mode for created components. */
-int session_mkdirs(const char *path, mode_t mode);
 /* Fresh random id of SESSION_ID_LEN lowercase hex digits. */
 int session_new_id(char *out, size_t len);
 /* <state>/sessions/<id> */
 int session_state_dir(const char *id, char *out, size_t len);
 
-/* Write <state>/sessions/<id>/session.json atomically (tmp + rename). */
-int session_save(const char *id, const json_t *doc, char *err, size_t errlen);
-/* Load one; NULL when missing or unreadable. */
-json_t *session_load(const char *id);
+/* One repo of a session: what the sweep needs to fetch commits back. */
+struct session_repo {
+	const char *name, *host, *clone, *branch, *base;
+};
+
+/* session.json as a typed record; this file alone knows its keys. The
+ * strings are borrowed: from the caller for a save, from the loaded
+ * document for a load (valid until session_record_free). */
+struct session_record {
+	const char *id, *name;
+	pid_t pid; /* the launcher */
+	const char *network, *bridge, *table, *container, *probe;
+	const char *egress_log;
+	pid_t proxy_pid;
+	uint16_t nflog_group;
+	const char *proxy;   /* the proxy's address (the network gateway) */
+	const char *updated; /* NULL on save: now */
+	bool finished;
+	const struct session_repo *repos;
+	size_t nrepos;
+	void *doc_; /* private: the loaded document */
+};
+
+/* Write <state>/sessions/<id>/session.json atomically (tmp + rename).
+ * Returns 0, or -errno with a sentence naming the file in err. */
+int session_record_save(const struct session_record *r, char *err,
+			size_t errlen);
+/* Load one into r. Returns 0, or -ENOENT when missing or unreadable. The
+ * caller owes session_record_free(r) after a 0. */
+int session_record_load(const char *id, struct session_record *r);
+void session_record_free(struct session_record *r);
 /* True when the launcher recorded in session.json is still running. */
 bool session_is_live(const char *id);
 /* Find a session by name or id among the recorded ones. Returns 0 and the

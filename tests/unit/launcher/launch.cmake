@@ -1,5 +1,5 @@
 # --- agentsafe-launch: options, GPU decision, Docker request bodies ---
-agentsafe_add_unit_test(launch_config_test SOURCES test_config.c
+agentsafe_add_unit_test(launch_config_test SOURCES test_lcfg.c
   LIBS agentsafe_launcher)
 agentsafe_add_unit_test(launch_gpu_decision_test SOURCES test_gpu.c
   LIBS agentsafe_launcher)

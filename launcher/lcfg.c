@@ -1,7 +1,7 @@
 /* agentsafe-launch options: getopt_long for flags, libyaml's event API for
  * config.yaml (a flat mapping of scalars and lists of scalars; no recursion,
  * unknown keys are errors naming FILE:LINE:COL). */
-#include "config.h"
+#include "lcfg.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -255,6 +255,57 @@ static int check_target(const char *opt, const char *v, char *err,
 	return 0;
 }
 
+/* The session's name becomes a container name: Docker's alphabet. */
+static int check_name(const char *v, const char *where, char *err,
+		      size_t errlen)
+{
+	for (const char *p = v; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+		      (*p == '.' && p != v))) {
+			snprintf(err, errlen,
+				 "%sname '%s': use letters, digits, "
+				 "'_', '-' and '.'",
+				 where, v);
+			return -EINVAL;
+		}
+	}
+	if (*v == '\0' || strlen(v) > 64) {
+		snprintf(err, errlen, "%sname: 1-64 characters", where);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --publish and --ssh; -E2BIG (message left to the caller) when the
+ * publish list is full. */
+static int apply_ports(struct lcfg *c, int o, const char *v, const char *where,
+		       char *err, size_t errlen)
+{
+	struct lcfg_ports sp;
+	if (o == O_PUBLISH) {
+		if (c->npublish >= LCFG_MAX_LIST)
+			return -E2BIG;
+		if (lcfg_parse_ports(v, &c->publish[c->npublish]) != 0) {
+			snprintf(err, errlen,
+				 "%spublish '%s': expected PORT or "
+				 "FIRST-LAST (1-65535)",
+				 where, v);
+			return -EINVAL;
+		}
+		c->npublish++;
+		return 0;
+	}
+	if (lcfg_parse_ports(v, &sp) != 0 || sp.first != sp.last ||
+	    sp.first < 1024) {
+		snprintf(err, errlen,
+			 "%sssh '%s': expected one port, 1024-65535", where, v);
+		return -EINVAL;
+	}
+	c->ssh_port = sp.first;
+	return 0;
+}
+
 static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 		     char *err, size_t errlen)
 {
@@ -324,48 +375,14 @@ static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 		}
 		return 0;
 	case O_PUBLISH:
-		if (c->npublish >= LCFG_MAX_LIST) {
-			rc = -E2BIG;
-			break;
-		}
-		if (lcfg_parse_ports(v, &c->publish[c->npublish]) != 0) {
-			snprintf(err, errlen,
-				 "%spublish '%s': expected PORT or "
-				 "FIRST-LAST (1-65535)",
-				 where, v);
-			return -EINVAL;
-		}
-		c->npublish++;
-		return 0;
-	case O_SSH: {
-		struct lcfg_ports sp;
-		if (lcfg_parse_ports(v, &sp) != 0 || sp.first != sp.last ||
-		    sp.first < 1024) {
-			snprintf(err, errlen,
-				 "%sssh '%s': expected one port, 1024-65535",
-				 where, v);
-			return -EINVAL;
-		}
-		c->ssh_port = sp.first;
-		return 0;
-	}
+	case O_SSH:
+		rc = apply_ports(c, o, v, where, err, errlen);
+		if (rc != -E2BIG)
+			return rc;
+		break;
 	case O_NAME:
-		for (const char *p = v; *p; p++) {
-			if (!((*p >= 'a' && *p <= 'z') ||
-			      (*p >= 'A' && *p <= 'Z') ||
-			      (*p >= '0' && *p <= '9') || *p == '_' ||
-			      *p == '-' || (*p == '.' && p != v))) {
-				snprintf(err, errlen,
-					 "%sname '%s': use letters, digits, "
-					 "'_', '-' and '.'",
-					 where, v);
-				return -EINVAL;
-			}
-		}
-		if (*v == '\0' || strlen(v) > 64) {
-			snprintf(err, errlen, "%sname: 1-64 characters", where);
-			return -EINVAL;
-		}
+		if ((rc = check_name(v, where, err, errlen)) != 0)
+			return rc;
 		return set_str(&c->name, v);
 	case O_HOSTS:
 		return set_str(&c->hosts, v);
@@ -568,6 +585,60 @@ static int yerr(char *err, size_t errlen, const char *name,
 	return -EINVAL;
 }
 
+/* States of a flat document: top mapping -> key -> scalar value or a
+ * sequence of scalars. Depth never exceeds 2, so no recursion. */
+enum ystate { S_START, S_KEY, S_VALUE, S_SEQ, S_END };
+
+struct ywalk {
+	enum ystate st;
+	const struct key *cur;
+	bool seen[sizeof keys / sizeof keys[0]];
+};
+
+/* A scalar is the empty document, a key, or a value of the current key. */
+static int on_scalar(struct ywalk *w, const yaml_event_t *ev, struct lcfg *c,
+		     const char *name, char *err, size_t errlen)
+{
+	const yaml_mark_t m = ev->start_mark;
+	const char *v = (const char *)ev->data.scalar.value;
+	int rc = 0;
+	if (strlen(v) != ev->data.scalar.length)
+		return yerr(err, errlen, name, &m, "NUL byte in value", NULL);
+	if (w->st == S_START) {
+		/* An empty document is an empty config. */
+		if (*v != '\0')
+			rc = yerr(err, errlen, name, &m,
+				  "expected a mapping of settings", NULL);
+		w->st = S_END;
+		return rc;
+	}
+	if (w->st == S_KEY) {
+		w->cur = NULL;
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+			if (strcmp(keys[i].name, v) == 0) {
+				w->cur = &keys[i];
+				if (w->seen[i])
+					rc = yerr(err, errlen, name, &m,
+						  "duplicate key", v);
+				w->seen[i] = true;
+			}
+		}
+		if (w->cur == NULL && rc == 0)
+			rc = yerr(err, errlen, name, &m, "unknown key", v);
+		w->st = S_VALUE;
+		return rc;
+	}
+	char where[300];
+	snprintf(where, sizeof where, "%s:%zu:%zu: ", name, m.line + 1,
+		 m.column + 1);
+	rc = apply_opt(c, w->cur->opt, v, where, err, errlen);
+	if (rc == -E2BIG || rc == -ENOMEM)
+		rc = -EINVAL;
+	if (w->st == S_VALUE)
+		w->st = S_KEY;
+	return rc;
+}
+
 int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 		     size_t len, char *err, size_t errlen)
 {
@@ -578,12 +649,8 @@ int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 		return -ENOMEM;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-	/* States of a flat document: top mapping -> key -> scalar value or a
-	 * sequence of scalars. Depth never exceeds 2, so no recursion. */
-	enum { S_START, S_KEY, S_VALUE, S_SEQ, S_END } st = S_START;
-	const struct key *cur = NULL;
+	struct ywalk w = {S_START, NULL, {0}};
 	int rc = 0;
-	bool seen[sizeof keys / sizeof keys[0]] = {0};
 	for (;;) {
 		if (!yaml_parser_parse(&p, &ev)) {
 			yaml_mark_t m = p.problem_mark;
@@ -612,79 +679,35 @@ int lcfg_load_buffer(struct lcfg *c, const char *name, const char *buf,
 				  "aliases are not supported", NULL);
 			break;
 		case YAML_MAPPING_START_EVENT:
-			if (st == S_START)
-				st = S_KEY;
+			if (w.st == S_START)
+				w.st = S_KEY;
 			else
 				rc = yerr(err, errlen, name, &m,
-					  cur ? "expected a value or a list "
-						"of values for"
-					      : "unexpected mapping",
-					  cur ? cur->name : NULL);
+					  w.cur ? "expected a value or a list "
+						  "of values for"
+						: "unexpected mapping",
+					  w.cur ? w.cur->name : NULL);
 			break;
 		case YAML_MAPPING_END_EVENT:
-			st = S_END;
+			w.st = S_END;
 			break;
 		case YAML_SEQUENCE_START_EVENT:
-			if (st == S_VALUE && cur->list)
-				st = S_SEQ;
+			if (w.st == S_VALUE && w.cur->list)
+				w.st = S_SEQ;
 			else
 				rc = yerr(err, errlen, name, &m,
-					  st == S_VALUE
+					  w.st == S_VALUE
 					      ? "expected one value, not a "
 						"list, for"
 					      : "unexpected list",
-					  st == S_VALUE ? cur->name : NULL);
+					  w.st == S_VALUE ? w.cur->name : NULL);
 			break;
 		case YAML_SEQUENCE_END_EVENT:
-			st = S_KEY;
+			w.st = S_KEY;
 			break;
-		case YAML_SCALAR_EVENT: {
-			const char *v = (const char *)ev.data.scalar.value;
-			if (strlen(v) != ev.data.scalar.length) {
-				rc = yerr(err, errlen, name, &m,
-					  "NUL byte in value", NULL);
-				break;
-			}
-			if (st == S_START) {
-				/* An empty document is an empty config. */
-				if (*v != '\0')
-					rc = yerr(err, errlen, name, &m,
-						  "expected a mapping of "
-						  "settings",
-						  NULL);
-				st = S_END;
-				break;
-			}
-			if (st == S_KEY) {
-				cur = NULL;
-				for (size_t i = 0;
-				     i < sizeof keys / sizeof keys[0]; i++) {
-					if (strcmp(keys[i].name, v) == 0) {
-						cur = &keys[i];
-						if (seen[i])
-							rc = yerr(
-							    err, errlen, name,
-							    &m, "duplicate key",
-							    v);
-						seen[i] = true;
-					}
-				}
-				if (cur == NULL && rc == 0)
-					rc = yerr(err, errlen, name, &m,
-						  "unknown key", v);
-				st = S_VALUE;
-				break;
-			}
-			char where[300];
-			snprintf(where, sizeof where, "%s:%zu:%zu: ", name,
-				 m.line + 1, m.column + 1);
-			rc = apply_opt(c, cur->opt, v, where, err, errlen);
-			if (rc == -E2BIG || rc == -ENOMEM)
-				rc = -EINVAL;
-			if (st == S_VALUE)
-				st = S_KEY;
+		case YAML_SCALAR_EVENT:
+			rc = on_scalar(&w, &ev, c, name, err, errlen);
 			break;
-		}
 		default:
 			break;
 		}

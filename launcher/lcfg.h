@@ -2,8 +2,8 @@
  * FILE:LINE:COL) merged with command-line flags (flags win). Pure parsing:
  * nothing here touches the network, Docker or the file system beyond
  * reading the config file. */
-#ifndef AGENTSAFE_LAUNCH_CONFIG_H
-#define AGENTSAFE_LAUNCH_CONFIG_H
+#ifndef AGENTSAFE_LAUNCH_LCFG_H
+#define AGENTSAFE_LAUNCH_LCFG_H
 
 #include <stdbool.h>
 #include <stddef.h>

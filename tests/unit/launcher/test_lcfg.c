@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "lcfg.h"
 
 static int load(struct lcfg *c, const char *text, char *err, size_t errlen)
 {

@@ -1,0 +1,98 @@
+/* What the files of agentsafe-launch share and nothing outside launcher/
+ * includes: the state of one session (struct sess), the diagnostic line,
+ * and the sudo helpers every step needs (see launch.c). */
+#ifndef AGENTSAFE_LAUNCH_INT_H
+#define AGENTSAFE_LAUNCH_INT_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <jansson.h>
+
+#include "docker.h"
+#include "lcfg.h"
+#include "session.h"
+
+#define PFX	    "agentsafe-launch: "
+#define EXIT_LAUNCH 125 /* like `docker run`: the launcher itself failed */
+
+struct egress_log;
+struct fence_nflog;
+struct gitiso_repo;
+struct spec_store;
+
+/* One session as the steps of run.c build it up; each step fills in its
+ * part and its undo reads the same fields back. */
+struct sess {
+	struct lcfg *cfg;
+	struct docker *d;
+	char id[SESSION_ID_LEN + 1];
+	char name[80], net[64], bridge[16], table[64];
+	char container[128], probe[160];
+	char state_dir[4096], log_path[4200], cache_dir[4096];
+	char gateway[64];
+	const char *policy; /* absolute path of the policy file */
+	uint16_t proxy_port, group;
+	pid_t proxy_pid;
+	struct egress_log *log;
+	struct fence_nflog *nflog;
+	pid_t fwd_pid; /* the loopback relay of published ports */
+	int fwd_ctl;   /* its target, once the container has an address */
+	bool caps_kept;
+	struct gitiso_repo *repos[LCFG_MAX_LIST];
+	size_t nrepos;
+	char codex[PATH_MAX]; /* persistent Codex home */
+	char *ssh_keys;	      /* --ssh: the public keys sshd accepts */
+	uid_t uid, host_uid;  /* container user; the invoking user */
+	gid_t gid, host_gid;
+	json_t *devreq;
+	bool tty;
+	int ready_fd; /* --detach: tells the foreground parent we are up */
+	int sfd;      /* signalfd of the signals the session handles */
+	int afd;      /* the agent container's attach stream */
+	struct spec_store *store; /* backs spec's strings */
+	struct docker_container_spec spec;
+};
+
+/* One line on stderr, prefixed with PFX. */
+void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* snprintf whose truncation is deliberate (paths are bounded by the
+ * buffers the kernel accepts anyway); keeps -Wformat-truncation quiet. */
+int launch_snprintf(char *buf, size_t len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A uid or gid from the environment (SUDO_UID, SUDO_GID): decimal digits
+ * in uid_t range, (uid_t)-1 excluded; anything else is -EINVAL, never 0. */
+int launch_parse_id(const char *s, unsigned long *out);
+/* The invoking user (sudo's) and the container's user into s. */
+void launch_ids_from_env(struct sess *s);
+/* Under sudo, hand each directory created below base (and leaf itself)
+ * to the invoking user; symlinks are never followed. */
+void launch_give_to_user(const struct sess *s, const char *base,
+			 const char *leaf);
+/* launch_give_to_user below $HOME, when HOME is set. */
+void launch_give_home(const struct sess *s, const char *leaf);
+
+/* Whether this process may raise CAP_NET_ADMIN at all. */
+bool launch_have_net_admin(void);
+/* Marks the drop to the kept permitted set (fence step): from then on the
+ * file/kill capabilities must be raised around each use. */
+void launch_caps_dropped(void);
+/* Raise the kept file+kill capabilities (only after the drop); returns
+ * whether they were raised, for launch_files_off. */
+bool launch_files_on(void);
+void launch_files_off(bool was_on);
+
+/* SIGTERM, then SIGKILL after 5 s; reaps. pid <= 0 is a no-op. */
+void launch_stop_child(pid_t pid, const char *what);
+
+/* <directory of this executable>/name when executable there, else "". */
+void launch_exe_path(const char *name, char *out, size_t len);
+
+/* Record the session in session.json (see session.h). */
+void launch_save_state(const struct sess *s, bool finished);
+
+#endif

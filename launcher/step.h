@@ -1,0 +1,34 @@
+/* The steps of a run (the table is in run.c). Each up returns 0, or
+ * -errno with a sentence in err after undoing its own partial work; each
+ * down undoes exactly what its up did. */
+#ifndef AGENTSAFE_LAUNCH_STEP_H
+#define AGENTSAFE_LAUNCH_STEP_H
+
+#include <stddef.h>
+
+struct sess;
+
+/* step_host.c */
+int step_session_up(struct sess *s, char *err, size_t errlen);
+void step_session_down(struct sess *s);
+int step_repos_up(struct sess *s, char *err, size_t errlen);
+void step_repos_down(struct sess *s);
+
+/* step_net.c */
+int step_network_up(struct sess *s, char *err, size_t errlen);
+void step_network_down(struct sess *s);
+int step_publish_up(struct sess *s, char *err, size_t errlen);
+void step_publish_down(struct sess *s);
+/* Once the container runs: point the relay at its address. */
+int step_publish_target(struct sess *s, char *err, size_t errlen);
+int step_fence_up(struct sess *s, char *err, size_t errlen);
+void step_fence_down(struct sess *s);
+
+/* step_container.c */
+int step_spec_up(struct sess *s, char *err, size_t errlen);
+void step_spec_down(struct sess *s);
+int step_probe_up(struct sess *s, char *err, size_t errlen);
+int step_container_up(struct sess *s, char *err, size_t errlen);
+void step_container_down(struct sess *s);
+
+#endif

@@ -1,0 +1,211 @@
+/* Teardown pieces and the stale sweep. A launcher killed without its
+ * teardown leaves a container, a network, a proxy, a fence and clones with
+ * unfetched commits; the next launch (or `stop`) finds them through
+ * session.json and the session label, and undoes them here. */
+#include "sweep.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "caps.h"
+#include "docker.h"
+#include "fence.h"
+#include "gitiso.h"
+#include "launch_int.h"
+#include "session.h"
+
+void sweep_container(struct docker *d, const char *name)
+{
+	char err[512] = "";
+	if (docker_delete_container(d, name, err, sizeof err) != 0)
+		launch_diag("removing container %s: %s", name, err);
+}
+
+void sweep_network(struct docker *d, const char *name)
+{
+	char err[512] = "";
+	if (docker_delete_network(d, name, err, sizeof err) != 0)
+		launch_diag("removing network %s: %s", name, err);
+}
+
+void sweep_fence(const char *table, bool have)
+{
+	char err[512];
+	if (!have) {
+		launch_diag(
+		    "cannot remove nftables table %s: CAP_NET_ADMIN was "
+		    "dropped; the next start sweeps it",
+		    table);
+		return;
+	}
+	int rc = caps_raise_net_admin(err, sizeof err);
+	if (rc == 0)
+		rc = fence_remove(table, err, sizeof err);
+	if (rc != 0 && rc != -ENOENT)
+		launch_diag("removing nftables table %s: %s", table, err);
+	caps_lower_net_admin();
+}
+
+void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
+{
+	for (size_t i = 0; i < n; i++) {
+		char summary[4096] = "", err[512] = "";
+		if (keep) {
+			fprintf(stderr,
+				PFX "--keep: clone of %s kept at %s (branch "
+				    "%s)\n",
+				gitiso_host_repo(repos[i]),
+				gitiso_clone_path(repos[i]),
+				gitiso_branch(repos[i]));
+		} else if (gitiso_finish(repos[i], summary, sizeof summary, err,
+					 sizeof err) != 0) {
+			launch_diag("%s: %s", gitiso_host_repo(repos[i]), err);
+		}
+		if (summary[0] != '\0') {
+			/* The summary may span lines; prefix each. */
+			char *save = NULL;
+			for (char *l = strtok_r(summary, "\n", &save); l;
+			     l = strtok_r(NULL, "\n", &save))
+				fprintf(stderr, PFX "%s\n", l);
+		}
+		gitiso_free(repos[i]);
+		repos[i] = NULL;
+	}
+}
+
+/* SIGTERM to the recorded proxy, only if that pid still is a proxy. */
+static void stop_recorded_proxy(pid_t ppid)
+{
+	if (ppid <= 1)
+		return;
+	char path[64], comm[64] = "";
+	launch_snprintf(path, sizeof path, "/proc/%lld/comm", (long long)ppid);
+	FILE *f = fopen(path, "r");
+	if (f && fgets(comm, sizeof comm, f) &&
+	    strncmp(comm, "agentsafe-proxy", 15) == 0)
+		kill(ppid, SIGTERM);
+	if (f)
+		(void)fclose(f); /* only read */
+}
+
+static void resume_repos(const struct session_record *r, const char *id)
+{
+	for (size_t i = 0; i < r->nrepos; i++) {
+		const struct session_repo *g = &r->repos[i];
+		struct gitiso_repo *repo = NULL;
+		char err[512];
+		if (!*g->host || !*g->clone || !*g->base)
+			continue;
+		if (gitiso_resume(g->host, g->clone, id, g->base, &repo, err,
+				  sizeof err) != 0) {
+			launch_diag("session %s: %s", id, err);
+			continue;
+		}
+		sweep_repos(&repo, 1, false);
+	}
+}
+
+void sweep_session(struct docker *d, bool caps, const char *id)
+{
+	if (session_is_live(id))
+		return;
+	struct session_record r;
+	if (session_record_load(id, &r) != 0)
+		return;
+	if (r.finished) {
+		session_record_free(&r);
+		return;
+	}
+	launch_diag("cleaning up session %s (its launcher is gone)", id);
+	if (*r.container)
+		sweep_container(d, r.container);
+	if (*r.probe)
+		sweep_container(d, r.probe);
+	stop_recorded_proxy(r.proxy_pid);
+	if (*r.table)
+		sweep_fence(r.table, caps);
+	if (*r.network)
+		sweep_network(d, r.network);
+	resume_repos(&r, id);
+	r.id = id; /* the directory it was found in */
+	r.finished = true;
+	char err[512];
+	(void)session_record_save(&r, err, sizeof err);
+	session_record_free(&r);
+}
+
+static void sweep_labelled(struct docker *d, const char *kind)
+{
+	char path[256], err[512];
+	long st = 0;
+	json_t *list = NULL;
+	launch_snprintf(
+	    path, sizeof path,
+	    "/%s?all=1&filters=%%7B%%22label%%22%%3A%%5B%%22%s%%22%%5D%%7D",
+	    kind, DOCKER_LABEL_SESSION);
+	if (docker_call(d, "GET", path, NULL, &st, &list, err, sizeof err) !=
+		0 ||
+	    st != 200) {
+		json_decref(list);
+		return;
+	}
+	size_t i;
+	json_t *it;
+	json_array_foreach(list, i, it)
+	{
+		const char *id = json_string_value(json_object_get(
+		    json_object_get(it, "Labels"), DOCKER_LABEL_SESSION));
+		const char *nid = json_string_value(json_object_get(it, "Id"));
+		if (id == NULL || nid == NULL || session_is_live(id))
+			continue;
+		/* Only sessions of this user: ours have a state dir. */
+		struct session_record r;
+		if (session_record_load(id, &r) != 0)
+			continue;
+		session_record_free(&r);
+		if (kind[0] == 'c')
+			sweep_container(d, nid);
+		else
+			sweep_network(d, nid);
+	}
+	json_decref(list);
+}
+
+struct sweep {
+	struct docker *d;
+	bool caps;
+};
+
+static void sweep_one(const char *id, void *arg)
+{
+	struct sweep *w = arg;
+	sweep_session(w->d, w->caps, id);
+}
+
+void sweep_stale(struct docker *d, bool caps)
+{
+	struct sweep w = {d, caps};
+	session_each(sweep_one, &w);
+	sweep_labelled(d, "containers");
+	sweep_labelled(d, "networks");
+	if (caps) {
+		char err[512];
+		if (caps_raise_net_admin(err, sizeof err) == 0) {
+			/* The owner recorded in each table decides, not our
+			 * state dir: another user's live session has no state
+			 * here and must keep its fence. */
+			int n = fence_sweep(NULL, NULL, err, sizeof err);
+			if (n < 0)
+				launch_diag(
+				    "sweeping stale nftables tables: %s", err);
+			else if (n > 0)
+				launch_diag(
+				    "removed %d stale nftables table(s)", n);
+		}
+		caps_lower_net_admin();
+	}
+}
