@@ -14,7 +14,10 @@ reason.
   mutants.py check DIR ROOT [ID...]     every snippet found exactly once
   mutants.py apply DIR ID ROOT SAVE     mutate ROOT, original kept in SAVE
   mutants.py revert DIR ID ROOT SAVE    put the original back
+  mutants.py targets BUILD TABLE < J    build targets the tests in J need
+                                        (J: ctest --show-only=json-v1)
 """
+import json
 import os
 import re
 import shutil
@@ -141,7 +144,37 @@ def mutated(m, root):
     return text
 
 
+def targets(build, table, show):
+    """The targets to build before running the tests ctest listed in
+    `show`: a test whose command is a program of the build tree needs that
+    program; a script test needs what TABLE names for it; any other test
+    gets "ALL" (build everything), so a missing table entry costs time,
+    never a stale binary."""
+    need = {}
+    with open(table, encoding="utf-8") as f:
+        for line in f:
+            words = line.split("#", 1)[0].split()
+            if words:
+                need[words[0]] = words[1:]
+    out = []
+    build = os.path.realpath(build)
+    for t in json.loads(show).get("tests", []):
+        cmd = t.get("command") or [""]
+        prog = os.path.realpath(cmd[0]) if cmd[0] else ""
+        if t["name"] in need:
+            add = need[t["name"]]
+        elif prog.startswith(build + os.sep):
+            add = [os.path.basename(prog)]
+        else:
+            return ["ALL"]
+        out += [x for x in add if x not in out]
+    return out or ["ALL"]
+
+
 def main(argv):
+    if len(argv) == 4 and argv[1] == "targets":
+        print(" ".join(targets(argv[2], argv[3], sys.stdin.read())))
+        return 0
     if len(argv) < 3:
         sys.stderr.write(__doc__)
         return 2
