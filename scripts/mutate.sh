@@ -44,7 +44,11 @@ done
 case $mode in
 list) exec python3 "$PY" list "$CAT" ;;
 check)
-	python3 "$PY" check "$CAT" "$SRC" "${ids[@]}" || exit 1
+	if ! python3 "$PY" check "$CAT" "$SRC" "${ids[@]}"; then
+		echo "mutate: FAILED: the snippets above no longer match the code;" \
+			"update them in $CAT" >&2
+		exit 1
+	fi
 	echo "mutate: every snippet found exactly once"
 	exit 0 ;;
 esac

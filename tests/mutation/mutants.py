@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 
 FIELDS = ("id", "promise", "file", "tests", "lock", "build", "today", "killer")
@@ -222,6 +223,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `--list | head`
     try:
         sys.exit(main(sys.argv))
     except CatalogueError as e:
