@@ -603,6 +603,132 @@ static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
 	return chain_ok(e);
 }
 
+/* The table (tagged with its owner), its three base chains and the two
+ * per-flow log-limit sets. */
+static int fb_skeleton(struct fence_batch *fb, const char *t, const char *owner)
+{
+	/* add + delete + add: replaces a same-named table atomically and
+	 * works whether or not it existed. */
+	int rc =
+	    fb_table(fb, t, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, NULL);
+	if (rc == 0)
+		rc = fb_table(fb, t, NFT_MSG_DELTABLE, NLM_F_ACK, NULL);
+	if (rc == 0)
+		rc = fb_table(fb, t, NFT_MSG_NEWTABLE,
+			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, owner);
+	if (rc == 0)
+		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN, FENCE_PRIORITY);
+	if (rc == 0)
+		rc =
+		    fb_chain(fb, t, "forward", NF_INET_FORWARD, FENCE_PRIORITY);
+	if (rc == 0)
+		rc = fb_chain(fb, t, "inbound", NF_INET_FORWARD,
+			      FENCE_INBOUND_PRIORITY);
+	if (rc == 0)
+		rc = fb_flow_set(fb, t, FENCE_SET4, FENCE_SET4_ID, 0);
+	if (rc == 0)
+		rc = fb_flow_set(fb, t, FENCE_SET6, FENCE_SET6_ID, 1);
+	return rc;
+}
+
+/* What the bridge may send: on input, replies and then TCP to the proxy;
+ * on forward, replies only (of connections the inbound chain let in). */
+static int fb_outbound_accepts(struct fence_batch *fb,
+			       const struct fence_config *c, const char *t)
+{
+	uint8_t v4 = NFPROTO_IPV4;
+	struct nftnl_rule *r = rule_new(t, "input");
+	int rc =
+	    fb_rule(fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	if (rc == 0) {
+		r = rule_new(t, "input");
+		int e = r ? x_ifname(r, NFT_META_IIFNAME, c->bridge) : -ENOMEM;
+		if (e == 0)
+			e = x_meta(r, NFT_META_NFPROTO) ||
+			    x_cmp(r, NFT_CMP_EQ, &v4, sizeof v4) ||
+			    x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4) ||
+			    x_cmp(r, NFT_CMP_EQ, &c->proxy_addr.s_addr, 4) ||
+			    x_tcp_dport(r, c->proxy_port, c->proxy_port) ||
+			    x_counter(r) || x_verdict(r, NF_ACCEPT);
+		rc = fb_rule(fb, r, chain_ok(e));
+	}
+	if (rc == 0) {
+		r = rule_new(t, "forward");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	return rc;
+}
+
+/* inbound: routed new connections to the container only on its
+ * published TCP ports; replies to its own (proxy) connections never
+ * come this way (the proxy is local). */
+static int fb_inbound_rules(struct fence_batch *fb,
+			    const struct fence_config *c, const char *t)
+{
+	int rc = 0;
+	struct nftnl_rule *r;
+	for (size_t i = 0; rc == 0 && i < c->npublished; i++) {
+		r = rule_new(t, "inbound");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
+				 x_tcp_dport(r, c->published[i].first,
+					     c->published[i].last) ||
+				 x_verdict(r, NF_ACCEPT))
+		      : -ENOMEM);
+	}
+	if (rc == 0) {
+		r = rule_new(t, "inbound");
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
+				 x_ct_not_established(r) || x_counter(r) ||
+				 x_verdict(r, NF_DROP))
+		      : -ENOMEM);
+	}
+	return rc;
+}
+
+/* The end of the input and forward chains: everything not accepted above
+ * is dropped, logged per flow where it can be keyed. */
+static int fb_drop_rules(struct fence_batch *fb, const struct fence_config *c,
+			 const char *t, const char *prefix)
+{
+	static const char *const chains[] = {"input", "forward"};
+	int rc = 0;
+	struct nftnl_rule *r;
+	for (size_t i = 0; rc == 0 && i < 2; i++) {
+		/* Logged drops by family and protocol (each keyed into its
+		 * family's flow set), then the unlogged remainder: packets
+		 * over a bound, and anything neither IPv4 nor IPv6. */
+		for (int v6 = 0; rc == 0 && v6 < 2; v6++) {
+			for (int k = 0; rc == 0 && k < 3; k++) {
+				r = rule_new(t, chains[i]);
+				rc =
+				    fb_rule(fb, r,
+					    r ? drop_logged(r, c, prefix, v6, k)
+					      : -ENOMEM);
+			}
+		}
+		if (rc != 0)
+			break;
+		r = rule_new(t, chains[i]);
+		rc = fb_rule(
+		    fb, r,
+		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
+				 x_counter(r) || x_verdict(r, NF_DROP))
+		      : -ENOMEM);
+	}
+	return rc;
+}
+
 int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		      char *err, size_t errlen)
 {
@@ -630,104 +756,13 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	char prefix[128];
 	fence_log_prefix(c->table, prefix, sizeof prefix);
 	const char *t = c->table;
-	/* add + delete + add: replaces a same-named table atomically and
-	 * works whether or not it existed. */
-	rc = fb_table(fb, t, NFT_MSG_NEWTABLE, NLM_F_CREATE | NLM_F_ACK, NULL);
+	rc = fb_skeleton(fb, t, owner);
 	if (rc == 0)
-		rc = fb_table(fb, t, NFT_MSG_DELTABLE, NLM_F_ACK, NULL);
+		rc = fb_outbound_accepts(fb, c, t);
 	if (rc == 0)
-		rc = fb_table(fb, t, NFT_MSG_NEWTABLE,
-			      NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, owner);
+		rc = fb_inbound_rules(fb, c, t);
 	if (rc == 0)
-		rc = fb_chain(fb, t, "input", NF_INET_LOCAL_IN, FENCE_PRIORITY);
-	if (rc == 0)
-		rc =
-		    fb_chain(fb, t, "forward", NF_INET_FORWARD, FENCE_PRIORITY);
-	if (rc == 0)
-		rc = fb_chain(fb, t, "inbound", NF_INET_FORWARD,
-			      FENCE_INBOUND_PRIORITY);
-	if (rc == 0)
-		rc = fb_flow_set(fb, t, FENCE_SET4, FENCE_SET4_ID, 0);
-	if (rc == 0)
-		rc = fb_flow_set(fb, t, FENCE_SET6, FENCE_SET6_ID, 1);
-
-	uint8_t v4 = NFPROTO_IPV4;
-	struct nftnl_rule *r;
-	/* input: replies, then the proxy, then log + drop. */
-	if (rc == 0) {
-		r = rule_new(t, "input");
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
-				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
-		      : -ENOMEM);
-	}
-	if (rc == 0) {
-		r = rule_new(t, "input");
-		int e = r ? x_ifname(r, NFT_META_IIFNAME, c->bridge) : -ENOMEM;
-		if (e == 0)
-			e = x_meta(r, NFT_META_NFPROTO) ||
-			    x_cmp(r, NFT_CMP_EQ, &v4, sizeof v4) ||
-			    x_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4) ||
-			    x_cmp(r, NFT_CMP_EQ, &c->proxy_addr.s_addr, 4) ||
-			    x_tcp_dport(r, c->proxy_port, c->proxy_port) ||
-			    x_counter(r) || x_verdict(r, NF_ACCEPT);
-		rc = fb_rule(fb, r, chain_ok(e));
-	}
-	/* forward: replies (of connections the inbound chain let in). */
-	if (rc == 0) {
-		r = rule_new(t, "forward");
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
-				 x_ct_established(r) || x_verdict(r, NF_ACCEPT))
-		      : -ENOMEM);
-	}
-	/* inbound: routed new connections to the container only on its
-	 * published TCP ports; replies to its own (proxy) connections never
-	 * come this way (the proxy is local). */
-	for (size_t i = 0; rc == 0 && i < c->npublished; i++) {
-		r = rule_new(t, "inbound");
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
-				 x_tcp_dport(r, c->published[i].first,
-					     c->published[i].last) ||
-				 x_verdict(r, NF_ACCEPT))
-		      : -ENOMEM);
-	}
-	if (rc == 0) {
-		r = rule_new(t, "inbound");
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_OIFNAME, c->bridge) ||
-				 x_ct_not_established(r) || x_counter(r) ||
-				 x_verdict(r, NF_DROP))
-		      : -ENOMEM);
-	}
-	static const char *const chains[] = {"input", "forward"};
-	for (size_t i = 0; rc == 0 && i < 2; i++) {
-		/* Logged drops by family and protocol (each keyed into its
-		 * family's flow set), then the unlogged remainder: packets
-		 * over a bound, and anything neither IPv4 nor IPv6. */
-		for (int v6 = 0; rc == 0 && v6 < 2; v6++) {
-			for (int k = 0; rc == 0 && k < 3; k++) {
-				r = rule_new(t, chains[i]);
-				rc =
-				    fb_rule(fb, r,
-					    r ? drop_logged(r, c, prefix, v6, k)
-					      : -ENOMEM);
-			}
-		}
-		if (rc != 0)
-			break;
-		r = rule_new(t, chains[i]);
-		rc = fb_rule(
-		    fb, r,
-		    r ? chain_ok(x_ifname(r, NFT_META_IIFNAME, c->bridge) ||
-				 x_counter(r) || x_verdict(r, NF_DROP))
-		      : -ENOMEM);
-	}
+		rc = fb_drop_rules(fb, c, t, prefix);
 	if (rc != 0) {
 		fb_free(fb);
 		free(fb);

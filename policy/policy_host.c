@@ -96,14 +96,11 @@ int policy_host_normalize(const char *in, size_t inlen, char *out,
 	return rc;
 }
 
-int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
-			 char *err, size_t errlen)
+/* Rejects what no host can contain before anything else reads the text:
+ * the empty string, more than a DNS name plus its trailing dot, NUL and
+ * non-ASCII bytes. */
+static int check_bytes(const char *in, size_t inlen, char *err, size_t errlen)
 {
-	char buf[POLICY_HOST_MAX + 2];
-	if (in == NULL || out == NULL || outlen == 0) {
-		seterr(err, errlen, in, inlen, "no input");
-		return -EINVAL;
-	}
 	if (inlen == 0) {
 		seterr(err, errlen, in, inlen, "empty host");
 		return -EINVAL;
@@ -114,7 +111,6 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 		seterr(err, errlen, in, inlen, "longer than 253 bytes");
 		return -EINVAL;
 	}
-	/* Every byte is checked before anything else looks at the text. */
 	for (size_t i = 0; i < inlen; i++) {
 		unsigned char c = (unsigned char)in[i];
 		if (c == 0) {
@@ -128,6 +124,13 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+/* A host that opens with '[' or holds a ':' can only be an IPv6 literal. */
+static int norm_v6_literal(const char *in, size_t inlen, char *out,
+			   size_t outlen, char *err, size_t errlen)
+{
 	/* [v6] as in URLs and CONNECT authorities: the brackets are dropped. */
 	if (in[0] == '[') {
 		if (inlen < 3 || in[inlen - 1] != ']') {
@@ -142,20 +145,14 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 		}
 		return norm_v6(in + 1, inlen - 2, out, outlen, err, errlen);
 	}
-	if (memchr(in, ':', inlen) != NULL)
-		return norm_v6(in, inlen, out, outlen, err, errlen);
+	return norm_v6(in, inlen, out, outlen, err, errlen);
+}
 
-	size_t n = inlen;
-	if (in[n - 1] == '.')
-		n--; /* one trailing dot: the absolute form of the same name */
-	if (n == 0) {
-		seterr(err, errlen, in, inlen, "empty host");
-		return -EINVAL;
-	}
-	if (n > POLICY_HOST_MAX) {
-		seterr(err, errlen, in, inlen, "longer than 253 bytes");
-		return -EINVAL;
-	}
+/* Copies the first n bytes of in (n <= POLICY_HOST_MAX) into buf lower-cased
+ * and NUL-terminated, checking each label's length and characters. */
+static int lower_labels(const char *in, size_t inlen, size_t n,
+			char buf[POLICY_HOST_MAX + 2], char *err, size_t errlen)
+{
 	size_t label_start = 0;
 	for (size_t i = 0; i <= n; i++) {
 		unsigned char c = i < n ? (unsigned char)in[i] : '.';
@@ -203,7 +200,14 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 		buf[i] = (char)c;
 	}
 	buf[n] = '\0';
+	return 0;
+}
 
+/* Takes the lower-cased name in buf (n bytes) to out: a dotted quad passes,
+ * anything else a resolver would read as an IPv4 address does not. */
+static int finish_name(const char *in, size_t inlen, const char *buf, size_t n,
+		       char *out, size_t outlen, char *err, size_t errlen)
+{
 	struct in_addr a4;
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
 		if (n + 1 > outlen) {
@@ -235,6 +239,38 @@ int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
 	}
 	memcpy(out, buf, n + 1);
 	return 0;
+}
+
+int policy_host_norm_why(const char *in, size_t inlen, char *out, size_t outlen,
+			 char *err, size_t errlen)
+{
+	char buf[POLICY_HOST_MAX + 2];
+	if (in == NULL || out == NULL || outlen == 0) {
+		seterr(err, errlen, in, inlen, "no input");
+		return -EINVAL;
+	}
+	/* Every byte is checked before anything else looks at the text. */
+	int rc = check_bytes(in, inlen, err, errlen);
+	if (rc != 0)
+		return rc;
+	if (in[0] == '[' || memchr(in, ':', inlen) != NULL)
+		return norm_v6_literal(in, inlen, out, outlen, err, errlen);
+
+	size_t n = inlen;
+	if (in[n - 1] == '.')
+		n--; /* one trailing dot: the absolute form of the same name */
+	if (n == 0) {
+		seterr(err, errlen, in, inlen, "empty host");
+		return -EINVAL;
+	}
+	if (n > POLICY_HOST_MAX) {
+		seterr(err, errlen, in, inlen, "longer than 253 bytes");
+		return -EINVAL;
+	}
+	rc = lower_labels(in, inlen, n, buf, err, errlen);
+	if (rc != 0)
+		return rc;
+	return finish_name(in, inlen, buf, n, out, outlen, err, errlen);
 }
 
 bool policy_ip_parse(const char *s, uint8_t *family, uint8_t addr[16])

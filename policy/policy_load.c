@@ -263,13 +263,148 @@ fail:
 	return rc;
 }
 
+/* "ADDR/PLEN" as written in a rule (q is its quoted text, slash points into
+ * s): a network address with no host bits, filling family/addr/plen. */
+static int parse_rule_cidr(struct loader *L, const yaml_node_t *n,
+			   const char *s, size_t len, const char *slash,
+			   const char *q, struct prule *r)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	char herr[POLICY_ERR_MAX];
+	size_t alen = (size_t)(slash - s);
+	const char *pl = slash + 1;
+	size_t pll = len - alen - 1;
+	if (policy_host_normalize(s, alen, norm, sizeof norm, herr,
+				  sizeof herr) != 0 ||
+	    !policy_ip_parse(norm, &r->family, r->addr)) {
+		lerr(L, n->start_mark,
+		     "bad CIDR '%s': the part before '/' must be an "
+		     "IPv4 or IPv6 address",
+		     q);
+		return -EINVAL;
+	}
+	unsigned maxp = r->family == 4 ? 32 : 128;
+	unsigned v = 0;
+	bool ok = pll > 0 && pll <= 3 && !(pll > 1 && pl[0] == '0');
+	for (size_t i = 0; ok && i < pll; i++) {
+		if (pl[i] < '0' || pl[i] > '9')
+			ok = false;
+		else
+			v = v * 10 + (unsigned)(pl[i] - '0');
+	}
+	if (!ok || v > maxp) {
+		lerr(L, n->start_mark,
+		     "bad CIDR '%s': prefix length must be 0..%u", q, maxp);
+		return -EINVAL;
+	}
+	unsigned full = v / 8, rem = v % 8;
+	bool hostbits = false;
+	for (unsigned i = full; i < 16; i++) {
+		unsigned keep =
+		    (i == full && rem != 0) ? (0xffu << (8 - rem)) & 0xffu : 0u;
+		if ((r->addr[i] & ~keep & 0xffu) != 0)
+			hostbits = true;
+	}
+	if (hostbits) {
+		lerr(L, n->start_mark,
+		     "bad CIDR '%s': address has bits set beyond the "
+		     "/%u prefix",
+		     q, v);
+		return -EINVAL;
+	}
+	r->plen = (uint8_t)v;
+	r->kind = PRULE_IP;
+	return 0;
+}
+
+/* The rule's key is its normalised host; r->kind is already set. */
+static int set_rule_key(struct loader *L, const yaml_node_t *n, struct prule *r,
+			const char *norm)
+{
+	r->key = strdup(norm);
+	if (r->key == NULL) {
+		lerr(L, n->start_mark, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* "*.DOMAIN" as written in a rule (q is its quoted text): the domain after
+ * the leading "*." must be a name, not an address or another wildcard. */
+static int parse_rule_wildcard(struct loader *L, const yaml_node_t *n,
+			       const char *s, size_t len, const char *q,
+			       struct prule *r)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	char herr[POLICY_ERR_MAX];
+	if (policy_host_norm_why(s + 2, len - 2, norm, sizeof norm, herr,
+				 sizeof herr) != 0) {
+		lerr(L, n->start_mark, "bad wildcard host '%s': %s", q, herr);
+		return -EINVAL;
+	}
+	if (policy_host_is_ip_literal(norm)) {
+		lerr(L, n->start_mark,
+		     "bad wildcard host '%s': a wildcard needs a "
+		     "domain name, not an address",
+		     q);
+		return -EINVAL;
+	}
+	if (strchr(norm, '*') != NULL) {
+		lerr(L, n->start_mark, "bad wildcard host '%s'", q);
+		return -EINVAL;
+	}
+	r->kind = PRULE_WILDCARD;
+	return set_rule_key(L, n, r, norm);
+}
+
+/* A plain host name or IP address as written in a rule (q is its quoted
+ * text); an address becomes a full-length IP rule. */
+static int parse_rule_name(struct loader *L, const yaml_node_t *n,
+			   const char *s, size_t len, const char *q,
+			   struct prule *r)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	char herr[POLICY_ERR_MAX];
+	const char *colon = memchr(s, ':', len);
+	if (colon != NULL &&
+	    memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) == NULL &&
+	    colon + 1 < s + len &&
+	    strspn(colon + 1, "0123456789") == len - (size_t)(colon - s) - 1) {
+		/* "github.com:443": a common slip, worth its own
+		 * message. */
+		lerr(L, n->start_mark,
+		     "bad host '%s': write the port in 'ports: [%s]', "
+		     "not after the host",
+		     q, colon + 1);
+		return -EINVAL;
+	}
+	if (memchr(s, '*', len) != NULL) {
+		lerr(L, n->start_mark,
+		     "bad host '%s': '*' is only allowed as a leading "
+		     "'*.'",
+		     q);
+		return -EINVAL;
+	}
+	if (policy_host_normalize(s, len, norm, sizeof norm, herr,
+				  sizeof herr) != 0) {
+		/* herr already names the host. */
+		lerr(L, n->start_mark, "%s", herr);
+		return -EINVAL;
+	}
+	if (policy_ip_parse(norm, &r->family, r->addr)) {
+		r->kind = PRULE_IP;
+		r->plen = r->family == 4 ? 32 : 128;
+		return 0;
+	}
+	r->kind = PRULE_NAME;
+	return set_rule_key(L, n, r, norm);
+}
+
 /* Validate a host as written in a rule and fill kind/key/addr. */
 static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 			   struct prule *r)
 {
 	char q[80];
-	char norm[POLICY_HOST_MAX + 1];
-	char herr[POLICY_ERR_MAX];
 	if (n->type != YAML_SCALAR_NODE || is_null(n)) {
 		lerr(L, n->start_mark,
 		     "host must be a host name, IP or CIDR, not %s",
@@ -290,115 +425,11 @@ static int parse_rule_host(struct loader *L, const yaml_node_t *n,
 	memcpy(r->text, s, len);
 	r->text[len] = '\0';
 	const char *slash = memchr(s, '/', len);
-	if (slash != NULL) {
-		size_t alen = (size_t)(slash - s);
-		const char *pl = slash + 1;
-		size_t pll = len - alen - 1;
-		if (policy_host_normalize(s, alen, norm, sizeof norm, herr,
-					  sizeof herr) != 0 ||
-		    !policy_ip_parse(norm, &r->family, r->addr)) {
-			lerr(L, n->start_mark,
-			     "bad CIDR '%s': the part before '/' must be an "
-			     "IPv4 or IPv6 address",
-			     q);
-			return -EINVAL;
-		}
-		unsigned maxp = r->family == 4 ? 32 : 128;
-		unsigned v = 0;
-		bool ok = pll > 0 && pll <= 3 && !(pll > 1 && pl[0] == '0');
-		for (size_t i = 0; ok && i < pll; i++) {
-			if (pl[i] < '0' || pl[i] > '9')
-				ok = false;
-			else
-				v = v * 10 + (unsigned)(pl[i] - '0');
-		}
-		if (!ok || v > maxp) {
-			lerr(L, n->start_mark,
-			     "bad CIDR '%s': prefix length must be 0..%u", q,
-			     maxp);
-			return -EINVAL;
-		}
-		unsigned full = v / 8, rem = v % 8;
-		bool hostbits = false;
-		for (unsigned i = full; i < 16; i++) {
-			unsigned keep = (i == full && rem != 0)
-					    ? (0xffu << (8 - rem)) & 0xffu
-					    : 0u;
-			if ((r->addr[i] & ~keep & 0xffu) != 0)
-				hostbits = true;
-		}
-		if (hostbits) {
-			lerr(L, n->start_mark,
-			     "bad CIDR '%s': address has bits set beyond the "
-			     "/%u prefix",
-			     q, v);
-			return -EINVAL;
-		}
-		r->plen = (uint8_t)v;
-		r->kind = PRULE_IP;
-		return 0;
-	}
-	if (len >= 2 && s[0] == '*' && s[1] == '.') {
-		if (policy_host_norm_why(s + 2, len - 2, norm, sizeof norm,
-					 herr, sizeof herr) != 0) {
-			lerr(L, n->start_mark, "bad wildcard host '%s': %s", q,
-			     herr);
-			return -EINVAL;
-		}
-		if (policy_host_is_ip_literal(norm)) {
-			lerr(L, n->start_mark,
-			     "bad wildcard host '%s': a wildcard needs a "
-			     "domain name, not an address",
-			     q);
-			return -EINVAL;
-		}
-		if (strchr(norm, '*') != NULL) {
-			lerr(L, n->start_mark, "bad wildcard host '%s'", q);
-			return -EINVAL;
-		}
-		r->kind = PRULE_WILDCARD;
-	} else {
-		const char *colon = memchr(s, ':', len);
-		if (colon != NULL &&
-		    memchr(colon + 1, ':', len - (size_t)(colon - s) - 1) ==
-			NULL &&
-		    colon + 1 < s + len &&
-		    strspn(colon + 1, "0123456789") ==
-			len - (size_t)(colon - s) - 1) {
-			/* "github.com:443": a common slip, worth its own
-			 * message. */
-			lerr(L, n->start_mark,
-			     "bad host '%s': write the port in 'ports: [%s]', "
-			     "not after the host",
-			     q, colon + 1);
-			return -EINVAL;
-		}
-		if (memchr(s, '*', len) != NULL) {
-			lerr(L, n->start_mark,
-			     "bad host '%s': '*' is only allowed as a leading "
-			     "'*.'",
-			     q);
-			return -EINVAL;
-		}
-		if (policy_host_normalize(s, len, norm, sizeof norm, herr,
-					  sizeof herr) != 0) {
-			/* herr already names the host. */
-			lerr(L, n->start_mark, "%s", herr);
-			return -EINVAL;
-		}
-		if (policy_ip_parse(norm, &r->family, r->addr)) {
-			r->kind = PRULE_IP;
-			r->plen = r->family == 4 ? 32 : 128;
-			return 0;
-		}
-		r->kind = PRULE_NAME;
-	}
-	r->key = strdup(norm);
-	if (r->key == NULL) {
-		lerr(L, n->start_mark, "out of memory");
-		return -ENOMEM;
-	}
-	return 0;
+	if (slash != NULL)
+		return parse_rule_cidr(L, n, s, len, slash, q, r);
+	if (len >= 2 && s[0] == '*' && s[1] == '.')
+		return parse_rule_wildcard(L, n, s, len, q, r);
+	return parse_rule_name(L, n, s, len, q, r);
 }
 
 static struct prule *new_rule(struct loader *L, yaml_mark_t at)

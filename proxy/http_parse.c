@@ -341,18 +341,13 @@ static int parse_authority(const char *p, size_t len, bool port_required,
 	return 0;
 }
 
-enum http_parse_result http_parse_request(const char *buf, size_t len,
-					  struct http_request *req, char *err,
-					  size_t errlen)
+/* Request line: method SP target SP version CRLF, at the start of a head of
+ * head_len bytes. Fills method, target and version_minor, and points
+ * *line_end at the CR that ends the line. */
+static enum http_parse_result
+parse_request_line(const char *buf, size_t head_len, struct http_request *req,
+		   const char **line_end_out, char *err, size_t errlen)
 {
-	size_t head_len = 0;
-	memset(req, 0, sizeof *req);
-	set_err(err, errlen, "");
-	enum http_parse_result r = find_head(buf, len, &head_len, err, errlen);
-	if (r != HTTP_OK)
-		return r;
-
-	/* Request line: method SP target SP version CRLF. */
 	const char *line_end = memchr(buf, '\r', head_len);
 	const char *sp1 = memchr(buf, ' ', (size_t)(line_end - buf));
 	if (sp1 == NULL || sp1 == buf) {
@@ -383,8 +378,8 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 			return HTTP_BAD;
 		}
 	}
-	r = parse_version(sp2 + 1, (size_t)(line_end - sp2 - 1),
-			  &req->version_minor);
+	enum http_parse_result r = parse_version(
+	    sp2 + 1, (size_t)(line_end - sp2 - 1), &req->version_minor);
 	if (r != HTTP_OK) {
 		set_err(err, errlen,
 			r == HTTP_BAD_VERSION
@@ -396,13 +391,16 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 	req->method_len = (size_t)(sp1 - buf);
 	req->target = tgt;
 	req->target_len = (size_t)(sp2 - tgt);
-	req->head_len = head_len;
+	*line_end_out = line_end;
+	return HTTP_OK;
+}
 
-	r = parse_fields(line_end + 2, buf + head_len - 2, req->headers,
-			 &req->nheaders, err, errlen);
-	if (r != HTTP_OK)
-		return r;
-
+/* Decides how the request body is framed from its parsed headers, refusing
+ * every combination two servers could read differently; sets host_header,
+ * body, content_length and keep_alive. */
+static enum http_parse_result request_framing(struct http_request *req,
+					      char *err, size_t errlen)
+{
 	struct framing f;
 	scan_framing(req->headers, req->nheaders, &f);
 	if (f.n_host > 1) {
@@ -452,8 +450,52 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 	req->keep_alive = req->version_minor == 1
 			      ? !f.conn_close
 			      : f.conn_keep_alive && !f.conn_close;
+	return HTTP_OK;
+}
 
-	/* Target forms. */
+/* absolute-form "http://authority[path]": fills host, port and path (a
+ * lone query gets its leading '/'). */
+static enum http_parse_result parse_absolute_target(struct http_request *req,
+						    char *err, size_t errlen)
+{
+	const char *tgt = req->target;
+	size_t tlen = req->target_len;
+	const char *a = tgt + 7;
+	const char *tend = tgt + tlen;
+	const char *ae = a;
+	while (ae < tend && *ae != '/' && *ae != '?' && *ae != '#')
+		ae++;
+	if (memchr(tgt, '#', tlen) != NULL) {
+		set_err(err, errlen, "URI with a fragment");
+		return HTTP_BAD;
+	}
+	if (parse_authority(a, (size_t)(ae - a), false, req->host,
+			    sizeof req->host, &req->port) != 0) {
+		set_err(err, errlen,
+			"URI authority is not host[:port] (userinfo "
+			"is refused)");
+		return HTTP_BAD;
+	}
+	size_t plen = (size_t)(tend - ae);
+	size_t pre = (plen == 0 || *ae == '?') ? 1 : 0;
+	if (plen + pre >= sizeof req->path) {
+		set_err(err, errlen, "URI path is longer than 2 KiB");
+		return HTTP_TOO_LARGE;
+	}
+	if (pre)
+		req->path[0] = '/';
+	memcpy(req->path + pre, ae, plen);
+	req->path[plen + pre] = '\0';
+	req->is_absolute = true;
+	return HTTP_OK;
+}
+
+/* Target forms: CONNECT's authority-form, http:// absolute-form; https://
+ * is refused, origin- and asterisk-form are left to the caller. */
+static enum http_parse_result parse_target(struct http_request *req, char *err,
+					   size_t errlen)
+{
+	const char *tgt = req->target;
 	size_t tlen = req->target_len;
 	if (ieq(req->method, req->method_len, "CONNECT")) {
 		req->is_connect = true;
@@ -468,36 +510,8 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 		}
 		return HTTP_OK;
 	}
-	if (tlen >= 7 && strncasecmp(tgt, "http://", 7) == 0) {
-		const char *a = tgt + 7;
-		const char *tend = tgt + tlen;
-		const char *ae = a;
-		while (ae < tend && *ae != '/' && *ae != '?' && *ae != '#')
-			ae++;
-		if (memchr(tgt, '#', tlen) != NULL) {
-			set_err(err, errlen, "URI with a fragment");
-			return HTTP_BAD;
-		}
-		if (parse_authority(a, (size_t)(ae - a), false, req->host,
-				    sizeof req->host, &req->port) != 0) {
-			set_err(err, errlen,
-				"URI authority is not host[:port] (userinfo "
-				"is refused)");
-			return HTTP_BAD;
-		}
-		size_t plen = (size_t)(tend - ae);
-		size_t pre = (plen == 0 || *ae == '?') ? 1 : 0;
-		if (plen + pre >= sizeof req->path) {
-			set_err(err, errlen, "URI path is longer than 2 KiB");
-			return HTTP_TOO_LARGE;
-		}
-		if (pre)
-			req->path[0] = '/';
-		memcpy(req->path + pre, ae, plen);
-		req->path[plen + pre] = '\0';
-		req->is_absolute = true;
-		return HTTP_OK;
-	}
+	if (tlen >= 7 && strncasecmp(tgt, "http://", 7) == 0)
+		return parse_absolute_target(req, err, errlen);
 	if (tlen >= 8 && strncasecmp(tgt, "https://", 8) == 0) {
 		set_err(err, errlen,
 			"https:// URIs are not forwarded; use CONNECT");
@@ -505,6 +519,32 @@ enum http_parse_result http_parse_request(const char *buf, size_t len,
 	}
 	/* origin-form or asterisk-form: parsed, the caller refuses it. */
 	return HTTP_OK;
+}
+
+enum http_parse_result http_parse_request(const char *buf, size_t len,
+					  struct http_request *req, char *err,
+					  size_t errlen)
+{
+	size_t head_len = 0;
+	const char *line_end = NULL;
+	memset(req, 0, sizeof *req);
+	set_err(err, errlen, "");
+	enum http_parse_result r = find_head(buf, len, &head_len, err, errlen);
+	if (r != HTTP_OK)
+		return r;
+	r = parse_request_line(buf, head_len, req, &line_end, err, errlen);
+	if (r != HTTP_OK)
+		return r;
+	req->head_len = head_len;
+
+	r = parse_fields(line_end + 2, buf + head_len - 2, req->headers,
+			 &req->nheaders, err, errlen);
+	if (r != HTTP_OK)
+		return r;
+	r = request_framing(req, err, errlen);
+	if (r != HTTP_OK)
+		return r;
+	return parse_target(req, err, errlen);
 }
 
 enum http_parse_result http_parse_response(const char *buf, size_t len,
