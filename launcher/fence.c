@@ -268,11 +268,15 @@ struct fence_batch {
 
 static int fb_init(struct fence_batch *fb)
 {
-	fb->buflen = (size_t)MNL_SOCKET_BUFFER_SIZE * 4;
+	/* The limit holds the largest ruleset (FENCE_MAX_PUBLISHED ranges);
+	 * the buffer is twice the limit because libmnl writes the message
+	 * that crosses the limit past it before reporting the batch full. */
+	size_t limit = (size_t)MNL_SOCKET_BUFFER_SIZE * 32;
+	fb->buflen = 2 * limit;
 	fb->buf = malloc(fb->buflen);
 	if (fb->buf == NULL)
 		return -ENOMEM;
-	fb->b = mnl_nlmsg_batch_start(fb->buf, fb->buflen);
+	fb->b = mnl_nlmsg_batch_start(fb->buf, limit);
 	fb->seq = (uint32_t)time(NULL);
 	fb->nmsgs = 0;
 	fb->last_ack_seq = 0;

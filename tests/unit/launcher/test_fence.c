@@ -83,7 +83,7 @@ static void bad_configs_are_refused(void **state)
 
 /* Decoded rules, rendered by libnftnl, in batch order. */
 struct decoded {
-	char rules[32][2048];
+	char rules[FENCE_MAX_PUBLISHED + 32][2048];
 	int nrules;
 	char sets[2][512];
 	char comment[128]; /* of the last table added */
@@ -130,7 +130,8 @@ static int decode_cb(const struct nlmsghdr *nlh, void *data)
 				   NFTNL_OUTPUT_DEFAULT, 0);
 		d->nsets++;
 		nftnl_set_free(s);
-	} else if (type == NFT_MSG_NEWRULE && d->nrules < 32) {
+	} else if (type == NFT_MSG_NEWRULE &&
+		   d->nrules < (int)(sizeof d->rules / sizeof d->rules[0])) {
 		struct nftnl_rule *r = nftnl_rule_alloc();
 		assert_non_null(r);
 		assert_int_equal(nftnl_rule_nlmsg_parse(nlh, r), 0);
@@ -294,6 +295,23 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 		    strstr(d.sets[i], "timeout 10000ms") == NULL)
 			fail_msg("set %d: %s", i, d.sets[i]);
 	}
+}
+
+/* The most published ranges the config allows build one batch: libmnl
+ * writes the message that crosses the batch limit past it, so the buffer
+ * must hold more than the limit (13 ranges overflowed the heap before). */
+static void most_published_ranges_fit_in_one_batch(void **state)
+{
+	(void)state;
+	struct fence_config c = good_config();
+	c.npublished = FENCE_MAX_PUBLISHED;
+	for (size_t i = 0; i < FENCE_MAX_PUBLISHED; i++) {
+		c.published[i].first = (uint16_t)(10000 + 10 * i);
+		c.published[i].last = (uint16_t)(10000 + 10 * i + 5);
+	}
+	struct decoded d;
+	decode(&c, &d);
+	assert_int_equal(d.nrules, NRULES - 1 + FENCE_MAX_PUBLISHED);
 }
 
 static void no_published_ports_means_nothing_let_in(void **state)
@@ -503,6 +521,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(bad_configs_are_refused),
 	    cmocka_unit_test(batch_replaces_the_table_and_orders_rules),
+	    cmocka_unit_test(most_published_ranges_fit_in_one_batch),
 	    cmocka_unit_test(no_published_ports_means_nothing_let_in),
 	    cmocka_unit_test(packets_give_proto_addresses_and_ports),
 	    cmocka_unit_test(hostile_packets_are_bounded),
