@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "clienthello.h"
+#include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
 static void side_write_cb(struct bufferevent *bev, void *arg);
@@ -29,7 +30,8 @@ static void connect_next(struct conn *c);
 static const char *const state_names[] = {
     [CS_NEW] = "NEW",	  [CS_HEAD] = "HEAD",	    [CS_RESOLVE] = "RESOLVE",
     [CS_HELLO] = "HELLO", [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING",
+    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
+    [CS_HELLO2] = "HELLO2",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -70,7 +72,7 @@ int64_t conn_ms_since(const struct timespec *t)
 	       (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-static void arm_timer(struct conn *c, unsigned ms)
+void conn_arm_timer(struct conn *c, unsigned ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000),
 			     (suseconds_t)((ms % 1000) * 1000)};
@@ -210,14 +212,14 @@ void conn_start_closing(struct conn *c)
 	unsigned flush_ms = c->limits.idle_timeout_ms > LINGER_MS
 				? c->limits.idle_timeout_ms
 				: LINGER_MS;
-	arm_timer(c, flush_ms);
+	conn_arm_timer(c, flush_ms);
 	if (evbuffer_get_length(bufferevent_get_output(c->client.bev)) == 0) {
-		arm_timer(c, LINGER_MS);
+		conn_arm_timer(c, LINGER_MS);
 		shutdown(bufferevent_getfd(c->client.bev), SHUT_WR);
 		c->client.shut = true;
 		/* Callers may still touch c: free from the loop instead. */
 		if (c->client.eof)
-			arm_timer(c, 0);
+			conn_arm_timer(c, 0);
 	}
 }
 
@@ -270,8 +272,8 @@ void conn_reply_error(struct conn *c, int status, const char *reason,
 
 /* A request refused before any upstream byte: one record, then answer
  * (or just close when the client already got 200). */
-static void refuse(struct conn *c, const char *event, int status,
-		   const char *reason, const char *detail)
+void conn_refuse(struct conn *c, const char *event, int status,
+		 const char *reason, const char *detail)
 {
 	conn_log(c, event, reason, detail, false);
 	if (status > 0)
@@ -386,7 +388,7 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_setwatermark(c->client.bev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
 	bufferevent_enable(c->client.bev, EV_READ);
-	arm_timer(c, lim.header_timeout_ms);
+	conn_arm_timer(c, lim.header_timeout_ms);
 }
 
 void conn_next_request(struct conn *c)
@@ -399,7 +401,7 @@ void conn_next_request(struct conn *c)
 	policy_unref(p);
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_enable(c->client.bev, EV_READ);
-	arm_timer(c, c->limits.header_timeout_ms);
+	conn_arm_timer(c, c->limits.header_timeout_ms);
 	head_try(c);
 }
 
@@ -416,12 +418,12 @@ static void head_try(struct conn *c)
 	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 	if (buf == NULL) {
-		refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503, "internal", "out of memory");
 		return;
 	}
 	struct http_request *req = malloc(sizeof *req);
 	if (req == NULL) {
-		refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503, "internal", "out of memory");
 		return;
 	}
 	char err[256] = "";
@@ -454,7 +456,7 @@ static void head_try(struct conn *c)
 		if (err[0] == '\0')
 			snprintf(err, sizeof err, "request head is too large");
 		evtimer_del(c->timer);
-		refuse(c, "deny", status, "bad_request", err);
+		conn_refuse(c, "deny", status, "bad_request", err);
 		return;
 	}
 	if (r == HTTP_NEED_MORE) {
@@ -468,7 +470,6 @@ static void head_try(struct conn *c)
 
 static void resolve(struct conn *c);
 static void check_addrs_and_go(struct conn *c);
-static void hello_try(struct conn *c, bool eof);
 
 static void handle_request(struct conn *c, const struct http_request *req)
 {
@@ -497,13 +498,13 @@ static void handle_request(struct conn *c, const struct http_request *req)
 
 	if (c->reject) {
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 503, "max_connections",
+		conn_refuse(c, "deny", 503, "max_connections",
 		       "too many open connections");
 		return;
 	}
 	if (!req->is_connect && !req->is_absolute) {
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 400, "bad_request",
+		conn_refuse(c, "deny", 400, "bad_request",
 		       "origin-form request: send CONNECT host:port or an "
 		       "absolute http:// URI to this proxy");
 		return;
@@ -513,7 +514,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		/* RFC 9112 3.2: every HTTP/1.1 request has exactly one Host
 		 * (two are refused by the parser). HTTP/1.0 needs none. */
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 400, "bad_request",
+		conn_refuse(c, "deny", 400, "bad_request",
 		       "HTTP/1.1 CONNECT without a Host header");
 		return;
 	}
@@ -521,7 +522,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		int status = fwd_prepare(c, req, err, sizeof err);
 		if (status != 0) {
 			evbuffer_drain(in, req->head_len);
-			refuse(c, "deny", status, "bad_request", err);
+			conn_refuse(c, "deny", status, "bad_request", err);
 			return;
 		}
 	}
@@ -534,13 +535,13 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	if (d.rule != NULL) {
 		c->rule = strdup(d.rule);
 		if (c->rule == NULL) {
-			refuse(c, "error", 503, "internal", "out of memory");
+			conn_refuse(c, "error", 503, "internal", "out of memory");
 			return;
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
 	if (d.verdict != POLICY_ALLOW) {
-		refuse(c, "deny", 403, d.reason, NULL);
+		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;
 	}
 
@@ -560,7 +561,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			a6->sin6_port = htons(c->port);
 			c->addrlens[0] = sizeof *a6;
 		} else {
-			refuse(c, "deny", 403, "bad_host", NULL);
+			conn_refuse(c, "deny", 403, "bad_host", NULL);
 			return;
 		}
 		c->naddrs = 1;
@@ -609,20 +610,20 @@ static void resolve(struct conn *c)
 		return;
 	}
 	if (rq == NULL) {
-		refuse(c, "deny", 502, "dns_failure", "resolver failed");
+		conn_refuse(c, "deny", 502, "dns_failure", "resolver failed");
 		return;
 	}
 	if (c->w->dns_hosts_only) {
 		/* Not in the hosts file and no --dns server: nothing else
 		 * may answer. */
 		evdns_getaddrinfo_cancel(rq);
-		refuse(c, "deny", 502, "dns_failure",
+		conn_refuse(c, "deny", 502, "dns_failure",
 		       "name is not in the --hosts file and no --dns server "
 		       "is configured");
 		return;
 	}
 	c->dnsreq = rq;
-	arm_timer(c, c->limits.connect_timeout_ms);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
 }
 
 static void dns_result(struct conn *c)
@@ -637,7 +638,7 @@ static void dns_result(struct conn *c)
 				    : "no address");
 		if (ai != NULL)
 			evutil_freeaddrinfo(ai);
-		refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502, "dns_failure", msg);
 		return;
 	}
 	c->naddrs = 0;
@@ -692,7 +693,7 @@ static void check_addrs_and_go(struct conn *c)
 	c->naddrs = kept;
 	if (kept == 0) {
 		if (!refused) {
-			refuse(c, "deny", 502, "dns_failure",
+			conn_refuse(c, "deny", 502, "dns_failure",
 			       "no usable address");
 			return;
 		}
@@ -704,7 +705,7 @@ static void check_addrs_and_go(struct conn *c)
 				c->rule = r;
 			}
 		}
-		refuse(c, "deny", 403, first_refusal.reason, NULL);
+		conn_refuse(c, "deny", 403, first_refusal.reason, NULL);
 		return;
 	}
 	/* The decision is complete; the rule text is already copied. */
@@ -720,96 +721,27 @@ static void check_addrs_and_go(struct conn *c)
 		bufferevent_setwatermark(c->client.bev, EV_READ, 0,
 					 CLIENTHELLO_MAX_BYTES + 1);
 		bufferevent_enable(c->client.bev, EV_READ);
-		arm_timer(c, c->limits.header_timeout_ms);
+		conn_arm_timer(c, c->limits.header_timeout_ms);
 		/* A client that sent its ClientHello without waiting for our
 		 * 200 gets no further read callback for those bytes. */
 		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) >
 		    0)
-			hello_try(c, false);
+			hello_read(c, false);
 		return;
 	}
 	conn_set_state(c, CS_CONNECT);
-	arm_timer(c, c->limits.connect_timeout_ms);
-	connect_next(c);
-}
-
-/* ---- ClientHello ---- */
-
-static void hello_try(struct conn *c, bool eof)
-{
-	struct evbuffer *in = bufferevent_get_input(c->client.bev);
-	size_t len = evbuffer_get_length(in);
-	size_t take =
-	    len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1 : len;
-	char sni[256] = "";
-	enum clienthello_result r = CH_NEED_MORE;
-	if (take > 0) {
-		const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)take);
-		if (buf == NULL) {
-			refuse(c, "error", 0, "internal", "out of memory");
-			return;
-		}
-		r = clienthello_parse(buf, take, sni, sizeof sni);
-	}
-	if (r == CH_NEED_MORE && take > CLIENTHELLO_MAX_BYTES)
-		r = CH_TOO_LARGE;
-	if (r == CH_NEED_MORE) {
-		if (eof) {
-			evtimer_del(c->timer);
-			refuse(c, "deny", 0,
-			       len ? "bad_clienthello" : "client_closed",
-			       "connection closed before a complete "
-			       "ClientHello");
-		}
-		return;
-	}
-	evtimer_del(c->timer);
-	bool ip_target = policy_host_is_ip_literal(c->host);
-	switch (r) {
-	case CH_OK:
-		break;
-	case CH_NO_SNI:
-		if (ip_target)
-			goto accepted; /* SNI cannot carry an IP address */
-		refuse(c, "deny", 0, "no_sni",
-		       "ClientHello carries no server name");
-		return;
-	case CH_ECH:
-		copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
-		refuse(c, "deny", 0, "ech",
-		       "ClientHello offers Encrypted Client Hello: the name it "
-		       "reaches cannot be checked");
-		return;
-	case CH_NOT_TLS:
-		refuse(c, "deny", 0, "not_tls",
-		       "first bytes after CONNECT are not a TLS handshake");
-		return;
-	default:
-		refuse(c, "deny", 0, "bad_clienthello",
-		       clienthello_result_str(r));
-		return;
-	}
-	copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
-	char norm[POLICY_HOST_MAX + 1];
-	char err[POLICY_ERR_MAX];
-	if (policy_host_normalize(sni, strlen(sni), norm, sizeof norm, err,
-				  sizeof err) != 0) {
-		refuse(c, "deny", 0, "sni_mismatch", err);
-		return;
-	}
-	if (strcmp(norm, c->host) != 0) {
-		refuse(c, "deny", 0, "sni_mismatch",
-		       "SNI differs from the CONNECT host");
-		return;
-	}
-accepted:
-	bufferevent_disable(c->client.bev, EV_READ);
-	conn_set_state(c, CS_CONNECT);
-	arm_timer(c, c->limits.connect_timeout_ms);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
 	connect_next(c);
 }
 
 /* ---- connect ---- */
+
+void conn_connect_start(struct conn *c)
+{
+	conn_set_state(c, CS_CONNECT);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
+	connect_next(c);
+}
 
 static void connect_failed(struct conn *c, const char *reason, int status)
 {
@@ -823,7 +755,7 @@ static void connect_failed(struct conn *c, const char *reason, int status)
 	evtimer_del(c->timer);
 	/* After 200 (a TLS tunnel checked first) there is no status line
 	 * left to send: the client just sees the close. */
-	refuse(c, "deny", c->require_tls ? 0 : status, reason, msg);
+	conn_refuse(c, "deny", c->require_tls ? 0 : status, reason, msg);
 }
 
 static void connect_next(struct conn *c)
@@ -865,19 +797,27 @@ static void connected(struct conn *c)
 	if (c->idle_timer == NULL)
 		c->idle_timer = evtimer_new(c->w->base, timer_cb, c);
 	if (c->idle_timer == NULL) {
-		refuse(c, "error", c->require_tls ? 0 : 503, "internal",
+		conn_refuse(c, "error", c->require_tls ? 0 : 503, "internal",
 		       "out of memory");
 		return;
 	}
+	if (c->is_connect && c->require_tls) {
+		hello_follow_start(c); /* opens once the server has spoken */
+		return;
+	}
 	if (c->is_connect) {
-		if (!c->require_tls)
-			send_established(c);
+		send_established(c);
 		conn_log(c, "open", NULL, NULL, false);
 		relay_start(c);
 	} else {
 		conn_log(c, "open", NULL, NULL, false);
 		fwd_start(c);
 	}
+	conn_arm_idle(c);
+}
+
+void conn_arm_idle(struct conn *c)
+{
 	unsigned ms = c->limits.idle_timeout_ms;
 	if (ms > 0 && c->idle_timer != NULL &&
 	    (c->state == CS_RELAY || c->state == CS_FWD)) {
@@ -900,7 +840,12 @@ static void side_read_cb(struct bufferevent *bev, void *arg)
 		head_try(c);
 		break;
 	case CS_HELLO:
-		hello_try(c, false);
+	case CS_HELLO2:
+		hello_client_read(c, false);
+		break;
+	case CS_SHELLO:
+		if (s == &c->upstream)
+			hello_server_read(c);
 		break;
 	case CS_RELAY:
 		relay_read(s);
@@ -937,7 +882,7 @@ static void side_write_cb(struct bufferevent *bev, void *arg)
 			if (s->eof)
 				conn_free(c);
 			else
-				arm_timer(c, LINGER_MS);
+				conn_arm_timer(c, LINGER_MS);
 		}
 		break;
 	default:
@@ -969,13 +914,14 @@ static void client_event(struct conn *c, bool error)
 		}
 		return;
 	case CS_HELLO:
+	case CS_HELLO2:
 		if (error) {
 			evtimer_del(c->timer);
-			refuse(c, "deny", 0, "client_reset",
+			conn_refuse(c, "deny", 0, "client_reset",
 			       "client reset before a complete ClientHello");
 			return;
 		}
-		hello_try(c, true);
+		hello_client_read(c, true);
 		return;
 	case CS_CLOSING:
 		if (error || c->client.shut)
@@ -986,7 +932,7 @@ static void client_event(struct conn *c, bool error)
 	default:
 		/* Reading is off while resolving/connecting; an error
 		 * here means the client is gone. */
-		refuse(c, "error", 0, "client_closed",
+		conn_refuse(c, "error", 0, "client_closed",
 		       "client left before the upstream connection was made");
 		return;
 	}
@@ -1025,6 +971,8 @@ static void side_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (s == &c->upstream) {
 		if (c->state == CS_CONNECT)
 			connect_event(c, what);
+		else if (c->state == CS_SHELLO || c->state == CS_HELLO2)
+			hello_upstream_event(c, what);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -1066,21 +1014,25 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(msg, sizeof msg,
 			 "no complete request head within %u ms",
 			 c->limits.header_timeout_ms);
-		refuse(c, "deny", 408, "timeout", msg);
+		conn_refuse(c, "deny", 408, "timeout", msg);
 		return;
 	case CS_RESOLVE:
 		snprintf(msg, sizeof msg, "resolving %s took over %u ms",
 			 c->host, c->limits.connect_timeout_ms);
-		refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502, "dns_failure", msg);
 		return;
 	case CS_HELLO:
 		snprintf(msg, sizeof msg,
 			 "no complete ClientHello within %u ms",
 			 c->limits.header_timeout_ms);
-		refuse(c, "deny", 0, "timeout", msg);
+		conn_refuse(c, "deny", 0, "timeout", msg);
 		return;
 	case CS_CONNECT:
 		connect_failed(c, "timeout", 504);
+		return;
+	case CS_SHELLO:
+	case CS_HELLO2:
+		hello_timeout(c);
 		return;
 	case CS_RELAY:
 	case CS_FWD:
@@ -1105,6 +1057,8 @@ void conn_shutdown(struct conn *c)
 	case CS_RESOLVE:
 	case CS_CONNECT:
 	case CS_HELLO:
+	case CS_SHELLO:
+	case CS_HELLO2:
 		conn_log(c, "error", "shutdown",
 			 "proxy stopped before the connection was made", false);
 		break;
