@@ -102,6 +102,12 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 	r.rule = c->rule;
 	r.reason = reason;
 	r.message = message;
+	char full[1024];
+	if (c->note[0] != '\0') {
+		snprintf(full, sizeof full, "%s%s%s", message ? message : "",
+			 message ? "; " : "", c->note);
+		r.message = full;
+	}
 	if (with_totals) {
 		r.bytes_up = (int64_t)c->client.bytes;
 		r.bytes_down = (int64_t)c->upstream.bytes;
@@ -117,7 +123,7 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 /* Forget the per-request fields so a keep-alive connection starts clean. */
 static void reset_request(struct conn *c)
 {
-	c->method[0] = c->host[0] = c->sni[0] = c->ip[0] = '\0';
+	c->method[0] = c->host[0] = c->sni[0] = c->ip[0] = c->note[0] = '\0';
 	c->port = 0;
 	free(c->rule);
 	c->rule = NULL;
@@ -493,8 +499,14 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		hl -= 2;
 	}
 	if (policy_host_normalize(raw_host, hl, c->host, sizeof c->host, err,
-				  sizeof err) != 0)
-		copy_str(c->host, sizeof c->host, raw_host, hl);
+				  sizeof err) != 0) {
+		/* The record's host field holds only a valid name; the
+		 * client's text goes into the message, escaped. */
+		char q[200];
+		proxy_quote(raw_host, hl, q, sizeof q);
+		c->host[0] = '\0';
+		snprintf(c->note, sizeof c->note, "target host %s: %s", q, err);
+	}
 
 	if (c->reject) {
 		evbuffer_drain(in, req->head_len);

@@ -136,6 +136,9 @@ struct conn {
 	uint16_t port;
 	char sni[256];
 	char ip[PROXY_ADDRSTR_MAX];
+	/* Client text that failed validation, quoted and escaped; it goes
+	 * into every record's message, never into a field of its own. */
+	char note[512];
 	char *rule;
 	bool is_connect;
 	bool require_tls;

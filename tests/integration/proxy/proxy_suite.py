@@ -951,6 +951,67 @@ def hello_retry_second_hello_without_change_cipher_spec_is_checked_too(P):
     assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
 
 
+def assert_record_clean(r):
+    """No field of r carries a byte a terminal or a reader could take for
+    something else: only printable ASCII anywhere, message included (client
+    text in a message is quoted with \\xNN escapes)."""
+    for k, v in r.items():
+        if isinstance(v, str):
+            assert all(0x20 <= ord(ch) < 0x7f for ch in v), "raw bytes in %s: %r" % (k, r)
+
+
+HOSTILE_NAMES = ((b"ok.test\nx", "\\x0a"), (b"ok\x1b[2J.test", "\\x1b"),
+                 ("ok\u202e.test".encode(), "\\xe2\\x80\\xae"),
+                 (b'ok.test\r\n{"event":"open"}', "\\x0d\\x0a"))
+
+
+@case
+def hostile_sni_is_kept_out_of_the_sni_field_and_escaped_in_the_message(P):
+    for name, esc in HOSTILE_NAMES:
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        _, _, _, hello = client_hello("ok.test")
+        s.sendall(with_server_names(hello, [(0, name)]))
+        assert closed_without_data(s), name
+        s.close()
+        recs = P.new(1)
+        r = only(recs, event="deny", host="ok.test")
+        assert r["reason"] == "sni_mismatch" and "sni" not in r, (name, r)
+        assert esc in r["message"], (name, esc, r)
+        for x in recs:
+            assert_record_clean(x)
+    with open(P.log, "rb") as f:
+        raw = f.read()
+    assert b"\x1b" not in raw and "\u202e".encode() not in raw
+
+
+@case
+def hostile_host_header_connect_target_and_method_never_reach_a_field_raw(P):
+    heads = (b"GET http://fwd.test/ HTTP/1.1\r\nHost: fwd\xe2\x80\xae.test\r\n\r\n",
+             b"GET http://fwd.test/ HTTP/1.1\r\nHost: fwd\x1b[2J.test\r\n\r\n",
+             b"GET http://fwd\xe2\x80\xae.test/ HTTP/1.1\r\nHost: fwd.test\r\n\r\n",
+             b"CONNECT ok\x1b.test:443 HTTP/1.1\r\nHost: ok.test\r\n\r\n",
+             b"CONNECT ok\xe2\x80\xae.test:443 HTTP/1.1\r\nHost: ok.test\r\n\r\n",
+             b"G\x1bET http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\n\r\n")
+    for head in heads:
+        s = connect(P.port, head)
+        st, _ = status_of(s)
+        assert st == 400, (head, st)
+        s.close()
+        recs = P.new(1)
+        assert len(recs) == 1 and recs[0]["event"] == "deny", (head, recs)
+        assert_record_clean(recs[0])
+    # A printable target that is no valid name: denied, and the record's
+    # host field holds no unvalidated text; the message quotes it.
+    for target, quoted in (("ok..test:443", '"ok..test"'), ("-ok.test:443", '"-ok.test"')):
+        s, st, _ = connect_tunnel(P.port, target)
+        assert st in (400, 403), (target, st)
+        s.close()
+        r = only(P.new(1), event="deny")
+        assert "host" not in r and quoted in r.get("message", ""), (target, r)
+        assert_record_clean(r)
+
+
 @case
 def tls_false_rule_tunnels_a_non_tls_protocol(P):
     s, st, rest = connect_tunnel(P.port, "ssh.test:443")
