@@ -556,6 +556,17 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;
 	}
+	if (!c->is_connect && d.require_tls && c->port == 443) {
+		/* The HTTPS port of a rule that expects TLS: plain HTTP there
+		 * would carry the request, and any credential in it, in the
+		 * clear. */
+		conn_refuse(c, "deny", 403,
+			    egress_reason_name(EGRESS_REASON_NOT_TLS),
+			    "plain HTTP to port 443 of a host whose rule "
+			    "expects TLS: use https://, or tls: false on the "
+			    "rule");
+		return;
+	}
 
 	/* The decision is made: the client must wait for us now. */
 	bufferevent_disable(c->client.bev, EV_READ);

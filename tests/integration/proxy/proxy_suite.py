@@ -35,6 +35,7 @@ UP_RAW = "127.0.0.13"    # ssh.test: not TLS (tls: false rule)
 UP_SMUG = "127.0.0.14"   # smug.test: plain HTTP origin whose Connection names its framing
 UP_DOWN = "127.0.0.15"   # named by an allow rule, nothing listens: refuses
 UP_HRR = "127.0.0.16"    # hrr.test: an OpenSSL front end serving two names, P-256 only
+UP_H443 = "127.0.0.17"   # tls443.test (tls: true) and plain443.test (tls: false): plain HTTP on 443
 
 
 def sh(*cmd, **kw):
@@ -256,6 +257,10 @@ allow:
     tls: false
   - hrr.test
   - host: 127.0.0.16
+  - tls443.test
+  - host: plain443.test
+    tls: false
+  - host: 127.0.0.17
 deny:
   - bad.wild.test
 defaults:
@@ -282,6 +287,7 @@ HOSTS = """\
 127.0.0.12 pl.mix.test
 127.0.0.10 pl.mix.test
 127.0.0.16 hrr.test evil.test
+127.0.0.17 tls443.test plain443.test
 """
 
 
@@ -951,6 +957,25 @@ def hello_retry_second_hello_without_change_cipher_spec_is_checked_too(P):
     assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
 
 
+@case
+def plain_http_to_port_443_of_a_tls_rule_refused(P):
+    before = UPS["h443"].accepted
+    for url in ("http://tls443.test:443/", "http://TLS443.test:443/x"):
+        code, _, _ = curl(P.port, url)
+        assert code == 403, (url, code)
+        r = only(P.new(1), event="deny", host="tls443.test")
+        assert r["reason"] == "not_tls" and r["port"] == 443 and "443" in r["message"], r
+    assert UPS["h443"].accepted == before, "the upstream saw a plain-HTTP request"
+
+
+@case
+def plain_http_to_port_443_of_a_tls_false_rule_is_forwarded(P):
+    code, body, err = curl(P.port, "http://plain443.test:443/p")
+    assert code == 200 and "GET /p HTTP/1.1" in body, (code, body, err)
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    assert only(recs, event="open", host="plain443.test")["port"] == 443
+
+
 def assert_record_clean(r):
     """No field of r carries a byte a terminal or a reader could take for
     something else: only printable ASCII anywhere, message included (client
@@ -1535,6 +1560,7 @@ def main():
         "raw": Upstream(UP_RAW, 443, banner_upstream),
         "smug": Upstream(UP_SMUG, 80, smuggling_upstream),
         "hrr": HrrFrontEnd(UP_HRR, 443),
+        "h443": Upstream(UP_H443, 443, http_upstream),
     }
     failed = []
     P = Proxy("main", 3190, workers=2)
