@@ -28,9 +28,9 @@ static void connect_next(struct conn *c);
 /* ---- small helpers ---- */
 
 static const char *const state_names[] = {
-    [CS_NEW] = "NEW",	  [CS_HEAD] = "HEAD",	    [CS_RESOLVE] = "RESOLVE",
-    [CS_HELLO] = "HELLO", [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
+    [CS_NEW] = "NEW",	    [CS_HEAD] = "HEAD",	      [CS_RESOLVE] = "RESOLVE",
+    [CS_HELLO] = "HELLO",   [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",	    [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
     [CS_HELLO2] = "HELLO2",
 };
 
@@ -302,7 +302,7 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.id = id;
 	r.event = "deny";
 	r.client = client;
-	r.reason = "max_connections";
+	r.reason = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
 	r.message = "too many connections; refused before reading the request";
 	(void)egress_log_write(w->srv->log, &r);
 	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -315,11 +315,13 @@ static void init_sides(struct conn *c)
 	c->client.peer = &c->upstream;
 	c->upstream.peer = &c->client;
 	c->client.name = "client";
-	c->client.reset_reason = "client_reset";
-	c->client.error_reason = "client_error";
+	c->client.reset_reason = egress_reason_name(EGRESS_REASON_CLIENT_RESET);
+	c->client.error_reason = egress_reason_name(EGRESS_REASON_CLIENT_ERROR);
 	c->upstream.name = "upstream";
-	c->upstream.reset_reason = "upstream_reset";
-	c->upstream.error_reason = "upstream_error";
+	c->upstream.reset_reason =
+	    egress_reason_name(EGRESS_REASON_UPSTREAM_RESET);
+	c->upstream.error_reason =
+	    egress_reason_name(EGRESS_REASON_UPSTREAM_ERROR);
 }
 
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
@@ -424,12 +426,16 @@ static void head_try(struct conn *c)
 	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 	if (buf == NULL) {
-		conn_refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
 		return;
 	}
 	struct http_request *req = malloc(sizeof *req);
 	if (req == NULL) {
-		conn_refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
 		return;
 	}
 	char err[256] = "";
@@ -462,7 +468,8 @@ static void head_try(struct conn *c)
 		if (err[0] == '\0')
 			snprintf(err, sizeof err, "request head is too large");
 		evtimer_del(c->timer);
-		conn_refuse(c, "deny", status, "bad_request", err);
+		conn_refuse(c, "deny", status,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST), err);
 		return;
 	}
 	if (r == HTTP_NEED_MORE) {
@@ -510,15 +517,17 @@ static void handle_request(struct conn *c, const struct http_request *req)
 
 	if (c->reject) {
 		evbuffer_drain(in, req->head_len);
-		conn_refuse(c, "deny", 503, "max_connections",
-		       "too many open connections");
+		conn_refuse(c, "deny", 503,
+			    egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS),
+			    "too many open connections");
 		return;
 	}
 	if (!req->is_connect && !req->is_absolute) {
 		evbuffer_drain(in, req->head_len);
-		conn_refuse(c, "deny", 400, "bad_request",
-		       "origin-form request: send CONNECT host:port or an "
-		       "absolute http:// URI to this proxy");
+		conn_refuse(c, "deny", 400,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST),
+			    "origin-form request: send CONNECT host:port or an "
+			    "absolute http:// URI to this proxy");
 		return;
 	}
 	if (req->is_connect && req->version_minor == 1 &&
@@ -526,15 +535,18 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		/* RFC 9112 3.2: every HTTP/1.1 request has exactly one Host
 		 * (two are refused by the parser). HTTP/1.0 needs none. */
 		evbuffer_drain(in, req->head_len);
-		conn_refuse(c, "deny", 400, "bad_request",
-		       "HTTP/1.1 CONNECT without a Host header");
+		conn_refuse(c, "deny", 400,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST),
+			    "HTTP/1.1 CONNECT without a Host header");
 		return;
 	}
 	if (!req->is_connect) {
 		int status = fwd_prepare(c, req, err, sizeof err);
 		if (status != 0) {
 			evbuffer_drain(in, req->head_len);
-			conn_refuse(c, "deny", status, "bad_request", err);
+			conn_refuse(
+			    c, "deny", status,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST), err);
 			return;
 		}
 	}
@@ -547,7 +559,9 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	if (d.rule != NULL) {
 		c->rule = strdup(d.rule);
 		if (c->rule == NULL) {
-			conn_refuse(c, "error", 503, "internal", "out of memory");
+			conn_refuse(c, "error", 503,
+				    egress_reason_name(EGRESS_REASON_INTERNAL),
+				    "out of memory");
 			return;
 		}
 	}
@@ -584,7 +598,9 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			a6->sin6_port = htons(c->port);
 			c->addrlens[0] = sizeof *a6;
 		} else {
-			conn_refuse(c, "deny", 403, "bad_host", NULL);
+			conn_refuse(c, "deny", 403,
+				    egress_reason_name(EGRESS_REASON_BAD_HOST),
+				    NULL);
 			return;
 		}
 		c->naddrs = 1;
@@ -633,16 +649,20 @@ static void resolve(struct conn *c)
 		return;
 	}
 	if (rq == NULL) {
-		conn_refuse(c, "deny", 502, "dns_failure", "resolver failed");
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+			    "resolver failed");
 		return;
 	}
 	if (c->w->dns_hosts_only) {
 		/* Not in the hosts file and no --dns server: nothing else
 		 * may answer. */
 		evdns_getaddrinfo_cancel(rq);
-		conn_refuse(c, "deny", 502, "dns_failure",
-		       "name is not in the --hosts file and no --dns server "
-		       "is configured");
+		conn_refuse(
+		    c, "deny", 502,
+		    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+		    "name is not in the --hosts file and no --dns server "
+		    "is configured");
 		return;
 	}
 	c->dnsreq = rq;
@@ -661,7 +681,8 @@ static void dns_result(struct conn *c)
 				    : "no address");
 		if (ai != NULL)
 			evutil_freeaddrinfo(ai);
-		conn_refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE), msg);
 		return;
 	}
 	c->naddrs = 0;
@@ -716,8 +737,10 @@ static void check_addrs_and_go(struct conn *c)
 	c->naddrs = kept;
 	if (kept == 0) {
 		if (!refused) {
-			conn_refuse(c, "deny", 502, "dns_failure",
-			       "no usable address");
+			conn_refuse(
+			    c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+			    "no usable address");
 			return;
 		}
 		memcpy(c->ip, refused_ip, sizeof c->ip);
@@ -804,7 +827,8 @@ static void connect_next(struct conn *c)
 		c->upstream.bev = NULL;
 		c->addr_idx++;
 	}
-	connect_failed(c, "upstream_unreachable", 502);
+	connect_failed(
+	    c, egress_reason_name(EGRESS_REASON_UPSTREAM_UNREACHABLE), 502);
 }
 
 static void connected(struct conn *c)
@@ -820,8 +844,9 @@ static void connected(struct conn *c)
 	if (c->idle_timer == NULL)
 		c->idle_timer = evtimer_new(c->w->base, timer_cb, c);
 	if (c->idle_timer == NULL) {
-		conn_refuse(c, "error", c->require_tls ? 0 : 503, "internal",
-		       "out of memory");
+		conn_refuse(c, "error", c->require_tls ? 0 : 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
 		return;
 	}
 	if (c->is_connect && c->require_tls) {
@@ -929,7 +954,8 @@ static void client_event(struct conn *c, bool error)
 		head_try(c);
 		if (c->state == CS_HEAD) {
 			evtimer_del(c->timer);
-			conn_log(c, "deny", "bad_request",
+			conn_log(c, "deny",
+				 egress_reason_name(EGRESS_REASON_BAD_REQUEST),
 				 "connection closed before the request head "
 				 "was complete",
 				 false);
@@ -940,8 +966,10 @@ static void client_event(struct conn *c, bool error)
 	case CS_HELLO2:
 		if (error) {
 			evtimer_del(c->timer);
-			conn_refuse(c, "deny", 0, "client_reset",
-			       "client reset before a complete ClientHello");
+			conn_refuse(
+			    c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_CLIENT_RESET),
+			    "client reset before a complete ClientHello");
 			return;
 		}
 		hello_client_read(c, true);
@@ -955,8 +983,10 @@ static void client_event(struct conn *c, bool error)
 	default:
 		/* Reading is off while resolving/connecting; an error
 		 * here means the client is gone. */
-		conn_refuse(c, "error", 0, "client_closed",
-		       "client left before the upstream connection was made");
+		conn_refuse(
+		    c, "error", 0,
+		    egress_reason_name(EGRESS_REASON_CLIENT_CLOSED),
+		    "client left before the upstream connection was made");
 		return;
 	}
 }
@@ -1014,7 +1044,8 @@ static void idle_check(struct conn *c)
 				     (suseconds_t)((rest % 1000) * 1000)};
 		evtimer_add(c->idle_timer, &tv);
 	} else if (c->state == CS_RELAY) {
-		conn_finish_request(c, "idle_timeout");
+		conn_finish_request(
+		    c, egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT));
 	} else {
 		fwd_idle_timeout(c);
 	}
@@ -1037,21 +1068,25 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(msg, sizeof msg,
 			 "no complete request head within %u ms",
 			 c->limits.header_timeout_ms);
-		conn_refuse(c, "deny", 408, "timeout", msg);
+		conn_refuse(c, "deny", 408,
+			    egress_reason_name(EGRESS_REASON_TIMEOUT), msg);
 		return;
 	case CS_RESOLVE:
 		snprintf(msg, sizeof msg, "resolving %s took over %u ms",
 			 c->host, c->limits.connect_timeout_ms);
-		conn_refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE), msg);
 		return;
 	case CS_HELLO:
 		snprintf(msg, sizeof msg,
 			 "no complete ClientHello within %u ms",
 			 c->limits.header_timeout_ms);
-		conn_refuse(c, "deny", 0, "timeout", msg);
+		conn_refuse(c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_TIMEOUT), msg);
 		return;
 	case CS_CONNECT:
-		connect_failed(c, "timeout", 504);
+		connect_failed(c, egress_reason_name(EGRESS_REASON_TIMEOUT),
+			       504);
 		return;
 	case CS_SHELLO:
 	case CS_HELLO2:
@@ -1075,14 +1110,15 @@ void conn_shutdown(struct conn *c)
 	switch (c->state) {
 	case CS_RELAY:
 	case CS_FWD:
-		conn_log(c, "close", "shutdown", NULL, true);
+		conn_log(c, "close", egress_reason_name(EGRESS_REASON_SHUTDOWN),
+			 NULL, true);
 		break;
 	case CS_RESOLVE:
 	case CS_CONNECT:
 	case CS_HELLO:
 	case CS_SHELLO:
 	case CS_HELLO2:
-		conn_log(c, "error", "shutdown",
+		conn_log(c, "error", egress_reason_name(EGRESS_REASON_SHUTDOWN),
 			 "proxy stopped before the connection was made", false);
 		break;
 	default:

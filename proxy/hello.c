@@ -67,20 +67,22 @@ static const char *judge(struct conn *c, enum clienthello_result r,
 		return egress_reason_name(EGRESS_REASON_NO_SNI);
 	case CH_ECH:
 		if (record_sni(c, sni, msg, msglen, what))
-			snprintf(msg, msglen,
-				 "%s offers Encrypted Client Hello: the name it "
-				 "reaches cannot be checked",
-				 what);
+			snprintf(
+			    msg, msglen,
+			    "%s offers Encrypted Client Hello: the name it "
+			    "reaches cannot be checked",
+			    what);
 		return egress_reason_name(EGRESS_REASON_ECH);
 	case CH_NOT_TLS:
 		snprintf(msg, msglen, "%s",
 			 second ? AFTER_HRR " expected, got bytes that are "
-				  "not a TLS handshake"
+					    "not a TLS handshake"
 				: "first bytes after CONNECT are not a TLS "
 				  "handshake");
 		return egress_reason_name(EGRESS_REASON_NOT_TLS);
 	default:
-		snprintf(msg, msglen, "%s: %s", what, clienthello_result_str(r));
+		snprintf(msg, msglen, "%s: %s", what,
+			 clienthello_result_str(r));
 		return egress_reason_name(EGRESS_REASON_BAD_CLIENTHELLO);
 	}
 	if (!record_sni(c, sni, msg, msglen, what))
@@ -185,10 +187,10 @@ void hello_follow_start(struct conn *c)
 	size_t len = evbuffer_get_length(in), span = 0;
 	const uint8_t *buf = evbuffer_pullup(in, -1);
 	if (buf == NULL || clienthello_span(buf, len, &span) != 0) {
-		conn_refuse(c, "error", 0,
-			    egress_reason_name(EGRESS_REASON_INTERNAL),
-			    buf == NULL ? "out of memory"
-					: "checked ClientHello lost its framing");
+		conn_refuse(
+		    c, "error", 0, egress_reason_name(EGRESS_REASON_INTERNAL),
+		    buf == NULL ? "out of memory"
+				: "checked ClientHello lost its framing");
 		return;
 	}
 	/* Only the checked hello goes up; what the client sent after it
@@ -268,8 +270,8 @@ static void hello2_read(struct conn *c, bool eof)
 		if (r == CH_NEED_MORE && !eof)
 			return;
 		if (r == CH_NEED_MORE) {
-			reason = egress_reason_name(
-			    EGRESS_REASON_BAD_CLIENTHELLO);
+			reason =
+			    egress_reason_name(EGRESS_REASON_BAD_CLIENTHELLO);
 			snprintf(msg, sizeof msg,
 				 "connection closed before a complete %s",
 				 AFTER_HRR);

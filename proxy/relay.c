@@ -44,7 +44,7 @@ static bool maybe_shut(struct conn *c)
 	shut_when_flushed(&c->upstream);
 	shut_when_flushed(&c->client);
 	if (c->upstream.shut && c->client.shut) {
-		conn_finish_request(c, "eof");
+		conn_finish_request(c, egress_reason_name(EGRESS_REASON_EOF));
 		return true;
 	}
 	return false;

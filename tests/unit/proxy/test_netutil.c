@@ -132,8 +132,7 @@ static void quote_escapes_every_byte_outside_printable_ascii(void **st)
 	char out[128];
 	static const char hostile[] = "a\nb\x1b[2J\xe2\x80\xae\"\\z";
 	proxy_quote(hostile, sizeof hostile - 1, out, sizeof out);
-	assert_string_equal(out,
-			    "\"a\\x0ab\\x1b[2J\\xe2\\x80\\xae\\\"\\\\z\"");
+	assert_string_equal(out, "\"a\\x0ab\\x1b[2J\\xe2\\x80\\xae\\\"\\\\z\"");
 	for (const char *p = out; *p != '\0'; p++)
 		assert_true(*p >= 0x20 && *p < 0x7f);
 	proxy_quote("ok.test", 7, out, sizeof out);

@@ -108,7 +108,8 @@ static void anything_but_a_server_hello_is_other(void **st)
 {
 	(void)st;
 	bool hrr;
-	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+	static const uint8_t alert[] = {0x15, 0x03, 0x03, 0x00,
+					0x02, 0x02, 0x28};
 	static const uint8_t http[] = "HTTP/1.1 400 Bad Request\r\n";
 	static const uint8_t v2[] = {0x16, 0x02, 0x00};
 	static const uint8_t empty_rec[] = {0x16, 0x03, 0x03, 0x00, 0x00};
