@@ -946,6 +946,26 @@ def hello_retry_with_another_sni_in_the_second_hello_refused(P):
 
 
 @case
+def second_hello_sent_before_the_retry_request_is_held_and_checked(P):
+    # A client that does not wait: its first hello, a ChangeCipherSpec and
+    # a second hello naming another host in one write. Only the first may
+    # go up before the server has answered.
+    UPS["hrr"].snis.clear()
+    s, st, _ = connect_tunnel(P.port, "hrr.test:443")
+    assert st == 200, st
+    _, _, _, first = client_hello("hrr.test")
+    _, _, _, evil = client_hello("evil.test", check_hostname=False)
+    s.sendall(first + b"\x14\x03\x03\x00\x01\x01" + evil)
+    rec, rest = tls_record(s)
+    assert rec[11:43] == HRR_RANDOM, rec[:48].hex()
+    assert closed_without_data(s)
+    r = only(P.new(1, pred=lambda r: r["event"] == "deny"), event="deny", host="hrr.test")
+    assert r["reason"] == "sni_mismatch" and r["sni"] == "evil.test", r
+    assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
+    s.close()
+
+
+@case
 def hello_retry_second_hello_without_change_cipher_spec_is_checked_too(P):
     UPS["hrr"].snis.clear()
     s, obj, inc, out, second = hrr_first_round(P, "hrr.test")
