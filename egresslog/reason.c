@@ -34,7 +34,8 @@ static const struct egress_reason_info table[] = {
       "invalid one"),
     R(NO_SNI, "no_sni", D, false, "the ClientHello carried no server name"),
     R(NOT_TLS, "not_tls", D, false,
-      "the first bytes after CONNECT were not a TLS handshake"),
+      "the first bytes after CONNECT were not a TLS handshake, or a "
+      "plain-HTTP request went to port 443 of a rule that expects TLS"),
     R(BAD_CLIENTHELLO, "bad_clienthello", D, false,
       "the ClientHello was malformed, too large, or cut off"),
     R(ECH, "ech", D, true,

@@ -235,3 +235,29 @@ enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
 		off += 5 + rlen;
 	}
 }
+
+int clienthello_span(const uint8_t *buf, size_t len, size_t *span)
+{
+	size_t off = 0, got = 0, need = 0;
+	uint8_t head[4];
+	while (off < len && off <= CLIENTHELLO_MAX_BYTES) {
+		if (len - off < 5 || buf[off] != TLS_RECORD_HANDSHAKE)
+			return -1;
+		size_t rlen = ((size_t)buf[off + 3] << 8) | buf[off + 4];
+		if (rlen == 0 || len - off - 5 < rlen)
+			return -1;
+		for (size_t i = 0; i < rlen && got + i < 4; i++)
+			head[got + i] = buf[off + 5 + i];
+		got += rlen;
+		off += 5 + rlen;
+		if (got >= 4) {
+			need = 4 + (((size_t)head[1] << 16) |
+				    ((size_t)head[2] << 8) | head[3]);
+			if (got >= need) {
+				*span = off;
+				return 0;
+			}
+		}
+	}
+	return -1;
+}

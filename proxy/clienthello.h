@@ -34,6 +34,12 @@ enum clienthello_result {
 enum clienthello_result clienthello_parse(const uint8_t *buf, size_t len,
 					  char *sni, size_t snilen);
 
+/* The length of the TLS records that carry the first handshake message of
+ * buf (a ClientHello clienthello_parse accepted): what to forward before
+ * the server has answered. 0 and *span set, or -1 when buf does not hold
+ * those records whole. */
+int clienthello_span(const uint8_t *buf, size_t len, size_t *span);
+
 /* Stable reason text for logs: "ok", "need_more", "not_tls", "no_sni",
  * "malformed", "too_large", "ech". */
 const char *clienthello_result_str(enum clienthello_result r);

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "clienthello.h"
+#include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
 static void side_write_cb(struct bufferevent *bev, void *arg);
@@ -27,9 +28,10 @@ static void connect_next(struct conn *c);
 /* ---- small helpers ---- */
 
 static const char *const state_names[] = {
-    [CS_NEW] = "NEW",	  [CS_HEAD] = "HEAD",	    [CS_RESOLVE] = "RESOLVE",
-    [CS_HELLO] = "HELLO", [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	  [CS_CLOSING] = "CLOSING",
+    [CS_NEW] = "NEW",	    [CS_HEAD] = "HEAD",	      [CS_RESOLVE] = "RESOLVE",
+    [CS_HELLO] = "HELLO",   [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",	    [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
+    [CS_HELLO2] = "HELLO2",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -70,7 +72,7 @@ int64_t conn_ms_since(const struct timespec *t)
 	       (now.tv_nsec - t->tv_nsec) / 1000000;
 }
 
-static void arm_timer(struct conn *c, unsigned ms)
+void conn_arm_timer(struct conn *c, unsigned ms)
 {
 	struct timeval tv = {(time_t)(ms / 1000),
 			     (suseconds_t)((ms % 1000) * 1000)};
@@ -100,6 +102,12 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 	r.rule = c->rule;
 	r.reason = reason;
 	r.message = message;
+	char full[1024];
+	if (c->note[0] != '\0') {
+		snprintf(full, sizeof full, "%s%s%s", message ? message : "",
+			 message ? "; " : "", c->note);
+		r.message = full;
+	}
 	if (with_totals) {
 		r.bytes_up = (int64_t)c->client.bytes;
 		r.bytes_down = (int64_t)c->upstream.bytes;
@@ -115,7 +123,7 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 /* Forget the per-request fields so a keep-alive connection starts clean. */
 static void reset_request(struct conn *c)
 {
-	c->method[0] = c->host[0] = c->sni[0] = c->ip[0] = '\0';
+	c->method[0] = c->host[0] = c->sni[0] = c->ip[0] = c->note[0] = '\0';
 	c->port = 0;
 	free(c->rule);
 	c->rule = NULL;
@@ -210,14 +218,14 @@ void conn_start_closing(struct conn *c)
 	unsigned flush_ms = c->limits.idle_timeout_ms > LINGER_MS
 				? c->limits.idle_timeout_ms
 				: LINGER_MS;
-	arm_timer(c, flush_ms);
+	conn_arm_timer(c, flush_ms);
 	if (evbuffer_get_length(bufferevent_get_output(c->client.bev)) == 0) {
-		arm_timer(c, LINGER_MS);
+		conn_arm_timer(c, LINGER_MS);
 		shutdown(bufferevent_getfd(c->client.bev), SHUT_WR);
 		c->client.shut = true;
 		/* Callers may still touch c: free from the loop instead. */
 		if (c->client.eof)
-			arm_timer(c, 0);
+			conn_arm_timer(c, 0);
 	}
 }
 
@@ -270,8 +278,8 @@ void conn_reply_error(struct conn *c, int status, const char *reason,
 
 /* A request refused before any upstream byte: one record, then answer
  * (or just close when the client already got 200). */
-static void refuse(struct conn *c, const char *event, int status,
-		   const char *reason, const char *detail)
+void conn_refuse(struct conn *c, const char *event, int status,
+		 const char *reason, const char *detail)
 {
 	conn_log(c, event, reason, detail, false);
 	if (status > 0)
@@ -294,7 +302,7 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.id = id;
 	r.event = "deny";
 	r.client = client;
-	r.reason = "max_connections";
+	r.reason = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
 	r.message = "too many connections; refused before reading the request";
 	(void)egress_log_write(w->srv->log, &r);
 	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -307,11 +315,13 @@ static void init_sides(struct conn *c)
 	c->client.peer = &c->upstream;
 	c->upstream.peer = &c->client;
 	c->client.name = "client";
-	c->client.reset_reason = "client_reset";
-	c->client.error_reason = "client_error";
+	c->client.reset_reason = egress_reason_name(EGRESS_REASON_CLIENT_RESET);
+	c->client.error_reason = egress_reason_name(EGRESS_REASON_CLIENT_ERROR);
 	c->upstream.name = "upstream";
-	c->upstream.reset_reason = "upstream_reset";
-	c->upstream.error_reason = "upstream_error";
+	c->upstream.reset_reason =
+	    egress_reason_name(EGRESS_REASON_UPSTREAM_RESET);
+	c->upstream.error_reason =
+	    egress_reason_name(EGRESS_REASON_UPSTREAM_ERROR);
 }
 
 void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
@@ -386,7 +396,7 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_setwatermark(c->client.bev, EV_WRITE, RELAY_BUF_MAX / 2, 0);
 	bufferevent_enable(c->client.bev, EV_READ);
-	arm_timer(c, lim.header_timeout_ms);
+	conn_arm_timer(c, lim.header_timeout_ms);
 }
 
 void conn_next_request(struct conn *c)
@@ -399,7 +409,7 @@ void conn_next_request(struct conn *c)
 	policy_unref(p);
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_enable(c->client.bev, EV_READ);
-	arm_timer(c, c->limits.header_timeout_ms);
+	conn_arm_timer(c, c->limits.header_timeout_ms);
 	head_try(c);
 }
 
@@ -416,12 +426,16 @@ static void head_try(struct conn *c)
 	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
 	const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)take);
 	if (buf == NULL) {
-		refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
 		return;
 	}
 	struct http_request *req = malloc(sizeof *req);
 	if (req == NULL) {
-		refuse(c, "error", 503, "internal", "out of memory");
+		conn_refuse(c, "error", 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
 		return;
 	}
 	char err[256] = "";
@@ -454,7 +468,8 @@ static void head_try(struct conn *c)
 		if (err[0] == '\0')
 			snprintf(err, sizeof err, "request head is too large");
 		evtimer_del(c->timer);
-		refuse(c, "deny", status, "bad_request", err);
+		conn_refuse(c, "deny", status,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST), err);
 		return;
 	}
 	if (r == HTTP_NEED_MORE) {
@@ -468,7 +483,6 @@ static void head_try(struct conn *c)
 
 static void resolve(struct conn *c);
 static void check_addrs_and_go(struct conn *c);
-static void hello_try(struct conn *c, bool eof);
 
 static void handle_request(struct conn *c, const struct http_request *req)
 {
@@ -492,20 +506,28 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		hl -= 2;
 	}
 	if (policy_host_normalize(raw_host, hl, c->host, sizeof c->host, err,
-				  sizeof err) != 0)
-		copy_str(c->host, sizeof c->host, raw_host, hl);
+				  sizeof err) != 0) {
+		/* The record's host field holds only a valid name; the
+		 * client's text goes into the message, escaped. */
+		char q[200];
+		proxy_quote(raw_host, hl, q, sizeof q);
+		c->host[0] = '\0';
+		snprintf(c->note, sizeof c->note, "target host %s: %s", q, err);
+	}
 
 	if (c->reject) {
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 503, "max_connections",
-		       "too many open connections");
+		conn_refuse(c, "deny", 503,
+			    egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS),
+			    "too many open connections");
 		return;
 	}
 	if (!req->is_connect && !req->is_absolute) {
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 400, "bad_request",
-		       "origin-form request: send CONNECT host:port or an "
-		       "absolute http:// URI to this proxy");
+		conn_refuse(c, "deny", 400,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST),
+			    "origin-form request: send CONNECT host:port or an "
+			    "absolute http:// URI to this proxy");
 		return;
 	}
 	if (req->is_connect && req->version_minor == 1 &&
@@ -513,15 +535,18 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		/* RFC 9112 3.2: every HTTP/1.1 request has exactly one Host
 		 * (two are refused by the parser). HTTP/1.0 needs none. */
 		evbuffer_drain(in, req->head_len);
-		refuse(c, "deny", 400, "bad_request",
-		       "HTTP/1.1 CONNECT without a Host header");
+		conn_refuse(c, "deny", 400,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST),
+			    "HTTP/1.1 CONNECT without a Host header");
 		return;
 	}
 	if (!req->is_connect) {
 		int status = fwd_prepare(c, req, err, sizeof err);
 		if (status != 0) {
 			evbuffer_drain(in, req->head_len);
-			refuse(c, "deny", status, "bad_request", err);
+			conn_refuse(
+			    c, "deny", status,
+			    egress_reason_name(EGRESS_REASON_BAD_REQUEST), err);
 			return;
 		}
 	}
@@ -534,13 +559,26 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	if (d.rule != NULL) {
 		c->rule = strdup(d.rule);
 		if (c->rule == NULL) {
-			refuse(c, "error", 503, "internal", "out of memory");
+			conn_refuse(c, "error", 503,
+				    egress_reason_name(EGRESS_REASON_INTERNAL),
+				    "out of memory");
 			return;
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
 	if (d.verdict != POLICY_ALLOW) {
-		refuse(c, "deny", 403, d.reason, NULL);
+		conn_refuse(c, "deny", 403, d.reason, NULL);
+		return;
+	}
+	if (!c->is_connect && d.require_tls && c->port == 443) {
+		/* The HTTPS port of a rule that expects TLS: plain HTTP there
+		 * would carry the request, and any credential in it, in the
+		 * clear. */
+		conn_refuse(c, "deny", 403,
+			    egress_reason_name(EGRESS_REASON_NOT_TLS),
+			    "plain HTTP to port 443 of a host whose rule "
+			    "expects TLS: use https://, or tls: false on the "
+			    "rule");
 		return;
 	}
 
@@ -560,7 +598,9 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			a6->sin6_port = htons(c->port);
 			c->addrlens[0] = sizeof *a6;
 		} else {
-			refuse(c, "deny", 403, "bad_host", NULL);
+			conn_refuse(c, "deny", 403,
+				    egress_reason_name(EGRESS_REASON_BAD_HOST),
+				    NULL);
 			return;
 		}
 		c->naddrs = 1;
@@ -609,20 +649,24 @@ static void resolve(struct conn *c)
 		return;
 	}
 	if (rq == NULL) {
-		refuse(c, "deny", 502, "dns_failure", "resolver failed");
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+			    "resolver failed");
 		return;
 	}
 	if (c->w->dns_hosts_only) {
 		/* Not in the hosts file and no --dns server: nothing else
 		 * may answer. */
 		evdns_getaddrinfo_cancel(rq);
-		refuse(c, "deny", 502, "dns_failure",
-		       "name is not in the --hosts file and no --dns server "
-		       "is configured");
+		conn_refuse(
+		    c, "deny", 502,
+		    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+		    "name is not in the --hosts file and no --dns server "
+		    "is configured");
 		return;
 	}
 	c->dnsreq = rq;
-	arm_timer(c, c->limits.connect_timeout_ms);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
 }
 
 static void dns_result(struct conn *c)
@@ -637,7 +681,8 @@ static void dns_result(struct conn *c)
 				    : "no address");
 		if (ai != NULL)
 			evutil_freeaddrinfo(ai);
-		refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE), msg);
 		return;
 	}
 	c->naddrs = 0;
@@ -692,8 +737,10 @@ static void check_addrs_and_go(struct conn *c)
 	c->naddrs = kept;
 	if (kept == 0) {
 		if (!refused) {
-			refuse(c, "deny", 502, "dns_failure",
-			       "no usable address");
+			conn_refuse(
+			    c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE),
+			    "no usable address");
 			return;
 		}
 		memcpy(c->ip, refused_ip, sizeof c->ip);
@@ -704,7 +751,7 @@ static void check_addrs_and_go(struct conn *c)
 				c->rule = r;
 			}
 		}
-		refuse(c, "deny", 403, first_refusal.reason, NULL);
+		conn_refuse(c, "deny", 403, first_refusal.reason, NULL);
 		return;
 	}
 	/* The decision is complete; the rule text is already copied. */
@@ -720,96 +767,27 @@ static void check_addrs_and_go(struct conn *c)
 		bufferevent_setwatermark(c->client.bev, EV_READ, 0,
 					 CLIENTHELLO_MAX_BYTES + 1);
 		bufferevent_enable(c->client.bev, EV_READ);
-		arm_timer(c, c->limits.header_timeout_ms);
+		conn_arm_timer(c, c->limits.header_timeout_ms);
 		/* A client that sent its ClientHello without waiting for our
 		 * 200 gets no further read callback for those bytes. */
 		if (evbuffer_get_length(bufferevent_get_input(c->client.bev)) >
 		    0)
-			hello_try(c, false);
+			hello_read(c, false);
 		return;
 	}
 	conn_set_state(c, CS_CONNECT);
-	arm_timer(c, c->limits.connect_timeout_ms);
-	connect_next(c);
-}
-
-/* ---- ClientHello ---- */
-
-static void hello_try(struct conn *c, bool eof)
-{
-	struct evbuffer *in = bufferevent_get_input(c->client.bev);
-	size_t len = evbuffer_get_length(in);
-	size_t take =
-	    len > CLIENTHELLO_MAX_BYTES + 1 ? CLIENTHELLO_MAX_BYTES + 1 : len;
-	char sni[256] = "";
-	enum clienthello_result r = CH_NEED_MORE;
-	if (take > 0) {
-		const uint8_t *buf = evbuffer_pullup(in, (ev_ssize_t)take);
-		if (buf == NULL) {
-			refuse(c, "error", 0, "internal", "out of memory");
-			return;
-		}
-		r = clienthello_parse(buf, take, sni, sizeof sni);
-	}
-	if (r == CH_NEED_MORE && take > CLIENTHELLO_MAX_BYTES)
-		r = CH_TOO_LARGE;
-	if (r == CH_NEED_MORE) {
-		if (eof) {
-			evtimer_del(c->timer);
-			refuse(c, "deny", 0,
-			       len ? "bad_clienthello" : "client_closed",
-			       "connection closed before a complete "
-			       "ClientHello");
-		}
-		return;
-	}
-	evtimer_del(c->timer);
-	bool ip_target = policy_host_is_ip_literal(c->host);
-	switch (r) {
-	case CH_OK:
-		break;
-	case CH_NO_SNI:
-		if (ip_target)
-			goto accepted; /* SNI cannot carry an IP address */
-		refuse(c, "deny", 0, "no_sni",
-		       "ClientHello carries no server name");
-		return;
-	case CH_ECH:
-		copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
-		refuse(c, "deny", 0, "ech",
-		       "ClientHello offers Encrypted Client Hello: the name it "
-		       "reaches cannot be checked");
-		return;
-	case CH_NOT_TLS:
-		refuse(c, "deny", 0, "not_tls",
-		       "first bytes after CONNECT are not a TLS handshake");
-		return;
-	default:
-		refuse(c, "deny", 0, "bad_clienthello",
-		       clienthello_result_str(r));
-		return;
-	}
-	copy_str(c->sni, sizeof c->sni, sni, strlen(sni));
-	char norm[POLICY_HOST_MAX + 1];
-	char err[POLICY_ERR_MAX];
-	if (policy_host_normalize(sni, strlen(sni), norm, sizeof norm, err,
-				  sizeof err) != 0) {
-		refuse(c, "deny", 0, "sni_mismatch", err);
-		return;
-	}
-	if (strcmp(norm, c->host) != 0) {
-		refuse(c, "deny", 0, "sni_mismatch",
-		       "SNI differs from the CONNECT host");
-		return;
-	}
-accepted:
-	bufferevent_disable(c->client.bev, EV_READ);
-	conn_set_state(c, CS_CONNECT);
-	arm_timer(c, c->limits.connect_timeout_ms);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
 	connect_next(c);
 }
 
 /* ---- connect ---- */
+
+void conn_connect_start(struct conn *c)
+{
+	conn_set_state(c, CS_CONNECT);
+	conn_arm_timer(c, c->limits.connect_timeout_ms);
+	connect_next(c);
+}
 
 static void connect_failed(struct conn *c, const char *reason, int status)
 {
@@ -823,7 +801,7 @@ static void connect_failed(struct conn *c, const char *reason, int status)
 	evtimer_del(c->timer);
 	/* After 200 (a TLS tunnel checked first) there is no status line
 	 * left to send: the client just sees the close. */
-	refuse(c, "deny", c->require_tls ? 0 : status, reason, msg);
+	conn_refuse(c, "deny", c->require_tls ? 0 : status, reason, msg);
 }
 
 static void connect_next(struct conn *c)
@@ -849,7 +827,8 @@ static void connect_next(struct conn *c)
 		c->upstream.bev = NULL;
 		c->addr_idx++;
 	}
-	connect_failed(c, "upstream_unreachable", 502);
+	connect_failed(
+	    c, egress_reason_name(EGRESS_REASON_UPSTREAM_UNREACHABLE), 502);
 }
 
 static void connected(struct conn *c)
@@ -865,19 +844,28 @@ static void connected(struct conn *c)
 	if (c->idle_timer == NULL)
 		c->idle_timer = evtimer_new(c->w->base, timer_cb, c);
 	if (c->idle_timer == NULL) {
-		refuse(c, "error", c->require_tls ? 0 : 503, "internal",
-		       "out of memory");
+		conn_refuse(c, "error", c->require_tls ? 0 : 503,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    "out of memory");
+		return;
+	}
+	if (c->is_connect && c->require_tls) {
+		hello_follow_start(c); /* opens once the server has spoken */
 		return;
 	}
 	if (c->is_connect) {
-		if (!c->require_tls)
-			send_established(c);
+		send_established(c);
 		conn_log(c, "open", NULL, NULL, false);
 		relay_start(c);
 	} else {
 		conn_log(c, "open", NULL, NULL, false);
 		fwd_start(c);
 	}
+	conn_arm_idle(c);
+}
+
+void conn_arm_idle(struct conn *c)
+{
 	unsigned ms = c->limits.idle_timeout_ms;
 	if (ms > 0 && c->idle_timer != NULL &&
 	    (c->state == CS_RELAY || c->state == CS_FWD)) {
@@ -900,7 +888,12 @@ static void side_read_cb(struct bufferevent *bev, void *arg)
 		head_try(c);
 		break;
 	case CS_HELLO:
-		hello_try(c, false);
+	case CS_HELLO2:
+		hello_client_read(c, false);
+		break;
+	case CS_SHELLO:
+		if (s == &c->upstream)
+			hello_server_read(c);
 		break;
 	case CS_RELAY:
 		relay_read(s);
@@ -937,7 +930,7 @@ static void side_write_cb(struct bufferevent *bev, void *arg)
 			if (s->eof)
 				conn_free(c);
 			else
-				arm_timer(c, LINGER_MS);
+				conn_arm_timer(c, LINGER_MS);
 		}
 		break;
 	default:
@@ -961,7 +954,8 @@ static void client_event(struct conn *c, bool error)
 		head_try(c);
 		if (c->state == CS_HEAD) {
 			evtimer_del(c->timer);
-			conn_log(c, "deny", "bad_request",
+			conn_log(c, "deny",
+				 egress_reason_name(EGRESS_REASON_BAD_REQUEST),
 				 "connection closed before the request head "
 				 "was complete",
 				 false);
@@ -969,13 +963,16 @@ static void client_event(struct conn *c, bool error)
 		}
 		return;
 	case CS_HELLO:
+	case CS_HELLO2:
 		if (error) {
 			evtimer_del(c->timer);
-			refuse(c, "deny", 0, "client_reset",
-			       "client reset before a complete ClientHello");
+			conn_refuse(
+			    c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_CLIENT_RESET),
+			    "client reset before a complete ClientHello");
 			return;
 		}
-		hello_try(c, true);
+		hello_client_read(c, true);
 		return;
 	case CS_CLOSING:
 		if (error || c->client.shut)
@@ -986,8 +983,10 @@ static void client_event(struct conn *c, bool error)
 	default:
 		/* Reading is off while resolving/connecting; an error
 		 * here means the client is gone. */
-		refuse(c, "error", 0, "client_closed",
-		       "client left before the upstream connection was made");
+		conn_refuse(
+		    c, "error", 0,
+		    egress_reason_name(EGRESS_REASON_CLIENT_CLOSED),
+		    "client left before the upstream connection was made");
 		return;
 	}
 }
@@ -1025,6 +1024,8 @@ static void side_event_cb(struct bufferevent *bev, short what, void *arg)
 	if (s == &c->upstream) {
 		if (c->state == CS_CONNECT)
 			connect_event(c, what);
+		else if (c->state == CS_SHELLO || c->state == CS_HELLO2)
+			hello_upstream_event(c, what);
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -1043,7 +1044,8 @@ static void idle_check(struct conn *c)
 				     (suseconds_t)((rest % 1000) * 1000)};
 		evtimer_add(c->idle_timer, &tv);
 	} else if (c->state == CS_RELAY) {
-		conn_finish_request(c, "idle_timeout");
+		conn_finish_request(
+		    c, egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT));
 	} else {
 		fwd_idle_timeout(c);
 	}
@@ -1066,21 +1068,29 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		snprintf(msg, sizeof msg,
 			 "no complete request head within %u ms",
 			 c->limits.header_timeout_ms);
-		refuse(c, "deny", 408, "timeout", msg);
+		conn_refuse(c, "deny", 408,
+			    egress_reason_name(EGRESS_REASON_TIMEOUT), msg);
 		return;
 	case CS_RESOLVE:
 		snprintf(msg, sizeof msg, "resolving %s took over %u ms",
 			 c->host, c->limits.connect_timeout_ms);
-		refuse(c, "deny", 502, "dns_failure", msg);
+		conn_refuse(c, "deny", 502,
+			    egress_reason_name(EGRESS_REASON_DNS_FAILURE), msg);
 		return;
 	case CS_HELLO:
 		snprintf(msg, sizeof msg,
 			 "no complete ClientHello within %u ms",
 			 c->limits.header_timeout_ms);
-		refuse(c, "deny", 0, "timeout", msg);
+		conn_refuse(c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_TIMEOUT), msg);
 		return;
 	case CS_CONNECT:
-		connect_failed(c, "timeout", 504);
+		connect_failed(c, egress_reason_name(EGRESS_REASON_TIMEOUT),
+			       504);
+		return;
+	case CS_SHELLO:
+	case CS_HELLO2:
+		hello_timeout(c);
 		return;
 	case CS_RELAY:
 	case CS_FWD:
@@ -1100,12 +1110,15 @@ void conn_shutdown(struct conn *c)
 	switch (c->state) {
 	case CS_RELAY:
 	case CS_FWD:
-		conn_log(c, "close", "shutdown", NULL, true);
+		conn_log(c, "close", egress_reason_name(EGRESS_REASON_SHUTDOWN),
+			 NULL, true);
 		break;
 	case CS_RESOLVE:
 	case CS_CONNECT:
 	case CS_HELLO:
-		conn_log(c, "error", "shutdown",
+	case CS_SHELLO:
+	case CS_HELLO2:
+		conn_log(c, "error", egress_reason_name(EGRESS_REASON_SHUTDOWN),
 			 "proxy stopped before the connection was made", false);
 		break;
 	default:

@@ -96,7 +96,10 @@ static void pump_request(struct conn *c)
 			long k = http_chunked_feed(&c->req_chunked, v.iov_base,
 						   v.iov_len);
 			if (k < 0) {
-				fwd_abort(c, "bad_request", 400,
+				fwd_abort(c,
+					  egress_reason_name(
+					      EGRESS_REASON_BAD_REQUEST),
+					  400,
 					  "malformed chunked request body");
 				return;
 			}
@@ -119,7 +122,7 @@ static void pump_request(struct conn *c)
  * kept-alive connection or a graceful close. */
 static void fwd_complete(struct conn *c)
 {
-	conn_log(c, "close", "eof", NULL, true);
+	conn_log(c, "close", egress_reason_name(EGRESS_REASON_EOF), NULL, true);
 	conn_release_upstream(c);
 	if (!c->keep_alive || !c->req_done || c->client.eof || c->w->draining) {
 		conn_start_closing(c);
@@ -145,7 +148,8 @@ static int response_head(struct conn *c)
 	char err[256] = "";
 	int rc = -1;
 	if (buf == NULL || resp == NULL) {
-		fwd_abort(c, "internal", 502, "out of memory");
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_INTERNAL), 502,
+			  "out of memory");
 		goto out;
 	}
 	enum http_parse_result r = http_parse_response(
@@ -155,14 +159,15 @@ static int response_head(struct conn *c)
 		goto out;
 	}
 	if (r != HTTP_OK) {
-		fwd_abort(c, "bad_response", 502,
-			  err[0] ? err : "response head too large");
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_BAD_RESPONSE),
+			  502, err[0] ? err : "response head too large");
 		goto out;
 	}
 	if (resp->status >= 100 && resp->status < 200) {
 		if (resp->status == 101) {
-			fwd_abort(c, "bad_response", 502,
-				  "upstream switched protocols unasked");
+			fwd_abort(
+			    c, egress_reason_name(EGRESS_REASON_BAD_RESPONSE),
+			    502, "upstream switched protocols unasked");
 			goto out;
 		}
 		/* Interim responses (100 Continue) pass as is. */
@@ -178,8 +183,8 @@ static int response_head(struct conn *c)
 					   c->keep_alive, head, FWD_HEAD_MAX)
 		      : -ENOMEM;
 	if (n < 0) {
-		fwd_abort(c, "bad_response", 502,
-			  "rewritten response head too large");
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_BAD_RESPONSE),
+			  502, "rewritten response head too large");
 		goto out;
 	}
 	evbuffer_drain(in, resp->head_len);
@@ -228,8 +233,10 @@ static void response_body(struct conn *c)
 			long k = http_chunked_feed(&c->resp_chunked, v.iov_base,
 						   v.iov_len);
 			if (k < 0) {
-				fwd_abort(c, "bad_response", 0,
-					  "malformed chunked response body");
+				fwd_abort(c,
+					  egress_reason_name(
+					      EGRESS_REASON_BAD_RESPONSE),
+					  0, "malformed chunked response body");
 				return;
 			}
 			n = (size_t)k;
@@ -295,7 +302,7 @@ static void client_event(struct conn *c, short what)
 		return;
 	}
 	if (!c->req_done) {
-		fwd_abort(c, "client_closed", 0,
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_CLIENT_CLOSED), 0,
 			  "client closed before the request body ended");
 		return;
 	}
@@ -317,16 +324,17 @@ void fwd_event(struct conn_side *s, short what)
 			fwd_complete(c);
 			return;
 		}
-		fwd_abort(c, "upstream_closed", 502,
-			  "upstream closed before the response ended");
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED),
+			  502, "upstream closed before the response ended");
 		return;
 	}
 	if (what & BEV_EVENT_ERROR)
-		fwd_abort(c, "upstream_reset", 502,
-			  "upstream connection failed");
+		fwd_abort(c, egress_reason_name(EGRESS_REASON_UPSTREAM_RESET),
+			  502, "upstream connection failed");
 }
 
 void fwd_idle_timeout(struct conn *c)
 {
-	fwd_abort(c, "idle_timeout", 504, "upstream idle too long");
+	fwd_abort(c, egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT), 504,
+		  "upstream idle too long");
 }

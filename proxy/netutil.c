@@ -170,3 +170,45 @@ int proxy_split_authority(const char *s, size_t len, char *host, size_t hostlen,
 	host[hl] = '\0';
 	return 0;
 }
+
+void proxy_quote(const char *s, size_t len, char *out, size_t outlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t at = 0;
+	bool cut = false;
+	if (outlen < 6) { /* not even room for "" plus "..." */
+		out[0] = '\0';
+		return;
+	}
+	out[at++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		unsigned char b = (unsigned char)s[i];
+		char one[4];
+		size_t n = 0;
+		if (b == '"' || b == '\\') {
+			one[n++] = '\\';
+			one[n++] = (char)b;
+		} else if (b >= 0x20 && b < 0x7f) {
+			one[n++] = (char)b;
+		} else {
+			one[n++] = '\\';
+			one[n++] = 'x';
+			one[n++] = hex[b >> 4];
+			one[n++] = hex[b & 15];
+		}
+		/* Keep room for the closing quote, or "..." and the NUL. */
+		if (at + n + 4 > outlen) {
+			cut = true;
+			break;
+		}
+		memcpy(out + at, one, n);
+		at += n;
+	}
+	if (cut) {
+		memcpy(out + at, "...", 3);
+		at += 3;
+	} else {
+		out[at++] = '"';
+	}
+	out[at] = '\0';
+}

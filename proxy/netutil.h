@@ -32,4 +32,12 @@ uint16_t proxy_sockaddr_port(const struct sockaddr *sa);
 int proxy_split_authority(const char *s, size_t len, char *host, size_t hostlen,
 			  uint16_t *port, uint16_t default_port);
 
+/* Render len bytes of s (client-supplied text) for a log message: in double
+ * quotes, printable ASCII as is except '"' and '\\' (backslash-escaped),
+ * every other byte as \xNN, so no control, escape, bidi or non-ASCII byte
+ * passes. Truncated to whole escapes to fit outlen (> 0), always
+ * terminated; an overlong rendering ends in "..." after the closing quote
+ * is dropped. */
+void proxy_quote(const char *s, size_t len, char *out, size_t outlen);
+
 #endif

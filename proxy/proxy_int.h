@@ -21,6 +21,7 @@
 #include "netutil.h"
 #include "policy.h"
 #include "proxy.h"
+#include "reason.h"
 
 #define PROXY_PREFIX "agentsafe-proxy: "
 
@@ -94,6 +95,8 @@ enum conn_state {
 	CS_RELAY,   /* CONNECT tunnel established */
 	CS_FWD,	    /* plain-HTTP request in flight */
 	CS_CLOSING, /* answer queued; flush, then linger and free */
+	CS_SHELLO,  /* hello sent upstream, reading the server's first record */
+	CS_HELLO2,  /* HelloRetryRequest passed on, reading the second hello */
 };
 
 /* One end of a connection. The two ends are two copies of this struct,
@@ -133,6 +136,9 @@ struct conn {
 	uint16_t port;
 	char sni[256];
 	char ip[PROXY_ADDRSTR_MAX];
+	/* Client text that failed validation, quoted and escaped; it goes
+	 * into every record's message, never into a field of its own. */
+	char note[512];
 	char *rule;
 	bool is_connect;
 	bool require_tls;
@@ -182,6 +188,15 @@ void conn_touch(struct conn *c); /* something moved: reset the idle clock */
 /* The reason code for socket error `e` on side `s`. */
 const char *conn_side_reason(const struct conn_side *s, int e);
 void conn_release_upstream(struct conn *c);
+void conn_arm_timer(struct conn *c, unsigned ms);
+/* The relay or forward has started: arm the idle check. */
+void conn_arm_idle(struct conn *c);
+/* A request refused before any upstream byte: one record, then answer
+ * `status` (or just close when it is 0: the client already got 200). */
+void conn_refuse(struct conn *c, const char *event, int status,
+		 const char *reason, const char *detail);
+/* Every check before the connection passed: connect (CS_CONNECT). */
+void conn_connect_start(struct conn *c);
 /* Flush to the client, shut our side, linger, free (CS_CLOSING). */
 void conn_start_closing(struct conn *c);
 /* Answer `status` with `reason` in the head and body, then close. */
@@ -200,6 +215,17 @@ void fwd_read(struct conn_side *s);
 void fwd_write_drained(struct conn_side *s);
 void fwd_event(struct conn_side *s, short what);
 void fwd_idle_timeout(struct conn *c);
+
+/* hello.c: a TLS tunnel's ClientHello (CS_HELLO), the server's first
+ * record (CS_SHELLO) and a second ClientHello after a HelloRetryRequest
+ * (CS_HELLO2). */
+void hello_read(struct conn *c, bool eof);
+void hello_client_read(struct conn *c, bool eof);
+/* Connected upstream: forward the checked hello, read the server's answer. */
+void hello_follow_start(struct conn *c);
+void hello_server_read(struct conn *c);
+void hello_upstream_event(struct conn *c, short what);
+void hello_timeout(struct conn *c);
 
 /* relay.c: an established tunnel (CS_RELAY). */
 void relay_start(struct conn *c);

@@ -44,7 +44,7 @@ static bool maybe_shut(struct conn *c)
 	shut_when_flushed(&c->upstream);
 	shut_when_flushed(&c->client);
 	if (c->upstream.shut && c->client.shut) {
-		conn_finish_request(c, "eof");
+		conn_finish_request(c, egress_reason_name(EGRESS_REASON_EOF));
 		return true;
 	}
 	return false;
@@ -70,8 +70,10 @@ void relay_start(struct conn *c)
 	conn_set_state(c, CS_RELAY);
 	conn_touch(c);
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, 0);
-	/* Bytes the client sent early (the checked ClientHello) go first. */
+	/* Bytes already read go first: the client's after its checked
+	 * ClientHello, the server's first record. */
 	pass(&c->client);
+	pass(&c->upstream);
 	if (!c->client.eof)
 		bufferevent_enable(c->client.bev, EV_READ);
 	bufferevent_enable(c->upstream.bev, EV_READ);

@@ -371,7 +371,7 @@ static void reload(struct proxy_server *s)
 		egress_record_init(&r);
 		r.id = id;
 		r.event = "error";
-		r.reason = "reload_failed";
+		r.reason = egress_reason_name(EGRESS_REASON_RELOAD_FAILED);
 		r.message = err;
 		(void)egress_log_write(s->log, &r);
 		return;

@@ -141,7 +141,8 @@ static bool pump(struct splice_dir *d)
 			}
 			/* The other direction is done when `from` was shut. */
 			if (d->from->shut) {
-				conn_finish_request(c, "eof");
+				conn_finish_request(
+				    c, egress_reason_name(EGRESS_REASON_EOF));
 				return false;
 			}
 			return true;

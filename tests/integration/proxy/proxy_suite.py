@@ -34,6 +34,8 @@ UP_PRIV = "127.0.0.12"   # priv.test: a private address no rule names
 UP_RAW = "127.0.0.13"    # ssh.test: not TLS (tls: false rule)
 UP_SMUG = "127.0.0.14"   # smug.test: plain HTTP origin whose Connection names its framing
 UP_DOWN = "127.0.0.15"   # named by an allow rule, nothing listens: refuses
+UP_HRR = "127.0.0.16"    # hrr.test: an OpenSSL front end serving two names, P-256 only
+UP_H443 = "127.0.0.17"   # tls443.test (tls: true) and plain443.test (tls: false): plain HTTP on 443
 
 
 def sh(*cmd, **kw):
@@ -51,7 +53,8 @@ def make_pki():
     o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "srv.key", "-subj", "/CN=ok.test", "-out", "srv.csr")
     with open(os.path.join(W, "ext"), "w") as f:
-        f.write("subjectAltName=DNS:ok.test,DNS:echo.test,DNS:*.wild.test,DNS:priv.test\n")
+        f.write("subjectAltName=DNS:ok.test,DNS:echo.test,DNS:*.wild.test,DNS:priv.test,"
+                "DNS:hrr.test,DNS:evil.test\n")
     o("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
       "-CAcreateserial", "-days", "1", "-extfile", "ext", "-out", "srv.pem")
 
@@ -94,6 +97,29 @@ class Upstream:
                 c.close()
             except Exception:
                 pass
+
+
+class HrrFrontEnd(Upstream):
+    """An OpenSSL TLS server for two names on one address (a servername
+    callback picks the context, as a shared front end does), offering only
+    P-256: a client whose first ClientHello carries only an X25519 key share
+    (Python's default) gets a HelloRetryRequest. Records every name the
+    callback saw."""
+
+    def __init__(self, addr, port):
+        self.snis = []
+        super().__init__(addr, port, tls_http_or_echo, tls=True)
+        other = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        other.load_cert_chain(os.path.join(W, "srv.pem"), os.path.join(W, "srv.key"))
+        for ctx in (self.ctx, other):
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            ctx.set_ecdh_curve("prime256v1")
+
+        def pick(sslobj, name, ctx):
+            self.snis.append(name)
+            if name == "evil.test":
+                sslobj.context = other
+        self.ctx.sni_callback = pick
 
 
 def read_head(c, first=b""):
@@ -229,6 +255,12 @@ allow:
   - host: 127.0.0.15
   - host: "*.mix.test"
     tls: false
+  - hrr.test
+  - host: 127.0.0.16
+  - tls443.test
+  - host: plain443.test
+    tls: false
+  - host: 127.0.0.17
 deny:
   - bad.wild.test
 defaults:
@@ -254,6 +286,8 @@ HOSTS = """\
 127.0.0.12 lp.mix.test
 127.0.0.12 pl.mix.test
 127.0.0.10 pl.mix.test
+127.0.0.16 hrr.test evil.test
+127.0.0.17 tls443.test plain443.test
 """
 
 
@@ -839,6 +873,190 @@ def oversize_clienthello_refused(P):
     assert only(P.new(1), event="deny", host="ok.test")["reason"] == "bad_clienthello"
 
 
+HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
+
+
+def tls_record(s, buf=b""):
+    """One whole TLS record read from s (after buf), and what followed."""
+    while len(buf) < 5 or len(buf) < 5 + int.from_bytes(buf[3:5], "big"):
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("closed before a whole record: %r" % buf)
+        buf += d
+    n = 5 + int.from_bytes(buf[3:5], "big")
+    return buf[:n], buf[n:]
+
+
+def hrr_first_round(P, sni):
+    """CONNECT hrr.test, a first ClientHello naming sni, and the front end's
+    HelloRetryRequest through the proxy: the client's TLS object and its
+    second flight (ChangeCipherSpec, then the second ClientHello)."""
+    s, st, _ = connect_tunnel(P.port, "hrr.test:443")
+    assert st == 200, st
+    obj, inc, out, hello = client_hello(sni)
+    s.sendall(hello)
+    rec, rest = tls_record(s)
+    assert rec[0] == 0x16 and rec[5] == 2 and rec[11:43] == HRR_RANDOM, \
+        "the front end did not answer with a HelloRetryRequest: %s" % rec[:48].hex()
+    inc.write(rec + rest)
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    second = out.read()
+    assert second[:6] == b"\x14\x03\x03\x00\x01\x01" and second[6] == 0x16, second[:12].hex()
+    return s, obj, inc, out, second
+
+
+@case
+def hello_retry_with_the_same_sni_completes_the_handshake(P):
+    UPS["hrr"].snis.clear()
+    s, obj, inc, out, second = hrr_first_round(P, "hrr.test")
+    s.sendall(second)
+    finish_handshake(s, obj, inc, out)
+    assert b"hello from ok.test" in tls_get(s, obj, inc, out, "hrr.test")
+    s.close()
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    assert only(recs, event="open", host="hrr.test")["sni"] == "hrr.test"
+    assert only(recs, event="close", host="hrr.test")["reason"] == "eof"
+    assert set(UPS["hrr"].snis) == {"hrr.test"}, UPS["hrr"].snis
+
+
+@case
+def hello_retry_with_another_sni_in_the_second_hello_refused(P):
+    # The first hello names the allowed host; after the HelloRetryRequest
+    # the second names another one the same front end serves. It must not
+    # reach the front end, which would switch to that name.
+    for evil in ("evil.test", "HRR.TEST", "HRR.test.", "hrr.tesu"):
+        UPS["hrr"].snis.clear()
+        s, obj, inc, out, second = hrr_first_round(P, "hrr.test")
+        ch2 = with_server_names(second[6:], [(0, evil.encode())])
+        try:
+            s.sendall(second[:6] + ch2)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert closed_without_data(s), evil
+        s.close()
+        recs = P.new(1, pred=lambda r: r["event"] == "deny")
+        r = only(recs, event="deny", host="hrr.test")
+        assert r["reason"] in ("sni_mismatch", "bad_clienthello"), r
+        assert "second ClientHello" in r["message"] and "HelloRetryRequest" in r["message"], r
+        assert not [x for x in recs if x["event"] == "open"], recs
+        assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
+
+
+@case
+def second_hello_sent_before_the_retry_request_is_held_and_checked(P):
+    # A client that does not wait: its first hello, a ChangeCipherSpec and
+    # a second hello naming another host in one write. Only the first may
+    # go up before the server has answered.
+    UPS["hrr"].snis.clear()
+    s, st, _ = connect_tunnel(P.port, "hrr.test:443")
+    assert st == 200, st
+    _, _, _, first = client_hello("hrr.test")
+    _, _, _, evil = client_hello("evil.test", check_hostname=False)
+    s.sendall(first + b"\x14\x03\x03\x00\x01\x01" + evil)
+    rec, rest = tls_record(s)
+    assert rec[11:43] == HRR_RANDOM, rec[:48].hex()
+    assert closed_without_data(s)
+    r = only(P.new(1, pred=lambda r: r["event"] == "deny"), event="deny", host="hrr.test")
+    assert r["reason"] == "sni_mismatch" and r["sni"] == "evil.test", r
+    assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
+    s.close()
+
+
+@case
+def hello_retry_second_hello_without_change_cipher_spec_is_checked_too(P):
+    UPS["hrr"].snis.clear()
+    s, obj, inc, out, second = hrr_first_round(P, "hrr.test")
+    s.sendall(with_server_names(second[6:], [(0, b"evil.test")]))
+    assert closed_without_data(s)
+    s.close()
+    r = only(P.new(1, pred=lambda r: r["event"] == "deny"), event="deny", host="hrr.test")
+    assert r["reason"] == "sni_mismatch" and r["sni"] == "evil.test", r
+    assert UPS["hrr"].snis == ["hrr.test"], UPS["hrr"].snis
+
+
+@case
+def plain_http_to_port_443_of_a_tls_rule_refused(P):
+    before = UPS["h443"].accepted
+    for url in ("http://tls443.test:443/", "http://TLS443.test:443/x"):
+        code, _, _ = curl(P.port, url)
+        assert code == 403, (url, code)
+        r = only(P.new(1), event="deny", host="tls443.test")
+        assert r["reason"] == "not_tls" and r["port"] == 443 and "443" in r["message"], r
+    assert UPS["h443"].accepted == before, "the upstream saw a plain-HTTP request"
+
+
+@case
+def plain_http_to_port_443_of_a_tls_false_rule_is_forwarded(P):
+    code, body, err = curl(P.port, "http://plain443.test:443/p")
+    assert code == 200 and "GET /p HTTP/1.1" in body, (code, body, err)
+    recs = P.new(2, pred=lambda r: r["event"] in ("open", "close"))
+    assert only(recs, event="open", host="plain443.test")["port"] == 443
+
+
+def assert_record_clean(r):
+    """No field of r carries a byte a terminal or a reader could take for
+    something else: only printable ASCII anywhere, message included (client
+    text in a message is quoted with \\xNN escapes)."""
+    for k, v in r.items():
+        if isinstance(v, str):
+            assert all(0x20 <= ord(ch) < 0x7f for ch in v), "raw bytes in %s: %r" % (k, r)
+
+
+HOSTILE_NAMES = ((b"ok.test\nx", "\\x0a"), (b"ok\x1b[2J.test", "\\x1b"),
+                 ("ok\u202e.test".encode(), "\\xe2\\x80\\xae"),
+                 (b'ok.test\r\n{"event":"open"}', "\\x0d\\x0a"))
+
+
+@case
+def hostile_sni_is_kept_out_of_the_sni_field_and_escaped_in_the_message(P):
+    for name, esc in HOSTILE_NAMES:
+        s, st, _ = connect_tunnel(P.port, "ok.test:443")
+        assert st == 200, st
+        _, _, _, hello = client_hello("ok.test")
+        s.sendall(with_server_names(hello, [(0, name)]))
+        assert closed_without_data(s), name
+        s.close()
+        recs = P.new(1)
+        r = only(recs, event="deny", host="ok.test")
+        assert r["reason"] == "sni_mismatch" and "sni" not in r, (name, r)
+        assert esc in r["message"], (name, esc, r)
+        for x in recs:
+            assert_record_clean(x)
+    with open(P.log, "rb") as f:
+        raw = f.read()
+    assert b"\x1b" not in raw and "\u202e".encode() not in raw
+
+
+@case
+def hostile_host_header_connect_target_and_method_never_reach_a_field_raw(P):
+    heads = (b"GET http://fwd.test/ HTTP/1.1\r\nHost: fwd\xe2\x80\xae.test\r\n\r\n",
+             b"GET http://fwd.test/ HTTP/1.1\r\nHost: fwd\x1b[2J.test\r\n\r\n",
+             b"GET http://fwd\xe2\x80\xae.test/ HTTP/1.1\r\nHost: fwd.test\r\n\r\n",
+             b"CONNECT ok\x1b.test:443 HTTP/1.1\r\nHost: ok.test\r\n\r\n",
+             b"CONNECT ok\xe2\x80\xae.test:443 HTTP/1.1\r\nHost: ok.test\r\n\r\n",
+             b"G\x1bET http://fwd.test/ HTTP/1.1\r\nHost: fwd.test\r\n\r\n")
+    for head in heads:
+        s = connect(P.port, head)
+        st, _ = status_of(s)
+        assert st == 400, (head, st)
+        s.close()
+        recs = P.new(1)
+        assert len(recs) == 1 and recs[0]["event"] == "deny", (head, recs)
+        assert_record_clean(recs[0])
+    # A printable target that is no valid name: denied, and the record's
+    # host field holds no unvalidated text; the message quotes it.
+    for target, quoted in (("ok..test:443", '"ok..test"'), ("-ok.test:443", '"-ok.test"')):
+        s, st, _ = connect_tunnel(P.port, target)
+        assert st in (400, 403), (target, st)
+        s.close()
+        r = only(P.new(1), event="deny")
+        assert "host" not in r and quoted in r.get("message", ""), (target, r)
+        assert_record_clean(r)
+
+
 @case
 def tls_false_rule_tunnels_a_non_tls_protocol(P):
     s, st, rest = connect_tunnel(P.port, "ssh.test:443")
@@ -1361,6 +1579,8 @@ def main():
         "priv": Upstream(UP_PRIV, 443, tls_http_or_echo, tls=True),
         "raw": Upstream(UP_RAW, 443, banner_upstream),
         "smug": Upstream(UP_SMUG, 80, smuggling_upstream),
+        "hrr": HrrFrontEnd(UP_HRR, 443),
+        "h443": Upstream(UP_H443, 443, http_upstream),
     }
     failed = []
     P = Proxy("main", 3190, workers=2)

@@ -126,6 +126,38 @@ static void host_header_authority(void **state)
 	    -22, NULL, 0);
 }
 
+static void quote_escapes_every_byte_outside_printable_ascii(void **st)
+{
+	(void)st;
+	char out[128];
+	static const char hostile[] = "a\nb\x1b[2J\xe2\x80\xae\"\\z";
+	proxy_quote(hostile, sizeof hostile - 1, out, sizeof out);
+	assert_string_equal(out, "\"a\\x0ab\\x1b[2J\\xe2\\x80\\xae\\\"\\\\z\"");
+	for (const char *p = out; *p != '\0'; p++)
+		assert_true(*p >= 0x20 && *p < 0x7f);
+	proxy_quote("ok.test", 7, out, sizeof out);
+	assert_string_equal(out, "\"ok.test\"");
+	/* A NUL inside the input is a byte like any other. */
+	proxy_quote("a\0b", 3, out, sizeof out);
+	assert_string_equal(out, "\"a\\x00b\"");
+}
+
+static void quote_truncates_to_whole_escapes(void **st)
+{
+	(void)st;
+	char out[12];
+	proxy_quote("\x01\x02\x03\x04", 4, out, sizeof out);
+	/* A second escape would leave no room for "..." and the NUL: cut
+	 * after whole escapes only. */
+	assert_string_equal(out, "\"\\x01...");
+	assert_true(strlen(out) < sizeof out);
+	proxy_quote("abcdefghijklmnop", 16, out, sizeof out);
+	assert_string_equal(out, "\"abcdefg...");
+	char tiny[3];
+	proxy_quote("abc", 3, tiny, sizeof tiny);
+	assert_string_equal(tiny, "");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -134,6 +166,8 @@ int main(void)
 	    cmocka_unit_test(dns_addresses_default_port),
 	    cmocka_unit_test(formats_ip_without_port),
 	    cmocka_unit_test(host_header_authority),
+	    cmocka_unit_test(quote_escapes_every_byte_outside_printable_ascii),
+	    cmocka_unit_test(quote_truncates_to_whole_escapes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
