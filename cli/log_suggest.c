@@ -387,8 +387,9 @@ int log_suggest_main(int argc, char **argv)
 	    {0, 0, 0, 0}};
 	int64_t now = log_now_ms();
 	optind = 1;
+	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			session = optarg;
@@ -428,7 +429,7 @@ int log_suggest_main(int argc, char **argv)
 			(void)fputs(suggest_usage, stdout);
 			return 0;
 		default:
-			(void)fputs(suggest_usage, stderr);
+			cli_bad_option("agentsafe log suggest", c, argv, lo);
 			return 2;
 		}
 	}
