@@ -89,6 +89,16 @@ void cli_bad_option(const char *prog, int c, char **argv,
 			prog);
 		return;
 	}
+	if (optopt != 0 && strncmp(arg, "--", 2) == 0) {
+		/* A known long option (or a prefix of one) given "=VALUE". */
+		fprintf(stderr, "%s: option '", prog);
+		logread_fputs_escaped(arg, stderr);
+		fprintf(stderr,
+			"' takes no value\nTry '%s --help' for more "
+			"information.\n",
+			prog);
+		return;
+	}
 	/* "--sumary=x" is looked up as "--sumary". */
 	char word[WORD_MAX + 3];
 	if (optopt != 0)
