@@ -129,6 +129,10 @@ static bool ports_are_default(const struct want *x)
 	return x->nports == 1 && x->ports[0] == 443;
 }
 
+/* Room for the longest rule format_rule can write: every host byte
+ * escaped (4x), the comment, and every port. */
+#define RULE_MAX 4096
+
 static void format_rule(const struct want *x, const char *indent, char *buf,
 			size_t len)
 {
@@ -269,7 +273,7 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->v[i].merged)
 			continue;
-		char rule[1024];
+		char rule[RULE_MAX];
 		format_rule(&w->v[i], indent, rule, sizeof rule);
 		(void)fputs(rule, f);
 	}
@@ -541,7 +545,7 @@ int log_suggest_main(int argc, char **argv)
 			for (size_t i = 0; i < w.n; i++) {
 				if (w.v[i].merged)
 					continue;
-				char rule[1024];
+				char rule[RULE_MAX];
 				format_rule(&w.v[i], "  ", rule, sizeof rule);
 				(void)fputs(rule, stdout);
 			}
