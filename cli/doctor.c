@@ -157,8 +157,9 @@ static void nft_child(int out)
 	if (unshare(CLONE_NEWNET) != 0) {
 		char map[64];
 		if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
-			printf("cannot make a network namespace: %s\n",
-			       strerror(errno));
+			dprintf(STDOUT_FILENO,
+				"cannot make a network namespace: %s\n",
+				strerror(errno));
 			_exit(90);
 		}
 		snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
@@ -207,7 +208,10 @@ static void check_nftables(struct ctx *c, struct result *r)
 		say(r, ST_OK, NULL,
 		    "made and deleted a table in a scratch network namespace");
 	else if (code == 90)
-		say(r, ST_WARN, "run 'sudo agentsafe doctor' to check nftables",
+		say(r, ST_WARN,
+		    geteuid() == 0
+			? "run doctor on the host, not in a container"
+			: "run 'sudo agentsafe doctor' to check nftables",
 		    "not checked: %s", out);
 	else if (code == 127)
 		say(r, ST_MISS, "sudo apt install nftables",
