@@ -12,8 +12,10 @@ as_user=()
 if [ "$(id -u)" -eq 0 ] && [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
 	as_user=(runuser -u "$SUDO_USER" --)
 fi
-"${as_user[@]}" cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release >/dev/null
-"${as_user[@]}" cmake --build "$B" -j"$(nproc)" --target agentsafe agentsafe-proxy agentsafe-launch >/dev/null
+"${as_user[@]}" cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DAGENTSAFE_TESTS=OFF >/dev/null
+"${as_user[@]}" cmake --build "$B" -j"$(nproc)" >/dev/null
 # cpack installs into a staging dir under $B; it needs no root either.
 (cd "$B" && "${as_user[@]}" cpack -G DEB >/dev/null)
-ls -1t "$B"/agentsafe_*.deb | head -n1
+deb=$(find "$B" -maxdepth 1 -name 'agentsafe_*.deb' -newer "$B/CMakeCache.txt" | head -n1)
+[ -n "$deb" ] || { echo "package.sh: cpack made no .deb in $B" >&2; exit 1; }
+echo "$deb"

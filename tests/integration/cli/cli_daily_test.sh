@@ -84,7 +84,7 @@ else printf 'version: 1\nallow:\n  - api.pkg.test\n  - new.pkg.test\n' >"$1"; fi
 SH
 chmod +x "$T/editor.sh"
 export EDIT_COUNT=$T/count EDIT_SEEN=$T/seen
-rc=0; printf 'e\n' | EDITOR=$T/editor.sh VISUAL= "$A" policy edit >"$T/out" 2>"$T/err" || rc=$?
+rc=0; printf 'e\n' | EDITOR=$T/editor.sh VISUAL='' "$A" policy edit >"$T/out" 2>"$T/err" || rc=$?
 [ $rc = 0 ] || { fail "policy edit (typo, then fixed) exited $rc"; cat "$T/err"; }
 has "$T/err" "unknown key 'alow'"
 has "$T/err" "What now?"
@@ -92,7 +92,7 @@ has "$T/out" "$POL: ok (2 rules), installed"
 [ "$(cat "$T/count")" = 2 ] || fail "the editor ran $(cat "$T/count") times, want 2"
 cmp -s "$T/seen.1" "$T/before" || fail "the editor did not start from the current policy"
 grep -q new.pkg.test "$POL" || fail "the fixed edit was not installed"
-ls "$XDG_CONFIG_HOME/agentsafe" | grep -q edit- && fail "a temporary copy was left behind"
+for f in "$XDG_CONFIG_HOME"/agentsafe/*edit-*; do [ -e "$f" ] && fail "a temporary copy was left behind: $f"; done
 # a broken edit, then no answer: nothing installed, exit 1
 cp "$POL" "$T/before2"; rm -f "$T/count"
 rc=0; EDITOR=$T/editor.sh "$A" policy edit </dev/null >"$T/out" 2>"$T/err" || rc=$?
