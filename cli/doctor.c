@@ -359,7 +359,12 @@ static void check_gpu(struct ctx *c, struct result *r)
 	char cdi[300];
 	bool spec = cdi_nvidia(cdi, sizeof cdi);
 	bool dev = access("/dev/nvidiactl", F_OK) == 0;
-	if (runtime || spec)
+	if ((runtime || spec) && !dev && access("/dev/dxg", F_OK) == 0)
+		say(r, ST_WARN, NULL,
+		    "a WSL2 GPU (/dev/dxg) with a GPU runtime, but "
+		    "agentsafe-launch --gpu needs /dev/nvidiactl, which WSL2 "
+		    "lacks: no GPU passthrough there yet");
+	else if (runtime || spec)
 		say(r, ST_OK, NULL, "%s%s%s%s", runtime ? "nvidia runtime" : "",
 		    runtime && spec ? ", " : "", spec ? "CDI spec " : "",
 		    spec ? cdi : "");
