@@ -188,16 +188,58 @@ static void human_bytes(long long b, char *buf, size_t len)
 			 (double)b / (1024.0 * 1024.0 * 1024.0));
 }
 
-/* s escaped (logread_escape), left-aligned in a column of width bytes. */
-static void put_col(FILE *out, const char *s, size_t width)
+/* Column widths for the human tables: the terminal's width (0: not a
+ * terminal, nothing is cut) and the one variable column that gives way. */
+struct layout {
+	size_t cols;
+	size_t target; /* listing: HOST:PORT; summary: HOST / DESTINATION */
+};
+
+static struct layout layout_for(size_t cols, size_t fixed)
 {
-	size_t n = logread_escape(s, NULL, 0);
-	logread_fputs_escaped(s, out);
-	for (; n < width; n++)
-		(void)fputc(' ', out);
+	struct layout l = {.cols = cols, .target = 40};
+	if (cols > 0) {
+		size_t room = cols > fixed ? cols - fixed : 0;
+		l.target = room < 16 ? 16 : room > 40 ? 40 : room;
+	}
+	return l;
 }
 
-static void print_human(FILE *out, const struct logrec *r, bool color)
+static void put_col(FILE *out, const char *s, size_t width,
+		    const struct layout *l)
+{
+	cli_put_cell(out, s, width, l->cols > 0);
+}
+
+/* A table row: written to a buffer, then cut to the terminal's width
+ * (not a terminal: written as is). Prose lines are never cut. */
+struct row {
+	FILE *out, *m;
+	char *buf;
+	size_t len, cols;
+};
+
+static FILE *row_begin(struct row *r, FILE *out, size_t cols)
+{
+	*r = (struct row){.out = out, .cols = cols};
+	if (cols > 0)
+		r->m = open_memstream(&r->buf, &r->len);
+	return r->m != NULL ? r->m : out;
+}
+
+static void row_end(struct row *r)
+{
+	if (r->m == NULL) {
+		(void)fputc('\n', r->out);
+		return;
+	}
+	(void)fclose(r->m);
+	cli_put_fitted(r->out, r->buf, r->len, r->cols);
+	free(r->buf);
+}
+
+static void print_human_line(FILE *out, const struct logrec *r, bool color,
+			     const struct layout *l)
 {
 	char target[300];
 	if (strcmp(r->event, "drop") == 0) {
@@ -224,11 +266,11 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 	put_col(out,
 		r->method ? r->method
 			  : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
-		7);
+		7, l);
 	(void)fputc(' ', out);
-	put_col(out, target, 40);
+	put_col(out, target, l->target, l);
 	(void)fputc(' ', out);
-	put_col(out, r->reason, 20);
+	put_col(out, r->reason, 20, l);
 	if (strcmp(r->event, "close") == 0) {
 		char up[32], down[32];
 		human_bytes(r->bytes_up, up, sizeof up);
@@ -255,7 +297,20 @@ static void print_human(FILE *out, const struct logrec *r, bool color)
 		logread_fputs_escaped(r->message, out);
 		(void)fputc(')', out);
 	}
-	(void)fputc('\n', out);
+}
+
+/* One listing line: the ts, event, method and reason columns take 62
+ * columns, the target what is left (16..40), and the line is cut at the
+ * terminal's edge. */
+static void print_human(FILE *out, const struct logrec *r, bool color)
+{
+	static size_t cols = (size_t)-1;
+	if (cols == (size_t)-1)
+		cols = cli_columns();
+	struct layout l = layout_for(cols, 62 + 30);
+	struct row rw;
+	print_human_line(row_begin(&rw, out, cols), r, color, &l);
+	row_end(&rw);
 }
 
 /* ---- summary: two small hash tables keyed by host / drop destination ---- */
@@ -433,6 +488,76 @@ static struct host_stat **sorted(struct stat_table *t)
 	return v;
 }
 
+/* Per-host rows: HOST gives way (16..40 columns) to keep the counts, byte
+ * totals and times on screen; the rule column comes last. */
+static void summary_print_human(FILE *out, const struct summary *s,
+				struct host_stat **hv, struct host_stat **dv,
+				unsigned long skipped)
+{
+	struct layout l = layout_for(cli_columns(), 51 + 50 + 20);
+	struct row rw;
+	FILE *o = row_begin(&rw, out, l.cols);
+	fprintf(o, "%-*s %8s %8s %6s %11s %11s  %-24s %-24s %s", (int)l.target,
+		"HOST", "ALLOWED", "DENIED", "ERRORS", "UP", "DOWN", "FIRST",
+		"LAST", "RULE");
+	row_end(&rw);
+	for (size_t i = 0; i < s->hosts.n; i++) {
+		struct host_stat *h = hv[i];
+		char up[32], down[32];
+		human_bytes((long long)h->bytes_up, up, sizeof up);
+		human_bytes((long long)h->bytes_down, down, sizeof down);
+		o = row_begin(&rw, out, l.cols);
+		put_col(o, h->key, l.target, &l);
+		fprintf(o, " %8llu %8llu %6llu %11s %11s  ", h->allowed,
+			h->denied, h->errors, up, down);
+		put_col(o, h->first_ts, 24, &l);
+		(void)fputc(' ', o);
+		put_col(o, h->last_ts, 24, &l);
+		(void)fputc(' ', o);
+		logread_fputs_escaped(h->rule ? h->rule : "-", o);
+		row_end(&rw);
+	}
+	if (s->drops.n > 0) {
+		fprintf(out, "\nFirewall drops (packets that tried to "
+			     "bypass the proxy)\n");
+		/* A record is a flow's first packet, or its return
+		 * after a quiet spell: attempts, not packets. */
+		o = row_begin(&rw, out, l.cols);
+		fprintf(o, "%-*s %8s  %-24s %-24s", (int)l.target,
+			"DESTINATION", "ATTEMPTS", "FIRST", "LAST");
+		row_end(&rw);
+		for (size_t i = 0; i < s->drops.n; i++) {
+			o = row_begin(&rw, out, l.cols);
+			put_col(o, dv[i]->key, l.target, &l);
+			fprintf(o, " %8llu  ", dv[i]->denied);
+			put_col(o, dv[i]->first_ts, 24, &l);
+			(void)fputc(' ', o);
+			put_col(o, dv[i]->last_ts, 24, &l);
+			row_end(&rw);
+		}
+	}
+	if (s->not_itemised > 0)
+		fprintf(out,
+			"%llu more dropped packets were not itemised "
+			"(record rate limit; counted in summary "
+			"records)\n",
+			s->not_itemised);
+	char up[32], down[32];
+	human_bytes((long long)s->bytes_up, up, sizeof up);
+	human_bytes((long long)s->bytes_down, down, sizeof down);
+	fprintf(out,
+		"\nTotal: %llu records; %llu allowed, %llu denied, "
+		"%llu errors, "
+		"%llu firewall drops; %s up, %s down; %zu hosts",
+		s->records, s->allowed, s->denied, s->errors, s->drops_n, up,
+		down, s->hosts.n);
+	if (skipped > 0)
+		fprintf(out,
+			"; %lu bad lines skipped (not counted, see stderr)",
+			skipped);
+	(void)fputc('\n', out);
+}
+
 static int summary_print(FILE *out, struct summary *s, bool json,
 			 unsigned long skipped)
 {
@@ -486,62 +611,7 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 		(void)fputc('\n', out);
 		json_decref(o);
 	} else {
-		fprintf(out, "%-40s %8s %8s %6s %11s %11s  %-24s %-24s %s\n",
-			"HOST", "ALLOWED", "DENIED", "ERRORS", "UP", "DOWN",
-			"FIRST", "LAST", "RULE");
-		for (size_t i = 0; i < s->hosts.n; i++) {
-			struct host_stat *h = hv[i];
-			char up[32], down[32];
-			human_bytes((long long)h->bytes_up, up, sizeof up);
-			human_bytes((long long)h->bytes_down, down,
-				    sizeof down);
-			put_col(out, h->key, 40);
-			fprintf(out, " %8llu %8llu %6llu %11s %11s  ",
-				h->allowed, h->denied, h->errors, up, down);
-			put_col(out, h->first_ts, 24);
-			(void)fputc(' ', out);
-			put_col(out, h->last_ts, 24);
-			(void)fputc(' ', out);
-			logread_fputs_escaped(h->rule ? h->rule : "-", out);
-			(void)fputc('\n', out);
-		}
-		if (s->drops.n > 0) {
-			fprintf(out, "\nFirewall drops (packets that tried to "
-				     "bypass the proxy)\n");
-			/* A record is a flow's first packet, or its return
-			 * after a quiet spell: attempts, not packets. */
-			fprintf(out, "%-40s %8s  %-24s %-24s\n", "DESTINATION",
-				"ATTEMPTS", "FIRST", "LAST");
-			for (size_t i = 0; i < s->drops.n; i++) {
-				put_col(out, dv[i]->key, 40);
-				fprintf(out, " %8llu  ", dv[i]->denied);
-				put_col(out, dv[i]->first_ts, 24);
-				(void)fputc(' ', out);
-				put_col(out, dv[i]->last_ts, 24);
-				(void)fputc('\n', out);
-			}
-		}
-		if (s->not_itemised > 0)
-			fprintf(out,
-				"%llu more dropped packets were not itemised "
-				"(record rate limit; counted in summary "
-				"records)\n",
-				s->not_itemised);
-		char up[32], down[32];
-		human_bytes((long long)s->bytes_up, up, sizeof up);
-		human_bytes((long long)s->bytes_down, down, sizeof down);
-		fprintf(out,
-			"\nTotal: %llu records; %llu allowed, %llu denied, "
-			"%llu errors, "
-			"%llu firewall drops; %s up, %s down; %zu hosts",
-			s->records, s->allowed, s->denied, s->errors,
-			s->drops_n, up, down, s->hosts.n);
-		if (skipped > 0)
-			fprintf(
-			    out,
-			    "; %lu bad lines skipped (not counted, see stderr)",
-			    skipped);
-		(void)fputc('\n', out);
+		summary_print_human(out, s, hv, dv, skipped);
 	}
 	free(hv);
 	free(dv);
@@ -666,8 +736,9 @@ int cli_log_main(int argc, char **argv)
 	    {0, 0, 0, 0}};
 	int64_t now = log_now_ms();
 	optind = 1;
+	opterr = 0; /* a typo gets one line and a suggestion, not the help */
 	int c;
-	while ((c = getopt_long(argc, argv, "fh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fh", lo, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			session = optarg;
@@ -713,7 +784,7 @@ int cli_log_main(int argc, char **argv)
 			(void)fputs(log_usage, stdout);
 			return 0;
 		default:
-			(void)fputs(log_usage, stderr);
+			cli_bad_option("agentsafe log", c, argv, lo);
 			return 2;
 		}
 	}

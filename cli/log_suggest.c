@@ -129,6 +129,10 @@ static bool ports_are_default(const struct want *x)
 	return x->nports == 1 && x->ports[0] == 443;
 }
 
+/* Room for the longest rule format_rule can write: every host byte
+ * escaped (4x), the comment, and every port. */
+#define RULE_MAX 4096
+
 static void format_rule(const struct want *x, const char *indent, char *buf,
 			size_t len)
 {
@@ -269,7 +273,7 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	for (size_t i = 0; i < w->n; i++) {
 		if (w->v[i].merged)
 			continue;
-		char rule[1024];
+		char rule[RULE_MAX];
 		format_rule(&w->v[i], indent, rule, sizeof rule);
 		(void)fputs(rule, f);
 	}
@@ -387,8 +391,9 @@ int log_suggest_main(int argc, char **argv)
 	    {0, 0, 0, 0}};
 	int64_t now = log_now_ms();
 	optind = 1;
+	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'S':
 			session = optarg;
@@ -428,7 +433,7 @@ int log_suggest_main(int argc, char **argv)
 			(void)fputs(suggest_usage, stdout);
 			return 0;
 		default:
-			(void)fputs(suggest_usage, stderr);
+			cli_bad_option("agentsafe log suggest", c, argv, lo);
 			return 2;
 		}
 	}
@@ -540,7 +545,7 @@ int log_suggest_main(int argc, char **argv)
 			for (size_t i = 0; i < w.n; i++) {
 				if (w.v[i].merged)
 					continue;
-				char rule[1024];
+				char rule[RULE_MAX];
 				format_rule(&w.v[i], "  ", rule, sizeof rule);
 				(void)fputs(rule, stdout);
 			}

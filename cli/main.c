@@ -1,24 +1,34 @@
-/* `agentsafe`: the user's tool for policies and audit trails. Dispatches to
- * the `policy` and `log` sub-commands. */
+/* `agentsafe`: the user's tool for policies, audit trails and checking the
+ * machine. Dispatches to the `policy`, `log` and `doctor` sub-commands. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
+#include "version.h"
 
 static void usage(FILE *out)
 {
 	(void)fputs(
-	    "usage: agentsafe policy check FILE\n"
-	    "       agentsafe policy explain FILE HOST[:PORT] | --record JSON\n"
+	    "usage: agentsafe policy check [-f FILE | FILE]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT] | "
+	    "--record JSON\n"
+	    "       agentsafe policy edit [-f FILE]\n"
 	    "       agentsafe log [FILE...] [options]   (agentsafe log "
 	    "--help)\n"
 	    "       agentsafe log suggest [FILE...] [--wildcards] [--apply "
-	    "POLICY]\n",
+	    "POLICY]\n"
+	    "       agentsafe doctor [--json]\n"
+	    "       agentsafe --version\n"
+	    "The policy defaults to $XDG_CONFIG_HOME/agentsafe/policy.yaml "
+	    "(~/.config/agentsafe/policy.yaml),\n"
+	    "the one agentsafe-launch uses.\n",
 	    out);
 }
 
 int main(int argc, char **argv)
 {
+	static const char *const commands[] = {"policy", "log",	      "doctor",
+					       "--help", "--version", NULL};
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -27,11 +37,17 @@ int main(int argc, char **argv)
 		usage(stdout);
 		return 0;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("agentsafe %s\n", AGENTSAFE_VERSION_FULL);
+		return 0;
+	}
 	if (strcmp(argv[1], "policy") == 0)
 		return cli_policy_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)
 		return cli_log_main(argc - 1, argv + 1);
-	fprintf(stderr, "agentsafe: unknown command '%s'\n", argv[1]);
-	usage(stderr);
+	if (strcmp(argv[1], "doctor") == 0)
+		return cli_doctor_main(argc - 1, argv + 1);
+	cli_unknown("agentsafe", argv[1][0] == '-' ? "option" : "command",
+		    argv[1], commands);
 	return 2;
 }

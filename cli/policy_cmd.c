@@ -1,6 +1,7 @@
-/* `agentsafe policy check|explain`: validate a policy file, and explain how
- * it decides a host:port or an egress.log record. Exit codes: 0 valid /
- * allowed, 1 policy invalid, 2 usage, 3 denied. */
+/* `agentsafe policy check|explain|edit`: validate a policy file, explain
+ * how it decides a host:port or an egress.log record, edit it safely. The
+ * file defaults to the user's policy. Exit codes: 0 valid / allowed,
+ * 1 policy invalid, 2 usage, 3 denied. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
@@ -8,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "policy.h"
@@ -22,8 +25,11 @@ static void usage_check(FILE *out)
 {
 	(void)fputs(
 	    "usage: agentsafe policy check FILE\n"
-	    "  Parse and validate FILE. Prints 'FILE: ok (N rules)' and "
-	    "exits 0,\n"
+	    "       agentsafe policy check [-f FILE]\n"
+	    "  Parse and validate FILE (default: your policy, "
+	    "$XDG_CONFIG_HOME/agentsafe/policy.yaml\n"
+	    "  or ~/.config/agentsafe/policy.yaml). Prints 'FILE: ok (N "
+	    "rules)' and exits 0,\n"
 	    "  or prints 'FILE:LINE:COL: message' on stderr and exits 1.\n",
 	    out);
 }
@@ -31,11 +37,14 @@ static void usage_check(FILE *out)
 static void usage_explain(FILE *out)
 {
 	(void)fputs(
-	    "usage: agentsafe policy explain FILE HOST[:PORT]\n"
-	    "       agentsafe policy explain FILE --record JSON|-\n"
-	    "  Show how FILE decides a request: verdict, deciding rule with\n"
-	    "  file:line, reason code, and whether TLS with SNI is required.\n"
-	    "  PORT defaults to 443; write IPv6 as [addr]:port.\n"
+	    "usage: agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
+	    "  Show how FILE (default: your policy) decides a request: "
+	    "verdict,\n"
+	    "  deciding rule with file:line, reason code, and whether TLS "
+	    "with SNI\n"
+	    "  is required. PORT defaults to 443; write IPv6 as "
+	    "[addr]:port.\n"
 	    "  --record takes one egress.log line (or '-' to read it from "
 	    "stdin),\n"
 	    "  explains its host/port under FILE and says whether the "
@@ -45,14 +54,35 @@ static void usage_explain(FILE *out)
 	    out);
 }
 
+static void usage_edit(FILE *out)
+{
+	(void)fputs(
+	    "usage: agentsafe policy edit [-f FILE]\n"
+	    "  Edit FILE (default: your policy) with $VISUAL or $EDITOR on a "
+	    "copy,\n"
+	    "  and install the copy only when it loads; a broken copy can be "
+	    "edited\n"
+	    "  again or dropped, the policy in place is never left broken. "
+	    "Without\n"
+	    "  a policy yet, starts from the installed example.\n",
+	    out);
+}
+
 static void usage_policy(FILE *out)
 {
 	(void)fputs(
-	    "usage: agentsafe policy check FILE\n"
-	    "       agentsafe policy explain FILE HOST[:PORT]\n"
-	    "       agentsafe policy explain FILE --record JSON|-\n"
+	    "usage: agentsafe policy check [-f FILE | FILE]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
+	    "       agentsafe policy edit [-f FILE]\n"
+	    "  FILE defaults to your policy, $XDG_CONFIG_HOME/agentsafe/"
+	    "policy.yaml\n"
+	    "  (~/.config/agentsafe/policy.yaml), the one agentsafe-launch "
+	    "uses.\n"
+	    "  -f, --file FILE  use FILE instead\n"
 	    "  (agentsafe policy check --help, agentsafe policy explain "
-	    "--help)\n",
+	    "--help,\n"
+	    "   agentsafe policy edit --help)\n",
 	    out);
 }
 
@@ -71,20 +101,96 @@ static int load(const char *path, struct policy **p)
 	return 0;
 }
 
+/* The arguments of check/explain/edit: -f FILE, --record VALUE, --help
+ * and up to two positionals. */
+struct pargs {
+	const char *file;   /* -f, or the old positional FILE form */
+	const char *record; /* --record VALUE */
+	const char *pos[2];
+	int npos;
+	bool help, record_seen;
+	char dflt[4096]; /* the default policy's path, when file is NULL */
+};
+
+static int parse_pargs(const char *prog, int argc, char **argv, struct pargs *a,
+		       bool allow_record)
+{
+	static const char *const opts[] = {"--file", "--help", "--record",
+					   NULL};
+	static const char *const opts_nr[] = {"--file", "--help", NULL};
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+		if (is_help(s)) {
+			a->help = true;
+		} else if (strcmp(s, "-f") == 0 || strcmp(s, "--file") == 0) {
+			if (i + 1 == argc || a->file != NULL)
+				return -1;
+			a->file = argv[++i];
+		} else if (allow_record && strcmp(s, "--record") == 0) {
+			a->record_seen = true;
+			if (i + 1 == argc)
+				return -1;
+			a->record = argv[++i];
+		} else if (s[0] == '-' && s[1] != '\0') {
+			cli_unknown(prog, "option", s,
+				    allow_record ? opts : opts_nr);
+			return -2;
+		} else if (a->npos == 2) {
+			return -1;
+		} else {
+			a->pos[a->npos++] = s;
+		}
+	}
+	return 0;
+}
+
+/* Point a->file at the default policy when none was given; says why not
+ * on stderr (also, with must_exist, when the user has no policy yet). */
+static int default_file(const char *prog, struct pargs *a, bool must_exist)
+{
+	if (a->file != NULL)
+		return 0;
+	if (cli_default_policy(a->dflt, sizeof a->dflt) != 0) {
+		fprintf(stderr,
+			"%s: no HOME or XDG_CONFIG_HOME to find your policy; "
+			"pass -f FILE\n",
+			prog);
+		return -1;
+	}
+	a->file = a->dflt;
+	if (must_exist && access(a->file, F_OK) != 0) {
+		fprintf(stderr,
+			"%s: you have no policy yet (%s); pass -f FILE, or "
+			"create it with 'agentsafe policy edit' (or a first "
+			"agentsafe-launch)\n",
+			prog, a->file);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_check(int argc, char **argv)
 {
-	if (argc == 2 && is_help(argv[1])) {
+	struct pargs a = {0};
+	int rc = parse_pargs("agentsafe policy check", argc, argv, &a, false);
+	if (rc == 0 && a.help) {
 		usage_check(stdout);
 		return 0;
 	}
-	if (argc != 2) {
+	if (rc == 0 && a.npos == 1 && a.file == NULL)
+		a.file = a.pos[0];
+	else if (rc == 0 && a.npos > 0)
+		rc = -1;
+	if (rc == -1)
 		usage_check(stderr);
+	if (rc != 0)
 		return EXIT_USAGE;
-	}
+	if (default_file("agentsafe policy check", &a, true) != 0)
+		return EXIT_USAGE;
 	struct policy *p;
-	if (load(argv[1], &p) != 0)
+	if (load(a.file, &p) != 0)
 		return EXIT_INVALID;
-	printf("%s: ok (%zu rules)\n", argv[1], policy_rule_count(p));
+	printf("%s: ok (%zu rules)\n", a.file, policy_rule_count(p));
 	policy_unref(p);
 	return 0;
 }
@@ -297,28 +403,56 @@ static int explain_record(const struct policy *p, const char *text)
 	return rc;
 }
 
+/* A host never holds '/' and is no file here: "explain FILE" alone is
+ * the old form missing its HOST. */
+static bool looks_like_file(const char *s)
+{
+	struct stat st;
+	return strchr(s, '/') != NULL || stat(s, &st) == 0;
+}
+
 static int cmd_explain(int argc, char **argv)
 {
-	if (argc >= 2 && is_help(argv[1])) {
+	struct pargs a = {0};
+	int prc = parse_pargs("agentsafe policy explain", argc, argv, &a, true);
+	if (prc == 0 && a.help) {
 		usage_explain(stdout);
 		return 0;
 	}
-	bool record = argc == 4 && strcmp(argv[2], "--record") == 0;
-	if ((argc != 3 && !record) || (argc == 3 && argv[2][0] == '-')) {
-		usage_explain(stderr);
-		return EXIT_USAGE;
+	const char *target = NULL;
+	if (prc == 0) {
+		/* FILE HOST (the old form), HOST, FILE --record, --record */
+		int want = a.record_seen ? 0 : 1;
+		if (a.file == NULL && a.npos == want + 1) {
+			a.file = a.pos[0];
+			target = a.record_seen ? NULL : a.pos[1];
+		} else if (a.npos == want) {
+			target = want ? a.pos[0] : NULL;
+		} else {
+			prc = -1;
+		}
+		if (target != NULL &&
+		    (target[0] == '-' || looks_like_file(target)))
+			prc = -1;
 	}
+	if (prc == -1)
+		usage_explain(stderr);
+	if (prc != 0)
+		return EXIT_USAGE;
 	char host[POLICY_HOST_MAX + 3];
 	uint16_t port = 443;
-	if (!record && split_target(argv[2], host, sizeof host, &port) != 0) {
+	if (target != NULL &&
+	    split_target(target, host, sizeof host, &port) != 0) {
 		fprintf(stderr,
 			"agentsafe policy: cannot read '%s' as HOST[:PORT] "
 			"(IPv6 as [addr]:port, port 1..65535)\n",
-			argv[2]);
+			target);
 		return EXIT_USAGE;
 	}
+	if (default_file("agentsafe policy explain", &a, true) != 0)
+		return EXIT_USAGE;
 	char *line = NULL;
-	if (record && strcmp(argv[3], "-") == 0) {
+	if (a.record != NULL && strcmp(a.record, "-") == 0) {
 		line = read_stdin_line();
 		if (line == NULL) {
 			fprintf(stderr,
@@ -327,13 +461,13 @@ static int cmd_explain(int argc, char **argv)
 		}
 	}
 	struct policy *p;
-	if (load(argv[1], &p) != 0) {
+	if (load(a.file, &p) != 0) {
 		free(line);
 		return EXIT_INVALID;
 	}
 	int rc;
-	if (record) {
-		rc = explain_record(p, line != NULL ? line : argv[3]);
+	if (a.record != NULL) {
+		rc = explain_record(p, line != NULL ? line : a.record);
 	} else {
 		struct policy_decision d;
 		rc = explain_target(p, host, port, &d);
@@ -341,6 +475,23 @@ static int cmd_explain(int argc, char **argv)
 	free(line);
 	policy_unref(p);
 	return rc;
+}
+
+static int cmd_edit(int argc, char **argv)
+{
+	struct pargs a = {0};
+	int rc = parse_pargs("agentsafe policy edit", argc, argv, &a, false);
+	if (rc == 0 && a.help) {
+		usage_edit(stdout);
+		return 0;
+	}
+	if (rc == 0 && a.npos > 0)
+		rc = -1;
+	if (rc == -1)
+		usage_edit(stderr);
+	if (rc != 0 || default_file("agentsafe policy edit", &a, false) != 0)
+		return EXIT_USAGE;
+	return cli_policy_edit(a.file);
 }
 
 int cli_policy_main(int argc, char **argv)
@@ -357,7 +508,10 @@ int cli_policy_main(int argc, char **argv)
 		return cmd_check(argc - 1, argv + 1);
 	if (strcmp(argv[1], "explain") == 0)
 		return cmd_explain(argc - 1, argv + 1);
-	fprintf(stderr, "agentsafe policy: unknown command '%s'\n", argv[1]);
-	usage_policy(stderr);
+	if (strcmp(argv[1], "edit") == 0)
+		return cmd_edit(argc - 1, argv + 1);
+	static const char *const cmds[] = {"check", "explain", "edit", NULL};
+	cli_unknown("agentsafe policy",
+		    argv[1][0] == '-' ? "option" : "command", argv[1], cmds);
 	return EXIT_USAGE;
 }

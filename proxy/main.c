@@ -11,6 +11,7 @@
 
 #include "privs.h"
 #include "proxy.h"
+#include "version.h"
 
 #define MAX_LIST 64
 
@@ -36,6 +37,7 @@ static void usage(FILE *f)
 	    "                    --hosts/--dns the system resolver is unused\n"
 	    "  --workers N       event-loop threads (default: one per CPU)\n"
 	    "  --user NAME       switch to this user after binding\n"
+	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
 	    "Prints 'listening on ADDR:PORT' on stderr per listener when\n"
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	static const char *listen[MAX_LIST];
@@ -118,6 +121,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("agentsafe-proxy %s\n", AGENTSAFE_VERSION_FULL);
 			return 0;
 		default:
 			usage(stderr);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what AgentSafe needs (apt-get, Debian
-# 12), builds a Release tree, installs it (cmake --install, /usr/local),
+# 12; scripts/deps.sh without the test toolchain), builds a Release tree as
+# the user who ran sudo, installs it as root (cmake --install, /usr/local),
 # starts dockerd if it is not running, and starts a sandboxed session with
 # agentsafe-launch in the git repo of the current directory, for the user who
 # ran sudo. The first session builds the agent image (several minutes).
@@ -18,6 +19,13 @@
 #                    (npm config get cafile, NODE_EXTRA_CA_CERTS), if any
 # Anything else goes to agentsafe-launch, e.g. `--agent shell` or `--agent codex`.
 set -euo pipefail
+# --help needs no root: answer it before re-running through sudo.
+for a in "$@"; do
+	case "$a" in
+	--) break ;;
+	-h | --help) sed -n 2,20p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	esac
+done
 if [ "$(id -u)" -ne 0 ]; then exec sudo -E "$0" "$@"; fi
 
 BUILD=1
@@ -30,7 +38,6 @@ while [ $# -gt 0 ]; do
 	--offline-base) OFFLINE=1; shift ;;
 	--ca-bundle) CA=${2:?--ca-bundle needs FILE}; shift 2 ;;
 	--) ARGS+=("$@"); break ;;
-	-h | --help) sed -n 2,19p "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ARGS+=("$1"); shift ;;
 	esac
 done
@@ -42,17 +49,28 @@ say() { echo "quickstart: $*"; }
 USER_NAME=${SUDO_USER:-root}
 USER_HOME=$(getent passwd "$USER_NAME" | cut -d: -f6)
 
+# The build runs as that user, so the checkout gets no root-owned build/;
+# only the install runs as root. A build/release that belongs to someone
+# else (an older quickstart ran as root) is left alone: a temp dir is used.
+B=$SRC/build/release
+as_user=()
+[ "$USER_NAME" != root ] && as_user=(runuser -u "$USER_NAME" --)
 if [ "$BUILD" -eq 1 ]; then
 	say "installing dependencies (apt-get)"
 	"$SRC/scripts/deps.sh"
-	say "building (Release)"
-	cmake -S "$SRC" -B "$SRC/build/release" -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build "$SRC/build/release" -j"$(nproc)" >/dev/null
+	if [ -e "$B" ] && [ "$(stat -c %U "$B")" != "$USER_NAME" ]; then
+		B=$(mktemp -d /var/tmp/agentsafe-build.XXXXXX)
+		chown "$USER_NAME" "$B"
+		say "$SRC/build/release is not $USER_NAME's; building in $B"
+	fi
+	say "building (Release) as $USER_NAME"
+	"${as_user[@]}" cmake -S "$SRC" -B "$B" -DCMAKE_BUILD_TYPE=Release -DAGENTSAFE_TESTS=OFF >/dev/null
+	"${as_user[@]}" cmake --build "$B" -j"$(nproc)" >/dev/null
 	say "installing into /usr/local"
-	cmake --install "$SRC/build/release" >/dev/null
+	cmake --install "$B" >/dev/null
 fi
 LAUNCH=/usr/local/bin/agentsafe-launch
-[ -x "$LAUNCH" ] || LAUNCH=$SRC/build/release/bin/agentsafe-launch
+[ -x "$LAUNCH" ] || LAUNCH=$B/bin/agentsafe-launch
 [ -x "$LAUNCH" ] || { echo "quickstart: agentsafe-launch was not built" >&2; exit 1; }
 
 # Docker: Debian's docker.io normally starts its service on install; on a

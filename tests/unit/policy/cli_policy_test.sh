@@ -6,6 +6,8 @@ set -euo pipefail
 BIN="${AGENTSAFE_BIN:?AGENTSAFE_BIN not set}/agentsafe"
 [ -x "$BIN" ] || { echo "FAIL: $BIN not built"; exit 1; }
 T=$(mktemp -d /tmp/agentsafe-policy-cli.XXXXXX)
+# No user policy here: without FILE, check/explain fall back to it.
+export XDG_CONFIG_HOME="$T/config"
 trap 'rm -rf "$T"' EXIT
 fails=0
 
