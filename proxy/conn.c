@@ -84,8 +84,8 @@ static void copy_str(char *dst, size_t dstlen, const char *src, size_t srclen)
 	dst[n] = '\0';
 }
 
-void conn_log(struct conn *c, const char *event, const char *reason,
-	      const char *message, bool with_totals)
+int conn_log(struct conn *c, const char *event, const char *reason,
+	     const char *message, bool with_totals)
 {
 	struct egress_record r;
 	egress_record_init(&r);
@@ -105,11 +105,14 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 		r.bytes_down = (int64_t)c->upstream.bytes;
 		r.duration_ms = conn_ms_since(&c->t_open);
 	}
-	int rc = egress_log_write(c->w->srv->log, &r);
+	int rc = strcmp(event, "deny") == 0
+		     ? egress_fold_write(c->w->srv->fold, &r)
+		     : egress_log_write(c->w->srv->log, &r);
 	if (rc != 0)
 		fprintf(stderr,
 			PROXY_PREFIX "cannot write an egress.log record: %s\n",
 			strerror(-rc));
+	return rc;
 }
 
 /* Forget the per-request fields so a keep-alive connection starts clean. */
@@ -296,7 +299,7 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.client = client;
 	r.reason = "max_connections";
 	r.message = "too many connections; refused before reading the request";
-	(void)egress_log_write(w->srv->log, &r);
+	(void)egress_fold_write(w->srv->fold, &r);
 	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
@@ -499,6 +502,13 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		evbuffer_drain(in, req->head_len);
 		refuse(c, "deny", 503, "max_connections",
 		       "too many open connections");
+		return;
+	}
+	/* Nothing is tunnelled that cannot be recorded (a full disk). */
+	if (!egress_log_writable(c->w->srv->log)) {
+		evbuffer_drain(in, req->head_len);
+		refuse(c, "deny", 503, "log_unwritable",
+		       "egress.log cannot be written");
 		return;
 	}
 	if (!req->is_connect && !req->is_absolute) {
@@ -869,13 +879,18 @@ static void connected(struct conn *c)
 		       "out of memory");
 		return;
 	}
+	/* No byte moves before its open record is on disk. A TLS tunnel
+	 * already had its 200 (for the ClientHello): that one is closed. */
+	if (conn_log(c, "open", NULL, NULL, false) != 0) {
+		refuse(c, "deny", c->require_tls ? 0 : 503, "log_unwritable",
+		       "the open record could not be written");
+		return;
+	}
 	if (c->is_connect) {
 		if (!c->require_tls)
 			send_established(c);
-		conn_log(c, "open", NULL, NULL, false);
 		relay_start(c);
 	} else {
-		conn_log(c, "open", NULL, NULL, false);
 		fwd_start(c);
 	}
 	unsigned ms = c->limits.idle_timeout_ms;
