@@ -32,6 +32,7 @@ struct egress_log {
 	 * last look (other processes append too: renewal re-reads it). */
 	size_t reserve; /* 0: none (turned off, or the file cannot) */
 	int64_t end, alloc_end;
+	int64_t probe_ms; /* the last egress_log_writable probe */
 	atomic_bool writable;
 };
 
@@ -409,8 +410,32 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	return ret;
 }
 
+/* While unwritable, callers refuse, and their refusals may all be folded
+ * (egress_fold.h) so that no write would ever notice space coming back:
+ * this probes for it instead, at most every PROBE_MS, by preallocating. */
+#define PROBE_MS 50
 bool egress_log_writable(struct egress_log *log)
 {
+	if (atomic_load(&log->writable))
+		return true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&log->lock);
+	if (now - log->probe_ms >= PROBE_MS) {
+		log->probe_ms = now;
+		size_t len = log->reserve > 0 ? log->reserve : 4096;
+		struct stat st;
+		if (fstat(log->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    fallocate(log->fd, FALLOC_FL_KEEP_SIZE, st.st_size,
+			      (off_t)len) == 0) {
+			log->end = st.st_size;
+			if (log->reserve > 0)
+				log->alloc_end = st.st_size + (int64_t)len;
+			atomic_store(&log->writable, true);
+		}
+	}
+	pthread_mutex_unlock(&log->lock);
 	return atomic_load(&log->writable);
 }
 
