@@ -382,8 +382,10 @@ static int summary_add(struct summary *s, const struct logrec *r)
 		h->allowed++;
 		s->allowed++;
 	} else if (strcmp(r->event, "deny") == 0) {
-		h->denied++;
-		s->denied++;
+		/* A summary record stands for `count` folded denials. */
+		unsigned long long n = r->count > 0 ? (unsigned long long)r->count : 1;
+		h->denied += n;
+		s->denied += n;
 	} else if (strcmp(r->event, "error") == 0) {
 		h->errors++;
 		s->errors++;
