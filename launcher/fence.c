@@ -49,8 +49,9 @@
  * another flow floods. There is deliberately no overall cap here: a scan's
  * packets reach the reader, which itemises a budget of them and counts the
  * rest in a summary record (nflog.c) instead of losing them silently; the
- * set's size bounds the message rate. Packets past a flow's bucket, or of
- * new flows while the set is full, are still dropped, just not logged. */
+ * set's size bounds the message rate. Packets past a flow's bucket are
+ * dropped unlogged (repeats); packets of new flows while the set is full
+ * are logged with a tag (drop_set_full) so the reader can count them. */
 #define FENCE_FLOW_RATE	   1 /* logged packets per second per flow */
 #define FENCE_FLOW_BURST   3
 #define FENCE_FLOW_TIMEOUT 10000 /* ms of silence before a flow is new */

@@ -3,7 +3,8 @@
  * record. Flood bounds, on top of the kernel's per-flow buckets: repeats
  * of one flow within 5 s of each other (SYN retransmits, a ping loop) fold
  * into its first record; distinct flows beyond a record budget (a scan) are
- * counted, not itemised, and the count is written as one summary record at
+ * counted, not itemised, and so are packets the kernel tagged because its
+ * flow set was full; the counts are written as one summary record at
  * most every 10 s and when the reader closes, so nothing is silently lost
  * and a flood costs at most ~REC_RATE records a second on disk. */
 #include <arpa/inet.h>
