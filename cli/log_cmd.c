@@ -386,7 +386,8 @@ static int summary_add(struct summary *s, const struct logrec *r)
 		s->allowed++;
 	} else if (strcmp(r->event, "deny") == 0) {
 		/* A summary record stands for `count` folded denials. */
-		unsigned long long n = r->count > 0 ? (unsigned long long)r->count : 1;
+		unsigned long long n =
+		    r->count > 0 ? (unsigned long long)r->count : 1;
 		h->denied += n;
 		s->denied += n;
 	} else if (strcmp(r->event, "error") == 0) {

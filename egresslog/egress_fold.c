@@ -94,7 +94,8 @@ static void write_summary(struct egress_fold *f, struct fold_slot *s)
 static bool slot_matches(const struct fold_slot *s, const char *client,
 			 const struct egress_record *r)
 {
-	return s->used && s->port == r->port && strcmp(s->client, client) == 0 &&
+	return s->used && s->port == r->port &&
+	       strcmp(s->client, client) == 0 &&
 	       strcmp(s->host, r->host ? r->host : "") == 0 &&
 	       strcmp(s->reason, r->reason ? r->reason : "") == 0;
 }
@@ -133,7 +134,8 @@ static void flush_locked(struct egress_fold *f, bool all, int64_t now)
 {
 	for (size_t i = 0; i < FOLD_SLOTS; i++) {
 		struct fold_slot *s = &f->slots[i];
-		if (s->used && (all || now - s->window_ms >= EGRESS_FOLD_WINDOW_MS))
+		if (s->used &&
+		    (all || now - s->window_ms >= EGRESS_FOLD_WINDOW_MS))
 			write_summary(f, s);
 	}
 	f->next_flush_ms = now + 1000;

@@ -588,8 +588,8 @@ bool fence_owner_is_live(const char *comment)
  * IPv4) and protocol kind k (0 TCP, 1 UDP, 2 anything else). The key is
  * built in registers reg32 8.. (NFT_REG_1 onwards): address, protocol,
  * port. */
-static int drop_key(struct nftnl_rule *r, const struct fence_config *c,
-		    int v6, int k)
+static int drop_key(struct nftnl_rule *r, const struct fence_config *c, int v6,
+		    int k)
 {
 	uint8_t fam = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint8_t tcp = IPPROTO_TCP, udp = IPPROTO_UDP;
@@ -769,10 +769,10 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		 * the tag, counted by the reader). */
 		for (int j = 0; rc == 0 && j < 6; j++) {
 			r = rule_new(t, chains[i]);
-			rc = fb_rule(fb, r,
-				     r ? drop_set_full(r, c, prefix_full,
-						       j >= 3, j % 3)
-				       : -ENOMEM);
+			rc = fb_rule(
+			    fb, r,
+			    r ? drop_set_full(r, c, prefix_full, j >= 3, j % 3)
+			      : -ENOMEM);
 		}
 		if (rc != 0)
 			break;

@@ -68,7 +68,7 @@ struct worker {
 struct proxy_server {
 	struct proxy_config cfg;
 	struct egress_log *log;
-	struct egress_fold *fold; /* deny records go through it */
+	struct egress_fold *fold;    /* deny records go through it */
 	pthread_mutex_t policy_lock; /* guards `policy` across get+ref */
 	struct policy *policy;
 	atomic_uint nconns;	/* client connections, all workers */

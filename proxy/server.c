@@ -112,8 +112,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	/* Tests shrink the log's disk reserve to reach its end quickly. */
 	const char *reserve = getenv("AGENTSAFE_LOG_RESERVE_KB");
 	if (reserve != NULL)
-		egress_log_set_reserve(s->log,
-				       (size_t)strtoul(reserve, NULL, 10) << 10);
+		egress_log_set_reserve(
+		    s->log, (size_t)strtoul(reserve, NULL, 10) << 10);
 	s->fold = egress_fold_new(s->log);
 	if (s->fold == NULL) {
 		snprintf(err, errlen, "out of memory");

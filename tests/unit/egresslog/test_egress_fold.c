@@ -32,8 +32,8 @@ static int setup(void **state)
 	assert_true(fd >= 0);
 	close(fd);
 	char err[256];
-	assert_int_equal(egress_log_open(f->path, "s", &f->log, err, sizeof err),
-			 0);
+	assert_int_equal(
+	    egress_log_open(f->path, "s", &f->log, err, sizeof err), 0);
 	f->fold = egress_fold_new(f->log);
 	assert_non_null(f->fold);
 	egress_fold_set_time(f->fold, 1000);
@@ -51,8 +51,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void deny(struct egress_fold *fold, const char *client,
-		 const char *host, int port)
+static void deny(struct egress_fold *fold, const char *client, const char *host,
+		 int port)
 {
 	struct egress_record r;
 	egress_record_init(&r);

@@ -171,7 +171,7 @@ enum {
 	FW_EST,
 	INB_PUBLISHED,
 	INB_DROP,
-	IN_LOG0, /* v4 tcp, udp, other, v6 tcp, udp, other */
+	IN_LOG0,		/* v4 tcp, udp, other, v6 tcp, udp, other */
 	IN_FULL0 = IN_LOG0 + 6, /* the same six, for a full flow set */
 	IN_DROP = IN_FULL0 + 6,
 	FW_LOG0,
@@ -274,10 +274,12 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 	}
 	/* After each logged drop: a new flow whose set was full (not in
 	 * it) is logged with the set-full tag, with no bucket, and dropped. */
-	for (int base = IN_FULL0; base <= FW_FULL0; base += FW_FULL0 - IN_FULL0) {
+	for (int base = IN_FULL0; base <= FW_FULL0;
+	     base += FW_FULL0 - IN_FULL0) {
 		for (int i = base; i < base + 6; i++) {
 			int v6 = i - base >= 3;
-			expect_in(&d, i, base == IN_FULL0 ? "input" : "forward");
+			expect_in(&d, i,
+				  base == IN_FULL0 ? "input" : "forward");
 			expect_in(&d, i, v6 ? "set flows6" : "set flows4");
 			expect_in(&d, i, "lookup reg 1");
 			expect_in(&d, i, "0x1"); /* NFT_LOOKUP_F_INV */
