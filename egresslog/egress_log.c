@@ -459,6 +459,21 @@ int egress_log_reopen(struct egress_log *log, char *err, size_t errlen)
 		return -e;
 	}
 	pthread_mutex_lock(&log->lock);
+	/* On a full disk the new file could get no reserve: the old one
+	 * (renamed, still ours) keeps its reserve and takes the records. */
+	struct stat st;
+	if (log->reserve > 0 && fstat(fd, &st) == 0 &&
+	    fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size,
+		      (off_t)log->reserve) != 0 &&
+	    (errno == ENOSPC || errno == EDQUOT)) {
+		pthread_mutex_unlock(&log->lock);
+		close(fd);
+		snprintf(err, errlen,
+			 "cannot reopen log %s: no room for its reserve "
+			 "(keeping the old file)",
+			 log->path);
+		return -ENOSPC;
+	}
 	int old = log->fd;
 	log->fd = fd;
 	log->end = log->alloc_end = 0; /* a new file: renew on next write */

@@ -55,7 +55,7 @@ bool egress_log_writable(struct egress_log *log);
 #define EGRESS_LOG_RESERVE (4u << 20)
 void egress_log_set_reserve(struct egress_log *log, size_t bytes);
 /* Reopen the same path (after logrotate moved it). Keeps the old file on
- * failure. */
+ * failure, and when the disk has no room for the new file's reserve. */
 int egress_log_reopen(struct egress_log *log, char *err, size_t errlen);
 void egress_log_close(struct egress_log *log);
 
