@@ -9,13 +9,15 @@
 #include <string.h>
 #include <time.h>
 
-#define FOLD_SLOTS 256
+#define FOLD_SLOTS 256 /* ~1 KiB each */
 
 struct fold_slot {
 	bool used;
 	char client[64]; /* address without the port */
 	char host[256];
+	char sni[256];
 	char reason[48];
+	char detail[200]; /* the record's message */
 	int port;
 	int64_t window_ms; /* when the window opened */
 	unsigned itemised;
@@ -68,21 +70,23 @@ static void copy_field(char *dst, size_t len, const char *src)
 static void write_summary(struct egress_fold *f, struct fold_slot *s)
 {
 	if (s->folded > 0) {
-		char id[48], msg[200];
+		char id[48], msg[400];
 		struct egress_record r;
 		egress_record_init(&r);
 		egress_log_next_id(f->log, id, sizeof id);
 		snprintf(msg, sizeof msg,
 			 "%llu more denials like this one (same client "
-			 "address, host, port and reason) within %d s, "
-			 "counted here instead of itemised",
+			 "address, host, port, SNI, reason and detail) within "
+			 "%d s, counted here instead of itemised%s%s",
 			 (unsigned long long)s->folded,
-			 EGRESS_FOLD_WINDOW_MS / 1000);
+			 EGRESS_FOLD_WINDOW_MS / 1000, s->detail[0] ? ": " : "",
+			 s->detail);
 		r.id = id;
 		r.event = "deny";
 		r.client = s->client;
 		r.host = s->host[0] ? s->host : NULL;
 		r.port = s->port;
+		r.sni = s->sni[0] ? s->sni : NULL;
 		r.reason = s->reason[0] ? s->reason : NULL;
 		r.message = msg;
 		r.count = (int64_t)s->folded;
@@ -91,13 +95,24 @@ static void write_summary(struct egress_fold *f, struct fold_slot *s)
 	s->used = false;
 }
 
+/* v as copy_field stored it (truncated to len - 1 bytes) equals kept. */
+static bool same_field(const char *kept, size_t len, const char *v)
+{
+	if (v == NULL)
+		v = "";
+	size_t n = strnlen(v, len - 1);
+	return strlen(kept) == n && memcmp(kept, v, n) == 0;
+}
+
 static bool slot_matches(const struct fold_slot *s, const char *client,
 			 const struct egress_record *r)
 {
 	return s->used && s->port == r->port &&
 	       strcmp(s->client, client) == 0 &&
-	       strcmp(s->host, r->host ? r->host : "") == 0 &&
-	       strcmp(s->reason, r->reason ? r->reason : "") == 0;
+	       same_field(s->host, sizeof s->host, r->host) &&
+	       same_field(s->sni, sizeof s->sni, r->sni) &&
+	       same_field(s->reason, sizeof s->reason, r->reason) &&
+	       same_field(s->detail, sizeof s->detail, r->message);
 }
 
 /* The slot of r's key, opened when absent (evicting the oldest). */
@@ -124,7 +139,9 @@ static struct fold_slot *slot_for(struct egress_fold *f, const char *client,
 	s->used = true;
 	copy_field(s->client, sizeof s->client, client);
 	copy_field(s->host, sizeof s->host, r->host);
+	copy_field(s->sni, sizeof s->sni, r->sni);
 	copy_field(s->reason, sizeof s->reason, r->reason);
+	copy_field(s->detail, sizeof s->detail, r->message);
 	s->port = r->port;
 	s->window_ms = now;
 	return s;

@@ -1,7 +1,8 @@
 /* Folding of repeated denials: a client that hammers one refused target
  * (7,500 requests a second is easy) must not write 7,500 records a second.
- * Denials that agree on client address (without the port), host, port and
- * reason get FOLD_BUDGET itemised records per window; the rest are counted
+ * Denials that agree on client address (without the port), host, port, SNI,
+ * reason and detail (the message) get EGRESS_FOLD_BUDGET itemised records per
+ * window; the rest are counted
  * and written as one summary record (`count` = how many were folded), so
  * every decision is still accounted for. Allowed traffic never passes here. */
 #ifndef AGENTSAFE_EGRESS_FOLD_H
