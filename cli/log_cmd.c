@@ -404,10 +404,13 @@ static int summary_add(struct summary *s, const struct logrec *r)
 	s->records++;
 	if (strcmp(r->event, "drop") == 0 && r->dst == NULL &&
 	    r->proto == NULL) {
-		/* A summary record: "N dropped packets of new flows not
-		 * itemised ...". */
-		if (r->message != NULL && r->message[0] >= '0' &&
-		    r->message[0] <= '9')
+		/* A summary record: `count` packets not itemised (for any
+		 * reason); older ones only say "N dropped packets of new
+		 * flows not itemised ..." in the message. */
+		if (r->count >= 0)
+			s->not_itemised += (unsigned long long)r->count;
+		else if (r->message != NULL && r->message[0] >= '0' &&
+			 r->message[0] <= '9')
 			s->not_itemised += strtoull(r->message, NULL, 10);
 		return 0;
 	}
@@ -437,8 +440,11 @@ static int summary_add(struct summary *s, const struct logrec *r)
 		h->allowed++;
 		s->allowed++;
 	} else if (strcmp(r->event, "deny") == 0) {
-		h->denied++;
-		s->denied++;
+		/* A summary record stands for `count` folded denials. */
+		unsigned long long n =
+		    r->count > 0 ? (unsigned long long)r->count : 1;
+		h->denied += n;
+		s->denied += n;
 	} else if (strcmp(r->event, "error") == 0) {
 		h->errors++;
 		s->errors++;

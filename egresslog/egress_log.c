@@ -1,7 +1,9 @@
 /* egress.log writer: formats one record as a JSON line and appends it with a
  * single write(2) on an O_APPEND descriptor, so records from several threads or
  * processes never interleave and a killed process loses nothing it had finished
- * writing. */
+ * writing. A full disk neither tears a line nor goes unnoticed: space is kept
+ * preallocated ahead of the file, and egress_log_writable() says when records
+ * can no longer be relied on to land. */
 #include "egress_log.h"
 
 #include <errno.h>
@@ -14,17 +16,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 struct egress_log {
-	pthread_mutex_t lock; /* guards fd against a concurrent reopen */
+	pthread_mutex_t lock; /* guards fd and the reserve */
 	int fd;
 	bool is_stdout;
 	char *path;
 	char *session;
 	uint32_t id_prefix;
 	atomic_uint_fast64_t next_id;
+	/* [end, alloc_end) is preallocated; end is the file's size as of our
+	 * last look (other processes append too: renewal re-reads it). */
+	size_t reserve; /* 0: none (turned off, or the file cannot) */
+	int64_t end, alloc_end;
+	int64_t probe_ms; /* the last egress_log_writable probe */
+	atomic_bool writable;
 };
 
 void egress_record_init(struct egress_record *r)
@@ -33,6 +42,7 @@ void egress_record_init(struct egress_record *r)
 	r->bytes_up = -1;
 	r->bytes_down = -1;
 	r->duration_ms = -1;
+	r->count = -1;
 }
 
 /* Zero-padded decimal of width w at p; returns the end. */
@@ -119,6 +129,8 @@ int egress_log_open(const char *path, const char *session,
 	    (ssize_t)sizeof log->id_prefix)
 		log->id_prefix = (uint32_t)getpid() ^ (uint32_t)time(NULL);
 	atomic_init(&log->next_id, 1);
+	atomic_init(&log->writable, true);
+	log->reserve = log->is_stdout ? 0 : EGRESS_LOG_RESERVE;
 	pthread_mutex_init(&log->lock, NULL);
 	*out = log;
 	return 0;
@@ -275,10 +287,74 @@ static size_t line_need(const struct egress_log *log,
 	    ts,	       log->session, r->id,  r->event,	r->client,
 	    r->method, r->host,	     r->sni, r->ip,	r->rule,
 	    r->reason, r->proto,     r->dst, r->message};
-	size_t need = 8 + 6 * 48; /* braces, newline, the six numbers */
+	size_t need = 8 + 7 * 48; /* braces, newline, the seven numbers */
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
 	return need;
+}
+
+/* Keeps log->reserve bytes preallocated past the end of the file, renewed
+ * when half is used. False when it cannot be renewed (the disk is full) and
+ * less than a quarter is left: records still land for a while, but the
+ * caller should stop taking on what it must record. Called locked. */
+static bool reserve_renew(struct egress_log *log, size_t need)
+{
+	if (log->reserve == 0)
+		return true;
+	int64_t half = (int64_t)(log->reserve / 2);
+	if (log->alloc_end - log->end - (int64_t)need >= half)
+		return true;
+	struct stat st;
+	if (fstat(log->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		log->reserve = 0; /* a pipe or a terminal: nothing to keep */
+		return true;
+	}
+	log->end = st.st_size;
+	if (fallocate(log->fd, FALLOC_FL_KEEP_SIZE, st.st_size,
+		      (off_t)log->reserve) == 0) {
+		log->alloc_end = st.st_size + (int64_t)log->reserve;
+		return true;
+	}
+	if (errno == EOPNOTSUPP || errno == ENOSYS) {
+		log->reserve = 0; /* the filesystem cannot preallocate */
+		return true;
+	}
+	return log->alloc_end - log->end - (int64_t)need >= half / 2;
+}
+
+/* Writes the whole line, or leaves the file as it was: a write cut short
+ * (ENOSPC after part of the line) is truncated back to where the line
+ * began, unless another writer appended after it meanwhile. Called locked. */
+static int append_line(struct egress_log *log, const char *line, size_t len)
+{
+	size_t off = 0;
+	int ret = 0;
+	while (off < len) {
+		ssize_t w = write(log->fd, line + off, len - off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			ret = w < 0 ? -errno : -ENOSPC;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (ret == 0) {
+		log->end += (int64_t)len;
+		return 0;
+	}
+	if (off > 0 && !log->is_stdout) {
+		off_t at = lseek(log->fd, 0, SEEK_CUR); /* O_APPEND: our end */
+		struct stat st;
+		if (at >= (off_t)off && fstat(log->fd, &st) == 0 &&
+		    st.st_size == at &&
+		    ftruncate(log->fd, at - (off_t)off) == 0) {
+			/* Truncating also freed what was preallocated. */
+			log->end = (int64_t)(at - (off_t)off);
+			log->alloc_end = 0;
+		}
+	}
+	return ret;
 }
 
 int egress_log_write(struct egress_log *log, const struct egress_record *r)
@@ -321,27 +397,53 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	if (r->dport > 0)
 		field_int(&l, "dport", r->dport);
 	field_str(&l, "message", r->message);
+	if (r->count >= 0)
+		field_int(&l, "count", r->count);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
-	const char *line = l.p;
-	size_t n = l.n - 1; /* the loop below writes n + 1 bytes */
-
-	int ret = 0;
 	pthread_mutex_lock(&log->lock);
-	size_t off = 0;
-	while (off < n + 1) {
-		ssize_t w = write(log->fd, line + off, n + 1 - off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			break;
-		}
-		off += (size_t)w;
-	}
+	bool reserve_ok = reserve_renew(log, l.n);
+	int ret = append_line(log, l.p, l.n);
+	atomic_store(&log->writable, ret == 0 && reserve_ok);
 	pthread_mutex_unlock(&log->lock);
 	free(heap);
 	return ret;
+}
+
+/* While unwritable, callers refuse, and their refusals may all be folded
+ * (egress_fold.h) so that no write would ever notice space coming back:
+ * this probes for it instead, at most every PROBE_MS, by preallocating. */
+#define PROBE_MS 50
+bool egress_log_writable(struct egress_log *log)
+{
+	if (atomic_load(&log->writable))
+		return true;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&log->lock);
+	if (now - log->probe_ms >= PROBE_MS) {
+		log->probe_ms = now;
+		size_t len = log->reserve > 0 ? log->reserve : 4096;
+		struct stat st;
+		if (fstat(log->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    fallocate(log->fd, FALLOC_FL_KEEP_SIZE, st.st_size,
+			      (off_t)len) == 0) {
+			log->end = st.st_size;
+			if (log->reserve > 0)
+				log->alloc_end = st.st_size + (int64_t)len;
+			atomic_store(&log->writable, true);
+		}
+	}
+	pthread_mutex_unlock(&log->lock);
+	return atomic_load(&log->writable);
+}
+
+void egress_log_set_reserve(struct egress_log *log, size_t bytes)
+{
+	pthread_mutex_lock(&log->lock);
+	log->reserve = log->is_stdout ? 0 : bytes;
+	pthread_mutex_unlock(&log->lock);
 }
 
 int egress_log_reopen(struct egress_log *log, char *err, size_t errlen)
@@ -357,8 +459,24 @@ int egress_log_reopen(struct egress_log *log, char *err, size_t errlen)
 		return -e;
 	}
 	pthread_mutex_lock(&log->lock);
+	/* On a full disk the new file could get no reserve: the old one
+	 * (renamed, still ours) keeps its reserve and takes the records. */
+	struct stat st;
+	if (log->reserve > 0 && fstat(fd, &st) == 0 &&
+	    fallocate(fd, FALLOC_FL_KEEP_SIZE, st.st_size,
+		      (off_t)log->reserve) != 0 &&
+	    (errno == ENOSPC || errno == EDQUOT)) {
+		pthread_mutex_unlock(&log->lock);
+		close(fd);
+		snprintf(err, errlen,
+			 "cannot reopen log %s: no room for its reserve "
+			 "(keeping the old file)",
+			 log->path);
+		return -ENOSPC;
+	}
 	int old = log->fd;
 	log->fd = fd;
+	log->end = log->alloc_end = 0; /* a new file: renew on next write */
 	pthread_mutex_unlock(&log->lock);
 	close(old);
 	return 0;

@@ -4,6 +4,7 @@
 #ifndef AGENTSAFE_EGRESS_LOG_H
 #define AGENTSAFE_EGRESS_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,7 @@ struct egress_record {
 	const char *dst;     /* drop records */
 	int dport;	     /* drop records; 0: absent */
 	const char *message; /* human detail for error records */
+	int64_t count;	     /* folded denials in a summary; -1: absent */
 };
 
 /* Initialise a record with every field absent. */
@@ -37,9 +39,23 @@ void egress_record_init(struct egress_record *r);
 /* path "-" writes to stdout. Returns 0 or -errno with a sentence in err. */
 int egress_log_open(const char *path, const char *session,
 		    struct egress_log **out, char *err, size_t errlen);
+/* Appends one record: the whole line or nothing. A write cut short (disk
+ * full) is completed or truncated back to where the line began, so the
+ * next record starts on a fresh line. Returns 0 or -errno. */
 int egress_log_write(struct egress_log *log, const struct egress_record *r);
+/* False while records cannot be relied on to land: the last write failed,
+ * or the space reserved ahead of the file is nearly used up and cannot be
+ * renewed (the disk is full). A caller refuses what it cannot record; the
+ * next write that succeeds with the reserve renewed makes it true again. */
+bool egress_log_writable(struct egress_log *log);
+/* Bytes kept preallocated past the end of the file (fallocate with
+ * FALLOC_FL_KEEP_SIZE) so records keep landing when something else fills
+ * the disk; EGRESS_LOG_RESERVE by default, 0 turns it off. Call before the
+ * first write. */
+#define EGRESS_LOG_RESERVE (4u << 20)
+void egress_log_set_reserve(struct egress_log *log, size_t bytes);
 /* Reopen the same path (after logrotate moved it). Keeps the old file on
- * failure. */
+ * failure, and when the disk has no room for the new file's reserve. */
 int egress_log_reopen(struct egress_log *log, char *err, size_t errlen);
 void egress_log_close(struct egress_log *log);
 

@@ -29,7 +29,7 @@ static const struct field fields[] = {
     S(ts),     S(session),  S(id),	   S(event),	   S(client),
     S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
     S(reason), S(proto),    S(dst),	   S(message),	   I(port),
-    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms),
+    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
 };
 #undef S
 #undef I

@@ -24,8 +24,8 @@ struct logrec {
 	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */
-	long long port, dport, bytes_up, bytes_down,
-	    duration_ms; /* -1 absent */
+	long long port, dport, bytes_up, bytes_down, duration_ms,
+	    count; /* -1 absent; count: denials a summary record stands for */
 };
 
 struct logread {

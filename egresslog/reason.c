@@ -50,7 +50,7 @@ static const struct egress_reason_info table[] = {
       "no checked address of the host accepted the connection"),
     R(MAX_CONNECTIONS, "max_connections", D, false,
       "the connection limit or the descriptor limit was reached"),
-    R(LOG_UNWRITABLE, "log_unwritable", D, true,
+    R(LOG_UNWRITABLE, "log_unwritable", D, false,
       "the log cannot be written, so the connection is refused"),
     R(METHOD_NOT_ALLOWED, "method_not_allowed", D, true,
       "an inspected request used a method the rule's http: list does not "

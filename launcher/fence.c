@@ -6,6 +6,7 @@
  * IPv6 alike; inbound, only published ports. Also removal and the sweep of
  * tables whose owner process is gone (chain layout: fence.h). */
 #include "fence.h"
+#include "nflog.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -48,8 +49,9 @@
  * another flow floods. There is deliberately no overall cap here: a scan's
  * packets reach the reader, which itemises a budget of them and counts the
  * rest in a summary record (nflog.c) instead of losing them silently; the
- * set's size bounds the message rate. Packets past a flow's bucket, or of
- * new flows while the set is full, are still dropped, just not logged. */
+ * set's size bounds the message rate. Packets past a flow's bucket are
+ * dropped unlogged (repeats); packets of new flows while the set is full
+ * are logged with a tag (drop_set_full) so the reader can count them. */
 #define FENCE_FLOW_RATE	   1 /* logged packets per second per flow */
 #define FENCE_FLOW_BURST   3
 #define FENCE_FLOW_TIMEOUT 10000 /* ms of silence before a flow is new */
@@ -241,6 +243,20 @@ static int x_flow_limit(struct nftnl_rule *r, const char *set, uint32_t set_id)
 	nftnl_expr_set_str(e, NFTNL_EXPR_DYNSET_SET_NAME, set);
 	nftnl_expr_set_u32(e, NFTNL_EXPR_DYNSET_SET_ID, set_id);
 	nftnl_expr_set(e, NFTNL_EXPR_DYNSET_EXPR, lim, 0); /* e owns lim */
+	return add_expr(r, e);
+}
+
+/* The key in reg 1.. is not in @set: with the dynset above, a packet of a
+ * new flow that found the set full (a repeat over its bucket is in it). */
+static int x_not_in_set(struct nftnl_rule *r, const char *set, uint32_t set_id)
+{
+	struct nftnl_expr *e = nftnl_expr_alloc("lookup");
+	if (e == NULL)
+		return -ENOMEM;
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
+	nftnl_expr_set_str(e, NFTNL_EXPR_LOOKUP_SET, set);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_SET_ID, set_id);
+	nftnl_expr_set_u32(e, NFTNL_EXPR_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
 	return add_expr(r, e);
 }
 
@@ -570,12 +586,12 @@ bool fence_owner_is_live(const char *comment)
 	return now == start && state != 'Z' && state != 'X';
 }
 
-/* One logged drop: from the bridge, of family v6 (0: IPv4) and protocol
- * kind k (0 TCP, 1 UDP, 2 anything else), through the flow's bucket into
- * NFLOG, then dropped. The key is built in registers
- * reg32 8.. (NFT_REG_1 onwards): address, protocol, port. */
-static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
-		       const char *prefix, int v6, int k)
+/* The match and key of a logged drop: from the bridge, of family v6 (0:
+ * IPv4) and protocol kind k (0 TCP, 1 UDP, 2 anything else). The key is
+ * built in registers reg32 8.. (NFT_REG_1 onwards): address, protocol,
+ * port. */
+static int drop_key(struct nftnl_rule *r, const struct fence_config *c, int v6,
+		    int k)
 {
 	uint8_t fam = v6 ? NFPROTO_IPV6 : NFPROTO_IPV4;
 	uint8_t tcp = IPPROTO_TCP, udp = IPPROTO_UDP;
@@ -599,8 +615,34 @@ static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
 		    x_meta_to(r, NFT_META_L4PROTO, preg) ||
 		    (k < 2 ? x_payload_to(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2,
 					  dreg)
-			   : x_zero_to(r, dreg)) ||
-		    x_flow_limit(r, v6 ? FENCE_SET6 : FENCE_SET4,
+			   : x_zero_to(r, dreg));
+	return e;
+}
+
+/* One logged drop: the key through the flow's bucket into NFLOG, then
+ * dropped. */
+static int drop_logged(struct nftnl_rule *r, const struct fence_config *c,
+		       const char *prefix, int v6, int k)
+{
+	int e = drop_key(r, c, v6, k);
+	if (e == 0)
+		e = x_flow_limit(r, v6 ? FENCE_SET6 : FENCE_SET4,
+				 v6 ? FENCE_SET6_ID : FENCE_SET4_ID) ||
+		    x_log(r, c->nflog_group, prefix) || x_counter(r) ||
+		    x_verdict(r, NF_DROP);
+	return chain_ok(e);
+}
+
+/* After drop_logged: a packet of a new flow that found the flow set full
+ * is logged with the set-full tag (every such packet, no bucket: the
+ * reader counts them in its summary instead of itemising), then dropped.
+ * Repeats over their flow's bucket fall through to the unlogged drop. */
+static int drop_set_full(struct nftnl_rule *r, const struct fence_config *c,
+			 const char *prefix, int v6, int k)
+{
+	int e = drop_key(r, c, v6, k);
+	if (e == 0)
+		e = x_not_in_set(r, v6 ? FENCE_SET6 : FENCE_SET4,
 				 v6 ? FENCE_SET6_ID : FENCE_SET4_ID) ||
 		    x_log(r, c->nflog_group, prefix) || x_counter(r) ||
 		    x_verdict(r, NF_DROP);
@@ -703,7 +745,8 @@ static int fb_inbound_rules(struct fence_batch *fb,
 /* The end of the input and forward chains: everything not accepted above
  * is dropped, logged per flow where it can be keyed. */
 static int fb_drop_rules(struct fence_batch *fb, const struct fence_config *c,
-			 const char *t, const char *prefix)
+			 const char *t, const char *prefix,
+			 const char *prefix_full)
 {
 	static const char *const chains[] = {"input", "forward"};
 	int rc = 0;
@@ -720,6 +763,15 @@ static int fb_drop_rules(struct fence_batch *fb, const struct fence_config *c,
 					    r ? drop_logged(r, c, prefix, v6, k)
 					      : -ENOMEM);
 			}
+		}
+		/* Then new flows that found their set full (logged with
+		 * the tag, counted by the reader). */
+		for (int j = 0; rc == 0 && j < 6; j++) {
+			r = rule_new(t, chains[i]);
+			rc = fb_rule(
+			    fb, r,
+			    r ? drop_set_full(r, c, prefix_full, j >= 3, j % 3)
+			      : -ENOMEM);
 		}
 		if (rc != 0)
 			break;
@@ -757,8 +809,10 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 		snprintf(err, errlen, "fence: out of memory");
 		return -ENOMEM;
 	}
-	char prefix[128];
+	char prefix[128], prefix_full[160];
 	fence_log_prefix(c->table, prefix, sizeof prefix);
+	snprintf(prefix_full, sizeof prefix_full, "%s%s", prefix,
+		 FENCE_NFLOG_SET_FULL_TAG);
 	const char *t = c->table;
 	rc = fb_skeleton(fb, t, owner);
 	if (rc == 0)
@@ -766,7 +820,7 @@ int fence_build_batch(const struct fence_config *c, struct fence_batch **out,
 	if (rc == 0)
 		rc = fb_inbound_rules(fb, c, t);
 	if (rc == 0)
-		rc = fb_drop_rules(fb, c, t, prefix);
+		rc = fb_drop_rules(fb, c, t, prefix, prefix_full);
 	if (rc != 0) {
 		fb_free(fb);
 		free(fb);

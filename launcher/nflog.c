@@ -3,7 +3,8 @@
  * record. Flood bounds, on top of the kernel's per-flow buckets: repeats
  * of one flow within 5 s of each other (SYN retransmits, a ping loop) fold
  * into its first record; distinct flows beyond a record budget (a scan) are
- * counted, not itemised, and the count is written as one summary record at
+ * counted, not itemised, and so are packets the kernel tagged because its
+ * flow set was full; the counts are written as one summary record at
  * most every 10 s and when the reader closes, so nothing is silently lost
  * and a flood costs at most ~REC_RATE records a second on disk. */
 #include <arpa/inet.h>
@@ -50,7 +51,9 @@ struct fence_nflog {
 	uint64_t folded;
 	/* record budget: tokens (scaled by 1000) refilled at REC_RATE/s */
 	int64_t tokens, refill_ms;
-	uint64_t unitemised, lost; /* since the last summary record */
+	/* since the last summary record: new flows past the record budget,
+	 * receive-buffer overflows, packets the kernel tagged set-full */
+	uint64_t unitemised, lost, set_full;
 	int64_t summary_ms;
 	int64_t fake_ms; /* tests: a fixed clock when > 0 */
 };
@@ -190,7 +193,7 @@ static bool budget_take(struct fence_nflog *n)
 /* The summary window opens with the first packet it counts. */
 static void count_unitemised(struct fence_nflog *n, uint64_t *counter)
 {
-	if (n->unitemised == 0 && n->lost == 0)
+	if (n->unitemised == 0 && n->lost == 0 && n->set_full == 0)
 		n->summary_ms = now_ms(n);
 	(*counter)++;
 }
@@ -198,28 +201,31 @@ static void count_unitemised(struct fence_nflog *n, uint64_t *counter)
 /* One record for what was not itemised; `force` at close. */
 static void write_summary(struct fence_nflog *n, bool force)
 {
-	if (n->unitemised == 0 && n->lost == 0)
+	if (n->unitemised == 0 && n->lost == 0 && n->set_full == 0)
 		return;
 	int64_t t = now_ms(n);
 	if (!force && t - n->summary_ms < SUMMARY_MS)
 		return;
-	char id[48], msg[160];
+	char id[48], msg[256];
 	struct egress_record r;
 	egress_record_init(&r);
 	egress_log_next_id(n->log, id, sizeof id);
 	snprintf(msg, sizeof msg,
 		 "%llu dropped packets of new flows not itemised (record "
 		 "rate limit); %llu log overflows (the kernel dropped log "
-		 "messages)",
-		 (unsigned long long)n->unitemised,
-		 (unsigned long long)n->lost);
+		 "messages); %llu dropped packets of new flows not itemised "
+		 "(the fence's flow set was full)",
+		 (unsigned long long)n->unitemised, (unsigned long long)n->lost,
+		 (unsigned long long)n->set_full);
 	r.id = id;
 	r.event = "drop";
 	r.reason = egress_reason_name(EGRESS_REASON_FIREWALL);
 	r.message = msg;
+	r.count = (int64_t)(n->unitemised + n->set_full);
 	(void)egress_log_write(n->log, &r);
 	n->unitemised = 0;
 	n->lost = 0;
+	n->set_full = 0;
 	n->summary_ms = t;
 }
 
@@ -261,6 +267,19 @@ static int attr_cb(const struct nlattr *a, void *data)
 	return MNL_CB_OK;
 }
 
+/* The prefix ends with FENCE_NFLOG_SET_FULL_TAG (NUL-terminated within
+ * the attribute, as the kernel sends it; anything else is no tag). */
+static bool has_set_full_tag(const struct nlattr *a)
+{
+	if (a == NULL)
+		return false;
+	const char *p = mnl_attr_get_payload(a);
+	size_t len = strnlen(p, mnl_attr_get_payload_len(a));
+	size_t tl = sizeof FENCE_NFLOG_SET_FULL_TAG - 1;
+	return len >= tl &&
+	       memcmp(p + len - tl, FENCE_NFLOG_SET_FULL_TAG, tl) == 0;
+}
+
 static int packet_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct fence_nflog *n = data;
@@ -271,6 +290,11 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	if (tb[NFULA_PAYLOAD] == NULL)
 		return MNL_CB_OK;
+	if (has_set_full_tag(tb[NFULA_PREFIX])) {
+		count_unitemised(n, &n->set_full);
+		write_summary(n, false);
+		return MNL_CB_OK;
+	}
 	const uint8_t *p = mnl_attr_get_payload(tb[NFULA_PAYLOAD]);
 	size_t len = mnl_attr_get_payload_len(tb[NFULA_PAYLOAD]);
 	struct fence_pkt k;

@@ -1,7 +1,7 @@
 /* The fence's NFLOG reader: binds the log group the fence's drop rules
  * (fence.h) send to and turns each dropped packet into an egress.log
  * `drop` record, within the flood bounds below. It shares nothing with the
- * rule builder but the group number. */
+ * rule builder but the group number and the set-full tag. */
 #ifndef AGENTSAFE_NFLOG_H
 #define AGENTSAFE_NFLOG_H
 
@@ -13,14 +13,19 @@ struct egress_log;
 /* Flood bounds (docs: one drop record per new flow):
  * the kernel logs at most 1 packet/s (burst 3) per flow (family, dst,
  * protocol, dport; 4096 flows per family remembered for 10 s; new flows
- * beyond that are dropped unlogged until some expire, the one silent
- * case), with no overall cap; the reader folds repeats of a flow (same
+ * beyond that are logged with FENCE_NFLOG_SET_FULL_TAG after the prefix,
+ * every packet, and counted by the reader, never itemised), with no
+ * overall cap; the reader folds repeats of a flow (same
  * protocol, source, destination, port, ICMP type) seen within 5 s, and
  * itemises at most 20 new flows a second (burst 200): the rest are counted
  * and written as one summary `drop` record (no dst; a `message` with the
  * counts, also of receive-buffer overflows) at most every 10 s and at
  * fence_nflog_free. The first packet of a flow is always itemised unless a
  * scan of more than ~20 new flows a second is under way. */
+/* Ends the NFLOG prefix of a drop whose new flow found the fence's flow
+ * set full (fence.c): the reader counts it in the summary record. */
+#define FENCE_NFLOG_SET_FULL_TAG " setfull"
+
 struct fence_nflog;
 int fence_nflog_open(uint16_t group, struct egress_log *log,
 		     struct fence_nflog **out, char *err, size_t errlen);

@@ -86,8 +86,8 @@ static void copy_str(char *dst, size_t dstlen, const char *src, size_t srclen)
 	dst[n] = '\0';
 }
 
-void conn_log(struct conn *c, const char *event, const char *reason,
-	      const char *message, bool with_totals)
+int conn_log(struct conn *c, const char *event, const char *reason,
+	     const char *message, bool with_totals)
 {
 	struct egress_record r;
 	egress_record_init(&r);
@@ -113,11 +113,14 @@ void conn_log(struct conn *c, const char *event, const char *reason,
 		r.bytes_down = (int64_t)c->upstream.bytes;
 		r.duration_ms = conn_ms_since(&c->t_open);
 	}
-	int rc = egress_log_write(c->w->srv->log, &r);
+	int rc = strcmp(event, "deny") == 0
+		     ? egress_fold_write(c->w->srv->fold, &r)
+		     : egress_log_write(c->w->srv->log, &r);
 	if (rc != 0)
 		fprintf(stderr,
 			PROXY_PREFIX "cannot write an egress.log record: %s\n",
 			strerror(-rc));
+	return rc;
 }
 
 /* Forget the per-request fields so a keep-alive connection starts clean. */
@@ -304,7 +307,7 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.client = client;
 	r.reason = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
 	r.message = "too many connections; refused before reading the request";
-	(void)egress_log_write(w->srv->log, &r);
+	(void)egress_fold_write(w->srv->fold, &r);
 	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
@@ -520,6 +523,14 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		conn_refuse(c, "deny", 503,
 			    egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS),
 			    "too many open connections");
+		return;
+	}
+	/* Nothing is tunnelled that cannot be recorded (a full disk). */
+	if (!egress_log_writable(c->w->srv->log)) {
+		evbuffer_drain(in, req->head_len);
+		conn_refuse(c, "deny", 503,
+			    egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			    "egress.log cannot be written");
 		return;
 	}
 	if (!req->is_connect && !req->is_absolute) {
@@ -850,15 +861,30 @@ static void connected(struct conn *c)
 		return;
 	}
 	if (c->is_connect && c->require_tls) {
+		/* The ClientHello goes upstream before the open record (the
+		 * server's first flight decides it): refuse now if no record
+		 * could be written. */
+		if (!egress_log_writable(c->w->srv->log)) {
+			conn_refuse(
+			    c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			    "egress.log cannot be written");
+			return;
+		}
 		hello_follow_start(c); /* opens once the server has spoken */
+		return;
+	}
+	/* No byte moves before its open record is on disk. */
+	if (conn_log(c, "open", NULL, NULL, false) != 0) {
+		conn_refuse(c, "deny", 503,
+			    egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			    "the open record could not be written");
 		return;
 	}
 	if (c->is_connect) {
 		send_established(c);
-		conn_log(c, "open", NULL, NULL, false);
 		relay_start(c);
 	} else {
-		conn_log(c, "open", NULL, NULL, false);
 		fwd_start(c);
 	}
 	conn_arm_idle(c);

@@ -176,7 +176,13 @@ static void go_relay(struct conn *c)
 {
 	evtimer_del(c->timer);
 	bufferevent_setwatermark(c->upstream.bev, EV_READ, 0, 0);
-	conn_log(c, "open", NULL, NULL, false);
+	if (conn_log(c, "open", NULL, NULL, false) != 0) {
+		/* Nothing is tunnelled that is not recorded (a full disk). */
+		conn_refuse(c, "deny", 0,
+			    egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			    "the open record could not be written");
+		return;
+	}
 	relay_start(c);
 	conn_arm_idle(c);
 }

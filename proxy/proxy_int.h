@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "egress_fold.h"
 #include "egress_log.h"
 #include "http_parse.h"
 #include "netutil.h"
@@ -68,6 +69,7 @@ struct worker {
 struct proxy_server {
 	struct proxy_config cfg;
 	struct egress_log *log;
+	struct egress_fold *fold;    /* deny records go through it */
 	pthread_mutex_t policy_lock; /* guards `policy` across get+ref */
 	struct policy *policy;
 	atomic_uint nconns;	/* client connections, all workers */
@@ -180,8 +182,10 @@ void conn_shutdown(struct conn *c); /* drain deadline: close with a record */
 void conn_set_state(struct conn *c, enum conn_state st);
 void conn_trace(const struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void conn_log(struct conn *c, const char *event, const char *reason,
-	      const char *message, bool with_totals);
+/* One record for c; deny records are folded (egress_fold.h). Returns 0
+ * or -errno when the record could not be written. */
+int conn_log(struct conn *c, const char *event, const char *reason,
+	     const char *message, bool with_totals);
 void conn_finish_request(struct conn *c, const char *reason);
 int64_t conn_ms_since(const struct timespec *t);
 void conn_touch(struct conn *c); /* something moved: reset the idle clock */

@@ -109,6 +109,17 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 			     &s->log, err, errlen);
 	if (rc != 0)
 		goto fail;
+	/* Tests shrink the log's disk reserve to reach its end quickly. */
+	const char *reserve = getenv("AGENTSAFE_LOG_RESERVE_KB");
+	if (reserve != NULL)
+		egress_log_set_reserve(
+		    s->log, (size_t)strtoul(reserve, NULL, 10) << 10);
+	s->fold = egress_fold_new(s->log);
+	if (s->fold == NULL) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
 
 	s->nlisten = s->cfg.nlisten;
 	s->laddrs = calloc(s->nlisten, sizeof *s->laddrs);
@@ -439,9 +450,13 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	/* SIGHUP swaps the policy under a mutex, SIGUSR1 reopens the log,
 	 * SIGTERM and SIGINT drain. */
 	for (;;) {
-		int sig = 0;
-		if (sigwait(&set, &sig) != 0)
+		/* Once a second: the summaries of folded denials are due. */
+		const struct timespec tick = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if (sig < 0) {
+			egress_fold_flush(s->fold, false);
 			continue;
+		}
 		if (sig == SIGHUP) {
 			reload(s);
 		} else if (sig == SIGUSR1) {
@@ -475,6 +490,7 @@ void proxy_server_free(struct proxy_server *s)
 	free(s->fds);
 	free(s->laddrs);
 	policy_unref(s->policy);
+	egress_fold_free(s->fold); /* writes what it still counts */
 	egress_log_close(s->log);
 	pthread_mutex_destroy(&s->policy_lock);
 	free(s);

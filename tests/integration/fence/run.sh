@@ -130,7 +130,9 @@ grep -q 'log prefix "agentsafe s1'"$T"'" group '"$GROUP" "$W/ruleset.txt" || fai
 # Applying again replaces the table atomically: same rules, not twice.
 inH "$DRV" apply "$TABLE1" b1$T 10.213.0.1 3128 "$GROUP" 8000-8099 owner=$NFLOG_PID
 inH nft list table inet "$TABLE1" > "$W/ruleset2.txt"
-[ "$(grep -c 'log prefix' "$W/ruleset2.txt")" = 12 ] || fail "re-apply: $(grep -c 'log prefix' "$W/ruleset2.txt") log rules, expected 12"
+[ "$(grep -c 'log prefix "agentsafe s1'"$T"'" group' "$W/ruleset2.txt")" = 12 ] || fail "re-apply: $(grep -c 'log prefix' "$W/ruleset2.txt") log rules, expected 12"
+# ... and as many for new flows that find the flow set full (tagged).
+[ "$(grep -c 'log prefix "agentsafe s1'"$T"' setfull" group' "$W/ruleset2.txt")" = 12 ] || fail "re-apply: set-full log rules, expected 12: $(cat "$W/ruleset2.txt")"
 # What Docker (iptables-nft) does: ACCEPT rules in its own tables, at its
 # priority 0 and even earlier. An accept only ends its own chain; the
 # fence's drop still applies.
@@ -234,6 +236,37 @@ PY
 # when the reader closes), none lost.
 inC1 "${PROBE[@]}" scan 10.214.0.2 30000 400
 sleep 1
+# A scan past the 4096 flows a family's set holds, from session 2 with a
+# reader of its own: the new flows that found the set full are not silent,
+# the summary counts them, and every port is accounted for.
+ip netns exec "$H" "$DRV" nflog $((GROUP + 1)) "$W/egress3.log" "s2$T" 2> "$W/nflog3.err" & R3=$!
+for _ in $(seq 50); do grep -q "nflog ready" "$W/nflog3.err" 2>/dev/null && break; sleep 0.1; done
+# One datagram first, so the container's neighbour entry is resolved and
+# no scan packet waits (or is lost) before reaching the fence.
+ip netns exec "$C2" "${PROBE[@]}" scan 10.214.0.2 19999 1
+sleep 0.5
+ip netns exec "$C2" "${PROBE[@]}" scan 10.214.0.2 20000 5000
+# The kernel batches log messages up to 1 s (NFULNL_TIMEOUT_DEFAULT).
+sleep 2
+kill "$R3"; wait "$R3" || fail "the second NFLOG reader exited with an error: $(cat "$W/nflog3.err")"
+python3 - "$W/egress3.log" <<'PY' || fail "set-full accounting"
+import json, re, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+ports = {r["dport"] for r in recs if r.get("dst") == "10.214.0.2"
+         and r.get("proto") == "udp" and 20000 <= r.get("dport", 0) < 25000}
+summ = [r for r in recs if "not itemised" in r.get("message", "")]
+nums = [[int(x) for x in re.findall(r"(\d+) (?:dropped|log)", r["message"])] for r in summ]
+budget = sum(n[0] for n in nums)
+lost = sum(n[1] for n in nums)
+full = sum(n[2] for n in nums if len(n) > 2)
+print("scan of 5000 ports: %d itemised, %d counted (record budget), %d counted (flow set "
+      "full), %d log overflows" % (len(ports), budget, full, lost))
+assert lost == 0, "the reader fell behind; the accounting below would not be exact"
+assert full > 0, "no drop was counted as 'flow set full' past 4096 flows"
+assert len(ports) + budget + full == 5000, (len(ports), budget, full)
+assert all(r.get("count") == n[0] + n[2] for r, n in zip(summ, nums))
+PY
+
 # Removal: both tables gone, the path is open again; the reader exits clean.
 inH "$DRV" remove "$TABLE1"; inH "$DRV" remove "$TABLE2"
 inH nft list tables > "$W/tables.txt"

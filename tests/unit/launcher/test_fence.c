@@ -172,10 +172,12 @@ enum {
 	FW_EST,
 	INB_PUBLISHED,
 	INB_DROP,
-	IN_LOG0, /* v4 tcp, udp, other, v6 tcp, udp, other */
-	IN_DROP = IN_LOG0 + 6,
+	IN_LOG0,		/* v4 tcp, udp, other, v6 tcp, udp, other */
+	IN_FULL0 = IN_LOG0 + 6, /* the same six, for a full flow set */
+	IN_DROP = IN_FULL0 + 6,
 	FW_LOG0,
-	FW_DROP = FW_LOG0 + 6,
+	FW_FULL0 = FW_LOG0 + 6,
+	FW_DROP = FW_FULL0 + 6,
 	NRULES
 };
 
@@ -269,6 +271,24 @@ static void batch_replaces_the_table_and_orders_rules(void **state)
 			expect_in(&d, i,
 				  v6 ? "cmp eq reg 1 0x0000000a"
 				     : "cmp eq reg 1 0x00000002");
+		}
+	}
+	/* After each logged drop: a new flow whose set was full (not in
+	 * it) is logged with the set-full tag, with no bucket, and dropped. */
+	for (int base = IN_FULL0; base <= FW_FULL0;
+	     base += FW_FULL0 - IN_FULL0) {
+		for (int i = base; i < base + 6; i++) {
+			int v6 = i - base >= 3;
+			expect_in(&d, i,
+				  base == IN_FULL0 ? "input" : "forward");
+			expect_in(&d, i, v6 ? "set flows6" : "set flows4");
+			expect_in(&d, i, "lookup reg 1");
+			expect_in(&d, i, "0x1"); /* NFT_LOOKUP_F_INV */
+			expect_in(&d, i, "prefix agentsafe s42 setfull");
+			expect_in(&d, i, "group 7");
+			expect_in(&d, i, "drop");
+			assert_null(strstr(d.rules[i], "limit"));
+			assert_null(strstr(d.rules[i], "dynset"));
 		}
 	}
 	for (int i = IN_DROP; i <= FW_DROP; i += FW_DROP - IN_DROP) {

@@ -61,6 +61,10 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* The prefix queue() gives its messages: the fence's, or with the
+ * set-full tag its second rule adds (fence.c). */
+static const char *queue_prefix = "agentsafe s42";
+
 /* Queues one NFULNL_MSG_PACKET carrying pkt as the kernel lays it out. */
 static void queue(struct fixture *f, const uint8_t *pkt, size_t plen,
 		  uint16_t type)
@@ -73,7 +77,7 @@ static void queue(struct fixture *f, const uint8_t *pkt, size_t plen,
 	g->res_id = htons(7);
 	struct nfulnl_msg_packet_hdr ph = {.hw_protocol = htons(0x0800)};
 	mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof ph, &ph);
-	mnl_attr_put_strz(nlh, NFULA_PREFIX, "agentsafe s42");
+	mnl_attr_put_strz(nlh, NFULA_PREFIX, queue_prefix);
 	mnl_attr_put(nlh, NFULA_PAYLOAD, plen, pkt);
 	f->len += nlh->nlmsg_len;
 	assert_true(f->len < sizeof f->buf - 512);
@@ -253,6 +257,43 @@ static void a_scan_is_bounded_and_summarised(void **state)
 	free_records(r, got);
 }
 
+/* New flows that found the kernel's flow set full come tagged, every
+ * packet: none is itemised, and the summary says how many there were
+ * instead of "0 log overflows" over a silent gap. */
+static void set_full_drops_are_counted_in_the_summary(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	queue_prefix = "agentsafe s42" FENCE_NFLOG_SET_FULL_TAG;
+	for (unsigned i = 0; i < 700; i++) {
+		size_t n = tcp4(p, "10.213.0.2", "10.214.0.9", 40000,
+				(uint16_t)(2000 + i));
+		queue(f, p, n, PACKET);
+		if (i % 50 == 49)
+			flush(f);
+	}
+	queue_prefix = "agentsafe s42";
+	/* An untagged new flow is itemised as ever. */
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.8", 40000, 22);
+	queue(f, p, n, PACKET);
+	flush(f);
+	fence_nflog_free(f->n);
+	f->n = NULL;
+	json_t *r[8];
+	size_t got = records(f, r, 8);
+	assert_int_equal(got, 2);
+	assert_string_equal(str(r[0], "dst"), "10.214.0.8");
+	const char *m = str(r[1], "message");
+	assert_non_null(m);
+	if (strstr(m, "; 700 dropped packets of new flows not itemised (the "
+		      "fence's flow set was full)") == NULL ||
+	    strncmp(m, "0 dropped packets", 17) != 0)
+		fail_msg("summary: %s", m);
+	assert_int_equal(json_integer_value(json_object_get(r[1], "count")),
+			 700);
+	free_records(r, got);
+}
+
 static void hostile_messages_are_skipped(void **state)
 {
 	struct fixture *f = *state;
@@ -291,6 +332,8 @@ int main(void)
 		repeats_fold_until_the_flow_is_quiet, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_scan_is_bounded_and_summarised,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		set_full_drops_are_counted_in_the_summary, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hostile_messages_are_skipped, setup,
 					    teardown),
 	};
