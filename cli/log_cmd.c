@@ -718,39 +718,44 @@ static int follow_file(const char *path, const struct log_filter *f, FILE *out,
 	return 0;
 }
 
-int cli_log_main(int argc, char **argv)
-{
-	if (argc >= 2 && strcmp(argv[1], "suggest") == 0)
-		return log_suggest_main(argc - 1, argv + 1);
+/* What `agentsafe log` was asked to do, as read from its command line. */
+struct log_opts {
+	struct log_filter f;
+	bool all, follow, json, summary, pager;
+	const char *session;
+};
 
-	struct log_filter f = {.since_ms = -1, .until_ms = -1};
-	bool all = false, follow = false, json = false, summary = false;
-	bool pager = true;
-	const char *session = NULL;
-	static const struct option lo[] = {
-	    {"session", required_argument, 0, 'S'},
-	    {"all", no_argument, 0, 'a'},
-	    {"since", required_argument, 0, 's'},
-	    {"until", required_argument, 0, 'u'},
-	    {"denied", no_argument, 0, 'd'},
-	    {"host", required_argument, 0, 'H'},
-	    {"follow", no_argument, 0, 'f'},
-	    {"json", no_argument, 0, 'j'},
-	    {"summary", no_argument, 0, 'm'},
-	    {"no-pager", no_argument, 0, 'P'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0}};
+static const struct option log_longopts[] = {
+    {"session", required_argument, 0, 'S'},
+    {"all", no_argument, 0, 'a'},
+    {"since", required_argument, 0, 's'},
+    {"until", required_argument, 0, 'u'},
+    {"denied", no_argument, 0, 'd'},
+    {"host", required_argument, 0, 'H'},
+    {"follow", no_argument, 0, 'f'},
+    {"json", no_argument, 0, 'j'},
+    {"summary", no_argument, 0, 'm'},
+    {"no-pager", no_argument, 0, 'P'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* Reads the options into *o; optind is left at the first file argument.
+ * Returns -1 to go on, or the exit code to return now (help, bad input). */
+static int log_parse_options(int argc, char **argv, struct log_opts *o)
+{
+	*o = (struct log_opts){.f = {.since_ms = -1, .until_ms = -1},
+			       .pager = true};
 	int64_t now = log_now_ms();
 	optind = 1;
 	opterr = 0; /* a typo gets one line and a suggestion, not the help */
 	int c;
-	while ((c = getopt_long(argc, argv, ":fh", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":fh", log_longopts, NULL)) != -1) {
 		switch (c) {
 		case 'S':
-			session = optarg;
+			o->session = optarg;
 			break;
 		case 'a':
-			all = true;
+			o->all = true;
 			break;
 		case 's':
 		case 'u': {
@@ -763,112 +768,142 @@ int cli_log_main(int argc, char **argv)
 				return 2;
 			}
 			if (c == 's')
-				f.since_ms = t;
+				o->f.since_ms = t;
 			else
-				f.until_ms = t;
+				o->f.until_ms = t;
 			break;
 		}
 		case 'd':
-			f.denied = true;
+			o->f.denied = true;
 			break;
 		case 'H':
-			f.host_pattern = optarg;
+			o->f.host_pattern = optarg;
 			break;
 		case 'f':
-			follow = true;
+			o->follow = true;
 			break;
 		case 'j':
-			json = true;
+			o->json = true;
 			break;
 		case 'm':
-			summary = true;
+			o->summary = true;
 			break;
 		case 'P':
-			pager = false;
+			o->pager = false;
 			break;
 		case 'h':
 			(void)fputs(log_usage, stdout);
 			return 0;
 		default:
-			cli_bad_option("agentsafe log", c, argv, lo);
+			cli_bad_option("agentsafe log", c, argv, log_longopts);
 			return 2;
 		}
 	}
-	struct log_files lf = {0};
+	return -1;
+}
+
+/* Feeds every matching record of one file to the summary or the output;
+ * adds the file's bad lines to *skipped. Returns 0, or 1 after saying why
+ * on stderr. */
+static int log_read_file(const char *path, const struct log_opts *o,
+			 struct summary *s, FILE *out, bool color,
+			 unsigned long *skipped)
+{
+	struct logread r;
 	char err[512];
-	if (log_files_select(&lf, argc - optind, argv + optind, session, all,
-			     err, sizeof err) != 0) {
+	if (logread_open(&r, path, false, err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log: %s\n", err);
-		log_files_free(&lf); /* the files added before the failure */
 		return 1;
 	}
-	/* A named session's log holds only that session; filtering by the field
-	 * too keeps --session meaningful when files are given explicitly. */
-	if (session != NULL && argc - optind > 0)
-		f.session = session;
-	bool color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
-	if (follow) {
-		if (lf.n != 1 || summary) {
-			fprintf(stderr, "agentsafe log: --follow takes exactly "
-					"one log and no --summary\n");
-			log_files_free(&lf);
-			return 2;
+	int rc = 0;
+	struct logrec rec;
+	int got;
+	while ((got = logread_next(&r, &rec)) == 1) {
+		if (log_filter_match(&o->f, &rec)) {
+			if (o->summary) {
+				if (summary_add(s, &rec) != 0) {
+					fprintf(stderr, "agentsafe log: out of "
+							"memory\n");
+					rc = 1;
+				}
+			} else {
+				emit(out, &rec, o->json, color);
+			}
 		}
-		int rc = follow_file(lf.path[0], &f, stdout, json, color);
-		log_files_free(&lf);
-		return rc;
+		logrec_clear(&rec);
+		if (rc != 0)
+			break;
 	}
-	FILE *pg = summary ? NULL : open_pager(pager && !json);
+	if (got < 0) {
+		fprintf(stderr, "agentsafe log: read error in %s\n", path);
+		rc = 1;
+	}
+	*skipped += r.skipped;
+	logread_close(&r);
+	return rc;
+}
+
+/* One pass over the selected logs: print the matching records (through
+ * the pager when there is one) or their summary. Returns the exit code. */
+static int log_read_all(const struct log_files *lf, const struct log_opts *o,
+			bool color)
+{
+	FILE *pg = o->summary ? NULL : open_pager(o->pager && !o->json);
 	FILE *out = pg != NULL ? pg : stdout;
 	if (pg != NULL)
 		(void)signal(SIGPIPE, SIG_IGN);
 	struct summary s = {0};
 	unsigned long skipped = 0;
 	int rc = 0;
-	for (size_t i = 0; i < lf.n && rc == 0; i++) {
-		struct logread r;
-		if (logread_open(&r, lf.path[i], false, err, sizeof err) != 0) {
-			fprintf(stderr, "agentsafe log: %s\n", err);
-			rc = 1;
-			break;
-		}
-		struct logrec rec;
-		int got;
-		while ((got = logread_next(&r, &rec)) == 1) {
-			if (log_filter_match(&f, &rec)) {
-				if (summary) {
-					if (summary_add(&s, &rec) != 0) {
-						fprintf(stderr,
-							"agentsafe log: out of "
-							"memory\n");
-						rc = 1;
-					}
-				} else {
-					emit(out, &rec, json, color);
-				}
-			}
-			logrec_clear(&rec);
-			if (rc != 0)
-				break;
-		}
-		if (got < 0) {
-			fprintf(stderr, "agentsafe log: read error in %s\n",
-				lf.path[i]);
-			rc = 1;
-		}
-		skipped += r.skipped;
-		logread_close(&r);
-	}
-	if (summary && rc == 0)
-		summary_print(out, &s, json, skipped);
-	if (summary) {
+	for (size_t i = 0; i < lf->n && rc == 0; i++)
+		rc = log_read_file(lf->path[i], o, &s, out, color, &skipped);
+	if (o->summary && rc == 0)
+		summary_print(out, &s, o->json, skipped);
+	if (o->summary) {
 		table_free(&s.hosts);
 		table_free(&s.drops);
 	}
 	if (pg != NULL)
 		pclose(pg);
-	log_files_free(&lf);
 	if (rc == 0 && skipped > 0)
 		rc = 1;
+	return rc;
+}
+
+int cli_log_main(int argc, char **argv)
+{
+	if (argc >= 2 && strcmp(argv[1], "suggest") == 0)
+		return log_suggest_main(argc - 1, argv + 1);
+
+	struct log_opts o;
+	int rc = log_parse_options(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	struct log_files lf = {0};
+	char err[512];
+	if (log_files_select(&lf, argc - optind, argv + optind, o.session,
+			     o.all, err, sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log: %s\n", err);
+		log_files_free(&lf); /* the files added before the failure */
+		return 1;
+	}
+	/* A named session's log holds only that session; filtering by the field
+	 * too keeps --session meaningful when files are given explicitly. */
+	if (o.session != NULL && argc - optind > 0)
+		o.f.session = o.session;
+	bool color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+	if (o.follow) {
+		if (lf.n != 1 || o.summary) {
+			fprintf(stderr, "agentsafe log: --follow takes exactly "
+					"one log and no --summary\n");
+			rc = 2;
+		} else {
+			rc = follow_file(lf.path[0], &o.f, stdout, o.json,
+					 color);
+		}
+	} else {
+		rc = log_read_all(&lf, &o, color);
+	}
+	log_files_free(&lf);
 	return rc;
 }

@@ -227,32 +227,20 @@ static int find_allow(const char *text, size_t len, size_t *at, char *indent,
 	return 0;
 }
 
-static int apply_rules(const char *policy_path, struct wants *w, char *err,
-		       size_t errlen)
+/* Writes the policy text with the rules inserted at byte `at` to a new temp
+ * file tmp[] beside policy_path, with the policy's mode. On failure nothing
+ * is left behind. Returns 0 or -EIO (err says why, when it can). */
+static int apply_write_temp(const char *policy_path, const char *text,
+			    size_t len, size_t at, const char *indent,
+			    bool create, const struct wants *w, char *tmp,
+			    size_t tmplen, char *err, size_t errlen)
 {
-	size_t len;
-	char *text;
-	/* a policy.yaml that is a link (dotfiles) is read through it */
-	if (fs_read_small(policy_path, SUGGEST_POLICY_MAX, FS_READ_FOLLOW,
-			  &text, &len, err, errlen) != 0)
-		return -EIO;
-	size_t at;
-	char indent[32];
-	bool create;
-	int rc = find_allow(text, len, &at, indent, sizeof indent, &create, err,
-			    errlen);
-	if (rc != 0) {
-		free(text);
-		return rc;
-	}
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp.XXXXXX", policy_path);
+	snprintf(tmp, tmplen, "%s.tmp.XXXXXX", policy_path);
 	int fd = mkstemp(tmp);
 	if (fd < 0) {
 		snprintf(err, errlen,
 			 "cannot create a temp file next to %s: %s",
 			 policy_path, strerror(errno));
-		free(text);
 		return -EIO;
 	}
 	struct stat st;
@@ -262,7 +250,6 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	if (f == NULL) {
 		close(fd);
 		unlink(tmp);
-		free(text);
 		return -EIO;
 	}
 	(void)fwrite(text, 1, at, f); /* errors: ferror() below */
@@ -278,7 +265,6 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 		(void)fputs(rule, f);
 	}
 	(void)fwrite(text + at, 1, len - at, f);
-	free(text);
 	if (fflush(f) != 0 || ferror(f) || fsync(fileno(f)) != 0) {
 		snprintf(err, errlen, "cannot write %.300s: %s", tmp,
 			 strerror(errno));
@@ -292,9 +278,15 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 		(void)unlink(tmp);
 		return -EIO;
 	}
+	return 0;
+}
 
-	/* The result must be a valid policy that now allows every suggestion;
-	 * otherwise nothing is written. */
+/* The merged file tmp must be a valid policy that now allows every
+ * suggestion; otherwise it is removed and nothing is written. Returns 0 or
+ * -EINVAL with err naming what failed. */
+static int apply_verify(const char *policy_path, const char *tmp,
+			const struct wants *w, char *err, size_t errlen)
+{
 	struct policy *p = NULL;
 	char perr[POLICY_ERR_MAX];
 	if (policy_load_file(tmp, &p, perr, sizeof perr) != 0) {
@@ -331,7 +323,14 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 		}
 	}
 	policy_unref(p);
+	return 0;
+}
 
+/* Keeps a hard-linked backup policy_path.<time>.bak, then renames tmp over
+ * policy_path. On failure tmp is removed and policy_path is unchanged. */
+static int apply_replace(const char *policy_path, const char *tmp, char *err,
+			 size_t errlen)
+{
 	char backup[4300];
 	char stamp[32];
 	time_t now = time(NULL);
@@ -358,6 +357,33 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	return 0;
 }
 
+/* --apply: read, merge into a temp file, check it, back up, rename. */
+static int apply_rules(const char *policy_path, struct wants *w, char *err,
+		       size_t errlen)
+{
+	size_t len;
+	char *text;
+	/* a policy.yaml that is a link (dotfiles) is read through it */
+	if (fs_read_small(policy_path, SUGGEST_POLICY_MAX, FS_READ_FOLLOW,
+			  &text, &len, err, errlen) != 0)
+		return -EIO;
+	size_t at;
+	char indent[32];
+	bool create;
+	int rc = find_allow(text, len, &at, indent, sizeof indent, &create, err,
+			    errlen);
+	char tmp[4200];
+	if (rc == 0)
+		rc = apply_write_temp(policy_path, text, len, at, indent,
+				      create, w, tmp, sizeof tmp, err, errlen);
+	free(text);
+	if (rc == 0)
+		rc = apply_verify(policy_path, tmp, w, err, errlen);
+	if (rc == 0)
+		rc = apply_replace(policy_path, tmp, err, errlen);
+	return rc;
+}
+
 static const char suggest_usage[] =
     "usage: agentsafe log suggest [FILE...] [--session ID] [--all] [--since "
     "T]\n"
@@ -373,33 +399,42 @@ static const char suggest_usage[] =
     "                  comments and order; the result is checked first and a\n"
     "                  backup FILE.<time>.bak is kept\n";
 
-int log_suggest_main(int argc, char **argv)
+/* What `agentsafe log suggest` was asked to do. */
+struct suggest_opts {
+	struct log_filter f;
+	bool all, wildcards;
+	const char *session, *apply, *policy_path;
+};
+
+static const struct option suggest_longopts[] = {
+    {"session", required_argument, 0, 'S'},
+    {"all", no_argument, 0, 'a'},
+    {"since", required_argument, 0, 's'},
+    {"until", required_argument, 0, 'u'},
+    {"host", required_argument, 0, 'H'},
+    {"wildcards", no_argument, 0, 'w'},
+    {"policy", required_argument, 0, 'p'},
+    {"apply", required_argument, 0, 'A'},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+/* Reads the options into *o; optind is left at the first file argument.
+ * Returns -1 to go on, or the exit code to return now (help, bad input). */
+static int suggest_parse_options(int argc, char **argv, struct suggest_opts *o)
 {
-	struct log_filter f = {.since_ms = -1, .until_ms = -1};
-	bool all = false, wildcards = false;
-	const char *session = NULL, *apply = NULL, *policy_path = NULL;
-	static const struct option lo[] = {
-	    {"session", required_argument, 0, 'S'},
-	    {"all", no_argument, 0, 'a'},
-	    {"since", required_argument, 0, 's'},
-	    {"until", required_argument, 0, 'u'},
-	    {"host", required_argument, 0, 'H'},
-	    {"wildcards", no_argument, 0, 'w'},
-	    {"policy", required_argument, 0, 'p'},
-	    {"apply", required_argument, 0, 'A'},
-	    {"help", no_argument, 0, 'h'},
-	    {0, 0, 0, 0}};
+	*o = (struct suggest_opts){.f = {.since_ms = -1, .until_ms = -1}};
 	int64_t now = log_now_ms();
 	optind = 1;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", suggest_longopts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'S':
-			session = optarg;
+			o->session = optarg;
 			break;
 		case 'a':
-			all = true;
+			o->all = true;
 			break;
 		case 's':
 		case 'u': {
@@ -412,147 +447,186 @@ int log_suggest_main(int argc, char **argv)
 				return 2;
 			}
 			if (c == 's')
-				f.since_ms = t;
+				o->f.since_ms = t;
 			else
-				f.until_ms = t;
+				o->f.until_ms = t;
 			break;
 		}
 		case 'H':
-			f.host_pattern = optarg;
+			o->f.host_pattern = optarg;
 			break;
 		case 'w':
-			wildcards = true;
+			o->wildcards = true;
 			break;
 		case 'p':
-			policy_path = optarg;
+			o->policy_path = optarg;
 			break;
 		case 'A':
-			apply = optarg;
+			o->apply = optarg;
 			break;
 		case 'h':
 			(void)fputs(suggest_usage, stdout);
 			return 0;
 		default:
-			cli_bad_option("agentsafe log suggest", c, argv, lo);
+			cli_bad_option("agentsafe log suggest", c, argv,
+				       suggest_longopts);
 			return 2;
 		}
 	}
-	if (apply != NULL && policy_path == NULL)
-		policy_path = apply;
+	if (o->apply != NULL && o->policy_path == NULL)
+		o->policy_path = o->apply;
+	return -1;
+}
+
+/* Decides whether a deny record asks for a new allow rule: only refusals
+ * as not_allowed or port_not_allowed of a real host name and port, that
+ * the current policy (when given) neither allows now nor denies on purpose.
+ * On true, host[] holds the normalised name. */
+static bool suggest_wanted(const struct logrec *rec,
+			   const struct policy *current, char *host,
+			   size_t hostlen)
+{
+	bool wanted = rec->reason_code == EGRESS_REASON_NOT_ALLOWED ||
+		      rec->reason_code == EGRESS_REASON_PORT_NOT_ALLOWED;
+	char herr[128];
+	if (wanted && (policy_host_normalize(rec->host, strlen(rec->host), host,
+					     hostlen, herr, sizeof herr) != 0 ||
+		       policy_host_is_ip_literal(host) || rec->port <= 0 ||
+		       rec->port > 65535))
+		wanted = false;
+	if (wanted && current != NULL) {
+		struct policy_decision d;
+		policy_match(current, host, (uint16_t)rec->port, &d);
+		if (d.verdict == POLICY_ALLOW ||
+		    strcmp(d.reason, "denied_by_rule") == 0)
+			wanted = false; /* allowed now, or denied on purpose */
+	}
+	return wanted;
+}
+
+/* Lists the first 20 denials that get no rule, as comment lines. */
+static void suggest_print_not(const struct logrec *rec,
+			      unsigned long *not_suggested)
+{
+	if ((*not_suggested)++ >= 20)
+		return;
+	/* a comment line that stays one */
+	(void)fputs("# not suggested: ", stdout);
+	logread_fputs_escaped(rec->host, stdout);
+	printf(":%lld (", rec->port);
+	logread_fputs_escaped(rec->reason ? rec->reason : "?", stdout);
+	(void)fputs(")\n", stdout);
+}
+
+/* Reads one log into *w: every wanted deny record adds its host, port,
+ * count and time. Adds the file's bad lines to *skipped. Returns 0, or 1
+ * (out of memory, or the file cannot be read: said on stderr). */
+static int suggest_read_file(const char *path, const struct suggest_opts *o,
+			     const struct policy *current, struct wants *w,
+			     unsigned long *not_suggested,
+			     unsigned long *skipped)
+{
+	struct logread r;
+	char err[600];
+	if (logread_open(&r, path, false, err, sizeof err) != 0) {
+		fprintf(stderr, "agentsafe log suggest: %s\n", err);
+		return 1;
+	}
+	int rc = 0;
+	struct logrec rec;
+	while (logread_next(&r, &rec) == 1) {
+		if (strcmp(rec.event, "deny") != 0 ||
+		    !log_filter_match(&o->f, &rec) || rec.host == NULL) {
+			logrec_clear(&rec);
+			continue;
+		}
+		char host[POLICY_HOST_MAX + 1];
+		if (!suggest_wanted(&rec, current, host, sizeof host)) {
+			suggest_print_not(&rec, not_suggested);
+			logrec_clear(&rec);
+			continue;
+		}
+		struct want *x = want_get(w, host);
+		if (x == NULL) {
+			rc = 1;
+			logrec_clear(&rec);
+			break;
+		}
+		want_port(x, (unsigned short)rec.port);
+		x->count++;
+		if (strcmp(rec.ts, x->last_ts) > 0)
+			snprintf(x->last_ts, sizeof x->last_ts, "%s", rec.ts);
+		logrec_clear(&rec);
+	}
+	*skipped += r.skipped;
+	logread_close(&r);
+	return rc;
+}
+
+/* Sorts the suggestions and prints them as an allow: block to paste.
+ * Returns how many rules it printed (wildcard-folded names are not). */
+static size_t suggest_print(struct wants *w)
+{
+	size_t active = 0;
+	if (w->n > 0)
+		qsort(w->v, w->n, sizeof *w->v, cmp_want);
+	for (size_t i = 0; i < w->n; i++) {
+		qsort(w->v[i].ports, w->v[i].nports, sizeof w->v[i].ports[0],
+		      cmp_port);
+		if (!w->v[i].merged)
+			active++;
+	}
+	if (active == 0) {
+		printf("# nothing to suggest: no denied request a new "
+		       "allow rule would fix\n");
+		return 0;
+	}
+	printf("allow:\n");
+	for (size_t i = 0; i < w->n; i++) {
+		if (w->v[i].merged)
+			continue;
+		char rule[RULE_MAX];
+		format_rule(&w->v[i], "  ", rule, sizeof rule);
+		(void)fputs(rule, stdout);
+	}
+	return active;
+}
+
+int log_suggest_main(int argc, char **argv)
+{
+	struct suggest_opts o;
+	int rc = suggest_parse_options(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
 	char err[600];
 	struct policy *current = NULL;
-	if (policy_path != NULL &&
-	    policy_load_file(policy_path, &current, err, sizeof err) != 0) {
+	if (o.policy_path != NULL &&
+	    policy_load_file(o.policy_path, &current, err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log suggest: %s\n", err);
 		return 1;
 	}
 	struct log_files lf = {0};
-	if (log_files_select(&lf, argc - optind, argv + optind, session, all,
-			     err, sizeof err) != 0) {
+	if (log_files_select(&lf, argc - optind, argv + optind, o.session,
+			     o.all, err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log suggest: %s\n", err);
 		policy_unref(current);
 		return 1;
 	}
 	struct wants w = {0};
 	unsigned long not_suggested = 0, skipped = 0;
-	int rc = 0;
-	for (size_t i = 0; i < lf.n && rc == 0; i++) {
-		struct logread r;
-		if (logread_open(&r, lf.path[i], false, err, sizeof err) != 0) {
-			fprintf(stderr, "agentsafe log suggest: %s\n", err);
-			rc = 1;
-			break;
-		}
-		struct logrec rec;
-		while (logread_next(&r, &rec) == 1) {
-			if (strcmp(rec.event, "deny") != 0 ||
-			    !log_filter_match(&f, &rec) || rec.host == NULL) {
-				logrec_clear(&rec);
-				continue;
-			}
-			bool wanted =
-			    rec.reason_code == EGRESS_REASON_NOT_ALLOWED ||
-			    rec.reason_code == EGRESS_REASON_PORT_NOT_ALLOWED;
-			char host[POLICY_HOST_MAX + 1], herr[128];
-			if (wanted &&
-			    (policy_host_normalize(rec.host, strlen(rec.host),
-						   host, sizeof host, herr,
-						   sizeof herr) != 0 ||
-			     policy_host_is_ip_literal(host) || rec.port <= 0 ||
-			     rec.port > 65535))
-				wanted = false;
-			if (wanted && current != NULL) {
-				struct policy_decision d;
-				policy_match(current, host, (uint16_t)rec.port,
-					     &d);
-				if (d.verdict == POLICY_ALLOW ||
-				    strcmp(d.reason, "denied_by_rule") == 0)
-					wanted = false; /* allowed now, or
-							   denied on purpose */
-			}
-			if (!wanted) {
-				if (not_suggested++ < 20) {
-					/* a comment line that stays one */
-					(void)fputs("# not suggested: ",
-						    stdout);
-					logread_fputs_escaped(rec.host, stdout);
-					printf(":%lld (", rec.port);
-					logread_fputs_escaped(
-					    rec.reason ? rec.reason : "?",
-					    stdout);
-					(void)fputs(")\n", stdout);
-				}
-				logrec_clear(&rec);
-				continue;
-			}
-			struct want *x = want_get(&w, host);
-			if (x == NULL) {
-				rc = 1;
-				logrec_clear(&rec);
-				break;
-			}
-			want_port(x, (unsigned short)rec.port);
-			x->count++;
-			if (strcmp(rec.ts, x->last_ts) > 0)
-				snprintf(x->last_ts, sizeof x->last_ts, "%s",
-					 rec.ts);
-			logrec_clear(&rec);
-		}
-		skipped += r.skipped;
-		logread_close(&r);
-	}
+	rc = 0;
+	for (size_t i = 0; i < lf.n && rc == 0; i++)
+		rc = suggest_read_file(lf.path[i], &o, current, &w,
+				       &not_suggested, &skipped);
 	log_files_free(&lf);
 	if (not_suggested > 20)
 		printf("# ... and %lu more denials not suggested\n",
 		       not_suggested - 20);
-	if (rc == 0 && wildcards && fold_wildcards(&w) != 0)
+	if (rc == 0 && o.wildcards && fold_wildcards(&w) != 0)
 		rc = 1;
-	size_t active = 0;
-	if (rc == 0) {
-		if (w.n > 0)
-			qsort(w.v, w.n, sizeof *w.v, cmp_want);
-		for (size_t i = 0; i < w.n; i++) {
-			qsort(w.v[i].ports, w.v[i].nports,
-			      sizeof w.v[i].ports[0], cmp_port);
-			if (!w.v[i].merged)
-				active++;
-		}
-		if (active == 0) {
-			printf("# nothing to suggest: no denied request a new "
-			       "allow rule would fix\n");
-		} else {
-			printf("allow:\n");
-			for (size_t i = 0; i < w.n; i++) {
-				if (w.v[i].merged)
-					continue;
-				char rule[RULE_MAX];
-				format_rule(&w.v[i], "  ", rule, sizeof rule);
-				(void)fputs(rule, stdout);
-			}
-		}
-	}
-	if (rc == 0 && apply != NULL && active > 0 &&
-	    apply_rules(apply, &w, err, sizeof err) != 0) {
+	size_t active = rc == 0 ? suggest_print(&w) : 0;
+	if (rc == 0 && o.apply != NULL && active > 0 &&
+	    apply_rules(o.apply, &w, err, sizeof err) != 0) {
 		fprintf(stderr, "agentsafe log suggest: %s\n", err);
 		rc = 1;
 	}

@@ -27,18 +27,14 @@ rm -f /tmp/style-format.$$
 # runs from a line '{' at column 0 to the next '}' at column 0; the signature
 # is the last line before it that starts at column 0 with a name and a '('.
 fn_max=120
-# split pending: another change is splitting these in cli/; the integrator
-# removes the exclusion after splitting them.
-fn_skip='cli/log_cmd.c:cli_log_main cli/log_suggest.c:apply_rules cli/log_suggest.c:log_suggest_main'
-if ! awk -v max="$fn_max" -v skip="$fn_skip" '
-    BEGIN { n = split(skip, s, " "); for (i = 1; i <= n; i++) skipped[s[i]] = 1 }
+if ! awk -v max="$fn_max" '
     FNR == 1 { open = 0; sig = "" }
     !open && /^[A-Za-z_].*\(/ { sig = $0 }
     /^\{/ { if (!open) open = FNR; next }
     /^\}/ && open {
       len = FNR - open - 1; open = 0
       name = sig; sub(/\(.*/, "", name); sub(/.*[^A-Za-z0-9_]/, "", name)
-      if (len > max && !((FILENAME ":" name) in skipped)) {
+      if (len > max) {
         printf "style: %s: function \"%s\" is %d lines (at most %d); split it by concern\n", FILENAME, sig, len, max
         bad = 1
       }
