@@ -36,6 +36,17 @@ void launch_diag(const char *fmt, ...)
 	va_end(ap);
 }
 
+void launch_alert(const char *fmt, ...)
+{
+	va_list ap;
+	bool tty = isatty(2) == 1;
+	va_start(ap, fmt);
+	(void)fputs(tty ? "\033[1;31m" PFX : PFX "WARNING: ", stderr);
+	(void)vfprintf(stderr, fmt, ap);
+	(void)fputs(tty ? "\033[0m\n" : "\n", stderr);
+	va_end(ap);
+}
+
 int launch_parse_id(const char *s, unsigned long *out)
 {
 	if (s == NULL || *s < '0' || *s > '9')

@@ -236,6 +236,13 @@ int run_command(struct lcfg *c)
 			code = run_attached(&s);
 		steps_down(&s, done);
 	}
+	if (s.tally.not_fetched > 0) {
+		launch_alert("the session's work is NOT all back in your "
+			     "repos (see above); exit %d (the command's was "
+			     "%d)",
+			     EXIT_NOT_FETCHED, code);
+		code = EXIT_NOT_FETCHED;
+	}
 	json_decref(s.devreq);
 	free(s.ssh_keys);
 	docker_free(s.d);

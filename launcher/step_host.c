@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asuser.h"
 #include "egress_log.h"
 #include "fence.h"
 #include "gitiso.h"
@@ -126,9 +127,11 @@ void step_repos_down(struct sess *s)
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
 	bool files = launch_files_on();
-	sweep_repos(s->repos, s->nrepos, s->cfg->keep);
+	sweep_repos(s->repos, s->nrepos, s->cfg->keep, s->asuser, &s->tally);
 	launch_files_off(files);
 	s->nrepos = 0;
+	asuser_stop(s->asuser);
+	s->asuser = NULL;
 }
 
 /* The repos to clone: --repo, else the one holding the current
@@ -179,6 +182,14 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 	char cwd[PATH_MAX];
 	const char *list[LCFG_MAX_LIST];
 	size_t n = repo_list(s->cfg, list, cwd, sizeof cwd);
+	/* sudo: the fetch back into the user's repos is the user's, done by
+	 * a helper forked now, while the ids can still change. */
+	if (n > 0 && geteuid() == 0 && s->host_uid != 0) {
+		int rc = asuser_start(s->host_uid, s->host_gid, &s->asuser,
+				      err, errlen);
+		if (rc != 0)
+			return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int rc = gitiso_prepare(list[i], s->cache_dir, s->id,
 					&s->repos[s->nrepos], err, errlen);

@@ -8,9 +8,11 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "asuser.h"
 #include "caps.h"
 #include "docker.h"
 #include "fence.h"
@@ -50,10 +52,21 @@ void sweep_fence(const char *table, bool have)
 	caps_lower_net_admin();
 }
 
-void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
+/* Prints a multi-line summary with the prefix on each line. */
+static void print_summary(char *summary)
+{
+	char *save = NULL;
+	for (char *l = strtok_r(summary, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save))
+		fprintf(stderr, PFX "%s\n", l);
+}
+
+void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep,
+		 struct asuser *as, struct sweep_tally *t)
 {
 	for (size_t i = 0; i < n; i++) {
 		char summary[4096] = "", err[512] = "";
+		int fetched = 0;
 		if (keep) {
 			fprintf(stderr,
 				PFX "--keep: clone of %s kept at %s (branch "
@@ -61,17 +74,21 @@ void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
 				gitiso_host_repo(repos[i]),
 				gitiso_clone_path(repos[i]),
 				gitiso_branch(repos[i]));
-		} else if (gitiso_finish(repos[i], summary, sizeof summary, err,
-					 sizeof err) != 0) {
-			launch_diag("%s: %s", gitiso_host_repo(repos[i]), err);
+		} else {
+			gitiso_set_fetcher(repos[i], asuser_fetch, as);
+			if (gitiso_finish(repos[i], summary, sizeof summary,
+					  err, sizeof err) != 0) {
+				launch_alert("%s: %s", gitiso_host_repo(repos[i]),
+					     err);
+				if (t != NULL)
+					t->not_fetched++;
+			}
 		}
-		if (summary[0] != '\0') {
-			/* The summary may span lines; prefix each. */
-			char *save = NULL;
-			for (char *l = strtok_r(summary, "\n", &save); l;
-			     l = strtok_r(NULL, "\n", &save))
-				fprintf(stderr, PFX "%s\n", l);
-		}
+		if (summary[0] != '\0')
+			print_summary(summary);
+		size_t c = gitiso_commits(repos[i], &fetched);
+		if (t != NULL && fetched)
+			t->commits += c;
 		gitiso_free(repos[i]);
 		repos[i] = NULL;
 	}
@@ -105,7 +122,18 @@ static void resume_repos(const struct session_record *r, const char *id)
 			launch_diag("session %s: %s", id, err);
 			continue;
 		}
-		sweep_repos(&repo, 1, false);
+		/* As root (sudo stop, the stale sweep): the fetch is the
+		 * repo owner's, done by a helper that becomes them. */
+		struct asuser *as = NULL;
+		uid_t uid;
+		gid_t gid;
+		char gitdir[4200];
+		launch_snprintf(gitdir, sizeof gitdir, "%s/.git", g->host);
+		if (geteuid() == 0 && asuser_owner(gitdir, &uid, &gid) == 0 &&
+		    asuser_start(uid, gid, &as, err, sizeof err) != 0)
+			launch_alert("session %s: %s", id, err);
+		sweep_repos(&repo, 1, false, as, NULL);
+		asuser_stop(as);
 	}
 }
 
