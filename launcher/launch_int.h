@@ -51,6 +51,8 @@ struct sess {
 	size_t nrepos;
 	struct asuser *asuser;	  /* sudo: fetches as the invoking user */
 	struct sweep_tally tally; /* what the repos step brought back */
+	char started[40];	  /* RFC 3339 */
+	int exit_code;		  /* the session's, once known */
 	char codex[PATH_MAX]; /* persistent Codex home */
 	char *ssh_keys;	      /* --ssh: the public keys sshd accepts */
 	uid_t uid, host_uid;  /* container user; the invoking user */

@@ -237,6 +237,7 @@ enum {
 	O_PROBE_DENY,
 	O_NO_VERIFY,
 	O_KEEP,
+	O_NO_REPO,
 	O_HELP,
 };
 
@@ -255,23 +256,29 @@ static int check_target(const char *opt, const char *v, char *err,
 	return 0;
 }
 
-/* The session's name becomes a container name: Docker's alphabet. */
+static bool is_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9');
+}
+
+/* The session's name becomes a container name: Docker's rule,
+ * [a-zA-Z0-9][a-zA-Z0-9_.-]+, here at parse time rather than from the
+ * engine after the network and the fence are up. */
 static int check_name(const char *v, const char *where, char *err,
 		      size_t errlen)
 {
-	for (const char *p = v; *p; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
-		      (*p == '.' && p != v))) {
-			snprintf(err, errlen,
-				 "%sname '%s': use letters, digits, "
-				 "'_', '-' and '.'",
-				 where, v);
-			return -EINVAL;
-		}
-	}
-	if (*v == '\0' || strlen(v) > 64) {
-		snprintf(err, errlen, "%sname: 1-64 characters", where);
+	size_t n = strlen(v);
+	bool ok = n >= 2 && n <= 64 && is_alnum(v[0]);
+	for (size_t i = 1; ok && i < n; i++)
+		ok = is_alnum(v[i]) || v[i] == '_' || v[i] == '.' ||
+		     v[i] == '-';
+	if (!ok) {
+		snprintf(err, errlen,
+			 "%sname '%.80s': 2-64 characters, a letter or digit "
+			 "first, then letters, digits, '_', '.' or '-' (a "
+			 "Docker container name)",
+			 where, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -433,6 +440,7 @@ static const struct option long_opts[] = {
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
+    {"no-repo", no_argument, NULL, O_NO_REPO},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -495,6 +503,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case O_KEEP:
 			c->keep = true;
 			c->keep_set = 1;
+			break;
+		case O_NO_REPO:
+			c->no_repo = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -801,6 +812,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_verify = over->no_verify;
 	if (over->keep_set)
 		base->keep = over->keep;
+	if (over->no_repo)
+		base->no_repo = true;
 	if (over->ssh_port != 0)
 		base->ssh_port = over->ssh_port;
 	if (over->command) {
@@ -882,7 +895,11 @@ void lcfg_usage(FILE *f)
 	    "  --detach             start in the background; later `attach "
 	    "NAME`,\n"
 	    "                       `stop NAME`, `ls`\n"
-	    "  --name NAME          session name (default agentsafe-<id>)\n"
+	    "  --name NAME          session name, also the container's: 2-64 "
+	    "of\n"
+	    "                       [a-zA-Z0-9_.-], alphanumeric first "
+	    "(default\n"
+	    "                       agentsafe-<id>)\n"
 	    "  --hosts FILE         passed to agentsafe-proxy: resolve names "
 	    "from\n"
 	    "                       this hosts file only\n"
@@ -896,6 +913,9 @@ void lcfg_usage(FILE *f)
 	    "to\n"
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
+	    "  --no-repo            start with no repo mounted (without it, "
+	    "a\n"
+	    "                       start outside a git repo is refused)\n"
 	    "  --help               this text\n"
 	    "\n",
 	    f);
@@ -926,8 +946,13 @@ void lcfg_usage(FILE *f)
 	    "branch agentsafe/<id> when the agent committed.\n"
 	    "\n"
 	    "Exit status: the command's; 125 when the launcher itself failed\n"
-	    "(including a failed self-verification), 2 for a usage error,\n"
-	    "128+N when the launcher was stopped by signal N.\n"
+	    "(including a failed self-verification) or the command line is "
+	    "wrong,\n"
+	    "124 when the session's commits could not be brought back into "
+	    "a\n"
+	    "host repo (they stay in the kept clone), 128+N when the "
+	    "launcher\n"
+	    "was stopped by signal N.\n"
 	    "\n"
 	    "Privilege: run as root, or install with\n"
 	    "  sudo setcap cap_net_admin+p $(command -v agentsafe-launch)\n"

@@ -233,7 +233,7 @@ int run_command(struct lcfg *c)
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
 		if (steps_up(&s, &done) == 0)
-			code = run_attached(&s);
+			s.exit_code = code = run_attached(&s);
 		steps_down(&s, done);
 	}
 	if (s.tally.not_fetched > 0) {

@@ -96,7 +96,17 @@ static int session_files(struct sess *s, char *err, size_t errlen)
 
 void step_session_down(struct sess *s)
 {
+	struct session_record r;
+	char line[1024] = "";
+	if (s->tally.not_fetched > 0)
+		s->exit_code = EXIT_NOT_FETCHED;
 	launch_save_state(s, true);
+	sweep_tally_free(&s->tally);
+	if (s->id[0] != '\0' && session_record_load(s->id, &r) == 0) {
+		session_summary(&r, line, sizeof line);
+		session_record_free(&r);
+		launch_diag("%s", line);
+	}
 	fprintf(stderr, PFX "session %s ended; egress log: %s\n", s->id,
 		s->log_path);
 	egress_log_close(s->log);
@@ -111,6 +121,8 @@ int step_session_up(struct sess *s, char *err, size_t errlen)
 		return -EIO;
 	}
 	session_names(s);
+	s->exit_code = EXIT_LAUNCH;
+	egress_format_ts(s->started, sizeof s->started);
 	int rc = session_files(s, err, errlen);
 	if (rc != 0) {
 		step_session_down(s);
@@ -145,6 +157,8 @@ static size_t repo_list(const struct lcfg *c, const char **list, char *cwd,
 			list[n++] = c->repos.v[i];
 		return n;
 	}
+	if (c->no_repo)
+		return 0;
 	git_buf root = {0};
 	git_libgit2_init();
 	if (getcwd(cwd, cwdlen) != NULL &&
@@ -152,11 +166,20 @@ static size_t repo_list(const struct lcfg *c, const char **list, char *cwd,
 		list[n++] = cwd;
 	git_buf_dispose(&root);
 	git_libgit2_shutdown();
-	if (n == 0)
-		launch_diag(
-		    "the current directory is not in a git repo: no repo "
-		    "mounted (use --repo PATH)");
 	return n;
+}
+
+int step_repos_check(const struct lcfg *c, char *err, size_t errlen)
+{
+	char cwd[PATH_MAX];
+	const char *list[LCFG_MAX_LIST];
+	if (c->no_repo || repo_list(c, list, cwd, sizeof cwd) > 0)
+		return 0;
+	launch_snprintf(err, errlen,
+			"%s is not in a git repo: start in one, name one with "
+			"--repo PATH, or pass --no-repo for a session without",
+			getcwd(cwd, sizeof cwd) ? cwd : "the current directory");
+	return -ENOENT;
 }
 
 /* The persistent Codex home, owned by the agent's uid; without it Codex

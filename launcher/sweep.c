@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -89,9 +90,30 @@ void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep,
 		size_t c = gitiso_commits(repos[i], &fetched);
 		if (t != NULL && fetched)
 			t->commits += c;
+		if (t != NULL && t->nended < LCFG_MAX_LIST)
+			t->ended[t->nended++] = (struct session_repo){
+			    strdup(gitiso_name(repos[i])),
+			    strdup(gitiso_host_repo(repos[i])),
+			    strdup(gitiso_clone_path(repos[i])),
+			    strdup(gitiso_branch(repos[i])),
+			    strdup(gitiso_base(repos[i])),
+			    keep ? -1 : (long)c,
+			    fetched != 0};
 		gitiso_free(repos[i]);
 		repos[i] = NULL;
 	}
+}
+
+void sweep_tally_free(struct sweep_tally *t)
+{
+	for (size_t i = 0; i < t->nended; i++) {
+		struct session_repo *g = &t->ended[i];
+		const char *strs[] = {g->name, g->host, g->clone, g->branch,
+				      g->base};
+		for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
+			free((void *)strs[k]);
+	}
+	t->nended = 0;
 }
 
 /* SIGTERM to the recorded proxy, only if that pid still is a proxy. */
@@ -109,7 +131,8 @@ static void stop_recorded_proxy(pid_t ppid)
 		(void)fclose(f); /* only read */
 }
 
-static void resume_repos(const struct session_record *r, const char *id)
+static void resume_repos(const struct session_record *r, const char *id,
+			 struct sweep_tally *t)
 {
 	for (size_t i = 0; i < r->nrepos; i++) {
 		const struct session_repo *g = &r->repos[i];
@@ -132,7 +155,7 @@ static void resume_repos(const struct session_record *r, const char *id)
 		if (geteuid() == 0 && asuser_owner(gitdir, &uid, &gid) == 0 &&
 		    asuser_start(uid, gid, &as, err, sizeof err) != 0)
 			launch_alert("session %s: %s", id, err);
-		sweep_repos(&repo, 1, false, as, NULL);
+		sweep_repos(&repo, 1, false, as, t);
 		asuser_stop(as);
 	}
 }
@@ -158,12 +181,26 @@ void sweep_session(struct docker *d, bool caps, const char *id)
 		sweep_fence(r.table, caps);
 	if (*r.network)
 		sweep_network(d, r.network);
-	resume_repos(&r, id);
+	struct sweep_tally t;
+	memset(&t, 0, sizeof t);
+	resume_repos(&r, id, &t);
 	r.id = id; /* the directory it was found in */
 	r.finished = true;
+	const struct session_repo *own = r.repos;
+	size_t nown = r.nrepos;
+	if (t.nended > 0) {
+		r.repos = t.ended;
+		r.nrepos = t.nended;
+	}
+	if (t.not_fetched > 0)
+		r.exit_code = EXIT_NOT_FETCHED;
+	(void)session_log_counts(r.egress_log, &r.denials, &r.drops);
 	char err[512];
 	(void)session_record_save(&r, err, sizeof err);
+	r.repos = own; /* the record frees its own array, t its strings */
+	r.nrepos = nown;
 	session_record_free(&r);
+	sweep_tally_free(&t);
 }
 
 static void sweep_labelled(struct docker *d, const char *kind)

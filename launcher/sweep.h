@@ -7,6 +7,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "lcfg.h"
+#include "session.h"
+
 struct docker;
 struct gitiso_repo;
 struct asuser;
@@ -15,7 +18,12 @@ struct asuser;
 struct sweep_tally {
 	size_t commits;	    /* brought back into the host repos */
 	size_t not_fetched; /* repos whose commits stayed in the clone */
+	/* Each repo as session.json keeps it once the handles are gone
+	 * (sweep_tally_free releases the strings). */
+	struct session_repo ended[LCFG_MAX_LIST];
+	size_t nended;
 };
+void sweep_tally_free(struct sweep_tally *t);
 
 /* Remove a container or network; a failure is reported, not returned
  * (teardown goes on with the rest). */

@@ -234,6 +234,36 @@ static void flag_errors_and_subcommands(void **state)
 	lcfg_free(&c);
 }
 
+/* Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+, checked before anything starts. */
+static void names_follow_dockers_rule(void **state)
+{
+	(void)state;
+	const char *bad[] = {"a", "_x", "-x", ".x", "x y", "x/../y", "x:1",
+			     "\xc3\xa9t\xc3\xa9", ""};
+	const char *good[] = {"ab", "a_b.c-d", "0x", "Session.2"};
+	char err[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *argv[] = {"x", "--name", (char *)bad[i], NULL};
+		struct lcfg c;
+		lcfg_init(&c);
+		assert_int_equal(lcfg_parse_args(&c, 3, argv, err, sizeof err),
+				 -EINVAL);
+		assert_non_null(strstr(err, "letter or digit first"));
+		lcfg_free(&c);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char *argv[] = {"x", "--name", (char *)good[i], "--no-repo",
+				NULL};
+		struct lcfg c;
+		lcfg_init(&c);
+		assert_int_equal(lcfg_parse_args(&c, 4, argv, err, sizeof err),
+				 0);
+		assert_string_equal(c.name, good[i]);
+		assert_true(c.no_repo);
+		lcfg_free(&c);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +273,7 @@ int main(void)
 	    cmocka_unit_test(value_parsers),
 	    cmocka_unit_test(flags_parse_and_override_file),
 	    cmocka_unit_test(flag_errors_and_subcommands),
+	    cmocka_unit_test(names_follow_dockers_rule),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
