@@ -5,5 +5,9 @@
 
 int cli_policy_main(int argc, char **argv);
 int cli_log_main(int argc, char **argv);
+/* session_cmd.c, review_cmd.c: the history of sessions (session.json). */
+int cli_sessions_main(int argc, char **argv);
+int cli_prune_main(int argc, char **argv);
+int cli_review_main(int argc, char **argv);
 
 #endif

@@ -13,7 +13,10 @@ static void usage(FILE *out)
 	    "       agentsafe log [FILE...] [options]   (agentsafe log "
 	    "--help)\n"
 	    "       agentsafe log suggest [FILE...] [--wildcards] [--apply "
-	    "POLICY]\n",
+	    "POLICY]\n"
+	    "       agentsafe sessions\n"
+	    "       agentsafe review ID [--merge | --discard]\n"
+	    "       agentsafe prune [--dry-run] [--older-than 7d] [--force]\n",
 	    out);
 }
 
@@ -31,6 +34,12 @@ int main(int argc, char **argv)
 		return cli_policy_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "log") == 0)
 		return cli_log_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sessions") == 0)
+		return cli_sessions_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "review") == 0)
+		return cli_review_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "prune") == 0)
+		return cli_prune_main(argc - 1, argv + 1);
 	fprintf(stderr, "agentsafe: unknown command '%s'\n", argv[1]);
 	usage(stderr);
 	return 2;
