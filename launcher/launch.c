@@ -192,7 +192,8 @@ static size_t launch_binds(const struct sess *s, struct session_bind *out)
 	size_t n = 0;
 	for (size_t i = 0; i < c->npublish && n < LCFG_MAX_LIST; i++)
 		out[n++] = (struct session_bind){
-		    "127.0.0.1", c->publish[i].first, c->publish[i].last,
+		    c->publish[i].addr[0] ? c->publish[i].addr : "127.0.0.1",
+		    c->publish[i].first, c->publish[i].last,
 		    c->ssh_port != 0 && c->publish[i].first == c->ssh_port};
 	return n;
 }

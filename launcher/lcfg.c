@@ -3,6 +3,7 @@
  * unknown keys are errors naming FILE:LINE:COL). */
 #include "lcfg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -178,6 +179,34 @@ int lcfg_parse_ports(const char *s, struct lcfg_ports *out)
 	return 0;
 }
 
+int lcfg_parse_bind(const char *s, struct lcfg_ports *out)
+{
+	const char *colon = s != NULL ? strchr(s, ':') : NULL;
+	char a[16];
+	struct in_addr in;
+	if (s == NULL)
+		return -EINVAL;
+	memset(out->addr, 0, sizeof out->addr);
+	if (colon == NULL)
+		return lcfg_parse_ports(s, out);
+	size_t al = (size_t)(colon - s);
+	if (al == 0 || al >= sizeof a)
+		return -EINVAL;
+	memcpy(a, s, al);
+	a[al] = '\0';
+	if (inet_pton(AF_INET, a, &in) != 1 ||
+	    lcfg_parse_ports(colon + 1, out) != 0)
+		return -EINVAL;
+	if (inet_ntop(AF_INET, &in, out->addr, sizeof out->addr) == NULL)
+		return -EINVAL;
+	return 0;
+}
+
+bool lcfg_bind_is_loopback(const char *addr)
+{
+	return addr == NULL || addr[0] == '\0' || strncmp(addr, "127.", 4) == 0;
+}
+
 int lcfg_parse_target(const char *s, char *hostbuf, size_t hostlen,
 		      uint16_t *port, uint16_t defport)
 {
@@ -293,23 +322,26 @@ static int apply_ports(struct lcfg *c, int o, const char *v, const char *where,
 	if (o == O_PUBLISH) {
 		if (c->npublish >= LCFG_MAX_LIST)
 			return -E2BIG;
-		if (lcfg_parse_ports(v, &c->publish[c->npublish]) != 0) {
+		if (lcfg_parse_bind(v, &c->publish[c->npublish]) != 0) {
 			snprintf(err, errlen,
-				 "%spublish '%s': expected PORT or "
-				 "FIRST-LAST (1-65535)",
+				 "%spublish '%s': expected [ADDR:]PORT or "
+				 "[ADDR:]FIRST-LAST (1-65535, ADDR IPv4)",
 				 where, v);
 			return -EINVAL;
 		}
 		c->npublish++;
 		return 0;
 	}
-	if (lcfg_parse_ports(v, &sp) != 0 || sp.first != sp.last ||
+	if (lcfg_parse_bind(v, &sp) != 0 || sp.first != sp.last ||
 	    sp.first < 1024) {
 		snprintf(err, errlen,
-			 "%sssh '%s': expected one port, 1024-65535", where, v);
+			 "%sssh '%s': expected [ADDR:]PORT, one port "
+			 "1024-65535, ADDR IPv4",
+			 where, v);
 		return -EINVAL;
 	}
 	c->ssh_port = sp.first;
+	memcpy(c->ssh_addr, sp.addr, sizeof c->ssh_addr);
 	return 0;
 }
 
@@ -814,8 +846,10 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->keep = over->keep;
 	if (over->no_repo)
 		base->no_repo = true;
-	if (over->ssh_port != 0)
+	if (over->ssh_port != 0) {
 		base->ssh_port = over->ssh_port;
+		memcpy(base->ssh_addr, over->ssh_addr, sizeof base->ssh_addr);
+	}
 	if (over->command) {
 		base->command = over->command;
 		base->ncommand = over->ncommand;
@@ -883,11 +917,16 @@ void lcfg_usage(FILE *f)
 	    "                       nvidia runtime or CDI)\n"
 	    "  --memory SIZE        memory limit (e.g. 8g)\n"
 	    "  --cpus N             CPU limit (e.g. 2 or 1.5)\n"
-	    "  --publish PORT[-PORT]  publish container TCP ports on the same\n"
-	    "                       host ports, 127.0.0.1 only (repeatable)\n"
-	    "  --ssh PORT           long-lived mode: sshd in the container\n"
+	    "  --publish [ADDR:]PORT[-PORT]  publish container TCP ports on "
+	    "the\n"
+	    "                       same host ports, on 127.0.0.1 unless ADDR "
+	    "names\n"
+	    "                       another IPv4 address (0.0.0.0, a LAN "
+	    "address:\n"
+	    "                       warned about, recorded) (repeatable)\n"
+	    "  --ssh [ADDR:]PORT    long-lived mode: sshd in the container\n"
 	    "                       (key-only, as the agent user) on\n"
-	    "                       127.0.0.1:PORT; keys from\n"
+	    "                       ADDR:PORT (default 127.0.0.1); keys from\n"
 	    "                       "
 	    "$XDG_CONFIG_HOME/agentsafe/authorized_keys,\n"
 	    "                       else ~/.ssh/*.pub; the image gets sshd\n"

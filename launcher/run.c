@@ -95,11 +95,13 @@ static int run_setup(struct sess *s)
 			json_decref(info);
 			return -ENOENT;
 		}
-		/* Published like --publish: 127.0.0.1 only, through the
-		 * launcher's relay. */
+		/* Published like --publish (127.0.0.1 unless --ssh named
+		 * an address), through the launcher's relay. */
 		if (c->npublish < LCFG_MAX_LIST) {
-			c->publish[c->npublish].first = c->ssh_port;
-			c->publish[c->npublish++].last = c->ssh_port;
+			c->publish[c->npublish] = (struct lcfg_ports){
+			    c->ssh_port, c->ssh_port, ""};
+			memcpy(c->publish[c->npublish++].addr, c->ssh_addr,
+			       sizeof c->ssh_addr);
 		}
 	}
 	struct gpu_env genv;
