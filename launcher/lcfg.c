@@ -267,6 +267,7 @@ enum {
 	O_NO_VERIFY,
 	O_KEEP,
 	O_NO_REPO,
+	O_VERBOSE,
 	O_HELP,
 };
 
@@ -473,6 +474,7 @@ static const struct option long_opts[] = {
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
     {"no-repo", no_argument, NULL, O_NO_REPO},
+    {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -511,7 +513,7 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		int idx = 0;
 		/* '+': stop at the first non-option so "-- cmd" and a bare
 		 * command word are both left for us. */
-		int o = getopt_long(argc, argv, "+h", long_opts, &idx);
+		int o = getopt_long(argc, argv, "+hv", long_opts, &idx);
 		if (o == -1)
 			break;
 		int rc = 0;
@@ -538,6 +540,10 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 			break;
 		case O_NO_REPO:
 			c->no_repo = true;
+			break;
+		case 'v':
+		case O_VERBOSE:
+			c->verbose = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -846,6 +852,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->keep = over->keep;
 	if (over->no_repo)
 		base->no_repo = true;
+	if (over->verbose)
+		base->verbose = true;
 	if (over->ssh_port != 0) {
 		base->ssh_port = over->ssh_port;
 		memcpy(base->ssh_addr, over->ssh_addr, sizeof base->ssh_addr);
@@ -955,6 +963,13 @@ void lcfg_usage(FILE *f)
 	    "  --no-repo            start with no repo mounted (without it, "
 	    "a\n"
 	    "                       start outside a git repo is refused)\n"
+	    "  -v, --verbose        show the image build's every line (by "
+	    "default\n"
+	    "                       one live status line; the whole output "
+	    "is in\n"
+	    "                       $XDG_STATE_HOME/agentsafe/build.log, "
+	    "shown\n"
+	    "                       on failure)\n"
 	    "  --help               this text\n"
 	    "\n",
 	    f);
