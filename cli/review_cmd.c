@@ -91,25 +91,26 @@ static void show_repo(const struct session_repo *g, const char *id)
 		return;
 	}
 	putchar('\n');
-	if (!branch_is_sessions(g, id) || strspn(g->base, "0123456789abcdef") !=
-					      strlen(g->base)) {
+	if (!branch_is_sessions(g, id) ||
+	    strspn(g->base, "0123456789abcdef") != strlen(g->base)) {
 		printf("    (the record's branch or base is not this "
 		       "session's; not shown)\n");
 		return;
 	}
 	snprintf(range, sizeof range, "%s..%s", g->base, g->branch);
-	char *log[] = {"git", "-C", (char *)g->host, "log", "--no-color",
-		       "--format=%h %an: %s", range, "--", NULL};
-	char *stat[] = {"git", "-C", (char *)g->host, "diff", "--no-color",
-			"--stat", range, "--", NULL};
+	char *log[] = {"git", "-C",	    (char *)g->host,
+		       "log", "--no-color", "--format=%h %an: %s",
+		       range, "--",	    NULL};
+	char *stat[] = {"git",	"-C",	      (char *)g->host,
+			"diff", "--no-color", "--stat",
+			range,	"--",	      NULL};
 	(void)run_git(log);
 	(void)run_git(stat);
 }
 
 /* --merge: into the host's current branch; --discard: the branch goes.
  * Then the session's kept clones go (both ways the work is settled). */
-static int settle_repo(const struct session_repo *g, const char *id,
-		       bool merge)
+static int settle_repo(const struct session_repo *g, const char *id, bool merge)
 {
 	if (!branch_is_sessions(g, id)) {
 		fprintf(stderr,
@@ -118,10 +119,12 @@ static int settle_repo(const struct session_repo *g, const char *id,
 			id);
 		return 1;
 	}
-	char *m[] = {"git", "-C", (char *)g->host, "merge", "--no-edit",
-		     (char *)g->branch, NULL};
-	char *d[] = {"git", "-C", (char *)g->host, "branch", "-D",
-		     (char *)g->branch, NULL};
+	char *m[] = {"git",   "-C",	   (char *)g->host,
+		     "merge", "--no-edit", (char *)g->branch,
+		     NULL};
+	char *d[] = {"git",    "-C", (char *)g->host,
+		     "branch", "-D", (char *)g->branch,
+		     NULL};
 	if (g->commits > 0 && !g->fetched) {
 		fprintf(stderr,
 			"agentsafe review: agentsafe/%s's commits are only in "

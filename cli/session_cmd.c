@@ -148,8 +148,8 @@ static void sessions_usage(FILE *f)
 int cli_sessions_main(int argc, char **argv)
 {
 	struct rows rs = {0};
-	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
-			  strcmp(argv[1], "-h") == 0)) {
+	if (argc == 2 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		sessions_usage(stdout);
 		return 0;
 	}
@@ -218,8 +218,8 @@ static void prune_one(const char *id, void *arg)
 	    session_record_load(id, &r) != 0)
 		return;
 	int64_t t = started_ms(id, &r);
-	bool keep = session_is_live(id) || !r.finished || t < 0 ||
-		    t >= p->before;
+	bool keep =
+	    session_is_live(id) || !r.finished || t < 0 || t >= p->before;
 	if (!keep && work_left_behind(&r) && !p->force) {
 		printf("keeping %s: its clone holds commits not fetched into "
 		       "your repo (agentsafe review %s; prune --force removes "
@@ -269,7 +269,8 @@ int cli_prune_main(int argc, char **argv)
 			    "kept clones of\nfinished sessions older than "
 			    "DURATION (default 7d; 45s, 10m, 2h, 3d).\nRunning "
 			    "and stale sessions are kept, and so is a clone "
-			    "holding commits\nnot fetched into your repo unless "
+			    "holding commits\nnot fetched into your repo "
+			    "unless "
 			    "--force.\n",
 			    stdout);
 			return 0;
@@ -279,8 +280,9 @@ int cli_prune_main(int argc, char **argv)
 	}
 	if (optind != argc || older[0] < '0' || older[0] > '9' ||
 	    (p.before = logread_parse_when(older, now)) < 0) {
-		fprintf(stderr, "agentsafe prune: --older-than '%s': expected "
-				"a duration such as 7d, 12h or 30m\n",
+		fprintf(stderr,
+			"agentsafe prune: --older-than '%s': expected "
+			"a duration such as 7d, 12h or 30m\n",
 			older);
 		return 2;
 	}

@@ -42,8 +42,7 @@ static int become(uid_t uid, gid_t gid)
 	uid_t r, e, s;
 	gid_t rg, eg, sg;
 
-	if (pw == NULL ||
-	    getgrouplist(pw->pw_name, gid, groups, &n) < 0 ||
+	if (pw == NULL || getgrouplist(pw->pw_name, gid, groups, &n) < 0 ||
 	    setgroups((size_t)n, groups) != 0)
 		if (setgroups(1, &gid) != 0)
 			return -errno;
@@ -62,7 +61,8 @@ static int parse_request(char *buf, size_t len, const char *v[6])
 {
 	size_t off = 0;
 	for (int i = 0; i < 6; i++) {
-		char *nul = off < len ? memchr(buf + off, '\0', len - off) : NULL;
+		char *nul =
+		    off < len ? memchr(buf + off, '\0', len - off) : NULL;
 		if (nul == NULL)
 			return -EINVAL;
 		v[i] = buf + off;
@@ -104,8 +104,8 @@ static void serve(int fd, uid_t uid, gid_t gid)
 		} else {
 			struct gitiso_fetch f = {v[0], v[1], v[2],
 						 v[3], v[4], v[5]};
-			rep.rc = gitiso_fetch_branch(&f, rep.err,
-						     sizeof rep.err);
+			rep.rc =
+			    gitiso_fetch_branch(&f, rep.err, sizeof rep.err);
 		}
 		if (send(fd, &rep, sizeof rep, MSG_NOSIGNAL) < 0)
 			break;
@@ -177,11 +177,11 @@ int asuser_owner(const char *path, uid_t *uid, gid_t *gid)
 	return 0;
 }
 
-static int via_helper(struct asuser *h, const struct gitiso_fetch *f,
-		      char *err, size_t errlen)
+static int via_helper(struct asuser *h, const struct gitiso_fetch *f, char *err,
+		      size_t errlen)
 {
 	static char buf[ASUSER_MSG];
-	const char *v[6] = {f->host_workdir, f->host_gitdir, f->clone_path,
+	const char *v[6] = {f->host_workdir, f->host_gitdir,  f->clone_path,
 			    f->branch_ref,   f->branch_short, f->tip};
 	struct reply rep;
 	size_t off = 0;
@@ -197,8 +197,7 @@ static int via_helper(struct asuser *h, const struct gitiso_fetch *f,
 	}
 	if (send(h->fd, buf, off, MSG_NOSIGNAL) != (ssize_t)off ||
 	    recv(h->fd, &rep, sizeof rep, 0) != (ssize_t)sizeof rep) {
-		errbuf_set(err, errlen,
-			   "the helper fetching as uid %u is gone",
+		errbuf_set(err, errlen, "the helper fetching as uid %u is gone",
 			   (unsigned)h->uid);
 		return -EPIPE;
 	}

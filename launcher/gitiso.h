@@ -88,8 +88,7 @@ struct gitiso_fetch {
 /* Performs f in this process: fetch the branch from the clone into the
  * host repo and create it there without force. Returns 0, -EEXIST (the
  * branch exists; not overwritten), or -errno with a sentence in err. */
-int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err,
-			size_t errlen);
+int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen);
 /* Who performs the fetch in gitiso_finish (added): by default
  * gitiso_fetch_branch in this process; a root launcher passes a function
  * that does it as the host repo's owner, so no root-owned file lands in

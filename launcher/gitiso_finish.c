@@ -415,8 +415,7 @@ static int create_branch(const struct gitiso_fetch *f, git_repository *host,
 /* The only write to the host repository: download the session branch's
  * objects from the clone (host side, container gone), then create the
  * branch. */
-int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err,
-			size_t errlen)
+int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 {
 	git_repository *host = NULL;
 	git_remote *remote = NULL;

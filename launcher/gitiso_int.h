@@ -36,8 +36,8 @@ struct gitiso_repo {
 	bool libgit2_up;
 	/* libgit2 1.5 cannot walk or fetch cut-off history */
 	bool host_shallow;
-	size_t commits;	 /* after finish: new on the branch */
-	bool fetched;	 /* after finish: they are in the host repo */
+	size_t commits;		 /* after finish: new on the branch */
+	bool fetched;		 /* after finish: they are in the host repo */
 	gitiso_fetch_fn fetcher; /* NULL: gitiso_fetch_branch */
 	void *fetcher_arg;
 };

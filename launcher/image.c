@@ -235,10 +235,10 @@ int image_exists(struct docker *d, const char *image, json_t **labels,
 struct progress {
 	char error[1024];
 	const char *image;
-	FILE *log;   /* the whole output; NULL: none */
-	bool live;   /* one status line, rewritten (stderr is a terminal) */
-	bool all;    /* -v: every line on stderr */
-	bool shown;  /* a status line is on the screen */
+	FILE *log;  /* the whole output; NULL: none */
+	bool live;  /* one status line, rewritten (stderr is a terminal) */
+	bool all;   /* -v: every line on stderr */
+	bool shown; /* a status line is on the screen */
 	char text[4096];
 };
 
@@ -277,8 +277,8 @@ static void show_step(struct progress *p, const char *t)
 		return;
 	size_t n = strcspn(t, "\n");
 	if (p->live) {
-		fprintf(stderr, "\r\033[K" IMG_PFX "building %s: %.*s", p->image,
-			(int)(n > 60 ? 60 : n), t);
+		fprintf(stderr, "\r\033[K" IMG_PFX "building %s: %.*s",
+			p->image, (int)(n > 60 ? 60 : n), t);
 		p->shown = true;
 	} else {
 		fprintf(stderr, IMG_PFX "building %s: %.*s\n", p->image, (int)n,
@@ -320,9 +320,8 @@ static void show_tail(const char *log_path)
 {
 	char *buf = NULL;
 	size_t len = 0;
-	if (log_path == NULL ||
-	    fs_read_small(log_path, (size_t)64 << 20, 0, &buf, &len, NULL, 0) !=
-		0)
+	if (log_path == NULL || fs_read_small(log_path, (size_t)64 << 20, 0,
+					      &buf, &len, NULL, 0) != 0)
 		return;
 	size_t start = len, lines = 0;
 	while (start > 0 && lines <= 25)
@@ -330,7 +329,7 @@ static void show_tail(const char *log_path)
 			lines++;
 	fprintf(stderr, IMG_PFX "the end of the build log:\n%s", buf + start);
 	if (len > 0 && buf[len - 1] != '\n')
-		fputc('\n', stderr);
+		(void)fputc('\n', stderr);
 	fprintf(stderr, IMG_PFX "full build log: %s\n", log_path);
 	free(buf);
 }
@@ -344,26 +343,28 @@ static int build_post(struct docker *d, const char *image, const char *dir,
 			     .all = o == NULL || o->verbose,
 			     .live = o != NULL && !o->verbose && isatty(2)};
 	long st = 0;
-	if (o != NULL && o->log_path != NULL) {
-		p.log = fopen(o->log_path, "we");
+	const char *log_path = o != NULL ? o->log_path : NULL;
+	if (log_path != NULL) {
+		p.log = fopen(log_path, "we");
 		if (p.log == NULL)
 			p.all = true; /* no log: the output is only here */
 	}
+	bool logged = p.log != NULL;
 	fprintf(stderr, IMG_PFX "building %s from %s%s%s\n", image, dir,
-		p.log ? "; log: " : "", p.log ? o->log_path : "");
+		logged ? "; log: " : "", logged ? log_path : "");
 	int rc = docker_stream(d, "POST", path, "application/x-tar", t->data,
 			       t->len, on_line, &p, &st, err, errlen);
 	if (p.shown)
 		(void)fputs("\r\033[K", stderr);
-	if (p.log != NULL && fclose(p.log) != 0)
-		p.log = NULL;
+	if (logged && fclose(p.log) != 0)
+		logged = false;
 	if (rc == 0 && (st != 200 || p.error[0])) {
 		snprintf(err, errlen, "building %s from %s failed: %s", image,
 			 dir, p.error[0] ? p.error : "engine error");
 		rc = -EIO;
 	}
-	if (rc != 0 && p.log != NULL && !p.all)
-		show_tail(o->log_path);
+	if (rc != 0 && logged && !p.all)
+		show_tail(log_path);
 	else if (rc == 0)
 		fprintf(stderr, IMG_PFX "built %s\n", image);
 	return rc;
@@ -414,8 +415,8 @@ int image_build(struct docker *d, const char *image, const char *dir,
 				 "/build?t=%s&buildargs=%s&labels=%s&rm=1&"
 				 "forcerm=1",
 				 ei, ea, el);
-			rc = build_post(d, image, dir, path, &t, o, err,
-					errlen);
+			rc =
+			    build_post(d, image, dir, path, &t, o, err, errlen);
 			free(path);
 		}
 	}

@@ -202,14 +202,13 @@ void launch_save_state(const struct sess *s, bool finished)
 {
 	struct session_repo repos[LCFG_MAX_LIST];
 	for (size_t i = 0; i < s->nrepos; i++)
-		repos[i] = (struct session_repo){
-		    gitiso_name(s->repos[i]),
-		    gitiso_host_repo(s->repos[i]),
-		    gitiso_clone_path(s->repos[i]),
-		    gitiso_branch(s->repos[i]),
-		    gitiso_base(s->repos[i]),
-		    -1,
-		    false};
+		repos[i] = (struct session_repo){gitiso_name(s->repos[i]),
+						 gitiso_host_repo(s->repos[i]),
+						 gitiso_clone_path(s->repos[i]),
+						 gitiso_branch(s->repos[i]),
+						 gitiso_base(s->repos[i]),
+						 -1,
+						 false};
 	struct session_bind binds[LCFG_MAX_LIST];
 	size_t nbinds = launch_binds(s, binds);
 	struct session_record r = {

@@ -53,9 +53,9 @@ struct sess {
 	struct sweep_tally tally; /* what the repos step brought back */
 	char started[40];	  /* RFC 3339 */
 	int exit_code;		  /* the session's, once known */
-	char codex[PATH_MAX]; /* persistent Codex home */
-	char *ssh_keys;	      /* --ssh: the public keys sshd accepts */
-	uid_t uid, host_uid;  /* container user; the invoking user */
+	char codex[PATH_MAX];	  /* persistent Codex home */
+	char *ssh_keys;		  /* --ssh: the public keys sshd accepts */
+	uid_t uid, host_uid;	  /* container user; the invoking user */
 	gid_t gid, host_gid;
 	json_t *devreq;
 	bool tty;

@@ -301,8 +301,8 @@ static int check_name(const char *v, const char *where, char *err,
 	size_t n = strlen(v);
 	bool ok = n >= 2 && n <= 64 && is_alnum(v[0]);
 	for (size_t i = 1; ok && i < n; i++)
-		ok = is_alnum(v[i]) || v[i] == '_' || v[i] == '.' ||
-		     v[i] == '-';
+		ok =
+		    is_alnum(v[i]) || v[i] == '_' || v[i] == '.' || v[i] == '-';
 	if (!ok) {
 		snprintf(err, errlen,
 			 "%sname '%.80s': 2-64 characters, a letter or digit "

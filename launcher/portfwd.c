@@ -136,9 +136,8 @@ int portfwd_start(const struct portfwd_range *r, size_t n, uid_t uid, gid_t gid,
 				rc = -E2BIG;
 				break;
 			}
-			const char *ad = r[i].addr && r[i].addr[0]
-					     ? r[i].addr
-					     : "127.0.0.1";
+			const char *ad =
+			    r[i].addr && r[i].addr[0] ? r[i].addr : "127.0.0.1";
 			struct sockaddr_in a = {.sin_family = AF_INET,
 						.sin_port = htons((uint16_t)p)};
 			if (inet_pton(AF_INET, ad, &a.sin_addr) != 1) {
@@ -156,8 +155,8 @@ int portfwd_start(const struct portfwd_range *r, size_t n, uid_t uid, gid_t gid,
 			    bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
 			    listen(fd, 64) != 0) {
 				rc = -errno;
-				snprintf(err, errlen, "publish: %s:%u: %s",
-					 ad, p, strerror(errno));
+				snprintf(err, errlen, "publish: %s:%u: %s", ad,
+					 p, strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				break;

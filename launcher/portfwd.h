@@ -19,11 +19,12 @@ struct portfwd_range {
 	const char *addr;     /* IPv4 to listen on; NULL or "": 127.0.0.1 */
 };
 
-/* Listens on each range's address (127.0.0.1 by default) for every port of the ranges (errors, e.g. a port in
- * use, are reported here, before anything is forked), then forks the relay,
- * which drops to uid/gid (when root; so call this while the launcher still
- * may) and every capability, and waits for its target. Returns 0, the
- * relay's pid and the fd to give it the target on, or -errno with err. */
+/* Listens on each range's address (127.0.0.1 by default) for every port of the
+ * ranges (errors, e.g. a port in use, are reported here, before anything is
+ * forked), then forks the relay, which drops to uid/gid (when root; so call
+ * this while the launcher still may) and every capability, and waits for its
+ * target. Returns 0, the relay's pid and the fd to give it the target on, or
+ * -errno with err. */
 int portfwd_start(const struct portfwd_range *r, size_t n, uid_t uid, gid_t gid,
 		  pid_t *pid, int *ctl, char *err, size_t errlen);
 

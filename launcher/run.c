@@ -98,8 +98,8 @@ static int run_setup(struct sess *s)
 		/* Published like --publish (127.0.0.1 unless --ssh named
 		 * an address), through the launcher's relay. */
 		if (c->npublish < LCFG_MAX_LIST) {
-			c->publish[c->npublish] = (struct lcfg_ports){
-			    c->ssh_port, c->ssh_port, ""};
+			c->publish[c->npublish] =
+			    (struct lcfg_ports){c->ssh_port, c->ssh_port, ""};
 			memcpy(c->publish[c->npublish++].addr, c->ssh_addr,
 			       sizeof c->ssh_addr);
 		}

@@ -178,7 +178,8 @@ int step_repos_check(const struct lcfg *c, char *err, size_t errlen)
 	launch_snprintf(err, errlen,
 			"%s is not in a git repo: start in one, name one with "
 			"--repo PATH, or pass --no-repo for a session without",
-			getcwd(cwd, sizeof cwd) ? cwd : "the current directory");
+			getcwd(cwd, sizeof cwd) ? cwd
+						: "the current directory");
 	return -ENOENT;
 }
 
@@ -208,8 +209,8 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 	/* sudo: the fetch back into the user's repos is the user's, done by
 	 * a helper forked now, while the ids can still change. */
 	if (n > 0 && geteuid() == 0 && s->host_uid != 0) {
-		int rc = asuser_start(s->host_uid, s->host_gid, &s->asuser,
-				      err, errlen);
+		int rc = asuser_start(s->host_uid, s->host_gid, &s->asuser, err,
+				      errlen);
 		if (rc != 0)
 			return rc;
 	}

@@ -101,19 +101,21 @@ int step_publish_up(struct sess *s, char *err, size_t errlen)
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < c->npublish; i++) {
-		const char *a = pr[i].addr[0] ? pr[i].addr : "127.0.0.1";
+		const struct lcfg_ports *q = &c->publish[i];
+		const char *a = q->addr[0] ? q->addr : "127.0.0.1";
 		char ports[16];
-		launch_snprintf(ports, sizeof ports, "%u", pr[i].first);
-		if (pr[i].first != pr[i].last)
-			launch_snprintf(ports, sizeof ports, "%u-%u",
-					pr[i].first, pr[i].last);
+		if (q->first == q->last)
+			launch_snprintf(ports, sizeof ports, "%u", q->first);
+		else
+			launch_snprintf(ports, sizeof ports, "%u-%u", q->first,
+					q->last);
 		launch_diag("publishing %s:%s -> the container", a, ports);
 		if (!lcfg_bind_is_loopback(a))
 			launch_alert("%s:%s is reachable from beyond this "
 				     "machine: whoever reaches %s can connect "
 				     "to the container's port%s",
 				     a, ports, a,
-				     c->ssh_port == pr[i].first
+				     c->ssh_port == q->first
 					 ? " (sshd: keys only)"
 					 : "");
 	}

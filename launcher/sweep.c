@@ -79,8 +79,8 @@ void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep,
 			gitiso_set_fetcher(repos[i], asuser_fetch, as);
 			if (gitiso_finish(repos[i], summary, sizeof summary,
 					  err, sizeof err) != 0) {
-				launch_alert("%s: %s", gitiso_host_repo(repos[i]),
-					     err);
+				launch_alert("%s: %s",
+					     gitiso_host_repo(repos[i]), err);
 				if (t != NULL)
 					t->not_fetched++;
 			}

@@ -114,10 +114,9 @@ static json_t *pack_repos(const struct session_record *r)
 	json_t *repos = json_array();
 	for (size_t i = 0; repos != NULL && i < r->nrepos; i++) {
 		const struct session_repo *g = &r->repos[i];
-		json_t *o =
-		    json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", g->name, "host",
-			      g->host, "clone", g->clone, "branch", g->branch,
-			      "base", g->base);
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", g->name,
+				      "host", g->host, "clone", g->clone,
+				      "branch", g->branch, "base", g->base);
 		if (o != NULL && g->commits >= 0) {
 			json_object_set_new(o, "commits",
 					    json_integer(g->commits));
@@ -151,8 +150,7 @@ static void pack_end(json_t *j, const struct session_record *r)
 	json_t *b = pack_binds(r);
 	json_object_set_new(j, "binds", b ? b : json_array());
 	if (r->exit_code >= 0)
-		json_object_set_new(j, "exit_code",
-				    json_integer(r->exit_code));
+		json_object_set_new(j, "exit_code", json_integer(r->exit_code));
 	if (r->denials >= 0)
 		json_object_set_new(j, "denials", json_integer(r->denials));
 	if (r->drops >= 0)
@@ -400,9 +398,13 @@ int session_log_counts(const char *path, long *denials, long *drops)
 			(*denials)++;
 		} else if (strcmp(rec.event, "drop") == 0) {
 			/* The rate limit's summary record stands for many. */
-			unsigned long long n = 0;
-			if (rec.dst == NULL && rec.message != NULL &&
-			    sscanf(rec.message, "%llu dropped", &n) == 1 &&
+			char *end = NULL;
+			unsigned long long n =
+			    rec.dst == NULL && rec.message != NULL
+				? strtoull(rec.message, &end, 10)
+				: 0;
+			if (end != NULL && end != rec.message &&
+			    strncmp(end, " dropped", 8) == 0 &&
 			    n < (unsigned long long)INT32_MAX)
 				*drops += (long)n;
 			else

@@ -238,8 +238,9 @@ static void flag_errors_and_subcommands(void **state)
 static void names_follow_dockers_rule(void **state)
 {
 	(void)state;
-	const char *bad[] = {"a", "_x", "-x", ".x", "x y", "x/../y", "x:1",
-			     "\xc3\xa9t\xc3\xa9", ""};
+	const char *bad[] = {"a",   "_x",     "-x",  ".x",
+			     "x y", "x/../y", "x:1", "\xc3\xa9t\xc3\xa9",
+			     ""};
 	const char *good[] = {"ab", "a_b.c-d", "0x", "Session.2"};
 	char err[256];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -280,9 +281,9 @@ static void bind_addresses_parse(void **state)
 	assert_false(lcfg_bind_is_loopback("192.168.1.5"));
 	assert_true(lcfg_bind_is_loopback("127.0.0.2"));
 	assert_true(lcfg_bind_is_loopback(""));
-	const char *bad[] = {":80",	  "host.test:80", "1.2.3:80", "::1:80",
-			     "1.2.3.4:",  "1.2.3.4:0",	  "1.2.3.4:x",
-			     "1.2.3.4 :80", "300.1.1.1:80"};
+	const char *bad[] = {":80",	  "host.test:80", "1.2.3:80",
+			     "::1:80",	  "1.2.3.4:",	  "1.2.3.4:0",
+			     "1.2.3.4:x", "1.2.3.4 :80",  "300.1.1.1:80"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (lcfg_parse_bind(bad[i], &p) != -EINVAL)
 			fail_msg("'%s' accepted", bad[i]);
