@@ -392,11 +392,10 @@ int session_log_counts(const char *path, long *denials, long *drops)
 	lr.quiet = true;
 	memset(&rec, 0, sizeof rec);
 	while ((rc = logread_next(&lr, &rec)) == 1) {
-		if (rec.event == NULL)
-			continue;
-		if (strcmp(rec.event, "deny") == 0) {
+		const char *ev = rec.event ? rec.event : "";
+		if (strcmp(ev, "deny") == 0) {
 			(*denials)++;
-		} else if (strcmp(rec.event, "drop") == 0) {
+		} else if (strcmp(ev, "drop") == 0) {
 			/* The rate limit's summary record stands for many. */
 			char *end = NULL;
 			unsigned long long n =
@@ -410,8 +409,8 @@ int session_log_counts(const char *path, long *denials, long *drops)
 			else
 				(*drops)++;
 		}
+		logrec_clear(&rec);
 	}
-	logrec_clear(&rec);
 	logread_close(&lr);
 	return rc < 0 ? -EIO : 0;
 }
