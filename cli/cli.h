@@ -48,5 +48,9 @@ void cli_put_cell(FILE *out, const char *s, size_t width, bool cut);
  * ~/.config/agentsafe/policy.yaml (what agentsafe-launch uses). 0, or
  * -ENOENT with neither variable set, -ENAMETOOLONG. */
 int cli_default_policy(char *out, size_t len);
+/* session_cmd.c, review_cmd.c: the history of sessions (session.json). */
+int cli_sessions_main(int argc, char **argv);
+int cli_prune_main(int argc, char **argv);
+int cli_review_main(int argc, char **argv);
 
 #endif

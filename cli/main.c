@@ -1,5 +1,6 @@
 /* `agentsafe`: the user's tool for policies, audit trails and checking the
- * machine. Dispatches to the `policy`, `log` and `doctor` sub-commands. */
+ * machine. Dispatches to the `policy`, `log`, `doctor`, `sessions`, `review`
+ * and `prune` sub-commands. */
 #include <stdio.h>
 #include <string.h>
 
@@ -17,6 +18,9 @@ static void usage(FILE *out)
 	    "--help)\n"
 	    "       agentsafe log suggest [FILE...] [--wildcards] [--apply "
 	    "POLICY]\n"
+	    "       agentsafe sessions\n"
+	    "       agentsafe review ID [--merge | --discard]\n"
+	    "       agentsafe prune [--dry-run] [--older-than 7d] [--force]\n"
 	    "       agentsafe doctor [--json]\n"
 	    "       agentsafe --version\n"
 	    "The policy defaults to $XDG_CONFIG_HOME/agentsafe/policy.yaml "
@@ -27,8 +31,9 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
-	static const char *const commands[] = {"policy", "log",	      "doctor",
-					       "--help", "--version", NULL};
+	static const char *const commands[] = {
+	    "policy", "log",	"doctor",    "sessions", "review",
+	    "prune",  "--help", "--version", NULL};
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -47,6 +52,12 @@ int main(int argc, char **argv)
 		return cli_log_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "doctor") == 0)
 		return cli_doctor_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "sessions") == 0)
+		return cli_sessions_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "review") == 0)
+		return cli_review_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "prune") == 0)
+		return cli_prune_main(argc - 1, argv + 1);
 	cli_unknown("agentsafe", argv[1][0] == '-' ? "option" : "command",
 		    argv[1], commands);
 	return 2;

@@ -77,6 +77,28 @@ int gitiso_chown(struct gitiso_repo *r, uid_t uid, gid_t gid, char *err,
  * if dirty. */
 int gitiso_finish(struct gitiso_repo *r, char *summary, size_t summarylen,
 		  char *err, size_t errlen);
+
+/* The one write to the host repo, as a request (added): everything it
+ * needs is named here, nothing is read from the clone's config. */
+struct gitiso_fetch {
+	const char *host_workdir, *host_gitdir, *clone_path;
+	const char *branch_ref, *branch_short;
+	const char *tip; /* 40 hex digits: the commit the branch gets */
+};
+/* Performs f in this process: fetch the branch from the clone into the
+ * host repo and create it there without force. Returns 0, -EEXIST (the
+ * branch exists; not overwritten), or -errno with a sentence in err. */
+int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen);
+/* Who performs the fetch in gitiso_finish (added): by default
+ * gitiso_fetch_branch in this process; a root launcher passes a function
+ * that does it as the host repo's owner, so no root-owned file lands in
+ * their .git. */
+typedef int (*gitiso_fetch_fn)(const struct gitiso_fetch *f, void *arg,
+			       char *err, size_t errlen);
+void gitiso_set_fetcher(struct gitiso_repo *r, gitiso_fetch_fn fn, void *arg);
+/* After gitiso_finish (added): the session's new commits on its branch,
+ * and whether they are now in the host repo. */
+size_t gitiso_commits(const struct gitiso_repo *r, int *fetched);
 void gitiso_free(struct gitiso_repo *r);
 
 #endif

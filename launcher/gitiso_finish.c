@@ -347,25 +347,25 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 
 /* Reopens the host repository, which must still be the one prepared from,
  * and refuses to touch an existing session branch there. */
-static int open_host(const struct gitiso_repo *r, git_repository **out,
+static int open_host(const struct gitiso_fetch *f, git_repository **out,
 		     char *err, size_t errlen)
 {
 	git_repository *host = NULL;
 	git_reference *ref = NULL;
 	int rc = 0;
 
-	if (git_repository_open_ext(&host, r->host_workdir,
+	if (git_repository_open_ext(&host, f->host_workdir,
 				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
-	    !same_dir(git_repository_path(host), r->host_gitdir)) {
+	    !same_dir(git_repository_path(host), f->host_gitdir)) {
 		errbuf_set(err, errlen,
 			   "gitiso: cannot reopen host repository %s: %s",
-			   r->host_workdir, gitiso_git_msg());
+			   f->host_workdir, gitiso_git_msg());
 		rc = -EIO;
-	} else if (git_reference_lookup(&ref, host, r->branch_ref) == 0) {
+	} else if (git_reference_lookup(&ref, host, f->branch_ref) == 0) {
 		errbuf_set(err, errlen,
 			   "gitiso: host repository %s already has branch %s; "
 			   "not overwritten",
-			   r->host_workdir, r->branch_short);
+			   f->host_workdir, f->branch_short);
 		rc = -EEXIST;
 	}
 	git_reference_free(ref);
@@ -377,24 +377,65 @@ static int open_host(const struct gitiso_repo *r, git_repository **out,
 	return rc;
 }
 
+/* Creates the branch without force so an existing one is never
+ * overwritten. */
+static int create_branch(const struct gitiso_fetch *f, git_repository *host,
+			 const git_oid *tip, char *err, size_t errlen)
+{
+	git_reference *ref = NULL;
+	git_commit *commit = NULL;
+	int e, rc = -EIO;
+
+	if (git_commit_lookup(&commit, host, tip) != 0) {
+		errbuf_set(err, errlen,
+			   "gitiso: after fetching, host repository %s lacks "
+			   "the session commit: %s",
+			   f->host_workdir, gitiso_git_msg());
+		return rc;
+	}
+	e = git_reference_create(&ref, host, f->branch_ref, tip, 0,
+				 "agentsafe: session branch");
+	if (e == GIT_EEXISTS) {
+		errbuf_set(err, errlen,
+			   "gitiso: host repository %s already has branch %s; "
+			   "not overwritten",
+			   f->host_workdir, f->branch_short);
+		rc = -EEXIST;
+	} else if (e != 0) {
+		errbuf_set(err, errlen, "gitiso: cannot create %s in %s: %s",
+			   f->branch_short, f->host_workdir, gitiso_git_msg());
+	} else {
+		rc = 0;
+	}
+	git_reference_free(ref);
+	git_commit_free(commit);
+	return rc;
+}
+
 /* The only write to the host repository: download the session branch's
  * objects from the clone (host side, container gone), then create the
- * branch without force so an existing one is never overwritten. */
-static int fetch_into_host(const struct gitiso_repo *r,
-			   const struct finish_state *fs, char *err,
-			   size_t errlen)
+ * branch. */
+int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 {
 	git_repository *host = NULL;
 	git_remote *remote = NULL;
-	git_reference *ref = NULL;
-	git_commit *commit = NULL;
 	git_fetch_options fo;
 	git_remote_create_options ro;
 	git_strarray specs;
+	git_oid tip;
 	char *spec = NULL;
-	int rc, e;
+	int rc;
 
-	rc = open_host(r, &host, err, errlen);
+	if (git_libgit2_init() < 0)
+		return -EIO;
+	rc = -EINVAL;
+	if (git_oid_fromstrn(&tip, f->tip, strnlen(f->tip, 41)) != 0 ||
+	    strlen(f->tip) != GIT_OID_HEXSZ) {
+		errbuf_set(err, errlen, "gitiso: bad session commit %.64s",
+			   f->tip);
+		goto out;
+	}
+	rc = open_host(f, &host, err, errlen);
 	if (rc != 0)
 		goto out;
 	rc = -EIO;
@@ -402,7 +443,7 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	    git_remote_create_options_init(
 		&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) != 0)
 		goto out;
-	spec = gitiso_asprintf("%s:%s", r->branch_ref, r->branch_ref);
+	spec = gitiso_asprintf("%s:%s", f->branch_ref, f->branch_ref);
 	if (spec == NULL) {
 		rc = -ENOMEM;
 		goto out;
@@ -418,42 +459,51 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	ro.repository = host;
 	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF |
 		   GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
-	if (git_remote_create_with_opts(&remote, r->clone_path, &ro) != 0 ||
+	if (git_remote_create_with_opts(&remote, f->clone_path, &ro) != 0 ||
 	    git_remote_download(remote, &specs, &fo) != 0) {
 		errbuf_set(err, errlen,
 			   "gitiso: fetching %s from %s into %s failed: %s",
-			   r->branch_short, r->clone_path, r->host_workdir,
+			   f->branch_short, f->clone_path, f->host_workdir,
 			   gitiso_git_msg());
 		goto out;
 	}
-	if (git_commit_lookup(&commit, host, &fs->tip) != 0) {
-		errbuf_set(err, errlen,
-			   "gitiso: after fetching, host repository %s lacks "
-			   "the session commit: %s",
-			   r->host_workdir, gitiso_git_msg());
-		goto out;
-	}
-	e = git_reference_create(&ref, host, r->branch_ref, &fs->tip, 0,
-				 "agentsafe: session branch");
-	if (e == GIT_EEXISTS) {
-		errbuf_set(err, errlen,
-			   "gitiso: host repository %s already has branch %s; "
-			   "not overwritten",
-			   r->host_workdir, r->branch_short);
-		rc = -EEXIST;
-	} else if (e != 0) {
-		errbuf_set(err, errlen, "gitiso: cannot create %s in %s: %s",
-			   r->branch_short, r->host_workdir, gitiso_git_msg());
-	} else {
-		rc = 0;
-	}
+	rc = create_branch(f, host, &tip, err, errlen);
 out:
-	git_commit_free(commit);
-	git_reference_free(ref);
 	git_remote_free(remote);
 	free(spec);
 	git_repository_free(host);
+	git_libgit2_shutdown();
 	return rc;
+}
+
+size_t gitiso_commits(const struct gitiso_repo *r, int *fetched)
+{
+	if (fetched != NULL)
+		*fetched = r != NULL && r->fetched;
+	return r != NULL ? r->commits : 0;
+}
+
+void gitiso_set_fetcher(struct gitiso_repo *r, gitiso_fetch_fn fn, void *arg)
+{
+	if (r == NULL)
+		return;
+	r->fetcher = fn;
+	r->fetcher_arg = arg;
+}
+
+static int fetch_into_host(const struct gitiso_repo *r,
+			   const struct finish_state *fs, char *err,
+			   size_t errlen)
+{
+	char tip[GIT_OID_HEXSZ + 1];
+	struct gitiso_fetch f = {r->host_workdir, r->host_gitdir,
+				 r->clone_path,	  r->branch_ref,
+				 r->branch_short, tip};
+
+	git_oid_tostr(tip, sizeof(tip), &fs->tip);
+	if (r->fetcher != NULL)
+		return r->fetcher(&f, r->fetcher_arg, err, errlen);
+	return gitiso_fetch_branch(&f, err, errlen);
 }
 
 /* The summary's first part: what became of the session's commits. */
@@ -562,6 +612,8 @@ static int finish_inner(struct gitiso_repo *r, char *summary, size_t summarylen,
 		rc = fetch_into_host(r, &fs, err, errlen);
 		fs.fetched = rc == 0;
 	}
+	r->commits = fs.commits;
+	r->fetched = fs.fetched;
 	summary_outcome(r, &fs, err != NULL ? err : "", summary, summarylen);
 	keep_or_remove(r, &fs, summary, summarylen);
 	if (r->host_dirty > 0)

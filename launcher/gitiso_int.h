@@ -10,6 +10,8 @@
 
 #include <git2.h>
 
+#include "gitiso.h"
+
 #define GITISO_MAX_RO	    16 /* host object dirs behind alternates */
 #define GITISO_MAX_ALT_FILE 65536
 #define GITISO_FSERR	    (PATH_MAX + 128) /* an fsutil sentence */
@@ -34,6 +36,10 @@ struct gitiso_repo {
 	bool libgit2_up;
 	/* libgit2 1.5 cannot walk or fetch cut-off history */
 	bool host_shallow;
+	size_t commits;		 /* after finish: new on the branch */
+	bool fetched;		 /* after finish: they are in the host repo */
+	gitiso_fetch_fn fetcher; /* NULL: gitiso_fetch_branch */
+	void *fetcher_arg;
 };
 
 /* libgit2's last error message, never NULL. */

@@ -16,6 +16,9 @@
 #include <jansson.h>
 
 #include "docker.h"
+#include "fsutil.h"
+
+#define IMG_PFX "agentsafe-launch: "
 
 #define TAR_MAX ((size_t)256 * 1024 * 1024)
 
@@ -231,7 +234,57 @@ int image_exists(struct docker *d, const char *image, json_t **labels,
 
 struct progress {
 	char error[1024];
+	const char *image;
+	FILE *log;  /* the whole output; NULL: none */
+	bool live;  /* one status line, rewritten (stderr is a terminal) */
+	bool all;   /* -v: every line on stderr */
+	bool shown; /* a status line is on the screen */
+	char text[4096];
 };
+
+/* The engine's text without escape sequences and other controls (npm and
+ * apt colour their output): what the log and the status line get. */
+static void clean(const char *in, char *out, size_t len)
+{
+	size_t o = 0;
+	for (const char *p = in; *p != '\0' && o + 1 < len; p++) {
+		if (*p == '\033') {
+			/* ESC [ params final, or ESC and one byte */
+			if (p[1] == '[') {
+				p += 2;
+				while (*p != '\0' && (*p < 0x40 || *p > 0x7e))
+					p++;
+				if (*p == '\0')
+					break;
+			} else if (p[1] != '\0') {
+				p++;
+			}
+			continue;
+		}
+		if ((unsigned char)*p < 0x20 && *p != '\n' && *p != '\t')
+			continue;
+		if (*p == 0x7f)
+			continue;
+		out[o++] = *p;
+	}
+	out[o] = '\0';
+}
+
+/* The status line: the current build step, cut to fit one line. */
+static void show_step(struct progress *p, const char *t)
+{
+	if (strncmp(t, "Step ", 5) != 0)
+		return;
+	size_t n = strcspn(t, "\n");
+	if (p->live) {
+		fprintf(stderr, "\r\033[K" IMG_PFX "building %s: %.*s",
+			p->image, (int)(n > 60 ? 60 : n), t);
+		p->shown = true;
+	} else {
+		fprintf(stderr, IMG_PFX "building %s: %.*s\n", p->image, (int)n,
+			t);
+	}
+}
 
 static void on_line(const char *line, size_t len, void *arg)
 {
@@ -242,20 +295,85 @@ static void on_line(const char *line, size_t len, void *arg)
 	const char *s = json_string_value(json_object_get(j, "stream"));
 	const char *st = json_string_value(json_object_get(j, "status"));
 	const char *e = json_string_value(json_object_get(j, "error"));
-	if (s != NULL)
-		(void)fputs(s, stderr); /* progress only */
-	else if (st != NULL)
-		fprintf(stderr, "%s\n", st);
+	const char *t = s != NULL ? s : st;
+	if (t != NULL) {
+		clean(t, p->text, sizeof p->text);
+		if (p->log != NULL)
+			(void)fprintf(p->log, "%s%s", p->text,
+				      s != NULL ? "" : "\n");
+		if (p->all)
+			(void)fprintf(stderr, "%s%s", p->text,
+				      s != NULL ? "" : "\n");
+		else
+			show_step(p, p->text);
+	}
 	if (e != NULL) {
 		snprintf(p->error, sizeof p->error, "%s", e);
-		fprintf(stderr, "agentsafe-launch: build: %s\n", e);
+		if (p->log != NULL)
+			(void)fprintf(p->log, "error: %s\n", e);
 	}
 	json_decref(j);
 }
 
+/* After a failed build: the log's last lines, then where it is. */
+static void show_tail(const char *log_path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (log_path == NULL || fs_read_small(log_path, (size_t)64 << 20, 0,
+					      &buf, &len, NULL, 0) != 0)
+		return;
+	size_t start = len, lines = 0;
+	while (start > 0 && lines <= 25)
+		if (buf[--start] == '\n')
+			lines++;
+	fprintf(stderr, IMG_PFX "the end of the build log:\n%s", buf + start);
+	if (len > 0 && buf[len - 1] != '\n')
+		(void)fputc('\n', stderr);
+	fprintf(stderr, IMG_PFX "full build log: %s\n", log_path);
+	free(buf);
+}
+
+/* The POST /build itself, its output going where o says. */
+static int build_post(struct docker *d, const char *image, const char *dir,
+		      const char *path, const struct image_tar *t,
+		      const struct image_build_out *o, char *err, size_t errlen)
+{
+	struct progress p = {.image = image,
+			     .all = o == NULL || o->verbose,
+			     .live = o != NULL && !o->verbose && isatty(2)};
+	long st = 0;
+	const char *log_path = o != NULL ? o->log_path : NULL;
+	if (log_path != NULL) {
+		p.log = fopen(log_path, "we");
+		if (p.log == NULL)
+			p.all = true; /* no log: the output is only here */
+	}
+	bool logged = p.log != NULL;
+	fprintf(stderr, IMG_PFX "building %s from %s%s%s\n", image, dir,
+		logged ? "; log: " : "", logged ? log_path : "");
+	int rc = docker_stream(d, "POST", path, "application/x-tar", t->data,
+			       t->len, on_line, &p, &st, err, errlen);
+	if (p.shown)
+		(void)fputs("\r\033[K", stderr);
+	if (logged && fclose(p.log) != 0)
+		logged = false;
+	if (rc == 0 && (st != 200 || p.error[0])) {
+		snprintf(err, errlen, "building %s from %s failed: %s", image,
+			 dir, p.error[0] ? p.error : "engine error");
+		rc = -EIO;
+	}
+	if (rc != 0 && logged && !p.all)
+		show_tail(log_path);
+	else if (rc == 0)
+		fprintf(stderr, IMG_PFX "built %s\n", image);
+	return rc;
+}
+
 int image_build(struct docker *d, const char *image, const char *dir,
 		const char *const *build_args, const char *ca_pem,
-		size_t ca_len, json_t *labels, char *err, size_t errlen)
+		size_t ca_len, json_t *labels, const struct image_build_out *o,
+		char *err, size_t errlen)
 {
 	struct image_tar t = {0};
 	int rc = image_tar_dir(&t, dir, err, errlen);
@@ -297,21 +415,8 @@ int image_build(struct docker *d, const char *image, const char *dir,
 				 "/build?t=%s&buildargs=%s&labels=%s&rm=1&"
 				 "forcerm=1",
 				 ei, ea, el);
-			struct progress p = {{0}};
-			long st = 0;
-			fprintf(stderr,
-				"agentsafe-launch: building %s from %s\n",
-				image, dir);
-			rc = docker_stream(d, "POST", path, "application/x-tar",
-					   t.data, t.len, on_line, &p, &st, err,
-					   errlen);
-			if (rc == 0 && (st != 200 || p.error[0])) {
-				snprintf(err, errlen,
-					 "building %s from %s failed: %s",
-					 image, dir,
-					 p.error[0] ? p.error : "engine error");
-				rc = -EIO;
-			}
+			rc =
+			    build_post(d, image, dir, path, &t, o, err, errlen);
 			free(path);
 		}
 	}

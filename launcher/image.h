@@ -29,11 +29,21 @@ void image_tar_free(struct image_tar *t);
  * an empty object when it has none). */
 int image_exists(struct docker *d, const char *image, json_t **labels,
 		 char *err, size_t errlen);
+/* Where a build's output goes: the whole of it (escape sequences removed)
+ * to log_path, and one live status line (the current step) on stderr, or
+ * every line with verbose. On failure the log's end is shown. */
+struct image_build_out {
+	const char *log_path; /* NULL: no log, every line on stderr */
+	bool verbose;
+};
+
 /* Build image from dir; build_args "K=V" (NULL-terminated); ca_pem (may be
  * NULL: none) is added as extra-ca.pem with EXTRA_CA=extra-ca.pem; labels
- * (may be NULL) are set on the image. Progress goes to stderr. */
+ * (may be NULL) are set on the image; o (may be NULL: every line on
+ * stderr) says where the output goes. */
 int image_build(struct docker *d, const char *image, const char *dir,
 		const char *const *build_args, const char *ca_pem,
-		size_t ca_len, json_t *labels, char *err, size_t errlen);
+		size_t ca_len, json_t *labels, const struct image_build_out *o,
+		char *err, size_t errlen);
 
 #endif

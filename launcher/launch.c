@@ -36,6 +36,17 @@ void launch_diag(const char *fmt, ...)
 	va_end(ap);
 }
 
+void launch_alert(const char *fmt, ...)
+{
+	va_list ap;
+	bool tty = isatty(2) == 1;
+	va_start(ap, fmt);
+	(void)fputs(tty ? "\033[1;31m" PFX : PFX "WARNING: ", stderr);
+	(void)vfprintf(stderr, fmt, ap);
+	(void)fputs(tty ? "\033[0m\n" : "\n", stderr);
+	va_end(ap);
+}
+
 int launch_parse_id(const char *s, unsigned long *out)
 {
 	if (s == NULL || *s < '0' || *s > '9')
@@ -174,14 +185,32 @@ void launch_exe_path(const char *name, char *out, size_t len)
 		out[0] = '\0';
 }
 
+/* The published ports as session.json records them. */
+static size_t launch_binds(const struct sess *s, struct session_bind *out)
+{
+	const struct lcfg *c = s->cfg;
+	size_t n = 0;
+	for (size_t i = 0; i < c->npublish && n < LCFG_MAX_LIST; i++)
+		out[n++] = (struct session_bind){
+		    c->publish[i].addr[0] ? c->publish[i].addr : "127.0.0.1",
+		    c->publish[i].first, c->publish[i].last,
+		    c->ssh_port != 0 && c->publish[i].first == c->ssh_port};
+	return n;
+}
+
 void launch_save_state(const struct sess *s, bool finished)
 {
 	struct session_repo repos[LCFG_MAX_LIST];
 	for (size_t i = 0; i < s->nrepos; i++)
-		repos[i] = (struct session_repo){
-		    gitiso_name(s->repos[i]), gitiso_host_repo(s->repos[i]),
-		    gitiso_clone_path(s->repos[i]), gitiso_branch(s->repos[i]),
-		    gitiso_base(s->repos[i])};
+		repos[i] = (struct session_repo){gitiso_name(s->repos[i]),
+						 gitiso_host_repo(s->repos[i]),
+						 gitiso_clone_path(s->repos[i]),
+						 gitiso_branch(s->repos[i]),
+						 gitiso_base(s->repos[i]),
+						 -1,
+						 false};
+	struct session_bind binds[LCFG_MAX_LIST];
+	size_t nbinds = launch_binds(s, binds);
 	struct session_record r = {
 	    .id = s->id,
 	    .name = s->name,
@@ -196,9 +225,18 @@ void launch_save_state(const struct sess *s, bool finished)
 	    .nflog_group = s->group,
 	    .proxy = s->gateway,
 	    .finished = finished,
-	    .repos = repos,
-	    .nrepos = s->nrepos,
+	    .repos = s->nrepos > 0 ? repos : s->tally.ended,
+	    .nrepos = s->nrepos > 0 ? s->nrepos : s->tally.nended,
+	    .agent = s->cfg->command ? "command" : s->cfg->agent,
+	    .started = s->started,
+	    .exit_code = finished ? s->exit_code : -1,
+	    .denials = -1,
+	    .drops = -1,
+	    .binds = binds,
+	    .nbinds = nbinds,
 	};
+	if (finished && s->log_path[0] != '\0')
+		(void)session_log_counts(s->log_path, &r.denials, &r.drops);
 	char err[512];
 	/* sudo: the state dir is the user's; writing it needs the kept
 	 * DAC capability (a no-op when nothing was kept). */

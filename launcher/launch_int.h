@@ -15,10 +15,15 @@
 #include "docker.h"
 #include "lcfg.h"
 #include "session.h"
+#include "sweep.h"
 
 #define PFX	    "agentsafe-launch: "
 #define EXIT_LAUNCH 125 /* like `docker run`: the launcher itself failed */
+/* The session's commits could not be brought back into a host repo (they
+ * are kept in the session clone; the highlighted line says where). */
+#define EXIT_NOT_FETCHED 124
 
+struct asuser;
 struct egress_log;
 struct fence_nflog;
 struct gitiso_repo;
@@ -44,9 +49,13 @@ struct sess {
 	bool caps_kept;
 	struct gitiso_repo *repos[LCFG_MAX_LIST];
 	size_t nrepos;
-	char codex[PATH_MAX]; /* persistent Codex home */
-	char *ssh_keys;	      /* --ssh: the public keys sshd accepts */
-	uid_t uid, host_uid;  /* container user; the invoking user */
+	struct asuser *asuser;	  /* sudo: fetches as the invoking user */
+	struct sweep_tally tally; /* what the repos step brought back */
+	char started[40];	  /* RFC 3339 */
+	int exit_code;		  /* the session's, once known */
+	char codex[PATH_MAX];	  /* persistent Codex home */
+	char *ssh_keys;		  /* --ssh: the public keys sshd accepts */
+	uid_t uid, host_uid;	  /* container user; the invoking user */
 	gid_t gid, host_gid;
 	json_t *devreq;
 	bool tty;
@@ -59,6 +68,9 @@ struct sess {
 
 /* One line on stderr, prefixed with PFX. */
 void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, made to stand out (bold red on a terminal): work that did
+ * not come back, a setting that weakens the sandbox. */
+void launch_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* snprintf whose truncation is deliberate (paths are bounded by the
  * buffers the kernel accepts anyway); keeps -Wformat-truncation quiet. */
 int launch_snprintf(char *buf, size_t len, const char *fmt, ...)

@@ -3,6 +3,7 @@
  * unknown keys are errors naming FILE:LINE:COL). */
 #include "lcfg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -178,6 +179,34 @@ int lcfg_parse_ports(const char *s, struct lcfg_ports *out)
 	return 0;
 }
 
+int lcfg_parse_bind(const char *s, struct lcfg_ports *out)
+{
+	const char *colon = s != NULL ? strchr(s, ':') : NULL;
+	char a[16];
+	struct in_addr in;
+	if (s == NULL)
+		return -EINVAL;
+	memset(out->addr, 0, sizeof out->addr);
+	if (colon == NULL)
+		return lcfg_parse_ports(s, out);
+	size_t al = (size_t)(colon - s);
+	if (al == 0 || al >= sizeof a)
+		return -EINVAL;
+	memcpy(a, s, al);
+	a[al] = '\0';
+	if (inet_pton(AF_INET, a, &in) != 1 ||
+	    lcfg_parse_ports(colon + 1, out) != 0)
+		return -EINVAL;
+	if (inet_ntop(AF_INET, &in, out->addr, sizeof out->addr) == NULL)
+		return -EINVAL;
+	return 0;
+}
+
+bool lcfg_bind_is_loopback(const char *addr)
+{
+	return addr == NULL || addr[0] == '\0' || strncmp(addr, "127.", 4) == 0;
+}
+
 int lcfg_parse_target(const char *s, char *hostbuf, size_t hostlen,
 		      uint16_t *port, uint16_t defport)
 {
@@ -237,6 +266,8 @@ enum {
 	O_PROBE_DENY,
 	O_NO_VERIFY,
 	O_KEEP,
+	O_NO_REPO,
+	O_VERBOSE,
 	O_HELP,
 };
 
@@ -255,23 +286,29 @@ static int check_target(const char *opt, const char *v, char *err,
 	return 0;
 }
 
-/* The session's name becomes a container name: Docker's alphabet. */
+static bool is_alnum(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9');
+}
+
+/* The session's name becomes a container name: Docker's rule,
+ * [a-zA-Z0-9][a-zA-Z0-9_.-]+, here at parse time rather than from the
+ * engine after the network and the fence are up. */
 static int check_name(const char *v, const char *where, char *err,
 		      size_t errlen)
 {
-	for (const char *p = v; *p; p++) {
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
-		      (*p == '.' && p != v))) {
-			snprintf(err, errlen,
-				 "%sname '%s': use letters, digits, "
-				 "'_', '-' and '.'",
-				 where, v);
-			return -EINVAL;
-		}
-	}
-	if (*v == '\0' || strlen(v) > 64) {
-		snprintf(err, errlen, "%sname: 1-64 characters", where);
+	size_t n = strlen(v);
+	bool ok = n >= 2 && n <= 64 && is_alnum(v[0]);
+	for (size_t i = 1; ok && i < n; i++)
+		ok =
+		    is_alnum(v[i]) || v[i] == '_' || v[i] == '.' || v[i] == '-';
+	if (!ok) {
+		snprintf(err, errlen,
+			 "%sname '%.80s': 2-64 characters, a letter or digit "
+			 "first, then letters, digits, '_', '.' or '-' (a "
+			 "Docker container name)",
+			 where, v);
 		return -EINVAL;
 	}
 	return 0;
@@ -286,23 +323,26 @@ static int apply_ports(struct lcfg *c, int o, const char *v, const char *where,
 	if (o == O_PUBLISH) {
 		if (c->npublish >= LCFG_MAX_LIST)
 			return -E2BIG;
-		if (lcfg_parse_ports(v, &c->publish[c->npublish]) != 0) {
+		if (lcfg_parse_bind(v, &c->publish[c->npublish]) != 0) {
 			snprintf(err, errlen,
-				 "%spublish '%s': expected PORT or "
-				 "FIRST-LAST (1-65535)",
+				 "%spublish '%s': expected [ADDR:]PORT or "
+				 "[ADDR:]FIRST-LAST (1-65535, ADDR IPv4)",
 				 where, v);
 			return -EINVAL;
 		}
 		c->npublish++;
 		return 0;
 	}
-	if (lcfg_parse_ports(v, &sp) != 0 || sp.first != sp.last ||
+	if (lcfg_parse_bind(v, &sp) != 0 || sp.first != sp.last ||
 	    sp.first < 1024) {
 		snprintf(err, errlen,
-			 "%sssh '%s': expected one port, 1024-65535", where, v);
+			 "%sssh '%s': expected [ADDR:]PORT, one port "
+			 "1024-65535, ADDR IPv4",
+			 where, v);
 		return -EINVAL;
 	}
 	c->ssh_port = sp.first;
+	memcpy(c->ssh_addr, sp.addr, sizeof c->ssh_addr);
 	return 0;
 }
 
@@ -433,6 +473,8 @@ static const struct option long_opts[] = {
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
+    {"no-repo", no_argument, NULL, O_NO_REPO},
+    {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -471,7 +513,7 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		int idx = 0;
 		/* '+': stop at the first non-option so "-- cmd" and a bare
 		 * command word are both left for us. */
-		int o = getopt_long(argc, argv, "+h", long_opts, &idx);
+		int o = getopt_long(argc, argv, "+hv", long_opts, &idx);
 		if (o == -1)
 			break;
 		int rc = 0;
@@ -495,6 +537,13 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case O_KEEP:
 			c->keep = true;
 			c->keep_set = 1;
+			break;
+		case O_NO_REPO:
+			c->no_repo = true;
+			break;
+		case 'v':
+		case O_VERBOSE:
+			c->verbose = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -801,8 +850,14 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_verify = over->no_verify;
 	if (over->keep_set)
 		base->keep = over->keep;
-	if (over->ssh_port != 0)
+	if (over->no_repo)
+		base->no_repo = true;
+	if (over->verbose)
+		base->verbose = true;
+	if (over->ssh_port != 0) {
 		base->ssh_port = over->ssh_port;
+		memcpy(base->ssh_addr, over->ssh_addr, sizeof base->ssh_addr);
+	}
 	if (over->command) {
 		base->command = over->command;
 		base->ncommand = over->ncommand;
@@ -870,11 +925,16 @@ void lcfg_usage(FILE *f)
 	    "                       nvidia runtime or CDI)\n"
 	    "  --memory SIZE        memory limit (e.g. 8g)\n"
 	    "  --cpus N             CPU limit (e.g. 2 or 1.5)\n"
-	    "  --publish PORT[-PORT]  publish container TCP ports on the same\n"
-	    "                       host ports, 127.0.0.1 only (repeatable)\n"
-	    "  --ssh PORT           long-lived mode: sshd in the container\n"
+	    "  --publish [ADDR:]PORT[-PORT]  publish container TCP ports on "
+	    "the\n"
+	    "                       same host ports, on 127.0.0.1 unless ADDR "
+	    "names\n"
+	    "                       another IPv4 address (0.0.0.0, a LAN "
+	    "address:\n"
+	    "                       warned about, recorded) (repeatable)\n"
+	    "  --ssh [ADDR:]PORT    long-lived mode: sshd in the container\n"
 	    "                       (key-only, as the agent user) on\n"
-	    "                       127.0.0.1:PORT; keys from\n"
+	    "                       ADDR:PORT (default 127.0.0.1); keys from\n"
 	    "                       "
 	    "$XDG_CONFIG_HOME/agentsafe/authorized_keys,\n"
 	    "                       else ~/.ssh/*.pub; the image gets sshd\n"
@@ -882,7 +942,11 @@ void lcfg_usage(FILE *f)
 	    "  --detach             start in the background; later `attach "
 	    "NAME`,\n"
 	    "                       `stop NAME`, `ls`\n"
-	    "  --name NAME          session name (default agentsafe-<id>)\n"
+	    "  --name NAME          session name, also the container's: 2-64 "
+	    "of\n"
+	    "                       [a-zA-Z0-9_.-], alphanumeric first "
+	    "(default\n"
+	    "                       agentsafe-<id>)\n"
 	    "  --hosts FILE         passed to agentsafe-proxy: resolve names "
 	    "from\n"
 	    "                       this hosts file only\n"
@@ -896,6 +960,16 @@ void lcfg_usage(FILE *f)
 	    "to\n"
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
+	    "  --no-repo            start with no repo mounted (without it, "
+	    "a\n"
+	    "                       start outside a git repo is refused)\n"
+	    "  -v, --verbose        show the image build's every line (by "
+	    "default\n"
+	    "                       one live status line; the whole output "
+	    "is in\n"
+	    "                       $XDG_STATE_HOME/agentsafe/build.log, "
+	    "shown\n"
+	    "                       on failure)\n"
 	    "  --help               this text\n"
 	    "\n",
 	    f);
@@ -926,8 +1000,13 @@ void lcfg_usage(FILE *f)
 	    "branch agentsafe/<id> when the agent committed.\n"
 	    "\n"
 	    "Exit status: the command's; 125 when the launcher itself failed\n"
-	    "(including a failed self-verification), 2 for a usage error,\n"
-	    "128+N when the launcher was stopped by signal N.\n"
+	    "(including a failed self-verification) or the command line is "
+	    "wrong,\n"
+	    "124 when the session's commits could not be brought back into "
+	    "a\n"
+	    "host repo (they stay in the kept clone), 128+N when the "
+	    "launcher\n"
+	    "was stopped by signal N.\n"
 	    "\n"
 	    "Privilege: run as root, or install with\n"
 	    "  sudo setcap cap_net_admin+p $(command -v agentsafe-launch)\n"

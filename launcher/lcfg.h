@@ -16,6 +16,7 @@ enum lcfg_cmd { LCFG_RUN, LCFG_ATTACH, LCFG_STOP, LCFG_LS, LCFG_HELP };
 
 struct lcfg_ports {
 	uint16_t first, last; /* inclusive */
+	char addr[16];	      /* IPv4 to bind on the host; "": 127.0.0.1 */
 };
 
 struct lcfg_list {
@@ -42,7 +43,10 @@ struct lcfg {
 	struct lcfg_ports publish[LCFG_MAX_LIST];
 	size_t npublish;
 	uint16_t ssh_port; /* long-lived mode's sshd; 0: none */
+	char ssh_addr[16]; /* where it is published; "": 127.0.0.1 */
 	bool build, detach, no_verify, keep;
+	bool no_repo; /* --no-repo: no repo is fine (flag only) */
+	bool verbose; /* -v: the image build's every line (flag only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */
 	char **command; /* after `--`; points into argv; NULL-terminated */
 	size_t ncommand;
@@ -70,6 +74,11 @@ int lcfg_finish(struct lcfg *c, char *err, size_t errlen);
 int lcfg_parse_memory(const char *s, int64_t *out);
 int lcfg_parse_cpus(const char *s, int64_t *nano);
 int lcfg_parse_ports(const char *s, struct lcfg_ports *out);
+/* [ADDR:]PORT[-PORT] with ADDR an IPv4 address (written canonical to
+ * out->addr; "" when absent). */
+int lcfg_parse_bind(const char *s, struct lcfg_ports *out);
+/* Whether a bind address stays on this machine (127.0.0.0/8, or ""). */
+bool lcfg_bind_is_loopback(const char *addr);
 /* HOST[:PORT] with a default port. host is written to hostbuf. */
 int lcfg_parse_target(const char *s, char *hostbuf, size_t hostlen,
 		      uint16_t *port, uint16_t defport);

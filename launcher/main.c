@@ -18,6 +18,7 @@
 #include "lcfg.h"
 #include "run.h"
 #include "session.h"
+#include "step.h"
 #include "sweep.h"
 
 static void ls_one(const char *id, void *arg)
@@ -38,6 +39,44 @@ static int cmd_ls(void)
 	printf("%-14s %-28s %-8s %s\n", "ID", "NAME", "STATUS", "EGRESS LOG");
 	session_each(ls_one, NULL);
 	return 0;
+}
+
+/* A finished session's end, as the launcher recorded it: the summary
+ * line, and the verdict (its exit code; EXIT_NOT_FETCHED when work stayed
+ * behind). Waits up to wait_s for the launcher's teardown to finish.
+ * Returns -1 when there is no finished record. */
+static int end_verdict(const char *id, int wait_s)
+{
+	struct session_record r;
+	for (int i = 0; i < wait_s * 20 && session_is_live(id); i++) {
+		struct timespec ts = {0, 50L * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	if (session_record_load(id, &r) != 0)
+		return -1;
+	int code = -1;
+	if (r.finished) {
+		char line[1024];
+		session_summary(&r, line, sizeof line);
+		launch_diag("%s", line);
+		code = r.exit_code;
+		for (size_t i = 0; i < r.nrepos; i++)
+			if (r.repos[i].commits > 0 && !r.repos[i].fetched)
+				code = EXIT_NOT_FETCHED;
+		if (code == EXIT_NOT_FETCHED)
+			launch_alert("session %s: its commits are NOT all back "
+				     "in your repos (see `agentsafe review "
+				     "%s`)",
+				     id, id);
+	}
+	session_record_free(&r);
+	return code;
+}
+
+/* stop's verdict: 0 when the session is down with its work back. */
+static int stop_verdict(const char *id)
+{
+	return end_verdict(id, 0) == EXIT_NOT_FETCHED ? EXIT_NOT_FETCHED : 0;
 }
 
 static int cmd_stop(const char *name)
@@ -71,7 +110,7 @@ static int cmd_stop(const char *name)
 		}
 		if (!session_is_live(id)) {
 			launch_diag("session %s stopped", name);
-			return 0;
+			return stop_verdict(id);
 		}
 		launch_diag("session %s did not stop within 30 s", name);
 		return 1;
@@ -85,7 +124,7 @@ static int cmd_stop(const char *name)
 	}
 	sweep_session(d, launch_have_net_admin(), id);
 	docker_free(d);
-	return 0;
+	return stop_verdict(id);
 }
 
 static int cmd_attach(const char *name)
@@ -139,16 +178,24 @@ static int cmd_attach(const char *name)
 	/* The command's status when it ended while we were attached (the
 	 * session's launcher removes the container soon after). */
 	r = NULL;
+	bool running = false;
 	if (e == CONSOLE_CONTAINER &&
 	    docker_call(d, "GET", path, NULL, &st, &r, err, sizeof err) == 0 &&
 	    st == 200) {
 		json_t *state = json_object_get(r, "State");
-		if (!json_is_true(json_object_get(state, "Running")))
+		running = json_is_true(json_object_get(state, "Running"));
+		if (!running)
 			code = (int)json_integer_value(
 			    json_object_get(state, "ExitCode"));
-		else
-			launch_diag("detached from %s; it keeps running",
-				    cname);
+	}
+	if (running) {
+		launch_diag("detached from %s; it keeps running", cname);
+	} else if (e == CONSOLE_CONTAINER) {
+		/* The session's launcher fetches the work back now; its
+		 * record has the verdict. */
+		int v = end_verdict(id, 60);
+		if (v >= 0)
+			code = v;
 	}
 	json_decref(r);
 	docker_free(d);
@@ -186,7 +233,7 @@ int main(int argc, char **argv)
 	if (lcfg_parse_args(&args, argc, argv, err, sizeof err) != 0) {
 		launch_diag("%s (see --help)", err);
 		lcfg_free(&args);
-		return 2;
+		return EXIT_LAUNCH;
 	}
 	if (args.cmd == LCFG_HELP) {
 		lcfg_usage(stdout);
@@ -222,11 +269,12 @@ int main(int argc, char **argv)
 		launch_diag("%s", err);
 		lcfg_free(&args);
 		lcfg_free(&cfg);
-		return 2;
+		return EXIT_LAUNCH;
 	}
 	lcfg_merge(&cfg, &args);
 	lcfg_free(&args);
-	if (lcfg_finish(&cfg, err, sizeof err) != 0) {
+	if (lcfg_finish(&cfg, err, sizeof err) != 0 ||
+	    step_repos_check(&cfg, err, sizeof err) != 0) {
 		launch_diag("%s", err);
 		lcfg_free(&cfg);
 		return EXIT_LAUNCH;

@@ -136,21 +136,27 @@ int portfwd_start(const struct portfwd_range *r, size_t n, uid_t uid, gid_t gid,
 				rc = -E2BIG;
 				break;
 			}
+			const char *ad =
+			    r[i].addr && r[i].addr[0] ? r[i].addr : "127.0.0.1";
+			struct sockaddr_in a = {.sin_family = AF_INET,
+						.sin_port = htons((uint16_t)p)};
+			if (inet_pton(AF_INET, ad, &a.sin_addr) != 1) {
+				snprintf(err, errlen,
+					 "publish: '%s' is not an IPv4 address",
+					 ad);
+				rc = -EINVAL;
+				break;
+			}
 			int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 			int one = 1;
-			struct sockaddr_in a = {.sin_family = AF_INET,
-						.sin_port = htons((uint16_t)p),
-						.sin_addr.s_addr =
-						    htonl(INADDR_LOOPBACK)};
 			if (fd < 0 ||
 			    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
 				       sizeof one) != 0 ||
 			    bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
 			    listen(fd, 64) != 0) {
 				rc = -errno;
-				snprintf(err, errlen,
-					 "publish: 127.0.0.1:%u: %s", p,
-					 strerror(errno));
+				snprintf(err, errlen, "publish: %s:%u: %s", ad,
+					 p, strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				break;

@@ -4,7 +4,9 @@
  * process, without capabilities, as the session's user, one process per
  * connection. Only loopback listens: the agent's ports are for the user, not
  * for the LAN. The fence lets the host's connections in (they are not
- * forwarded traffic) and the container's replies out (established). */
+ * forwarded traffic) and the container's replies out (established).
+ * A range may name another host address to listen on (--publish
+ * 0.0.0.0:PORT): the user's explicit choice, warned about by the caller. */
 #ifndef AGENTSAFE_LAUNCH_PORTFWD_H
 #define AGENTSAFE_LAUNCH_PORTFWD_H
 
@@ -14,13 +16,15 @@
 
 struct portfwd_range {
 	uint16_t first, last; /* inclusive */
+	const char *addr;     /* IPv4 to listen on; NULL or "": 127.0.0.1 */
 };
 
-/* Listens on 127.0.0.1 for every port of the ranges (errors, e.g. a port in
- * use, are reported here, before anything is forked), then forks the relay,
- * which drops to uid/gid (when root; so call this while the launcher still
- * may) and every capability, and waits for its target. Returns 0, the
- * relay's pid and the fd to give it the target on, or -errno with err. */
+/* Listens on each range's address (127.0.0.1 by default) for every port of the
+ * ranges (errors, e.g. a port in use, are reported here, before anything is
+ * forked), then forks the relay, which drops to uid/gid (when root; so call
+ * this while the launcher still may) and every capability, and waits for its
+ * target. Returns 0, the relay's pid and the fd to give it the target on, or
+ * -errno with err. */
 int portfwd_start(const struct portfwd_range *r, size_t n, uid_t uid, gid_t gid,
 		  pid_t *pid, int *ctl, char *err, size_t errlen);
 

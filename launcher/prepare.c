@@ -239,9 +239,21 @@ int prepare_image(struct sess *s, char *err, size_t errlen)
 		json_object_set_new(want, "agentsafe.sshd", json_string("1"));
 	size_t calen = 0;
 	const char *capem = ca ? certs_bundle_pem(ca, &calen) : NULL;
+	/* The build's output in a log of its own (the user's, under sudo);
+	 * the terminal gets one live line. */
+	char logp[PATH_MAX], st[PATH_MAX];
+	struct image_build_out o = {NULL, c->verbose};
+	if (session_xdg_dir("STATE", st, sizeof st) == 0 &&
+	    fs_mkdir_p(st, 0700, NULL, 0) == 0) {
+		launch_snprintf(logp, sizeof logp, "%s/build.log", st);
+		(void)unlink(logp);
+		o.log_path = logp;
+	}
 	rc = want == NULL ? -ENOMEM
 			  : image_build(s->d, c->image, dir, args, capem, calen,
-					want, err, errlen);
+					want, &o, err, errlen);
+	if (o.log_path != NULL)
+		launch_give_home(s, logp);
 	json_decref(want);
 	certs_bundle_free(ca);
 	return rc;

@@ -95,11 +95,13 @@ static int run_setup(struct sess *s)
 			json_decref(info);
 			return -ENOENT;
 		}
-		/* Published like --publish: 127.0.0.1 only, through the
-		 * launcher's relay. */
+		/* Published like --publish (127.0.0.1 unless --ssh named
+		 * an address), through the launcher's relay. */
 		if (c->npublish < LCFG_MAX_LIST) {
-			c->publish[c->npublish].first = c->ssh_port;
-			c->publish[c->npublish++].last = c->ssh_port;
+			c->publish[c->npublish] =
+			    (struct lcfg_ports){c->ssh_port, c->ssh_port, ""};
+			memcpy(c->publish[c->npublish++].addr, c->ssh_addr,
+			       sizeof c->ssh_addr);
 		}
 	}
 	struct gpu_env genv;
@@ -233,8 +235,15 @@ int run_command(struct lcfg *c)
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
 		if (steps_up(&s, &done) == 0)
-			code = run_attached(&s);
+			s.exit_code = code = run_attached(&s);
 		steps_down(&s, done);
+	}
+	if (s.tally.not_fetched > 0) {
+		launch_alert("the session's work is NOT all back in your "
+			     "repos (see above); exit %d (the command's was "
+			     "%d)",
+			     EXIT_NOT_FETCHED, code);
+		code = EXIT_NOT_FETCHED;
 	}
 	json_decref(s.devreq);
 	free(s.ssh_keys);

@@ -6,7 +6,12 @@
 
 #include <stddef.h>
 
+struct lcfg;
 struct sess;
+
+/* Before any setup: refuses a start outside a git repo without --repo or
+ * --no-repo (-ENOENT, a sentence naming the directory). */
+int step_repos_check(const struct lcfg *c, char *err, size_t errlen);
 
 /* step_host.c */
 int step_session_up(struct sess *s, char *err, size_t errlen);

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "asuser.h"
 #include "egress_log.h"
 #include "fence.h"
 #include "gitiso.h"
@@ -95,7 +96,17 @@ static int session_files(struct sess *s, char *err, size_t errlen)
 
 void step_session_down(struct sess *s)
 {
+	struct session_record r;
+	char line[1024] = "";
+	if (s->tally.not_fetched > 0)
+		s->exit_code = EXIT_NOT_FETCHED;
 	launch_save_state(s, true);
+	sweep_tally_free(&s->tally);
+	if (s->id[0] != '\0' && session_record_load(s->id, &r) == 0) {
+		session_summary(&r, line, sizeof line);
+		session_record_free(&r);
+		launch_diag("%s", line);
+	}
 	fprintf(stderr, PFX "session %s ended; egress log: %s\n", s->id,
 		s->log_path);
 	egress_log_close(s->log);
@@ -110,6 +121,8 @@ int step_session_up(struct sess *s, char *err, size_t errlen)
 		return -EIO;
 	}
 	session_names(s);
+	s->exit_code = EXIT_LAUNCH;
+	egress_format_ts(s->started, sizeof s->started);
 	int rc = session_files(s, err, errlen);
 	if (rc != 0) {
 		step_session_down(s);
@@ -126,9 +139,11 @@ void step_repos_down(struct sess *s)
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
 	bool files = launch_files_on();
-	sweep_repos(s->repos, s->nrepos, s->cfg->keep);
+	sweep_repos(s->repos, s->nrepos, s->cfg->keep, s->asuser, &s->tally);
 	launch_files_off(files);
 	s->nrepos = 0;
+	asuser_stop(s->asuser);
+	s->asuser = NULL;
 }
 
 /* The repos to clone: --repo, else the one holding the current
@@ -142,6 +157,8 @@ static size_t repo_list(const struct lcfg *c, const char **list, char *cwd,
 			list[n++] = c->repos.v[i];
 		return n;
 	}
+	if (c->no_repo)
+		return 0;
 	git_buf root = {0};
 	git_libgit2_init();
 	if (getcwd(cwd, cwdlen) != NULL &&
@@ -149,11 +166,21 @@ static size_t repo_list(const struct lcfg *c, const char **list, char *cwd,
 		list[n++] = cwd;
 	git_buf_dispose(&root);
 	git_libgit2_shutdown();
-	if (n == 0)
-		launch_diag(
-		    "the current directory is not in a git repo: no repo "
-		    "mounted (use --repo PATH)");
 	return n;
+}
+
+int step_repos_check(const struct lcfg *c, char *err, size_t errlen)
+{
+	char cwd[PATH_MAX];
+	const char *list[LCFG_MAX_LIST];
+	if (c->no_repo || repo_list(c, list, cwd, sizeof cwd) > 0)
+		return 0;
+	launch_snprintf(err, errlen,
+			"%s is not in a git repo: start in one, name one with "
+			"--repo PATH, or pass --no-repo for a session without",
+			getcwd(cwd, sizeof cwd) ? cwd
+						: "the current directory");
+	return -ENOENT;
 }
 
 /* The persistent Codex home, owned by the agent's uid; without it Codex
@@ -179,6 +206,14 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 	char cwd[PATH_MAX];
 	const char *list[LCFG_MAX_LIST];
 	size_t n = repo_list(s->cfg, list, cwd, sizeof cwd);
+	/* sudo: the fetch back into the user's repos is the user's, done by
+	 * a helper forked now, while the ids can still change. */
+	if (n > 0 && geteuid() == 0 && s->host_uid != 0) {
+		int rc = asuser_start(s->host_uid, s->host_gid, &s->asuser, err,
+				      errlen);
+		if (rc != 0)
+			return rc;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int rc = gitiso_prepare(list[i], s->cache_dir, s->id,
 					&s->repos[s->nrepos], err, errlen);

@@ -90,6 +90,7 @@ int step_publish_up(struct sess *s, char *err, size_t errlen)
 	for (size_t i = 0; i < c->npublish; i++) {
 		pr[i].first = c->publish[i].first;
 		pr[i].last = c->publish[i].last;
+		pr[i].addr = c->publish[i].addr;
 	}
 	/* As the session's user (nobody for a root launcher without sudo:
 	 * the agent's ports need no privilege). */
@@ -100,13 +101,23 @@ int step_publish_up(struct sess *s, char *err, size_t errlen)
 	if (rc != 0)
 		return rc;
 	for (size_t i = 0; i < c->npublish; i++) {
-		if (pr[i].first == pr[i].last)
-			launch_diag("publishing 127.0.0.1:%u -> the container",
-				    (unsigned)pr[i].first);
+		const struct lcfg_ports *q = &c->publish[i];
+		const char *a = q->addr[0] ? q->addr : "127.0.0.1";
+		char ports[16];
+		if (q->first == q->last)
+			launch_snprintf(ports, sizeof ports, "%u", q->first);
 		else
-			launch_diag(
-			    "publishing 127.0.0.1:%u-%u -> the container",
-			    (unsigned)pr[i].first, (unsigned)pr[i].last);
+			launch_snprintf(ports, sizeof ports, "%u-%u", q->first,
+					q->last);
+		launch_diag("publishing %s:%s -> the container", a, ports);
+		if (!lcfg_bind_is_loopback(a))
+			launch_alert("%s:%s is reachable from beyond this "
+				     "machine: whoever reaches %s can connect "
+				     "to the container's port%s",
+				     a, ports, a,
+				     c->ssh_port == q->first
+					 ? " (sshd: keys only)"
+					 : "");
 	}
 	return 0;
 }

@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "asuser.h"
 #include "caps.h"
 #include "docker.h"
 #include "fence.h"
@@ -50,10 +53,21 @@ void sweep_fence(const char *table, bool have)
 	caps_lower_net_admin();
 }
 
-void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
+/* Prints a multi-line summary with the prefix on each line. */
+static void print_summary(char *summary)
+{
+	char *save = NULL;
+	for (char *l = strtok_r(summary, "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save))
+		fprintf(stderr, PFX "%s\n", l);
+}
+
+void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep,
+		 struct asuser *as, struct sweep_tally *t)
 {
 	for (size_t i = 0; i < n; i++) {
 		char summary[4096] = "", err[512] = "";
+		int fetched = 0;
 		if (keep) {
 			fprintf(stderr,
 				PFX "--keep: clone of %s kept at %s (branch "
@@ -61,20 +75,45 @@ void sweep_repos(struct gitiso_repo **repos, size_t n, bool keep)
 				gitiso_host_repo(repos[i]),
 				gitiso_clone_path(repos[i]),
 				gitiso_branch(repos[i]));
-		} else if (gitiso_finish(repos[i], summary, sizeof summary, err,
-					 sizeof err) != 0) {
-			launch_diag("%s: %s", gitiso_host_repo(repos[i]), err);
+		} else {
+			gitiso_set_fetcher(repos[i], asuser_fetch, as);
+			if (gitiso_finish(repos[i], summary, sizeof summary,
+					  err, sizeof err) != 0) {
+				launch_alert("%s: %s",
+					     gitiso_host_repo(repos[i]), err);
+				if (t != NULL)
+					t->not_fetched++;
+			}
 		}
-		if (summary[0] != '\0') {
-			/* The summary may span lines; prefix each. */
-			char *save = NULL;
-			for (char *l = strtok_r(summary, "\n", &save); l;
-			     l = strtok_r(NULL, "\n", &save))
-				fprintf(stderr, PFX "%s\n", l);
-		}
+		if (summary[0] != '\0')
+			print_summary(summary);
+		size_t c = gitiso_commits(repos[i], &fetched);
+		if (t != NULL && fetched)
+			t->commits += c;
+		if (t != NULL && t->nended < LCFG_MAX_LIST)
+			t->ended[t->nended++] = (struct session_repo){
+			    strdup(gitiso_name(repos[i])),
+			    strdup(gitiso_host_repo(repos[i])),
+			    strdup(gitiso_clone_path(repos[i])),
+			    strdup(gitiso_branch(repos[i])),
+			    strdup(gitiso_base(repos[i])),
+			    keep ? -1 : (long)c,
+			    fetched != 0};
 		gitiso_free(repos[i]);
 		repos[i] = NULL;
 	}
+}
+
+void sweep_tally_free(struct sweep_tally *t)
+{
+	for (size_t i = 0; i < t->nended; i++) {
+		struct session_repo *g = &t->ended[i];
+		const char *strs[] = {g->name, g->host, g->clone, g->branch,
+				      g->base};
+		for (size_t k = 0; k < sizeof strs / sizeof strs[0]; k++)
+			free((void *)strs[k]);
+	}
+	t->nended = 0;
 }
 
 /* SIGTERM to the recorded proxy, only if that pid still is a proxy. */
@@ -92,7 +131,8 @@ static void stop_recorded_proxy(pid_t ppid)
 		(void)fclose(f); /* only read */
 }
 
-static void resume_repos(const struct session_record *r, const char *id)
+static void resume_repos(const struct session_record *r, const char *id,
+			 struct sweep_tally *t)
 {
 	for (size_t i = 0; i < r->nrepos; i++) {
 		const struct session_repo *g = &r->repos[i];
@@ -105,7 +145,18 @@ static void resume_repos(const struct session_record *r, const char *id)
 			launch_diag("session %s: %s", id, err);
 			continue;
 		}
-		sweep_repos(&repo, 1, false);
+		/* As root (sudo stop, the stale sweep): the fetch is the
+		 * repo owner's, done by a helper that becomes them. */
+		struct asuser *as = NULL;
+		uid_t uid;
+		gid_t gid;
+		char gitdir[4200];
+		launch_snprintf(gitdir, sizeof gitdir, "%s/.git", g->host);
+		if (geteuid() == 0 && asuser_owner(gitdir, &uid, &gid) == 0 &&
+		    asuser_start(uid, gid, &as, err, sizeof err) != 0)
+			launch_alert("session %s: %s", id, err);
+		sweep_repos(&repo, 1, false, as, t);
+		asuser_stop(as);
 	}
 }
 
@@ -130,12 +181,26 @@ void sweep_session(struct docker *d, bool caps, const char *id)
 		sweep_fence(r.table, caps);
 	if (*r.network)
 		sweep_network(d, r.network);
-	resume_repos(&r, id);
+	struct sweep_tally t;
+	memset(&t, 0, sizeof t);
+	resume_repos(&r, id, &t);
 	r.id = id; /* the directory it was found in */
 	r.finished = true;
+	const struct session_repo *own = r.repos;
+	size_t nown = r.nrepos;
+	if (t.nended > 0) {
+		r.repos = t.ended;
+		r.nrepos = t.nended;
+	}
+	if (t.not_fetched > 0)
+		r.exit_code = EXIT_NOT_FETCHED;
+	(void)session_log_counts(r.egress_log, &r.denials, &r.drops);
 	char err[512];
 	(void)session_record_save(&r, err, sizeof err);
+	r.repos = own; /* the record frees its own array, t its strings */
+	r.nrepos = nown;
 	session_record_free(&r);
+	sweep_tally_free(&t);
 }
 
 static void sweep_labelled(struct docker *d, const char *kind)

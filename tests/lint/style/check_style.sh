@@ -7,7 +7,7 @@ set -euo pipefail
 src=${AGENTSAFE_SOURCE_DIR:?}
 build=${AGENTSAFE_BUILD_DIR:?}
 cd "$src"
-components=(util egresslog policy proxy certs launcher cli)
+components=(util egresslog session policy proxy certs launcher cli)
 mapfile -t all < <(find "${components[@]}" bench tests -name '*.[ch]' -not -path '*/corpus*' | sort)
 mapfile -t product < <(find "${components[@]}" -name '*.c' | sort)
 if [ "${#all[@]}" -eq 0 ] || [ "${#product[@]}" -eq 0 ]; then

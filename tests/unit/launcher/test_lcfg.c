@@ -234,6 +234,69 @@ static void flag_errors_and_subcommands(void **state)
 	lcfg_free(&c);
 }
 
+/* Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]+, checked before anything starts. */
+static void names_follow_dockers_rule(void **state)
+{
+	(void)state;
+	const char *bad[] = {"a",   "_x",     "-x",  ".x",
+			     "x y", "x/../y", "x:1", "\xc3\xa9t\xc3\xa9",
+			     ""};
+	const char *good[] = {"ab", "a_b.c-d", "0x", "Session.2"};
+	char err[256];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char *argv[] = {"x", "--name", (char *)bad[i], NULL};
+		struct lcfg c;
+		lcfg_init(&c);
+		assert_int_equal(lcfg_parse_args(&c, 3, argv, err, sizeof err),
+				 -EINVAL);
+		assert_non_null(strstr(err, "letter or digit first"));
+		lcfg_free(&c);
+	}
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		char *argv[] = {"x", "--name", (char *)good[i], "--no-repo",
+				NULL};
+		struct lcfg c;
+		lcfg_init(&c);
+		assert_int_equal(lcfg_parse_args(&c, 4, argv, err, sizeof err),
+				 0);
+		assert_string_equal(c.name, good[i]);
+		assert_true(c.no_repo);
+		lcfg_free(&c);
+	}
+}
+
+/* --publish/--ssh take an IPv4 bind address; nothing else passes. */
+static void bind_addresses_parse(void **state)
+{
+	(void)state;
+	struct lcfg_ports p;
+	assert_int_equal(lcfg_parse_bind("8080", &p), 0);
+	assert_string_equal(p.addr, "");
+	assert_int_equal(lcfg_parse_bind("0.0.0.0:8080-8081", &p), 0);
+	assert_string_equal(p.addr, "0.0.0.0");
+	assert_int_equal(p.first, 8080);
+	assert_int_equal(p.last, 8081);
+	assert_int_equal(lcfg_parse_bind("192.168.1.5:22", &p), 0);
+	assert_string_equal(p.addr, "192.168.1.5");
+	assert_false(lcfg_bind_is_loopback("192.168.1.5"));
+	assert_true(lcfg_bind_is_loopback("127.0.0.2"));
+	assert_true(lcfg_bind_is_loopback(""));
+	const char *bad[] = {":80",	  "host.test:80", "1.2.3:80",
+			     "::1:80",	  "1.2.3.4:",	  "1.2.3.4:0",
+			     "1.2.3.4:x", "1.2.3.4 :80",  "300.1.1.1:80"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (lcfg_parse_bind(bad[i], &p) != -EINVAL)
+			fail_msg("'%s' accepted", bad[i]);
+	char err[256];
+	char *argv[] = {"x", "--ssh", "10.0.0.1:2222", NULL};
+	struct lcfg c;
+	lcfg_init(&c);
+	assert_int_equal(lcfg_parse_args(&c, 3, argv, err, sizeof err), 0);
+	assert_int_equal(c.ssh_port, 2222);
+	assert_string_equal(c.ssh_addr, "10.0.0.1");
+	lcfg_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +306,8 @@ int main(void)
 	    cmocka_unit_test(value_parsers),
 	    cmocka_unit_test(flags_parse_and_override_file),
 	    cmocka_unit_test(flag_errors_and_subcommands),
+	    cmocka_unit_test(names_follow_dockers_rule),
+	    cmocka_unit_test(bind_addresses_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

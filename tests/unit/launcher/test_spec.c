@@ -119,7 +119,7 @@ static void every_proxy_variable_names_the_session_proxy(void **state)
 static void nothing_is_published_by_docker(void **state)
 {
 	struct fixture *f = *state;
-	f->c.publish[0] = (struct lcfg_ports){8000, 8001};
+	f->c.publish[0] = (struct lcfg_ports){8000, 8001, ""};
 	f->c.npublish = 1;
 	build(f);
 	assert_null(f->sp.publish);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include <jansson.h>
 
 #include "egress_log.h"
+#include "logread.h"
 
 int session_xdg_dir(const char *kind, char *out, size_t len)
 {
@@ -51,9 +54,17 @@ int session_new_id(char *out, size_t len)
 	return 0;
 }
 
+bool session_id_valid(const char *id)
+{
+	return id != NULL && strlen(id) == SESSION_ID_LEN &&
+	       strspn(id, "0123456789abcdef") == SESSION_ID_LEN;
+}
+
 int session_state_dir(const char *id, char *out, size_t len)
 {
 	char s[4096];
+	if (!session_id_valid(id))
+		return -EINVAL;
 	int rc = session_xdg_dir("STATE", s, sizeof s);
 	if (rc != 0)
 		return rc;
@@ -103,12 +114,47 @@ static json_t *pack_repos(const struct session_record *r)
 	json_t *repos = json_array();
 	for (size_t i = 0; repos != NULL && i < r->nrepos; i++) {
 		const struct session_repo *g = &r->repos[i];
-		json_array_append_new(
-		    repos, json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", g->name,
-				     "host", g->host, "clone", g->clone,
-				     "branch", g->branch, "base", g->base));
+		json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", g->name,
+				      "host", g->host, "clone", g->clone,
+				      "branch", g->branch, "base", g->base);
+		if (o != NULL && g->commits >= 0) {
+			json_object_set_new(o, "commits",
+					    json_integer(g->commits));
+			json_object_set_new(o, "fetched",
+					    json_boolean(g->fetched));
+		}
+		json_array_append_new(repos, o);
 	}
 	return repos;
+}
+
+static json_t *pack_binds(const struct session_record *r)
+{
+	json_t *binds = json_array();
+	for (size_t i = 0; binds != NULL && i < r->nbinds; i++) {
+		const struct session_bind *b = &r->binds[i];
+		json_array_append_new(
+		    binds, json_pack("{s:s,s:i,s:i,s:b}", "addr", b->addr,
+				     "first", (json_int_t)b->first, "last",
+				     (json_int_t)b->last, "ssh", b->ssh));
+	}
+	return binds;
+}
+
+/* What a session ended with; absent while it runs. */
+static void pack_end(json_t *j, const struct session_record *r)
+{
+	json_object_set_new(j, "agent", json_string(r->agent ? r->agent : ""));
+	json_object_set_new(j, "started",
+			    json_string(r->started ? r->started : ""));
+	json_t *b = pack_binds(r);
+	json_object_set_new(j, "binds", b ? b : json_array());
+	if (r->exit_code >= 0)
+		json_object_set_new(j, "exit_code", json_integer(r->exit_code));
+	if (r->denials >= 0)
+		json_object_set_new(j, "denials", json_integer(r->denials));
+	if (r->drops >= 0)
+		json_object_set_new(j, "drops", json_integer(r->drops));
 }
 
 int session_record_save(const struct session_record *r, char *err,
@@ -130,6 +176,7 @@ int session_record_save(const struct session_record *r, char *err,
 		snprintf(err, errlen, "session %s: out of memory", r->id);
 		return -ENOMEM;
 	}
+	pack_end(j, r);
 	int rc = session_save(r->id, j, err, errlen);
 	json_decref(j);
 	return rc;
@@ -141,6 +188,32 @@ static const char *str_of(const json_t *j, const char *key)
 {
 	const char *v = json_string_value(json_object_get(j, key));
 	return v ? v : "";
+}
+
+static int int_or(const json_t *j, const char *key, int dflt)
+{
+	const json_t *v = json_object_get(j, key);
+	json_int_t x = json_integer_value(v);
+	return json_is_integer(v) && x >= 0 && x <= INT32_MAX ? (int)x : dflt;
+}
+
+static int load_binds(const json_t *j, struct session_record *r)
+{
+	const json_t *binds = json_object_get(j, "binds");
+	size_t n = json_array_size(binds);
+	struct session_bind *bv = calloc(n + 1, sizeof *bv);
+	if (bv == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const json_t *b = json_array_get(binds, i);
+		bv[i] = (struct session_bind){
+		    str_of(b, "addr"), (uint16_t)int_or(b, "first", 0),
+		    (uint16_t)int_or(b, "last", 0),
+		    json_is_true(json_object_get(b, "ssh"))};
+	}
+	r->binds = bv;
+	r->nbinds = n;
+	return 0;
 }
 
 int session_record_load(const char *id, struct session_record *r)
@@ -160,9 +233,20 @@ int session_record_load(const char *id, struct session_record *r)
 	json_t *g;
 	json_array_foreach(repos, i, g)
 	{
+		json_t *c = json_object_get(g, "commits");
 		rv[i] = (struct session_repo){
-		    str_of(g, "name"), str_of(g, "host"), str_of(g, "clone"),
-		    str_of(g, "branch"), str_of(g, "base")};
+		    str_of(g, "name"),
+		    str_of(g, "host"),
+		    str_of(g, "clone"),
+		    str_of(g, "branch"),
+		    str_of(g, "base"),
+		    json_is_integer(c) ? (long)json_integer_value(c) : -1,
+		    json_is_true(json_object_get(g, "fetched"))};
+	}
+	if (load_binds(j, r) != 0) {
+		free(rv);
+		json_decref(j);
+		return -ENOMEM;
 	}
 	r->id = str_of(j, "id");
 	r->name = str_of(j, "name");
@@ -182,6 +266,11 @@ int session_record_load(const char *id, struct session_record *r)
 	r->finished = json_is_true(json_object_get(j, "finished"));
 	r->repos = rv;
 	r->nrepos = n;
+	r->agent = str_of(j, "agent");
+	r->started = str_of(j, "started");
+	r->exit_code = int_or(j, "exit_code", -1);
+	r->denials = int_or(j, "denials", -1);
+	r->drops = int_or(j, "drops", -1);
 	r->doc_ = j;
 	return 0;
 }
@@ -189,9 +278,11 @@ int session_record_load(const char *id, struct session_record *r)
 void session_record_free(struct session_record *r)
 {
 	json_decref(r->doc_);
-	/* Only a loaded record owns its repo array. */
-	if (r->doc_ != NULL)
+	/* Only a loaded record owns its arrays. */
+	if (r->doc_ != NULL) {
 		free((void *)r->repos);
+		free((void *)r->binds);
+	}
 	memset(r, 0, sizeof *r);
 }
 
@@ -286,4 +377,83 @@ int session_find(const char *name_or_id, char *out, size_t len)
 		return -ENOENT;
 	snprintf(out, len, "%s", f.found);
 	return 0;
+}
+
+int session_log_counts(const char *path, long *denials, long *drops)
+{
+	struct logread lr;
+	struct logrec rec;
+	char err[256];
+	int rc;
+
+	*denials = *drops = 0;
+	if (logread_open(&lr, path, false, err, sizeof err) != 0)
+		return -ENOENT;
+	lr.quiet = true;
+	memset(&rec, 0, sizeof rec);
+	while ((rc = logread_next(&lr, &rec)) == 1) {
+		const char *ev = rec.event ? rec.event : "";
+		if (strcmp(ev, "deny") == 0) {
+			(*denials)++;
+		} else if (strcmp(ev, "drop") == 0) {
+			/* The rate limit's summary record stands for many. */
+			char *end = NULL;
+			unsigned long long n =
+			    rec.dst == NULL && rec.message != NULL
+				? strtoull(rec.message, &end, 10)
+				: 0;
+			if (end != NULL && end != rec.message &&
+			    strncmp(end, " dropped", 8) == 0 &&
+			    n < (unsigned long long)INT32_MAX)
+				*drops += (long)n;
+			else
+				(*drops)++;
+		}
+		logrec_clear(&rec);
+	}
+	logread_close(&lr);
+	return rc < 0 ? -EIO : 0;
+}
+
+/* Appends; truncation is silent but never overflows. */
+__attribute__((format(printf, 3, 4))) static void add(char *buf, size_t len,
+						      const char *fmt, ...)
+{
+	size_t used = strnlen(buf, len);
+	if (used + 1 >= len)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	(void)vsnprintf(buf + used, len - used, fmt, ap);
+	va_end(ap);
+}
+
+void session_summary(const struct session_record *r, char *buf, size_t len)
+{
+	char name[160], branch[160];
+	if (len == 0)
+		return;
+	buf[0] = '\0';
+	(void)logread_escape(r->name, name, sizeof name);
+	add(buf, len, "session %s (%s) ", name, r->id);
+	if (r->exit_code >= 0)
+		add(buf, len, "ended with exit %d", r->exit_code);
+	else
+		add(buf, len, "ended (exit code not recorded)");
+	for (size_t i = 0; i < r->nrepos; i++) {
+		const struct session_repo *g = &r->repos[i];
+		(void)logread_escape(g->branch, branch, sizeof branch);
+		if (g->commits > 0 && g->fetched)
+			add(buf, len, "; %ld commit%s back on %s", g->commits,
+			    g->commits == 1 ? "" : "s", branch);
+		else if (g->commits > 0)
+			add(buf, len, "; %ld commit%s NOT back (%s kept)",
+			    g->commits, g->commits == 1 ? "" : "s", branch);
+		else if (g->commits == 0)
+			add(buf, len, "; no new commits");
+	}
+	if (r->denials >= 0)
+		add(buf, len, "; %ld denial%s, %ld drop%s", r->denials,
+		    r->denials == 1 ? "" : "s", r->drops,
+		    r->drops == 1 ? "" : "s");
 }

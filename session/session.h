@@ -1,7 +1,9 @@
 /* Session bookkeeping outside the container: XDG paths, the session id,
  * and session.json (what a later attach/stop/ls or a crash sweep needs:
  * repos with their clone paths and base commits, network, fence table,
- * container, proxy pid, launcher pid). */
+ * container, proxy pid, launcher pid; and, once it ended, what a later
+ * `agentsafe sessions` / `review` shows: exit code, commits brought back,
+ * denials and drops). */
 #ifndef AGENTSAFE_LAUNCH_SESSION_H
 #define AGENTSAFE_LAUNCH_SESSION_H
 
@@ -17,12 +19,24 @@
 int session_xdg_dir(const char *kind, char *out, size_t len);
 /* Fresh random id of SESSION_ID_LEN lowercase hex digits. */
 int session_new_id(char *out, size_t len);
-/* <state>/sessions/<id> */
+/* <state>/sessions/<id>; -EINVAL unless id is SESSION_ID_LEN lowercase
+ * hex digits (an id from a record, a label or argv never walks out). */
 int session_state_dir(const char *id, char *out, size_t len);
+bool session_id_valid(const char *id);
 
-/* One repo of a session: what the sweep needs to fetch commits back. */
+/* One repo of a session: what the sweep needs to fetch commits back, and
+ * what became of them. */
 struct session_repo {
 	const char *name, *host, *clone, *branch, *base;
+	long commits; /* new on the branch; -1: not finished yet */
+	bool fetched; /* they are in the host repo */
+};
+
+/* A published port range and the host address it is bound to. */
+struct session_bind {
+	const char *addr; /* "127.0.0.1", or what --publish/--ssh named */
+	uint16_t first, last;
+	bool ssh;
 };
 
 /* session.json as a typed record; this file alone knows its keys. The
@@ -40,6 +54,12 @@ struct session_record {
 	bool finished;
 	const struct session_repo *repos;
 	size_t nrepos;
+	const char *agent;   /* claude | codex | shell | command */
+	const char *started; /* RFC 3339 */
+	int exit_code;	     /* the session's; -1 while it runs */
+	long denials, drops; /* counted from egress.log at the end; -1 */
+	const struct session_bind *binds;
+	size_t nbinds;
 	void *doc_; /* private: the loaded document */
 };
 
@@ -51,6 +71,13 @@ int session_record_save(const struct session_record *r, char *err,
  * caller owes session_record_free(r) after a 0. */
 int session_record_load(const char *id, struct session_record *r);
 void session_record_free(struct session_record *r);
+/* Counts the refusals in an egress.log: deny records and drop records
+ * (a drop summary record counts its packets). -errno when unreadable. */
+int session_log_counts(const char *path, long *denials, long *drops);
+/* One line on how a finished session ended: exit code, commits back and
+ * where, denials and drops. Strings from the record are escaped. */
+void session_summary(const struct session_record *r, char *buf, size_t len);
+
 /* True when the launcher recorded in session.json is still running. */
 bool session_is_live(const char *id);
 /* Find a session by name or id among the recorded ones. Returns 0 and the
