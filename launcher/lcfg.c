@@ -269,6 +269,7 @@ enum {
 	O_NO_REPO,
 	O_VERBOSE,
 	O_HELP,
+	O_VERSION,
 };
 
 static int check_target(const char *opt, const char *v, char *err,
@@ -476,6 +477,7 @@ static const struct option long_opts[] = {
     {"no-repo", no_argument, NULL, O_NO_REPO},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"help", no_argument, NULL, O_HELP},
+    {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
 };
 
@@ -521,6 +523,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case 'h':
 		case O_HELP:
 			c->cmd = LCFG_HELP;
+			return 0;
+		case O_VERSION:
+			c->cmd = LCFG_VERSION;
 			return 0;
 		case O_BUILD:
 			c->build = true;
@@ -971,6 +976,7 @@ void lcfg_usage(FILE *f)
 	    "shown\n"
 	    "                       on failure)\n"
 	    "  --help               this text\n"
+	    "  --version            print the version and exit\n"
 	    "\n",
 	    f);
 	(void)fputs(

@@ -12,7 +12,14 @@
 
 #define LCFG_MAX_LIST 64
 
-enum lcfg_cmd { LCFG_RUN, LCFG_ATTACH, LCFG_STOP, LCFG_LS, LCFG_HELP };
+enum lcfg_cmd {
+	LCFG_RUN,
+	LCFG_ATTACH,
+	LCFG_STOP,
+	LCFG_LS,
+	LCFG_HELP,
+	LCFG_VERSION
+};
 
 struct lcfg_ports {
 	uint16_t first, last; /* inclusive */

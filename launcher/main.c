@@ -16,6 +16,7 @@
 #include "docker.h"
 #include "launch_int.h"
 #include "lcfg.h"
+#include "version.h"
 #include "run.h"
 #include "session.h"
 #include "step.h"
@@ -234,6 +235,11 @@ int main(int argc, char **argv)
 		launch_diag("%s (see --help)", err);
 		lcfg_free(&args);
 		return EXIT_LAUNCH;
+	}
+	if (args.cmd == LCFG_VERSION) {
+		printf("agentsafe-launch %s\n", AGENTSAFE_VERSION_FULL);
+		lcfg_free(&args);
+		return 0;
 	}
 	if (args.cmd == LCFG_HELP) {
 		lcfg_usage(stdout);
