@@ -881,6 +881,54 @@ int lcfg_finish(struct lcfg *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The part of the usage after the options: what a session does. */
+static void usage_notes(FILE *f)
+{
+	(void)fputs(
+	    "Self-verification: before the command runs, a short-lived "
+	    "container\n"
+	    "on the session network (same image, `sh -c` with curl and "
+	    "getent)\n"
+	    "checks that DNS does not resolve, that a direct connection to "
+	    "the\n"
+	    "gateway (and to each --probe-allow target whose address the "
+	    "--hosts\n"
+	    "file gives) is dropped, that each --probe-allow target answers\n"
+	    "CONNECT with 200 and each --probe-deny target with 403. On "
+	    "failure\n"
+	    "the session does not start.\n"
+	    "\n"
+	    "config.yaml keys: agent, image, policy, container_dir, "
+	    "ca_bundle,\n"
+	    "gpu, memory, cpus, hosts, dns, ssh (values); repos, publish, "
+	    "build_args,\n"
+	    "probe_allow, probe_deny (lists). Flags override the file.\n"
+	    "\n"
+	    "Files: session state and egress.log in\n"
+	    "$XDG_STATE_HOME/agentsafe/sessions/<id>/, clones in\n"
+	    "$XDG_CACHE_HOME/agentsafe/sessions/<id>/. The host repo only "
+	    "gains\n"
+	    "branch agentsafe/<id> when the agent committed.\n"
+	    "\n"
+	    "Exit status: the command's; 125 when the launcher itself failed\n"
+	    "(including a failed self-verification) or the command line is "
+	    "wrong,\n"
+	    "124 when the session's commits could not be brought back into "
+	    "a\n"
+	    "host repo (they stay in the kept clone), 128+N when the "
+	    "launcher\n"
+	    "was stopped by signal N.\n"
+	    "\n"
+	    "Privilege: run as root, or install with\n"
+	    "  sudo setcap cap_net_admin+p $(command -v agentsafe-launch)\n"
+	    "and be in the docker group: CAP_NET_ADMIN is raised only around "
+	    "the\n"
+	    "nftables/NFLOG setup and then dropped; the proxy and the "
+	    "container\n"
+	    "never hold capabilities.\n",
+	    f);
+}
+
 void lcfg_usage(FILE *f)
 {
 	/* Help text: a failed write has nowhere better to be reported. */
@@ -979,47 +1027,5 @@ void lcfg_usage(FILE *f)
 	    "  --version            print the version and exit\n"
 	    "\n",
 	    f);
-	(void)fputs(
-	    "Self-verification: before the command runs, a short-lived "
-	    "container\n"
-	    "on the session network (same image, `sh -c` with curl and "
-	    "getent)\n"
-	    "checks that DNS does not resolve, that a direct connection to "
-	    "the\n"
-	    "gateway (and to each --probe-allow target whose address the "
-	    "--hosts\n"
-	    "file gives) is dropped, that each --probe-allow target answers\n"
-	    "CONNECT with 200 and each --probe-deny target with 403. On "
-	    "failure\n"
-	    "the session does not start.\n"
-	    "\n"
-	    "config.yaml keys: agent, image, policy, container_dir, "
-	    "ca_bundle,\n"
-	    "gpu, memory, cpus, hosts, dns, ssh (values); repos, publish, "
-	    "build_args,\n"
-	    "probe_allow, probe_deny (lists). Flags override the file.\n"
-	    "\n"
-	    "Files: session state and egress.log in\n"
-	    "$XDG_STATE_HOME/agentsafe/sessions/<id>/, clones in\n"
-	    "$XDG_CACHE_HOME/agentsafe/sessions/<id>/. The host repo only "
-	    "gains\n"
-	    "branch agentsafe/<id> when the agent committed.\n"
-	    "\n"
-	    "Exit status: the command's; 125 when the launcher itself failed\n"
-	    "(including a failed self-verification) or the command line is "
-	    "wrong,\n"
-	    "124 when the session's commits could not be brought back into "
-	    "a\n"
-	    "host repo (they stay in the kept clone), 128+N when the "
-	    "launcher\n"
-	    "was stopped by signal N.\n"
-	    "\n"
-	    "Privilege: run as root, or install with\n"
-	    "  sudo setcap cap_net_admin+p $(command -v agentsafe-launch)\n"
-	    "and be in the docker group: CAP_NET_ADMIN is raised only around "
-	    "the\n"
-	    "nftables/NFLOG setup and then dropped; the proxy and the "
-	    "container\n"
-	    "never hold capabilities.\n",
-	    f);
+	usage_notes(f);
 }

@@ -487,6 +487,31 @@ static void head_try(struct conn *c)
 static void resolve(struct conn *c);
 static void check_addrs_and_go(struct conn *c);
 
+/* A literal target needs no resolver: its one address goes straight to
+ * the address guard. */
+static void connect_ip_literal(struct conn *c)
+{
+	struct sockaddr_storage *ss = &c->addrs[0];
+	memset(ss, 0, sizeof *ss);
+	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+	if (inet_pton(AF_INET, c->host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons(c->port);
+		c->addrlens[0] = sizeof *a4;
+	} else if (inet_pton(AF_INET6, c->host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons(c->port);
+		c->addrlens[0] = sizeof *a6;
+	} else {
+		conn_refuse(c, "deny", 403,
+			    egress_reason_name(EGRESS_REASON_BAD_HOST), NULL);
+		return;
+	}
+	c->naddrs = 1;
+	check_addrs_and_go(c);
+}
+
 static void handle_request(struct conn *c, const struct http_request *req)
 {
 	struct evbuffer *in = bufferevent_get_input(c->client.bev);
@@ -596,26 +621,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	/* The decision is made: the client must wait for us now. */
 	bufferevent_disable(c->client.bev, EV_READ);
 	if (policy_host_is_ip_literal(c->host)) {
-		struct sockaddr_storage *ss = &c->addrs[0];
-		memset(ss, 0, sizeof *ss);
-		struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
-		if (inet_pton(AF_INET, c->host, &a4->sin_addr) == 1) {
-			a4->sin_family = AF_INET;
-			a4->sin_port = htons(c->port);
-			c->addrlens[0] = sizeof *a4;
-		} else if (inet_pton(AF_INET6, c->host, &a6->sin6_addr) == 1) {
-			a6->sin6_family = AF_INET6;
-			a6->sin6_port = htons(c->port);
-			c->addrlens[0] = sizeof *a6;
-		} else {
-			conn_refuse(c, "deny", 403,
-				    egress_reason_name(EGRESS_REASON_BAD_HOST),
-				    NULL);
-			return;
-		}
-		c->naddrs = 1;
-		check_addrs_and_go(c);
+		connect_ip_literal(c);
 		return;
 	}
 	resolve(c);
