@@ -174,6 +174,34 @@ void launch_exe_path(const char *name, char *out, size_t len)
 		out[0] = '\0';
 }
 
+int64_t launch_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t launch_phase(struct sess *s, const char *name, int64_t since_us)
+{
+	int64_t now = launch_now_us();
+	if (s->nphases < sizeof s->phases / sizeof s->phases[0])
+		s->phases[s->nphases++] =
+		    (struct session_phase){name, (now - since_us + 500) / 1000};
+	return now;
+}
+
+void launch_print_phases(const struct sess *s)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < s->nphases; i++) {
+		fprintf(stderr, PFX "timing: %-22s %6lld ms\n",
+			s->phases[i].name, (long long)s->phases[i].ms);
+		total += s->phases[i].ms;
+	}
+	fprintf(stderr, PFX "timing: %-22s %6lld ms\n", "total",
+		(long long)total);
+}
+
 void launch_save_state(const struct sess *s, bool finished)
 {
 	struct session_repo repos[LCFG_MAX_LIST];
@@ -198,6 +226,11 @@ void launch_save_state(const struct sess *s, bool finished)
 	    .finished = finished,
 	    .repos = repos,
 	    .nrepos = s->nrepos,
+	    .phases = s->phases,
+	    .nphases = s->nphases,
+	    .selfcheck_start =
+		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
+	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
 	};
 	char err[512];
 	/* sudo: the state dir is the user's; writing it needs the kept

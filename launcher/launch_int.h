@@ -55,6 +55,9 @@ struct sess {
 	int afd;      /* the agent container's attach stream */
 	struct spec_store *store; /* backs spec's strings */
 	struct docker_container_spec spec;
+	struct session_phase phases[24]; /* --timings, session.json */
+	size_t nphases;
+	char selfcheck_start[40], selfcheck_end[40]; /* egress.log time */
 };
 
 /* One line on stderr, prefixed with PFX. */
@@ -91,6 +94,14 @@ void launch_stop_child(pid_t pid, const char *what);
 
 /* <directory of this executable>/name when executable there, else "". */
 void launch_exe_path(const char *name, char *out, size_t len);
+
+/* Monotonic clock in microseconds. */
+int64_t launch_now_us(void);
+/* Record that phase name (a static string) took from since_us until now;
+ * returns now, so phases can be chained. */
+int64_t launch_phase(struct sess *s, const char *name, int64_t since_us);
+/* --timings: the recorded phases on stderr. */
+void launch_print_phases(const struct sess *s);
 
 /* Record the session in session.json (see session.h). */
 void launch_save_state(const struct sess *s, bool finished);

@@ -237,6 +237,7 @@ enum {
 	O_PROBE_DENY,
 	O_NO_VERIFY,
 	O_KEEP,
+	O_TIMINGS,
 	O_HELP,
 };
 
@@ -433,6 +434,7 @@ static const struct option long_opts[] = {
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
+    {"timings", no_argument, NULL, O_TIMINGS},
     {"help", no_argument, NULL, O_HELP},
     {NULL, 0, NULL, 0},
 };
@@ -495,6 +497,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case O_KEEP:
 			c->keep = true;
 			c->keep_set = 1;
+			break;
+		case O_TIMINGS:
+			c->timings = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -801,6 +806,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_verify = over->no_verify;
 	if (over->keep_set)
 		base->keep = over->keep;
+	if (over->timings)
+		base->timings = true;
 	if (over->ssh_port != 0)
 		base->ssh_port = over->ssh_port;
 	if (over->command) {
@@ -896,6 +903,8 @@ void lcfg_usage(FILE *f)
 	    "to\n"
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
+	    "  --timings            print how long each launch phase took "
+	    "(ms)\n"
 	    "  --help               this text\n"
 	    "\n",
 	    f);

@@ -43,6 +43,7 @@ struct lcfg {
 	size_t npublish;
 	uint16_t ssh_port; /* long-lived mode's sshd; 0: none */
 	bool build, detach, no_verify, keep;
+	bool timings; /* --timings: print each phase's ms (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */
 	char **command; /* after `--`; points into argv; NULL-terminated */
 	size_t ncommand;

@@ -50,7 +50,9 @@ static int steps_up(struct sess *s, size_t *done)
 	char err[2048];
 	for (*done = 0; *done < sizeof steps / sizeof steps[0]; (*done)++) {
 		err[0] = '\0';
+		int64_t t0 = launch_now_us();
 		int rc = steps[*done].up(s, err, sizeof err);
+		launch_phase(s, steps[*done].name, t0);
 		if (rc != 0) {
 			if (err[0] != '\0')
 				launch_diag("%s", err);
@@ -80,6 +82,7 @@ static int run_setup(struct sess *s)
 	char err[2048] = "";
 	long st = 0;
 	json_t *info = NULL;
+	int64_t t = launch_now_us();
 	if (docker_call(s->d, "GET", "/info", NULL, &st, &info, err,
 			sizeof err) != 0 ||
 	    st != 200) {
@@ -89,6 +92,7 @@ static int run_setup(struct sess *s)
 		json_decref(info);
 		return -EIO;
 	}
+	t = launch_phase(s, "engine check", t);
 	if (c->ssh_port != 0) {
 		if (prepare_ssh_keys(s, err, sizeof err) != 0) {
 			launch_diag("%s", err);
@@ -111,11 +115,14 @@ static int run_setup(struct sess *s)
 	}
 	if (s->devreq)
 		launch_diag("passing NVIDIA GPUs (%s)", c->gpu);
+	t = launch_phase(s, "gpu and ssh keys", t);
 	sweep_stale(s->d, s->caps_kept);
+	t = launch_phase(s, "stale sweep", t);
 	if (prepare_image(s, err, sizeof err) != 0) {
 		launch_diag("%s", err);
 		return -EIO;
 	}
+	launch_phase(s, "image", t);
 	return 0;
 }
 
@@ -227,13 +234,19 @@ int run_command(struct lcfg *c)
 {
 	struct sess s;
 	char policy[PATH_MAX];
+	int64_t t0 = launch_now_us();
 	if (run_init(&s, c, policy, sizeof policy) != 0)
 		return EXIT_LAUNCH;
+	launch_phase(&s, "config and policy", t0);
 	int code = EXIT_LAUNCH;
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
-		if (steps_up(&s, &done) == 0)
+		if (steps_up(&s, &done) == 0) {
+			launch_save_state(&s, false); /* with the timings */
+			if (c->timings)
+				launch_print_phases(&s);
 			code = run_attached(&s);
+		}
 		steps_down(&s, done);
 	}
 	json_decref(s.devreq);

@@ -25,6 +25,12 @@ struct session_repo {
 	const char *name, *host, *clone, *branch, *base;
 };
 
+/* One launch phase and how long it took (agentsafe-launch --timings). */
+struct session_phase {
+	const char *name;
+	int64_t ms;
+};
+
 /* session.json as a typed record; this file alone knows its keys. The
  * strings are borrowed: from the caller for a save, from the loaded
  * document for a load (valid until session_record_free). */
@@ -40,6 +46,11 @@ struct session_record {
 	bool finished;
 	const struct session_repo *repos;
 	size_t nrepos;
+	/* Save only (not loaded back): the launch phases in order, and the
+	 * self-check's window (egress.log timestamps; NULL: not run). */
+	const struct session_phase *phases;
+	size_t nphases;
+	const char *selfcheck_start, *selfcheck_end;
 	void *doc_; /* private: the loaded document */
 };
 
