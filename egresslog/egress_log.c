@@ -321,6 +321,7 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	if (r->dport > 0)
 		field_int(&l, "dport", r->dport);
 	field_str(&l, "message", r->message);
+	field_str(&l, "origin", r->origin);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	const char *line = l.p;

@@ -29,6 +29,7 @@ struct egress_record {
 	const char *dst;     /* drop records */
 	int dport;	     /* drop records; 0: absent */
 	const char *message; /* human detail for error records */
+	const char *origin;  /* "selfcheck": caused by the launch probe */
 };
 
 /* Initialise a record with every field absent. */

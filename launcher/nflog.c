@@ -52,8 +52,14 @@ struct fence_nflog {
 	int64_t tokens, refill_ms;
 	uint64_t unitemised, lost; /* since the last summary record */
 	int64_t summary_ms;
-	int64_t fake_ms; /* tests: a fixed clock when > 0 */
+	int64_t fake_ms;    /* tests: a fixed clock when > 0 */
+	const char *origin; /* records' "origin" field; NULL: none */
 };
+
+void fence_nflog_set_origin(struct fence_nflog *n, const char *origin)
+{
+	n->origin = origin;
+}
 
 static int64_t now_ms(const struct fence_nflog *n)
 {
@@ -217,6 +223,7 @@ static void write_summary(struct fence_nflog *n, bool force)
 	r.event = "drop";
 	r.reason = egress_reason_name(EGRESS_REASON_FIREWALL);
 	r.message = msg;
+	r.origin = n->origin;
 	(void)egress_log_write(n->log, &r);
 	n->unitemised = 0;
 	n->lost = 0;
@@ -248,6 +255,7 @@ static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
 		snprintf(msg, sizeof msg, "%s type %d", r.proto, k->icmp_type);
 		r.message = msg;
 	}
+	r.origin = n->origin;
 	(void)egress_log_write(n->log, &r);
 }
 
