@@ -22,6 +22,7 @@
 struct egress_log;
 struct fence_nflog;
 struct gitiso_repo;
+struct selfcheck;
 struct spec_store;
 
 /* One session as the steps of run.c build it up; each step fills in its
@@ -54,6 +55,7 @@ struct sess {
 	int sfd;      /* signalfd of the signals the session handles */
 	int afd;      /* the agent container's attach stream */
 	struct spec_store *store; /* backs spec's strings */
+	struct selfcheck *sc;	  /* until the self-check's verdict */
 	struct docker_container_spec spec;
 	struct session_phase phases[24]; /* --timings, session.json */
 	size_t nphases;

@@ -313,6 +313,9 @@ static int config(struct fence_nflog *n, uint8_t cmd, bool set_mode)
 		    .copy_mode = NFULNL_COPY_PACKET,
 		};
 		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
+		/* Each packet at once: the kernel's default batches up to 100
+		 * for up to 1 s, and the launch self-check waits on these. */
+		mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1));
 	} else {
 		struct nfulnl_msg_config_cmd c = {.command = cmd};
 		mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof c, &c);

@@ -60,8 +60,9 @@ static void add(struct buf *b, const char *fmt, ...)
  * NFLOG records it reads, not by waiting out a timeout). */
 static void script_launch(struct buf *b, const struct probe_plan *p)
 {
-	add(b, "(timeout 1 getent hosts %s >/dev/null 2>&1; echo $? >\"$d/dns\") "
-	       "& bg=\"$bg $!\"\n",
+	add(b,
+	    "(timeout 1 getent hosts %s >/dev/null 2>&1; echo $? >\"$d/dns\") "
+	    "& bg=\"$bg $!\"\n",
 	    p->dns_name);
 	for (size_t i = 0; i < p->ndirect + 1; i++) {
 		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
@@ -71,7 +72,8 @@ static void script_launch(struct buf *b, const struct probe_plan *p)
 			b->bad = true;
 		add(b,
 		    "(curl -s -o /dev/null --noproxy '*' --connect-timeout 1 "
-		    "-m 1 http://%s:%u/ 2>/dev/null; echo $? >\"$d/direct%zu\") "
+		    "-m 1 http://%s:%u/ 2>/dev/null; echo $? "
+		    ">\"$d/direct%zu\") "
 		    "& bg=\"$bg $!\"\n",
 		    h, port, i);
 	}
@@ -107,8 +109,10 @@ static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
 		 * a TLS server; the probe sends nothing secret. */
 		add(b,
 		    "rc=; c=; read -r rc c <\"$d/allow%zu\"\n"
-		    "if [ \"$c\" = 200 ] && { [ \"$rc\" = 0 ] || [ \"$rc\" = 60 "
-		    "]; }; then ok 'allowed %s:%u reachable through the proxy'\n"
+		    "if [ \"$c\" = 200 ] && { [ \"$rc\" = 0 ] || [ \"$rc\" = "
+		    "60 "
+		    "]; }; then ok 'allowed %s:%u reachable through the "
+		    "proxy'\n"
 		    "else bad \"allowed %s:%u not reachable through the proxy "
 		    "(CONNECT $c, curl exit $rc: $(head -c 200 "
 		    "\"$d/allow%zu.err\"))\"; fi\n",
@@ -131,12 +135,13 @@ static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
  * still pending after 100 ms resolved nothing. */
 static void script_judge(struct buf *b, const struct probe_plan *p)
 {
-	add(b, "i=0; while [ ! -s \"$d/dns\" ] && [ $i -lt 10 ]; do "
-	       "sleep 0.01; i=$((i+1)); done\n"
-	       "if [ \"$(cat \"$d/dns\" 2>/dev/null)\" = 0 ]; then\n"
-	       "  bad 'DNS resolves %s: names must only be resolved by the "
-	       "proxy'\n"
-	       "else ok 'DNS does not resolve %s'; fi\n",
+	add(b,
+	    "i=0; while [ ! -s \"$d/dns\" ] && [ $i -lt 10 ]; do "
+	    "sleep 0.01; i=$((i+1)); done\n"
+	    "if [ \"$(cat \"$d/dns\" 2>/dev/null)\" = 0 ]; then\n"
+	    "  bad 'DNS resolves %s: names must only be resolved by the "
+	    "proxy'\n"
+	    "else ok 'DNS does not resolve %s'; fi\n",
 	    p->dns_name, p->dns_name);
 	for (size_t i = 0; i < p->ndirect + 1; i++) {
 		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;

@@ -31,7 +31,8 @@ struct step {
 
 /* In order of need: the proxy listens on the network's gateway; the
  * relay forks before the fence drops the capabilities to set its ids;
- * the probe and the container share the spec. */
+ * the agent's container runs the self-check before the agent, which the
+ * last step releases. */
 static const struct step steps[] = {
     {"session", step_session_up, step_session_down},
     {"clone repos", step_repos_up, step_repos_down},
@@ -40,8 +41,9 @@ static const struct step steps[] = {
     {"publish relay", step_publish_up, step_publish_down},
     {"fence", step_fence_up, step_fence_down},
     {"container spec", step_spec_up, step_spec_down},
-    {"probe", step_probe_up, NULL},
     {"container", step_container_up, step_container_down},
+    {"self-check", step_probe_up, NULL},
+    {"agent", step_agent_up, NULL},
 };
 
 /* Runs the steps in order; *done: how many completed. */
