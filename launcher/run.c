@@ -243,10 +243,11 @@ int run_command(struct lcfg *c)
 	int code = EXIT_LAUNCH;
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
-		if (steps_up(&s, &done) == 0) {
+		int rc = steps_up(&s, &done);
+		if (c->timings)
+			launch_print_phases(&s);
+		if (rc == 0) {
 			launch_save_state(&s, false); /* with the timings */
-			if (c->timings)
-				launch_print_phases(&s);
 			code = run_attached(&s);
 		}
 		steps_down(&s, done);

@@ -20,7 +20,7 @@
 #include "probe.h"
 
 #define SC_MAX_EXPECT  (LCFG_MAX_LIST * 2 + 1)
-#define SC_EVIDENCE_US 700000 /* drop records arrive within ms */
+#define SC_EVIDENCE_US 400000 /* drop records arrive within ms */
 
 struct sc_expect {
 	const char *event; /* drop | deny */
@@ -41,6 +41,7 @@ struct selfcheck {
 	char line[1024];
 	size_t llen;
 	bool ready, passed, failed;
+	bool bad; /* a FAIL line: no need to wait for evidence */
 };
 
 static void expect(struct selfcheck *c, const char *event, const char *key,
@@ -223,8 +224,10 @@ static void sc_line(struct selfcheck *c, char *l)
 		c->passed = true;
 	else if (strcmp(l, "failed") == 0)
 		c->failed = true;
-	else
+	else {
+		c->bad = c->bad || strncmp(l, "FAIL:", 5) == 0;
 		sc_print("", l);
+	}
 }
 
 /* Bytes of the attach stream: lines until the pass, the agent's own
@@ -395,7 +398,7 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 	int64_t deadline = launch_now_us() + 30 * 1000000LL;
 	while (!c->ready && !c->failed && sc_pump(s, deadline) == 0)
 		;
-	bool proven = c->ready && sc_evidence(s, c);
+	bool proven = c->ready && !c->bad && sc_evidence(s, c);
 	const char *word = proven ? "go\n" : "stop\n";
 	if (c->ready && write(s->afd, word, strlen(word)) < 0)
 		proven = false;

@@ -75,25 +75,34 @@ static void detach_announce(struct sess *s)
 static int container_start(struct sess *s, char *err, size_t errlen)
 {
 	bool in = !s->cfg->detach || s->sc != NULL;
+	int64_t t = launch_now_us();
 	s->afd = docker_attach(s->d, s->container, in, err, errlen);
 	if (s->afd < 0)
 		return s->afd;
+	t = launch_phase(s, "  attach", t);
 	selfcheck_arm(s);
-	return docker_start_container(s->d, s->container, err, errlen);
+	int rc = docker_start_container(s->d, s->container, err, errlen);
+	launch_phase(s, "  start", t);
+	return rc;
 }
 
 int step_container_up(struct sess *s, char *err, size_t errlen)
 {
 	struct docker_container_spec sp = s->spec;
+	int64_t t = launch_now_us();
 	int rc = selfcheck_prepare(s, &sp, err, errlen);
+	t = launch_phase(s, "  self-check script", t);
 	if (rc == 0)
 		rc = docker_create_container(s->d, s->container, &sp, err,
 					     errlen);
+	launch_phase(s, "  create", t);
 	if (rc != 0) {
 		selfcheck_free(s);
 		return rc; /* e.g. --name taken: not ours to remove */
 	}
+	t = launch_now_us();
 	launch_save_state(s, false);
+	launch_phase(s, "  save state", t);
 	rc = container_start(s, err, errlen);
 	if (rc != 0)
 		step_container_down(s);
