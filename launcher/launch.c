@@ -197,7 +197,8 @@ void launch_print_phases(const struct sess *s)
 		fprintf(stderr, PFX "timing: %-22s %6lld ms\n",
 			s->phases[i].name, (long long)s->phases[i].ms);
 		if (s->phases[i].name[0] != ' ')
-			total += s->phases[i].ms; /* sub-phases are in their step */
+			total +=
+			    s->phases[i].ms; /* sub-phases are in their step */
 	}
 	fprintf(stderr, PFX "timing: %-22s %6lld ms\n", "total",
 		(long long)total);

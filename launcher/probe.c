@@ -134,12 +134,13 @@ static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
 
 /* After the launcher's word: a direct connection that ended in anything
  * but a timeout (28) got a packet back, i.e. was not dropped; a lookup
- * still pending after 100 ms resolved nothing. */
+ * still pending 100 ms after the script began resolved nothing (a
+ * resolver that answers does so in a few ms). */
 static void script_judge(struct buf *b, const struct probe_plan *p)
 {
 	add(b,
-	    "i=0; while [ ! -s \"$d/dns\" ] && [ $i -lt 10 ]; do "
-	    "sleep 0.01; i=$((i+1)); done\n"
+	    "i=0; while [ ! -s \"$d/dns\" ] && [ $i -lt 10 ] && "
+	    "[ $(($(ms) - t0)) -lt 100 ]; do sleep 0.01; i=$((i+1)); done\n"
 	    "if [ \"$(cat \"$d/dns\" 2>/dev/null)\" = 0 ]; then\n"
 	    "  bad 'DNS resolves %s: names must only be resolved by the "
 	    "proxy'\n"
@@ -176,7 +177,11 @@ char *probe_script(const struct probe_plan *p)
 		"bad() { echo \"agentsafe-probe: FAIL: $*\"; fail=1; }\n"
 		"P=\"$AGENTSAFE_PROBE_PROXY\"\n"
 		"[ -t 0 ] && stty -echo 2>/dev/null\n"
-		"d=$(mktemp -d /tmp/.agentsafe-probe.XXXXXX) || exit 1\n");
+		"d=$(mktemp -d /tmp/.agentsafe-probe.XXXXXX) || exit 1\n"
+		/* ms since the epoch, or 0 where date has no %N */
+		"ms() { n=$(date +%%s%%N 2>/dev/null); case $n in "
+		"''|*[!0-9]*) echo 0 ;; *) echo $((n / 1000000)) ;; esac; }\n"
+		"t0=$(ms)\n");
 	script_launch(&b, p);
 	script_proxy_verdicts(&b, p);
 	add(&b, "echo 'agentsafe-probe: ready'\n"

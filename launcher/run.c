@@ -250,7 +250,11 @@ int run_command(struct lcfg *c)
 			launch_save_state(&s, false); /* with the timings */
 			code = run_attached(&s);
 		}
+		int64_t t = launch_now_us();
 		steps_down(&s, done);
+		if (c->timings)
+			launch_diag("timing: %-22s %6lld ms", "teardown",
+				    (long long)(launch_now_us() - t) / 1000);
 	}
 	json_decref(s.devreq);
 	free(s.ssh_keys);
