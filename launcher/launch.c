@@ -144,10 +144,13 @@ void launch_stop_child(pid_t pid, const char *what)
 			    strerror(errno));
 		return;
 	}
-	for (int i = 0; i < 100; i++) {
+	/* 1 ms doubling to 50 ms: children exit on SIGTERM in a few ms. */
+	long step_ms = 1;
+	for (long waited = 0; waited < 5000;
+	     waited += step_ms, step_ms = step_ms < 50 ? step_ms * 2 : 50) {
 		if (waitpid(pid, NULL, WNOHANG) != 0)
 			return;
-		struct timespec ts = {0, 50L * 1000 * 1000};
+		struct timespec ts = {0, step_ms * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	k = launch_files_on();
