@@ -201,7 +201,7 @@ static void sc_print(const char *what, const char *l)
 	char e[1024];
 	size_t i = 0;
 	for (; l[i] != '\0' && i < sizeof e - 1; i++)
-		e[i] = l[i] >= 0x20 && l[i] < 0x7f ? l[i] : '?';
+		e[i] = (char)(l[i] >= 0x20 && l[i] < 0x7f ? l[i] : '?');
 	e[i] = '\0';
 	fprintf(stderr, PFX "%s%s\n", what, e);
 }
@@ -287,7 +287,7 @@ static int sc_pump(struct sess *s, int64_t deadline_us)
 		sc_bytes(1, buf, (size_t)r, s->sc);
 		return 0;
 	}
-	unsigned char h[8];
+	unsigned char h[8] = {0};
 	int rc = sc_read_full(s->afd, h, sizeof h, deadline_us);
 	uint32_t n = (uint32_t)h[4] << 24 | (uint32_t)h[5] << 16 |
 		     (uint32_t)h[6] << 8 | h[7];

@@ -38,7 +38,7 @@ docker tag "$E2E_AGENT_IMAGE" "$IMG"
 label() { docker image inspect "$IMG" --format "{{index .Config.Labels \"agentsafe.$1\"}}"; }
 U=$(label uid)
 G=$(label gid)
-[ -n "$U" ] && [ -n "$G" ] || fail "$IMG has no agentsafe.uid/gid labels"
+if [ -z "$U" ] || [ -z "$G" ]; then fail "$IMG has no agentsafe.uid/gid labels"; fi
 
 mkdir -p "$W/home/proj"
 git -C "$W/home/proj" init -q -b main
@@ -88,8 +88,10 @@ must_fail() {
 }
 
 rc=$(launch good strict.yaml)
-grep -q "AGENT-RAN-good" "$W/good.out" && [ "$rc" = 0 ] ||
-	{ cat "$W/good.err" >&2; fail "good: exit $rc, the agent did not run"; }
+if [ "$rc" != 0 ] || ! grep -q "AGENT-RAN-good" "$W/good.out"; then
+	cat "$W/good.err" >&2
+	fail "good: exit $rc, the agent did not run"
+fi
 grep -q "self-verification passed" "$W/good.err" || fail "good: no self-check verdict"
 grep -q "ok: drop record for" "$W/good.err" || fail "good: no drop record as proof"
 LOG=$(sed -n 's/.*egress log: \(.*egress.log\)$/\1/p' "$W/good.err")
