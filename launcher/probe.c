@@ -61,7 +61,7 @@ static void add(struct buf *b, const char *fmt, ...)
 static void script_launch(struct buf *b, const struct probe_plan *p)
 {
 	add(b,
-	    "(timeout 1 getent hosts %s >/dev/null 2>&1; echo $? >\"$d/dns\") "
+	    "(timeout 1 getent hosts %s >/dev/null 2>&1; echo $? >\"$d.dns\") "
 	    "& bg=\"$bg $!\"\n",
 	    p->dns_name);
 	for (size_t i = 0; i < p->ndirect + 1; i++) {
@@ -73,7 +73,7 @@ static void script_launch(struct buf *b, const struct probe_plan *p)
 		add(b,
 		    "(curl -s -o /dev/null --noproxy '*' --connect-timeout 1 "
 		    "-m 1 http://%s:%u/ 2>/dev/null; echo $? "
-		    ">\"$d/direct%zu\") "
+		    ">\"$d.direct%zu\") "
 		    "& bg=\"$bg $!\"\n",
 		    h, port, i);
 	}
@@ -83,8 +83,8 @@ static void script_launch(struct buf *b, const struct probe_plan *p)
 			b->bad = true;
 		add(b,
 		    "(c=$(curl -sS -o /dev/null -m 15 --proxy \"$P\" -w "
-		    "'%%{http_connect}' https://%s:%u/ 2>\"$d/allow%zu.err\"); "
-		    "echo \"$? $c\" >\"$d/allow%zu\") & w=\"$w $!\"\n",
+		    "'%%{http_connect}' https://%s:%u/ 2>\"$d.allow%zu.err\"); "
+		    "echo \"$? $c\" >\"$d.allow%zu\") & w=\"$w $!\"\n",
 		    t->host, t->port, i, i);
 	}
 	/* A 403 comes at once; a tunnel that opens instead would wait on
@@ -96,7 +96,7 @@ static void script_launch(struct buf *b, const struct probe_plan *p)
 		add(b,
 		    "(c=$(curl -s -o /dev/null -m 0.5 --proxy \"$P\" -w "
 		    "'%%{http_connect}' https://%s:%u/ 2>/dev/null); "
-		    "echo \"$? $c\" >\"$d/deny%zu\") & w=\"$w $!\"\n",
+		    "echo \"$? $c\" >\"$d.deny%zu\") & w=\"$w $!\"\n",
 		    t->host, t->port, i);
 	}
 }
@@ -110,20 +110,20 @@ static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
 		/* 60 (certificate not trusted) still proves the tunnel reached
 		 * a TLS server; the probe sends nothing secret. */
 		add(b,
-		    "rc=; c=; read -r rc c <\"$d/allow%zu\"\n"
+		    "rc=; c=; read -r rc c <\"$d.allow%zu\"\n"
 		    "if [ \"$c\" = 200 ] && { [ \"$rc\" = 0 ] || [ \"$rc\" = "
 		    "60 "
 		    "]; }; then ok 'allowed %s:%u reachable through the "
 		    "proxy'\n"
 		    "else bad \"allowed %s:%u not reachable through the proxy "
 		    "(CONNECT $c, curl exit $rc: $(head -c 200 "
-		    "\"$d/allow%zu.err\"))\"; fi\n",
+		    "\"$d.allow%zu.err\"))\"; fi\n",
 		    i, t->host, t->port, t->host, t->port, i);
 	}
 	for (size_t i = 0; i < p->ndeny; i++) {
 		const struct probe_target *t = &p->deny[i];
 		add(b,
-		    "rc=; c=; read -r rc c <\"$d/deny%zu\"\n"
+		    "rc=; c=; read -r rc c <\"$d.deny%zu\"\n"
 		    "if [ \"$c\" = 403 ]; then ok 'denied %s:%u refused by the "
 		    "proxy (403)'\n"
 		    "else bad \"denied %s:%u: expected 403 from the proxy, got "
@@ -139,9 +139,9 @@ static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
 static void script_judge(struct buf *b, const struct probe_plan *p)
 {
 	add(b,
-	    "i=0; while [ ! -s \"$d/dns\" ] && [ $i -lt 10 ] && "
+	    "i=0; while [ ! -s \"$d.dns\" ] && [ $i -lt 10 ] && "
 	    "[ $(($(ms) - t0)) -lt 100 ]; do sleep 0.01; i=$((i+1)); done\n"
-	    "if [ \"$(cat \"$d/dns\" 2>/dev/null)\" = 0 ]; then\n"
+	    "if [ \"$(cat \"$d.dns\" 2>/dev/null)\" = 0 ]; then\n"
 	    "  bad 'DNS resolves %s: names must only be resolved by the "
 	    "proxy'\n"
 	    "else ok 'DNS does not resolve %s'; fi\n",
@@ -151,7 +151,7 @@ static void script_judge(struct buf *b, const struct probe_plan *p)
 		unsigned port =
 		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
 		add(b,
-		    "r=$(cat \"$d/direct%zu\" 2>/dev/null)\n"
+		    "r=$(cat \"$d.direct%zu\" 2>/dev/null)\n"
 		    "if [ -z \"$r\" ] || [ \"$r\" = 28 ]; then ok 'direct "
 		    "connection to %s:%u dropped'\n"
 		    "else bad \"direct connection to %s:%u not dropped (curl "
@@ -161,9 +161,10 @@ static void script_judge(struct buf *b, const struct probe_plan *p)
 	/* Nothing else of the container's may be connected by now: a direct
 	 * connection still open was let through (and logged, if at all, by a
 	 * rule that did not drop it). */
-	add(b, "est=$(awk 'NR>1 && $4==\"01\"{n++} END{print n+0}' "
-	       "/proc/net/tcp /proc/net/tcp6 2>/dev/null)\n"
-	       "if [ \"${est:-0}\" != 0 ]; then bad \"$est TCP connections "
+	add(b, "est=0; for f in /proc/net/tcp /proc/net/tcp6; do "
+	       "[ -r $f ] || continue; while read -r _ _ _ st _; do "
+	       "[ \"$st\" = 01 ] && est=$((est+1)); done <$f; done\n"
+	       "if [ $est != 0 ]; then bad \"$est TCP connections "
 	       "established past the proxy\"; fi\n");
 }
 
@@ -177,7 +178,10 @@ char *probe_script(const struct probe_plan *p)
 		"bad() { echo \"agentsafe-probe: FAIL: $*\"; fail=1; }\n"
 		"P=\"$AGENTSAFE_PROBE_PROXY\"\n"
 		"[ -t 0 ] && stty -echo 2>/dev/null\n"
-		"d=$(mktemp -d /tmp/.agentsafe-probe.XXXXXX) || exit 1\n"
+		/* The container is fresh and the agent not started: no one
+		 * else writes /tmp yet. Tools beyond sh, curl, getent and
+		 * timeout are optional (a minimal image has cat, rm, sleep). */
+		"d=/tmp/.agentsafe-probe-$$; rm -f \"$d\".*\n"
 		/* ms since the epoch, or 0 where date has no %N */
 		"ms() { n=$(date +%%s%%N 2>/dev/null); case $n in "
 		"''|*[!0-9]*) echo 0 ;; *) echo $((n / 1000000)) ;; esac; }\n"
@@ -187,7 +191,7 @@ char *probe_script(const struct probe_plan *p)
 	add(&b, "echo 'agentsafe-probe: ready'\n"
 		"go=; read -r go || true\n");
 	script_judge(&b, p);
-	add(&b, "kill $bg 2>/dev/null; rm -rf \"$d\"\n"
+	add(&b, "kill $bg 2>/dev/null; rm -f \"$d\".*\n"
 		"[ \"$go\" = go ] || bad 'the launcher found no proof of the "
 		"drops'\n"
 		"if [ $fail -ne 0 ]; then echo 'agentsafe-probe: failed'; "
