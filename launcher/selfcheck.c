@@ -395,10 +395,13 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 		    "agent starts ***");
 		return 0;
 	}
-	int64_t deadline = launch_now_us() + 30 * 1000000LL;
+	int64_t t = launch_now_us();
+	int64_t deadline = t + 30 * 1000000LL;
 	while (!c->ready && !c->failed && sc_pump(s, deadline) == 0)
 		;
+	t = launch_phase(s, "  probe's checks", t);
 	bool proven = c->ready && !c->bad && sc_evidence(s, c);
+	t = launch_phase(s, "  drop/deny records", t);
 	const char *word = proven ? "go\n" : "stop\n";
 	if (c->ready && write(s->afd, word, strlen(word)) < 0)
 		proven = false;
@@ -406,6 +409,7 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 	while (c->ready && !c->passed && !c->failed &&
 	       sc_pump(s, deadline) == 0)
 		;
+	launch_phase(s, "  probe's verdict", t);
 	if (s->nflog != NULL)
 		(void)fence_nflog_dispatch(s->nflog); /* still the probe's */
 	egress_format_ts(s->selfcheck_end, sizeof s->selfcheck_end);
