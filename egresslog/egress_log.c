@@ -399,6 +399,7 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	field_str(&l, "message", r->message);
 	if (r->count >= 0)
 		field_int(&l, "count", r->count);
+	field_str(&l, "origin", r->origin);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

@@ -31,6 +31,7 @@ struct egress_record {
 	int dport;	     /* drop records; 0: absent */
 	const char *message; /* human detail for error records */
 	int64_t count;	     /* folded denials in a summary; -1: absent */
+	const char *origin;  /* "selfcheck": caused by the launch probe */
 };
 
 /* Initialise a record with every field absent. */

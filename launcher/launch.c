@@ -155,10 +155,13 @@ void launch_stop_child(pid_t pid, const char *what)
 			    strerror(errno));
 		return;
 	}
-	for (int i = 0; i < 100; i++) {
+	/* 1 ms doubling to 50 ms: children exit on SIGTERM in a few ms. */
+	long step_ms = 1;
+	for (long waited = 0; waited < 5000;
+	     waited += step_ms, step_ms = step_ms < 50 ? step_ms * 2 : 50) {
 		if (waitpid(pid, NULL, WNOHANG) != 0)
 			return;
-		struct timespec ts = {0, 50L * 1000 * 1000};
+		struct timespec ts = {0, step_ms * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	k = launch_files_on();
@@ -198,6 +201,36 @@ static size_t launch_binds(const struct sess *s, struct session_bind *out)
 	return n;
 }
 
+int64_t launch_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t launch_phase(struct sess *s, const char *name, int64_t since_us)
+{
+	int64_t now = launch_now_us();
+	if (s->nphases < sizeof s->phases / sizeof s->phases[0])
+		s->phases[s->nphases++] =
+		    (struct session_phase){name, (now - since_us + 500) / 1000};
+	return now;
+}
+
+void launch_print_phases(const struct sess *s)
+{
+	int64_t total = 0;
+	for (size_t i = 0; i < s->nphases; i++) {
+		fprintf(stderr, PFX "timing: %-22s %6lld ms\n",
+			s->phases[i].name, (long long)s->phases[i].ms);
+		if (s->phases[i].name[0] != ' ')
+			total +=
+			    s->phases[i].ms; /* sub-phases are in their step */
+	}
+	fprintf(stderr, PFX "timing: %-22s %6lld ms\n", "total",
+		(long long)total);
+}
+
 void launch_save_state(const struct sess *s, bool finished)
 {
 	struct session_repo repos[LCFG_MAX_LIST];
@@ -234,6 +267,11 @@ void launch_save_state(const struct sess *s, bool finished)
 	    .drops = -1,
 	    .binds = binds,
 	    .nbinds = nbinds,
+	    .phases = s->phases,
+	    .nphases = s->nphases,
+	    .selfcheck_start =
+		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
+	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
 	};
 	if (finished && s->log_path[0] != '\0')
 		(void)session_log_counts(s->log_path, &r.denials, &r.drops);

@@ -27,6 +27,7 @@ struct asuser;
 struct egress_log;
 struct fence_nflog;
 struct gitiso_repo;
+struct selfcheck;
 struct spec_store;
 
 /* One session as the steps of run.c build it up; each step fills in its
@@ -63,7 +64,11 @@ struct sess {
 	int sfd;      /* signalfd of the signals the session handles */
 	int afd;      /* the agent container's attach stream */
 	struct spec_store *store; /* backs spec's strings */
+	struct selfcheck *sc;	  /* until the self-check's verdict */
 	struct docker_container_spec spec;
+	struct session_phase phases[24]; /* --timings, session.json */
+	size_t nphases;
+	char selfcheck_start[40], selfcheck_end[40]; /* egress.log time */
 };
 
 /* One line on stderr, prefixed with PFX. */
@@ -103,6 +108,14 @@ void launch_stop_child(pid_t pid, const char *what);
 
 /* <directory of this executable>/name when executable there, else "". */
 void launch_exe_path(const char *name, char *out, size_t len);
+
+/* Monotonic clock in microseconds. */
+int64_t launch_now_us(void);
+/* Record that phase name (a static string) took from since_us until now;
+ * returns now, so phases can be chained. */
+int64_t launch_phase(struct sess *s, const char *name, int64_t since_us);
+/* --timings: the recorded phases on stderr. */
+void launch_print_phases(const struct sess *s);
 
 /* Record the session in session.json (see session.h). */
 void launch_save_state(const struct sess *s, bool finished);

@@ -268,6 +268,7 @@ enum {
 	O_KEEP,
 	O_NO_REPO,
 	O_VERBOSE,
+	O_TIMINGS,
 	O_HELP,
 	O_VERSION,
 };
@@ -476,6 +477,7 @@ static const struct option long_opts[] = {
     {"keep", no_argument, NULL, O_KEEP},
     {"no-repo", no_argument, NULL, O_NO_REPO},
     {"verbose", no_argument, NULL, O_VERBOSE},
+    {"timings", no_argument, NULL, O_TIMINGS},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -549,6 +551,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case 'v':
 		case O_VERBOSE:
 			c->verbose = true;
+			break;
+		case O_TIMINGS:
+			c->timings = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -855,6 +860,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_verify = over->no_verify;
 	if (over->keep_set)
 		base->keep = over->keep;
+	if (over->timings)
+		base->timings = true;
 	if (over->no_repo)
 		base->no_repo = true;
 	if (over->verbose)
@@ -1023,6 +1030,8 @@ void lcfg_usage(FILE *f)
 	    "                       $XDG_STATE_HOME/agentsafe/build.log, "
 	    "shown\n"
 	    "                       on failure)\n"
+	    "  --timings            print how long each launch phase took "
+	    "(ms)\n"
 	    "  --help               this text\n"
 	    "  --version            print the version and exit\n"
 	    "\n",

@@ -55,8 +55,14 @@ struct fence_nflog {
 	 * receive-buffer overflows, packets the kernel tagged set-full */
 	uint64_t unitemised, lost, set_full;
 	int64_t summary_ms;
-	int64_t fake_ms; /* tests: a fixed clock when > 0 */
+	int64_t fake_ms;    /* tests: a fixed clock when > 0 */
+	const char *origin; /* records' "origin" field; NULL: none */
 };
+
+void fence_nflog_set_origin(struct fence_nflog *n, const char *origin)
+{
+	n->origin = origin;
+}
 
 static int64_t now_ms(const struct fence_nflog *n)
 {
@@ -222,6 +228,7 @@ static void write_summary(struct fence_nflog *n, bool force)
 	r.reason = egress_reason_name(EGRESS_REASON_FIREWALL);
 	r.message = msg;
 	r.count = (int64_t)(n->unitemised + n->set_full);
+	r.origin = n->origin;
 	(void)egress_log_write(n->log, &r);
 	n->unitemised = 0;
 	n->lost = 0;
@@ -254,6 +261,7 @@ static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
 		snprintf(msg, sizeof msg, "%s type %d", r.proto, k->icmp_type);
 		r.message = msg;
 	}
+	r.origin = n->origin;
 	(void)egress_log_write(n->log, &r);
 }
 
@@ -329,6 +337,9 @@ static int config(struct fence_nflog *n, uint8_t cmd, bool set_mode)
 		    .copy_mode = NFULNL_COPY_PACKET,
 		};
 		mnl_attr_put(nlh, NFULA_CFG_MODE, sizeof mode, &mode);
+		/* Each packet at once: the kernel's default batches up to 100
+		 * for up to 1 s, and the launch self-check waits on these. */
+		mnl_attr_put_u32(nlh, NFULA_CFG_QTHRESH, htonl(1));
 	} else {
 		struct nfulnl_msg_config_cmd c = {.command = cmd};
 		mnl_attr_put(nlh, NFULA_CFG_CMD, sizeof c, &c);

@@ -39,6 +39,9 @@ int fence_nflog_dispatch(struct fence_nflog *n);
  * source and destination address, destination port) was recorded within
  * the last 5 seconds. */
 uint64_t fence_nflog_folded(const struct fence_nflog *n);
+/* Records written from now on carry "origin": origin (a static string;
+ * NULL: no origin field), e.g. "selfcheck" during the launch probe. */
+void fence_nflog_set_origin(struct fence_nflog *n, const char *origin);
 /* Writes the pending summary record, so free it before closing the log. */
 void fence_nflog_free(struct fence_nflog *n);
 

@@ -55,70 +55,150 @@ static void add(struct buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+/* Launched first, all at once: the lookup and the direct connections are
+ * only judged after the launcher's word (their drops are proven by the
+ * NFLOG records it reads, not by waiting out a timeout). */
+static void script_launch(struct buf *b, const struct probe_plan *p)
+{
+	add(b,
+	    "(timeout 1 getent hosts %s >/dev/null 2>&1; echo $? >\"$d.dns\") "
+	    "& bg=\"$bg $!\"\n",
+	    p->dns_name);
+	for (size_t i = 0; i < p->ndirect + 1; i++) {
+		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
+		unsigned port =
+		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
+		if (!safe(h))
+			b->bad = true;
+		add(b,
+		    "(curl -s -o /dev/null --noproxy '*' --connect-timeout 1 "
+		    "-m 1 http://%s:%u/ 2>/dev/null; echo $? "
+		    ">\"$d.direct%zu\") "
+		    "& bg=\"$bg $!\"\n",
+		    h, port, i);
+	}
+	for (size_t i = 0; i < p->nallow; i++) {
+		const struct probe_target *t = &p->allow[i];
+		if (!safe(t->host))
+			b->bad = true;
+		add(b,
+		    "(c=$(curl -sS -o /dev/null -m 15 --proxy \"$P\" -w "
+		    "'%%{http_connect}' https://%s:%u/ 2>\"$d.allow%zu.err\"); "
+		    "echo \"$? $c\" >\"$d.allow%zu\") & w=\"$w $!\"\n",
+		    t->host, t->port, i, i);
+	}
+	/* A 403 comes at once; a tunnel that opens instead would wait on
+	 * its TLS handshake, hence the short bound. */
+	for (size_t i = 0; i < p->ndeny; i++) {
+		const struct probe_target *t = &p->deny[i];
+		if (!safe(t->host))
+			b->bad = true;
+		add(b,
+		    "(c=$(curl -s -o /dev/null -m 0.5 --proxy \"$P\" -w "
+		    "'%%{http_connect}' https://%s:%u/ 2>/dev/null); "
+		    "echo \"$? $c\" >\"$d.deny%zu\") & w=\"$w $!\"\n",
+		    t->host, t->port, i);
+	}
+}
+
+/* The proxy's answers, once its checks are done. */
+static void script_proxy_verdicts(struct buf *b, const struct probe_plan *p)
+{
+	add(b, "for x in $w; do wait $x; done\n");
+	for (size_t i = 0; i < p->nallow; i++) {
+		const struct probe_target *t = &p->allow[i];
+		/* 60 (certificate not trusted) still proves the tunnel reached
+		 * a TLS server; the probe sends nothing secret. */
+		add(b,
+		    "rc=; c=; read -r rc c <\"$d.allow%zu\"\n"
+		    "if [ \"$c\" = 200 ] && { [ \"$rc\" = 0 ] || [ \"$rc\" = "
+		    "60 "
+		    "]; }; then ok 'allowed %s:%u reachable through the "
+		    "proxy'\n"
+		    "else bad \"allowed %s:%u not reachable through the proxy "
+		    "(CONNECT $c, curl exit $rc: $(head -c 200 "
+		    "\"$d.allow%zu.err\"))\"; fi\n",
+		    i, t->host, t->port, t->host, t->port, i);
+	}
+	for (size_t i = 0; i < p->ndeny; i++) {
+		const struct probe_target *t = &p->deny[i];
+		add(b,
+		    "rc=; c=; read -r rc c <\"$d.deny%zu\"\n"
+		    "if [ \"$c\" = 403 ]; then ok 'denied %s:%u refused by the "
+		    "proxy (403)'\n"
+		    "else bad \"denied %s:%u: expected 403 from the proxy, got "
+		    "'$c'\"; fi\n",
+		    i, t->host, t->port, t->host, t->port);
+	}
+}
+
+/* After the launcher's word: a direct connection that ended in anything
+ * but a timeout (28) got a packet back, i.e. was not dropped; a lookup
+ * still pending resolved nothing (the session's resolv.conf points at
+ * the container's loopback, so a lookup fails at once; one that answers
+ * does so in a few ms, and gets up to 50 ms more here). Builtins only:
+ * every process costs milliseconds on a busy host. */
+static void script_judge(struct buf *b, const struct probe_plan *p)
+{
+	add(b,
+	    "i=0; while [ ! -s \"$d.dns\" ] && [ $i -lt 5 ]; do "
+	    "sleep 0.01; i=$((i+1)); done\n"
+	    "r=; [ -s \"$d.dns\" ] && read -r r <\"$d.dns\"\n"
+	    "if [ \"$r\" = 0 ]; then\n"
+	    "  bad 'DNS resolves %s: names must only be resolved by the "
+	    "proxy'\n"
+	    "else ok 'DNS does not resolve %s'; fi\n",
+	    p->dns_name, p->dns_name);
+	for (size_t i = 0; i < p->ndirect + 1; i++) {
+		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
+		unsigned port =
+		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
+		add(b,
+		    "r=; [ -s \"$d.direct%zu\" ] && read -r r "
+		    "<\"$d.direct%zu\"\n"
+		    "if [ -z \"$r\" ] || [ \"$r\" = 28 ]; then ok 'direct "
+		    "connection to %s:%u dropped'\n"
+		    "else bad \"direct connection to %s:%u not dropped (curl "
+		    "exit $r)\"; fi\n",
+		    i, i, h, port, h, port);
+	}
+	/* Nothing else of the container's may be connected by now: a direct
+	 * connection still open was let through (and logged, if at all, by a
+	 * rule that did not drop it). */
+	add(b, "est=0; for f in /proc/net/tcp /proc/net/tcp6; do "
+	       "[ -r $f ] || continue; while read -r _ _ _ st _; do "
+	       "[ \"$st\" = 01 ] && est=$((est+1)); done <$f; done\n"
+	       "if [ $est != 0 ]; then bad \"$est TCP connections "
+	       "established past the proxy\"; fi\n");
+}
+
 char *probe_script(const struct probe_plan *p)
 {
 	struct buf b = {0};
 	if (!safe(p->dns_name) || !safe(p->gateway))
 		return NULL;
-	add(&b, "fail=0\n"
+	add(&b, "fail=0; bg=; w=\n"
 		"ok() { echo \"agentsafe-probe: ok: $*\"; }\n"
 		"bad() { echo \"agentsafe-probe: FAIL: $*\"; fail=1; }\n"
-		"P=\"$AGENTSAFE_PROBE_PROXY\"\n");
-	add(&b,
-	    "if timeout 3 getent hosts %s >/dev/null 2>&1; then\n"
-	    "  bad 'DNS resolves %s: names must only be resolved by the "
-	    "proxy'\n"
-	    "else ok 'DNS does not resolve %s'; fi\n",
-	    p->dns_name, p->dns_name, p->dns_name);
-	/* A direct connection must time out (28): a refusal (7) would mean
-	 * a packet came back, i.e. the fence did not drop it. */
-	size_t n = p->ndirect + 1;
-	for (size_t i = 0; i < n; i++) {
-		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
-		unsigned port =
-		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
-		if (!safe(h))
-			b.bad = true;
-		add(&b,
-		    "curl -s -o /dev/null --noproxy '*' --connect-timeout 2 "
-		    "-m 3 http://%s:%u/ 2>/dev/null; rc=$?\n"
-		    "if [ $rc -eq 28 ]; then ok 'direct connection to %s:%u "
-		    "dropped'\n"
-		    "else bad \"direct connection to %s:%u not dropped (curl "
-		    "exit $rc)\"; fi\n",
-		    h, port, h, port, h, port);
-	}
-	for (size_t i = 0; i < p->nallow; i++) {
-		const struct probe_target *t = &p->allow[i];
-		if (!safe(t->host))
-			b.bad = true;
-		/* 60 (certificate not trusted) still proves the tunnel reached
-		 * a TLS server; the probe sends nothing secret. */
-		add(&b,
-		    "c=$(curl -sS -o /dev/null -m 15 --proxy \"$P\" -w "
-		    "'%%{http_connect}' https://%s:%u/ 2>/tmp/.probe.err); "
-		    "rc=$?\n"
-		    "if [ \"$c\" = 200 ] && { [ $rc -eq 0 ] || [ $rc -eq 60 ]; "
-		    "}; then ok 'allowed %s:%u reachable through the proxy'\n"
-		    "else bad \"allowed %s:%u not reachable through the proxy "
-		    "(CONNECT $c, curl exit $rc: $(head -c 200 "
-		    "/tmp/.probe.err))\"; fi\n",
-		    t->host, t->port, t->host, t->port, t->host, t->port);
-	}
-	for (size_t i = 0; i < p->ndeny; i++) {
-		const struct probe_target *t = &p->deny[i];
-		if (!safe(t->host))
-			b.bad = true;
-		add(&b,
-		    "c=$(curl -s -o /dev/null -m 15 --proxy \"$P\" -w "
-		    "'%%{http_connect}' https://%s:%u/ 2>/dev/null)\n"
-		    "if [ \"$c\" = 403 ]; then ok 'denied %s:%u refused by the "
-		    "proxy (403)'\n"
-		    "else bad \"denied %s:%u: expected 403 from the proxy, got "
-		    "'$c'\"; fi\n",
-		    t->host, t->port, t->host, t->port, t->host, t->port);
-	}
-	add(&b, "exit $fail\n");
+		"P=\"$AGENTSAFE_PROBE_PROXY\"\n"
+		"[ -t 0 ] && stty -echo 2>/dev/null\n"
+		/* The container is fresh and the agent not started: no one
+		 * else writes /tmp yet. Tools beyond sh, curl, getent and
+		 * timeout are optional (a minimal image has cat, rm, sleep). */
+		"d=/tmp/.agentsafe-probe-$$\n");
+	script_launch(&b, p);
+	script_proxy_verdicts(&b, p);
+	add(&b, "echo 'agentsafe-probe: ready'\n"
+		"go=; read -r go || true\n");
+	script_judge(&b, p);
+	add(&b, "kill $bg 2>/dev/null; rm -f \"$d\".* &\n"
+		"[ \"$go\" = go ] || bad 'the launcher found no proof of the "
+		"drops'\n"
+		"if [ $fail -ne 0 ]; then echo 'agentsafe-probe: failed'; "
+		"exit $fail; fi\n"
+		"[ -t 0 ] && stty echo 2>/dev/null\n"
+		"echo 'agentsafe-probe: pass'\n"
+		"exec \"$@\"\n");
 	if (b.bad) {
 		free(b.p);
 		return NULL;

@@ -1,6 +1,11 @@
 /* The self-verification probe: a POSIX sh script (curl + getent, both in
- * the agent image) run in a short-lived container on the session network
- * before the agent starts. Independent of any probe tool in the image. */
+ * the agent image) that runs as the agent container's entrypoint before
+ * the agent: it fires every check at once, reports the proxy's answers,
+ * prints "agentsafe-probe: ready" and waits on stdin for the launcher's
+ * word ("go" once it has the NFLOG drop records and the proxy's deny
+ * records as proof), then judges the rest and execs "$@" (the image's
+ * entrypoint and the agent) only when all passed.
+ * Independent of any probe tool in the image. */
 #ifndef AGENTSAFE_LAUNCH_PROBE_H
 #define AGENTSAFE_LAUNCH_PROBE_H
 
@@ -21,7 +26,8 @@ struct probe_plan {
 };
 
 /* The script; malloc'd, NULL on ENOMEM or an unsafe host string. It prints
- * one "ok:" or "FAIL:" line per check and exits 0 only when all pass. */
+ * one "ok:" or "FAIL:" line per check, then "agentsafe-probe: pass" and
+ * execs "$@", or "agentsafe-probe: failed" and exits non-zero. */
 char *probe_script(const struct probe_plan *p);
 
 /* Look a name up in a hosts(5) file: the first IPv4 address listed for it.

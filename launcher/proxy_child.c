@@ -153,7 +153,11 @@ static uint16_t logged_port(const char *plog)
 static int wait_listening(struct sess *s, const char *plog, char *err,
 			  size_t errlen)
 {
-	for (int i = 0; i < 200; i++) {
+	/* Polled from 1 ms up, doubling to 50 ms: the proxy is usually up
+	 * in a few ms, and a fixed 50 ms step cost a whole step each launch. */
+	long step_ms = 1;
+	for (long waited = 0; waited < 10000;
+	     waited += step_ms, step_ms = step_ms < 50 ? step_ms * 2 : 50) {
 		uint16_t port = logged_port(plog);
 		if (port != 0) {
 			s->proxy_port = port;
@@ -174,7 +178,7 @@ static int wait_listening(struct sess *s, const char *plog, char *err,
 			    WIFEXITED(status) ? WEXITSTATUS(status) : -1, tail);
 			return -EIO;
 		}
-		struct timespec ts = {0, 50L * 1000 * 1000};
+		struct timespec ts = {0, step_ms * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
 	launch_snprintf(err, errlen,

@@ -31,7 +31,8 @@ struct step {
 
 /* In order of need: the proxy listens on the network's gateway; the
  * relay forks before the fence drops the capabilities to set its ids;
- * the probe and the container share the spec. */
+ * the agent's container runs the self-check before the agent, which the
+ * last step releases. */
 static const struct step steps[] = {
     {"session", step_session_up, step_session_down},
     {"clone repos", step_repos_up, step_repos_down},
@@ -40,8 +41,9 @@ static const struct step steps[] = {
     {"publish relay", step_publish_up, step_publish_down},
     {"fence", step_fence_up, step_fence_down},
     {"container spec", step_spec_up, step_spec_down},
-    {"probe", step_probe_up, NULL},
     {"container", step_container_up, step_container_down},
+    {"self-check", step_probe_up, NULL},
+    {"agent", step_agent_up, NULL},
 };
 
 /* Runs the steps in order; *done: how many completed. */
@@ -50,7 +52,9 @@ static int steps_up(struct sess *s, size_t *done)
 	char err[2048];
 	for (*done = 0; *done < sizeof steps / sizeof steps[0]; (*done)++) {
 		err[0] = '\0';
+		int64_t t0 = launch_now_us();
 		int rc = steps[*done].up(s, err, sizeof err);
+		launch_phase(s, steps[*done].name, t0);
 		if (rc != 0) {
 			if (err[0] != '\0')
 				launch_diag("%s", err);
@@ -80,6 +84,7 @@ static int run_setup(struct sess *s)
 	char err[2048] = "";
 	long st = 0;
 	json_t *info = NULL;
+	int64_t t = launch_now_us();
 	if (docker_call(s->d, "GET", "/info", NULL, &st, &info, err,
 			sizeof err) != 0 ||
 	    st != 200) {
@@ -89,6 +94,7 @@ static int run_setup(struct sess *s)
 		json_decref(info);
 		return -EIO;
 	}
+	t = launch_phase(s, "engine check", t);
 	if (c->ssh_port != 0) {
 		if (prepare_ssh_keys(s, err, sizeof err) != 0) {
 			launch_diag("%s", err);
@@ -113,11 +119,14 @@ static int run_setup(struct sess *s)
 	}
 	if (s->devreq)
 		launch_diag("passing NVIDIA GPUs (%s)", c->gpu);
+	t = launch_phase(s, "gpu and ssh keys", t);
 	sweep_stale(s->d, s->caps_kept);
+	t = launch_phase(s, "stale sweep", t);
 	if (prepare_image(s, err, sizeof err) != 0) {
 		launch_diag("%s", err);
 		return -EIO;
 	}
+	launch_phase(s, "image", t);
 	return 0;
 }
 
@@ -229,14 +238,25 @@ int run_command(struct lcfg *c)
 {
 	struct sess s;
 	char policy[PATH_MAX];
+	int64_t t0 = launch_now_us();
 	if (run_init(&s, c, policy, sizeof policy) != 0)
 		return EXIT_LAUNCH;
+	launch_phase(&s, "config and policy", t0);
 	int code = EXIT_LAUNCH;
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
-		if (steps_up(&s, &done) == 0)
+		int rc = steps_up(&s, &done);
+		if (c->timings)
+			launch_print_phases(&s);
+		if (rc == 0) {
+			launch_save_state(&s, false); /* with the timings */
 			s.exit_code = code = run_attached(&s);
+		}
+		int64_t t = launch_now_us();
 		steps_down(&s, done);
+		if (c->timings)
+			launch_diag("timing: %-22s %6lld ms", "teardown",
+				    (long long)(launch_now_us() - t) / 1000);
 	}
 	if (s.tally.not_fetched > 0) {
 		launch_alert("the session's work is NOT all back in your "

@@ -32,8 +32,12 @@ void step_fence_down(struct sess *s);
 /* step_container.c */
 int step_spec_up(struct sess *s, char *err, size_t errlen);
 void step_spec_down(struct sess *s);
-int step_probe_up(struct sess *s, char *err, size_t errlen);
 int step_container_up(struct sess *s, char *err, size_t errlen);
 void step_container_down(struct sess *s);
+/* After the self-check: the relay's target, --detach's announcement. */
+int step_agent_up(struct sess *s, char *err, size_t errlen);
+
+/* selfcheck.c: the probe's verdict, proven by egress.log's records. */
+int step_probe_up(struct sess *s, char *err, size_t errlen);
 
 #endif

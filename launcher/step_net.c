@@ -201,6 +201,43 @@ static void fence_config_of(const struct sess *s, struct fence_config *fc)
 
 /* The only step with CAP_NET_ADMIN effective: after it the launcher keeps
  * what teardown needs permitted, and nothing effective. */
+#ifdef AGENTSAFE_TEST_HOOKS
+/* Test builds only (CMAKE_BUILD_TYPE=Debug): AGENTSAFE_TEST_SABOTAGE
+ * breaks the fence so the tests can show the self-check failing closed.
+ * "no-fence": no table at all; "no-drop-rule": the table without its log
+ * + drop rules (what is not accepted falls through to the hooks' accept
+ * policy). Returns 1 when the fence is to be skipped. */
+static int test_sabotage(const struct sess *s, bool applied)
+{
+	const char *v = getenv("AGENTSAFE_TEST_SABOTAGE");
+	if (v == NULL)
+		return 0;
+	launch_diag("TEST BUILD: sabotaging the fence (%s)", v);
+	if (!applied)
+		return strcmp(v, "no-fence") == 0;
+	if (strcmp(v, "no-drop-rule") != 0)
+		return 0;
+	char cmd[512];
+	launch_snprintf(
+	    cmd, sizeof cmd,
+	    "for c in input forward; do nft -a list chain inet %s $c | "
+	    "sed -n 's/.* drop # handle \\([0-9]*\\)$/\\1/p' | while "
+	    "read h; do nft delete rule inet %s $c handle $h; done; done",
+	    s->table, s->table);
+	/* NOLINTNEXTLINE(cert-env33-c): test builds only, fixed text */
+	if (system(cmd) != 0)
+		launch_diag("TEST BUILD: removing the drop rules failed");
+	return 0;
+}
+#else
+static int test_sabotage(const struct sess *s, bool applied)
+{
+	(void)s;
+	(void)applied;
+	return 0;
+}
+#endif
+
 /* The NFLOG reader, then the table that logs to it; on failure neither
  * is left behind. */
 static int fence_install(struct sess *s, char *err, size_t errlen)
@@ -210,7 +247,9 @@ static int fence_install(struct sess *s, char *err, size_t errlen)
 		return rc;
 	struct fence_config fc;
 	fence_config_of(s, &fc);
-	rc = fence_apply(&fc, err, errlen);
+	rc = test_sabotage(s, false) ? 0 : fence_apply(&fc, err, errlen);
+	if (rc == 0)
+		(void)test_sabotage(s, true);
 	if (rc != 0) {
 		fence_nflog_free(s->nflog);
 		s->nflog = NULL;

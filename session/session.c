@@ -157,6 +157,16 @@ static void pack_end(json_t *j, const struct session_record *r)
 		json_object_set_new(j, "drops", json_integer(r->drops));
 }
 
+/* {"name": ms, ...} in launch order (jansson keeps insertion order). */
+static json_t *pack_phases(const struct session_record *r)
+{
+	json_t *t = json_object();
+	for (size_t i = 0; t != NULL && i < r->nphases; i++)
+		json_object_set_new(t, r->phases[i].name,
+				    json_integer((json_int_t)r->phases[i].ms));
+	return t;
+}
+
 int session_record_save(const struct session_record *r, char *err,
 			size_t errlen)
 {
@@ -177,6 +187,13 @@ int session_record_save(const struct session_record *r, char *err,
 		return -ENOMEM;
 	}
 	pack_end(j, r);
+	if (r->nphases > 0)
+		json_object_set_new(j, "timings", pack_phases(r));
+	if (r->selfcheck_start != NULL)
+		json_object_set_new(j, "selfcheck",
+				    json_pack("{s:s,s:s?}", "start",
+					      r->selfcheck_start, "end",
+					      r->selfcheck_end));
 	int rc = session_save(r->id, j, err, errlen);
 	json_decref(j);
 	return rc;

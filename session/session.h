@@ -39,6 +39,12 @@ struct session_bind {
 	bool ssh;
 };
 
+/* One launch phase and how long it took (agentsafe-launch --timings). */
+struct session_phase {
+	const char *name;
+	int64_t ms;
+};
+
 /* session.json as a typed record; this file alone knows its keys. The
  * strings are borrowed: from the caller for a save, from the loaded
  * document for a load (valid until session_record_free). */
@@ -60,6 +66,11 @@ struct session_record {
 	long denials, drops; /* counted from egress.log at the end; -1 */
 	const struct session_bind *binds;
 	size_t nbinds;
+	/* Save only (not loaded back): the launch phases in order, and the
+	 * self-check's window (egress.log timestamps; NULL: not run). */
+	const struct session_phase *phases;
+	size_t nphases;
+	const char *selfcheck_start, *selfcheck_end;
 	void *doc_; /* private: the loaded document */
 };
 
