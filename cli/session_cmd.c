@@ -94,7 +94,7 @@ static int by_start_desc(const void *a, const void *b)
 static void print_row(const struct row *w, int64_t now)
 {
 	struct session_record r;
-	char age[16], exitc[16], commits[16], repo[96];
+	char age[16], exitc[16], commits[32], repo[96];
 	long den = -1, drop = -1, back = 0;
 	bool live, any = false, behind = false;
 	if (session_record_load(w->id, &r) != 0)

@@ -42,7 +42,9 @@ static bool record_sni(struct conn *c, const char *sni, char *msg,
 	char q[300];
 	proxy_quote(sni, strlen(sni), q, sizeof q);
 	c->sni[0] = '\0';
-	snprintf(msg, msglen, "%s names %s: %s", what, q, err);
+	/* A cut message still names the start of the quoted name. */
+	if (snprintf(msg, msglen, "%s names %s: %s", what, q, err) < 0)
+		msg[0] = '\0';
 	return false;
 }
 
