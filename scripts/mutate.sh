@@ -26,7 +26,7 @@ PY=$SRC/tests/mutation/mutants.py
 TABLE=$SRC/tests/mutation/targets
 LOCK=/tmp/agentsafe-docker.lock
 
-work= baseline=0 jobs=$(nproc) mode=run ids=()
+work='' baseline=0 jobs=$(nproc) mode=run ids=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--list) mode=list ;;
@@ -56,6 +56,7 @@ esac
 # The selection, validated before anything is copied or built: a snippet
 # that moved fails the whole run here, loudly, with every bad one listed.
 sel=$(python3 "$PY" ids "$CAT" "${ids[@]}") || exit 2
+# shellcheck disable=SC2086 # ids: one word each, split on purpose
 if ! python3 "$PY" check "$CAT" "$SRC" $sel; then
 	echo "mutate: FAILED: the snippets above no longer match the code; update" \
 		"them in $CAT" >&2
@@ -72,11 +73,26 @@ mkdir -p "$S" "$LOGS"
 t0=$(date +%s)
 elapsed() { echo "$(($(date +%s) - t0))s"; }
 
-# Copy: the working tree as it is, without builds or git metadata.
-# Unchanged files keep their times, so a reused build rebuilds only what
-# changed.
-tar -C "$SRC" --exclude=./build --exclude=./.git -cf - . | tar -C "$S" -xf - ||
-	{ echo "mutate: cannot copy the source tree to $S" >&2; exit 2; }
+# Copy: the working tree as it is, without builds or git metadata. A
+# file whose content changed is written with a fresh time, so a reused
+# build rebuilds it even when an object from an earlier run is newer than
+# the file's own time (edited while that run was building); unchanged
+# files keep theirs, so only what changed is rebuilt.
+STAGE=$work/stage
+rm -rf "$STAGE"
+mkdir -p "$STAGE"
+if ! tar -C "$SRC" --exclude=./build --exclude=./.git -cf - . | tar -C "$STAGE" -xf -; then
+	echo "mutate: cannot copy the source tree to $STAGE" >&2
+	exit 2
+fi
+(cd "$STAGE" && find . -type f) | while IFS= read -r f; do
+	cmp -s "$STAGE/$f" "$S/$f" && continue
+	if ! { mkdir -p "$(dirname "$S/$f")" && cp "$STAGE/$f" "$S/$f"; }; then
+		echo "mutate: cannot copy $f to $S" >&2
+		exit 2
+	fi
+done || exit 2
+rm -rf "$STAGE"
 # A reused scratch dir whose last run was interrupted mid-mutant: the copy
 # put the original back with its old time; make it look new to rebuild.
 for o in "$SAVE"/*/original; do
@@ -107,6 +123,7 @@ build_for() {
 	if [ "$t" = ALL ]; then
 		cmake --build "$B" -j"$jobs" >>"$2" 2>&1
 	else
+		# shellcheck disable=SC2086 # target names: split on purpose
 		cmake --build "$B" -j"$jobs" --target $t >>"$2" 2>&1
 	fi
 }
@@ -195,7 +212,7 @@ if [ $baseline = 0 ] && [ $killed -gt 0 ]; then
 	confirmed=yes
 	for re in "${!killers[@]}"; do
 		if ! baseline "$re" "${killer_lock[$re]}"; then
-			void=(${killers[$re]})
+			read -ra void <<<"${killers[$re]}"
 			killed=$((killed - ${#void[@]}))
 			errors=$((errors + ${#void[@]}))
 			err_list+=("${void[@]/%/ (its killer fails anyway)}")

@@ -1223,6 +1223,20 @@ def slow_headers_time_out(P):
 
 
 @case
+def silent_tunnel_times_out_waiting_for_clienthello(P):
+    # After the 200, a client that never sends its ClientHello is closed
+    # after header_timeout (2s), not held open until it speaks.
+    s, st, rest = connect_tunnel(P.port, "ok.test:443")
+    assert st == 200 and rest == b"", (st, rest)
+    t0 = time.time()
+    assert closed_without_data(s, timeout=10), "tunnel still open"
+    assert 1.5 < time.time() - t0 < 8, time.time() - t0
+    r = P.new(1)
+    assert len(r) == 1 and r[0]["event"] == "deny" and r[0]["reason"] == "timeout", r
+    assert r[0]["host"] == "ok.test", r
+
+
+@case
 def plain_http_forward_rewrites_the_head(P):
     UPS["http"].heads.clear()
     s = connect(P.port, "GET http://fwd.test/path?q=1 HTTP/1.1\r\nHost: fwd.test\r\n"

@@ -41,6 +41,10 @@ static void network_body_is_internal_with_our_bridge(void **state)
 	    json_string_value(json_object_get(
 		o, "com.docker.network.bridge.enable_ip_masquerade")),
 	    "false");
+	/* No traffic between containers on the session network. */
+	assert_string_equal(json_string_value(json_object_get(
+				o, "com.docker.network.bridge.enable_icc")),
+			    "false");
 	assert_string_equal(
 	    json_string_value(json_object_get(json_object_get(b, "Labels"),
 					      DOCKER_LABEL_SESSION)),
@@ -89,6 +93,8 @@ static void container_body_drops_everything(void **state)
 	assert_non_null(
 	    strstr(text, "\"SecurityOpt\":[\"no-new-privileges\"]"));
 	assert_non_null(strstr(text, "\"Privileged\":false"));
+	assert_non_null(strstr(text, "\"Init\":true"));
+	assert_non_null(strstr(text, "\"PidsLimit\":4096"));
 	assert_non_null(strstr(text, "\"Dns\":[\"127.0.0.1\"]"));
 	assert_non_null(strstr(text, "\"Cmd\":[\"sh\",\"-c\",\"exit 3\"]"));
 	assert_null(strstr(text, "Entrypoint")); /* the image's */

@@ -11,12 +11,14 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
 #include <libnftnl/set.h>
 #include <libnftnl/table.h>
@@ -88,6 +90,11 @@ struct decoded {
 	char sets[2][512];
 	char comment[128]; /* of the last table added */
 	int ntables, ndeltables, nchains, nsets;
+	struct {
+		char name[32];
+		uint32_t hook;
+		int32_t prio;
+	} chains[4];
 };
 
 static int comment_cb(const struct nftnl_udata *attr, void *data)
@@ -120,9 +127,19 @@ static int decode_cb(const struct nlmsghdr *nlh, void *data)
 		nftnl_table_free(t);
 	} else if (type == NFT_MSG_DELTABLE)
 		d->ndeltables++;
-	else if (type == NFT_MSG_NEWCHAIN)
+	else if (type == NFT_MSG_NEWCHAIN && d->nchains < 4) {
+		struct nftnl_chain *ch = nftnl_chain_alloc();
+		assert_non_null(ch);
+		assert_int_equal(nftnl_chain_nlmsg_parse(nlh, ch), 0);
+		snprintf(d->chains[d->nchains].name, sizeof d->chains[0].name,
+			 "%s", nftnl_chain_get_str(ch, NFTNL_CHAIN_NAME));
+		d->chains[d->nchains].hook =
+		    nftnl_chain_get_u32(ch, NFTNL_CHAIN_HOOKNUM);
+		d->chains[d->nchains].prio =
+		    nftnl_chain_get_s32(ch, NFTNL_CHAIN_PRIO);
 		d->nchains++;
-	else if (type == NFT_MSG_NEWSET && d->nsets < 2) {
+		nftnl_chain_free(ch);
+	} else if (type == NFT_MSG_NEWSET && d->nsets < 2) {
 		struct nftnl_set *s = nftnl_set_alloc();
 		assert_non_null(s);
 		assert_int_equal(nftnl_set_nlmsg_parse(nlh, s), 0);
@@ -334,6 +351,36 @@ static void most_published_ranges_fit_in_one_batch(void **state)
 	assert_int_equal(d.nrules, NRULES - 1 + FENCE_MAX_PUBLISHED);
 }
 
+/* Docker's own filter rules (iptables-nft, and nft's filter priority) sit
+ * at priority 0 on the same hooks: our chains must run first, so no accept
+ * of Docker's is ever seen before our drop; inbound runs after every
+ * session's outbound chains. */
+static void chains_run_before_dockers_rules(void **state)
+{
+	(void)state;
+	struct fence_config c = good_config();
+	struct decoded d;
+	decode(&c, &d);
+	assert_int_equal(d.nchains, 3);
+	int32_t fwd = 0;
+	for (int i = 0; i < d.nchains; i++) {
+		const char *n = d.chains[i].name;
+		uint32_t want = strcmp(n, "input") == 0 ? NF_INET_LOCAL_IN
+							: NF_INET_FORWARD;
+		if (d.chains[i].hook != want)
+			fail_msg("chain %s on hook %u", n, d.chains[i].hook);
+		if (d.chains[i].prio >= 0)
+			fail_msg(
+			    "chain %s at priority %d, not before Docker's 0", n,
+			    (int)d.chains[i].prio);
+		if (strcmp(n, "forward") == 0)
+			fwd = d.chains[i].prio;
+	}
+	for (int i = 0; i < d.nchains; i++)
+		if (strcmp(d.chains[i].name, "inbound") == 0)
+			assert_true(d.chains[i].prio > fwd);
+}
+
 static void no_published_ports_means_nothing_let_in(void **state)
 {
 	(void)state;
@@ -542,6 +589,7 @@ int main(void)
 	    cmocka_unit_test(bad_configs_are_refused),
 	    cmocka_unit_test(batch_replaces_the_table_and_orders_rules),
 	    cmocka_unit_test(most_published_ranges_fit_in_one_batch),
+	    cmocka_unit_test(chains_run_before_dockers_rules),
 	    cmocka_unit_test(no_published_ports_means_nothing_let_in),
 	    cmocka_unit_test(packets_give_proto_addresses_and_ports),
 	    cmocka_unit_test(hostile_packets_are_bounded),

@@ -601,6 +601,36 @@ static void test_symlink_trap_not_followed(void **state)
 	free(before), free(after), free(wt_before), free(clone);
 }
 
+/* The agent writes .git/commondir in its clone, pointing at another
+ * repository (here the host's .git): the clone is no longer the one we
+ * made, so nothing is fetched from it and the host repo is untouched. */
+static void test_commondir_redirect_not_fetched(void **state)
+{
+	char host[PATH_MAX], hostgit[PATH_MAX + 8], sum[1024], err[512];
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "cdir", true);
+	snprintf(hostgit, sizeof(hostgit), "%s/.git", host);
+	struct gitiso_repo *r = prepare_ok(host, "cdir");
+	char *clone = strdup(gitiso_clone_path(r));
+	agent_commit(r, "a.txt", "x\n");
+	char *before = manifest(hostgit);
+	assert_int_equal(run("echo '%s' > '%s/.git/commondir'", hostgit, clone),
+			 0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 -EPERM);
+	printf("summary: %s / err: %s\n", sum, err);
+	assert_non_null(strstr(err, "tampered"));
+	assert_non_null(strstr(sum, "kept session clone at"));
+	assert_true(exists(clone));
+	char *refs = git_out(host, "for-each-ref refs/heads/agentsafe");
+	assert_string_equal(refs, "");
+	char *after = manifest(hostgit);
+	assert_string_equal(after, before);
+	gitiso_free(r);
+	free(refs), free(before), free(after), free(clone);
+}
+
 /* Host is a linked worktree (objects in the common dir), and a clone
  * made with --shared (objects borrowed again: the chain must be mounted). */
 static void test_host_worktree_and_shared_objects(void **state)
@@ -1025,6 +1055,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_destructive_rm_rf_leaves_host_unchanged, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symlink_trap_not_followed,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_commondir_redirect_not_fetched,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 		test_unprivileged_agent_cannot_write_host_git, setup, teardown),

@@ -116,6 +116,59 @@ static void script_runs_and_fails_when_dns_resolves(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Writes an executable stub `name` into dir running `body`. */
+static void stub(const char *dir, const char *name, const char *body)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "#!/bin/sh\n%s\n", body);
+	fclose(f);
+	assert_int_equal(chmod(path, 0755), 0);
+}
+
+static void script_fails_when_a_direct_connection_is_refused(void **state)
+{
+	(void)state;
+	/* A refusal (curl 7) means a packet came back from the gateway: the
+	 * fence answered instead of dropping. Only a timeout (28) is ok. */
+	char dir[] = "/tmp/aslaunch-probe-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	stub(dir, "curl", "exit 7");
+	stub(dir, "getent", "exit 2"); /* DNS does not resolve */
+	struct probe_plan p = {.dns_name = "leak.test",
+			       .gateway = "172.30.0.1",
+			       .gateway_port = 80};
+	char *s = probe_script(&p);
+	assert_non_null(s);
+	char path[256];
+	snprintf(path, sizeof path, "%s/probe.sh", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+	free(s);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "PATH=%s:/usr/bin:/bin sh %s > %s/out 2>&1",
+		 dir, path, dir);
+	int rc = system(cmd);
+	assert_true(WIFEXITED(rc));
+	assert_int_equal(WEXITSTATUS(rc), 1);
+	snprintf(path, sizeof path, "%s/out", dir);
+	f = fopen(path, "r");
+	assert_non_null(f);
+	char out[2048] = "";
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	assert_non_null(strstr(out, "ok: DNS does not resolve leak.test"));
+	assert_non_null(strstr(out, "FAIL: direct connection to 172.30.0.1:80 "
+				    "not dropped (curl exit 7)"));
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void hosts_lookup(void **state)
 {
 	(void)state;
@@ -169,6 +222,7 @@ int main(void)
 	    cmocka_unit_test(script_has_one_check_per_target),
 	    cmocka_unit_test(script_refuses_shell_metacharacters),
 	    cmocka_unit_test(script_runs_and_fails_when_dns_resolves),
+	    cmocka_unit_test(script_fails_when_a_direct_connection_is_refused),
 	    cmocka_unit_test(hosts_lookup),
 	    cmocka_unit_test(session_paths_follow_xdg),
 	};

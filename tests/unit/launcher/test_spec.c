@@ -8,12 +8,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gitiso.h"
 #include "launch_int.h"
 #include "spec.h"
 
@@ -114,6 +116,44 @@ static void every_proxy_variable_names_the_session_proxy(void **state)
 	assert_string_equal(f->sp.dns, "172.30.9.1");
 	assert_string_equal(f->sp.network, "agentsafe-0123456789ab");
 	assert_string_equal(f->sp.session, "0123456789ab");
+}
+
+/* The clone is mounted read-write; the host objects it borrows (through
+ * its alternates file) only read-only: a writable host objects dir would
+ * let the agent rewrite what the host repo's history points at. */
+static void host_objects_are_mounted_read_only(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[512], host[128], sessions[128], err[512] = "";
+	snprintf(host, sizeof host, "%s/host", f->home);
+	snprintf(sessions, sizeof sessions, "%s/sessions", f->home);
+	snprintf(cmd, sizeof cmd,
+		 "git init -q '%s' && git -C '%s' -c user.name=t -c "
+		 "user.email=t@t.test commit -q --allow-empty -m base && "
+		 "mkdir '%s'",
+		 host, host, sessions);
+	assert_int_equal(system(cmd), 0);
+	struct gitiso_repo *r = NULL;
+	int rc =
+	    gitiso_prepare(host, sessions, "0123456789ab", &r, err, sizeof err);
+	if (rc != 0)
+		fail_msg("gitiso_prepare: %s", err);
+	f->s.repos[0] = r;
+	f->s.nrepos = 1;
+	build(f);
+	char want[PATH_MAX * 2 + 8];
+	snprintf(want, sizeof want, "%s:/work/host", gitiso_clone_path(r));
+	assert_true(has(f->sp.binds, want));
+	const char *const *ro = gitiso_readonly_paths(r);
+	assert_non_null(ro);
+	assert_non_null(ro[0]); /* the host's objects dir, at least */
+	for (size_t i = 0; ro[i] != NULL; i++) {
+		snprintf(want, sizeof want, "%s:%s:ro", ro[i], ro[i]);
+		if (!has(f->sp.binds, want))
+			fail_msg("no read-only bind %s", want);
+	}
+	f->s.nrepos = 0;
+	gitiso_free(r);
 }
 
 static void nothing_is_published_by_docker(void **state)
@@ -233,6 +273,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		every_proxy_variable_names_the_session_proxy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(nothing_is_published_by_docker,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(host_objects_are_mounted_read_only,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(agent_runs_as_the_user_never_root,
 					    setup, teardown),
