@@ -172,6 +172,34 @@ static void script_judge(struct buf *b, const struct probe_plan *p)
 	       "established past the proxy\"; fi\n");
 }
 
+/* Before "ready": wait (at most ~1 s) until every direct connection is
+ * either answered or has its SYN on the wire (SYN_SENT in /proc/net/tcp),
+ * so the launcher's short wait for drop records starts after the packets
+ * left, even on a loaded machine; one that was answered (refused, or let
+ * through) is a FAIL at once, so a missing fence fails without waiting
+ * out the evidence window. */
+static void script_settle(struct buf *b, const struct probe_plan *p)
+{
+	add(b, "n=0; while [ $n -lt 50 ]; do pend=0\n");
+	for (size_t i = 0; i < p->ndirect + 1; i++) {
+		const char *h = i == 0 ? p->gateway : p->direct[i - 1].host;
+		unsigned port =
+		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
+		add(b,
+		    "if [ -s \"$d.direct%zu\" ]; then r=; read -r r "
+		    "<\"$d.direct%zu\"; [ \"$r\" = 28 ] || "
+		    "[ -n \"$early%zu\" ] || { early%zu=1; bad \"direct "
+		    "connection to %s:%u not dropped (curl exit $r)\"; }\n"
+		    "else pend=$((pend+1)); fi\n",
+		    i, i, i, i, h, port);
+	}
+	add(b, "syn=0; for f in /proc/net/tcp /proc/net/tcp6; do "
+	       "[ -r $f ] || continue; while read -r _ _ _ st _; do "
+	       "[ \"$st\" = 02 ] && syn=$((syn+1)); done <$f; done\n"
+	       "if [ $pend -eq 0 ] || [ $syn -ge $pend ]; then break; fi\n"
+	       "sleep 0.02 2>/dev/null || break; n=$((n+1)); done\n");
+}
+
 char *probe_script(const struct probe_plan *p)
 {
 	struct buf b = {0};
@@ -188,6 +216,7 @@ char *probe_script(const struct probe_plan *p)
 		"d=/tmp/.agentsafe-probe-$$\n");
 	script_launch(&b, p);
 	script_proxy_verdicts(&b, p);
+	script_settle(&b, p);
 	add(&b, "echo 'agentsafe-probe: ready'\n"
 		"go=; read -r go || true\n");
 	script_judge(&b, p);
