@@ -177,6 +177,12 @@ say "session: agentsafe-launch --agent shell (builds the agent image through the
 			-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
 			agent@127.0.0.1 "echo \"uid=\$(id -u) via ssh\" > /work/proj/.ase2e-ssh-$N" 2>>"$W/ssh.err"; then
 			echo ok >"$W/ssh.out"
+			# The agent runs: the launcher (every process of it) must hold
+			# no effective capability now (CAP_NET_ADMIN is raised only
+			# around the fence set-up and teardown).
+			for p in $(pgrep -f "^$LAUNCH " || true); do
+				sed -n 's/^CapEff:[[:space:]]*/'"$p"' /p' "/proc/$p/status"
+			done >"$W/launcher-caps" 2>/dev/null
 			# The methods the server offers ("Permission denied (...)").
 			ssh -p "$SSH_PORT" -o BatchMode=yes -o PreferredAuthentications=none \
 				-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
@@ -301,6 +307,13 @@ fi
 
 # The repo is the test user's; root's git refuses it without this.
 hgit() { git -c safe.directory="$REPO" -C "$REPO" "$@"; }
+
+# While the agent ran, the launcher held no effective capability.
+[ -s "$W/launcher-caps" ] || fail "could not read the launcher's capabilities during the session"
+if awk '$2 != "0000000000000000" { bad = 1 } END { exit !bad }' "$W/launcher-caps"; then
+	fail "the launcher held effective capabilities while the agent ran: $(tr '\n' ' ' <"$W/launcher-caps")"
+fi
+echo "ok   the launcher held no effective capability while the agent ran ($(wc -l <"$W/launcher-caps") processes)"
 
 # After exit: nothing of the session left running.
 [ -z "$(docker ps -aq --filter "name=$SESSION_ID")" ] || fail "a container of session $SESSION_ID is still there"
