@@ -12,10 +12,12 @@ BUILD=${AGENTSAFE_BUILD_DIR:?}
 [ "$(id -u)" -eq 0 ] || { echo "package test: needs root (docker, debootstrap)" >&2; exit 1; }
 # shellcheck source=../../../scripts/base-image.sh
 . "$SRC/scripts/base-image.sh"
-docker info >/dev/null 2>&1 || { echo "package test: dockerd is not running" >&2; exit 1; }
+# shellcheck source=../../lib/dockerd.sh
+. "$SRC/tests/lib/dockerd.sh"
 
 W=$(mktemp -d /var/tmp/agentsafe-pkgtest.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap 'rm -rf "$W"; dockerd_down' EXIT
+dockerd_up >&2
 echo "package test: building the .deb"
 DEB=$(timeout 900 "$SRC/scripts/package.sh" "$BUILD/package" | tail -n1)
 [ -f "$DEB" ] || { echo "package test: no .deb from scripts/package.sh" >&2; exit 1; }

@@ -8,27 +8,12 @@
 # shellcheck source=../../../scripts/base-image.sh
 . "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/scripts/base-image.sh"
 
-E2E_STARTED_DOCKERD=
-# Starts dockerd when `docker info` fails; records that we did, so the
-# caller's trap stops only what it started.
-e2e_dockerd_up() {
-	if docker info >/dev/null 2>&1; then return 0; fi
-	echo "e2e: starting dockerd"
-	dockerd >/tmp/ase2e-dockerd.log 2>&1 &
-	E2E_STARTED_DOCKERD=$!
-	for _ in $(seq 1 60); do
-		docker info >/dev/null 2>&1 && return 0
-		sleep 1
-	done
-	echo "e2e: dockerd did not come up; see /tmp/ase2e-dockerd.log" >&2
-	return 1
-}
-e2e_dockerd_down() {
-	if [ -n "$E2E_STARTED_DOCKERD" ]; then
-		kill "$E2E_STARTED_DOCKERD" 2>/dev/null || true
-		wait "$E2E_STARTED_DOCKERD" 2>/dev/null || true
-	fi
-}
+# shellcheck source=../../lib/dockerd.sh
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")/../../lib" && pwd)/dockerd.sh"
+# Starts dockerd when `docker info` fails; the caller's trap stops only what
+# it started.
+e2e_dockerd_up() { DOCKERD_LOG=/tmp/ase2e-dockerd.log dockerd_up; }
+e2e_dockerd_down() { dockerd_down; }
 
 E2E_BASE_IMAGE=agentsafe-base:bookworm
 e2e_base_image() { agentsafe_base_image "$E2E_BASE_IMAGE"; }

@@ -28,11 +28,14 @@ cleanup() {
 	docker rm -f asdaily-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" "$IMG-bad" "$IMG-good" >/dev/null 2>&1
 	rm -rf "$T"
+	dockerd_down
 }
 trap cleanup EXIT
+# shellcheck source=../../lib/dockerd.sh
+. "$(dirname "$0")"/../../lib/dockerd.sh
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (nftables, dockerd)"; exit 1; }
-docker info >/dev/null 2>&1 || { echo "FAIL: no dockerd"; exit 1; }
+dockerd_up || exit 1
 # shellcheck source=image.sh
 . "$(dirname "$0")"/image.sh
 aslaunch_image "$IMG" "$T" || exit 1

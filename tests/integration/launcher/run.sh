@@ -28,22 +28,15 @@ cleanup() {
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	rm -rf "$T"
 	# Leave the machine as we found it: a dockerd this test started goes.
-	if [ -n "${DOCKERD_PID:-}" ]; then
-		kill -TERM "$DOCKERD_PID" 2>/dev/null
-		for _ in $(seq 30); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 1; done
-		kill -0 "$DOCKERD_PID" 2>/dev/null && echo "FAIL: the dockerd this test started did not stop"
-	fi
+	dockerd_down
 }
 trap cleanup EXIT
+# shellcheck source=../../lib/dockerd.sh
+. "$(dirname "$0")"/../../lib/dockerd.sh
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (nftables, dockerd)"; exit 1; }
 [ -x "$L" ] || { echo "FAIL: $L not built"; exit 1; }
-if ! docker info >/dev/null 2>&1; then
-	dockerd >/tmp/dockerd.log 2>&1 &
-	DOCKERD_PID=$!
-	for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
-	docker info >/dev/null 2>&1 || { echo "FAIL: dockerd did not start"; exit 1; }
-fi
+dockerd_up || exit 1
 
 # --- the image -----------------------------------------------------------
 # shellcheck source=image.sh

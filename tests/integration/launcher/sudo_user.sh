@@ -28,11 +28,14 @@ cleanup() {
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	userdel "$U" 2>/dev/null
 	rm -rf "$T"
+	dockerd_down
 }
 trap cleanup EXIT
+# shellcheck source=../../lib/dockerd.sh
+. "$(dirname "$0")"/../../lib/dockerd.sh
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (useradd, setcap, nftables)"; exit 1; }
-docker info >/dev/null 2>&1 || { echo "FAIL: no dockerd"; exit 1; }
+dockerd_up || exit 1
 # shellcheck source=image.sh
 . "$(dirname "$0")"/image.sh
 aslaunch_image "$IMG" "$T" || exit 1
