@@ -40,6 +40,8 @@ static const char log_usage[] =
     "rule;\n"
     "                   firewall drops grouped by destination; totals\n"
     "  --no-pager       never page output\n"
+    "  --all-origins    also the records of the launcher's own self-check\n"
+    "                   (\"origin\": \"selfcheck\"), hidden by default\n"
     "Bad lines (truncated, corrupted, unknown fields) are reported on stderr\n"
     "with their line number and skipped; the exit code is then 1.\n";
 
@@ -66,7 +68,26 @@ bool log_filter_match(const struct log_filter *f, const struct logrec *rec)
 		if (h == NULL || fnmatch(f->host_pattern, h, FNM_CASEFOLD) != 0)
 			return false;
 	}
+	/* Last, so that only records the other filters let through are
+	 * counted as hidden. */
+	if (!f->all_origins && logrec_has_origin(rec)) {
+		if (f->hidden != NULL)
+			(*f->hidden)++;
+		return false;
+	}
 	return true;
+}
+
+void log_note_hidden(FILE *out, unsigned long hidden, const char *what,
+		     bool color)
+{
+	if (hidden == 0)
+		return;
+	fprintf(out,
+		"%s%lu record%s of the launcher's self-check %s "
+		"(--all-origins shows them)%s\n",
+		color ? "\033[2m" : "", hidden, hidden == 1 ? "" : "s", what,
+		color ? "\033[0m" : "");
 }
 
 /* ---- choosing files ---- */
@@ -292,6 +313,10 @@ static void print_human_line(FILE *out, const struct logrec *r, bool color,
 		(void)fputs(" rule=", out);
 		logread_fputs_escaped(r->rule, out);
 	}
+	if (r->origin != NULL) {
+		(void)fputs(" origin=", out);
+		logread_fputs_escaped(r->origin, out);
+	}
 	if (r->message != NULL) {
 		(void)fputs(" (", out);
 		logread_fputs_escaped(r->message, out);
@@ -498,7 +523,7 @@ static struct host_stat **sorted(struct stat_table *t)
  * totals and times on screen; the rule column comes last. */
 static void summary_print_human(FILE *out, const struct summary *s,
 				struct host_stat **hv, struct host_stat **dv,
-				unsigned long skipped)
+				unsigned long skipped, unsigned long hidden)
 {
 	struct layout l = layout_for(cli_columns(), 51 + 50 + 20);
 	struct row rw;
@@ -562,10 +587,12 @@ static void summary_print_human(FILE *out, const struct summary *s,
 			"; %lu bad lines skipped (not counted, see stderr)",
 			skipped);
 	(void)fputc('\n', out);
+	log_note_hidden(out, hidden, "not counted",
+			isatty(fileno(out)) && getenv("NO_COLOR") == NULL);
 }
 
 static int summary_print(FILE *out, struct summary *s, bool json,
-			 unsigned long skipped)
+			 unsigned long skipped, unsigned long hidden)
 {
 	struct host_stat **hv = sorted(&s->hosts), **dv = sorted(&s->drops);
 	if (hv == NULL || dv == NULL) {
@@ -603,7 +630,8 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 		json_object_set_new(o, "drops", drops);
 		json_object_set_new(
 		    o, "totals",
-		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+		    json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+			      "s:I}",
 			      "records", (json_int_t)s->records, "allowed",
 			      (json_int_t)s->allowed, "denied",
 			      (json_int_t)s->denied, "errors",
@@ -612,12 +640,13 @@ static int summary_print(FILE *out, struct summary *s, bool json,
 			      (json_int_t)s->not_itemised, "bytes_up",
 			      (json_int_t)s->bytes_up, "bytes_down",
 			      (json_int_t)s->bytes_down, "skipped_lines",
-			      (json_int_t)skipped));
+			      (json_int_t)skipped, "hidden_origin",
+			      (json_int_t)hidden));
 		json_dumpf(o, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 		(void)fputc('\n', out);
 		json_decref(o);
 	} else {
-		summary_print_human(out, s, hv, dv, skipped);
+		summary_print_human(out, s, hv, dv, skipped, hidden);
 	}
 	free(hv);
 	free(dv);
@@ -723,6 +752,7 @@ struct log_opts {
 	struct log_filter f;
 	bool all, follow, json, summary, pager;
 	const char *session;
+	unsigned long hidden; /* records left out for their origin */
 };
 
 static const struct option log_longopts[] = {
@@ -736,6 +766,7 @@ static const struct option log_longopts[] = {
     {"json", no_argument, 0, 'j'},
     {"summary", no_argument, 0, 'm'},
     {"no-pager", no_argument, 0, 'P'},
+    {"all-origins", no_argument, 0, 'O'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -745,6 +776,7 @@ static int log_parse_options(int argc, char **argv, struct log_opts *o)
 {
 	*o = (struct log_opts){.f = {.since_ms = -1, .until_ms = -1},
 			       .pager = true};
+	o->f.hidden = &o->hidden;
 	int64_t now = log_now_ms();
 	optind = 1;
 	opterr = 0; /* a typo gets one line and a suggestion, not the help */
@@ -790,6 +822,9 @@ static int log_parse_options(int argc, char **argv, struct log_opts *o)
 			break;
 		case 'P':
 			o->pager = false;
+			break;
+		case 'O':
+			o->f.all_origins = true;
 			break;
 		case 'h':
 			(void)fputs(log_usage, stdout);
@@ -858,7 +893,13 @@ static int log_read_all(const struct log_files *lf, const struct log_opts *o,
 	for (size_t i = 0; i < lf->n && rc == 0; i++)
 		rc = log_read_file(lf->path[i], o, &s, out, color, &skipped);
 	if (o->summary && rc == 0)
-		summary_print(out, &s, o->json, skipped);
+		summary_print(out, &s, o->json, skipped, o->hidden);
+	else if (rc == 0 && !o->json)
+		log_note_hidden(out, o->hidden, "hidden", color);
+	if (rc == 0 && o->json) /* stdout stays JSON */
+		log_note_hidden(stderr, o->hidden, "hidden",
+				isatty(STDERR_FILENO) &&
+				    getenv("NO_COLOR") == NULL);
 	if (o->summary) {
 		table_free(&s.hosts);
 		table_free(&s.drops);
@@ -900,6 +941,8 @@ int cli_log_main(int argc, char **argv)
 		} else {
 			rc = follow_file(lf.path[0], &o.f, stdout, o.json,
 					 color);
+			log_note_hidden(o.json ? stderr : stdout, o.hidden,
+					"hidden", color && !o.json);
 		}
 	} else {
 		rc = log_read_all(&lf, &o, color);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "logread.h"
 
@@ -13,6 +14,11 @@ struct log_filter {
 	bool denied;
 	const char *host_pattern;
 	const char *session;
+	/* Records with an `origin` (the launcher's self-check) match only with
+	 * all_origins; otherwise each one that passed every other test is
+	 * counted in *hidden (when not NULL) and left out. */
+	bool all_origins;
+	unsigned long *hidden;
 };
 
 #define LOG_FILES_MAX 4096
@@ -27,5 +33,10 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 		     const char *session, bool all, char *err, size_t errlen);
 void log_files_free(struct log_files *lf);
 int log_suggest_main(int argc, char **argv);
+/* One dim line (when color) saying how many labelled records were hidden
+ * and how to see them; nothing when hidden is 0. `what` ends the sentence:
+ * "hidden" for the views, "ignored" for suggest. */
+void log_note_hidden(FILE *out, unsigned long hidden, const char *what,
+		     bool color);
 
 #endif

@@ -388,11 +388,13 @@ static const char suggest_usage[] =
     "usage: agentsafe log suggest [FILE...] [--session ID] [--all] [--since "
     "T]\n"
     "         [--until T] [--host PATTERN] [--wildcards] [--policy POLICY]\n"
-    "         [--apply POLICY]\n"
+    "         [--apply POLICY] [--all-origins]\n"
     "Proposes allow rules for requests the proxy denied as not_allowed or\n"
     "port_not_allowed. Denials for other reasons (deny rules, SNI mismatch,\n"
     "private addresses, IP literals, bad requests) are listed as comments,\n"
-    "never turned into rules.\n"
+    "never turned into rules. Records of the launcher's own self-check\n"
+    "(\"origin\": \"selfcheck\") never are either; --all-origins lists\n"
+    "them as comments too.\n"
     "  --wildcards     fold two or more names under one parent into *.parent\n"
     "  --policy FILE   leave out what FILE already allows\n"
     "  --apply FILE    merge the rules into FILE's allow: list, keeping its\n"
@@ -404,6 +406,7 @@ struct suggest_opts {
 	struct log_filter f;
 	bool all, wildcards;
 	const char *session, *apply, *policy_path;
+	unsigned long hidden; /* records left out for their origin */
 };
 
 static const struct option suggest_longopts[] = {
@@ -415,6 +418,7 @@ static const struct option suggest_longopts[] = {
     {"wildcards", no_argument, 0, 'w'},
     {"policy", required_argument, 0, 'p'},
     {"apply", required_argument, 0, 'A'},
+    {"all-origins", no_argument, 0, 'O'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
@@ -423,6 +427,7 @@ static const struct option suggest_longopts[] = {
 static int suggest_parse_options(int argc, char **argv, struct suggest_opts *o)
 {
 	*o = (struct suggest_opts){.f = {.since_ms = -1, .until_ms = -1}};
+	o->f.hidden = &o->hidden;
 	int64_t now = log_now_ms();
 	optind = 1;
 	opterr = 0;
@@ -463,6 +468,9 @@ static int suggest_parse_options(int argc, char **argv, struct suggest_opts *o)
 			break;
 		case 'A':
 			o->apply = optarg;
+			break;
+		case 'O':
+			o->f.all_origins = true;
 			break;
 		case 'h':
 			(void)fputs(suggest_usage, stdout);
@@ -515,6 +523,10 @@ static void suggest_print_not(const struct logrec *rec,
 	logread_fputs_escaped(rec->host, stdout);
 	printf(":%lld (", rec->port);
 	logread_fputs_escaped(rec->reason ? rec->reason : "?", stdout);
+	if (logrec_has_origin(rec)) {
+		(void)fputs(", origin ", stdout);
+		logread_fputs_escaped(rec->origin, stdout);
+	}
 	(void)fputs(")\n", stdout);
 }
 
@@ -541,7 +553,10 @@ static int suggest_read_file(const char *path, const struct suggest_opts *o,
 			continue;
 		}
 		char host[POLICY_HOST_MAX + 1];
-		if (!suggest_wanted(&rec, current, host, sizeof host)) {
+		/* The launcher's own probe asked for what must be refused:
+		 * never a rule, even when shown (--all-origins). */
+		if (logrec_has_origin(&rec) ||
+		    !suggest_wanted(&rec, current, host, sizeof host)) {
 			suggest_print_not(&rec, not_suggested);
 			logrec_clear(&rec);
 			continue;
@@ -634,6 +649,8 @@ int log_suggest_main(int argc, char **argv)
 		fprintf(stderr,
 			"agentsafe log suggest: %lu bad lines skipped\n",
 			skipped);
+	log_note_hidden(stderr, o.hidden, "ignored",
+			isatty(STDERR_FILENO) && getenv("NO_COLOR") == NULL);
 	free(w.v);
 	policy_unref(current);
 	return rc;

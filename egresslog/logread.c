@@ -30,6 +30,7 @@ static const struct field fields[] = {
     S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
     S(reason), S(proto),    S(dst),	   S(message),	   I(port),
     I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
+    S(origin),
 };
 #undef S
 #undef I
@@ -276,6 +277,11 @@ bool logrec_is_denied(const struct logrec *rec)
 {
 	return strcmp(rec->event, "deny") == 0 ||
 	       strcmp(rec->event, "drop") == 0;
+}
+
+bool logrec_has_origin(const struct logrec *rec)
+{
+	return rec->origin != NULL;
 }
 
 /* Validate and index one decoded object. Returns NULL or a problem. */

@@ -21,6 +21,8 @@ struct logrec {
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
 	    *ip, *rule, *reason, *proto, *dst, *message;
+	const char *origin; /* "selfcheck": the launcher's own probe; NULL for
+			       the agent's traffic */
 	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */
@@ -62,6 +64,11 @@ int64_t logread_parse_when(const char *s, int64_t now_ms);
  * (their codes say what went wrong, not what was decided), so
  * `agentsafe log --denied` leaves them out. */
 bool logrec_is_denied(const struct logrec *rec);
+/* True for a record the launcher labelled as its own (an `origin` field,
+ * e.g. "selfcheck"): `agentsafe log` hides these unless --all-origins, and
+ * `log suggest` never proposes a rule from one. The writers put the field
+ * only on records of the launch self-check window, before the agent runs. */
+bool logrec_has_origin(const struct logrec *rec);
 
 /* Log fields are the agent's words (a host, an SNI, a parser's quote of a
  * request), so nothing from a record reaches a terminal or a suggested

@@ -102,6 +102,7 @@ int conn_log(struct conn *c, const char *event, const char *reason,
 	r.rule = c->rule;
 	r.reason = reason;
 	r.message = message;
+	r.origin = c->selfcheck ? "selfcheck" : NULL;
 	char full[1024];
 	if (c->note[0] != '\0') {
 		snprintf(full, sizeof full, "%s%s%s", message ? message : "",
@@ -335,6 +336,7 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	policy_unref(p);
 	char client[PROXY_ADDRSTR_MAX];
 	proxy_format_addr(sa, client, sizeof client);
+	bool selfcheck = proxy_selfcheck_window(s);
 
 	bool reject = false;
 	unsigned n = atomic_fetch_add(&s->nconns, 1) + 1;
@@ -385,6 +387,7 @@ void conn_accept(struct worker *w, int fd, const struct sockaddr *sa)
 	c->first = true;
 	c->limits = lim;
 	memcpy(c->client_addr, client, sizeof c->client_addr);
+	c->selfcheck = selfcheck;
 	init_sides(c);
 	c->next = w->conns;
 	if (w->conns != NULL)

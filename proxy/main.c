@@ -2,6 +2,7 @@
  * hand over to the server (proxy/server.c). Exit codes: 0 after a clean
  * drain, 1 on a runtime failure, 2 on a usage error. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -22,6 +23,7 @@ static void usage(FILE *f)
 	    "usage: agentsafe-proxy --policy FILE [--listen ADDR:PORT]...\n"
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
+	    "         [--selfcheck-fd N]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -37,6 +39,11 @@ static void usage(FILE *f)
 	    "                    --hosts/--dns the system resolver is unused\n"
 	    "  --workers N       event-loop threads (default: one per CPU)\n"
 	    "  --user NAME       switch to this user after binding\n"
+	    "  --selfcheck-fd N  records of connections accepted before a "
+	    "byte\n"
+	    "                    (or EOF) arrives on descriptor N (> 2) carry\n"
+	    "                    \"origin\": \"selfcheck\" (agentsafe-launch's "
+	    "probe)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -56,6 +63,7 @@ int main(int argc, char **argv)
 	    {"dns", required_argument, NULL, 'd'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"selfcheck-fd", required_argument, NULL, 'c'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -119,6 +127,24 @@ int main(int argc, char **argv)
 		case 'u':
 			cfg.user = optarg;
 			break;
+		case 'c': {
+			char *end = NULL;
+			errno = 0;
+			long fd = strtol(optarg, &end, 10);
+			/* A standard stream is never the window: an agent's
+			 * stdin left open would keep it open. */
+			if (errno != 0 || end == optarg || *end != '\0' ||
+			    fd <= 2 || fd > 65535 ||
+			    fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) {
+				fprintf(stderr,
+					"agentsafe-proxy: --selfcheck-fd wants "
+					"an open descriptor > 2, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			cfg.selfcheck_fd = (int)fd;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

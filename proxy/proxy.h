@@ -19,6 +19,8 @@ struct proxy_config {
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */
+	/* > 2: the launcher's self-check window (--selfcheck-fd); else none */
+	int selfcheck_fd;
 };
 
 struct proxy_server;

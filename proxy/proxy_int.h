@@ -83,7 +83,17 @@ struct proxy_server {
 	size_t nlisten;
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
 	int *fds;			 /* [worker * nlisten + i] */
+	atomic_bool selfcheck_open; /* until cfg.selfcheck_fd ends it */
 };
+
+/* True while the launcher's self-check window is open: a connection
+ * accepted now is its probe's (the agent has not been started), and its
+ * records carry "origin": "selfcheck". The window ends for good at the
+ * first byte, EOF or error on cfg.selfcheck_fd. The launcher writes that
+ * byte before it lets the agent start, so a connection the agent makes is
+ * accepted after the byte is readable: checked per connection after its
+ * accept, it is never labelled. */
+bool proxy_selfcheck_window(struct proxy_server *srv);
 
 /* Current policy with a reference the caller must drop (policy_unref). */
 struct policy *proxy_policy_get(struct proxy_server *srv);
@@ -143,6 +153,7 @@ struct conn {
 	char note[512];
 	char *rule;
 	bool is_connect;
+	bool selfcheck; /* accepted in the self-check window */
 	bool require_tls;
 
 	/* Resolution and connect. */

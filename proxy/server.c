@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -69,6 +70,19 @@ static int bind_one(const struct sockaddr_storage *ss, char *err, size_t errlen)
 	return fd;
 }
 
+bool proxy_selfcheck_window(struct proxy_server *srv)
+{
+	if (!atomic_load(&srv->selfcheck_open))
+		return false;
+	/* Anything but "nothing to read yet" (the byte, EOF, an error)
+	 * closes the window; nothing reopens it. */
+	struct pollfd p = {srv->cfg.selfcheck_fd, POLLIN, 0};
+	if (poll(&p, 1, 0) == 0)
+		return true;
+	atomic_store(&srv->selfcheck_open, false);
+	return false;
+}
+
 int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 		     char *err, size_t errlen)
 {
@@ -86,6 +100,7 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	pthread_mutex_init(&s->policy_lock, NULL);
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
+	atomic_init(&s->selfcheck_open, cfg->selfcheck_fd > 2);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
 	const char *trace = getenv("AGENTSAFE_PROXY_TRACE");
 	s->trace = trace != NULL && strcmp(trace, "1") == 0;
