@@ -91,6 +91,31 @@ void egress_format_ts(char *buf, size_t len)
 	snprintf(buf, len, "%s", t);
 }
 
+void egress_format_ts_at(char *buf, size_t len, int64_t us)
+{
+	time_t sec = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	char t[32];
+	char *p = t;
+	p = put_dec(p, (unsigned long)tm.tm_year + 1900, 4);
+	*p++ = '-';
+	p = put_dec(p, (unsigned long)tm.tm_mon + 1, 2);
+	*p++ = '-';
+	p = put_dec(p, (unsigned long)tm.tm_mday, 2);
+	*p++ = 'T';
+	p = put_dec(p, (unsigned long)tm.tm_hour, 2);
+	*p++ = ':';
+	p = put_dec(p, (unsigned long)tm.tm_min, 2);
+	*p++ = ':';
+	p = put_dec(p, (unsigned long)tm.tm_sec, 2);
+	*p++ = '.';
+	p = put_dec(p, (unsigned long)((us / 1000) % 1000), 3);
+	*p++ = 'Z';
+	*p = '\0';
+	snprintf(buf, len, "%s", t);
+}
+
 static int open_append(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -360,7 +385,10 @@ static int append_line(struct egress_log *log, const char *line, size_t len)
 int egress_log_write(struct egress_log *log, const struct egress_record *r)
 {
 	char ts[40];
-	egress_format_ts(ts, sizeof ts);
+	if (r->time_us > 0)
+		egress_format_ts_at(ts, sizeof ts, r->time_us);
+	else
+		egress_format_ts(ts, sizeof ts);
 	char stackbuf[2048];
 	struct line l = {stackbuf, 0, sizeof stackbuf};
 	size_t need = line_need(log, r, ts);

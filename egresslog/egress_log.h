@@ -32,6 +32,8 @@ struct egress_record {
 	const char *message; /* human detail for error records */
 	int64_t count;	     /* folded denials in a summary; -1: absent */
 	const char *origin;  /* "selfcheck": caused by the launch probe */
+	int64_t time_us; /* the event's own time (µs since the epoch, e.g. a
+			    dropped packet's kernel timestamp); 0: now */
 };
 
 /* Initialise a record with every field absent. */
@@ -65,5 +67,7 @@ void egress_log_next_id(struct egress_log *log, char *buf, size_t len);
 
 /* RFC 3339 UTC timestamp with milliseconds, e.g. 2026-11-25T02:47:57.123Z */
 void egress_format_ts(char *buf, size_t len);
+/* The same for a given time, in µs since the epoch (> 0). */
+void egress_format_ts_at(char *buf, size_t len, int64_t us);
 
 #endif

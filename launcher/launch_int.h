@@ -65,6 +65,7 @@ struct sess {
 	int afd;      /* the agent container's attach stream */
 	struct spec_store *store; /* backs spec's strings */
 	struct selfcheck *sc;	  /* until the self-check's verdict */
+	int sc_wfd; /* the proxy's self-check window: a byte ends it; -1 */
 	struct docker_container_spec spec;
 	struct session_phase phases[24]; /* --timings, session.json */
 	size_t nphases;

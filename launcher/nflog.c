@@ -6,8 +6,12 @@
  * counted, not itemised, and so are packets the kernel tagged because its
  * flow set was full; the counts are written as one summary record at
  * most every 10 s and when the reader closes, so nothing is silently lost
- * and a flood costs at most ~REC_RATE records a second on disk. */
+ * and a flood costs at most ~REC_RATE records a second on disk.
+ * A record's ts is the packet's time as the kernel stamped it
+ * (NFULA_TIMESTAMP, given for the input and forward hooks the fence logs
+ * at) when that is plausible, else the time the message was read. */
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
@@ -33,6 +37,10 @@
 #define REC_BURST	 200   /* ... and in a burst */
 #define SUMMARY_MS	 10000 /* at most one summary record this often */
 #define READS_PER_CALL	 64    /* then yield to the caller's event loop */
+/* A kernel timestamp further from the read than this is not believed (a
+ * clock step, or a sender-set delivery time): the read time is used. */
+#define STAMP_PAST_US	 (60LL * 1000000)
+#define STAMP_FUTURE_US	 (1LL * 1000000)
 
 struct flow {
 	char key[128];
@@ -56,6 +64,7 @@ struct fence_nflog {
 	uint64_t unitemised, lost, set_full;
 	int64_t summary_ms;
 	int64_t fake_ms;    /* tests: a fixed clock when > 0 */
+	int64_t fake_real_us; /* tests: a fixed wall clock when > 0 */
 	const char *origin; /* records' "origin" field; NULL: none */
 };
 
@@ -162,9 +171,11 @@ static bool flow_seen(struct fence_nflog *n, const struct fence_pkt *k)
 {
 	char key[128];
 	/* The source port is left out on purpose: a retried connect from a
-	 * new port is the same attempt for a reader. */
-	snprintf(key, sizeof key, "%u|%s|%s|%u|%d", k->proto, k->src, k->dst,
-		 k->dport, k->icmp_type);
+	 * new port is the same attempt for a reader. The origin is in: the
+	 * agent's first packet to where the self-check probed is a record of
+	 * its own, never folded into the labelled one. */
+	snprintf(key, sizeof key, "%u|%s|%s|%u|%d|%s", k->proto, k->src,
+		 k->dst, k->dport, k->icmp_type, n->origin ? n->origin : "");
 	int64_t t = now_ms(n);
 	for (size_t i = 0; i < FLOW_SLOTS; i++) {
 		if (strcmp(n->flows[i].key, key) == 0) {
@@ -236,7 +247,8 @@ static void write_summary(struct fence_nflog *n, bool force)
 	n->summary_ms = t;
 }
 
-static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
+static void write_drop(struct fence_nflog *n, const struct fence_pkt *k,
+		       int64_t time_us)
 {
 	char client[64], proto[8], msg[64];
 	struct egress_record r;
@@ -262,7 +274,37 @@ static void write_drop(struct fence_nflog *n, const struct fence_pkt *k)
 		r.message = msg;
 	}
 	r.origin = n->origin;
+	r.time_us = time_us;
 	(void)egress_log_write(n->log, &r);
+}
+
+static int64_t real_now_us(const struct fence_nflog *n)
+{
+	if (n->fake_real_us > 0)
+		return n->fake_real_us;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The packet's kernel timestamp in µs since the epoch, when present and
+ * within STAMP_PAST_US before / STAMP_FUTURE_US after now; else 0 (the
+ * writer then uses the time of writing, i.e. of the read). */
+static int64_t packet_time_us(const struct fence_nflog *n,
+			      const struct nlattr *a)
+{
+	struct nfulnl_msg_packet_timestamp t;
+	if (a == NULL || mnl_attr_get_payload_len(a) < sizeof t)
+		return 0;
+	memcpy(&t, mnl_attr_get_payload(a), sizeof t);
+	uint64_t sec = be64toh(t.sec), usec = be64toh(t.usec);
+	if (sec > (uint64_t)INT64_MAX / 2000000 || usec >= 1000000)
+		return 0;
+	int64_t us = (int64_t)sec * 1000000 + (int64_t)usec;
+	int64_t now = real_now_us(n);
+	if (us <= 0 || us < now - STAMP_PAST_US || us > now + STAMP_FUTURE_US)
+		return 0;
+	return us;
 }
 
 static int attr_cb(const struct nlattr *a, void *data)
@@ -313,7 +355,7 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
 		return MNL_CB_OK;
 	}
 	if (budget_take(n))
-		write_drop(n, &k);
+		write_drop(n, &k, packet_time_us(n, tb[NFULA_TIMESTAMP]));
 	else
 		count_unitemised(n, &n->unitemised);
 	write_summary(n, false);
@@ -506,6 +548,11 @@ struct fence_nflog *fence_nflog_new_detached(struct egress_log *log)
 	n->tokens = (int64_t)REC_BURST * 1000;
 	n->refill_ms = now_ms(n);
 	return n;
+}
+
+void fence_nflog_set_real_time(struct fence_nflog *n, int64_t us)
+{
+	n->fake_real_us = us;
 }
 
 void fence_nflog_set_time(struct fence_nflog *n, int64_t ms)

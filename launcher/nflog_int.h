@@ -32,5 +32,8 @@ void fence_nflog_handle(struct fence_nflog *n, const void *buf, size_t len);
 /* Fixes the reader's monotonic clock at ms (> 0); 0 restores the real one.
  */
 void fence_nflog_set_time(struct fence_nflog *n, int64_t ms);
+/* Fixes the wall clock the packet timestamps are checked against at us
+ * (> 0, µs since the epoch); 0 restores the real one. */
+void fence_nflog_set_real_time(struct fence_nflog *n, int64_t us);
 
 #endif

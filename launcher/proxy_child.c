@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@ struct handover {
 	int lfd;       /* proxy.log: the child's stdout and stderr */
 	int egress_fd; /* -1 unless drop_user */
 	int policy_fd; /* -1 unless drop_user */
+	int sc_rfd;    /* the self-check window's far end (>= 10); -1 */
 	bool drop_user;
 };
 
@@ -34,7 +36,39 @@ static void handover_close(struct handover *h)
 		close(h->egress_fd);
 	if (h->policy_fd >= 0)
 		close(h->policy_fd);
-	h->lfd = h->egress_fd = h->policy_fd = -1;
+	if (h->sc_rfd >= 0)
+		close(h->sc_rfd);
+	h->lfd = h->egress_fd = h->policy_fd = h->sc_rfd = -1;
+}
+
+/* The proxy labels the records of connections it accepts until the
+ * launcher sends a byte on this pair (selfcheck_window_end, before the
+ * agent can start); without a self-check there is no window at all. The
+ * proxy's end is moved to 10 or above so the dup2s to 1..5 in the child
+ * cannot overwrite it. */
+static int handover_window(struct sess *s, struct handover *h, char *err,
+			   size_t errlen)
+{
+	if (s->cfg->no_verify)
+		return 0;
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		int e = errno;
+		launch_snprintf(err, errlen, "self-check window: %s",
+				strerror(e));
+		return -e;
+	}
+	h->sc_rfd = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
+	int e = errno;
+	close(sv[1]);
+	if (h->sc_rfd < 0) {
+		close(sv[0]);
+		launch_snprintf(err, errlen, "self-check window: %s",
+				strerror(e));
+		return -e;
+	}
+	s->sc_wfd = sv[0];
+	return 0;
 }
 
 static int handover_open(struct sess *s, struct handover *h, char *err,
@@ -44,11 +78,15 @@ static int handover_open(struct sess *s, struct handover *h, char *err,
 	launch_snprintf(h->listen, sizeof h->listen, "%s:0", s->gateway);
 	launch_exe_path("agentsafe-proxy", h->bin, sizeof h->bin);
 	h->drop_user = geteuid() == 0 && s->host_uid != 0;
-	h->egress_fd = h->policy_fd = -1;
+	h->egress_fd = h->policy_fd = h->sc_rfd = -1;
+	int rc = handover_window(s, h, err, errlen);
+	if (rc != 0)
+		return rc;
 	h->lfd = open(h->plog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (h->lfd < 0) {
 		int e = errno;
 		launch_snprintf(err, errlen, "%s: %s", h->plog, strerror(e));
+		handover_close(h);
 		return -e;
 	}
 	launch_give_home(s, h->plog);
@@ -104,7 +142,9 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		if (access(s->log_path, W_OK) == 0)
 			lp = s->log_path;
 	}
-	const char *argv[16];
+	if (h->sc_rfd >= 0 && dup2(h->sc_rfd, 5) != 5)
+		_exit(126); /* never a proxy without its window's end */
+	const char *argv[20];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -122,6 +162,10 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	if (s->cfg->dns) {
 		argv[n++] = "--dns";
 		argv[n++] = s->cfg->dns;
+	}
+	if (h->sc_rfd >= 0) {
+		argv[n++] = "--selfcheck-fd";
+		argv[n++] = "5";
 	}
 	argv[n] = NULL;
 	if (h->bin[0])
@@ -192,12 +236,15 @@ int proxy_child_start(struct sess *s, char *err, size_t errlen)
 {
 	struct handover h;
 	int rc = handover_open(s, &h, err, errlen);
-	if (rc != 0)
+	if (rc != 0) {
+		proxy_child_stop(s); /* the window's end, if made */
 		return rc;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		handover_close(&h);
+		proxy_child_stop(s);
 		launch_snprintf(err, errlen, "fork: %s", strerror(e));
 		return -e;
 	}
@@ -207,10 +254,8 @@ int proxy_child_start(struct sess *s, char *err, size_t errlen)
 	s->proxy_pid = pid;
 	launch_save_state(s, false);
 	rc = wait_listening(s, h.plog, err, errlen);
-	if (rc != 0) {
-		launch_stop_child(s->proxy_pid, "agentsafe-proxy");
-		s->proxy_pid = 0;
-	}
+	if (rc != 0)
+		proxy_child_stop(s);
 	return rc;
 }
 
@@ -218,4 +263,7 @@ void proxy_child_stop(struct sess *s)
 {
 	launch_stop_child(s->proxy_pid, "agentsafe-proxy");
 	s->proxy_pid = 0;
+	if (s->sc_wfd >= 0)
+		close(s->sc_wfd);
+	s->sc_wfd = -1;
 }

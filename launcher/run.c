@@ -209,7 +209,7 @@ static int run_init(struct sess *s, struct lcfg *c, char *policy, size_t len)
 {
 	memset(s, 0, sizeof *s);
 	s->cfg = c;
-	s->ready_fd = s->fwd_ctl = s->sfd = s->afd = -1;
+	s->ready_fd = s->fwd_ctl = s->sfd = s->afd = s->sc_wfd = -1;
 	launch_ids_from_env(s);
 	s->tty = isatty(0) && isatty(1);
 	if (prepare_policy(c, policy, len) != 0)

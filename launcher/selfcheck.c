@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "egress_log.h"
@@ -105,15 +106,36 @@ static char *sc_script(const struct sess *s, struct selfcheck *c)
 	return probe_script(&pl);
 }
 
+bool selfcheck_window_end(struct sess *s)
+{
+	if (s->nflog != NULL) {
+		/* Queued before the agent existed: the probe's. Bounded, in
+		 * case a flood keeps the socket readable. */
+		for (int i = 0; i < 16 && fence_nflog_dispatch(s->nflog) > 0;
+		     i++)
+			;
+		fence_nflog_set_origin(s->nflog, NULL);
+	}
+	if (s->sc_wfd < 0)
+		return true;
+	/* The byte, not only the close: a child forked since may hold a
+	 * copy of this descriptor and keep EOF from coming. */
+	bool sent = send(s->sc_wfd, "x", 1, MSG_NOSIGNAL) == 1;
+	close(s->sc_wfd);
+	s->sc_wfd = -1;
+	if (!sent)
+		launch_diag("FAIL: cannot end the proxy's self-check window");
+	return sent;
+}
+
 void selfcheck_free(struct sess *s)
 {
+	(void)selfcheck_window_end(s);
 	struct selfcheck *c = s->sc;
 	if (c == NULL)
 		return;
 	if (c->logfd >= 0)
 		close(c->logfd);
-	if (s->nflog != NULL)
-		fence_nflog_set_origin(s->nflog, NULL);
 	free(c->script);
 	free(c->cmd);
 	json_decref(c->image);
@@ -404,6 +426,9 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 	t = launch_phase(s, "  probe's checks", t);
 	bool proven = c->ready && !c->bad && sc_evidence(s, c);
 	t = launch_phase(s, "  drop/deny records", t);
+	/* Nothing of the agent's can exist before the word: the window
+	 * ends here, and a window that cannot end stops the session. */
+	proven = selfcheck_window_end(s) && proven;
 	const char *word = proven ? "go\n" : "stop\n";
 	if (c->ready && write(s->afd, word, strlen(word)) < 0)
 		proven = false;
@@ -412,8 +437,6 @@ int step_probe_up(struct sess *s, char *err, size_t errlen)
 	       sc_pump(s, deadline) == 0)
 		;
 	launch_phase(s, "  probe's verdict", t);
-	if (s->nflog != NULL)
-		(void)fence_nflog_dispatch(s->nflog); /* still the probe's */
 	egress_format_ts(s->selfcheck_end, sizeof s->selfcheck_end);
 	bool passed = proven && c->passed && !c->failed;
 	selfcheck_free(s);

@@ -3,6 +3,7 @@
 #ifndef AGENTSAFE_LAUNCH_SELFCHECK_H
 #define AGENTSAFE_LAUNCH_SELFCHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct sess;
@@ -17,6 +18,12 @@ int selfcheck_prepare(struct sess *s, struct docker_container_spec *sp,
 /* Just before the start: where egress.log ends, and the drop records
  * from now on labelled "origin": "selfcheck". */
 void selfcheck_arm(struct sess *s);
+/* Ends the labelling window for good, before the agent can run: the drop
+ * records the kernel has already queued are written labelled, later ones
+ * never are, and the proxy gets its byte (it labels no connection it
+ * accepts after that). False when the proxy's byte could not be sent: the
+ * session must not start. Idempotent; selfcheck_free calls it too. */
+bool selfcheck_window_end(struct sess *s);
 void selfcheck_free(struct sess *s);
 
 #endif
