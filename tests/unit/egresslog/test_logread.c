@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "egress_log.h"
 #include "logread.h"
 
 static void expect_escape(const char *in, const char *want)
@@ -142,6 +143,61 @@ next_reads_records_skips_bad_lines_keeps_unknown_reasons(void **state)
 	assert_int_equal(unlink(path), 0);
 }
 
+/* Records written by the real writer: the self-check's carry an origin
+ * and the event's own time; the agent's carry neither. A non-string origin
+ * is a bad line, not a record shown (or hidden) on a guess. */
+static void origin_and_event_time_round_trip_through_the_writer(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/logread-origin-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64], err[128];
+	snprintf(path, sizeof path, "%s/egress.log", dir);
+	struct egress_log *log = NULL;
+	assert_int_equal(egress_log_open(path, "s1", &log, err, sizeof err), 0);
+	struct egress_record w;
+	egress_record_init(&w);
+	w.id = "a";
+	w.event = "drop";
+	w.proto = "tcp";
+	w.dst = "10.1.0.1";
+	w.dport = 80;
+	w.origin = "selfcheck";
+	w.time_us = 1795000000123456LL; /* 2026-11-18T11:06:40.123Z */
+	assert_int_equal(egress_log_write(log, &w), 0);
+	w.id = "b";
+	w.origin = NULL;
+	w.time_us = 0;
+	assert_int_equal(egress_log_write(log, &w), 0);
+	egress_log_close(log);
+	FILE *f = fopen(path, "a");
+	assert_non_null(f);
+	fputs("{\"ts\":\"2026-11-25T02:48:00Z\",\"event\":\"drop\","
+	      "\"origin\":1}\n",
+	      f);
+	assert_int_equal(fclose(f), 0);
+
+	struct logread r;
+	assert_int_equal(logread_open(&r, path, false, err, sizeof err), 0);
+	r.quiet = true;
+	struct logrec rec;
+	assert_int_equal(logread_next(&r, &rec), 1);
+	assert_string_equal(rec.origin, "selfcheck");
+	assert_true(logrec_has_origin(&rec));
+	assert_string_equal(rec.ts, "2026-11-18T11:06:40.123Z");
+	assert_int_equal(rec.ts_ms, 1795000000123LL);
+	logrec_clear(&rec);
+	assert_int_equal(logread_next(&r, &rec), 1);
+	assert_null(rec.origin);
+	assert_false(logrec_has_origin(&rec));
+	logrec_clear(&rec);
+	assert_int_equal(logread_next(&r, &rec), 0);
+	assert_int_equal(r.skipped, 1);
+	logread_close(&r);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -150,6 +206,8 @@ int main(void)
 	    cmocka_unit_test(escape_truncates_only_at_whole_characters),
 	    cmocka_unit_test(
 		next_reads_records_skips_bad_lines_keeps_unknown_reasons),
+	    cmocka_unit_test(
+		origin_and_event_time_round_trip_through_the_writer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

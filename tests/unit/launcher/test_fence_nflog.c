@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netfilter/nfnetlink_log.h>
@@ -65,6 +66,9 @@ static int teardown(void **state)
  * set-full tag its second rule adds (fence.c). */
 static const char *queue_prefix = "agentsafe s42";
 
+/* The NFULA_TIMESTAMP queue() adds (µs since the epoch); 0: none. */
+static int64_t queue_stamp_us;
+
 /* Queues one NFULNL_MSG_PACKET carrying pkt as the kernel lays it out. */
 static void queue(struct fixture *f, const uint8_t *pkt, size_t plen,
 		  uint16_t type)
@@ -78,6 +82,13 @@ static void queue(struct fixture *f, const uint8_t *pkt, size_t plen,
 	struct nfulnl_msg_packet_hdr ph = {.hw_protocol = htons(0x0800)};
 	mnl_attr_put(nlh, NFULA_PACKET_HDR, sizeof ph, &ph);
 	mnl_attr_put_strz(nlh, NFULA_PREFIX, queue_prefix);
+	if (queue_stamp_us != 0) {
+		struct nfulnl_msg_packet_timestamp t = {
+		    .sec = htobe64((uint64_t)(queue_stamp_us / 1000000)),
+		    .usec = htobe64((uint64_t)(queue_stamp_us % 1000000)),
+		};
+		mnl_attr_put(nlh, NFULA_TIMESTAMP, sizeof t, &t);
+	}
 	mnl_attr_put(nlh, NFULA_PAYLOAD, plen, pkt);
 	f->len += nlh->nlmsg_len;
 	assert_true(f->len < sizeof f->buf - 512);
@@ -323,6 +334,63 @@ static void hostile_messages_are_skipped(void **state)
 	free_records(r, 1);
 }
 
+/* The self-check's drops are labelled while the window is open; once it
+ * ends, the agent's packet to the very flow the probe tried (the gateway's
+ * port 80, within the 5 s fold) is a record of its own, unlabelled: the
+ * agent can never have a drop folded into a hidden record. */
+static void after_the_window_the_same_flow_is_a_new_unlabelled_record(
+    void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	fence_nflog_set_origin(f->n, "selfcheck");
+	size_t n = tcp4(p, "10.213.0.2", "10.213.0.1", 40000, 80);
+	queue(f, p, n, PACKET);
+	flush(f);
+	fence_nflog_set_origin(f->n, NULL);
+	fence_nflog_set_time(f->n, 1000000 + 500);
+	n = tcp4(p, "10.213.0.2", "10.213.0.1", 40001, 80);
+	queue(f, p, n, PACKET);
+	flush(f);
+	json_t *r[4];
+	assert_int_equal(records(f, r, 4), 2);
+	assert_string_equal(str(r[0], "origin"), "selfcheck");
+	assert_null(json_object_get(r[1], "origin"));
+	assert_string_equal(str(r[1], "client"), "10.213.0.2:40001");
+	free_records(r, 2);
+	assert_int_equal(fence_nflog_folded(f->n), 0);
+}
+
+/* A record's ts is the packet's kernel timestamp when it has one near the
+ * read; one far off (a clock step, a forged delivery time) is not
+ * believed, and the time of the read is written instead. */
+static void drops_are_stamped_with_the_packets_time(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t p[128];
+	const int64_t now = 1795000000000000LL; /* 2026-11-18T11:06:40Z */
+	fence_nflog_set_real_time(f->n, now);
+	queue_stamp_us = now - 2500000 + 42000; /* 2.458 s before the read */
+	size_t n = tcp4(p, "10.213.0.2", "10.214.0.2", 40000, 443);
+	queue(f, p, n, PACKET);
+	queue_stamp_us = now - 3600LL * 1000000; /* an hour off */
+	n = tcp4(p, "10.213.0.2", "10.214.0.2", 40000, 444);
+	queue(f, p, n, PACKET);
+	queue_stamp_us = 0;
+	n = tcp4(p, "10.213.0.2", "10.214.0.2", 40000, 445);
+	queue(f, p, n, PACKET);
+	flush(f);
+	json_t *r[4];
+	assert_int_equal(records(f, r, 4), 3);
+	assert_string_equal(str(r[0], "ts"), "2026-11-18T11:06:37.542Z");
+	/* the others: the real time of writing, not 2026-11-18T10:06 */
+	assert_string_not_equal(str(r[1], "ts"), "2026-11-18T10:06:40.000Z");
+	assert_string_not_equal(str(r[1], "ts"), str(r[0], "ts"));
+	assert_true(strncmp(str(r[1], "ts"), "2026-11-18T10:", 14) != 0);
+	assert_non_null(str(r[2], "ts"));
+	free_records(r, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -336,6 +404,11 @@ int main(void)
 		set_full_drops_are_counted_in_the_summary, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hostile_messages_are_skipped, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		after_the_window_the_same_flow_is_a_new_unlabelled_record,
+		setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		drops_are_stamped_with_the_packets_time, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
