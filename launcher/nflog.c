@@ -39,8 +39,8 @@
 #define READS_PER_CALL	 64    /* then yield to the caller's event loop */
 /* A kernel timestamp further from the read than this is not believed (a
  * clock step, or a sender-set delivery time): the read time is used. */
-#define STAMP_PAST_US	 (60LL * 1000000)
-#define STAMP_FUTURE_US	 (1LL * 1000000)
+#define STAMP_PAST_US	(60LL * 1000000)
+#define STAMP_FUTURE_US (1LL * 1000000)
 
 struct flow {
 	char key[128];
@@ -63,9 +63,9 @@ struct fence_nflog {
 	 * receive-buffer overflows, packets the kernel tagged set-full */
 	uint64_t unitemised, lost, set_full;
 	int64_t summary_ms;
-	int64_t fake_ms;    /* tests: a fixed clock when > 0 */
+	int64_t fake_ms;      /* tests: a fixed clock when > 0 */
 	int64_t fake_real_us; /* tests: a fixed wall clock when > 0 */
-	const char *origin; /* records' "origin" field; NULL: none */
+	const char *origin;   /* records' "origin" field; NULL: none */
 };
 
 void fence_nflog_set_origin(struct fence_nflog *n, const char *origin)
@@ -174,8 +174,8 @@ static bool flow_seen(struct fence_nflog *n, const struct fence_pkt *k)
 	 * new port is the same attempt for a reader. The origin is in: the
 	 * agent's first packet to where the self-check probed is a record of
 	 * its own, never folded into the labelled one. */
-	snprintf(key, sizeof key, "%u|%s|%s|%u|%d|%s", k->proto, k->src,
-		 k->dst, k->dport, k->icmp_type, n->origin ? n->origin : "");
+	snprintf(key, sizeof key, "%u|%s|%s|%u|%d|%s", k->proto, k->src, k->dst,
+		 k->dport, k->icmp_type, n->origin ? n->origin : "");
 	int64_t t = now_ms(n);
 	for (size_t i = 0; i < FLOW_SLOTS; i++) {
 		if (strcmp(n->flows[i].key, key) == 0) {

@@ -83,7 +83,7 @@ struct proxy_server {
 	size_t nlisten;
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
 	int *fds;			 /* [worker * nlisten + i] */
-	atomic_bool selfcheck_open; /* until cfg.selfcheck_fd ends it */
+	atomic_bool selfcheck_open;	 /* until cfg.selfcheck_fd ends it */
 };
 
 /* True while the launcher's self-check window is open: a connection

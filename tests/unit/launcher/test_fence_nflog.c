@@ -338,8 +338,8 @@ static void hostile_messages_are_skipped(void **state)
  * ends, the agent's packet to the very flow the probe tried (the gateway's
  * port 80, within the 5 s fold) is a record of its own, unlabelled: the
  * agent can never have a drop folded into a hidden record. */
-static void after_the_window_the_same_flow_is_a_new_unlabelled_record(
-    void **state)
+static void
+after_the_window_the_same_flow_is_a_new_unlabelled_record(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t p[128];
