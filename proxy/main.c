@@ -52,6 +52,40 @@ static void usage(FILE *f)
 	    "old one), SIGUSR1 reopens the log, SIGTERM drains and exits.\n");
 }
 
+/* --workers' count, 1..1024; 0 after saying why. */
+static unsigned workers_arg(const char *arg)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || n == 0 || n > 1024) {
+		fprintf(stderr,
+			"agentsafe-proxy: --workers wants 1..1024, got '%s'\n",
+			arg);
+		return 0;
+	}
+	return (unsigned)n;
+}
+
+/* --selfcheck-fd's descriptor, made close-on-exec; -1 after saying why.
+ * A standard stream is never the window: an agent's stdin left open
+ * would keep it open. */
+static int selfcheck_fd(const char *arg)
+{
+	char *end = NULL;
+	errno = 0;
+	long fd = strtol(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || fd <= 2 || fd > 65535 ||
+	    fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) {
+		fprintf(stderr,
+			"agentsafe-proxy: --selfcheck-fd wants an open "
+			"descriptor > 2, got '%s'\n",
+			arg);
+		return -1;
+	}
+	return (int)fd;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -108,43 +142,19 @@ int main(int argc, char **argv)
 			}
 			dns[cfg.ndns++] = optarg;
 			break;
-		case 'w': {
-			char *end = NULL;
-			errno = 0;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    n == 0 || n > 1024) {
-				fprintf(
-				    stderr,
-				    "agentsafe-proxy: --workers wants 1..1024, "
-				    "got '%s'\n",
-				    optarg);
+		case 'w':
+			cfg.workers = workers_arg(optarg);
+			if (cfg.workers == 0)
 				return 2;
-			}
-			cfg.workers = (unsigned)n;
 			break;
-		}
 		case 'u':
 			cfg.user = optarg;
 			break;
-		case 'c': {
-			char *end = NULL;
-			errno = 0;
-			long fd = strtol(optarg, &end, 10);
-			/* A standard stream is never the window: an agent's
-			 * stdin left open would keep it open. */
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    fd <= 2 || fd > 65535 ||
-			    fcntl((int)fd, F_SETFD, FD_CLOEXEC) != 0) {
-				fprintf(stderr,
-					"agentsafe-proxy: --selfcheck-fd wants "
-					"an open descriptor > 2, got '%s'\n",
-					optarg);
+		case 'c':
+			cfg.selfcheck_fd = selfcheck_fd(optarg);
+			if (cfg.selfcheck_fd < 0)
 				return 2;
-			}
-			cfg.selfcheck_fd = (int)fd;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return 0;
