@@ -47,9 +47,12 @@ def run(*args):
     return p.returncode, p.stdout, p.stderr
 
 
+PROXIES = []
+
+
 class Proxy:
-    """agentsafe-proxy on 127.0.0.1 with a self-check window on fd 5 (the
-    number the launcher uses), writing log."""
+    """agentsafe-proxy on 127.0.0.1 with a self-check window (the far end
+    of a socket pair, as the launcher hands it over), writing log."""
 
     def __init__(self, log, window=True):
         self.log = log
@@ -58,13 +61,11 @@ class Proxy:
                 "--log", log, "--session", "s1", "--workers", "2"]
         fds = ()
         if window:
-            os.dup2(self.far.fileno(), 5)
-            args += ["--selfcheck-fd", "5"]
-            fds = (5,)
-        self.p = subprocess.Popen(args, pass_fds=fds, stderr=subprocess.PIPE,
-                                  text=True)
-        if window:
-            os.close(5)
+            args += ["--selfcheck-fd", str(self.far.fileno())]
+            fds = (self.far.fileno(),)
+        self.p = subprocess.Popen(args, pass_fds=fds, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True)
+        PROXIES.append(self.p)
         self.far.close()
         self.port = None
         deadline = time.time() + 10
@@ -106,23 +107,40 @@ def by_host(recs):
 # One session's log: the probe's denial (and a hostile client's attempt to
 # look like the probe), then the agent's. Written once, read by every case.
 LOG = os.path.join(W, "egress.log")
-px = Proxy(LOG)
-px.deny("denied-probe.test")
-px.deny("shared.test")
-px.end_window()
-time.sleep(0.05)
-px.deny("shared.test")
-px.deny("agent-only.test")
-# An agent that sends what the probe would: no header or host makes a record
-# after the window labelled.
-s = px.connect()
-s.sendall(b"CONNECT denied-probe.test:443 HTTP/1.1\r\nHost: denied-probe.test"
-          b"\r\nX-AgentSafe-Origin: selfcheck\r\nOrigin: selfcheck\r\n\r\n")
-s.recv(200)
-s.close()
-time.sleep(0.2)
-px.stop()
-RECS = px.records()
+
+
+def session_log():
+    px = Proxy(LOG)
+    px.deny("denied-probe.test")
+    px.deny("shared.test")
+    px.end_window()
+    time.sleep(0.05)
+    px.deny("shared.test")
+    px.deny("agent-only.test")
+    # An agent that sends what the probe would: no header or host makes a record
+    # after the window labelled.
+    s = px.connect()
+    s.sendall(b"CONNECT denied-probe.test:443 HTTP/1.1\r\nHost: denied-probe.test"
+              b"\r\nX-AgentSafe-Origin: selfcheck\r\nOrigin: selfcheck\r\n\r\n")
+    s.recv(200)
+    s.close()
+    time.sleep(0.2)
+    px.stop()
+    return px.records()
+
+
+def kill_proxies():
+    for p in PROXIES:
+        if p.poll() is None:
+            p.kill()
+
+
+try:
+    RECS = session_log()
+except Exception as e:  # noqa: BLE001 - the proxy must not outlive us
+    kill_proxies()
+    print("FAIL writing the session log -", repr(e))
+    sys.exit(1)
 
 
 @case
@@ -242,6 +260,7 @@ def help_and_man_page_name_the_option():
     assert "--all-origins" in out, out
 
 
+kill_proxies()
 shutil.rmtree(W, ignore_errors=True)
 failed = [n for n, e in results if e is not None]
 print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
