@@ -409,7 +409,9 @@ int session_log_counts(const char *path, long *denials, long *drops)
 	lr.quiet = true;
 	memset(&rec, 0, sizeof rec);
 	while ((rc = logread_next(&lr, &rec)) == 1) {
-		const char *ev = rec.event ? rec.event : "";
+		/* The launch self-check's own refusals are not the agent's. */
+		const char *ev =
+		    rec.event && !logrec_has_origin(&rec) ? rec.event : "";
 		if (strcmp(ev, "deny") == 0) {
 			(*denials)++;
 		} else if (strcmp(ev, "drop") == 0) {

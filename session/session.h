@@ -83,7 +83,8 @@ int session_record_save(const struct session_record *r, char *err,
 int session_record_load(const char *id, struct session_record *r);
 void session_record_free(struct session_record *r);
 /* Counts the refusals in an egress.log: deny records and drop records
- * (a drop summary record counts its packets). -errno when unreadable. */
+ * (a drop summary record counts its packets), not those of the launch
+ * self-check (an `origin`). -errno when unreadable. */
 int session_log_counts(const char *path, long *denials, long *drops);
 /* One line on how a finished session ended: exit code, commits back and
  * where, denials and drops. Strings from the record are escaped. */

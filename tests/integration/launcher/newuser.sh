@@ -129,6 +129,9 @@ id2=$(session_id "$T"/e2)
 	as_user git -C "$UH"/repo rev-parse -q --verify "agentsafe/$id2" >/dev/null &&
 	pass "user session after the quick start: fetched as agentsafe/$id2" ||
 	fail "user session: rc=$rc $(tail -8 "$T"/e2)"
+grep -q "ended with exit 0; 1 commit back on agentsafe/$id2.*; 2 denials, 1 drop" "$T"/e2 &&
+	pass "end summary: the agent's 2 denials and 1 drop, not the self-check's" ||
+	fail "end summary: $(grep 'ended' "$T"/e2)"
 no_root_files "after the user's session"
 gw80='.event=="drop" and .proto=="tcp" and .dport==80'
 [ "$(nrec "$id2" "$gw80 and .origin==\"selfcheck\"")" -ge 1 ] &&
@@ -159,6 +162,9 @@ as_user timeout 60 "$L" stop "nu-stop-$$" >"$T"/o3 2>"$T"/s3
 rc=$?
 [ $rc = 0 ] && grep -q "session nu-stop-$$ ([0-9a-f]*) ended .*1 commit back on agentsafe/" "$T"/s3 &&
 	pass "stop: the end summary (1 commit back), exit 0" || fail "stop: rc=$rc $(cat "$T"/s3)"
+grep -q "ended .*; 0 denials, 0 drops" "$T"/s3 &&
+	pass "stop: a session whose agent sent nothing shows 0 denials, 0 drops" ||
+	fail "stop summary counts the self-check: $(grep 'ended' "$T"/s3)"
 
 # --- 4. detached, then attach until it ends: the summary and the verdict ----
 # shellcheck disable=SC2016  # the container's shell expands
