@@ -376,7 +376,9 @@ static void chains_run_before_dockers_rules(void **state)
 		if (strcmp(n, "forward") == 0)
 			fwd = d.chains[i].prio;
 	}
-	for (int i = 0; i < d.nchains; i++)
+	/* Bounded by the array too: GCC's -Wstringop-overread (Release) cannot
+	 * see that nchains <= 4. */
+	for (int i = 0; i < d.nchains && i < 4; i++)
 		if (strcmp(d.chains[i].name, "inbound") == 0)
 			assert_true(d.chains[i].prio > fwd);
 }
