@@ -30,11 +30,13 @@ static const struct field fields[] = {
     S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
     S(reason), S(proto),    S(dst),	   S(message),	   I(port),
     I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
+    S(step),   S(decision), S(scope),	   I(uid),
 };
 #undef S
 #undef I
 
-static const char *const events[] = {"open", "close", "deny", "error", "drop"};
+static const char *const events[] = {"open",  "close",	 "deny",   "error",
+				     "drop",  "approval", "warning"};
 
 int logread_open(struct logread *r, const char *path, bool follow, char *err,
 		 size_t errlen)

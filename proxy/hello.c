@@ -5,6 +5,8 @@
  * first record is read the client's further bytes are held. */
 #include "proxy_int.h"
 
+#include "budget.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -199,6 +201,13 @@ void hello_follow_start(struct conn *c)
 		    c, "error", 0, egress_reason_name(EGRESS_REASON_INTERNAL),
 		    buf == NULL ? "out of memory"
 				: "checked ClientHello lost its framing");
+		return;
+	}
+	if (!budget_charge(c, span)) {
+		conn_refuse(
+		    c, "deny", 0,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		    "the ClientHello would pass the host's upload budget");
 		return;
 	}
 	/* Only the checked hello goes up; what the client sent after it

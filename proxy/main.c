@@ -22,6 +22,7 @@ static void usage(FILE *f)
 	    "usage: agentsafe-proxy --policy FILE [--listen ADDR:PORT]...\n"
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
+	    "         [--approval-socket PATH [--ask]] [--notify-fd N]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -37,6 +38,12 @@ static void usage(FILE *f)
 	    "                    --hosts/--dns the system resolver is unused\n"
 	    "  --workers N       event-loop threads (default: one per CPU)\n"
 	    "  --user NAME       switch to this user after binding\n"
+	    "  --approval-socket PATH  serve live approvals there (mode\n"
+	    "                    0600; agentsafe approve): with the policy's\n"
+	    "                    unknown: ask, or --ask, a host no rule names\n"
+	    "                    waits for the user's answer\n"
+	    "  --ask             ask as if the policy said unknown: ask\n"
+	    "  --notify-fd N     write a line there per question or warning\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -56,6 +63,9 @@ int main(int argc, char **argv)
 	    {"dns", required_argument, NULL, 'd'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"approval-socket", required_argument, NULL, 'A'},
+	    {"ask", no_argument, NULL, 'a'},
+	    {"notify-fd", required_argument, NULL, 'n'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -68,6 +78,7 @@ int main(int argc, char **argv)
 	cfg.dns = dns;
 	cfg.log_path = "-";
 	cfg.session = "";
+	cfg.notify_fd = -1;
 
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -119,6 +130,24 @@ int main(int argc, char **argv)
 		case 'u':
 			cfg.user = optarg;
 			break;
+		case 'A':
+			cfg.approval_socket = optarg;
+			break;
+		case 'a':
+			cfg.ask = 1;
+			break;
+		case 'n': {
+			char *end = NULL;
+			long fd = strtol(optarg, &end, 10);
+			if (end == optarg || *end != '\0' || fd < 3 ||
+			    fd > 65535) {
+				fprintf(stderr, "agentsafe-proxy: --notify-fd "
+						"wants a descriptor > 2\n");
+				return 2;
+			}
+			cfg.notify_fd = (int)fd;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return 0;

@@ -19,6 +19,13 @@ struct proxy_config {
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */
+	/* Live approvals: the unix socket `agentsafe approve` talks to
+	 * (NULL: none, and `unknown: ask` denies as `deny` would); `ask`
+	 * asks whatever the policy's `unknown:` says; notify_fd (> 2) gets
+	 * one line per question and budget warning, for the launcher. */
+	const char *approval_socket;
+	int ask;
+	int notify_fd;
 };
 
 struct proxy_server;

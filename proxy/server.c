@@ -16,6 +16,8 @@
 #include <event2/buffer.h>
 #include <event2/thread.h>
 
+#include "approval.h"
+#include "budget.h"
 #include "privs.h"
 
 struct policy *proxy_policy_get(struct proxy_server *srv)
@@ -366,7 +368,7 @@ static void worker_cleanup(struct worker *w)
 
 /* ---- signals ---- */
 
-static void reload(struct proxy_server *s)
+int proxy_reload(struct proxy_server *s)
 {
 	char err[POLICY_ERR_MAX * 2];
 	struct policy *np = NULL;
@@ -385,7 +387,7 @@ static void reload(struct proxy_server *s)
 		r.reason = egress_reason_name(EGRESS_REASON_RELOAD_FAILED);
 		r.message = err;
 		(void)egress_log_write(s->log, &r);
-		return;
+		return rc;
 	}
 	pthread_mutex_lock(&s->policy_lock);
 	struct policy *old = s->policy;
@@ -394,6 +396,7 @@ static void reload(struct proxy_server *s)
 	policy_unref(old); /* freed when the last request using it ends */
 	fprintf(stderr, PROXY_PREFIX "reloaded policy %s (%zu rules)\n",
 		s->cfg.policy_path, policy_rule_count(np));
+	return 0;
 }
 
 int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
@@ -427,6 +430,13 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 		if (rc != 0)
 			return rc;
 	}
+	rc = budget_start(s, err, errlen);
+	/* Bound as the user we now are: the socket is the user's. */
+	if (rc == 0 && s->cfg.approval_socket != NULL)
+		rc = approval_start(s, &s->workers[0], s->cfg.approval_socket,
+				    getuid(), err, errlen);
+	if (rc != 0)
+		return rc;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		rc = pthread_create(&s->workers[i].thread, NULL, worker_main,
 				    &s->workers[i]);
@@ -458,7 +468,7 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			reload(s);
+			(void)proxy_reload(s);
 		} else if (sig == SIGUSR1) {
 			char e[256];
 			if (egress_log_reopen(s->log, e, sizeof e) != 0)
@@ -481,8 +491,12 @@ void proxy_server_free(struct proxy_server *s)
 		if (s->workers[i].started)
 			pthread_join(s->workers[i].thread, NULL);
 	}
-	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
+	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++) {
+		if (i == 0)
+			approval_stop(s); /* on worker 0's loop */
 		worker_cleanup(&s->workers[i]);
+	}
+	budget_stop(s);
 	free(s->workers);
 	for (size_t i = 0; s->fds != NULL && i < s->nlisten * s->nworkers; i++)
 		if (s->fds[i] >= 0)
