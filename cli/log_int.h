@@ -27,5 +27,11 @@ int log_files_select(struct log_files *lf, int nargs, char **args,
 		     const char *session, bool all, char *err, size_t errlen);
 void log_files_free(struct log_files *lf);
 int log_suggest_main(int argc, char **argv);
+/* Merge one allow rule host:port into policy_path the way `log suggest
+ * --apply` does (comments and order kept, checked, backup kept), with
+ * `note` as its comment. 0 or -errno with err set. */
+int log_suggest_apply_one(const char *policy_path, const char *host,
+			  unsigned short port, const char *note, char *err,
+			  size_t errlen);
 
 #endif
