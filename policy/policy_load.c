@@ -552,7 +552,7 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			     "unknown key '%s' in %s rule (expected host, "
 			     "ports%s)",
 			     q, deny ? "a deny" : "an allow",
-			     deny ? "" : ", tls, upload_budget");
+			     deny ? "" : ", tls");
 			return -EINVAL;
 		}
 		if (*slot != NULL) {
@@ -693,8 +693,7 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in limits (expected "
 			     "max_connections, header_timeout, "
-			     "connect_timeout, idle_timeout, "
-			     "approval_timeout, upload_budget)",
+			     "connect_timeout, idle_timeout)",
 			     q);
 			return -EINVAL;
 		}
@@ -781,7 +780,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		if (which < 0) {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' (expected version, allow, deny, "
-			     "defaults, limits, unknown)",
+			     "defaults, limits)",
 			     q);
 			return -EINVAL;
 		}
