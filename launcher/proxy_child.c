@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -82,6 +83,10 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	int nul = open("/dev/null", O_RDWR);
+	/* Notices (an approval waiting, an upload-budget warning) go to the
+	 * launcher's terminal as a bell and a window title, which never
+	 * draws over the agent's screen (approval.c). */
+	int tty = isatty(2) == 1 ? fcntl(2, F_DUPFD, 10) : -1;
 	dup2(nul, 0);
 	dup2(h->lfd, 1);
 	dup2(h->lfd, 2);
@@ -104,7 +109,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		if (access(s->log_path, W_OK) == 0)
 			lp = s->log_path;
 	}
-	const char *argv[16];
+	const char *argv[24];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -122,6 +127,24 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	if (s->cfg->dns) {
 		argv[n++] = "--dns";
 		argv[n++] = s->cfg->dns;
+	}
+	/* The approval socket lives in the session's state directory,
+	 * which is never mounted into the container. */
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int k = snprintf(sock, sizeof sock, "%s/approve.sock", s->state_dir);
+	if (k > 0 && (size_t)k < sizeof sock) {
+		argv[n++] = "--approval-socket";
+		argv[n++] = sock;
+		if (s->cfg->ask)
+			argv[n++] = "--ask";
+	} else if (s->cfg->ask) {
+		fprintf(stderr, "agentsafe-launch: --ask: the state directory "
+				"path is too long for a unix socket\n");
+		_exit(2);
+	}
+	if (tty >= 0 && dup2(tty, 5) == 5) {
+		argv[n++] = "--notify-fd";
+		argv[n++] = "5";
 	}
 	argv[n] = NULL;
 	if (h->bin[0])

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+extern char **environ;
 
 #include <event2/buffer.h>
 #include <jansson.h>
@@ -135,21 +138,31 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 		    "refused by the user (agentsafe approve)");
 }
 
+void approval_notify(struct proxy_server *srv, const char *what)
+{
+	int fd = srv->cfg.notify_fd;
+	if (fd <= 2)
+		return;
+	char line[POLICY_HOST_MAX + 256];
+	int n = isatty(fd) == 1
+		    ? snprintf(line, sizeof line, "\a\033]0;agentsafe: %s\a",
+			       what)
+		    : snprintf(line, sizeof line, "agentsafe: %s\n", what);
+	if (n > 0 && (size_t)n < sizeof line)
+		(void)!write(fd, line, (size_t)n);
+	char *argv[] = {"notify-send", "AgentSafe", (char *)what, NULL};
+	pid_t pid;
+	(void)posix_spawnp(&pid, "notify-send", NULL, NULL, argv, environ);
+}
+
 static void notify_line(struct proxy_server *srv, const struct question *q)
 {
-	/* One line on stderr (proxy.log) and on --notify-fd for the
-	 * launcher; the host is a normalised name, nothing to escape. */
-	char line[POLICY_HOST_MAX + 160];
-	int n = snprintf(line, sizeof line,
-			 "approval needed: %s:%u (agentsafe approve --session "
-			 "%s)\n",
-			 q->host, q->port, srv->cfg.session);
-	if (n < 0)
-		return;
-	size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-	fputs(line, stderr);
-	if (srv->cfg.notify_fd >= 0)
-		(void)!write(srv->cfg.notify_fd, line, len);
+	char what[POLICY_HOST_MAX + 40];
+	snprintf(what, sizeof what, "approval needed: %s:%u", q->host,
+		 q->port);
+	fprintf(stderr, PROXY_PREFIX "%s (agentsafe approve --session %s)\n",
+		what, srv->cfg.session);
+	approval_notify(srv, what);
 }
 
 static struct question *question_new(struct conn *c)

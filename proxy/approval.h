@@ -34,6 +34,12 @@ void approval_forget(struct conn *c);
 /* c's timer fired while held: 403 approval_timeout. */
 void approval_timeout(struct conn *c);
 
+/* Tell the user on --notify-fd (the launcher's terminal: a bell and the
+ * window title, which never draw over the agent's screen; a plain line
+ * when it is no terminal) and with notify-send where it exists. `what`
+ * is our own text with normalised host names only: nothing to escape. */
+void approval_notify(struct proxy_server *srv, const char *what);
+
 /* The peer check, apart for its unit test: may a peer with uid `peer`
  * talk to a socket owned by `owner`? */
 bool approval_peer_ok(uid_t peer, uid_t owner);

@@ -6,11 +6,12 @@
 
 #include "proxy_int.h"
 
+#include "approval.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 struct budget_host {
 	struct budget_host *next;
@@ -134,12 +135,7 @@ static void warn_half(struct conn *c, const struct budget_host *b,
 	r.message = msg;
 	(void)egress_log_write(srv->log, &r);
 	fprintf(stderr, PROXY_PREFIX "%s\n", msg);
-	if (srv->cfg.notify_fd > 2) {
-		char line[sizeof msg + 16];
-		int n = snprintf(line, sizeof line, "warning: %s\n", msg);
-		if (n > 0 && (size_t)n < sizeof line)
-			(void)!write(srv->cfg.notify_fd, line, (size_t)n);
-	}
+	approval_notify(srv, msg);
 }
 
 size_t budget_reserve(struct conn *c, size_t want)

@@ -414,6 +414,8 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	/* Workers inherit the mask: only the main thread takes signals. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
+	/* notify-send children (approval.c) are reaped by the kernel. */
+	(void)signal(SIGCHLD, SIG_IGN);
 
 	event_set_log_callback(libevent_log);
 	if (evthread_use_pthreads() != 0) {
