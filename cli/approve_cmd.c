@@ -129,7 +129,8 @@ static json_t *session_list(const char *path, char *err, size_t errlen)
 	int fd = sock_open(path, err, errlen);
 	if (fd < 0)
 		return NULL;
-	json_t *r = roundtrip(fd, json_pack("{s:s}", "op", "list"), err, errlen);
+	json_t *r =
+	    roundtrip(fd, json_pack("{s:s}", "op", "list"), err, errlen);
 	close(fd);
 	return r;
 }
@@ -162,11 +163,11 @@ static int answer(const char *path, const char *host, unsigned port,
 		fprintf(stderr, PROG ": %s\n", err);
 		return 1;
 	}
-	json_t *r = roundtrip(fd,
-			      json_pack("{s:s,s:s,s:i,s:s}", "op", "answer",
-					"host", host, "port", (int)port,
-					"decision", decision),
-			      err, sizeof err);
+	json_t *r =
+	    roundtrip(fd,
+		      json_pack("{s:s,s:s,s:i,s:s}", "op", "answer", "host",
+				host, "port", (int)port, "decision", decision),
+		      err, sizeof err);
 	close(fd);
 	if (r == NULL) {
 		fprintf(stderr, PROG ": %s\n", err);
@@ -196,7 +197,8 @@ static int ask_session(const char *path, FILE *in, size_t *asked)
 	json_array_foreach(json_object_get(l, "pending"), i, p)
 	{
 		const char *h = json_string_value(json_object_get(p, "host"));
-		json_int_t port = json_integer_value(json_object_get(p, "port"));
+		json_int_t port =
+		    json_integer_value(json_object_get(p, "port"));
 		json_int_t left =
 		    (json_integer_value(json_object_get(p, "timeout_ms")) -
 		     json_integer_value(json_object_get(p, "age_ms"))) /
@@ -252,7 +254,8 @@ static int ask_all(void)
 		char p[4400];
 		struct stat st;
 		if (!session_id_valid(e->d_name) ||
-		    sock_path(e->d_name, p, sizeof p) != 0 || lstat(p, &st) != 0)
+		    sock_path(e->d_name, p, sizeof p) != 0 ||
+		    lstat(p, &st) != 0)
 			continue;
 		if (ask_session(p, stdin, &asked) != 0)
 			rc = 1;

@@ -34,7 +34,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	static const char *const commands[] = {
-	    "policy", "log",	"doctor",    "sessions", "review",
+	    "policy", "log",	 "doctor", "sessions",	"review",
 	    "prune",  "approve", "--help", "--version", NULL};
 	if (argc < 2) {
 		usage(stderr);

@@ -285,10 +285,9 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	       log->session, r->id,  r->event,	r->client,
-	    r->method, r->host,	     r->sni, r->ip,	r->rule,
-	    r->reason, r->proto,     r->dst, r->message, r->step, r->decision,
-	    r->scope};
+	    ts,	     log->session, r->id,   r->event,	 r->client, r->method,
+	    r->host, r->sni,	   r->ip,   r->rule,	 r->reason, r->proto,
+	    r->dst,  r->message,   r->step, r->decision, r->scope};
 	size_t need = 8 + 8 * 48; /* braces, newline, the eight numbers */
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);

@@ -14,8 +14,8 @@ struct egress_log; /* thread-safe; opaque */
  * `ts` and `session` are filled in by the writer. */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
-	const char *event; /* open | close | deny | error | drop | approval |
-			      warning */
+	const char *event;  /* open | close | deny | error | drop | approval |
+			       warning */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;

@@ -35,8 +35,8 @@ static const struct field fields[] = {
 #undef S
 #undef I
 
-static const char *const events[] = {"open",  "close",	 "deny",   "error",
-				     "drop",  "approval", "warning"};
+static const char *const events[] = {"open", "close",	 "deny",   "error",
+				     "drop", "approval", "warning"};
 
 int logread_open(struct logread *r, const char *path, bool follow, char *err,
 		 size_t errlen)

@@ -673,7 +673,7 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 	}
 	bool seen[6] = {false};
 	static const char *const keys[6] = {
-	    "max_connections", "header_timeout", "connect_timeout",
+	    "max_connections", "header_timeout",   "connect_timeout",
 	    "idle_timeout",    "approval_timeout", "upload_budget"};
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
@@ -760,7 +760,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		     kind_name(root));
 		return -EINVAL;
 	}
-	static const char *const keys[6] = {"version",  "allow",  "deny",
+	static const char *const keys[6] = {"version",	"allow",  "deny",
 					    "defaults", "limits", "unknown"};
 	yaml_node_t *vals[6] = {NULL};
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;

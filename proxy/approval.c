@@ -102,8 +102,7 @@ static bool granted_locked(struct approval_hub *h, const char *host,
 	return false;
 }
 
-bool approval_granted(struct proxy_server *srv, const char *host,
-		      uint16_t port)
+bool approval_granted(struct proxy_server *srv, const char *host, uint16_t port)
 {
 	struct approval_hub *h = srv->approval;
 	if (h == NULL)
@@ -144,10 +143,10 @@ void approval_notify(struct proxy_server *srv, const char *what)
 	if (fd <= 2)
 		return;
 	char line[POLICY_HOST_MAX + 256];
-	int n = isatty(fd) == 1
-		    ? snprintf(line, sizeof line, "\a\033]0;agentsafe: %s\a",
-			       what)
-		    : snprintf(line, sizeof line, "agentsafe: %s\n", what);
+	int n =
+	    isatty(fd) == 1
+		? snprintf(line, sizeof line, "\a\033]0;agentsafe: %s\a", what)
+		: snprintf(line, sizeof line, "agentsafe: %s\n", what);
 	if (n > 0 && (size_t)n < sizeof line)
 		(void)!write(fd, line, (size_t)n);
 	char *argv[] = {"notify-send", "AgentSafe", (char *)what, NULL};
@@ -158,8 +157,7 @@ void approval_notify(struct proxy_server *srv, const char *what)
 static void notify_line(struct proxy_server *srv, const struct question *q)
 {
 	char what[POLICY_HOST_MAX + 40];
-	snprintf(what, sizeof what, "approval needed: %s:%u", q->host,
-		 q->port);
+	snprintf(what, sizeof what, "approval needed: %s:%u", q->host, q->port);
 	fprintf(stderr, PROXY_PREFIX "%s (agentsafe approve --session %s)\n",
 		what, srv->cfg.session);
 	approval_notify(srv, what);
@@ -239,8 +237,7 @@ static void forget_locked(struct approval_hub *h, struct conn *c)
 	if (q == NULL)
 		return;
 	c->aq = NULL;
-	for (struct waiter **pw = &q->waiters; *pw != NULL;
-	     pw = &(*pw)->next) {
+	for (struct waiter **pw = &q->waiters; *pw != NULL; pw = &(*pw)->next) {
 		if ((*pw)->c == c) {
 			struct waiter *dead = *pw;
 			*pw = dead->next;
@@ -298,8 +295,7 @@ void approval_timeout(struct conn *c)
 
 enum answer { ANS_ONCE, ANS_SESSION, ANS_ALWAYS, ANS_DENY };
 
-static const char *const answer_names[] = {"once", "session", "always",
-					   "deny"};
+static const char *const answer_names[] = {"once", "session", "always", "deny"};
 
 /* Release every waiter of host:port with `a`. Returns how many. Called
  * locked. */
@@ -315,8 +311,7 @@ static size_t answer_locked(struct approval_hub *h, const char *host,
 			pq = &q->next;
 			continue;
 		}
-		record(h->srv, q, "answered",
-		       a == ANS_DENY ? "deny" : "allow",
+		record(h->srv, q, "answered", a == ANS_DENY ? "deny" : "allow",
 		       a == ANS_DENY ? NULL : answer_names[a], (int64_t)by,
 		       NULL, NULL);
 		while (q->waiters != NULL) {
@@ -402,9 +397,9 @@ static json_t *do_answer(struct approval_hub *h, json_t *req, uid_t by)
 	int rc = 0;
 	if (a == ANS_SESSION || a == ANS_ALWAYS)
 		rc = add_grant_locked(h, norm, (uint16_t)port);
-	size_t n = rc == 0 ? answer_locked(h, norm, (uint16_t)port,
-					   (enum answer)a, by)
-			   : 0;
+	size_t n =
+	    rc == 0 ? answer_locked(h, norm, (uint16_t)port, (enum answer)a, by)
+		    : 0;
 	pthread_mutex_unlock(&h->lock);
 	if (rc != 0)
 		return reply_err("out of memory");
@@ -419,9 +414,9 @@ static json_t *do_answer(struct approval_hub *h, json_t *req, uid_t by)
 		egress_log_next_id(h->srv->log, q.id, sizeof q.id);
 		int lr = proxy_reload(h->srv);
 		record(h->srv, &q, "reloaded", NULL, "always", (int64_t)by,
-		       lr == 0 ? NULL
-			       : egress_reason_name(
-				     EGRESS_REASON_RELOAD_FAILED),
+		       lr == 0
+			   ? NULL
+			   : egress_reason_name(EGRESS_REASON_RELOAD_FAILED),
 		       lr == 0 ? "policy reloaded after agentsafe approve "
 				 "--always"
 			       : "policy reload failed; approved for the "
@@ -567,8 +562,8 @@ static int bind_socket(const char *path, char *err, size_t errlen)
 	return fd;
 }
 
-int approval_start(struct proxy_server *srv, struct worker *w,
-		   const char *path, uid_t owner, char *err, size_t errlen)
+int approval_start(struct proxy_server *srv, struct worker *w, const char *path,
+		   uid_t owner, char *err, size_t errlen)
 {
 	struct approval_hub *h = calloc(1, sizeof *h);
 	if (h == NULL) {
@@ -585,10 +580,9 @@ int approval_start(struct proxy_server *srv, struct worker *w,
 		free(h);
 		return fd;
 	}
-	h->lst = evconnlistener_new(w->base, accept_cb, h,
-				    LEV_OPT_CLOSE_ON_FREE |
-					LEV_OPT_CLOSE_ON_EXEC,
-				    0, fd);
+	h->lst = evconnlistener_new(
+	    w->base, accept_cb, h,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (h->lst == NULL) {
 		close(fd);
 		unlink(path);

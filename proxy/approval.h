@@ -15,8 +15,8 @@ struct worker;
 /* Binds the socket at path (mode 0600, removed first when it is a stale
  * socket) and serves it on worker w's loop. Peers whose SO_PEERCRED uid is
  * neither `owner` nor 0 are refused. 0 or -errno with a sentence in err. */
-int approval_start(struct proxy_server *srv, struct worker *w,
-		   const char *path, uid_t owner, char *err, size_t errlen);
+int approval_start(struct proxy_server *srv, struct worker *w, const char *path,
+		   uid_t owner, char *err, size_t errlen);
 /* Closes the socket and unlinks it; frees what is left. */
 void approval_stop(struct proxy_server *srv);
 

@@ -145,9 +145,8 @@ size_t budget_reserve(struct conn *c, size_t want)
 	if (b == NULL || t == NULL)
 		return want;
 	pthread_mutex_lock(&t->lock);
-	uint64_t left = b->used < b->limit && !b->exceeded
-			    ? b->limit - b->used
-			    : 0;
+	uint64_t left =
+	    b->used < b->limit && !b->exceeded ? b->limit - b->used : 0;
 	size_t got = (uint64_t)want < left ? want : (size_t)left;
 	b->used += got;
 	bool warn = !b->warned && b->used > b->limit / 2;

@@ -30,10 +30,12 @@ static void connect_next(struct conn *c);
 /* ---- small helpers ---- */
 
 static const char *const state_names[] = {
-    [CS_NEW] = "NEW",	    [CS_HEAD] = "HEAD",	      [CS_RESOLVE] = "RESOLVE",
-    [CS_HELLO] = "HELLO",   [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	    [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
-    [CS_HELLO2] = "HELLO2", [CS_APPROVAL] = "APPROVAL",
+    [CS_NEW] = "NEW",		[CS_HEAD] = "HEAD",
+    [CS_RESOLVE] = "RESOLVE",	[CS_HELLO] = "HELLO",
+    [CS_CONNECT] = "CONNECT",	[CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",		[CS_CLOSING] = "CLOSING",
+    [CS_SHELLO] = "SHELLO",	[CS_HELLO2] = "HELLO2",
+    [CS_APPROVAL] = "APPROVAL",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)

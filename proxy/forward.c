@@ -55,10 +55,9 @@ void fwd_start(struct conn *c)
 {
 	conn_set_state(c, CS_FWD);
 	if (!budget_charge(c, c->fwd_head_len)) {
-		fwd_abort(c,
-			  egress_reason_name(
-			      EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
-			  403, "the request would pass the host's upload budget");
+		fwd_abort(
+		    c, egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		    403, "the request would pass the host's upload budget");
 		return;
 	}
 	bufferevent_write(c->upstream.bev, c->fwd_head, c->fwd_head_len);
@@ -119,12 +118,13 @@ static void pump_request(struct conn *c)
 				break; /* parser wants nothing more now */
 		}
 		if (!budget_charge(c, n)) {
-			fwd_abort(c,
-				  egress_reason_name(
-				      EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
-				  403,
-				  "the request body would pass the host's upload "
-				  "budget");
+			fwd_abort(
+			    c,
+			    egress_reason_name(
+				EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+			    403,
+			    "the request body would pass the host's upload "
+			    "budget");
 			return;
 		}
 		evbuffer_remove_buffer(in, out, n);

@@ -77,7 +77,7 @@ struct proxy_server {
 	struct policy *policy;
 	struct approval_hub *approval; /* NULL without --approval-socket */
 	struct budget_table *budgets;  /* upload budgets per host */
-	atomic_uint nconns;	/* client connections, all workers */
+	atomic_uint nconns;	       /* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
 	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
 	bool trace;		/* AGENTSAFE_PROXY_TRACE=1: state changes */

@@ -32,7 +32,8 @@ static bool pass(struct conn_side *s)
 	if (ok < n) {
 		budget_trip(c);
 		conn_finish_request(
-		    c, egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
+		    c,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
 		return false;
 	}
 	if (out_len(s->peer) >= RELAY_BUF_MAX)

@@ -116,7 +116,8 @@ static int over_budget(struct splice_dir *d)
 	if (k > 0) {
 		budget_trip(c);
 		conn_finish_request(
-		    c, egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
+		    c,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
 		return 0;
 	}
 	if (k == 0) {
@@ -190,7 +191,8 @@ static bool pump(struct splice_dir *d)
 		/* The client's bytes are read only as far as the host's
 		 * upload budget reaches (budget.h). */
 		bool up = d->from == &c->client;
-		size_t want = up ? budget_reserve(c, SPLICE_CHUNK) : SPLICE_CHUNK;
+		size_t want =
+		    up ? budget_reserve(c, SPLICE_CHUNK) : SPLICE_CHUNK;
 		if (want == 0) {
 			int r = over_budget(d);
 			if (r <= 0)
