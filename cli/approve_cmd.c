@@ -299,7 +299,7 @@ int cli_approve_main(int argc, char **argv)
 					      : "deny";
 			break;
 		case 'h':
-			fputs(approve_usage, stdout);
+			(void)fputs(approve_usage, stdout);
 			return 0;
 		default:
 			cli_bad_option(PROG, c, argv, lo);
@@ -324,7 +324,7 @@ int cli_approve_main(int argc, char **argv)
 		return rc;
 	}
 	if (optind + 1 != argc || decision == NULL || socket_path == NULL) {
-		fputs(approve_usage, stderr);
+		(void)fputs(approve_usage, stderr);
 		return 2;
 	}
 	char host[POLICY_HOST_MAX + 8];

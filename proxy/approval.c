@@ -602,8 +602,12 @@ void approval_stop(struct proxy_server *srv)
 		return;
 	if (h->lst != NULL)
 		evconnlistener_free(h->lst);
-	while (h->clients != NULL)
-		client_close(h->clients->bev, h->clients);
+	while (h->clients != NULL) {
+		struct client *cl = h->clients;
+		h->clients = cl->next;
+		bufferevent_free(cl->bev);
+		free(cl);
+	}
 	(void)unlink(h->path);
 	while (h->grants != NULL) {
 		struct grant *g = h->grants;

@@ -48,7 +48,7 @@ int budget_start(struct proxy_server *srv, char *err, size_t errlen)
 {
 	struct budget_table *t = calloc(1, sizeof *t);
 	if (t != NULL)
-		t->wake = calloc(srv->nworkers, sizeof *t->wake);
+		t->wake = calloc(srv->nworkers, sizeof(struct event *));
 	if (t == NULL || t->wake == NULL) {
 		free(t);
 		snprintf(err, errlen, "out of memory");

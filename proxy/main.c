@@ -52,6 +52,35 @@ static void usage(FILE *f)
 	    "old one), SIGUSR1 reopens the log, SIGTERM drains and exits.\n");
 }
 
+static int parse_workers(const char *arg, unsigned *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || n == 0 || n > 1024) {
+		fprintf(stderr,
+			"agentsafe-proxy: --workers wants 1..1024, got '%s'\n",
+			arg);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_notify_fd(const char *arg, int *out)
+{
+	char *end = NULL;
+	long fd = strtol(arg, &end, 10);
+	if (end == arg || *end != '\0' || fd < 3 || fd > 65535) {
+		fprintf(
+		    stderr,
+		    "agentsafe-proxy: --notify-fd wants a descriptor > 2\n");
+		return -1;
+	}
+	*out = (int)fd;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -111,22 +140,10 @@ int main(int argc, char **argv)
 			}
 			dns[cfg.ndns++] = optarg;
 			break;
-		case 'w': {
-			char *end = NULL;
-			errno = 0;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    n == 0 || n > 1024) {
-				fprintf(
-				    stderr,
-				    "agentsafe-proxy: --workers wants 1..1024, "
-				    "got '%s'\n",
-				    optarg);
+		case 'w':
+			if (parse_workers(optarg, &cfg.workers) != 0)
 				return 2;
-			}
-			cfg.workers = (unsigned)n;
 			break;
-		}
 		case 'u':
 			cfg.user = optarg;
 			break;
@@ -136,18 +153,10 @@ int main(int argc, char **argv)
 		case 'a':
 			cfg.ask = 1;
 			break;
-		case 'n': {
-			char *end = NULL;
-			long fd = strtol(optarg, &end, 10);
-			if (end == optarg || *end != '\0' || fd < 3 ||
-			    fd > 65535) {
-				fprintf(stderr, "agentsafe-proxy: --notify-fd "
-						"wants a descriptor > 2\n");
+		case 'n':
+			if (parse_notify_fd(optarg, &cfg.notify_fd) != 0)
 				return 2;
-			}
-			cfg.notify_fd = (int)fd;
 			break;
-		}
 		case 'h':
 			usage(stdout);
 			return 0;
