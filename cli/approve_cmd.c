@@ -47,7 +47,8 @@ static int sock_open(const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: no approval socket", path);
 		return -ENOENT;
 	}
-	if (st.st_uid != me && st.st_uid != 0) {
+	/* root (sudo agentsafe approve) may answer any user's session. */
+	if (st.st_uid != me && st.st_uid != 0 && me != 0) {
 		snprintf(err, errlen,
 			 "%s belongs to uid %ld, not you: not using it", path,
 			 (long)st.st_uid);
@@ -71,7 +72,7 @@ static int sock_open(const char *path, char *err, size_t errlen)
 	struct ucred cr;
 	socklen_t cl = sizeof cr;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 ||
-	    (cr.uid != me && cr.uid != 0)) {
+	    (cr.uid != me && cr.uid != 0 && me != 0)) {
 		snprintf(err, errlen, "%s is served by another user", path);
 		close(fd);
 		return -EPERM;

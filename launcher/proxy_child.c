@@ -109,7 +109,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		if (access(s->log_path, W_OK) == 0)
 			lp = s->log_path;
 	}
-	const char *argv[24];
+	const char *argv[24 + 2 * LCFG_MAX_LIST];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -137,6 +137,14 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		argv[n++] = sock;
 		if (s->cfg->ask)
 			argv[n++] = "--ask";
+		/* The self-check's refused targets must be refused now, not
+		 * held for a question. */
+		for (size_t i = 0; i < s->cfg->probe_deny.n &&
+				   n + 4 < sizeof argv / sizeof argv[0];
+		     i++) {
+			argv[n++] = "--never-ask";
+			argv[n++] = s->cfg->probe_deny.v[i];
+		}
 	} else if (s->cfg->ask) {
 		fprintf(stderr, "agentsafe-launch: --ask: the state directory "
 				"path is too long for a unix socket\n");

@@ -629,6 +629,14 @@ static bool ask_instead(struct conn *c, const struct policy_decision *d)
 	if (srv->approval == NULL || strcmp(d->reason, "not_allowed") != 0 ||
 	    !(srv->cfg.ask || policy_unknown_ask(c->pol)))
 		return false;
+	for (size_t i = 0; i < srv->cfg.nnever_ask; i++) {
+		char t[POLICY_HOST_MAX + 8];
+		const char *e = srv->cfg.never_ask[i];
+		snprintf(t, sizeof t, "%s:%u", c->host, c->port);
+		if (strcmp(e, t) == 0 ||
+		    (c->port == 443 && strcmp(e, c->host) == 0))
+			return false;
+	}
 	if (approval_granted(srv, c->host, c->port)) {
 		conn_approved(c);
 		return true;

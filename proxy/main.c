@@ -23,6 +23,7 @@ static void usage(FILE *f)
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
 	    "         [--approval-socket PATH [--ask]] [--notify-fd N]\n"
+	    "         [--never-ask HOST[:PORT]]...\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -44,6 +45,8 @@ static void usage(FILE *f)
 	    "                    waits for the user's answer\n"
 	    "  --ask             ask as if the policy said unknown: ask\n"
 	    "  --notify-fd N     write a line there per question or warning\n"
+	    "  --never-ask HOST[:PORT]  refuse this target as unknown: deny\n"
+	    "                    would (repeatable; the launcher's probe)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -95,16 +98,19 @@ int main(int argc, char **argv)
 	    {"approval-socket", required_argument, NULL, 'A'},
 	    {"ask", no_argument, NULL, 'a'},
 	    {"notify-fd", required_argument, NULL, 'n'},
+	    {"never-ask", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	static const char *listen[MAX_LIST];
 	static const char *dns[MAX_LIST];
+	static const char *never_ask[MAX_LIST];
 	struct proxy_config cfg;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.listen = listen;
 	cfg.dns = dns;
+	cfg.never_ask = never_ask;
 	cfg.log_path = "-";
 	cfg.session = "";
 	cfg.notify_fd = -1;
@@ -156,6 +162,14 @@ int main(int argc, char **argv)
 		case 'n':
 			if (parse_notify_fd(optarg, &cfg.notify_fd) != 0)
 				return 2;
+			break;
+		case 'N':
+			if (cfg.nnever_ask == MAX_LIST) {
+				fprintf(stderr, "agentsafe-proxy: too many "
+						"--never-ask\n");
+				return 2;
+			}
+			never_ask[cfg.nnever_ask++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -26,6 +26,10 @@ struct proxy_config {
 	const char *approval_socket;
 	int ask;
 	int notify_fd;
+	/* HOST[:PORT] (443 by default) never asked about, refused as
+	 * `deny` would: the launcher's self-check probe targets. */
+	const char *const *never_ask;
+	size_t nnever_ask;
 };
 
 struct proxy_server;

@@ -29,7 +29,7 @@ CLI = os.path.join(BIN, "agentsafe")
 TLS_UP = "127.0.0.10"
 SINK_UP = "127.0.0.13"
 NAMES = ["new.test", "two.test", "three.test", "four.test", "five.test",
-         "six.test", "deny.test", "other.test", "seven.test"]
+         "six.test", "deny.test", "other.test", "seven.test", "probe.test"]
 HOSTS = ("%s %s\n127.0.0.12 priv2.test\n%s sink.test\n"
          % (TLS_UP, " ".join(NAMES), SINK_UP))
 BUDGET = 1000
@@ -148,7 +148,7 @@ class Proxy:
         self.p = subprocess.Popen(
             [PROXY_BIN, "--policy", self.policy, "--listen", "127.0.0.1:%d" % port,
              "--log", self.log, "--session", name, "--hosts", os.path.join(W, "hosts"),
-             "--approval-socket", self.sock, "--workers", "2"],
+             "--approval-socket", self.sock, "--workers", "2", "--never-ask", "probe.test"],
             stderr=self.errf, env=env)
         deadline = time.time() + 20
         while "listening on" not in self.stderr():
@@ -314,6 +314,14 @@ def explicit_deny_and_other_refusals_are_never_asked(P):
     d = P.wait_for(lambda r: r.get("event") == "deny" and r.get("host") == "deny.test")[0]
     assert d["reason"] == "denied_by_rule", d
     assert not [r for r in P.records() if asked("deny.test")(r)]
+    # The launcher's self-check targets (--never-ask): refused at once.
+    out = []
+    t0 = time.time()
+    curl_bg(P, "probe.test", out).join()
+    assert out[0].strip().endswith("403") and time.time() - t0 < 2.5, out
+    d = P.wait_for(lambda r: r.get("event") == "deny" and r.get("host") == "probe.test")[0]
+    assert d["reason"] == "not_allowed", d
+    assert not [r for r in P.records() if asked("probe.test")(r)]
 
 
 @case
