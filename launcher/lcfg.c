@@ -869,6 +869,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->timings = true;
 	if (over->no_repo)
 		base->no_repo = true;
+	if (over->ask)
+		base->ask = true;
 	if (over->verbose)
 		base->verbose = true;
 	if (over->ssh_port != 0) {

@@ -3,7 +3,7 @@
 # stand-in) needs new.test, which no rule names; its request waits while a
 # second process, `agentsafe approve --session ID new.test:PORT --once`,
 # answers; the agent gets its page and carries on, and egress.log tells the
-# story (approval asked, answered by that uid, open, close). Only *.test
+# story (approval asked, answered by the user's uid, open, close). Only *.test
 # names; the upstream is a TLS server of the test's own on the host's
 # 127.0.0.1, with a certificate from the e2e test CA the image trusts.
 set -euo pipefail
@@ -104,10 +104,15 @@ for _ in $(seq 1 1200); do
 	kill -0 "$LPID" 2>/dev/null || break
 	sleep 0.2
 done
-[ -n "$ID" ] || { cat "$W/agent.err" >&2; fail "no approval question appeared"; }
+if [ -z "$ID" ]; then
+	cat "$W/agent.err" "$SDIR"/*/egress.log "$SDIR"/*/proxy.log >&2 || true
+	fail "no approval question appeared"
+fi
 perm=$(stat -c '%a %u' "$SDIR/$ID/approve.sock")
 [ "$perm" = "600 $U" ] || fail "approve.sock is '$perm', want '600 $U'"
-"$BIN/agentsafe" approve --session "$ID" "new.test:$PORT" --once >"$W/approve.out" 2>&1 ||
+# As the session's user, in their own terminal.
+setpriv --reuid "$U" --regid "$G" --clear-groups env HOME="$W/home" \
+	"$BIN/agentsafe" approve --session "$ID" "new.test:$PORT" --once >"$W/approve.out" 2>&1 ||
 	{ cat "$W/approve.out" >&2; fail "agentsafe approve failed"; }
 rc=0
 wait "$LPID" || rc=$?
@@ -116,10 +121,10 @@ grep -q APPROVED-PAGE "$W/agent.out" || { cat "$W/agent.out" "$W/agent.err" >&2;
 grep -q AGENT-CARRIED-ON "$W/agent.out" || fail "the agent did not carry on"
 
 LOG="$SDIR/$ID/egress.log"
-python3 - "$LOG" "$PORT" <<'PY' || { cat "$LOG" >&2; fail "egress.log does not tell the story"; }
+python3 - "$LOG" "$PORT" "$U" <<'PY' || { cat "$LOG" >&2; fail "egress.log does not tell the story"; }
 import json, sys
 recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-port = int(sys.argv[2])
+port, uid = int(sys.argv[2]), int(sys.argv[3])
 mine = [r for r in recs if r.get("host") == "new.test" and r.get("port") == port]
 steps = [(r["event"], r.get("step")) for r in mine]
 asked = steps.index(("approval", "asked"))
@@ -128,7 +133,7 @@ opened = steps.index(("open", None))
 closed = steps.index(("close", None))
 assert asked < answered < opened < closed, steps
 a = mine[answered]
-assert a["decision"] == "allow" and a["scope"] == "once" and a["uid"] == 0, a
+assert a["decision"] == "allow" and a["scope"] == "once" and a["uid"] == uid, a
 assert not [r for r in mine if r["event"] == "deny"], mine
 print("ok   egress.log: " + " -> ".join("%s%s" % (e, "/" + s if s else "") for e, s in steps))
 PY
