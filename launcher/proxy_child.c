@@ -84,9 +84,10 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	int nul = open("/dev/null", O_RDWR);
 	/* Notices (an approval waiting, an upload-budget warning) go to the
-	 * launcher's terminal as a bell and a window title, which never
-	 * draws over the agent's screen (approval.c). */
-	int tty = isatty(2) == 1 ? fcntl(2, F_DUPFD, 10) : -1;
+	 * launcher's stderr: on a terminal as a bell and a window title,
+	 * which never draw over the agent's screen, else as a line
+	 * (approval.c). */
+	int note = fcntl(2, F_DUPFD, 10);
 	dup2(nul, 0);
 	dup2(h->lfd, 1);
 	dup2(h->lfd, 2);
@@ -150,7 +151,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 				"path is too long for a unix socket\n");
 		_exit(2);
 	}
-	if (tty >= 0 && dup2(tty, 5) == 5) {
+	if (note >= 0 && dup2(note, 5) == 5) {
 		argv[n++] = "--notify-fd";
 		argv[n++] = "5";
 	}
