@@ -119,6 +119,9 @@ wait "$LPID" || rc=$?
 [ "$rc" = 0 ] || { cat "$W/agent.err" >&2; fail "session exit $rc"; }
 grep -q APPROVED-PAGE "$W/agent.out" || { cat "$W/agent.out" "$W/agent.err" >&2; fail "the agent did not get the page"; }
 grep -q AGENT-CARRIED-ON "$W/agent.out" || fail "the agent did not carry on"
+# The launcher's stderr (not a terminal here) got the notice as a line.
+grep -q "agentsafe: approval needed: new.test:$PORT" "$W/agent.err" ||
+	{ cat "$W/agent.err" >&2; fail "no notice in the launcher's stderr"; }
 
 LOG="$SDIR/$ID/egress.log"
 python3 - "$LOG" "$PORT" "$U" <<'PY' || { cat "$LOG" >&2; fail "egress.log does not tell the story"; }
