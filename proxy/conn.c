@@ -950,7 +950,8 @@ static void connected(struct conn *c)
 	}
 	if (c->is_connect) {
 		send_established(c);
-		relay_start(c);
+		if (!relay_start(c))
+			return;
 	} else {
 		fwd_start(c);
 	}

@@ -253,7 +253,9 @@ void hello_upstream_event(struct conn *c, short what);
 void hello_timeout(struct conn *c);
 
 /* relay.c: an established tunnel (CS_RELAY). */
-void relay_start(struct conn *c);
+/* Returns false when the conn was freed (ended at once, or an upload
+ * budget passed by bytes already buffered). */
+bool relay_start(struct conn *c);
 void relay_read(struct conn_side *s);
 /* The output of `s` fell below the write watermark. */
 void relay_write_drained(struct conn_side *s);

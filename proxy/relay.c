@@ -80,7 +80,7 @@ static void try_splice(struct conn *c)
 	(void)relay_splice_start(c);
 }
 
-void relay_start(struct conn *c)
+bool relay_start(struct conn *c)
 {
 	conn_set_state(c, CS_RELAY);
 	conn_touch(c);
@@ -88,14 +88,14 @@ void relay_start(struct conn *c)
 	/* Bytes already read go first: the client's after its checked
 	 * ClientHello, the server's first record. */
 	if (!pass(&c->client) || !pass(&c->upstream))
-		return;
+		return false;
 	if (!c->client.eof)
 		bufferevent_enable(c->client.bev, EV_READ);
 	bufferevent_enable(c->upstream.bev, EV_READ);
 	if (c->client.eof)
-		(void)maybe_shut(c);
-	else
-		try_splice(c);
+		return !maybe_shut(c);
+	try_splice(c);
+	return true;
 }
 
 void relay_read(struct conn_side *s)
