@@ -452,6 +452,20 @@ def budget_closes_open_tunnels_to_the_host(P):
     assert all(c["reason"] == "upload_budget_exceeded" for c in closes), closes
 
 
+def budget_counts_bytes_sent_with_the_connect(P):
+    """Bytes that arrive with the CONNECT head are in the proxy's buffer
+    before the tunnel starts: they are charged too, and passing the
+    budget with them ends the tunnel at once."""
+    SINK_TOTAL[0] = 0
+    s = socket.create_connection(("127.0.0.1", P.port), timeout=10)
+    s.sendall(b"CONNECT sink.test:443 HTTP/1.1\r\nHost: sink.test:443\r\n\r\n" +
+              b"y" * (BUDGET + 1))
+    c = P.wait_for(lambda r: r.get("event") == "close" and r.get("host") == "sink.test")[0]
+    assert c["reason"] == "upload_budget_exceeded" and c["bytes_up"] == BUDGET, c
+    time.sleep(0.3)
+    assert SINK_TOTAL[0] <= BUDGET, SINK_TOTAL[0]
+
+
 def main():
     make_pki()
     tls_upstream()
@@ -470,7 +484,8 @@ def main():
             print("FAIL %s: %r" % (fn.__name__, e))
     P.stop()
     for mode, env in (("splice", {}), ("copy", {"AGENTSAFE_PROXY_NO_SPLICE": "1"})):
-        for fn in (budget_cut_at_the_exact_byte, budget_closes_open_tunnels_to_the_host):
+        for fn in (budget_cut_at_the_exact_byte, budget_closes_open_tunnels_to_the_host,
+                   budget_counts_bytes_sent_with_the_connect):
             name = "%s_%s" % (fn.__name__, mode)
             if args.cases and fn.__name__ not in args.cases and name not in args.cases:
                 continue
