@@ -84,6 +84,18 @@ static int parse_notify_fd(const char *arg, int *out)
 	return 0;
 }
 
+/* Append a repeatable option's value; -1 (said on stderr) when full. */
+static int add_value(const char **v, size_t *n, const char *opt,
+		     const char *val)
+{
+	if (*n == MAX_LIST) {
+		fprintf(stderr, "agentsafe-proxy: too many --%s\n", opt);
+		return -1;
+	}
+	v[(*n)++] = val;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -122,12 +134,8 @@ int main(int argc, char **argv)
 			cfg.policy_path = optarg;
 			break;
 		case 'l':
-			if (cfg.nlisten == MAX_LIST) {
-				fprintf(stderr,
-					"agentsafe-proxy: too many --listen\n");
+			if (add_value(listen, &cfg.nlisten, "listen", optarg))
 				return 2;
-			}
-			listen[cfg.nlisten++] = optarg;
 			break;
 		case 'L':
 			cfg.log_path = optarg;
@@ -139,12 +147,8 @@ int main(int argc, char **argv)
 			cfg.hosts_path = optarg;
 			break;
 		case 'd':
-			if (cfg.ndns == MAX_LIST) {
-				fprintf(stderr,
-					"agentsafe-proxy: too many --dns\n");
+			if (add_value(dns, &cfg.ndns, "dns", optarg))
 				return 2;
-			}
-			dns[cfg.ndns++] = optarg;
 			break;
 		case 'w':
 			if (parse_workers(optarg, &cfg.workers) != 0)
@@ -164,12 +168,9 @@ int main(int argc, char **argv)
 				return 2;
 			break;
 		case 'N':
-			if (cfg.nnever_ask == MAX_LIST) {
-				fprintf(stderr, "agentsafe-proxy: too many "
-						"--never-ask\n");
+			if (add_value(never_ask, &cfg.nnever_ask, "never-ask",
+				      optarg))
 				return 2;
-			}
-			never_ask[cfg.nnever_ask++] = optarg;
 			break;
 		case 'h':
 			usage(stdout);
