@@ -52,5 +52,7 @@ int cli_default_policy(char *out, size_t len);
 int cli_sessions_main(int argc, char **argv);
 int cli_prune_main(int argc, char **argv);
 int cli_review_main(int argc, char **argv);
+/* approve_cmd.c: answer the proxy's questions (unknown: ask). */
+int cli_approve_main(int argc, char **argv);
 
 #endif

@@ -300,6 +300,16 @@ static void print_human_line(FILE *out, const struct logrec *r, bool color,
 		if (r->duration_ms >= 0)
 			fprintf(out, " in %lld ms", r->duration_ms);
 	}
+	/* approval: the step and the answer (scope, by whom) */
+	const char *const ap[] = {r->step, r->decision, r->scope};
+	for (size_t i = 0; i < 3; i++) {
+		if (ap[i] != NULL) {
+			(void)fputc(' ', out);
+			logread_fputs_escaped(ap[i], out);
+		}
+	}
+	if (r->uid >= 0)
+		fprintf(out, " by uid %lld", r->uid);
 	if (r->sni != NULL &&
 	    (r->host == NULL || strcmp(r->sni, r->host) != 0)) {
 		(void)fputs(" sni=", out);

@@ -38,5 +38,11 @@ int log_suggest_main(int argc, char **argv);
  * "hidden" for the views, "ignored" for suggest. */
 void log_note_hidden(FILE *out, unsigned long hidden, const char *what,
 		     bool color);
+/* Merge one allow rule host:port into policy_path the way `log suggest
+ * --apply` does (comments and order kept, checked, backup kept), with
+ * `note` as its comment. 0 or -errno with err set. */
+int log_suggest_apply_one(const char *policy_path, const char *host,
+			  unsigned short port, const char *note, char *err,
+			  size_t errlen);
 
 #endif

@@ -25,7 +25,8 @@ struct want {
 	size_t nports;
 	unsigned long count;
 	char last_ts[40];
-	bool merged; /* folded into a wildcard */
+	bool merged;	  /* folded into a wildcard */
+	const char *note; /* the rule's comment instead of the counts */
 };
 
 struct wants {
@@ -143,8 +144,12 @@ static void format_rule(const struct want *x, const char *indent, char *buf,
 	    host[sizeof x->host * 4];
 	(void)logread_escape(x->last_ts, ts, sizeof ts);
 	(void)logread_escape(x->host, host, sizeof host);
-	snprintf(comment, sizeof comment,
-		 "# agentsafe log suggest: %lu denied, last %s", x->count, ts);
+	if (x->note != NULL)
+		snprintf(comment, sizeof comment, "# %s, %s", x->note, ts);
+	else
+		snprintf(comment, sizeof comment,
+			 "# agentsafe log suggest: %lu denied, last %s",
+			 x->count, ts);
 	bool quote = x->host[0] == '*';
 	if (ports_are_default(x)) {
 		snprintf(buf, len, "%s- %s%s%s  %s\n", indent,
@@ -382,6 +387,24 @@ static int apply_rules(const char *policy_path, struct wants *w, char *err,
 	if (rc == 0)
 		rc = apply_replace(policy_path, tmp, err, errlen);
 	return rc;
+}
+
+int log_suggest_apply_one(const char *policy_path, const char *host,
+			  unsigned short port, const char *note, char *err,
+			  size_t errlen)
+{
+	struct want x;
+	memset(&x, 0, sizeof x);
+	snprintf(x.host, sizeof x.host, "%s", host);
+	x.ports[0] = port;
+	x.nports = 1;
+	x.note = note;
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	(void)strftime(x.last_ts, sizeof x.last_ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	struct wants w = {&x, 1, 1};
+	return apply_rules(policy_path, &w, err, errlen);
 }
 
 static const char suggest_usage[] =

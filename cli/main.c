@@ -22,6 +22,8 @@ static void usage(FILE *out)
 	    "       agentsafe review ID [--merge | --discard]\n"
 	    "       agentsafe prune [--dry-run] [--older-than 7d] [--force]\n"
 	    "       agentsafe doctor [--json]\n"
+	    "       agentsafe approve [--session ID] [HOST[:PORT] --once | "
+	    "--for-session | --always | --deny]\n"
 	    "       agentsafe --version\n"
 	    "The policy defaults to $XDG_CONFIG_HOME/agentsafe/policy.yaml "
 	    "(~/.config/agentsafe/policy.yaml),\n"
@@ -32,8 +34,8 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
 	static const char *const commands[] = {
-	    "policy", "log",	"doctor",    "sessions", "review",
-	    "prune",  "--help", "--version", NULL};
+	    "policy", "log",	 "doctor", "sessions",	"review",
+	    "prune",  "approve", "--help", "--version", NULL};
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -56,6 +58,8 @@ int main(int argc, char **argv)
 		return cli_sessions_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "review") == 0)
 		return cli_review_main(argc - 1, argv + 1);
+	if (strcmp(argv[1], "approve") == 0)
+		return cli_approve_main(argc - 1, argv + 1);
 	if (strcmp(argv[1], "prune") == 0)
 		return cli_prune_main(argc - 1, argv + 1);
 	cli_unknown("agentsafe", argv[1][0] == '-' ? "option" : "command",

@@ -43,6 +43,7 @@ void egress_record_init(struct egress_record *r)
 	r->bytes_down = -1;
 	r->duration_ms = -1;
 	r->count = -1;
+	r->uid = -1;
 }
 
 /* Zero-padded decimal of width w at p; returns the end. */
@@ -309,10 +310,10 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	       log->session, r->id,  r->event,	r->client,
-	    r->method, r->host,	     r->sni, r->ip,	r->rule,
-	    r->reason, r->proto,     r->dst, r->message};
-	size_t need = 8 + 7 * 48; /* braces, newline, the seven numbers */
+	    ts,	     log->session, r->id,   r->event,	 r->client, r->method,
+	    r->host, r->sni,	   r->ip,   r->rule,	 r->reason, r->proto,
+	    r->dst,  r->message,   r->step, r->decision, r->scope};
+	size_t need = 8 + 8 * 48; /* braces, newline, the eight numbers */
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
 	return need;
@@ -428,6 +429,11 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	if (r->count >= 0)
 		field_int(&l, "count", r->count);
 	field_str(&l, "origin", r->origin);
+	field_str(&l, "step", r->step);
+	field_str(&l, "decision", r->decision);
+	field_str(&l, "scope", r->scope);
+	if (r->uid >= 0)
+		field_int(&l, "uid", r->uid);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

@@ -14,7 +14,8 @@ struct egress_log; /* thread-safe; opaque */
  * `ts` and `session` are filled in by the writer. */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
-	const char *event;  /* open | close | deny | error | drop */
+	const char *event;  /* open | close | deny | error | drop | approval |
+			       warning */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;
@@ -34,6 +35,11 @@ struct egress_record {
 	const char *origin;  /* "selfcheck": caused by the launch probe */
 	int64_t time_us; /* the event's own time (µs since the epoch, e.g. a
 			    dropped packet's kernel timestamp); 0: now */
+	/* approval records (proxy/approval.c) */
+	const char *step;     /* asked | answered | timeout | reloaded */
+	const char *decision; /* allow | deny */
+	const char *scope;    /* once | session | always */
+	int64_t uid;	      /* who answered; -1: absent */
 };
 
 /* Initialise a record with every field absent. */

@@ -23,11 +23,15 @@ struct logrec {
 	    *ip, *rule, *reason, *proto, *dst, *message;
 	const char *origin; /* "selfcheck": the launcher's own probe; NULL for
 			       the agent's traffic */
-	int64_t ts_ms;	    /* parsed ts, milliseconds since the epoch */
-	int reason_code;    /* enum egress_reason of `reason`; -1 when absent or
-			       not a code of this version */
+	/* approval records: asked | answered | timeout | reloaded, and the
+	 * answer (allow | deny), its scope (once | session | always) */
+	const char *step, *decision, *scope;
+	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
+	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
+			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down, duration_ms,
 	    count; /* -1 absent; count: denials a summary record stands for */
+	long long uid; /* approval: who answered; budget: limit; -1 absent */
 };
 
 struct logread {

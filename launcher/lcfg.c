@@ -266,6 +266,7 @@ enum {
 	O_PROBE_DENY,
 	O_NO_VERIFY,
 	O_KEEP,
+	O_ASK,
 	O_NO_REPO,
 	O_VERBOSE,
 	O_TIMINGS,
@@ -475,6 +476,7 @@ static const struct option long_opts[] = {
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
+    {"ask", no_argument, NULL, O_ASK},
     {"no-repo", no_argument, NULL, O_NO_REPO},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"timings", no_argument, NULL, O_TIMINGS},
@@ -547,6 +549,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 			break;
 		case O_NO_REPO:
 			c->no_repo = true;
+			break;
+		case O_ASK:
+			c->ask = true;
 			break;
 		case 'v':
 		case O_VERBOSE:
@@ -864,6 +869,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->timings = true;
 	if (over->no_repo)
 		base->no_repo = true;
+	if (over->ask)
+		base->ask = true;
 	if (over->verbose)
 		base->verbose = true;
 	if (over->ssh_port != 0) {
@@ -1020,6 +1027,9 @@ void lcfg_usage(FILE *f)
 	    "to\n"
 	    "                       rely on: the fence is then unproven)\n"
 	    "  --keep               keep session clones even when clean\n"
+	    "  --ask                hosts no rule names wait for agentsafe "
+	    "approve\n"
+	    "                       (as the policy's unknown: ask)\n"
 	    "  --no-repo            start with no repo mounted (without it, "
 	    "a\n"
 	    "                       start outside a git repo is refused)\n"

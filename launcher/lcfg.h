@@ -53,6 +53,7 @@ struct lcfg {
 	char ssh_addr[16]; /* where it is published; "": 127.0.0.1 */
 	bool build, detach, no_verify, keep;
 	bool no_repo; /* --no-repo: no repo is fine (flag only) */
+	bool ask;     /* --ask: unknown hosts wait for approval (flag only) */
 	bool verbose; /* -v: the image build's every line (flag only) */
 	bool timings; /* --timings: print each phase's ms (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */

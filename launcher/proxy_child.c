@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -120,6 +121,11 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	int nul = open("/dev/null", O_RDWR);
+	/* Notices (an approval waiting, an upload-budget warning) go to the
+	 * launcher's stderr: on a terminal as a bell and a window title,
+	 * which never draw over the agent's screen, else as a line
+	 * (approval.c). */
+	int note = fcntl(2, F_DUPFD, 10);
 	dup2(nul, 0);
 	dup2(h->lfd, 1);
 	dup2(h->lfd, 2);
@@ -144,7 +150,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	}
 	if (h->sc_rfd >= 0 && dup2(h->sc_rfd, 5) != 5)
 		_exit(126); /* never a proxy without its window's end */
-	const char *argv[20];
+	const char *argv[26 + 2 * LCFG_MAX_LIST];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -166,6 +172,32 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	if (h->sc_rfd >= 0) {
 		argv[n++] = "--selfcheck-fd";
 		argv[n++] = "5";
+	}
+	/* The approval socket lives in the session's state directory,
+	 * which is never mounted into the container. */
+	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int k = snprintf(sock, sizeof sock, "%s/approve.sock", s->state_dir);
+	if (k > 0 && (size_t)k < sizeof sock) {
+		argv[n++] = "--approval-socket";
+		argv[n++] = sock;
+		if (s->cfg->ask)
+			argv[n++] = "--ask";
+		/* The self-check's refused targets must be refused now, not
+		 * held for a question. */
+		for (size_t i = 0; i < s->cfg->probe_deny.n &&
+				   n + 4 < sizeof argv / sizeof argv[0];
+		     i++) {
+			argv[n++] = "--never-ask";
+			argv[n++] = s->cfg->probe_deny.v[i];
+		}
+	} else if (s->cfg->ask) {
+		fprintf(stderr, "agentsafe-launch: --ask: the state directory "
+				"path is too long for a unix socket\n");
+		_exit(2);
+	}
+	if (note >= 0 && dup2(note, 6) == 6) {
+		argv[n++] = "--notify-fd";
+		argv[n++] = "6";
 	}
 	argv[n] = NULL;
 	if (h->bin[0])

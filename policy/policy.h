@@ -21,7 +21,17 @@ struct policy_limits {
 	unsigned header_timeout_ms;
 	unsigned connect_timeout_ms;
 	unsigned idle_timeout_ms;
+	/* How long a request for an unknown host waits for an answer
+	 * (`unknown: ask`); limits.approval_timeout, default 60 s. */
+	unsigned approval_timeout_ms;
+	/* Bytes the agent may send to one host in a session before new
+	 * tunnels to it are refused and open ones closed;
+	 * limits.upload_budget, default 64 MiB; POLICY_BUDGET_UNLIMITED. */
+	uint64_t upload_budget;
 };
+
+#define POLICY_BUDGET_UNLIMITED UINT64_MAX
+#define POLICY_BUDGET_DEFAULT	((uint64_t)64 << 20)
 
 enum policy_verdict { POLICY_DENY = 0, POLICY_ALLOW = 1 };
 
@@ -40,6 +50,9 @@ struct policy_decision {
 	 * the host, unless the deciding rule says `tls: false`. (For an
 	 * IP-literal host there is no name for SNI to equal.) False on DENY. */
 	bool require_tls;
+	/* The allow rule's own upload_budget (POLICY_BUDGET_UNLIMITED for
+	 * `unlimited`), or 0 when the rule sets none (limits apply). */
+	uint64_t upload_budget;
 };
 
 /* Load and compile. On error returns a negative errno-style code, leaves
@@ -57,6 +70,9 @@ struct policy *policy_ref(struct policy *p);
 void policy_unref(struct policy *p); /* frees at zero; NULL is fine */
 
 const struct policy_limits *policy_get_limits(const struct policy *p);
+/* `unknown: ask`: a request no rule names (reason not_allowed) may be held
+ * for the user's answer instead of refused. Default false (deny). */
+bool policy_unknown_ask(const struct policy *p);
 /* The file this policy was loaded from (or the name given). */
 const char *policy_source(const struct policy *p);
 /* Number of allow + deny rules, for diagnostics. */

@@ -22,6 +22,7 @@ struct prule {
 	bool deny;
 	bool tls;	 /* allow rules: require a TLS ClientHello */
 	bool all_ports;	 /* deny rule without ports */
+	uint64_t budget; /* allow rules: upload_budget, 0 = limits' */
 	uint16_t *ports; /* sorted, unique */
 	size_t nports;
 	/* PRULE_IP: family 4 or 6, prefix length, masked address */
@@ -48,6 +49,7 @@ struct policy {
 	atomic_uint refs;
 	char *source;
 	struct policy_limits limits;
+	bool unknown_ask; /* unknown: ask */
 	struct prule *rules;
 	size_t nrules;
 	/* Open addressing over 8-byte slots (hash tag << 32 | entry + 1, 0 =

@@ -196,6 +196,59 @@ bad:
 	return -EINVAL;
 }
 
+/* A byte count: a whole number with B, KiB, MiB or GiB (or none: bytes),
+ * or `unlimited`. Zero is refused: a budget of nothing is a deny rule. */
+static int parse_size(struct loader *L, const yaml_node_t *n, const char *key,
+		      uint64_t *out)
+{
+	char q[80];
+	quote_number(n, q, sizeof q);
+	if (n->type != YAML_SCALAR_NODE ||
+	    n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		goto bad;
+	if (scalar_is(n, "unlimited")) {
+		*out = POLICY_BUDGET_UNLIMITED;
+		return 0;
+	}
+	const char *s = (const char *)n->data.scalar.value;
+	size_t len = n->data.scalar.length, d = 0;
+	while (d < len && s[d] >= '0' && s[d] <= '9')
+		d++;
+	if (d == 0 || d > 15)
+		goto bad;
+	uint64_t v = 0;
+	for (size_t i = 0; i < d; i++)
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	static const char *const units[] = {"", "B", "KiB", "MiB", "GiB"};
+	static const unsigned shifts[] = {0, 0, 10, 20, 30};
+	int u = -1;
+	for (int i = 0; i < 5; i++)
+		if (strlen(units[i]) == len - d &&
+		    memcmp(s + d, units[i], len - d) == 0)
+			u = i;
+	if (u < 0)
+		goto bad;
+	if (v == 0) {
+		lerr(L, n->start_mark,
+		     "%s must be greater than zero, got '%s' (write "
+		     "unlimited for no budget)",
+		     key, q);
+		return -EINVAL;
+	}
+	if (v > (POLICY_BUDGET_UNLIMITED - 1) >> shifts[u]) {
+		lerr(L, n->start_mark, "%s '%s' is too large", key, q);
+		return -EINVAL;
+	}
+	*out = v << shifts[u];
+	return 0;
+bad:
+	lerr(L, n->start_mark,
+	     "bad size '%s' for %s (expected an integer with B, KiB, MiB or "
+	     "GiB, e.g. 64MiB, or unlimited)",
+	     q, key);
+	return -EINVAL;
+}
+
 static int cmp_u16(const void *a, const void *b)
 {
 	uint16_t x = *(const uint16_t *)a, y = *(const uint16_t *)b;
@@ -474,7 +527,7 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		     kind_name(n));
 		return -EINVAL;
 	}
-	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL;
+	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL, *budget = NULL;
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -492,6 +545,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			slot = &ports;
 		else if (scalar_is(k, "tls"))
 			slot = &tls;
+		else if (scalar_is(k, "upload_budget") && !deny)
+			slot = &budget;
 		else {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in %s rule (expected host, "
@@ -515,6 +570,11 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		return rc;
 	if (ports != NULL) {
 		rc = parse_ports(L, ports, &r->ports, &r->nports);
+		if (rc != 0)
+			return rc;
+	}
+	if (budget != NULL) {
+		rc = parse_size(L, budget, "upload_budget", &r->budget);
 		if (rc != 0)
 			return rc;
 	}
@@ -611,9 +671,10 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 		     kind_name(n));
 		return -EINVAL;
 	}
-	bool seen[4] = {false, false, false, false};
-	static const char *const keys[4] = {"max_connections", "header_timeout",
-					    "connect_timeout", "idle_timeout"};
+	bool seen[6] = {false};
+	static const char *const keys[6] = {
+	    "max_connections", "header_timeout",   "connect_timeout",
+	    "idle_timeout",    "approval_timeout", "upload_budget"};
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -625,7 +686,7 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 		char q[80];
 		quote_scalar(k, q, sizeof q);
 		int which = -1;
-		for (int i = 0; i < 4; i++)
+		for (int i = 0; i < 6; i++)
 			if (scalar_is(k, keys[i]))
 				which = i;
 		if (which < 0) {
@@ -657,14 +718,36 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 			lim->max_connections = (unsigned)mc;
 			continue;
 		}
+		if (which == 5) {
+			rc = parse_size(L, v, keys[which], &lim->upload_budget);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		unsigned *dst = which == 1   ? &lim->header_timeout_ms
 				: which == 2 ? &lim->connect_timeout_ms
-					     : &lim->idle_timeout_ms;
+				: which == 3 ? &lim->idle_timeout_ms
+					     : &lim->approval_timeout_ms;
 		rc = parse_duration(L, v, keys[which], dst);
 		if (rc != 0)
 			return rc;
 	}
 	return 0;
+}
+
+/* unknown: deny | ask (what to do with a host no rule names). */
+static int parse_unknown(struct loader *L, const yaml_node_t *v)
+{
+	if (v->type == YAML_SCALAR_NODE &&
+	    v->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+	    (scalar_is(v, "deny") || scalar_is(v, "ask"))) {
+		L->p->unknown_ask = scalar_is(v, "ask");
+		return 0;
+	}
+	char q[80];
+	quote_scalar(v, q, sizeof q);
+	lerr(L, v->start_mark, "unknown must be deny or ask, got '%s'", q);
+	return -EINVAL;
 }
 
 static int parse_top(struct loader *L, yaml_node_t *root)
@@ -677,9 +760,9 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		     kind_name(root));
 		return -EINVAL;
 	}
-	static const char *const keys[5] = {"version", "allow", "deny",
-					    "defaults", "limits"};
-	yaml_node_t *vals[5] = {NULL, NULL, NULL, NULL, NULL};
+	static const char *const keys[6] = {"version",	"allow",  "deny",
+					    "defaults", "limits", "unknown"};
+	yaml_node_t *vals[6] = {NULL};
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 	     pr < root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, root->start_mark, &rc);
@@ -691,7 +774,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		char q[80];
 		quote_scalar(k, q, sizeof q);
 		int which = -1;
-		for (int i = 0; i < 5; i++)
+		for (int i = 0; i < 6; i++)
 			if (scalar_is(k, keys[i]))
 				which = i;
 		if (which < 0) {
@@ -721,6 +804,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 			rc = parse_rules(L, v, which == 2);
 		} else if (which == 3) {
 			rc = parse_defaults(L, v);
+		} else if (which == 5) {
+			rc = parse_unknown(L, v);
 		} else {
 			rc = parse_limits(L, v);
 		}
@@ -897,6 +982,8 @@ int policy_load_string(const char *name, const char *text, size_t len,
 	p->limits.header_timeout_ms = 10000;
 	p->limits.connect_timeout_ms = 10000;
 	p->limits.idle_timeout_ms = 600000;
+	p->limits.approval_timeout_ms = 60000;
+	p->limits.upload_budget = POLICY_BUDGET_DEFAULT;
 	L.p = p;
 	int rc;
 	p->source = strdup(L.name);

@@ -208,6 +208,11 @@ const struct policy_limits *policy_get_limits(const struct policy *p)
 	return &p->limits;
 }
 
+bool policy_unknown_ask(const struct policy *p)
+{
+	return p != NULL && p->unknown_ask;
+}
+
 const char *policy_source(const struct policy *p)
 {
 	return p->source;
@@ -242,6 +247,7 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 	d->reason = reason;
 	d->rule = r != NULL ? r->label : NULL;
 	d->require_tls = v == POLICY_ALLOW && (r == NULL || r->tls);
+	d->upload_budget = v == POLICY_ALLOW && r != NULL ? r->budget : 0;
 }
 
 /* Rules covering one address, most specific first. */

@@ -15,6 +15,8 @@
 
 #include <event2/buffer.h>
 
+#include "approval.h"
+#include "budget.h"
 #include "clienthello.h"
 #include "serverhello.h"
 
@@ -28,10 +30,12 @@ static void connect_next(struct conn *c);
 /* ---- small helpers ---- */
 
 static const char *const state_names[] = {
-    [CS_NEW] = "NEW",	    [CS_HEAD] = "HEAD",	      [CS_RESOLVE] = "RESOLVE",
-    [CS_HELLO] = "HELLO",   [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
-    [CS_FWD] = "FWD",	    [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
-    [CS_HELLO2] = "HELLO2",
+    [CS_NEW] = "NEW",		[CS_HEAD] = "HEAD",
+    [CS_RESOLVE] = "RESOLVE",	[CS_HELLO] = "HELLO",
+    [CS_CONNECT] = "CONNECT",	[CS_RELAY] = "RELAY",
+    [CS_FWD] = "FWD",		[CS_CLOSING] = "CLOSING",
+    [CS_SHELLO] = "SHELLO",	[CS_HELLO2] = "HELLO2",
+    [CS_APPROVAL] = "APPROVAL",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -140,6 +144,7 @@ static void reset_request(struct conn *c)
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
 	c->client.bytes = c->upstream.bytes = 0;
+	c->budget = NULL;
 	c->client.shut = c->upstream.shut = c->upstream.eof = false;
 	c->req_done = c->resp_started = false;
 	c->dns_done = false;
@@ -150,6 +155,7 @@ static void reset_request(struct conn *c)
 
 void conn_release_upstream(struct conn *c)
 {
+	approval_forget(c);
 	if (c->dnsreq != NULL) {
 		/* The callback still runs, with EVUTIL_EAI_CANCEL, and then
 		 * must not touch this conn. */
@@ -422,6 +428,8 @@ void conn_next_request(struct conn *c)
 /* ---- request head ---- */
 
 static void handle_request(struct conn *c, const struct http_request *req);
+static bool ask_instead(struct conn *c, const struct policy_decision *d);
+static void decided(struct conn *c, bool rule_tls, uint64_t rule_budget);
 
 static void head_try(struct conn *c)
 {
@@ -605,11 +613,64 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
+	if (d.verdict != POLICY_ALLOW && ask_instead(c, &d))
+		return;
 	if (d.verdict != POLICY_ALLOW) {
 		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;
 	}
-	if (!c->is_connect && d.require_tls && c->port == 443) {
+	decided(c, d.require_tls, d.upload_budget);
+}
+
+/* unknown: ask. A request refused only because no rule names its host
+ * (never a deny rule, a bad host or a port a rule leaves out) goes
+ * through when the user approved it for the session, or waits for an
+ * answer. True when c was taken over. */
+static bool ask_instead(struct conn *c, const struct policy_decision *d)
+{
+	struct proxy_server *srv = c->w->srv;
+	if (srv->approval == NULL || strcmp(d->reason, "not_allowed") != 0 ||
+	    !(srv->cfg.ask || policy_unknown_ask(c->pol)))
+		return false;
+	for (size_t i = 0; i < srv->cfg.nnever_ask; i++) {
+		char t[POLICY_HOST_MAX + 8];
+		const char *e = srv->cfg.never_ask[i];
+		snprintf(t, sizeof t, "%s:%u", c->host, c->port);
+		if (strcmp(e, t) == 0 ||
+		    (c->port == 443 && strcmp(e, c->host) == 0))
+			return false;
+	}
+	if (approval_granted(srv, c->host, c->port)) {
+		conn_approved(c);
+		return true;
+	}
+	return approval_hold(c) == 0;
+}
+
+void conn_approved(struct conn *c)
+{
+	/* As an allow rule with the default tls: true: the SNI check, the
+	 * address guard and the budget hold as for any rule. */
+	c->require_tls = c->is_connect;
+	decided(c, true, 0);
+}
+
+/* The policy let c through (rule_tls: the rule expects TLS; rule_budget:
+ * its upload_budget, 0 for the limits'): the checks that need no
+ * resolver, then resolve. */
+static void decided(struct conn *c, bool rule_tls, uint64_t rule_budget)
+{
+	c->budget = budget_get(c->w->srv, c->host,
+			       rule_budget != 0 ? rule_budget
+						: c->limits.upload_budget);
+	if (budget_exceeded(c->budget)) {
+		conn_refuse(
+		    c, "deny", 403,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		    "this host's upload budget for the session is used up");
+		return;
+	}
+	if (!c->is_connect && rule_tls && c->port == 443) {
 		/* The HTTPS port of a rule that expects TLS: plain HTTP there
 		 * would carry the request, and any credential in it, in the
 		 * clear. */
@@ -892,7 +953,8 @@ static void connected(struct conn *c)
 	}
 	if (c->is_connect) {
 		send_established(c);
-		relay_start(c);
+		if (!relay_start(c))
+			return;
 	} else {
 		fwd_start(c);
 	}
@@ -1126,6 +1188,9 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CS_SHELLO:
 	case CS_HELLO2:
 		hello_timeout(c);
+		return;
+	case CS_APPROVAL:
+		approval_timeout(c);
 		return;
 	case CS_RELAY:
 	case CS_FWD:

@@ -3,6 +3,8 @@
  * rewritten, and its body comes back framed exactly as the head says. */
 #include "proxy_int.h"
 
+#include "budget.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +54,12 @@ static void fwd_abort(struct conn *c, const char *reason, int status,
 void fwd_start(struct conn *c)
 {
 	conn_set_state(c, CS_FWD);
+	if (!budget_charge(c, c->fwd_head_len)) {
+		fwd_abort(
+		    c, egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		    403, "the request would pass the host's upload budget");
+		return;
+	}
 	bufferevent_write(c->upstream.bev, c->fwd_head, c->fwd_head_len);
 	c->client.bytes += c->fwd_head_len;
 	free(c->fwd_head);
@@ -108,6 +116,16 @@ static void pump_request(struct conn *c)
 				c->req_done = true;
 			else if (n < v.iov_len)
 				break; /* parser wants nothing more now */
+		}
+		if (!budget_charge(c, n)) {
+			fwd_abort(
+			    c,
+			    egress_reason_name(
+				EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+			    403,
+			    "the request body would pass the host's upload "
+			    "budget");
+			return;
 		}
 		evbuffer_remove_buffer(in, out, n);
 		c->client.bytes += n;

@@ -5,6 +5,8 @@
  * first record is read the client's further bytes are held. */
 #include "proxy_int.h"
 
+#include "budget.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -174,7 +176,8 @@ void hello_read(struct conn *c, bool eof)
 
 /* The server's answer was no HelloRetryRequest (or the second hello
  * passed): every check is done, the tunnel is open. */
-static void go_relay(struct conn *c)
+/* Returns false when the conn was freed. */
+static bool go_relay(struct conn *c)
 {
 	evtimer_del(c->timer);
 	bufferevent_setwatermark(c->upstream.bev, EV_READ, 0, 0);
@@ -183,10 +186,12 @@ static void go_relay(struct conn *c)
 		conn_refuse(c, "deny", 0,
 			    egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
 			    "the open record could not be written");
-		return;
+		return true;
 	}
-	relay_start(c);
+	if (!relay_start(c))
+		return false;
 	conn_arm_idle(c);
+	return true;
 }
 
 void hello_follow_start(struct conn *c)
@@ -199,6 +204,13 @@ void hello_follow_start(struct conn *c)
 		    c, "error", 0, egress_reason_name(EGRESS_REASON_INTERNAL),
 		    buf == NULL ? "out of memory"
 				: "checked ClientHello lost its framing");
+		return;
+	}
+	if (!budget_charge(c, span)) {
+		conn_refuse(
+		    c, "deny", 0,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		    "the ClientHello would pass the host's upload budget");
 		return;
 	}
 	/* Only the checked hello goes up; what the client sent after it
@@ -227,7 +239,7 @@ void hello_server_read(struct conn *c)
 	if (r == SH_NEED_MORE && len < SERVERHELLO_MAX_BYTES)
 		return;
 	if (r != SH_SERVER_HELLO || !is_hrr) {
-		go_relay(c);
+		(void)go_relay(c);
 		return;
 	}
 	conn_trace(c, "HelloRetryRequest: checking the second ClientHello");
@@ -292,7 +304,7 @@ static void hello2_read(struct conn *c, bool eof)
 		conn_refuse(c, "deny", 0, reason, msg);
 		return;
 	}
-	go_relay(c);
+	(void)go_relay(c);
 }
 
 void hello_client_read(struct conn *c, bool eof)
@@ -308,8 +320,8 @@ void hello_upstream_event(struct conn *c, short what)
 	/* An EOF or error before the server's first record, or while the
 	 * second hello is awaited: the relay reports it as it does for any
 	 * tunnel (nothing unchecked can reach a closed upstream). */
-	go_relay(c);
-	relay_event(&c->upstream, what);
+	if (go_relay(c))
+		relay_event(&c->upstream, what);
 }
 
 void hello_timeout(struct conn *c)

@@ -23,7 +23,8 @@ static void usage(FILE *f)
 	    "usage: agentsafe-proxy --policy FILE [--listen ADDR:PORT]...\n"
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
-	    "         [--selfcheck-fd N]\n"
+	    "         [--selfcheck-fd N] [--approval-socket PATH [--ask]]\n"
+	    "         [--notify-fd N] [--never-ask HOST[:PORT]]...\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -44,6 +45,14 @@ static void usage(FILE *f)
 	    "                    (or EOF) arrives on descriptor N (> 2) carry\n"
 	    "                    \"origin\": \"selfcheck\" (agentsafe-launch's "
 	    "probe)\n"
+	    "  --approval-socket PATH  serve live approvals there (mode\n"
+	    "                    0600; agentsafe approve): with the policy's\n"
+	    "                    unknown: ask, or --ask, a host no rule names\n"
+	    "                    waits for the user's answer\n"
+	    "  --ask             ask as if the policy said unknown: ask\n"
+	    "  --notify-fd N     write a line there per question or warning\n"
+	    "  --never-ask HOST[:PORT]  refuse this target as unknown: deny\n"
+	    "                    would (repeatable; the launcher's probe)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -52,8 +61,7 @@ static void usage(FILE *f)
 	    "old one), SIGUSR1 reopens the log, SIGTERM drains and exits.\n");
 }
 
-/* --workers' count, 1..1024; 0 after saying why. */
-static unsigned workers_arg(const char *arg)
+static int parse_workers(const char *arg, unsigned *out)
 {
 	char *end = NULL;
 	errno = 0;
@@ -62,9 +70,36 @@ static unsigned workers_arg(const char *arg)
 		fprintf(stderr,
 			"agentsafe-proxy: --workers wants 1..1024, got '%s'\n",
 			arg);
-		return 0;
+		return -1;
 	}
-	return (unsigned)n;
+	*out = (unsigned)n;
+	return 0;
+}
+
+static int parse_notify_fd(const char *arg, int *out)
+{
+	char *end = NULL;
+	long fd = strtol(arg, &end, 10);
+	if (end == arg || *end != '\0' || fd < 3 || fd > 65535) {
+		fprintf(
+		    stderr,
+		    "agentsafe-proxy: --notify-fd wants a descriptor > 2\n");
+		return -1;
+	}
+	*out = (int)fd;
+	return 0;
+}
+
+/* Append a repeatable option's value; -1 (said on stderr) when full. */
+static int add_value(const char **v, size_t *n, const char *opt,
+		     const char *val)
+{
+	if (*n == MAX_LIST) {
+		fprintf(stderr, "agentsafe-proxy: too many --%s\n", opt);
+		return -1;
+	}
+	v[(*n)++] = val;
+	return 0;
 }
 
 /* --selfcheck-fd's descriptor, made close-on-exec; -1 after saying why.
@@ -98,18 +133,25 @@ int main(int argc, char **argv)
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
 	    {"selfcheck-fd", required_argument, NULL, 'c'},
+	    {"approval-socket", required_argument, NULL, 'A'},
+	    {"ask", no_argument, NULL, 'a'},
+	    {"notify-fd", required_argument, NULL, 'n'},
+	    {"never-ask", required_argument, NULL, 'N'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	static const char *listen[MAX_LIST];
 	static const char *dns[MAX_LIST];
+	static const char *never_ask[MAX_LIST];
 	struct proxy_config cfg;
 	memset(&cfg, 0, sizeof cfg);
 	cfg.listen = listen;
 	cfg.dns = dns;
+	cfg.never_ask = never_ask;
 	cfg.log_path = "-";
 	cfg.session = "";
+	cfg.notify_fd = -1;
 
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -118,12 +160,8 @@ int main(int argc, char **argv)
 			cfg.policy_path = optarg;
 			break;
 		case 'l':
-			if (cfg.nlisten == MAX_LIST) {
-				fprintf(stderr,
-					"agentsafe-proxy: too many --listen\n");
+			if (add_value(listen, &cfg.nlisten, "listen", optarg))
 				return 2;
-			}
-			listen[cfg.nlisten++] = optarg;
 			break;
 		case 'L':
 			cfg.log_path = optarg;
@@ -135,16 +173,11 @@ int main(int argc, char **argv)
 			cfg.hosts_path = optarg;
 			break;
 		case 'd':
-			if (cfg.ndns == MAX_LIST) {
-				fprintf(stderr,
-					"agentsafe-proxy: too many --dns\n");
+			if (add_value(dns, &cfg.ndns, "dns", optarg))
 				return 2;
-			}
-			dns[cfg.ndns++] = optarg;
 			break;
 		case 'w':
-			cfg.workers = workers_arg(optarg);
-			if (cfg.workers == 0)
+			if (parse_workers(optarg, &cfg.workers) != 0)
 				return 2;
 			break;
 		case 'u':
@@ -153,6 +186,21 @@ int main(int argc, char **argv)
 		case 'c':
 			cfg.selfcheck_fd = selfcheck_fd(optarg);
 			if (cfg.selfcheck_fd < 0)
+				return 2;
+			break;
+		case 'A':
+			cfg.approval_socket = optarg;
+			break;
+		case 'a':
+			cfg.ask = 1;
+			break;
+		case 'n':
+			if (parse_notify_fd(optarg, &cfg.notify_fd) != 0)
+				return 2;
+			break;
+		case 'N':
+			if (add_value(never_ask, &cfg.nnever_ask, "never-ask",
+				      optarg))
 				return 2;
 			break;
 		case 'h':

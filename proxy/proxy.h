@@ -21,6 +21,17 @@ struct proxy_config {
 	const char *user; /* NULL = keep the uid */
 	/* > 2: the launcher's self-check window (--selfcheck-fd); else none */
 	int selfcheck_fd;
+	/* Live approvals: the unix socket `agentsafe approve` talks to
+	 * (NULL: none, and `unknown: ask` denies as `deny` would); `ask`
+	 * asks whatever the policy's `unknown:` says; notify_fd (> 2) gets
+	 * one line per question and budget warning, for the launcher. */
+	const char *approval_socket;
+	int ask;
+	int notify_fd;
+	/* HOST[:PORT] (443 by default) never asked about, refused as
+	 * `deny` would: the launcher's self-check probe targets. */
+	const char *const *never_ask;
+	size_t nnever_ask;
 };
 
 struct proxy_server;

@@ -41,6 +41,9 @@
 
 struct conn;
 struct splice_state;
+struct approval_hub;
+struct question;
+struct budget_host;
 
 struct worker {
 	struct proxy_server *srv;
@@ -72,7 +75,9 @@ struct proxy_server {
 	struct egress_fold *fold;    /* deny records go through it */
 	pthread_mutex_t policy_lock; /* guards `policy` across get+ref */
 	struct policy *policy;
-	atomic_uint nconns;	/* client connections, all workers */
+	struct approval_hub *approval; /* NULL without --approval-socket */
+	struct budget_table *budgets;  /* upload budgets per host */
+	atomic_uint nconns;	       /* client connections, all workers */
 	atomic_uint nrejecting; /* over-limit connections being answered */
 	bool no_splice;		/* AGENTSAFE_PROXY_NO_SPLICE: copy only */
 	bool trace;		/* AGENTSAFE_PROXY_TRACE=1: state changes */
@@ -97,6 +102,9 @@ bool proxy_selfcheck_window(struct proxy_server *srv);
 
 /* Current policy with a reference the caller must drop (policy_unref). */
 struct policy *proxy_policy_get(struct proxy_server *srv);
+/* Reload the policy file (SIGHUP, or an approval for good); 0, or -errno
+ * after a reload_failed record (the old policy stays). */
+int proxy_reload(struct proxy_server *srv);
 
 enum conn_state {
 	CS_NEW,	    /* accepted, not set up yet */
@@ -109,6 +117,7 @@ enum conn_state {
 	CS_CLOSING, /* answer queued; flush, then linger and free */
 	CS_SHELLO,  /* hello sent upstream, reading the server's first record */
 	CS_HELLO2,  /* HelloRetryRequest passed on, reading the second hello */
+	CS_APPROVAL, /* unknown host, held for the user's answer */
 };
 
 /* One end of a connection. The two ends are two copies of this struct,
@@ -166,6 +175,15 @@ struct conn {
 	size_t naddrs, addr_idx;
 	int last_connect_errno;
 
+	/* Held for approval (approval.c); the answer is set under the
+	 * hub's lock: 0 none yet, 1 allow, -1 deny. */
+	struct question *aq;
+	struct event *approval_ev;
+	int approval_answer;
+
+	/* Upload budget of the host (budget.c), NULL when unlimited. */
+	struct budget_host *budget;
+
 	/* Tunnel relay. */
 	struct splice_state *splice; /* zero-copy mode, see splice.c */
 
@@ -210,6 +228,9 @@ void conn_arm_idle(struct conn *c);
  * `status` (or just close when it is 0: the client already got 200). */
 void conn_refuse(struct conn *c, const char *event, int status,
 		 const char *reason, const char *detail);
+/* The user approved c (held in CS_APPROVAL): go on as if a rule with the
+ * default `tls: true` allowed it. */
+void conn_approved(struct conn *c);
 /* Every check before the connection passed: connect (CS_CONNECT). */
 void conn_connect_start(struct conn *c);
 /* Flush to the client, shut our side, linger, free (CS_CLOSING). */
@@ -243,7 +264,9 @@ void hello_upstream_event(struct conn *c, short what);
 void hello_timeout(struct conn *c);
 
 /* relay.c: an established tunnel (CS_RELAY). */
-void relay_start(struct conn *c);
+/* Returns false when the conn was freed (ended at once, or an upload
+ * budget passed by bytes already buffered). */
+bool relay_start(struct conn *c);
 void relay_read(struct conn_side *s);
 /* The output of `s` fell below the write watermark. */
 void relay_write_drained(struct conn_side *s);

@@ -3,6 +3,8 @@
  * by shutdown(2), and a hand-over to splice.c once nothing is buffered. */
 #include "proxy_int.h"
 
+#include "budget.h"
+
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -13,17 +15,30 @@ static size_t out_len(const struct conn_side *s)
 }
 
 /* Moves what `s` sent to its peer's output; stops reading `s` while the
- * peer already holds RELAY_BUF_MAX (the per-direction bound). */
-static void pass(struct conn_side *s)
+ * peer already holds RELAY_BUF_MAX (the per-direction bound). What the
+ * client sends is charged to the host's upload budget: the bytes within
+ * it go, and a byte past it closes the tunnel. Returns false when the
+ * conn was freed. */
+static bool pass(struct conn_side *s)
 {
+	struct conn *c = s->conn;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t n = evbuffer_get_length(in);
-	if (n > 0)
+	size_t ok = s == &c->client ? budget_reserve(c, n) : n;
+	if (ok > 0)
 		evbuffer_remove_buffer(in, bufferevent_get_output(s->peer->bev),
-				       n);
-	s->bytes += n;
+				       ok);
+	s->bytes += ok;
+	if (ok < n) {
+		budget_trip(c);
+		conn_finish_request(
+		    c,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
+		return false;
+	}
 	if (out_len(s->peer) >= RELAY_BUF_MAX)
 		bufferevent_disable(s->bev, EV_READ);
+	return true;
 }
 
 /* Shut the write side of `s` once everything queued for it is out and
@@ -65,28 +80,28 @@ static void try_splice(struct conn *c)
 	(void)relay_splice_start(c);
 }
 
-void relay_start(struct conn *c)
+bool relay_start(struct conn *c)
 {
 	conn_set_state(c, CS_RELAY);
 	conn_touch(c);
 	bufferevent_setwatermark(c->client.bev, EV_READ, 0, 0);
 	/* Bytes already read go first: the client's after its checked
 	 * ClientHello, the server's first record. */
-	pass(&c->client);
-	pass(&c->upstream);
+	if (!pass(&c->client) || !pass(&c->upstream))
+		return false;
 	if (!c->client.eof)
 		bufferevent_enable(c->client.bev, EV_READ);
 	bufferevent_enable(c->upstream.bev, EV_READ);
 	if (c->client.eof)
-		(void)maybe_shut(c);
-	else
-		try_splice(c);
+		return !maybe_shut(c);
+	try_splice(c);
+	return true;
 }
 
 void relay_read(struct conn_side *s)
 {
 	conn_touch(s->conn);
-	pass(s);
+	(void)pass(s);
 }
 
 /* The output of `s` fell to the low watermark: resume reading its peer
@@ -96,7 +111,8 @@ void relay_write_drained(struct conn_side *s)
 	struct conn *c = s->conn;
 	conn_touch(c);
 	if (!s->peer->eof && out_len(s) < RELAY_BUF_MAX) {
-		pass(s->peer);
+		if (!pass(s->peer))
+			return;
 		if (out_len(s) < RELAY_BUF_MAX)
 			bufferevent_enable(s->peer->bev, EV_READ);
 	}
@@ -117,6 +133,6 @@ void relay_event(struct conn_side *s, short what)
 	 * callback; pass on any rest, then half-close the other way. */
 	s->eof = true;
 	conn_trace(s->conn, "%s sent EOF", s->name);
-	pass(s);
-	(void)maybe_shut(s->conn);
+	if (pass(s))
+		(void)maybe_shut(s->conn);
 }

@@ -17,6 +17,8 @@
 #include <event2/buffer.h>
 #include <event2/thread.h>
 
+#include "approval.h"
+#include "budget.h"
 #include "privs.h"
 
 struct policy *proxy_policy_get(struct proxy_server *srv)
@@ -381,7 +383,7 @@ static void worker_cleanup(struct worker *w)
 
 /* ---- signals ---- */
 
-static void reload(struct proxy_server *s)
+int proxy_reload(struct proxy_server *s)
 {
 	char err[POLICY_ERR_MAX * 2];
 	struct policy *np = NULL;
@@ -400,7 +402,7 @@ static void reload(struct proxy_server *s)
 		r.reason = egress_reason_name(EGRESS_REASON_RELOAD_FAILED);
 		r.message = err;
 		(void)egress_log_write(s->log, &r);
-		return;
+		return rc;
 	}
 	pthread_mutex_lock(&s->policy_lock);
 	struct policy *old = s->policy;
@@ -409,6 +411,7 @@ static void reload(struct proxy_server *s)
 	policy_unref(old); /* freed when the last request using it ends */
 	fprintf(stderr, PROXY_PREFIX "reloaded policy %s (%zu rules)\n",
 		s->cfg.policy_path, policy_rule_count(np));
+	return 0;
 }
 
 int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
@@ -426,6 +429,8 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 	/* Workers inherit the mask: only the main thread takes signals. */
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	(void)signal(SIGPIPE, SIG_IGN);
+	/* notify-send children (approval.c) are reaped by the kernel. */
+	(void)signal(SIGCHLD, SIG_IGN);
 
 	event_set_log_callback(libevent_log);
 	if (evthread_use_pthreads() != 0) {
@@ -442,6 +447,13 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 		if (rc != 0)
 			return rc;
 	}
+	rc = budget_start(s, err, errlen);
+	/* Bound as the user we now are: the socket is the user's. */
+	if (rc == 0 && s->cfg.approval_socket != NULL)
+		rc = approval_start(s, &s->workers[0], s->cfg.approval_socket,
+				    getuid(), err, errlen);
+	if (rc != 0)
+		return rc;
 	for (unsigned i = 0; i < s->nworkers; i++) {
 		rc = pthread_create(&s->workers[i].thread, NULL, worker_main,
 				    &s->workers[i]);
@@ -473,7 +485,7 @@ int proxy_server_run(struct proxy_server *s, char *err, size_t errlen)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			reload(s);
+			(void)proxy_reload(s);
 		} else if (sig == SIGUSR1) {
 			char e[256];
 			if (egress_log_reopen(s->log, e, sizeof e) != 0)
@@ -496,8 +508,12 @@ void proxy_server_free(struct proxy_server *s)
 		if (s->workers[i].started)
 			pthread_join(s->workers[i].thread, NULL);
 	}
-	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++)
+	for (unsigned i = 0; s->workers != NULL && i < s->nworkers; i++) {
+		if (i == 0)
+			approval_stop(s); /* on worker 0's loop */
 		worker_cleanup(&s->workers[i]);
+	}
+	budget_stop(s);
 	free(s->workers);
 	for (size_t i = 0; s->fds != NULL && i < s->nlisten * s->nworkers; i++)
 		if (s->fds[i] >= 0)

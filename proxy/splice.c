@@ -3,6 +3,8 @@
  * the proxy's memory. */
 #include "proxy_int.h"
 
+#include "budget.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -103,6 +105,36 @@ static void fail(struct splice_dir *d, int e, bool reading)
 	conn_finish_request(d->c, conn_side_reason(s, e));
 }
 
+/* The client's budget is used up: a byte waiting to be read trips it (the
+ * conn is freed: 0); an EOF is an EOF (1: go on); nothing to read yet
+ * means waiting for the socket (-1). */
+static int over_budget(struct splice_dir *d)
+{
+	struct conn *c = d->c;
+	char b;
+	ssize_t k = recv(d->from_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (k > 0) {
+		budget_trip(c);
+		conn_finish_request(
+		    c,
+		    egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
+		return 0;
+	}
+	if (k == 0) {
+		d->from->eof = true;
+		conn_trace(c, "%s sent EOF", d->from->name);
+		event_del(d->rd);
+		return 1;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		pipe_put(d);
+		event_add(d->rd, NULL);
+		return -1;
+	}
+	fail(d, errno, true);
+	return 0;
+}
+
 /* Move as much as the sockets allow in one direction. Returns false when
  * the conn was freed. */
 static bool pump(struct splice_dir *d)
@@ -156,9 +188,21 @@ static bool pump(struct splice_dir *d)
 			event_add(d->retry, &tv);
 			return true;
 		}
-		ssize_t n =
-		    splice(d->from_fd, NULL, d->pipe[1], NULL, SPLICE_CHUNK,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		/* The client's bytes are read only as far as the host's
+		 * upload budget reaches (budget.h). */
+		bool up = d->from == &c->client;
+		size_t want =
+		    up ? budget_reserve(c, SPLICE_CHUNK) : SPLICE_CHUNK;
+		if (want == 0) {
+			int r = over_budget(d);
+			if (r <= 0)
+				return r < 0;
+			continue; /* EOF */
+		}
+		ssize_t n = splice(d->from_fd, NULL, d->pipe[1], NULL, want,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (up)
+			budget_refund(c, n > 0 ? want - (size_t)n : want);
 		if (n > 0) {
 			d->inpipe = (size_t)n;
 			continue;

@@ -41,7 +41,7 @@ for b in agentsafe agentsafe-proxy; do
 done
 check agentsafe.1 "$BIN/agentsafe" "$BIN/agentsafe policy" "$BIN/agentsafe policy edit" "$BIN/agentsafe log" \
   "$BIN/agentsafe log suggest" "$BIN/agentsafe doctor" "$BIN/agentsafe sessions" "$BIN/agentsafe review" \
-  "$BIN/agentsafe prune"
+  "$BIN/agentsafe prune" "$BIN/agentsafe approve"
 check agentsafe-proxy.8 "$BIN/agentsafe-proxy"
 if [ -x "$BIN/agentsafe-launch" ]; then
   check agentsafe-launch.1 "$BIN/agentsafe-launch"

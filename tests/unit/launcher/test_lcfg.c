@@ -297,6 +297,25 @@ static void bind_addresses_parse(void **state)
 	lcfg_free(&c);
 }
 
+/* --ask is a flag only: it must reach the merged configuration the
+ * session uses (a file without it must not drop it). */
+static void ask_flag_survives_the_merge(void **state)
+{
+	(void)state;
+	char *argv[] = {"agentsafe-launch", "--ask", NULL};
+	struct lcfg a, f;
+	char err[256] = "";
+	lcfg_init(&a);
+	assert_int_equal(lcfg_parse_args(&a, 2, argv, err, sizeof err), 0);
+	assert_true(a.ask);
+	assert_int_equal(load(&f, "agent: shell\n", err, sizeof err), 0);
+	assert_false(f.ask);
+	lcfg_merge(&f, &a);
+	assert_true(f.ask);
+	lcfg_free(&a);
+	lcfg_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -308,6 +327,7 @@ int main(void)
 	    cmocka_unit_test(flag_errors_and_subcommands),
 	    cmocka_unit_test(names_follow_dockers_rule),
 	    cmocka_unit_test(bind_addresses_parse),
+	    cmocka_unit_test(ask_flag_survives_the_merge),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
