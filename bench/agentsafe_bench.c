@@ -40,6 +40,8 @@ struct bench_opts {
 	const char *mode;
 	struct sockaddr_in proxy;
 	bool direct;
+	struct sockaddr_in via; /* direct through a plain TCP relay */
+	bool has_via;
 	const char *host; /* CONNECT/SNI name */
 	struct sockaddr_in echo_addr, discard_addr;
 	int concurrency;
@@ -197,7 +199,9 @@ static int tunnel_open(const struct sockaddr_in *target)
 	struct timeval tv = {10, 0};
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	const struct sockaddr_in *to = opt.direct ? target : &opt.proxy;
+	const struct sockaddr_in *to = !opt.direct   ? &opt.proxy
+				       : opt.has_via ? &opt.via
+						     : target;
 	if (connect(fd, (const struct sockaddr *)to, sizeof *to) != 0)
 		goto fail;
 	if (!opt.direct) {
@@ -496,7 +500,9 @@ struct slot {
 
 static int slot_start(int ep, struct slot *s)
 {
-	const struct sockaddr_in *to = opt.direct ? &opt.echo_addr : &opt.proxy;
+	const struct sockaddr_in *to = !opt.direct   ? &opt.proxy
+				       : opt.has_via ? &opt.via
+						     : &opt.echo_addr;
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
 		return -1;
@@ -760,9 +766,10 @@ static void usage(void)
 	    "ADDR:PORT|direct]\n"
 	    "         [--host NAME] [--echo ADDR:PORT] [--discard ADDR:PORT]\n"
 	    "         [--concurrency N] [--duration SECONDS] [--count N]\n"
-	    "         [--size BYTES] [--pid PROXY_PID]\n"
+	    "         [--size BYTES] [--pid PROXY_PID] [--via ADDR:PORT]\n"
 	    "Starts its own upstream (echo + discard) on the given loopback "
-	    "ports.\n",
+	    "ports.\n--via: direct mode through a plain TCP relay at ADDR:PORT "
+	    "(bench/sockmap).\n",
 	    stderr);
 }
 
@@ -779,6 +786,7 @@ static int parse_args(int argc, char **argv)
 	    {"count", required_argument, 0, 'n'},
 	    {"size", required_argument, 0, 's'},
 	    {"pid", required_argument, 0, 'P'},
+	    {"via", required_argument, 0, 'V'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0}};
 	int c;
@@ -817,6 +825,11 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'P':
 			opt.pid = (pid_t)atoi(optarg);
+			break;
+		case 'V':
+			if (parse_addr(optarg, &opt.via) != 0)
+				return 2;
+			opt.has_via = true;
 			break;
 		default:
 			return c == 'h' ? 1 : 2;
