@@ -10,7 +10,16 @@ dockerd_up() {
 	docker info >/dev/null 2>&1 && return 0
 	local log=${DOCKERD_LOG:-/tmp/agentsafe-test-dockerd.log}
 	echo "starting dockerd (log: $log)"
-	dockerd >"$log" 2>&1 &
+	# dockerd outlives nothing it should, but it must not inherit the
+	# caller's descriptors either: a test run under `flock` would hand the
+	# lock to dockerd and hold it for as long as dockerd runs.
+	(
+		for fd in /proc/self/fd/*; do
+			n=${fd##*/}
+			[ "$n" -gt 2 ] && eval "exec $n>&-"
+		done
+		exec dockerd
+	) >"$log" 2>&1 &
 	DOCKERD_STARTED_PID=$!
 	for _ in $(seq 1 60); do
 		docker info >/dev/null 2>&1 && return 0
