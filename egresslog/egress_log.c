@@ -286,8 +286,9 @@ static size_t line_need(const struct egress_log *log,
 	const char *const strs[] = {
 	    ts,	       log->session, r->id,  r->event,	r->client,
 	    r->method, r->host,	     r->sni, r->ip,	r->rule,
-	    r->reason, r->proto,     r->dst, r->message};
-	size_t need = 8 + 7 * 48; /* braces, newline, the seven numbers */
+	    r->reason, r->proto,     r->dst, r->message, r->origin};
+	/* braces, newline, the seven numbers, would_deny */
+	size_t need = 8 + 7 * 48 + 24;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
 	return need;
@@ -400,6 +401,10 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	if (r->count >= 0)
 		field_int(&l, "count", r->count);
 	field_str(&l, "origin", r->origin);
+	if (r->would_deny) {
+		put_key(&l, "would_deny");
+		put(&l, "true", 4);
+	}
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

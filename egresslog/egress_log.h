@@ -32,6 +32,9 @@ struct egress_record {
 	const char *message; /* human detail for error records */
 	int64_t count;	     /* folded denials in a summary; -1: absent */
 	const char *origin;  /* "selfcheck": caused by the launch probe */
+	/* mode: learn: an open the policy would have denied (`reason` says
+	 * why); written only when true */
+	bool would_deny;
 };
 
 /* Initialise a record with every field absent. */

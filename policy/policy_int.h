@@ -48,6 +48,7 @@ struct policy {
 	atomic_uint refs;
 	char *source;
 	struct policy_limits limits;
+	bool learn; /* mode: learn */
 	struct prule *rules;
 	size_t nrules;
 	/* Open addressing over 8-byte slots (hash tag << 32 | entry + 1, 0 =

@@ -242,6 +242,36 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 	d->reason = reason;
 	d->rule = r != NULL ? r->label : NULL;
 	d->require_tls = v == POLICY_ALLOW && (r == NULL || r->tls);
+	d->would_deny = false;
+}
+
+bool policy_is_learning(const struct policy *p)
+{
+	return p != NULL && p->learn;
+}
+
+void policy_force_learn(struct policy *p)
+{
+	p->learn = true;
+}
+
+/* Learn mode's one rule (policy.h): names only, never an explicit deny. */
+static void decision_learn(struct policy_decision *d)
+{
+	if (d->verdict != POLICY_DENY || d->reason == NULL ||
+	    (strcmp(d->reason, "not_allowed") != 0 &&
+	     strcmp(d->reason, "port_not_allowed") != 0))
+		return;
+	d->verdict = POLICY_ALLOW;
+	d->would_deny = true;
+	d->require_tls = true;
+}
+
+bool policy_plain_http_refused(const struct policy_decision *d,
+			       bool is_connect, uint16_t port)
+{
+	return !is_connect && d->verdict == POLICY_ALLOW && d->require_tls &&
+	       port == 443;
 }
 
 /* Rules covering one address, most specific first. */
@@ -379,10 +409,13 @@ int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
 				  sizeof err) != 0)
 		return 0;
 	uint8_t fam, a[16];
-	if (policy_ip_parse(norm, &fam, a))
+	if (policy_ip_parse(norm, &fam, a)) {
 		match_ip(p, fam, a, port, d);
-	else
+	} else {
 		match_name(p, norm, port, d);
+		if (p->learn)
+			decision_learn(d);
+	}
 	return 0;
 }
 

@@ -606,7 +606,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;
 	}
-	if (!c->is_connect && d.require_tls && c->port == 443) {
+	if (policy_plain_http_refused(&d, c->is_connect, c->port)) {
 		/* The HTTPS port of a rule that expects TLS: plain HTTP there
 		 * would carry the request, and any credential in it, in the
 		 * clear. */
