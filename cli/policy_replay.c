@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -53,7 +54,7 @@ struct replay {
 
 static const char replay_usage[] =
     "usage: agentsafe policy replay NEW.yaml [LOG...] [--session ID | --all] "
-    "[--since T]\n"
+    "[--since T] [--json]\n"
     "  Re-decide every decision recorded in egress.log (open and deny "
     "records;\n"
     "  a folded summary counts as the denials it stands for) under "
@@ -65,6 +66,8 @@ static const char replay_usage[] =
     "  --all          every session's log\n"
     "  --since T      decisions at or after T (RFC 3339, or 10m, 2h, 3d "
     "ago)\n"
+    "  --json         one JSON object: flips (every session named), "
+    "totals\n"
     "  Not replayed: refusals after the policy (SNI, TLS, DNS, connect,\n"
     "  limits), which a policy does not decide; the address guard uses the\n"
     "  address recorded (a name denied before resolution has none).\n"
@@ -246,7 +249,6 @@ static void redecide(const struct policy *p, const struct logrec *rec,
 	}
 	struct sockaddr_storage ss;
 	if (d->verdict != POLICY_ALLOW || rec->ip == NULL ||
-	    policy_host_is_ip_literal(rec->host) ||
 	    !addr_parse(rec->ip, port, &ss))
 		return;
 	struct policy_decision ad;
@@ -401,7 +403,8 @@ static size_t col_width(struct flip **v, size_t n, bool sessions,
 	return w > cap ? cap : w;
 }
 
-/* One line per row, built whole, then cut to the terminal's width. */
+/* One line per row (f NULL: the heading), built whole, then cut to the
+ * terminal's width. */
 static void print_row(FILE *out, const struct flip *f, const size_t w[2],
 		      size_t cols)
 {
@@ -410,6 +413,14 @@ static void print_row(FILE *out, const struct flip *f, const size_t w[2],
 	FILE *m = open_memstream(&line, &len);
 	if (m == NULL)
 		return;
+	if (f == NULL) {
+		fprintf(m, "%-11s  %-*s  %8s  %-*s  NOW", "CHANGE", (int)w[0],
+			"HOST:PORT", "COUNT", (int)w[1], "SESSIONS");
+		if (fclose(m) == 0)
+			cli_put_fitted(out, line, len, cols);
+		free(line);
+		return;
+	}
 	char cell[512];
 	bool v6 = strchr(f->host, ':') != NULL;
 	snprintf(cell, sizeof cell, "%s%s%s:%lld", v6 ? "[" : "", f->host,
@@ -426,8 +437,46 @@ static void print_row(FILE *out, const struct flip *f, const size_t w[2],
 	free(line);
 }
 
+/* --json: one object, for CI. The strings came out of jansson (valid
+ * UTF-8, no NUL) and go back through it, JSON-escaped; whoever shows them
+ * on a terminal escapes them there. */
+static int print_json(const struct replay *r, struct flip **v, size_t n)
+{
+	json_t *flips = json_array();
+	for (size_t i = 0; flips != NULL && i < n; i++) {
+		json_t *ss = json_array();
+		for (size_t j = 0; ss != NULL && j < v[i]->nsessions; j++)
+			json_array_append_new(ss,
+					      json_string(v[i]->sessions[j]));
+		json_array_append_new(
+		    flips,
+		    json_pack("{s:s, s:s, s:I, s:I, s:o, s:s}", "change",
+			      v[i]->to_deny ? "allow->deny" : "deny->allow",
+			      "host", v[i]->host, "port", (json_int_t)v[i]->port, "count",
+			      (json_int_t)v[i]->count, "sessions",
+			      ss ? ss : json_null(), "now", v[i]->now));
+	}
+	json_t *o = json_pack(
+	    "{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "flips",
+	    flips ? flips : json_null(), "records", (json_int_t)r->records,
+	    "decisions", (json_int_t)r->decisions, "allow_to_deny",
+	    (json_int_t)r->to_deny, "deny_to_allow", (json_int_t)r->to_allow,
+	    "after_policy", (json_int_t)r->after_policy, "not_decisions",
+	    (json_int_t)r->not_decisions, "without_host",
+	    (json_int_t)r->not_replayable, "bad_lines",
+	    (json_int_t)r->bad_lines);
+	if (o == NULL || json_dumpf(o, stdout, JSON_COMPACT) != 0) {
+		json_decref(o);
+		(void)fputs("agentsafe policy replay: out of memory\n", stderr);
+		return EXIT_ERROR;
+	}
+	(void)fputc('\n', stdout);
+	json_decref(o);
+	return r->to_deny + r->to_allow > 0 ? EXIT_FLIPS : EXIT_SAME;
+}
+
 static int print_report(const struct replay *r, const char *policy_path,
-			size_t nfiles)
+			size_t nfiles, bool json)
 {
 	struct flip **v = calloc(r->nflips ? r->nflips : 1, sizeof *v);
 	if (v == NULL) {
@@ -439,6 +488,11 @@ static int print_report(const struct replay *r, const char *policy_path,
 		for (struct flip *f = r->buckets[i]; f != NULL; f = f->next)
 			v[n++] = f;
 	qsort(v, n, sizeof *v, cmp_flip);
+	if (json) {
+		int rc = print_json(r, v, n);
+		free(v);
+		return rc;
+	}
 	size_t cols = cli_columns();
 	size_t w[2] = {col_width(v, n, false, strlen("HOST:PORT"), 60),
 		       col_width(v, n, true, strlen("SESSIONS"), 40)};
@@ -447,13 +501,8 @@ static int print_report(const struct replay *r, const char *policy_path,
 	printf(" over %zu log%s: %llu records, %llu decisions re-decided\n",
 	       nfiles, nfiles == 1 ? "" : "s", (unsigned long long)r->records,
 	       (unsigned long long)r->decisions);
-	if (n > 0) {
-		printf("%-11s  ", "CHANGE");
-		cli_put_cell(stdout, "HOST:PORT", w[0], true);
-		printf("  %8s  ", "COUNT");
-		cli_put_cell(stdout, "SESSIONS", w[1], true);
-		printf("  NOW\n");
-	}
+	if (n > 0)
+		print_row(stdout, NULL, w, cols);
 	for (size_t i = 0; i < n; i++)
 		print_row(stdout, v[i], w, cols);
 	free(v);
@@ -476,13 +525,14 @@ static int print_report(const struct replay *r, const char *policy_path,
 struct replay_opts {
 	const char *policy;
 	const char *session;
-	bool all;
+	bool all, json;
 	int64_t since_ms;
 };
 
 static const struct option replay_longopts[] = {
     {"session", required_argument, 0, 'S'},
     {"all", no_argument, 0, 'a'},
+    {"json", no_argument, 0, 'j'},
     {"since", required_argument, 0, 's'},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
@@ -503,6 +553,9 @@ static int replay_parse(int argc, char **argv, struct replay_opts *o)
 			break;
 		case 'a':
 			o->all = true;
+			break;
+		case 'j':
+			o->json = true;
 			break;
 		case 's':
 			o->since_ms = logread_parse_when(optarg, log_now_ms());
@@ -569,7 +622,7 @@ int cli_policy_replay_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	rc = print_report(&r, o.policy, lf.n);
+	rc = print_report(&r, o.policy, lf.n, o.json);
 out:
 	log_files_free(&lf);
 	flips_free(&r);
