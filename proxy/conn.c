@@ -102,6 +102,10 @@ int conn_log(struct conn *c, const char *event, const char *reason,
 	r.rule = c->rule;
 	r.reason = reason;
 	r.message = message;
+	if (c->would_deny && strcmp(event, "open") == 0) {
+		r.would_deny = true;
+		r.reason = c->would_reason;
+	}
 	char full[1024];
 	if (c->note[0] != '\0') {
 		snprintf(full, sizeof full, "%s%s%s", message ? message : "",
@@ -135,7 +139,8 @@ static void reset_request(struct conn *c)
 	c->fwd_head_len = 0;
 	policy_unref(c->pol);
 	c->pol = NULL;
-	c->is_connect = c->require_tls = false;
+	c->is_connect = c->require_tls = c->would_deny = false;
+	c->would_reason = NULL;
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
 	c->client.bytes = c->upstream.bytes = 0;
@@ -602,6 +607,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
+	c->would_deny = d.would_deny;
+	c->would_reason = d.reason;
 	if (d.verdict != POLICY_ALLOW) {
 		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;

@@ -4,6 +4,7 @@
 #ifndef AGENTSAFE_PROXY_H
 #define AGENTSAFE_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define PROXY_DEFAULT_LISTEN "127.0.0.1:3128"
@@ -19,6 +20,7 @@ struct proxy_config {
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */
+	bool learn;	  /* --learn: every policy (re)loaded in learn mode */
 };
 
 struct proxy_server;

@@ -144,6 +144,10 @@ struct conn {
 	char *rule;
 	bool is_connect;
 	bool require_tls;
+	/* learn mode let this request through: its open record says so and
+	 * carries the reason it would have been denied with */
+	bool would_deny;
+	const char *would_reason; /* a static reason string */
 
 	/* Resolution and connect. */
 	struct evdns_getaddrinfo_request *dnsreq;

@@ -105,6 +105,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	int rc = policy_load_file(cfg->policy_path, &s->policy, err, errlen);
 	if (rc != 0)
 		goto fail;
+	if (cfg->learn)
+		policy_force_learn(s->policy);
 	rc = egress_log_open(cfg->log_path ? cfg->log_path : "-", cfg->session,
 			     &s->log, err, errlen);
 	if (rc != 0)
@@ -387,6 +389,8 @@ static void reload(struct proxy_server *s)
 		(void)egress_log_write(s->log, &r);
 		return;
 	}
+	if (s->cfg.learn)
+		policy_force_learn(np); /* not shared yet */
 	pthread_mutex_lock(&s->policy_lock);
 	struct policy *old = s->policy;
 	s->policy = np;

@@ -293,7 +293,7 @@ HOSTS = """\
 
 class Proxy:
     def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None,
-                 resolv_conf=None):
+                 resolv_conf=None, extra=()):
         self.dir = os.path.join(W, name)
         os.makedirs(self.dir, exist_ok=True)
         self.policy = os.path.join(self.dir, "policy.yaml")
@@ -316,6 +316,7 @@ class Proxy:
                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv_conf] + cmd
         if workers:
             cmd += ["--workers", str(workers)]
+        cmd += list(extra)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         # State changes and the splice hand-over on stderr: the suite
