@@ -712,7 +712,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		if (which < 0) {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' (expected version, allow, deny, "
-			     "defaults, limits, mode)",
+			     "defaults, limits)",
 			     q);
 			return -EINVAL;
 		}

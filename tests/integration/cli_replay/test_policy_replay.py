@@ -394,6 +394,23 @@ def hostile_lines_are_reported_escaped_and_skipped():
     assert "s\\x1b]0;pwned\\x07" in out, out
 
 
+@case
+def log_suggest_turns_learned_opens_into_rules():
+    path = os.path.join(W, "learned.log")
+    with open(path, "w") as f:
+        f.write(rec(ts="2026-11-25T01:00:00.000Z", session="s1", id="a", event="open", method="CONNECT",
+                    host="pkg.learned.test", port=443, ip="203.0.113.5", reason="not_allowed",
+                    would_deny=True) + "\n")
+        f.write(rec(ts="2026-11-25T01:00:01.000Z", session="s1", id="b", event="open", method="CONNECT",
+                    host="keep.test", port=443, ip="203.0.113.5") + "\n")
+    learn = os.path.join(W, "learn2.yaml")
+    with open(learn, "w") as f:
+        f.write("version: 1\nmode: learn\nallow:\n  - keep.test\n")
+    rc, out, err = run("log", "suggest", "--policy", learn, path)
+    assert rc == 0, (rc, err)
+    assert "  - pkg.learned.test" in out and "keep.test" not in out, out
+
+
 failed = [n for n, e in results if e is not None]
 print("%d passed, %d failed" % (len(results) - len(failed), len(failed)))
 sys.exit(1 if failed else 0)
