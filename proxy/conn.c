@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "clienthello.h"
+#include "refusal.h"
 #include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
@@ -263,18 +264,15 @@ static const char *status_text(int status)
 	}
 }
 
-/* Answer with an error status and close. The body names the reason code
- * so an agent (or its user) can see why. */
+/* Answer with an error status and close. The body is one sentence an
+ * agent (or its user) can act on (refusal.h); the header carries the code. */
 void conn_reply_error(struct conn *c, int status, const char *reason,
 		      const char *detail)
 {
-	char body[512];
-	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
-			  reason, detail ? ": " : "", detail ? detail : "");
-	if (bl < 0)
-		bl = 0;
-	if ((size_t)bl >= sizeof body)
-		bl = (int)sizeof body - 1;
+	char body[1536];
+	struct refusal rf = {c->is_connect, c->host, c->port,
+			     reason,	    detail,  c->rule};
+	int bl = (int)refusal_body(&rf, body, sizeof body);
 	evbuffer_add_printf(bufferevent_get_output(c->client.bev),
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 			    "Content-Length: %d\r\nConnection: close\r\n"
@@ -300,9 +298,15 @@ void conn_refuse(struct conn *c, const char *event, int status,
 
 static void reject_now(struct worker *w, int fd, const char *client)
 {
-	static const char resp[] =
-	    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-	    "Connection: close\r\nX-AgentSafe-Reason: max_connections\r\n\r\n";
+	const char *code = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
+	struct refusal rf = {false, NULL, 0, code, NULL, NULL};
+	char body[768], resp[1024];
+	size_t bl = refusal_body(&rf, body, sizeof body);
+	int rl = snprintf(resp, sizeof resp,
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+			  "text/plain\r\nContent-Length: %zu\r\nConnection: "
+			  "close\r\nX-AgentSafe-Reason: %s\r\n\r\n%s",
+			  bl, code, body);
 	struct egress_record r;
 	char id[48];
 	egress_log_next_id(w->srv->log, id, sizeof id);
@@ -313,7 +317,8 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.reason = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
 	r.message = "too many connections; refused before reading the request";
 	(void)egress_fold_write(w->srv->fold, &r);
-	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (rl > 0 && (size_t)rl < sizeof resp)
+		(void)send(fd, resp, (size_t)rl, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 

@@ -555,6 +555,56 @@ def host_not_in_policy_gets_403(P):
     assert r["reason"] == "not_allowed" and r["method"] == "CONNECT", r
 
 
+def refusal_of(port, head):
+    """Status, headers (lower-case names) and body of a refused request."""
+    s = connect(port, head)
+    h, rest = read_head(s)
+    s.settimeout(5)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        rest += d
+    s.close()
+    lines = h.decode("latin-1").split("\r\n")
+    hdrs = dict((k.lower(), v.strip()) for k, _, v in (l.partition(":") for l in lines[1:] if l))
+    return int(lines[0].split()[1]), hdrs, rest.decode("latin-1")
+
+
+@case
+def refusal_body_is_one_sentence_naming_the_reason_and_what_a_human_can_do(P):
+    st, h, body = refusal_of(P.port, "CONNECT bad.wild.test:443 HTTP/1.1\r\nHost: bad.wild.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "denied_by_rule", (st, h)
+    assert int(h["content-length"]) == len(body) and body.count("\n") == 1, body
+    # the deny rule's line in the suite's policy.yaml, never the host path
+    line = POLICY.splitlines().index("  - bad.wild.test") + 1
+    assert body.startswith("agentsafe-proxy refused CONNECT bad.wild.test:443 because of denied_by_rule ("), body
+    assert body.endswith("deny rule in policy.yaml, if the deny was not meant (policy.yaml line %d).\n" % line), body
+    assert W not in body, body
+    st, h, body = refusal_of(P.port, "CONNECT nope.test:443 HTTP/1.1\r\nHost: nope.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "not_allowed", (st, h)
+    assert "what a human can do: add the host to policy.yaml (agentsafe log suggest" in body, body
+    st, h, body = refusal_of(P.port, "CONNECT priv.test:443 HTTP/1.1\r\nHost: priv.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "private_address", (st, h, body)
+    assert "refused CONNECT priv.test:443 because of private_address" in body, body
+    assert "what a human can do: nothing from the sandbox" in body, body
+    st, h, body = refusal_of(P.port, "GET http://fwd.test:8080/ HTTP/1.1\r\nHost: fwd.test:8080\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "port_not_allowed", (st, h, body)
+    line = POLICY.splitlines().index("  - host: fwd.test") + 1
+    assert "refused the request to fwd.test:8080 because of port_not_allowed" in body, body
+    assert body.endswith("(policy.yaml line %d).\n" % line), body
+    P.new(4)
+
+
+@case
+def refusal_body_escapes_what_the_client_sent(P):
+    st, h, body = refusal_of(P.port, b"CONNECT a\x1b[2Jb.test:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert 400 <= st < 500, st
+    assert all(0x20 <= ord(ch) < 0x7f for ch in body[:-1]) and body.endswith("\n"), repr(body)
+    assert h["x-agentsafe-reason"] in ("bad_host", "bad_request"), h
+    P.new(1)
+
+
 @case
 def deny_rule_beats_wildcard_allow(P):
     s, st, _ = connect_tunnel(P.port, "bad.wild.test:443")
