@@ -515,8 +515,8 @@ int cli_policy_main(int argc, char **argv)
 		return cmd_edit(argc - 1, argv + 1);
 	if (strcmp(argv[1], "replay") == 0)
 		return cli_policy_replay_main(argc - 1, argv + 1);
-	static const char *const cmds[] = {"check", "explain", "edit",
-					   "replay", NULL};
+	static const char *const cmds[] = {"check", "explain", "edit", "replay",
+					   NULL};
 	cli_unknown("agentsafe policy",
 		    argv[1][0] == '-' ? "option" : "command", argv[1], cmds);
 	return EXIT_USAGE;

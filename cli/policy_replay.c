@@ -87,14 +87,14 @@ static uint64_t flip_hash(const char *host, long long port, bool to_deny)
 static int grow(struct replay *r)
 {
 	size_t n = r->nbuckets ? r->nbuckets * 2 : 1024;
-	struct flip **b = calloc(n, sizeof *b);
+	struct flip **b = calloc(n, sizeof(struct flip *));
 	if (b == NULL)
 		return -ENOMEM;
 	for (size_t i = 0; i < r->nbuckets; i++) {
 		for (struct flip *f = r->buckets[i], *nx; f != NULL; f = nx) {
 			nx = f->next;
-			size_t k = flip_hash(f->host, f->port, f->to_deny) &
-				   (n - 1);
+			size_t k =
+			    flip_hash(f->host, f->port, f->to_deny) & (n - 1);
 			f->next = b[k];
 			b[k] = f;
 		}
@@ -105,8 +105,8 @@ static int grow(struct replay *r)
 	return 0;
 }
 
-static struct flip *flip_get(struct replay *r, const char *host,
-			     long long port, bool to_deny)
+static struct flip *flip_get(struct replay *r, const char *host, long long port,
+			     bool to_deny)
 {
 	if (r->nflips >= r->nbuckets && grow(r) != 0)
 		return NULL;
@@ -259,16 +259,16 @@ static void redecide(const struct policy *p, const struct logrec *rec,
 
 static char *describe(const struct policy_decision *d)
 {
-	const char *what = d->verdict == POLICY_ALLOW
-			       ? (d->would_deny ? "allowed (learn mode)"
-						: "allowed")
-			       : d->reason;
+	const char *what =
+	    d->verdict == POLICY_ALLOW
+		? (d->would_deny ? "allowed (learn mode)" : "allowed")
+		: d->reason;
 	int n = snprintf(NULL, 0, "%s%s%s", what, d->rule ? " by " : "",
 			 d->rule ? d->rule : "");
 	char *s = n >= 0 ? malloc((size_t)n + 1) : NULL;
 	if (s != NULL)
-		snprintf(s, (size_t)n + 1, "%s%s%s", what, d->rule ? " by " : "",
-			 d->rule ? d->rule : "");
+		snprintf(s, (size_t)n + 1, "%s%s%s", what,
+			 d->rule ? " by " : "", d->rule ? d->rule : "");
 	return s;
 }
 
@@ -386,8 +386,8 @@ static void sessions_text(const struct flip *f, char *buf, size_t len)
 }
 
 /* Column widths: the widest escaped cell, at most cap. */
-static size_t col_width(struct flip **v, size_t n, bool sessions,
-			size_t min, size_t cap)
+static size_t col_width(struct flip **v, size_t n, bool sessions, size_t min,
+			size_t cap)
 {
 	size_t w = min;
 	for (size_t i = 0; i < n; i++) {
@@ -452,7 +452,8 @@ static int print_json(const struct replay *r, struct flip **v, size_t n)
 		    flips,
 		    json_pack("{s:s, s:s, s:I, s:I, s:o, s:s}", "change",
 			      v[i]->to_deny ? "allow->deny" : "deny->allow",
-			      "host", v[i]->host, "port", (json_int_t)v[i]->port, "count",
+			      "host", v[i]->host, "port",
+			      (json_int_t)v[i]->port, "count",
 			      (json_int_t)v[i]->count, "sessions",
 			      ss ? ss : json_null(), "now", v[i]->now));
 	}
@@ -478,7 +479,8 @@ static int print_json(const struct replay *r, struct flip **v, size_t n)
 static int print_report(const struct replay *r, const char *policy_path,
 			size_t nfiles, bool json)
 {
-	struct flip **v = calloc(r->nflips ? r->nflips : 1, sizeof *v);
+	struct flip **v =
+	    calloc(r->nflips ? r->nflips : 1, sizeof(struct flip *));
 	if (v == NULL) {
 		(void)fputs("agentsafe policy replay: out of memory\n", stderr);
 		return EXIT_ERROR;
@@ -487,7 +489,7 @@ static int print_report(const struct replay *r, const char *policy_path,
 	for (size_t i = 0; i < r->nbuckets; i++)
 		for (struct flip *f = r->buckets[i]; f != NULL; f = f->next)
 			v[n++] = f;
-	qsort(v, n, sizeof *v, cmp_flip);
+	qsort(v, n, sizeof(struct flip *), cmp_flip);
 	if (json) {
 		int rc = print_json(r, v, n);
 		free(v);
@@ -509,8 +511,7 @@ static int print_report(const struct replay *r, const char *policy_path,
 	printf("%llu flip%s: %llu allow->deny, %llu deny->allow\n",
 	       (unsigned long long)(r->to_deny + r->to_allow),
 	       r->to_deny + r->to_allow == 1 ? "" : "s",
-	       (unsigned long long)r->to_deny,
-	       (unsigned long long)r->to_allow);
+	       (unsigned long long)r->to_deny, (unsigned long long)r->to_allow);
 	printf("not replayed: %llu refused after the policy (SNI, TLS, DNS, "
 	       "connect, limits), %llu records that are no decision (close, "
 	       "error, drop), %llu without host or port, %llu before --since, "

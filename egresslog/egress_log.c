@@ -284,8 +284,8 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	       log->session, r->id,  r->event,	r->client,
-	    r->method, r->host,	     r->sni, r->ip,	r->rule,
+	    ts,	       log->session, r->id,  r->event,	 r->client,
+	    r->method, r->host,	     r->sni, r->ip,	 r->rule,
 	    r->reason, r->proto,     r->dst, r->message, r->origin};
 	/* braces, newline, the seven numbers, would_deny */
 	size_t need = 8 + 7 * 48 + 24;

@@ -13,7 +13,7 @@
 struct field {
 	const char *name;
 	bool is_int;
-	bool is_bool; /* a JSON true/false (would_deny); else a string */
+	bool is_bool;	/* a JSON true/false (would_deny); else a string */
 	size_t str_off; /* offsetof into struct logrec for strings */
 	size_t int_off; /* offsetof for integers */
 };
@@ -26,15 +26,20 @@ struct field {
 	{                                                                      \
 #n, true, false, 0, offsetof(struct logrec, n)                 \
 	}
+#define B(n)                                                                   \
+	{                                                                      \
+#n, false, true, 0, offsetof(struct logrec, n)                 \
+	}
 static const struct field fields[] = {
-    S(ts),     S(session),  S(id),	   S(event),	   S(client),
-    S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
-    S(reason), S(proto),    S(dst),	   S(message),	   I(port),
-    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
-    S(origin), {"would_deny", false, true, 0, offsetof(struct logrec, would_deny)},
+    S(ts),     S(session),    S(id),	     S(event),	     S(client),
+    S(method), S(host),	      S(sni),	     S(ip),	     S(rule),
+    S(reason), S(proto),      S(dst),	     S(message),     I(port),
+    I(dport),  I(bytes_up),   I(bytes_down), I(duration_ms), I(count),
+    S(origin), B(would_deny),
 };
 #undef S
 #undef I
+#undef B
 
 static const char *const events[] = {"open", "close", "deny", "error", "drop"};
 

@@ -120,8 +120,7 @@ static const struct egress_reason_advice advice[] = {
       "remove or narrow the deny rule in policy.yaml, if the deny was not "
       "meant",
       true),
-    A(BAD_HOST, "nothing: the target is not a valid host name and port",
-      false),
+    A(BAD_HOST, "nothing: the target is not a valid host name and port", false),
     A(IP_LITERAL,
       "add an IP/CIDR allow rule for the address to policy.yaml; the agent "
       "can use the host name instead",
@@ -131,10 +130,11 @@ static const struct egress_reason_advice advice[] = {
       "are never reachable unless a human names the address in an allow "
       "rule",
       false),
-    A(DNS_FAILURE,
-      "check the name; the proxy's resolver could not resolve it", false),
-    A(SNI_MISMATCH, "nothing: the TLS server name must equal the host asked "
-		    "for",
+    A(DNS_FAILURE, "check the name; the proxy's resolver could not resolve it",
+      false),
+    A(SNI_MISMATCH,
+      "nothing: the TLS server name must equal the host asked "
+      "for",
       false),
     A(NO_SNI, "nothing: the TLS client must send the server name", false),
     A(NOT_TLS,
@@ -158,8 +158,9 @@ static const struct egress_reason_advice advice[] = {
       "nothing until a human frees space for egress.log; nothing passes "
       "unrecorded",
       false),
-    A(METHOD_NOT_ALLOWED, "add the method to the rule's http: list in "
-			  "policy.yaml",
+    A(METHOD_NOT_ALLOWED,
+      "add the method to the rule's http: list in "
+      "policy.yaml",
       true),
     A(PATH_NOT_ALLOWED, "add the path to the rule's http: list in policy.yaml",
       true),

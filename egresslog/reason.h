@@ -81,8 +81,7 @@ struct egress_reason_advice {
 	const char *text;
 	bool names_rule;
 };
-const struct egress_reason_advice *
-egress_reason_advice(enum egress_reason r);
+const struct egress_reason_advice *egress_reason_advice(enum egress_reason r);
 
 /* The code named by s (exact, case-sensitive): 0 and *out set, or -ENOENT
  * for NULL or a string that is no code of this version (a newer writer may

@@ -56,7 +56,7 @@ void learn_end(const struct sess *s)
 		    (setgroups(0, NULL) != 0 || setgid(s->host_gid) != 0 ||
 		     setuid(s->host_uid) != 0))
 			_exit(126);
-		const char *argv[] = {"agentsafe", "log",    "suggest",
+		const char *argv[] = {"agentsafe", "log",     "suggest",
 				      "--policy",  s->policy, s->log_path,
 				      NULL};
 		if (bin[0])

@@ -80,8 +80,8 @@ void policy_force_learn(struct policy *p);
 /* The proxy's one check of a request's shape against its decision: plain
  * HTTP (not CONNECT) to port 443 of a rule that expects TLS would carry in
  * the clear what the rule expects encrypted ("not_tls"). */
-bool policy_plain_http_refused(const struct policy_decision *d,
-			       bool is_connect, uint16_t port);
+bool policy_plain_http_refused(const struct policy_decision *d, bool is_connect,
+			       uint16_t port);
 
 /* Normalise a host name or IP literal as matching sees it: ASCII only,
  * lower-case, one trailing dot dropped, LDH labels of 1..63 bytes, at most

@@ -676,8 +676,8 @@ static int parse_mode(struct loader *L, yaml_node_t *v)
 	}
 	char q[80];
 	quote_scalar(v, q, sizeof q);
-	lerr(L, v->start_mark,
-	     "mode must be 'enforce' or 'learn', got '%s'", q);
+	lerr(L, v->start_mark, "mode must be 'enforce' or 'learn', got '%s'",
+	     q);
 	return -EINVAL;
 }
 
@@ -691,9 +691,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		     kind_name(root));
 		return -EINVAL;
 	}
-	static const char *const keys[6] = {"version",	"allow",
-					    "deny",	"defaults",
-					    "limits",	"mode"};
+	static const char *const keys[6] = {"version",	"allow",  "deny",
+					    "defaults", "limits", "mode"};
 	yaml_node_t *vals[6] = {NULL, NULL, NULL, NULL, NULL, NULL};
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 	     pr < root->data.mapping.pairs.top; pr++) {

@@ -267,8 +267,8 @@ static void decision_learn(struct policy_decision *d)
 	d->require_tls = true;
 }
 
-bool policy_plain_http_refused(const struct policy_decision *d,
-			       bool is_connect, uint16_t port)
+bool policy_plain_http_refused(const struct policy_decision *d, bool is_connect,
+			       uint16_t port)
 {
 	return !is_connect && d->verdict == POLICY_ALLOW && d->require_tls &&
 	       port == 443;

@@ -72,7 +72,9 @@ size_t refusal_body(const struct refusal *r, char *out, size_t len)
 		 "agentsafe-proxy refused %s because of %s (%s); what a human "
 		 "can do: %s%s.",
 		 what, r->reason ? r->reason : "an error",
-		 r->detail ? r->detail : info ? info->meaning : "no detail",
+		 r->detail ? r->detail
+		 : info	   ? info->meaning
+			   : "no detail",
 		 adv ? adv->text : "see agentsafe log", place);
 	size_t at = 0;
 	put_clean(out, len, &at, text);

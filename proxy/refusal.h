@@ -12,8 +12,8 @@
 
 struct refusal {
 	bool is_connect;
-	const char *host; /* normalised target; NULL or "": unknown */
-	uint16_t port;	  /* 0: unknown */
+	const char *host;   /* normalised target; NULL or "": unknown */
+	uint16_t port;	    /* 0: unknown */
 	const char *reason; /* a reason code */
 	const char *detail; /* the record's message, or NULL */
 	const char *rule;   /* the deciding rule "TEXT (FILE:LINE)", or NULL */

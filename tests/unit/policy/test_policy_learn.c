@@ -16,16 +16,16 @@
 
 #include "policy.h"
 
-static const char learn_yaml[] = "version: 1\n"		   /* 1 */
-				 "mode: learn\n"	   /* 2 */
-				 "allow:\n"		   /* 3 */
-				 "  - known.test\n"	   /* 4 */
-				 "  - host: ssh.test\n"	   /* 5 */
-				 "    ports: [22]\n"	   /* 6 */
-				 "    tls: false\n"	   /* 7 */
-				 "deny:\n"		   /* 8 */
+static const char learn_yaml[] = "version: 1\n"		    /* 1 */
+				 "mode: learn\n"	    /* 2 */
+				 "allow:\n"		    /* 3 */
+				 "  - known.test\n"	    /* 4 */
+				 "  - host: ssh.test\n"	    /* 5 */
+				 "    ports: [22]\n"	    /* 6 */
+				 "    tls: false\n"	    /* 7 */
+				 "deny:\n"		    /* 8 */
 				 "  - \"*.blocked.test\"\n" /* 9 */
-				 "  - 203.0.113.0/24\n";   /* 10 */
+				 "  - 203.0.113.0/24\n";    /* 10 */
 
 static struct policy *load(const char *text)
 {
@@ -148,7 +148,8 @@ int main(void)
 	    cmocka_unit_test(unknown_name_allowed_and_marked),
 	    cmocka_unit_test(explicit_deny_bad_host_and_literals_stay_refused),
 	    cmocka_unit_test(address_guard_still_refuses),
-	    cmocka_unit_test(enforce_is_the_default_and_force_learn_turns_it_on),
+	    cmocka_unit_test(
+		enforce_is_the_default_and_force_learn_turns_it_on),
 	    cmocka_unit_test(bad_mode_names_file_line_col),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

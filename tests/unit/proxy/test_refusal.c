@@ -41,7 +41,10 @@ static void every_code_has_advice_and_a_sentence(void **state)
 static void explicit_deny_names_the_policy_line(void **state)
 {
 	(void)state;
-	struct refusal r = {true, "gist.github.test", 443, "denied_by_rule",
+	struct refusal r = {true,
+			    "gist.github.test",
+			    443,
+			    "denied_by_rule",
 			    NULL,
 			    "gist.github.test (/home/u/.config/agentsafe/"
 			    "policy.yaml:12)"};
@@ -61,12 +64,13 @@ static void explicit_deny_names_the_policy_line(void **state)
 	assert_non_null(strstr(out, "ports: in policy.yaml (p.yaml line 3)."));
 }
 
-static void private_address_says_nothing_can_be_done_from_the_sandbox(
-    void **state)
+static void
+private_address_says_nothing_can_be_done_from_the_sandbox(void **state)
 {
 	(void)state;
-	struct refusal r = {false, "priv.test", 80, "private_address", NULL,
-			    "priv.test (policy.yaml:4)"};
+	struct refusal r = {false, "priv.test",
+			    80,	   "private_address",
+			    NULL,  "priv.test (policy.yaml:4)"};
 	char out[1536];
 	refusal_body(&r, out, sizeof out);
 	assert_non_null(strstr(out, "refused the request to priv.test:80 "));
@@ -79,7 +83,10 @@ static void private_address_says_nothing_can_be_done_from_the_sandbox(
 static void client_bytes_in_the_detail_are_escaped(void **state)
 {
 	(void)state;
-	struct refusal r = {true, NULL, 0, "bad_request",
+	struct refusal r = {true,
+			    NULL,
+			    0,
+			    "bad_request",
 			    "target host \"a\x1b[2J\r\nX-Evil: 1\xc2\x9b\"",
 			    NULL};
 	char out[1536];
@@ -91,8 +98,7 @@ static void client_bytes_in_the_detail_are_escaped(void **state)
 				    "\\x0aX-Evil: 1\\xc2\\x9b\")"));
 }
 
-static void ipv6_host_bracketed_and_small_buffers_stay_terminated(
-    void **state)
+static void ipv6_host_bracketed_and_small_buffers_stay_terminated(void **state)
 {
 	(void)state;
 	struct refusal r = {true, "2001:db8::1", 443, "ip_literal", NULL, NULL};
