@@ -288,6 +288,8 @@ void conn_refuse(struct conn *c, const char *event, int status,
 		 const char *reason, const char *detail)
 {
 	conn_log(c, event, reason, detail, false);
+	if (strcmp(event, "deny") == 0)
+		why_note(c, reason, detail);
 	if (status > 0)
 		conn_reply_error(c, status, reason, detail);
 	else
@@ -597,6 +599,10 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	evbuffer_drain(in, req->head_len);
+	if (why_is_request(c)) {
+		why_serve(c);
+		return;
+	}
 
 	struct policy_decision d;
 	c->pol = proxy_policy_get(c->w->srv);

@@ -42,6 +42,24 @@
 struct conn;
 struct splice_state;
 
+/* why.c: the session's last refusals, for http://agentsafe.internal/why */
+#define WHY_HOST "agentsafe.internal"
+#define WHY_KEEP 20
+#define WHY_LINE 1600
+struct why_ring {
+	pthread_mutex_t lock;
+	char line[WHY_KEEP][WHY_LINE]; /* timestamp, sentence, newline */
+	unsigned next, n;
+};
+void why_init(struct why_ring *w);
+void why_destroy(struct why_ring *w);
+/* Remember a refusal of c (its sentence, refusal.h). */
+void why_note(struct conn *c, const char *reason, const char *detail);
+/* A plain-HTTP request for the reserved name: answered by why_serve. */
+bool why_is_request(const struct conn *c);
+/* 200 with the remembered refusals, then close. */
+void why_serve(struct conn *c);
+
 struct worker {
 	struct proxy_server *srv;
 	unsigned index;
@@ -83,6 +101,7 @@ struct proxy_server {
 	size_t nlisten;
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
 	int *fds;			 /* [worker * nlisten + i] */
+	struct why_ring why;
 };
 
 /* Current policy with a reference the caller must drop (policy_unref). */

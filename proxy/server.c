@@ -84,6 +84,7 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 		s->cfg.nlisten = 1;
 	}
 	pthread_mutex_init(&s->policy_lock, NULL);
+	why_init(&s->why);
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	s->no_splice = getenv("AGENTSAFE_PROXY_NO_SPLICE") != NULL;
@@ -497,5 +498,6 @@ void proxy_server_free(struct proxy_server *s)
 	egress_fold_free(s->fold); /* writes what it still counts */
 	egress_log_close(s->log);
 	pthread_mutex_destroy(&s->policy_lock);
+	why_destroy(&s->why);
 	free(s);
 }

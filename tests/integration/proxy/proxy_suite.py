@@ -606,6 +606,29 @@ def refusal_body_escapes_what_the_client_sent(P):
 
 
 @case
+def why_endpoint_lists_the_last_refusals_escaped_and_never_resolves(P):
+    s, st, _ = connect_tunnel(P.port, "why-probe.test:443")
+    s.close()
+    assert st == 403
+    s, st, _ = connect_tunnel(P.port, "ok.test:443")
+    _, _, _, hello = client_hello("ok.test")
+    s.sendall(with_server_names(hello, [(0, b"w\x1b]0;x\x07y.test")]))
+    assert closed_without_data(s)
+    s.close()
+    P.new(2)
+    code, body, err = curl(P.port, "http://agentsafe.internal/why")
+    assert code == 200, (code, err)
+    lines = body.splitlines()
+    assert lines[0].startswith("agentsafe: the last ") and 2 < len(lines) <= 21, lines[:3]
+    assert "refused CONNECT why-probe.test:443 because of not_allowed" in lines[-2], lines[-2:]
+    assert "\\x1b]0;x\\x07" in lines[-1], lines[-1]
+    assert all(0x20 <= ord(ch) < 0x7f for ch in body.replace("\n", "")), repr(body)
+    # answered by the proxy itself: no record, nothing resolved or opened
+    time.sleep(0.1)
+    assert P.new(0, timeout=0.2) == [], "the why request left a record"
+
+
+@case
 def deny_rule_beats_wildcard_allow(P):
     s, st, _ = connect_tunnel(P.port, "bad.wild.test:443")
     assert st == 403, st
