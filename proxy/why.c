@@ -64,7 +64,8 @@ void why_serve(struct conn *c)
 				    w->n);
 	for (unsigned i = 0; i < w->n; i++)
 		evbuffer_add_printf(
-		    b, "%s", w->line[(w->next + WHY_KEEP - w->n + i) % WHY_KEEP]);
+		    b, "%s",
+		    w->line[(w->next + WHY_KEEP - w->n + i) % WHY_KEEP]);
 	pthread_mutex_unlock(&w->lock);
 	evbuffer_add_printf(bufferevent_get_output(c->client.bev),
 			    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
