@@ -5,11 +5,13 @@ counted here by an independent decision procedure (a few lines of Python
 for the test policy's rules), hostile records (escape sequences, bidi
 controls, truncated lines, unknown fields), folded summaries, --since,
 --session/--all over a state directory, exit codes and policy errors."""
+import atexit
 import ipaddress
 import json
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +42,7 @@ def run(*args, env=None):
 
 
 W = tempfile.mkdtemp(prefix="asreplay-")
+atexit.register(shutil.rmtree, W, True)
 NEW = os.path.join(W, "new.yaml")
 with open(NEW, "w") as f:
     f.write("""version: 1
