@@ -535,7 +535,11 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	else
 		appendf(buf, buflen, &off, "host:    invalid: %s\n", err);
 	appendf(buf, buflen, &off, "verdict: %s\n",
-		d.verdict == POLICY_ALLOW ? "ALLOW" : "DENY");
+		d.would_deny		    ? "ALLOW (learn mode: no rule "
+					      "allows it; recorded as "
+					      "would_deny)"
+		: d.verdict == POLICY_ALLOW ? "ALLOW"
+					    : "DENY");
 	appendf(buf, buflen, &off, "reason:  %s\n", d.reason);
 	const struct prule *r = rule_by_label(p, d.rule);
 	if (r != NULL) {
@@ -551,6 +555,9 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 		    : strcmp(d.reason, "ip_literal") == 0
 			? "an IP address is reachable only through an allow "
 			  "rule naming that IP or a CIDR containing it"
+		    : d.would_deny
+			? "no rule names this host; learn mode lets it "
+			  "through"
 			: "no rule names this host; everything not allowed is "
 			  "denied";
 		appendf(buf, buflen, &off, "rule:    none (%s)\n", why);
