@@ -63,11 +63,54 @@ static void session_learns_from_flag_or_policy_mode(void **state)
 	unlink(broken);
 }
 
+/* The end of a learning session: the log suggest block for its log, from
+ * the agentsafe binary beside this one, on stdout. */
+static void end_prints_the_sessions_suggestions(void **state)
+{
+	(void)state;
+	struct sess s;
+	memset(&s, 0, sizeof s);
+	char pol[] = "/tmp/aslearnp-XXXXXX", log[] = "/tmp/aslearnl-XXXXXX";
+	char out[] = "/tmp/aslearno-XXXXXX";
+	s.policy = write_policy(pol, "version: 1\nmode: learn\nallow:\n"
+				     "  - keep.test\n");
+	write_policy(log,
+		     "{\"ts\":\"2026-11-25T01:00:00.000Z\",\"session\":\"s1\","
+		     "\"id\":\"a\",\"event\":\"open\",\"method\":\"CONNECT\","
+		     "\"host\":\"pkg.learned.test\",\"port\":443,\"reason\":"
+		     "\"not_allowed\",\"would_deny\":true}\n");
+	snprintf(s.log_path, sizeof s.log_path, "%s", log);
+	snprintf(s.id, sizeof s.id, "%s", "s1");
+	s.host_uid = getuid();
+	s.host_gid = getgid();
+	int fd = mkstemp(out);
+	assert_true(fd >= 0);
+	fflush(stdout);
+	int saved = dup(1);
+	dup2(fd, 1);
+	learn_end(&s);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	char buf[4096] = "";
+	ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+	close(fd);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	assert_non_null(strstr(buf, "allow:\n"));
+	assert_non_null(strstr(buf, "  - pkg.learned.test"));
+	assert_null(strstr(buf, "keep.test"));
+	unlink(pol);
+	unlink(log);
+	unlink(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(learn_flag_parses),
 	    cmocka_unit_test(session_learns_from_flag_or_policy_mode),
+	    cmocka_unit_test(end_prints_the_sessions_suggestions),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
