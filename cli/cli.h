@@ -13,6 +13,8 @@ int cli_log_main(int argc, char **argv);
 int cli_doctor_main(int argc, char **argv);
 /* agentsafe policy edit (policy_edit.c); path is the policy to edit. */
 int cli_policy_edit(const char *path);
+/* agentsafe policy replay (policy_replay.c): exit 0 same, 1 flips, 2 error. */
+int cli_policy_replay_main(int argc, char **argv);
 
 /* The candidate closest to word by edit distance, or NULL when none is
  * close enough to be a plausible typo. cands ends with NULL. */

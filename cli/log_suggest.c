@@ -413,7 +413,8 @@ static const char suggest_usage[] =
     "         [--until T] [--host PATTERN] [--wildcards] [--policy POLICY]\n"
     "         [--apply POLICY] [--all-origins]\n"
     "Proposes allow rules for requests the proxy denied as not_allowed or\n"
-    "port_not_allowed. Denials for other reasons (deny rules, SNI mismatch,\n"
+    "port_not_allowed, or let through in learn mode (would_deny). Denials for "
+    "other reasons (deny rules, SNI mismatch,\n"
     "private addresses, IP literals, bad requests) are listed as comments,\n"
     "never turned into rules. Records of the launcher's own self-check\n"
     "(\"origin\": \"selfcheck\") never are either; --all-origins lists\n"
@@ -528,7 +529,7 @@ static bool suggest_wanted(const struct logrec *rec,
 	if (wanted && current != NULL) {
 		struct policy_decision d;
 		policy_match(current, host, (uint16_t)rec->port, &d);
-		if (d.verdict == POLICY_ALLOW ||
+		if ((d.verdict == POLICY_ALLOW && !d.would_deny) ||
 		    strcmp(d.reason, "denied_by_rule") == 0)
 			wanted = false; /* allowed now, or denied on purpose */
 	}
@@ -570,7 +571,9 @@ static int suggest_read_file(const char *path, const struct suggest_opts *o,
 	int rc = 0;
 	struct logrec rec;
 	while (logread_next(&r, &rec) == 1) {
-		if (strcmp(rec.event, "deny") != 0 ||
+		/* learn mode's opens are the denials it let through */
+		bool learned = rec.would_deny && strcmp(rec.event, "open") == 0;
+		if ((strcmp(rec.event, "deny") != 0 && !learned) ||
 		    !log_filter_match(&o->f, &rec) || rec.host == NULL) {
 			logrec_clear(&rec);
 			continue;

@@ -14,6 +14,8 @@ static void usage(FILE *out)
 	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT] | "
 	    "--record JSON\n"
 	    "       agentsafe policy edit [-f FILE]\n"
+	    "       agentsafe policy replay NEW.yaml [LOG...|--session ID|"
+	    "--all] [--since T]\n"
 	    "       agentsafe log [FILE...] [options]   (agentsafe log "
 	    "--help)\n"
 	    "       agentsafe log suggest [FILE...] [--wildcards] [--apply "

@@ -75,6 +75,8 @@ static void usage_policy(FILE *out)
 	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
 	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
 	    "       agentsafe policy edit [-f FILE]\n"
+	    "       agentsafe policy replay NEW.yaml [LOG...|--session ID|"
+	    "--all] [--since T]\n"
 	    "  FILE defaults to your policy, $XDG_CONFIG_HOME/agentsafe/"
 	    "policy.yaml\n"
 	    "  (~/.config/agentsafe/policy.yaml), the one agentsafe-launch "
@@ -82,7 +84,8 @@ static void usage_policy(FILE *out)
 	    "  -f, --file FILE  use FILE instead\n"
 	    "  (agentsafe policy check --help, agentsafe policy explain "
 	    "--help,\n"
-	    "   agentsafe policy edit --help)\n",
+	    "   agentsafe policy edit --help, agentsafe policy replay "
+	    "--help)\n",
 	    out);
 }
 
@@ -510,7 +513,10 @@ int cli_policy_main(int argc, char **argv)
 		return cmd_explain(argc - 1, argv + 1);
 	if (strcmp(argv[1], "edit") == 0)
 		return cmd_edit(argc - 1, argv + 1);
-	static const char *const cmds[] = {"check", "explain", "edit", NULL};
+	if (strcmp(argv[1], "replay") == 0)
+		return cli_policy_replay_main(argc - 1, argv + 1);
+	static const char *const cmds[] = {"check", "explain", "edit", "replay",
+					   NULL};
 	cli_unknown("agentsafe policy",
 		    argv[1][0] == '-' ? "option" : "command", argv[1], cmds);
 	return EXIT_USAGE;

@@ -310,10 +310,11 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	     log->session, r->id,   r->event,	 r->client, r->method,
-	    r->host, r->sni,	   r->ip,   r->rule,	 r->reason, r->proto,
-	    r->dst,  r->message,   r->step, r->decision, r->scope};
-	size_t need = 8 + 8 * 48; /* braces, newline, the eight numbers */
+	    ts,	     log->session, r->id,     r->event, r->client,   r->method,
+	    r->host, r->sni,	   r->ip,     r->rule,	r->reason,   r->proto,
+	    r->dst,  r->message,   r->origin, r->step,	r->decision, r->scope};
+	/* braces, newline, the eight numbers, would_deny */
+	size_t need = 8 + 8 * 48 + 24;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
 	return need;
@@ -434,6 +435,10 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	field_str(&l, "scope", r->scope);
 	if (r->uid >= 0)
 		field_int(&l, "uid", r->uid);
+	if (r->would_deny) {
+		put_key(&l, "would_deny");
+		put(&l, "true", 4);
+	}
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

@@ -40,6 +40,9 @@ struct egress_record {
 	const char *decision; /* allow | deny */
 	const char *scope;    /* once | session | always */
 	int64_t uid;	      /* who answered; -1: absent */
+	/* mode: learn: an open the policy would have denied (`reason` says
+	 * why); written only when true */
+	bool would_deny;
 };
 
 /* Initialise a record with every field absent. */

@@ -13,27 +13,34 @@
 struct field {
 	const char *name;
 	bool is_int;
+	bool is_bool;	/* a JSON true/false (would_deny); else a string */
 	size_t str_off; /* offsetof into struct logrec for strings */
 	size_t int_off; /* offsetof for integers */
 };
 
 #define S(n)                                                                   \
 	{                                                                      \
-#n, false, offsetof(struct logrec, n), 0                       \
+#n, false, false, offsetof(struct logrec, n), 0                \
 	}
 #define I(n)                                                                   \
 	{                                                                      \
-#n, true, 0, offsetof(struct logrec, n)                        \
+#n, true, false, 0, offsetof(struct logrec, n)                 \
+	}
+#define B(n)                                                                   \
+	{                                                                      \
+#n, false, true, 0, offsetof(struct logrec, n)                 \
 	}
 static const struct field fields[] = {
-    S(ts),     S(session),  S(id),	   S(event),	   S(client),
-    S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
-    S(reason), S(proto),    S(dst),	   S(message),	   I(port),
-    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
-    S(origin), S(step),	    S(decision),   S(scope),	   I(uid),
+    S(ts),	   S(session),	S(id),	       S(event),       S(client),
+    S(method),	   S(host),	S(sni),	       S(ip),	       S(rule),
+    S(reason),	   S(proto),	S(dst),	       S(message),     I(port),
+    I(dport),	   I(bytes_up), I(bytes_down), I(duration_ms), I(count),
+    S(origin),	   S(step),	S(decision),   S(scope),       I(uid),
+    B(would_deny),
 };
 #undef S
 #undef I
+#undef B
 
 static const char *const events[] = {"open", "close",	 "deny",   "error",
 				     "drop", "approval", "warning"};
@@ -312,7 +319,15 @@ static const char *index_record(struct logrec *rec)
 			    key);
 			return why;
 		}
-		if (f->is_int) {
+		if (f->is_bool) {
+			if (!json_is_boolean(v)) {
+				snprintf(why, sizeof why,
+					 "field \"%s\" is not true or false",
+					 key);
+				return why;
+			}
+			*(bool *)((char *)rec + f->int_off) = json_is_true(v);
+		} else if (f->is_int) {
 			if (!json_is_integer(v) || json_integer_value(v) < 0) {
 				snprintf(why, sizeof why,
 					 "field \"%s\" is not a non-negative "

@@ -31,7 +31,8 @@ struct logrec {
 			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down, duration_ms,
 	    count; /* -1 absent; count: denials a summary record stands for */
-	long long uid; /* approval: who answered; budget: limit; -1 absent */
+	long long uid;	 /* approval: who answered; budget: limit; -1 absent */
+	bool would_deny; /* learn mode: an open the policy would have denied */
 };
 
 struct logread {

@@ -104,6 +104,106 @@ static const struct egress_reason_info table[] = {
 _Static_assert(sizeof table / sizeof table[0] == EGRESS_REASON_COUNT,
 	       "every reason code has a table entry");
 
+/* What a human can do, beside the table above: the refusal bodies the
+ * proxy writes (proxy/refusal.c) end with it. One line each, no client
+ * text; the agent reads it, so it never suggests a way around the policy
+ * that only a human may take. */
+#define A(code, text, rule) [EGRESS_REASON_##code] = {text, rule}
+static const struct egress_reason_advice advice[] = {
+    A(NOT_ALLOWED,
+      "add the host to policy.yaml (agentsafe log suggest writes the rule), "
+      "or approve it with agentsafe approve if the session asks (--ask)",
+      false),
+    A(PORT_NOT_ALLOWED, "add this port to the rule's ports: in policy.yaml",
+      true),
+    A(DENIED_BY_RULE,
+      "remove or narrow the deny rule in policy.yaml, if the deny was not "
+      "meant",
+      true),
+    A(BAD_HOST, "nothing: the target is not a valid host name and port", false),
+    A(IP_LITERAL,
+      "add an IP/CIDR allow rule for the address to policy.yaml; the agent "
+      "can use the host name instead",
+      false),
+    A(PRIVATE_ADDRESS,
+      "nothing from the sandbox: private, loopback and link-local addresses "
+      "are never reachable unless a human names the address in an allow "
+      "rule",
+      false),
+    A(DNS_FAILURE, "check the name; the proxy's resolver could not resolve it",
+      false),
+    A(SNI_MISMATCH,
+      "nothing: the TLS server name must equal the host asked "
+      "for",
+      false),
+    A(NO_SNI, "nothing: the TLS client must send the server name", false),
+    A(NOT_TLS,
+      "use https:// (or TLS after CONNECT); a human can set tls: false on "
+      "the rule in policy.yaml for a protocol that is not TLS",
+      true),
+    A(BAD_CLIENTHELLO, "nothing: the TLS ClientHello was malformed", false),
+    A(ECH, "turn off Encrypted Client Hello in the client", false),
+    A(BAD_REQUEST,
+      "nothing: send CONNECT host:port or an absolute http:// URL, well "
+      "formed",
+      false),
+    A(TIMEOUT, "retry; the request or the upstream was too slow", false),
+    A(UPSTREAM_UNREACHABLE,
+      "retry later: the upstream did not accept the connection", false),
+    A(MAX_CONNECTIONS,
+      "retry later; a human can raise limits.max_connections in "
+      "policy.yaml",
+      false),
+    A(LOG_UNWRITABLE,
+      "nothing until a human frees space for egress.log; nothing passes "
+      "unrecorded",
+      false),
+    A(METHOD_NOT_ALLOWED,
+      "add the method to the rule's http: list in "
+      "policy.yaml",
+      true),
+    A(PATH_NOT_ALLOWED, "add the path to the rule's http: list in policy.yaml",
+      true),
+    A(HOST_MISMATCH, "nothing: the Host header must name the tunnel's host",
+      false),
+    A(UPSTREAM_CERT_INVALID,
+      "check the upstream's certificate; a human can add its CA", false),
+    A(CREDENTIAL_MISUSE,
+      "nothing: a credential goes only to the hosts it is bound to", false),
+    A(APPROVAL_TIMEOUT,
+      "ask the human to answer with agentsafe approve, or to add the host "
+      "to policy.yaml",
+      false),
+    A(UPLOAD_BUDGET_EXCEEDED, "raise the rule's upload_budget in policy.yaml",
+      true),
+    A(CLIENT_RESET, "nothing: the client reset the connection", false),
+    A(CLIENT_CLOSED, "nothing: the client left", false),
+    A(CLIENT_ERROR, "nothing: the client's side failed", false),
+    A(EOF, "nothing", false),
+    A(IDLE_TIMEOUT, "retry; nothing moved for limits.idle_timeout", false),
+    A(SHUTDOWN, "retry when the session runs again", false),
+    A(UPSTREAM_RESET, "retry; the upstream reset the connection", false),
+    A(UPSTREAM_ERROR, "retry; the upstream's side failed", false),
+    A(UPSTREAM_CLOSED,
+      "retry; the upstream closed before its response was complete", false),
+    A(BAD_RESPONSE, "nothing: the upstream's response was malformed", false),
+    A(INTERNAL, "retry; the proxy ran out of memory", false),
+    A(RELOAD_FAILED, "fix policy.yaml (agentsafe policy check)", false),
+    A(FIREWALL, "go through the proxy (HTTPS_PROXY); nothing else leaves",
+      false),
+};
+#undef A
+
+_Static_assert(sizeof advice / sizeof advice[0] == EGRESS_REASON_COUNT,
+	       "every reason code has advice");
+
+const struct egress_reason_advice *egress_reason_advice(enum egress_reason r)
+{
+	if ((unsigned)r >= EGRESS_REASON_COUNT)
+		return NULL;
+	return &advice[r];
+}
+
 const struct egress_reason_info *egress_reason_info(enum egress_reason r)
 {
 	if ((unsigned)r >= EGRESS_REASON_COUNT)

@@ -73,6 +73,16 @@ struct egress_reason_info {
 const char *egress_reason_name(enum egress_reason r);
 /* The table entry; NULL for a value outside the enum. */
 const struct egress_reason_info *egress_reason_info(enum egress_reason r);
+/* What a human can do about a refusal with this code, as the end of the
+ * sentence a refused client is answered with ("what a human can do: ...").
+ * `names_rule`: the advice is about the deciding rule, so the answer adds
+ * where it is in policy.yaml. NULL for a value outside the enum. */
+struct egress_reason_advice {
+	const char *text;
+	bool names_rule;
+};
+const struct egress_reason_advice *egress_reason_advice(enum egress_reason r);
+
 /* The code named by s (exact, case-sensitive): 0 and *out set, or -ENOENT
  * for NULL or a string that is no code of this version (a newer writer may
  * know more). */

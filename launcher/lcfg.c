@@ -270,6 +270,7 @@ enum {
 	O_NO_REPO,
 	O_VERBOSE,
 	O_TIMINGS,
+	O_LEARN,
 	O_HELP,
 	O_VERSION,
 };
@@ -480,6 +481,7 @@ static const struct option long_opts[] = {
     {"no-repo", no_argument, NULL, O_NO_REPO},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"timings", no_argument, NULL, O_TIMINGS},
+    {"learn", no_argument, NULL, O_LEARN},
     {"help", no_argument, NULL, O_HELP},
     {"version", no_argument, NULL, O_VERSION},
     {NULL, 0, NULL, 0},
@@ -559,6 +561,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 			break;
 		case O_TIMINGS:
 			c->timings = true;
+			break;
+		case O_LEARN:
+			c->learn = true;
 			break;
 		case '?':
 			if (optopt != 0)
@@ -1029,7 +1034,16 @@ void lcfg_usage(FILE *f)
 	    "  --keep               keep session clones even when clean\n"
 	    "  --ask                hosts no rule names wait for agentsafe "
 	    "approve\n"
-	    "                       (as the policy's unknown: ask)\n"
+	    "                       (as the policy's unknown: ask)\n",
+	    f);
+	(void)fputs(
+	    "  --learn              learn mode: names the policy does not "
+	    "list\n"
+	    "                       are let through and recorded "
+	    "(would_deny);\n"
+	    "                       denies, private addresses and SNI "
+	    "still\n"
+	    "                       hold; the end prints `log suggest`\n"
 	    "  --no-repo            start with no repo mounted (without it, "
 	    "a\n"
 	    "                       start outside a git repo is refused)\n"

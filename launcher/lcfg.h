@@ -56,6 +56,7 @@ struct lcfg {
 	bool ask;     /* --ask: unknown hosts wait for approval (flag only) */
 	bool verbose; /* -v: the image build's every line (flag only) */
 	bool timings; /* --timings: print each phase's ms (command line only) */
+	bool learn;   /* --learn: learn mode (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */
 	char **command; /* after `--`; points into argv; NULL-terminated */
 	size_t ncommand;

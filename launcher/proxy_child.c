@@ -199,6 +199,8 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		argv[n++] = "--notify-fd";
 		argv[n++] = "6";
 	}
+	if (s->cfg->learn)
+		argv[n++] = "--learn";
 	argv[n] = NULL;
 	if (h->bin[0])
 		execv(h->bin, (char *const *)argv);

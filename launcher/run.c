@@ -15,6 +15,7 @@
 #include "caps.h"
 #include "console.h"
 #include "gpu.h"
+#include "learn.h"
 #include "launch_int.h"
 #include "prepare.h"
 #include "proxy_child.h"
@@ -242,6 +243,7 @@ int run_command(struct lcfg *c)
 	if (run_init(&s, c, policy, sizeof policy) != 0)
 		return EXIT_LAUNCH;
 	launch_phase(&s, "config and policy", t0);
+	bool learning = learn_start(&s, c->learn);
 	int code = EXIT_LAUNCH;
 	if (run_setup(&s) == 0 && run_detach(&s, &code) == 0) {
 		size_t done = 0;
@@ -257,6 +259,8 @@ int run_command(struct lcfg *c)
 		if (c->timings)
 			launch_diag("timing: %-22s %6lld ms", "teardown",
 				    (long long)(launch_now_us() - t) / 1000);
+		if (learning && !c->detach && s.log_path[0] != '\0')
+			learn_end(&s);
 	}
 	if (s.tally.not_fetched > 0) {
 		launch_alert("the session's work is NOT all back in your "

@@ -53,6 +53,10 @@ struct policy_decision {
 	/* The allow rule's own upload_budget (POLICY_BUDGET_UNLIMITED for
 	 * `unlimited`), or 0 when the rule sets none (limits apply). */
 	uint64_t upload_budget;
+	/* Learn mode (policy_is_learning): ALLOW although no rule allows
+	 * the request; `reason` is the code it would have been denied with
+	 * ("not_allowed" or "port_not_allowed"). */
+	bool would_deny;
 };
 
 /* Load and compile. On error returns a negative errno-style code, leaves
@@ -77,6 +81,23 @@ bool policy_unknown_ask(const struct policy *p);
 const char *policy_source(const struct policy *p);
 /* Number of allow + deny rules, for diagnostics. */
 size_t policy_rule_count(const struct policy *p);
+
+/* Learn mode (`mode: learn` in the file, or policy_force_learn): a NAME
+ * that no rule allows ("not_allowed", or "port_not_allowed": a rule names
+ * the host, not the port) is decided ALLOW with would_deny set, the reason
+ * kept, and require_tls true (the SNI check still holds). Every other
+ * decision stands: explicit denies, bad hosts and IP literals stay refused,
+ * and the address guard (policy_check_addr) still runs after it. */
+bool policy_is_learning(const struct policy *p);
+/* `agentsafe-launch --learn`: turn learn mode on in a freshly loaded
+ * policy, before it is shared with any other thread. */
+void policy_force_learn(struct policy *p);
+
+/* The proxy's one check of a request's shape against its decision: plain
+ * HTTP (not CONNECT) to port 443 of a rule that expects TLS would carry in
+ * the clear what the rule expects encrypted ("not_tls"). */
+bool policy_plain_http_refused(const struct policy_decision *d, bool is_connect,
+			       uint16_t port);
 
 /* Normalise a host name or IP literal as matching sees it: ASCII only,
  * lower-case, one trailing dot dropped, LDH labels of 1..63 bytes, at most

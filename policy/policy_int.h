@@ -50,6 +50,7 @@ struct policy {
 	char *source;
 	struct policy_limits limits;
 	bool unknown_ask; /* unknown: ask */
+	bool learn;	  /* mode: learn */
 	struct prule *rules;
 	size_t nrules;
 	/* Open addressing over 8-byte slots (hash tag << 32 | entry + 1, 0 =

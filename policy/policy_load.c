@@ -750,6 +750,20 @@ static int parse_unknown(struct loader *L, const yaml_node_t *v)
 	return -EINVAL;
 }
 
+/* mode: enforce | learn (policy.h, policy_is_learning). */
+static int parse_mode(struct loader *L, yaml_node_t *v)
+{
+	if (scalar_is(v, "learn") || scalar_is(v, "enforce")) {
+		L->p->learn = scalar_is(v, "learn");
+		return 0;
+	}
+	char q[80];
+	quote_scalar(v, q, sizeof q);
+	lerr(L, v->start_mark, "mode must be 'enforce' or 'learn', got '%s'",
+	     q);
+	return -EINVAL;
+}
+
 static int parse_top(struct loader *L, yaml_node_t *root)
 {
 	int rc = 0;
@@ -760,9 +774,10 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		     kind_name(root));
 		return -EINVAL;
 	}
-	static const char *const keys[6] = {"version",	"allow",  "deny",
-					    "defaults", "limits", "unknown"};
-	yaml_node_t *vals[6] = {NULL};
+	static const char *const keys[7] = {"version",	"allow",  "deny",
+					    "defaults", "limits", "unknown",
+					    "mode"};
+	yaml_node_t *vals[7] = {NULL};
 	for (yaml_node_pair_t *pr = root->data.mapping.pairs.start;
 	     pr < root->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, root->start_mark, &rc);
@@ -774,7 +789,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		char q[80];
 		quote_scalar(k, q, sizeof q);
 		int which = -1;
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 7; i++)
 			if (scalar_is(k, keys[i]))
 				which = i;
 		if (which < 0) {
@@ -806,6 +821,8 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 			rc = parse_defaults(L, v);
 		} else if (which == 5) {
 			rc = parse_unknown(L, v);
+		} else if (which == 6) {
+			rc = parse_mode(L, v);
 		} else {
 			rc = parse_limits(L, v);
 		}

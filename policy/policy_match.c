@@ -248,6 +248,36 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 	d->rule = r != NULL ? r->label : NULL;
 	d->require_tls = v == POLICY_ALLOW && (r == NULL || r->tls);
 	d->upload_budget = v == POLICY_ALLOW && r != NULL ? r->budget : 0;
+	d->would_deny = false;
+}
+
+bool policy_is_learning(const struct policy *p)
+{
+	return p != NULL && p->learn;
+}
+
+void policy_force_learn(struct policy *p)
+{
+	p->learn = true;
+}
+
+/* Learn mode's one rule (policy.h): names only, never an explicit deny. */
+static void decision_learn(struct policy_decision *d)
+{
+	if (d->verdict != POLICY_DENY || d->reason == NULL ||
+	    (strcmp(d->reason, "not_allowed") != 0 &&
+	     strcmp(d->reason, "port_not_allowed") != 0))
+		return;
+	d->verdict = POLICY_ALLOW;
+	d->would_deny = true;
+	d->require_tls = true;
+}
+
+bool policy_plain_http_refused(const struct policy_decision *d, bool is_connect,
+			       uint16_t port)
+{
+	return !is_connect && d->verdict == POLICY_ALLOW && d->require_tls &&
+	       port == 443;
 }
 
 /* Rules covering one address, most specific first. */
@@ -385,10 +415,13 @@ int policy_match_len(const struct policy *p, const char *host, size_t hostlen,
 				  sizeof err) != 0)
 		return 0;
 	uint8_t fam, a[16];
-	if (policy_ip_parse(norm, &fam, a))
+	if (policy_ip_parse(norm, &fam, a)) {
 		match_ip(p, fam, a, port, d);
-	else
+	} else {
 		match_name(p, norm, port, d);
+		if (p->learn)
+			decision_learn(d);
+	}
 	return 0;
 }
 
@@ -508,7 +541,11 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	else
 		appendf(buf, buflen, &off, "host:    invalid: %s\n", err);
 	appendf(buf, buflen, &off, "verdict: %s\n",
-		d.verdict == POLICY_ALLOW ? "ALLOW" : "DENY");
+		d.would_deny		    ? "ALLOW (learn mode: no rule "
+					      "allows it; recorded as "
+					      "would_deny)"
+		: d.verdict == POLICY_ALLOW ? "ALLOW"
+					    : "DENY");
 	appendf(buf, buflen, &off, "reason:  %s\n", d.reason);
 	const struct prule *r = rule_by_label(p, d.rule);
 	if (r != NULL) {
@@ -524,6 +561,9 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 		    : strcmp(d.reason, "ip_literal") == 0
 			? "an IP address is reachable only through an allow "
 			  "rule naming that IP or a CIDR containing it"
+		    : d.would_deny
+			? "no rule names this host; learn mode lets it "
+			  "through"
 			: "no rule names this host; everything not allowed is "
 			  "denied";
 		appendf(buf, buflen, &off, "rule:    none (%s)\n", why);

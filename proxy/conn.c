@@ -18,6 +18,7 @@
 #include "approval.h"
 #include "budget.h"
 #include "clienthello.h"
+#include "refusal.h"
 #include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
@@ -107,6 +108,10 @@ int conn_log(struct conn *c, const char *event, const char *reason,
 	r.reason = reason;
 	r.message = message;
 	r.origin = c->selfcheck ? "selfcheck" : NULL;
+	if (c->would_deny && strcmp(event, "open") == 0) {
+		r.would_deny = true;
+		r.reason = c->would_reason;
+	}
 	char full[1024];
 	if (c->note[0] != '\0') {
 		snprintf(full, sizeof full, "%s%s%s", message ? message : "",
@@ -140,7 +145,8 @@ static void reset_request(struct conn *c)
 	c->fwd_head_len = 0;
 	policy_unref(c->pol);
 	c->pol = NULL;
-	c->is_connect = c->require_tls = false;
+	c->is_connect = c->require_tls = c->would_deny = false;
+	c->would_reason = NULL;
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
 	c->client.bytes = c->upstream.bytes = 0;
@@ -265,18 +271,15 @@ static const char *status_text(int status)
 	}
 }
 
-/* Answer with an error status and close. The body names the reason code
- * so an agent (or its user) can see why. */
+/* Answer with an error status and close. The body is one sentence an
+ * agent (or its user) can act on (refusal.h); the header carries the code. */
 void conn_reply_error(struct conn *c, int status, const char *reason,
 		      const char *detail)
 {
-	char body[512];
-	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
-			  reason, detail ? ": " : "", detail ? detail : "");
-	if (bl < 0)
-		bl = 0;
-	if ((size_t)bl >= sizeof body)
-		bl = (int)sizeof body - 1;
+	char body[1536];
+	struct refusal rf = {c->is_connect, c->host, c->port,
+			     reason,	    detail,  c->rule};
+	int bl = (int)refusal_body(&rf, body, sizeof body);
 	evbuffer_add_printf(bufferevent_get_output(c->client.bev),
 			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
 			    "Content-Length: %d\r\nConnection: close\r\n"
@@ -292,6 +295,8 @@ void conn_refuse(struct conn *c, const char *event, int status,
 		 const char *reason, const char *detail)
 {
 	conn_log(c, event, reason, detail, false);
+	if (strcmp(event, "deny") == 0)
+		why_note(c, reason, detail);
 	if (status > 0)
 		conn_reply_error(c, status, reason, detail);
 	else
@@ -302,9 +307,15 @@ void conn_refuse(struct conn *c, const char *event, int status,
 
 static void reject_now(struct worker *w, int fd, const char *client)
 {
-	static const char resp[] =
-	    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-	    "Connection: close\r\nX-AgentSafe-Reason: max_connections\r\n\r\n";
+	const char *code = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
+	struct refusal rf = {false, NULL, 0, code, NULL, NULL};
+	char body[768], resp[1024];
+	size_t bl = refusal_body(&rf, body, sizeof body);
+	int rl = snprintf(resp, sizeof resp,
+			  "HTTP/1.1 503 Service Unavailable\r\nContent-Type: "
+			  "text/plain\r\nContent-Length: %zu\r\nConnection: "
+			  "close\r\nX-AgentSafe-Reason: %s\r\n\r\n%s",
+			  bl, code, body);
 	struct egress_record r;
 	char id[48];
 	egress_log_next_id(w->srv->log, id, sizeof id);
@@ -315,7 +326,8 @@ static void reject_now(struct worker *w, int fd, const char *client)
 	r.reason = egress_reason_name(EGRESS_REASON_MAX_CONNECTIONS);
 	r.message = "too many connections; refused before reading the request";
 	(void)egress_fold_write(w->srv->fold, &r);
-	(void)send(fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (rl > 0 && (size_t)rl < sizeof resp)
+		(void)send(fd, resp, (size_t)rl, MSG_NOSIGNAL | MSG_DONTWAIT);
 	close(fd);
 }
 
@@ -598,6 +610,10 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	evbuffer_drain(in, req->head_len);
+	if (why_is_request(c)) {
+		why_serve(c);
+		return;
+	}
 
 	struct policy_decision d;
 	c->pol = proxy_policy_get(c->w->srv);
@@ -613,6 +629,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
+	c->would_deny = d.would_deny;
+	c->would_reason = d.reason;
 	if (d.verdict != POLICY_ALLOW && ask_instead(c, &d))
 		return;
 	if (d.verdict != POLICY_ALLOW) {
@@ -670,7 +688,9 @@ static void decided(struct conn *c, bool rule_tls, uint64_t rule_budget)
 		    "this host's upload budget for the session is used up");
 		return;
 	}
-	if (!c->is_connect && rule_tls && c->port == 443) {
+	const struct policy_decision allowed = {.verdict = POLICY_ALLOW,
+						.require_tls = rule_tls};
+	if (policy_plain_http_refused(&allowed, c->is_connect, c->port)) {
 		/* The HTTPS port of a rule that expects TLS: plain HTTP there
 		 * would carry the request, and any credential in it, in the
 		 * clear. */

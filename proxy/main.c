@@ -24,7 +24,7 @@ static void usage(FILE *f)
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
 	    "         [--selfcheck-fd N] [--approval-socket PATH [--ask]]\n"
-	    "         [--notify-fd N] [--never-ask HOST[:PORT]]...\n"
+	    "         [--notify-fd N] [--never-ask HOST[:PORT]]... [--learn]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -53,6 +53,10 @@ static void usage(FILE *f)
 	    "  --notify-fd N     write a line there per question or warning\n"
 	    "  --never-ask HOST[:PORT]  refuse this target as unknown: deny\n"
 	    "                    would (repeatable; the launcher's probe)\n"
+	    "  --learn           learn mode whatever the policy says: names\n"
+	    "                    no rule allows are let through and marked\n"
+	    "                    would_deny (denies, the address guard and\n"
+	    "                    the SNI check still hold)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -137,6 +141,7 @@ int main(int argc, char **argv)
 	    {"ask", no_argument, NULL, 'a'},
 	    {"notify-fd", required_argument, NULL, 'n'},
 	    {"never-ask", required_argument, NULL, 'N'},
+	    {"learn", no_argument, NULL, 'E'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -202,6 +207,9 @@ int main(int argc, char **argv)
 			if (add_value(never_ask, &cfg.nnever_ask, "never-ask",
 				      optarg))
 				return 2;
+			break;
+		case 'E':
+			cfg.learn = true;
 			break;
 		case 'h':
 			usage(stdout);

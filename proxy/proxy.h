@@ -4,6 +4,7 @@
 #ifndef AGENTSAFE_PROXY_H
 #define AGENTSAFE_PROXY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define PROXY_DEFAULT_LISTEN "127.0.0.1:3128"
@@ -32,6 +33,7 @@ struct proxy_config {
 	 * `deny` would: the launcher's self-check probe targets. */
 	const char *const *never_ask;
 	size_t nnever_ask;
+	bool learn; /* --learn: every policy (re)loaded in learn mode */
 };
 
 struct proxy_server;

@@ -45,6 +45,24 @@ struct approval_hub;
 struct question;
 struct budget_host;
 
+/* why.c: the session's last refusals, for http://agentsafe.internal/why */
+#define WHY_HOST "agentsafe.internal"
+#define WHY_KEEP 20
+#define WHY_LINE 1600
+struct why_ring {
+	pthread_mutex_t lock;
+	char line[WHY_KEEP][WHY_LINE]; /* timestamp, sentence, newline */
+	unsigned next, n;
+};
+void why_init(struct why_ring *w);
+void why_destroy(struct why_ring *w);
+/* Remember a refusal of c (its sentence, refusal.h). */
+void why_note(struct conn *c, const char *reason, const char *detail);
+/* A plain-HTTP request for the reserved name: answered by why_serve. */
+bool why_is_request(const struct conn *c);
+/* 200 with the remembered refusals, then close. */
+void why_serve(struct conn *c);
+
 struct worker {
 	struct proxy_server *srv;
 	unsigned index;
@@ -89,6 +107,7 @@ struct proxy_server {
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
 	int *fds;			 /* [worker * nlisten + i] */
 	atomic_bool selfcheck_open;	 /* until cfg.selfcheck_fd ends it */
+	struct why_ring why;
 };
 
 /* True while the launcher's self-check window is open: a connection
@@ -164,6 +183,10 @@ struct conn {
 	bool is_connect;
 	bool selfcheck; /* accepted in the self-check window */
 	bool require_tls;
+	/* learn mode let this request through: its open record says so and
+	 * carries the reason it would have been denied with */
+	bool would_deny;
+	const char *would_reason; /* a static reason string */
 
 	/* Resolution and connect. */
 	struct evdns_getaddrinfo_request *dnsreq;

@@ -100,6 +100,7 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 		s->cfg.nlisten = 1;
 	}
 	pthread_mutex_init(&s->policy_lock, NULL);
+	why_init(&s->why);
 	atomic_init(&s->nconns, 0);
 	atomic_init(&s->nrejecting, 0);
 	atomic_init(&s->selfcheck_open, cfg->selfcheck_fd > 2);
@@ -122,6 +123,8 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	int rc = policy_load_file(cfg->policy_path, &s->policy, err, errlen);
 	if (rc != 0)
 		goto fail;
+	if (cfg->learn)
+		policy_force_learn(s->policy);
 	rc = egress_log_open(cfg->log_path ? cfg->log_path : "-", cfg->session,
 			     &s->log, err, errlen);
 	if (rc != 0)
@@ -404,6 +407,8 @@ int proxy_reload(struct proxy_server *s)
 		(void)egress_log_write(s->log, &r);
 		return rc;
 	}
+	if (s->cfg.learn)
+		policy_force_learn(np); /* not shared yet */
 	pthread_mutex_lock(&s->policy_lock);
 	struct policy *old = s->policy;
 	s->policy = np;
@@ -524,5 +529,6 @@ void proxy_server_free(struct proxy_server *s)
 	egress_fold_free(s->fold); /* writes what it still counts */
 	egress_log_close(s->log);
 	pthread_mutex_destroy(&s->policy_lock);
+	why_destroy(&s->why);
 	free(s);
 }

@@ -49,6 +49,9 @@ R["allowed"] = run(["curl", "-sS", "--max-time", "20", "https://%s/" % CFG["allo
 # 2. Denied host: the proxy answers CONNECT with 403.
 R["denied"] = run(["curl", "-sS", "--max-time", "20", "-o", "/dev/null",
                    "-w", "%{http_connect}", "https://%s/" % CFG["denied"]])
+# 2b. What the agent can learn about it: the proxy's own page, through
+#     the image's agentsafe-why (no policy or log mounted).
+R["why"] = run(["agentsafe-why"])
 # 3. Bypasses. Each must fail; those that leave the container are dropped
 #    by the fence and must show up as drop records on the host.
 R["dns_lookup"] = "resolved"

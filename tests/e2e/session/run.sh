@@ -233,6 +233,8 @@ def skip(what):
 recs = [json.loads(l) for l in open(logp) if l.strip()]
 check(res["allowed"][0] == 0 and token in res["allowed"][1], "allowed.test over HTTPS via the proxy, certificate verified: %r" % (res["allowed"],))
 check(res["denied"][1].startswith("403"), "denied.test refused by the proxy with 403: %r" % (res["denied"],))
+check(res["why"][0] == 0 and "refused CONNECT denied.test:443 because of not_allowed" in res["why"][1],
+      "agentsafe-why in the container names the refusal of denied.test: %r" % (res["why"],))
 check(res["dns_lookup"].startswith("failed"), "DNS does not resolve inside: %s" % res["dns_lookup"])
 # A drop is a timeout: "refused" means something answered, and an error
 # before sending means the probe never tried; neither proves the fence.

@@ -40,7 +40,7 @@ for b in agentsafe agentsafe-proxy; do
   [ -x "$BIN/$b" ] || { echo "docs: $BIN/$b missing" >&2; exit 1; }
 done
 check agentsafe.1 "$BIN/agentsafe" "$BIN/agentsafe policy" "$BIN/agentsafe policy edit" "$BIN/agentsafe log" \
-  "$BIN/agentsafe log suggest" "$BIN/agentsafe doctor" "$BIN/agentsafe sessions" "$BIN/agentsafe review" \
+  "$BIN/agentsafe log suggest" "$BIN/agentsafe policy replay" "$BIN/agentsafe doctor" "$BIN/agentsafe sessions" "$BIN/agentsafe review" \
   "$BIN/agentsafe prune" "$BIN/agentsafe approve"
 check agentsafe-proxy.8 "$BIN/agentsafe-proxy"
 if [ -x "$BIN/agentsafe-launch" ]; then

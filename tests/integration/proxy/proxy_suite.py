@@ -293,7 +293,7 @@ HOSTS = """\
 
 class Proxy:
     def __init__(self, name, port, maxconn=64, policy=None, workers=None, nofile=None,
-                 resolv_conf=None):
+                 resolv_conf=None, extra=()):
         self.dir = os.path.join(W, name)
         os.makedirs(self.dir, exist_ok=True)
         self.policy = os.path.join(self.dir, "policy.yaml")
@@ -316,6 +316,7 @@ class Proxy:
                    'mount --bind "$0" /etc/resolv.conf && exec "$@"', resolv_conf] + cmd
         if workers:
             cmd += ["--workers", str(workers)]
+        cmd += list(extra)
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         # State changes and the splice hand-over on stderr: the suite
@@ -552,6 +553,79 @@ def host_not_in_policy_gets_403(P):
     assert code == 0  # curl reports the failed CONNECT, no HTTP code of the origin
     r = only(P.new(1), event="deny", host="nope.test")
     assert r["reason"] == "not_allowed" and r["method"] == "CONNECT", r
+
+
+def refusal_of(port, head):
+    """Status, headers (lower-case names) and body of a refused request."""
+    s = connect(port, head)
+    h, rest = read_head(s)
+    s.settimeout(5)
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        rest += d
+    s.close()
+    lines = h.decode("latin-1").split("\r\n")
+    hdrs = dict((k.lower(), v.strip()) for k, _, v in (l.partition(":") for l in lines[1:] if l))
+    return int(lines[0].split()[1]), hdrs, rest.decode("latin-1")
+
+
+@case
+def refusal_body_is_one_sentence_naming_the_reason_and_what_a_human_can_do(P):
+    st, h, body = refusal_of(P.port, "CONNECT bad.wild.test:443 HTTP/1.1\r\nHost: bad.wild.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "denied_by_rule", (st, h)
+    assert int(h["content-length"]) == len(body) and body.count("\n") == 1, body
+    # the deny rule's line in the suite's policy.yaml, never the host path
+    line = POLICY.splitlines().index("  - bad.wild.test") + 1
+    assert body.startswith("agentsafe-proxy refused CONNECT bad.wild.test:443 because of denied_by_rule ("), body
+    assert body.endswith("deny rule in policy.yaml, if the deny was not meant (policy.yaml line %d).\n" % line), body
+    assert W not in body, body
+    st, h, body = refusal_of(P.port, "CONNECT nope.test:443 HTTP/1.1\r\nHost: nope.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "not_allowed", (st, h)
+    assert "what a human can do: add the host to policy.yaml (agentsafe log suggest" in body, body
+    st, h, body = refusal_of(P.port, "CONNECT priv.test:443 HTTP/1.1\r\nHost: priv.test:443\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "private_address", (st, h, body)
+    assert "refused CONNECT priv.test:443 because of private_address" in body, body
+    assert "what a human can do: nothing from the sandbox" in body, body
+    st, h, body = refusal_of(P.port, "GET http://fwd.test:8080/ HTTP/1.1\r\nHost: fwd.test:8080\r\n\r\n")
+    assert st == 403 and h["x-agentsafe-reason"] == "port_not_allowed", (st, h, body)
+    line = POLICY.splitlines().index("  - host: fwd.test") + 1
+    assert "refused the request to fwd.test:8080 because of port_not_allowed" in body, body
+    assert body.endswith("(policy.yaml line %d).\n" % line), body
+    P.new(4)
+
+
+@case
+def refusal_body_escapes_what_the_client_sent(P):
+    st, h, body = refusal_of(P.port, b"CONNECT a\x1b[2Jb.test:443 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert 400 <= st < 500, st
+    assert all(0x20 <= ord(ch) < 0x7f for ch in body[:-1]) and body.endswith("\n"), repr(body)
+    assert h["x-agentsafe-reason"] in ("bad_host", "bad_request"), h
+    P.new(1)
+
+
+@case
+def why_endpoint_lists_the_last_refusals_escaped_and_never_resolves(P):
+    s, st, _ = connect_tunnel(P.port, "why-probe.test:443")
+    s.close()
+    assert st == 403
+    s, st, _ = connect_tunnel(P.port, "ok.test:443")
+    _, _, _, hello = client_hello("ok.test")
+    s.sendall(with_server_names(hello, [(0, b"w\x1b]0;x\x07y.test")]))
+    assert closed_without_data(s)
+    s.close()
+    P.new(2)
+    code, body, err = curl(P.port, "http://agentsafe.internal/why")
+    assert code == 200, (code, err)
+    lines = body.splitlines()
+    assert lines[0].startswith("agentsafe: the last ") and 2 < len(lines) <= 21, lines[:3]
+    assert "refused CONNECT why-probe.test:443 because of not_allowed" in lines[-2], lines[-2:]
+    assert "\\x1b]0;x\\x07" in lines[-1], lines[-1]
+    assert all(0x20 <= ord(ch) < 0x7f for ch in body.replace("\n", "")), repr(body)
+    # answered by the proxy itself: no record, nothing resolved or opened
+    time.sleep(0.1)
+    assert P.new(0, timeout=0.2) == [], "the why request left a record"
 
 
 @case
