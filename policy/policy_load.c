@@ -458,6 +458,222 @@ static struct prule *new_rule(struct loader *L, yaml_mark_t at)
 	return r;
 }
 
+/* ---- inspected tunnels: `inspect` and `http` on an allow rule ---- */
+
+#define HTTP_ENTRIES_MAX 1000u
+#define HTTP_ITEMS_MAX	 100u
+
+static bool method_ok(const char *m, char *msg, size_t msglen)
+{
+	size_t n = strlen(m);
+	bool ok = n > 0 && n <= 20;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = m[i] >= 'A' && m[i] <= 'Z';
+	if (!ok)
+		snprintf(msg, msglen,
+			 "a method is 1..20 upper-case letters (GET, POST)");
+	return ok;
+}
+
+/* A list of strings, each checked by ok(); NULL-free on error. */
+static int parse_str_list(struct loader *L, const yaml_node_t *n,
+			  const char *what, char ***out, size_t *nout,
+			  bool (*ok)(const char *, char *, size_t))
+{
+	int rc = 0;
+	if (n->type != YAML_SEQUENCE_NODE ||
+	    n->data.sequence.items.top == n->data.sequence.items.start) {
+		lerr(L, n->start_mark, "'%s' must be a non-empty list, not %s",
+		     what, kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt > HTTP_ITEMS_MAX) {
+		lerr(L, n->start_mark, "'%s' lists more than %u items", what,
+		     HTTP_ITEMS_MAX);
+		return -EINVAL;
+	}
+	*out = calloc(cnt, sizeof **out);
+	if (*out == NULL)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_get(L, *it, n->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80], msg[160];
+		quote_scalar(v, q, sizeof q);
+		if (v->type != YAML_SCALAR_NODE ||
+		    memchr(v->data.scalar.value, '\0', v->data.scalar.length)) {
+			lerr(L, v->start_mark, "%s entry '%s' is not a string",
+			     what, q);
+			return -EINVAL;
+		}
+		char *str = strndup((const char *)v->data.scalar.value,
+				    v->data.scalar.length);
+		if (str == NULL)
+			return -ENOMEM;
+		(*out)[(*nout)++] = str;
+		if (!ok(str, msg, sizeof msg)) {
+			lerr(L, v->start_mark, "bad %s entry '%s': %s", what, q,
+			     msg);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int http_label(struct loader *L, struct phttp *h)
+{
+	size_t len = strlen(L->name) + 32;
+	for (size_t i = 0; i < h->nmethods; i++)
+		len += strlen(h->methods[i]) + 1;
+	for (size_t i = 0; i < h->npaths; i++)
+		len += strlen(h->paths[i]) + 1;
+	h->label = malloc(len + 8);
+	if (h->label == NULL)
+		return -ENOMEM;
+	size_t off = 0;
+	for (size_t i = 0; i < h->nmethods; i++)
+		off += (size_t)snprintf(h->label + off, len - off, "%s%s",
+					i ? "," : "", h->methods[i]);
+	if (h->nmethods == 0)
+		off += (size_t)snprintf(h->label + off, len - off, "*");
+	for (size_t i = 0; i < h->npaths; i++)
+		off += (size_t)snprintf(h->label + off, len - off, "%s%s",
+					i ? "," : " ", h->paths[i]);
+	if (h->npaths == 0)
+		off += (size_t)snprintf(h->label + off, len - off, " /**");
+	snprintf(h->label + off, len - off, " (%s:%u)", L->name, h->line);
+	return 0;
+}
+
+static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
+{
+	int rc = 0;
+	h->line = (unsigned)n->start_mark.line + 1;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark,
+		     "an http entry must be a mapping with methods and/or "
+		     "paths, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	bool seen_m = false, seen_p = false;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		bool is_m = scalar_is(k, "methods");
+		if (!is_m && !scalar_is(k, "paths")) {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' in an http entry (expected "
+			     "methods, paths)",
+			     q);
+			return -EINVAL;
+		}
+		if (is_m ? seen_m : seen_p) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		if (is_m) {
+			seen_m = true;
+			rc = parse_str_list(L, v, "methods", &h->methods,
+					    &h->nmethods, method_ok);
+		} else {
+			seen_p = true;
+			rc = parse_str_list(L, v, "paths", &h->paths,
+					    &h->npaths, policy_http_glob_ok);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (!seen_m && !seen_p) {
+		lerr(L, n->start_mark, "an http entry needs methods or paths");
+		return -EINVAL;
+	}
+	return http_label(L, h);
+}
+
+static int parse_http(struct loader *L, yaml_node_t *n, struct prule *r)
+{
+	int rc = 0;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		lerr(L, n->start_mark,
+		     "'http' must be a list of {methods, paths}, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt == 0 || cnt > HTTP_ENTRIES_MAX) {
+		lerr(L, n->start_mark, "'http' must list 1..%u entries",
+		     HTTP_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	r->http = calloc(cnt, sizeof *r->http);
+	if (r->http == NULL)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *en = node_get(L, *it, n->start_mark, &rc);
+		if (en == NULL)
+			return rc;
+		rc = parse_http_entry(L, en, &r->http[r->nhttp++]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* `inspect` and `http` after the rest of the rule is parsed: they need
+ * an allow rule on a host name that keeps TLS. */
+static int parse_inspect_keys(struct loader *L, struct prule *r,
+			      yaml_node_t *inspect, yaml_node_t *http)
+{
+	yaml_node_t *first = inspect != NULL ? inspect : http;
+	if (first == NULL)
+		return 0;
+	if (r->deny) {
+		lerr(L, first->start_mark,
+		     "'inspect' and 'http' only apply to allow rules");
+		return -EINVAL;
+	}
+	if (inspect != NULL) {
+		if (inspect->type != YAML_SCALAR_NODE ||
+		    inspect->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+		    !(scalar_is(inspect, "true") ||
+		      scalar_is(inspect, "false"))) {
+			char q[80];
+			quote_scalar(inspect, q, sizeof q);
+			lerr(L, inspect->start_mark,
+			     "inspect must be true or false, got '%s'", q);
+			return -EINVAL;
+		}
+		r->inspect = scalar_is(inspect, "true");
+	}
+	if (http != NULL && !r->inspect) {
+		lerr(L, http->start_mark,
+		     "'http' rules need 'inspect: true' on the rule (without "
+		     "inspection the proxy cannot see requests)");
+		return -EINVAL;
+	}
+	if (r->inspect && (r->kind == PRULE_IP || !r->tls)) {
+		lerr(L, inspect->start_mark,
+		     "'inspect: true' needs a host name rule that keeps TLS "
+		     "(not an IP/CIDR rule, not tls: false)");
+		return -EINVAL;
+	}
+	return http != NULL ? parse_http(L, http, r) : 0;
+}
+
 static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 {
 	int rc = 0;
@@ -474,7 +690,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		     kind_name(n));
 		return -EINVAL;
 	}
-	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL;
+	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL, *inspect = NULL,
+		    *http = NULL;
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -492,6 +709,10 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			slot = &ports;
 		else if (scalar_is(k, "tls"))
 			slot = &tls;
+		else if (scalar_is(k, "inspect"))
+			slot = &inspect;
+		else if (scalar_is(k, "http"))
+			slot = &http;
 		else {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in %s rule (expected host, "
@@ -536,7 +757,7 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			return -EINVAL;
 		}
 	}
-	return 0;
+	return parse_inspect_keys(L, r, inspect, http);
 }
 
 static int parse_rules(struct loader *L, yaml_node_t *n, bool deny)

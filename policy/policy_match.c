@@ -178,6 +178,7 @@ void policy_free_internal(struct policy *p)
 		free(p->rules[i].label);
 		free(p->rules[i].key);
 		free(p->rules[i].ports);
+		policy_http_free_rule(&p->rules[i]);
 	}
 	free(p->rules);
 	free(p->name_slots);
@@ -242,6 +243,7 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 	d->reason = reason;
 	d->rule = r != NULL ? r->label : NULL;
 	d->require_tls = v == POLICY_ALLOW && (r == NULL || r->tls);
+	d->inspect = v == POLICY_ALLOW && r != NULL && r->inspect;
 }
 
 /* Rules covering one address, most specific first. */
