@@ -14,7 +14,7 @@ struct egress_log; /* thread-safe; opaque */
  * `ts` and `session` are filled in by the writer. */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
-	const char *event;  /* open | close | deny | error | drop */
+	const char *event;  /* open | close | deny | error | drop | request */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;
@@ -32,6 +32,11 @@ struct egress_record {
 	const char *message; /* human detail for error records */
 	int64_t count;	     /* folded denials in a summary; -1: absent */
 	const char *origin;  /* "selfcheck": caused by the launch probe */
+	/* request records (inspected tunnels) */
+	const char *path;	/* request path, without the query */
+	int status;		/* HTTP status answered; 0: absent */
+	const char *credential; /* name of an injected credential, never
+				   its value */
 };
 
 /* Initialise a record with every field absent. */

@@ -20,12 +20,13 @@ struct logrec {
 	const char *line; /* the raw line (without newline), valid until next */
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
-	    *ip, *rule, *reason, *proto, *dst, *message;
+	    *ip, *rule, *reason, *proto, *dst, *message, *path, *credential;
 	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down, duration_ms,
-	    count; /* -1 absent; count: denials a summary record stands for */
+	    count,  /* -1 absent; count: denials a summary record stands for */
+	    status; /* HTTP status of a request record */
 };
 
 struct logread {

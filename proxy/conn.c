@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 
 #include "clienthello.h"
+#include "inspect.h"
 #include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
@@ -31,7 +32,7 @@ static const char *const state_names[] = {
     [CS_NEW] = "NEW",	    [CS_HEAD] = "HEAD",	      [CS_RESOLVE] = "RESOLVE",
     [CS_HELLO] = "HELLO",   [CS_CONNECT] = "CONNECT", [CS_RELAY] = "RELAY",
     [CS_FWD] = "FWD",	    [CS_CLOSING] = "CLOSING", [CS_SHELLO] = "SHELLO",
-    [CS_HELLO2] = "HELLO2",
+    [CS_HELLO2] = "HELLO2", [CS_INSPECT] = "INSPECT",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -135,7 +136,7 @@ static void reset_request(struct conn *c)
 	c->fwd_head_len = 0;
 	policy_unref(c->pol);
 	c->pol = NULL;
-	c->is_connect = c->require_tls = false;
+	c->is_connect = c->require_tls = c->inspect = false;
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
 	c->client.bytes = c->upstream.bytes = 0;
@@ -168,6 +169,7 @@ void conn_free(struct conn *c)
 	struct worker *w = c->w;
 	conn_trace(c, "%s -> freed", state_names[c->state]);
 	relay_splice_free(c);
+	inspect_free(c);
 	conn_release_upstream(c);
 	if (c->dns_ai != NULL)
 		evutil_freeaddrinfo(c->dns_ai);
@@ -602,6 +604,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
+	c->inspect = c->require_tls && d.inspect;
 	if (d.verdict != POLICY_ALLOW) {
 		conn_refuse(c, "deny", 403, d.reason, NULL);
 		return;
@@ -877,7 +880,10 @@ static void connected(struct conn *c)
 			    "egress.log cannot be written");
 			return;
 		}
-		hello_follow_start(c); /* opens once the server has spoken */
+		if (c->inspect)
+			inspect_start(c); /* TLS terminated here */
+		else
+			hello_follow_start(c); /* opens once the server spoke */
 		return;
 	}
 	/* No byte moves before its open record is on disk. */
@@ -1139,6 +1145,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
  * record that says so. */
 void conn_shutdown(struct conn *c)
 {
+	if (c->state == CS_INSPECT) {
+		inspect_shutdown(c);
+		return;
+	}
 	switch (c->state) {
 	case CS_RELAY:
 	case CS_FWD:

@@ -22,6 +22,8 @@ static void usage(FILE *f)
 	    "usage: agentsafe-proxy --policy FILE [--listen ADDR:PORT]...\n"
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
+	    "         [--inspect-ca FILE --inspect-key FILE] [--ca-bundle "
+	    "FILE]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -37,6 +39,12 @@ static void usage(FILE *f)
 	    "                    --hosts/--dns the system resolver is unused\n"
 	    "  --workers N       event-loop threads (default: one per CPU)\n"
 	    "  --user NAME       switch to this user after binding\n"
+	    "  --inspect-ca FILE session CA certificate for rules with\n"
+	    "                    inspect: true (TLS terminated, requests\n"
+	    "                    decided by the rule's http: list)\n"
+	    "  --inspect-key FILE  its private key (mode 0600)\n"
+	    "  --ca-bundle FILE  extra CAs trusted for inspected upstreams\n"
+	    "                    (besides the system store)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -56,6 +64,9 @@ int main(int argc, char **argv)
 	    {"dns", required_argument, NULL, 'd'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"inspect-ca", required_argument, NULL, 'C'},
+	    {"inspect-key", required_argument, NULL, 'K'},
+	    {"ca-bundle", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -118,6 +129,15 @@ int main(int argc, char **argv)
 		}
 		case 'u':
 			cfg.user = optarg;
+			break;
+		case 'C':
+			cfg.inspect_ca = optarg;
+			break;
+		case 'K':
+			cfg.inspect_key = optarg;
+			break;
+		case 'B':
+			cfg.ca_bundle = optarg;
 			break;
 		case 'h':
 			usage(stdout);

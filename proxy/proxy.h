@@ -19,6 +19,11 @@ struct proxy_config {
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */
+	/* TLS inspection: the session CA (certificate and 0600 key) and the
+	 * extra trust for upstream certificates (inspect.c). */
+	const char *inspect_ca;
+	const char *inspect_key;
+	const char *ca_bundle;
 };
 
 struct proxy_server;

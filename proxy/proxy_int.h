@@ -41,6 +41,8 @@
 
 struct conn;
 struct splice_state;
+struct inspect;
+struct inspect_srv;
 
 struct worker {
 	struct proxy_server *srv;
@@ -83,6 +85,7 @@ struct proxy_server {
 	size_t nlisten;
 	struct sockaddr_storage *laddrs; /* bound addresses (real ports) */
 	int *fds;			 /* [worker * nlisten + i] */
+	struct inspect_srv *insp; /* session CA; NULL without --inspect-ca */
 };
 
 /* Current policy with a reference the caller must drop (policy_unref). */
@@ -99,6 +102,7 @@ enum conn_state {
 	CS_CLOSING, /* answer queued; flush, then linger and free */
 	CS_SHELLO,  /* hello sent upstream, reading the server's first record */
 	CS_HELLO2,  /* HelloRetryRequest passed on, reading the second hello */
+	CS_INSPECT, /* TLS terminated, requests decided (inspect.c) */
 };
 
 /* One end of a connection. The two ends are two copies of this struct,
@@ -144,6 +148,8 @@ struct conn {
 	char *rule;
 	bool is_connect;
 	bool require_tls;
+	bool inspect;	      /* the rule says inspect: true */
+	struct inspect *insp; /* CS_INSPECT state (inspect.c) */
 
 	/* Resolution and connect. */
 	struct evdns_getaddrinfo_request *dnsreq;
