@@ -149,6 +149,37 @@ int policy_explain_request(const struct policy *p, const char *host,
 			   uint16_t port, const char *method, const char *path,
 			   char *buf, size_t buflen);
 
+/* ---- credentials (policy_cred.c) ---- */
+
+enum policy_cred_source {
+	POLICY_CRED_ENV,     /* an environment variable of the proxy */
+	POLICY_CRED_FILE,    /* a file's content, trailing newline dropped */
+	POLICY_CRED_COMMAND, /* a command's output, run on the host */
+};
+
+/* One entry of the top-level `credentials:` mapping. The secret itself is
+ * never in the policy: only where it comes from. */
+struct policy_credential {
+	const char *name; /* [A-Za-z_][A-Za-z0-9_]*, at most 64 */
+	enum policy_cred_source source;
+	const char *from;   /* variable name, path, or command line */
+	const char *header; /* "Name: value with {}" to set, or NULL */
+	const char
+	    *basic_user;  /* set Authorization: Basic base64(user:secret) */
+	bool placeholder; /* swap agentsafe-NAME-... for the secret */
+	const char *const *hosts; /* bound hosts, normalised ("*.x.test") */
+	size_t nhosts;
+	unsigned line;
+};
+
+size_t policy_credential_count(const struct policy *p);
+const struct policy_credential *policy_credential_at(const struct policy *p,
+						     size_t i);
+/* Whether host (normalised) is one the credential is bound to: equal to
+ * an entry, or below a "*.x" entry (not x itself). */
+bool policy_credential_bound(const struct policy_credential *c,
+			     const char *host);
+
 /* Every host name an inspect rule names, as written ("*.x.test" for a
  * wildcard), for the session CA's name constraints. Returns the count;
  * fills at most max pointers (valid while the policy is referenced). */

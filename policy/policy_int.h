@@ -57,8 +57,17 @@ struct ip_slot {
 	int32_t allow, deny;
 };
 
+/* One `credentials:` entry (policy_cred.c). */
+struct pcred {
+	struct policy_credential pub; /* points into the fields below */
+	char *name, *from, *header, *basic_user;
+	char **hosts;
+};
+
 struct policy {
 	atomic_uint refs;
+	struct pcred *creds;
+	size_t ncreds;
 	char *source;
 	struct policy_limits limits;
 	struct prule *rules;
@@ -105,6 +114,9 @@ bool policy_http_glob_ok(const char *glob, char *msg, size_t msglen);
  * method. */
 const struct phttp *policy_http_find(const struct prule *r, const char *method,
 				     const char *path, bool *method_hit);
+
+/* policy_cred.c */
+void policy_cred_free_all(struct policy *p);
 
 /* policy_match.c */
 /* FNV-1a over the bytes from last to first, so matching can hash every

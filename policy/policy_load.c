@@ -888,6 +888,227 @@ static int parse_limits(struct loader *L, yaml_node_t *n)
 	return 0;
 }
 
+/* ---- credentials: NAME -> {env|file|command, hosts, header|basic,
+ * placeholder} ---- */
+
+#define CREDS_MAX 64u
+
+static bool cred_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A plain string value (no NUL, no CR/LF) copied out, or NULL with err. */
+static char *cred_str(struct loader *L, const yaml_node_t *v, const char *key)
+{
+	if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 ||
+	    memchr(v->data.scalar.value, '\0', v->data.scalar.length) ||
+	    memchr(v->data.scalar.value, '\n', v->data.scalar.length) ||
+	    memchr(v->data.scalar.value, '\r', v->data.scalar.length)) {
+		lerr(L, v->start_mark, "'%s' must be a one-line string", key);
+		return NULL;
+	}
+	char *s =
+	    strndup((const char *)v->data.scalar.value, v->data.scalar.length);
+	if (s == NULL)
+		lerr(L, v->start_mark, "out of memory");
+	return s;
+}
+
+static bool cred_host_ok(const char *h, char *msg, size_t msglen)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	const char *name = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+	if (policy_host_normalize(name, strlen(name), norm, sizeof norm, msg,
+				  msglen) != 0)
+		return false;
+	if (strcmp(norm, name) != 0) {
+		snprintf(msg, msglen, "write the host in its normal form '%s'",
+			 norm);
+		return false;
+	}
+	return true;
+}
+
+/* "Name: value" with one "{}" in the value. */
+static bool cred_header_ok(const char *h)
+{
+	const char *colon = strchr(h, ':');
+	if (colon == NULL || colon == h)
+		return false;
+	for (const char *p = h; p < colon; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return false;
+	const char *ph = strstr(colon, "{}");
+	return ph != NULL && strstr(ph + 2, "{}") == NULL;
+}
+
+static int cred_value(struct loader *L, struct pcred *c, yaml_node_t *k,
+		      yaml_node_t *v, bool *have_src)
+{
+	static const char *const src[3] = {"env", "file", "command"};
+	for (int i = 0; i < 3; i++) {
+		if (!scalar_is(k, src[i]))
+			continue;
+		if (*have_src) {
+			lerr(L, k->start_mark,
+			     "a credential has one source: env, file or "
+			     "command");
+			return -EINVAL;
+		}
+		*have_src = true;
+		c->pub.source = (enum policy_cred_source)i;
+		c->from = cred_str(L, v, src[i]);
+		return c->from != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "header")) {
+		c->header = cred_str(L, v, "header");
+		if (c->header != NULL && !cred_header_ok(c->header)) {
+			lerr(L, v->start_mark,
+			     "header must be \"Name: value\" with one {} where "
+			     "the secret goes");
+			return -EINVAL;
+		}
+		return c->header != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "basic")) {
+		c->basic_user = cred_str(L, v, "basic");
+		if (c->basic_user != NULL && strchr(c->basic_user, ':')) {
+			lerr(L, v->start_mark, "a basic user name has no ':'");
+			return -EINVAL;
+		}
+		return c->basic_user != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "placeholder")) {
+		if (!(scalar_is(v, "true") || scalar_is(v, "false")) ||
+		    v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+			lerr(L, v->start_mark,
+			     "placeholder must be true or false");
+			return -EINVAL;
+		}
+		c->pub.placeholder = scalar_is(v, "true");
+		return 0;
+	}
+	if (scalar_is(k, "hosts")) {
+		size_t n = 0;
+		int rc =
+		    parse_str_list(L, v, "hosts", &c->hosts, &n, cred_host_ok);
+		c->pub.nhosts = n;
+		return rc;
+	}
+	char q[80];
+	quote_scalar(k, q, sizeof q);
+	lerr(L, k->start_mark,
+	     "unknown key '%s' in a credential (expected env, file, command, "
+	     "hosts, header, basic, placeholder)",
+	     q);
+	return -EINVAL;
+}
+
+static int parse_credential(struct loader *L, yaml_node_t *k, yaml_node_t *n,
+			    struct pcred *c)
+{
+	int rc = 0;
+	c->pub.line = (unsigned)k->start_mark.line + 1;
+	if (k->type != YAML_SCALAR_NODE ||
+	    !cred_name_ok((const char *)k->data.scalar.value,
+			  k->data.scalar.length)) {
+		lerr(L, k->start_mark,
+		     "a credential name is letters, digits and '_' (at most "
+		     "64, not starting with a digit)");
+		return -EINVAL;
+	}
+	c->name =
+	    strndup((const char *)k->data.scalar.value, k->data.scalar.length);
+	if (c->name == NULL)
+		return -ENOMEM;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark, "credential '%s' must be a mapping",
+		     c->name);
+		return -EINVAL;
+	}
+	bool have_src = false;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *ck = node_get(L, pr->key, n->start_mark, &rc);
+		yaml_node_t *cv =
+		    ck ? node_get(L, pr->value, ck->start_mark, &rc) : NULL;
+		if (cv == NULL)
+			return rc;
+		rc = cred_value(L, c, ck, cv, &have_src);
+		if (rc != 0)
+			return rc;
+	}
+	const char *missing = NULL;
+	if (!have_src)
+		missing = "a source (env, file or command)";
+	else if (c->hosts == NULL)
+		missing = "hosts it is bound to";
+	else if (c->header != NULL && c->basic_user != NULL)
+		missing = "header or basic, not both";
+	else if (!c->header && !c->basic_user && !c->pub.placeholder)
+		missing = "a use (header, basic or placeholder: true)";
+	if (missing != NULL) {
+		lerr(L, n->start_mark, "credential '%s' needs %s", c->name,
+		     missing);
+		return -EINVAL;
+	}
+	c->pub.name = c->name;
+	c->pub.from = c->from;
+	c->pub.header = c->header;
+	c->pub.basic_user = c->basic_user;
+	c->pub.hosts = (const char *const *)c->hosts;
+	return 0;
+}
+
+static int parse_credentials(struct loader *L, yaml_node_t *n)
+{
+	int rc = 0;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark,
+		     "'credentials' must be a mapping of NAME: {...}, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	if (cnt > CREDS_MAX) {
+		lerr(L, n->start_mark, "at most %u credentials", CREDS_MAX);
+		return -EINVAL;
+	}
+	struct policy *p = L->p;
+	p->creds = calloc(cnt ? cnt : 1, sizeof *p->creds);
+	if (p->creds == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		yaml_node_t *v =
+		    k ? node_get(L, pr->value, k->start_mark, &rc) : NULL;
+		if (v == NULL)
+			return rc;
+		struct pcred *c = &p->creds[p->ncreds++];
+		rc = parse_credential(L, k, v, c);
+		if (rc != 0)
+			return rc;
+		for (size_t i = 0; i + 1 < p->ncreds; i++)
+			if (strcmp(p->creds[i].name, c->name) == 0) {
+				lerr(L, k->start_mark,
+				     "duplicate credential '%s'", c->name);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
 static int parse_top(struct loader *L, yaml_node_t *root)
 {
 	int rc = 0;
@@ -911,6 +1132,16 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 			return rc;
 		char q[80];
 		quote_scalar(k, q, sizeof q);
+		if (scalar_is(k, "credentials")) {
+			if (L->p->creds != NULL) {
+				lerr(L, k->start_mark, "duplicate key '%s'", q);
+				return -EINVAL;
+			}
+			rc = parse_credentials(L, v);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		int which = -1;
 		for (int i = 0; i < 5; i++)
 			if (scalar_is(k, keys[i]))

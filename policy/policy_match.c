@@ -181,6 +181,7 @@ void policy_free_internal(struct policy *p)
 		policy_http_free_rule(&p->rules[i]);
 	}
 	free(p->rules);
+	policy_cred_free_all(p);
 	free(p->name_slots);
 	free(p->names);
 	free(p->ips);

@@ -560,6 +560,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			    "egress.log cannot be written");
 		return;
 	}
+	if (inspect_misuse_refused(c, req))
+		return; /* a placeholder in a CONNECT or plain-HTTP head */
 	if (!req->is_connect && !req->is_absolute) {
 		evbuffer_drain(in, req->head_len);
 		conn_refuse(c, "deny", 400,

@@ -20,16 +20,21 @@
 #include <openssl/x509v3.h>
 
 #include "ca.h"
+#include "inspect_cred.h"
 #include "proxy_int.h"
 
 /* The HTTP/2 connection preface (RFC 9113 3.4). */
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n";
 #define CLOSE_POLL_MS 20
+/* A request's head and the first body bytes that arrived with it are
+ * scanned for placeholders of credentials not bound to the host. */
+#define SCAN_MAX (HTTP_HEAD_MAX + 1 + 65536)
 
 struct inspect_srv {
 	struct certs_ca *ca;
 	struct certs_leafcache *leaves;
 	SSL_CTX *up_ctx;
+	struct cred_store *creds; /* NULL: the policy names none */
 };
 
 enum ist {
@@ -52,6 +57,7 @@ struct inspect {
 	char method[32];
 	char path[1024];
 	const char *rule;
+	const char *cred; /* name of the credential used, for the record */
 	bool is_head, client_keep_alive, keep_alive, req_done, resp_started;
 	enum http_body_kind req_body, resp_body;
 	uint64_t req_remaining, resp_remaining;
@@ -67,6 +73,7 @@ void inspect_srv_free(struct inspect_srv *s)
 {
 	if (s == NULL)
 		return;
+	cred_store_free(s->creds);
 	certs_leafcache_free(s->leaves);
 	certs_ca_free(s->ca);
 	SSL_CTX_free(s->up_ctx);
@@ -105,11 +112,15 @@ int inspect_srv_new(const struct proxy_config *cfg, const struct policy *pol,
 	*out = NULL;
 	const char *one;
 	if (cfg->inspect_ca == NULL) {
-		if (policy_inspect_hosts(pol, &one, 1) > 0) {
-			snprintf(err, errlen,
-				 "the policy inspects %s but no --inspect-ca "
-				 "was given",
-				 one);
+		if (policy_inspect_hosts(pol, &one, 1) > 0 ||
+		    policy_credential_count(pol) > 0) {
+			snprintf(
+			    err, errlen,
+			    "the policy %s%s but no --inspect-ca was given",
+			    policy_inspect_hosts(pol, &one, 1) > 0
+				? "inspects "
+				: "names credentials",
+			    policy_inspect_hosts(pol, &one, 1) > 0 ? one : "");
 			return -EINVAL;
 		}
 		return 0;
@@ -123,6 +134,8 @@ int inspect_srv_new(const struct proxy_config *cfg, const struct policy *pol,
 		return -ENOMEM;
 	int rc = certs_ca_load(cfg->inspect_ca, cfg->inspect_key, &s->ca, err,
 			       errlen);
+	if (rc == 0)
+		rc = cred_store_new(pol, &s->creds, err, errlen);
 	if (rc == 0) {
 		s->leaves = certs_leafcache_new(s->ca, CERTS_LEAF_CACHE_MAX);
 		s->up_ctx = upstream_ctx(cfg->ca_bundle, err, errlen);
@@ -165,6 +178,7 @@ static void log_request(struct inspect *in, const char *event,
 	r.sni = c->sni[0] ? c->sni : NULL;
 	r.ip = c->ip[0] ? c->ip : NULL;
 	r.rule = in->rule != NULL ? in->rule : c->rule;
+	r.credential = in->cred;
 	r.reason = reason;
 	r.message = message;
 	r.bytes_up = (int64_t)in->up;
@@ -346,6 +360,57 @@ static bool judge(struct inspect *in, const struct http_request *q)
 static void pump_request(struct inspect *in);
 static void upstream_read(struct inspect *in);
 
+/* A placeholder (or a piece of one) of a credential not bound to this
+ * host, in the target, a header, or the body bytes that came with the
+ * head (`take` bytes are pulled up): refused, loudly. */
+static bool misused(struct inspect *in, const char *p, size_t avail)
+{
+	struct conn *c = in->c;
+	const struct cred_store *st = c->w->srv->insp->creds;
+	if (st == NULL)
+		return false;
+	const char *name = cred_misuse(st, c->host, p, avail);
+	if (name == NULL)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "a placeholder of credential %s was sent to a host it is not "
+		 "bound to",
+		 name);
+	fprintf(stderr, PROXY_PREFIX "CREDENTIAL MISUSE: %s (%s %s)\n", msg,
+		in->method, c->host);
+	in->cred = name;
+	refuse(in, 403, EGRESS_REASON_CREDENTIAL_MISUSE, msg);
+	return true;
+}
+
+/* The head goes upstream as the client sent it, or rewritten with the
+ * bound credentials. */
+static int forward_head(struct inspect *in, const struct http_request *q)
+{
+	struct conn *c = in->c;
+	struct evbuffer *buf = bufferevent_get_input(c->client.bev);
+	struct evbuffer *up = bufferevent_get_output(c->upstream.bev);
+	char *head = NULL;
+	size_t hl = 0;
+	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, &head, &hl,
+			    &in->cred);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		evbuffer_remove_buffer(buf, up, q->head_len);
+		hl = q->head_len;
+	} else {
+		evbuffer_drain(buf, q->head_len);
+		evbuffer_add(up, head, hl);
+		OPENSSL_cleanse(head, hl);
+		free(head);
+	}
+	in->up += hl;
+	c->client.bytes += hl;
+	return 0;
+}
+
 /* Parse and decide the next buffered request head; forward it. */
 static void next_head(struct inspect *in)
 {
@@ -355,9 +420,13 @@ static void next_head(struct inspect *in)
 	if (in->st != IS_HEAD || len == 0)
 		return;
 	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
-	const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)take);
+	/* One pull-up for the head and the body prefix scanned with it, so
+	 * the parsed head's pointers stay valid. */
+	size_t avail = len > SCAN_MAX ? SCAN_MAX : len;
+	const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)avail);
 	in->method[0] = in->path[0] = '\0';
 	in->rule = NULL;
+	in->cred = NULL;
 	in->status = 0;
 	in->up = in->down = 0;
 	clock_gettime(CLOCK_MONOTONIC, &in->t_req);
@@ -400,7 +469,7 @@ static void next_head(struct inspect *in)
 		refuse(in, 502, why, in->up_err);
 		return;
 	}
-	if (!judge(in, q)) {
+	if (misused(in, p, avail) || !judge(in, q)) {
 		free(q);
 		return;
 	}
@@ -411,11 +480,12 @@ static void next_head(struct inspect *in)
 	http_chunked_init(&in->req_chunked);
 	in->req_done = q->body == HTTP_BODY_NONE;
 	in->resp_started = false;
-	evbuffer_remove_buffer(buf, bufferevent_get_output(c->upstream.bev),
-			       q->head_len);
-	in->up += q->head_len;
-	c->client.bytes += q->head_len;
+	int rc = forward_head(in, q);
 	free(q);
+	if (rc != 0) {
+		refuse(in, 502, EGRESS_REASON_INTERNAL, "out of memory");
+		return;
+	}
 	in->st = IS_BODY;
 	arm(in, c->limits.idle_timeout_ms);
 	pump_request(in);
@@ -915,6 +985,33 @@ void inspect_start(struct conn *c)
 			 "cannot start TLS to the upstream", false);
 		start_closing(in);
 	}
+}
+
+bool inspect_misuse_refused(struct conn *c, const struct http_request *req)
+{
+	const struct inspect_srv *s = c->w->srv->insp;
+	if (s == NULL || s->creds == NULL)
+		return false;
+	const char *name =
+	    cred_misuse(s->creds, NULL, req->target, req->target_len);
+	for (size_t i = 0; name == NULL && i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		name = cred_misuse(s->creds, NULL, h->name, h->name_len);
+		if (name == NULL)
+			name =
+			    cred_misuse(s->creds, NULL, h->value, h->value_len);
+	}
+	if (name == NULL)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "a placeholder of credential %s in a %s request head "
+		 "(placeholders are only swapped inside inspected tunnels)",
+		 name, req->is_connect ? "CONNECT" : "plain-HTTP");
+	fprintf(stderr, PROXY_PREFIX "CREDENTIAL MISUSE: %s\n", msg);
+	conn_refuse(c, "deny", 403,
+		    egress_reason_name(EGRESS_REASON_CREDENTIAL_MISUSE), msg);
+	return true;
 }
 
 void inspect_shutdown(struct conn *c)

@@ -5,7 +5,10 @@
 #ifndef AGENTSAFE_PROXY_INSPECT_H
 #define AGENTSAFE_PROXY_INSPECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+#include "http_parse.h"
 
 #include "policy.h"
 #include "proxy.h"
@@ -26,6 +29,11 @@ void inspect_srv_free(struct inspect_srv *s);
  * until it ends; conn_free() releases what this holds. */
 void inspect_start(struct conn *c);
 void inspect_free(struct conn *c);
+/* A CONNECT or plain-HTTP request head carrying a credential placeholder
+ * (or a piece of one): placeholders are only ever swapped inside
+ * inspected tunnels, so anywhere else one is misuse. Refuses (403
+ * credential_misuse, loudly on stderr) and returns true. */
+bool inspect_misuse_refused(struct conn *c, const struct http_request *req);
 /* Drain deadline: one close record, then free. */
 void inspect_shutdown(struct conn *c);
 

@@ -31,6 +31,10 @@ UP_SELF = "127.0.0.21"   # self.test: self-signed
 UP_WRONG = "127.0.0.22"  # wrong.test: a certificate for another name
 
 SECRET = "s3cr3t-token-for-api-only-7c1d"
+GIT_SECRET = "ghp_gitsecretvalue0123456789"
+HDR_SECRET = "hdr-secret-from-command-91f"
+PLACEHOLDER = "agentsafe-API_TOKEN-" + "5f0c" * 8
+RANDOM = PLACEHOLDER.rsplit("-", 1)[1]
 
 
 def sh(*cmd, **kw):
@@ -186,6 +190,19 @@ allow:
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
+credentials:
+  API_TOKEN:
+    env: AS_TEST_API_TOKEN
+    hosts: [api.test]
+    placeholder: true
+  GIT_TOKEN:
+    file: %(work)s/git-token
+    hosts: [git.test]
+    basic: x-access-token
+  HDR_TOKEN:
+    command: "printf %%s %(hdr)s"
+    hosts: [other.test]
+    header: "X-Api-Key: {}"
 defaults:
   ports: [443]
 limits:
@@ -203,13 +220,17 @@ HOSTS = """\
 class Proxy:
     def __init__(self):
         with open(path("policy.yaml"), "w") as f:
-            f.write(POLICY)
+            f.write(POLICY % {"work": W, "hdr": HDR_SECRET})
+        with open(path("git-token"), "w") as f:
+            f.write(GIT_SECRET + "\n")
         with open(path("hosts"), "w") as f:
             f.write(HOSTS)
         self.log = path("egress.log")
         self.errf = open(path("proxy.stderr"), "w+")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env["AS_TEST_API_TOKEN"] = SECRET
+        env["AGENTSAFE_PLACEHOLDER_API_TOKEN"] = PLACEHOLDER
         self.p = subprocess.Popen(
             [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
              "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
@@ -348,6 +369,10 @@ def host_header_must_equal_sni(P):
     assert code == 421 and "host_mismatch" in body, (code, body)
     d = only(P.new(lambda r: r["event"] == "close"), event="deny")
     assert d["reason"] == "host_mismatch" and d["sni"] == "api.test", d
+    # A name that extends the tunnel's host is another host.
+    code, body, _ = curl("-H", "Host: api.test.other.test", "https://api.test/ok/a")
+    assert code == 421 and "host_mismatch" in body, (code, body)
+    P.new(lambda r: r["event"] == "close")
     # The same with an explicit port, and with a port that is not the tunnel's.
     code, _, _ = curl("-H", "Host: api.test:443", "https://api.test/ok/a")
     assert code == 200
@@ -491,6 +516,65 @@ def python_and_node_clients(P):
     only(P.new(lambda r: r["event"] == "close"), event="request", path="/ok/node")
 
 
+def placeholder_swapped_only_toward_bound_host(P):
+    n = len(SEEN)
+    code, body, _ = curl("-H", "Authorization: Bearer " + PLACEHOLDER,
+                         "https://api.test/ok/cred?k=" + PLACEHOLDER)
+    assert code == 200, (code, body)
+    got = seen_since(n)
+    assert len(got) == 1
+    host, method, p, hdrs, _, _ = got[0]
+    assert hdrs["Authorization"] == "Bearer " + SECRET, hdrs
+    assert p == "/ok/cred?k=" + SECRET, p
+    r = only(P.new(lambda r: r["event"] == "close"), event="request")
+    assert r["credential"] == "API_TOKEN", r
+
+
+def header_injected_for_bound_hosts(P):
+    n = len(SEEN)
+    code, _, _ = curl("-H", "X-Api-Key: mine", "https://other.test/h")
+    assert code == 200
+    code, _, _ = curl("https://git.test/repo.git/info/refs?service=git-upload-pack")
+    assert code == 200
+    got = seen_since(n)
+    assert got[0][3]["X-Api-Key"] == HDR_SECRET, got[0][3]
+    assert list(got[0][3]).count("X-Api-Key") == 1
+    import base64
+    want = "Basic " + base64.b64encode(("x-access-token:" + GIT_SECRET).encode()).decode()
+    assert got[1][3]["Authorization"] == want, got[1][3]
+    recs = P.new(lambda r: r["event"] == "close", want=2)
+    assert {r["credential"] for r in recs if r["event"] == "request"} == {"HDR_TOKEN", "GIT_TOKEN"}
+
+
+def placeholder_elsewhere_is_misuse(P):
+    n = len(SEEN)
+    attempts = [
+        ("header", ["-H", "Authorization: Bearer " + PLACEHOLDER, "https://other.test/x"]),
+        ("query", ["https://other.test/x?leak=" + PLACEHOLDER]),
+        ("split", ["-H", "X-A: agentsafe-API_TOKEN-", "-H", "X-B: " + RANDOM, "https://other.test/x"]),
+        ("random part, upper case", ["-H", "X-B: " + RANDOM.upper(), "https://other.test/x"]),
+        ("body", ["-d", "token=" + PLACEHOLDER, "https://git.test/repo.git/git-upload-pack"]),
+    ]
+    for what, args in attempts:
+        code, body, _ = curl(*args)
+        assert code == 403 and "credential_misuse" in body, (what, code, body)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "credential_misuse" and d["credential"] == "API_TOKEN", (what, d)
+    assert seen_since(n) == [], seen_since(n)
+    # Outside inspected tunnels: a CONNECT target and a plain-HTTP request.
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    t = "agentsafe-api_token-%s.other.test:443" % RANDOM
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode())
+    assert read_all(s).startswith(b"HTTP/1.1 403"), "CONNECT with a placeholder"
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    s.sendall(("GET http://api.test/?t=%s HTTP/1.1\r\nHost: api.test\r\n\r\n" % PLACEHOLDER).encode())
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 403") and b"credential_misuse" in out, out
+    recs = P.new(lambda r: r["event"] == "deny", want=2)
+    assert [r["reason"] for r in recs if r["event"] == "deny"] == ["credential_misuse"] * 2, recs
+    assert P.stderr().count("CREDENTIAL MISUSE") >= 7
+
+
 CASES = [
     curl_get_allowed_and_logged,
     path_and_method_rules,
@@ -503,6 +587,9 @@ CASES = [
     client_without_the_session_ca_fails_closed,
     git_fetch_works_push_refused_by_path_rule,
     python_and_node_clients,
+    placeholder_swapped_only_toward_bound_host,
+    header_injected_for_bound_hosts,
+    placeholder_elsewhere_is_misuse,
 ]
 
 
@@ -528,6 +615,12 @@ def main():
             traceback.print_exc()
     rc = P.stop()
     err = P.stderr()
+    # No secret in any record or message: the whole log and stderr.
+    with open(P.log) as f:
+        log = f.read()
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET):
+        if secret in log or secret in err:
+            failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:
         failed.append("proxy exit %s / sanitizer: %s" % (rc, err[-2000:]))
     if failed:
