@@ -287,7 +287,8 @@ int policy_explain_request(const struct policy *p, const char *host,
 		const struct prule *r = rule_of(p, hd.rule);
 		appendf(buf, buflen, &off,
 			"inspect: yes (TLS terminated with the session CA)\n");
-		appendf(buf, buflen, &off, "request: %s %s\n", qm, qp);
+		appendf(buf, buflen, &off, "method:  %s\npath:    %s\n", qm,
+			qp);
 		if (r != NULL && r->nhttp == 0)
 			appendf(buf, buflen, &off,
 				"http:    ALLOW, the rule has no http: list "

@@ -226,7 +226,58 @@ static const struct ecase ecases[] = {
     {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
      "      - methods: []\n",
      "e.yaml:6:18: 'methods' must be a non-empty list, not a list"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    file: /f\n    "
+     "hosts: [a.test]\n    placeholder: true\n",
+     "e.yaml:5:5: a credential has one source: env, file or command"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    placeholder: true\n",
+     "e.yaml:4:5: credential 'T' needs hosts it is bound to"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    hosts: [a.test]\n",
+     "e.yaml:4:5: credential 'T' needs a use (header, basic or "
+     "placeholder: true)"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    hosts: [a.test]\n"
+     "    header: \"Authorization Bearer {}\"\n",
+     "e.yaml:6:13: header must be \"Name: value\" with one {} where the "
+     "secret goes"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    hosts: [A.test]\n"
+     "    placeholder: true\n",
+     "e.yaml:5:13: bad hosts entry 'A.test': write the host in its normal "
+     "form 'a.test'"},
+    {"version: 1\ncredentials:\n  bad-name:\n    env: X\n",
+     "e.yaml:3:3: a credential name is letters, digits and '_' (at most 64, "
+     "not starting with a digit)"},
+    {"version: 1\ncredentials:\n  T:\n    env: X\n    hosts: [a.test]\n"
+     "    placeholder: true\n    secret: abc\n",
+     "e.yaml:7:5: unknown key 'secret' in a credential (expected env, file, "
+     "command, hosts, header, basic, placeholder)"},
 };
+
+static void credentials_load(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "version: 1\ncredentials:\n  GH:\n    command: gh auth token\n"
+	    "    hosts: [github.test, \"*.api.test\"]\n"
+	    "    header: \"Authorization: Bearer {}\"\n"
+	    "    placeholder: true\n";
+	char err[POLICY_ERR_MAX] = "";
+	struct policy *p = NULL;
+	assert_int_equal(policy_load_string("c.yaml", text, strlen(text), &p,
+					    err, sizeof err),
+			 0);
+	assert_int_equal(policy_credential_count(p), 1);
+	const struct policy_credential *c = policy_credential_at(p, 0);
+	assert_string_equal(c->name, "GH");
+	assert_int_equal(c->source, POLICY_CRED_COMMAND);
+	assert_string_equal(c->from, "gh auth token");
+	assert_true(c->placeholder);
+	assert_int_equal(c->line, 3);
+	assert_true(policy_credential_bound(c, "github.test"));
+	assert_true(policy_credential_bound(c, "x.api.test"));
+	assert_false(policy_credential_bound(c, "api.test"));
+	assert_false(policy_credential_bound(c, "github.test.evil.test"));
+	assert_false(policy_credential_bound(c, "xapi.test"));
+	policy_unref(p);
+}
 
 static void load_errors_name_the_node(void **state)
 {
@@ -254,6 +305,7 @@ int main(void)
 	    cmocka_unit_test(no_http_list_allows_any_request),
 	    cmocka_unit_test(explain_names_the_entry_line),
 	    cmocka_unit_test(load_errors_name_the_node),
+	    cmocka_unit_test(credentials_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
