@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "launch_int.h"
+#include "session_ca.h"
 
 /* What the child needs, opened by the parent. */
 struct handover {
@@ -104,7 +105,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		if (access(s->log_path, W_OK) == 0)
 			lp = s->log_path;
 	}
-	const char *argv[16];
+	const char *argv[24];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -123,6 +124,8 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		argv[n++] = "--dns";
 		argv[n++] = s->cfg->dns;
 	}
+	n += session_ca_proxy_args(s, argv + n, 22 - n);
+	session_ca_proxy_env(s);
 	argv[n] = NULL;
 	if (h->bin[0])
 		execv(h->bin, (char *const *)argv);
