@@ -78,6 +78,8 @@ static void usage_policy(FILE *out)
 	(void)fputs(
 	    "usage: agentsafe policy check [-f FILE | FILE]\n"
 	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] [--method M] "
+	    "https://HOST/PATH\n"
 	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
 	    "       agentsafe policy edit [-f FILE]\n"
 	    "  FILE defaults to your policy, $XDG_CONFIG_HOME/agentsafe/"

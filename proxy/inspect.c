@@ -231,7 +231,8 @@ static void refuse(struct inspect *in, int status, enum egress_reason why,
 {
 	const char *reason = egress_reason_name(why);
 	in->status = status;
-	log_request(in, "deny", reason, detail);
+	log_request(in, why == EGRESS_REASON_INTERNAL ? "error" : "deny",
+		    reason, detail);
 	char body[512];
 	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
 			  reason, detail ? ": " : "", detail ? detail : "");
@@ -721,8 +722,10 @@ static void client_handshake_done(struct inspect *in)
 	 * answered 502 (see next_head), so the answer is not lost. */
 	if (in->up_reason == NULL &&
 	    conn_log(c, "open", NULL, "TLS inspected", false) != 0) {
-		finish(in, egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
-		       "the open record could not be written");
+		conn_log(c, "deny",
+			 egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			 "the open record could not be written", false);
+		start_closing(in);
 		return;
 	}
 	in->st = IS_HEAD;
