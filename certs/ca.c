@@ -302,7 +302,7 @@ static X509 *read_cert(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	fclose(f);
+	(void)fclose(f); /* read-only */
 	if (x == NULL)
 		seterr(err, errlen, "%s: no PEM certificate", path);
 	return x;
@@ -332,7 +332,7 @@ static EVP_PKEY *read_key(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
-	fclose(f);
+	(void)fclose(f); /* read-only */
 	if (k == NULL)
 		seterr(err, errlen, "%s: no PEM private key", path);
 	return k;

@@ -38,12 +38,11 @@ static int append_file(FILE *out, const char *path)
 	size_t n;
 	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
 		if (fwrite(buf, 1, n, out) != n) {
-			fclose(in);
+			(void)fclose(in);
 			return -EIO;
 		}
-	fclose(in);
-	fputc('\n', out);
-	return 0;
+	(void)fclose(in); /* read-only */
+	return fputc('\n', out) == EOF ? -EIO : 0;
 }
 
 /* System roots + --ca-bundle + the session CA, the container's bundle. */

@@ -666,7 +666,7 @@ static int parse_inspect_keys(struct loader *L, struct prule *r,
 		return -EINVAL;
 	}
 	if (r->inspect && (r->kind == PRULE_IP || !r->tls)) {
-		lerr(L, inspect->start_mark,
+		lerr(L, first->start_mark,
 		     "'inspect: true' needs a host name rule that keeps TLS "
 		     "(not an IP/CIDR rule, not tls: false)");
 		return -EINVAL;

@@ -53,6 +53,21 @@ static void usage(FILE *f)
 	    "old one), SIGUSR1 reopens the log, SIGTERM drains and exits.\n");
 }
 
+static int parse_workers(const char *arg, unsigned *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long n = strtoul(arg, &end, 10);
+	if (errno != 0 || end == arg || *end != '\0' || n == 0 || n > 1024) {
+		fprintf(stderr,
+			"agentsafe-proxy: --workers wants 1..1024, got '%s'\n",
+			arg);
+		return -1;
+	}
+	*out = (unsigned)n;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -111,22 +126,10 @@ int main(int argc, char **argv)
 			}
 			dns[cfg.ndns++] = optarg;
 			break;
-		case 'w': {
-			char *end = NULL;
-			errno = 0;
-			unsigned long n = strtoul(optarg, &end, 10);
-			if (errno != 0 || end == optarg || *end != '\0' ||
-			    n == 0 || n > 1024) {
-				fprintf(
-				    stderr,
-				    "agentsafe-proxy: --workers wants 1..1024, "
-				    "got '%s'\n",
-				    optarg);
+		case 'w':
+			if (parse_workers(optarg, &cfg.workers) != 0)
 				return 2;
-			}
-			cfg.workers = (unsigned)n;
 			break;
-		}
 		case 'u':
 			cfg.user = optarg;
 			break;
