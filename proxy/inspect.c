@@ -62,7 +62,8 @@ struct inspect {
 	enum http_body_kind req_body, resp_body;
 	uint64_t req_remaining, resp_remaining;
 	struct http_chunked req_chunked, resp_chunked;
-	uint64_t up, down; /* this request's bytes */
+	uint64_t up, down;  /* this request's bytes */
+	unsigned long nreq; /* requests passed upstream so far */
 	int status;
 	struct timespec t_req;
 };
@@ -488,6 +489,7 @@ static void next_head(struct inspect *in)
 		return;
 	}
 	in->st = IS_BODY;
+	in->nreq++;
 	arm(in, c->limits.idle_timeout_ms);
 	pump_request(in);
 	if (in->st == IS_BODY)
@@ -796,6 +798,21 @@ static void upstream_handshake_failed(struct inspect *in, struct bufferevent *b)
 	start_client_tls(in);
 }
 
+/* The upstream ended before the first request: remember why, so that
+ * request is answered 502 with the reason. */
+static void upstream_gone_early(struct inspect *in, struct bufferevent *b)
+{
+	unsigned long e = bufferevent_get_openssl_error(b);
+	in->up_reason = egress_reason_name(e ? EGRESS_REASON_UPSTREAM_ERROR
+					     : EGRESS_REASON_UPSTREAM_CLOSED);
+	snprintf(in->up_err, sizeof in->up_err,
+		 "the upstream closed the connection before the first "
+		 "request%s%s",
+		 e ? ": " : "", e ? ERR_reason_error_string(e) : "");
+	bufferevent_free(in->c->upstream.bev);
+	in->c->upstream.bev = NULL;
+}
+
 static void upstream_event_cb(struct bufferevent *b, short what, void *arg)
 {
 	struct inspect *in = arg;
@@ -829,17 +846,18 @@ static void upstream_event_cb(struct bufferevent *b, short what, void *arg)
 			    egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED),
 			    "upstream closed before the response ended");
 	}
+	if (in->st == IS_HEAD && in->nreq == 0) {
+		/* Before the first request (a server that refused the
+		 * handshake after it ended, as TLS 1.3 allows): that request
+		 * is answered 502. */
+		upstream_gone_early(in, b);
+		return;
+	}
 	if (in->st != IS_CLOSING && in->st != IS_CL_HS)
 		finish(in, egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED),
 		       NULL);
-	else if (c->upstream.bev != NULL && in->st == IS_CL_HS) {
-		bufferevent_free(c->upstream.bev);
-		c->upstream.bev = NULL;
-		in->up_reason =
-		    egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED);
-		snprintf(in->up_err, sizeof in->up_err,
-			 "upstream closed during the client handshake");
-	}
+	else if (c->upstream.bev != NULL && in->st == IS_CL_HS)
+		upstream_gone_early(in, b);
 }
 
 /* Wrap the client's socket in a TLS server with the host's leaf. The

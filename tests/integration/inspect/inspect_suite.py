@@ -29,6 +29,7 @@ PORT = 3128
 UP = "127.0.0.20"        # api.test, git.test, other.test
 UP_SELF = "127.0.0.21"   # self.test: self-signed
 UP_WRONG = "127.0.0.22"  # wrong.test: a certificate for another name
+UP_CERTREQ = "127.0.0.23"  # certreq.test: demands a client certificate
 
 SECRET = "s3cr3t-token-for-api-only-7c1d"
 GIT_SECRET = "ghp_gitsecretvalue0123456789"
@@ -53,7 +54,7 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -66,7 +67,7 @@ def make_pki():
       "-addext", "subjectAltName=DNS:self.test", "-out", "self.pem")
     # The session CA, minted by the product code for the inspected hosts.
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
-       "api.test", "git.test", "other.test", "self.test", "wrong.test")
+       "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test")
 
 
 # ---------------------------------------------------------------- upstreams
@@ -138,11 +139,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def serve(addr, cert, key):
+def serve(addr, cert, key, client_cert=False):
     srv = http.server.ThreadingHTTPServer((addr, 443), Handler)
     srv.daemon_threads = True
+    srv.handle_error = lambda *a: None  # refused handshakes are expected
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(path(cert), path(key))
+    if client_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(path("upca.pem"))
     srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
 
@@ -187,9 +192,12 @@ allow:
     inspect: true
   - host: wrong.test
     inspect: true
+  - host: certreq.test
+    inspect: true
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
+  - host: 127.0.0.23
 credentials:
   API_TOKEN:
     env: AS_TEST_API_TOKEN
@@ -214,6 +222,7 @@ HOSTS = """\
 127.0.0.20 api.test git.test other.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
+127.0.0.23 certreq.test
 """
 
 
@@ -446,6 +455,19 @@ def upstream_certificate_failures(P):
         assert d["reason"] == "upstream_cert_invalid" and why in d["message"], d
 
 
+def upstream_demanding_a_client_certificate(P):
+    # The proxy has none to give: the upstream refuses the handshake and
+    # the client's request is answered 502, nothing sent.
+    n = len(SEEN)
+    code, body, _ = curl("https://certreq.test/")
+    assert code == 502, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    # TLS 1.3: the proxy's handshake ends before the server's alert.
+    assert d["reason"] in ("upstream_error", "upstream_closed"), d
+    assert "certificate" in d["message"], d
+    assert seen_since(n) == []
+
+
 def client_without_the_session_ca_fails_closed(P):
     n = len(SEEN)
     code, _, err = curl("https://api.test/ok/a", ca=False)
@@ -584,6 +606,7 @@ CASES = [
     smuggling_in_the_tunnel_refused,
     large_body_streams_and_refused_one_never_leaves,
     upstream_certificate_failures,
+    upstream_demanding_a_client_certificate,
     client_without_the_session_ca_fails_closed,
     git_fetch_works_push_refused_by_path_rule,
     python_and_node_clients,
@@ -599,6 +622,7 @@ def main():
     serve(UP, "srv.pem", "srv.key")
     serve(UP_SELF, "self.pem", "self.key")
     serve(UP_WRONG, "wrong.pem", "wrong.key")
+    serve(UP_CERTREQ, "srv.pem", "srv.key", client_cert=True)
     P = Proxy()
     failed = []
     for case in CASES:
