@@ -30,6 +30,8 @@ void policy_http_free_rule(struct prule *r)
 	free(r->http);
 	r->http = NULL;
 	r->nhttp = 0;
+	free(r->cred);
+	r->cred = NULL;
 }
 
 bool policy_http_glob_ok(const char *glob, char *msg, size_t msglen)

@@ -34,8 +34,10 @@ struct prule {
 	bool inspect;	    /* allow rules: terminate TLS, apply `http` */
 	struct phttp *http; /* first match wins; none = any request */
 	size_t nhttp;
-	bool all_ports;	 /* deny rule without ports */
-	uint16_t *ports; /* sorted, unique */
+	char *cred; /* `credential: NAME`, linked after load */
+	unsigned cred_line, cred_col; /* where, for the error */
+	bool all_ports;		      /* deny rule without ports */
+	uint16_t *ports;	      /* sorted, unique */
 	size_t nports;
 	/* PRULE_IP: family 4 or 6, prefix length, masked address */
 	uint8_t family, plen;
@@ -62,6 +64,7 @@ struct pcred {
 	struct policy_credential pub; /* points into the fields below */
 	char *name, *from, *header, *basic_user;
 	char **hosts;
+	unsigned col; /* of the name, for errors */
 };
 
 struct policy {
@@ -117,6 +120,11 @@ const struct phttp *policy_http_find(const struct prule *r, const char *method,
 
 /* policy_cred.c */
 void policy_cred_free_all(struct policy *p);
+/* Bind each rule's host to the credential its `credential:` names, then
+ * require every credential to be bound to some host. On an error returns
+ * -EINVAL with msg, and in *bad the rule (< nrules) or nrules + the
+ * credential's index. */
+int policy_cred_link(struct policy *p, size_t *bad, char *msg, size_t msglen);
 
 /* policy_match.c */
 /* FNV-1a over the bytes from last to first, so matching can hash every

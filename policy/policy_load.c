@@ -674,6 +674,8 @@ static int parse_inspect_keys(struct loader *L, struct prule *r,
 	return http != NULL ? parse_http(L, http, r) : 0;
 }
 
+static char *cred_str(struct loader *L, const yaml_node_t *v, const char *key);
+
 static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 {
 	int rc = 0;
@@ -691,7 +693,7 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		return -EINVAL;
 	}
 	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL, *inspect = NULL,
-		    *http = NULL;
+		    *http = NULL, *cred = NULL;
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -713,6 +715,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			slot = &inspect;
 		else if (scalar_is(k, "http"))
 			slot = &http;
+		else if (scalar_is(k, "credential"))
+			slot = &cred;
 		else {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in %s rule (expected host, "
@@ -756,6 +760,18 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			     "tls must be true or false, got '%s'", q);
 			return -EINVAL;
 		}
+	}
+	if (cred != NULL) {
+		if (deny) {
+			lerr(L, cred->start_mark,
+			     "'credential' only applies to allow rules");
+			return -EINVAL;
+		}
+		r->cred = cred_str(L, cred, "credential");
+		if (r->cred == NULL)
+			return -EINVAL;
+		r->cred_line = (unsigned)cred->start_mark.line + 1;
+		r->cred_col = (unsigned)cred->start_mark.column + 1;
 	}
 	return parse_inspect_keys(L, r, inspect, http);
 }
@@ -1018,6 +1034,7 @@ static int parse_credential(struct loader *L, yaml_node_t *k, yaml_node_t *n,
 {
 	int rc = 0;
 	c->pub.line = (unsigned)k->start_mark.line + 1;
+	c->col = (unsigned)k->start_mark.column + 1;
 	if (k->type != YAML_SCALAR_NODE ||
 	    !cred_name_ok((const char *)k->data.scalar.value,
 			  k->data.scalar.length)) {
@@ -1050,8 +1067,6 @@ static int parse_credential(struct loader *L, yaml_node_t *k, yaml_node_t *n,
 	const char *missing = NULL;
 	if (!have_src)
 		missing = "a source (env, file or command)";
-	else if (c->hosts == NULL)
-		missing = "hosts it is bound to";
 	else if (c->header != NULL && c->basic_user != NULL)
 		missing = "header or basic, not both";
 	else if (!c->header && !c->basic_user && !c->pub.placeholder)
@@ -1381,6 +1396,19 @@ int policy_load_string(const char *name, const char *text, size_t len,
 	}
 	size_t bad = 0;
 	char msg[POLICY_ERR_MAX];
+	rc = policy_cred_link(p, &bad, msg, sizeof msg);
+	if (rc != 0) {
+		yaml_mark_t m = {0, 0, 0};
+		bool is_rule = bad < p->nrules;
+		m.line = (is_rule ? p->rules[bad].cred_line
+				  : p->creds[bad - p->nrules].pub.line) -
+			 1;
+		m.column = (is_rule ? p->rules[bad].cred_col
+				    : p->creds[bad - p->nrules].col) -
+			   1;
+		lerr(&L, m, "%s", msg);
+		goto fail;
+	}
 	rc = policy_compile(p, &bad, msg, sizeof msg);
 	if (rc != 0) {
 		yaml_mark_t m = {0, 0, 0};

@@ -230,7 +230,14 @@ static const struct ecase ecases[] = {
      "hosts: [a.test]\n    placeholder: true\n",
      "e.yaml:5:5: a credential has one source: env, file or command"},
     {"version: 1\ncredentials:\n  T:\n    env: X\n    placeholder: true\n",
-     "e.yaml:4:5: credential 'T' needs hosts it is bound to"},
+     "e.yaml:3:3: credential 'T' is bound to no host: give it hosts: or name "
+     "it in an inspected rule's credential:"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    "
+     "credential: NOPE\n",
+     "e.yaml:5:17: unknown credential 'NOPE' (not in credentials:)"},
+    {"version: 1\nallow:\n  - host: a.test\n    credential: T\n"
+     "credentials:\n  T:\n    env: X\n    placeholder: true\n",
+     "e.yaml:4:17: 'credential' needs 'inspect: true' on the rule"},
     {"version: 1\ncredentials:\n  T:\n    env: X\n    hosts: [a.test]\n",
      "e.yaml:4:5: credential 'T' needs a use (header, basic or "
      "placeholder: true)"},
@@ -276,6 +283,20 @@ static void credentials_load(void **state)
 	assert_false(policy_credential_bound(c, "api.test"));
 	assert_false(policy_credential_bound(c, "github.test.evil.test"));
 	assert_false(policy_credential_bound(c, "xapi.test"));
+	policy_unref(p);
+	/* A rule's `credential:` binds its host (the credential may come
+	 * later in the file). */
+	static const char text2[] =
+	    "version: 1\nallow:\n  - host: \"*.r.test\"\n    inspect: true\n"
+	    "    credential: R\ncredentials:\n  R:\n    env: X\n"
+	    "    placeholder: true\n";
+	assert_int_equal(policy_load_string("c.yaml", text2, strlen(text2), &p,
+					    err, sizeof err),
+			 0);
+	c = policy_credential_at(p, 0);
+	assert_int_equal(c->nhosts, 1);
+	assert_string_equal(c->hosts[0], "*.r.test");
+	assert_true(policy_credential_bound(c, "a.r.test"));
 	policy_unref(p);
 }
 
