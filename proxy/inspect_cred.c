@@ -305,7 +305,7 @@ static void put(struct sbuf *b, const char *s, size_t n)
 {
 	if (b->oom || n == 0)
 		return;
-	if (b->n + n + 1 > b->cap) {
+	if (b->p == NULL || b->n + n + 1 > b->cap) {
 		size_t nc = (b->n + n + 1) * 2;
 		char *np = realloc(b->p, nc);
 		if (np == NULL) {
