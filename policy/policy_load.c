@@ -946,8 +946,11 @@ static bool cred_host_ok(const char *h, char *msg, size_t msglen)
 				  msglen) != 0)
 		return false;
 	if (strcmp(norm, name) != 0) {
-		snprintf(msg, msglen, "write the host in its normal form '%s'",
-			 norm);
+		/* A cut message still names the start of the name. */
+		if (snprintf(msg, msglen,
+			     "write the host in its normal form '%.100s'",
+			     norm) < 0)
+			msg[0] = '\0';
 		return false;
 	}
 	return true;
