@@ -32,6 +32,7 @@ pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cleanup() {
+	[ -n "${UP_PID:-}" ] && kill "$UP_PID" 2>/dev/null
 	for j in "$T"/home/.local/state/agentsafe/sessions/*/session.json; do
 		[ -f "$j" ] || continue
 		id=$(basename "$(dirname "$j")")
@@ -39,7 +40,6 @@ cleanup() {
 		docker network rm "agentsafe-$id" >/dev/null 2>&1
 		nft delete table inet "agentsafe_$id" 2>/dev/null
 	done
-	[ -n "${UP_PID:-}" ] && kill "$UP_PID" 2>/dev/null
 	ip link del "$VH" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$T"
@@ -192,14 +192,12 @@ echo "AGENT secret-sightings \$n"
 SH
 chown -R "$UIDL:$GIDL" "$T/home" "$T/work"
 
-set +e
 (cd "$T/work" && timeout -k 20 900 env SUDO_UID="$UIDL" SUDO_GID="$GIDL" \
 	AGENTSAFE_CONTAINER_DIR="$SRC/container" \
 	"$L" --no-repo --policy "$T/policy.yaml" --image "$IMG" "${BUILD[@]}" \
 	--ca-bundle "$E2E_CACHE/extra-ca.pem" --hosts "$T/hosts" --agent shell --gpu none \
 	--no-verify -- bash /work/agent.sh) </dev/null >"$T/launch.out" 2>"$T/launch.err"
 rc=$?
-set -e
 sed -n 's/^AGENT //p' "$T/launch.out"
 [ $rc = 0 ] && pass "session ran (exit 0)" || { fail "launcher exit $rc"; tail -20 "$T/launch.err"; }
 grep -q "^AGENT clone allowed ok" "$T/launch.out" && grep -q "^AGENT clone other ok" "$T/launch.out" &&
