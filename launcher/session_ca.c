@@ -185,8 +185,12 @@ void step_ca_down(struct sess *s)
 	struct session_ca *sca = s->sca;
 	if (sca == NULL)
 		return;
+	/* After the fence step the launcher keeps its file capabilities
+	 * only permitted: the state directory is the user's. */
+	bool was_on = launch_files_on();
 	(void)unlink(sca->key);
 	(void)unlink(sca->bundle);
+	launch_files_off(was_on);
 	free(sca);
 	s->sca = NULL;
 }

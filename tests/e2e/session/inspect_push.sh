@@ -196,7 +196,7 @@ chown -R "$UIDL:$GIDL" "$T/home" "$T/work"
 	AGENTSAFE_CONTAINER_DIR="$SRC/container" \
 	"$L" --no-repo --policy "$T/policy.yaml" --image "$IMG" "${BUILD[@]}" \
 	--ca-bundle "$E2E_CACHE/extra-ca.pem" --hosts "$T/hosts" --agent shell --gpu none \
-	--no-verify -- bash /work/agent.sh) </dev/null >"$T/launch.out" 2>"$T/launch.err"
+	--no-verify -- bash -c "$(cat "$T/work/agent.sh")") </dev/null >"$T/launch.out" 2>"$T/launch.err"
 rc=$?
 sed -n 's/^AGENT //p' "$T/launch.out"
 [ $rc = 0 ] && pass "session ran (exit 0)" || { fail "launcher exit $rc"; tail -20 "$T/launch.err"; }
