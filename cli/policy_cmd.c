@@ -38,6 +38,8 @@ static void usage_explain(FILE *out)
 {
 	(void)fputs(
 	    "usage: agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] [--method M] "
+	    "https://HOST[:PORT]/PATH\n"
 	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
 	    "  Show how FILE (default: your policy) decides a request: "
 	    "verdict,\n"
@@ -50,6 +52,9 @@ static void usage_explain(FILE *out)
 	    "  explains its host/port under FILE and says whether the "
 	    "record's\n"
 	    "  original decision would now differ.\n"
+	    "  With a URL (and --method, default GET) the request rules of an\n"
+	    "  inspected host are explained too, down to the http: entry's\n"
+	    "  file:line.\n"
 	    "  Exit: 0 allowed, 3 denied, 1 policy invalid, 2 usage error.\n",
 	    out);
 }
@@ -73,6 +78,8 @@ static void usage_policy(FILE *out)
 	(void)fputs(
 	    "usage: agentsafe policy check [-f FILE | FILE]\n"
 	    "       agentsafe policy explain [-f FILE | FILE] HOST[:PORT]\n"
+	    "       agentsafe policy explain [-f FILE | FILE] [--method M] "
+	    "https://HOST/PATH\n"
 	    "       agentsafe policy explain [-f FILE | FILE] --record JSON|-\n"
 	    "       agentsafe policy edit [-f FILE]\n"
 	    "       agentsafe policy replay NEW.yaml [LOG...|--session ID|"
@@ -109,6 +116,7 @@ static int load(const char *path, struct policy **p)
 struct pargs {
 	const char *file;   /* -f, or the old positional FILE form */
 	const char *record; /* --record VALUE */
+	const char *method; /* --method M (explain) */
 	const char *pos[2];
 	int npos;
 	bool help, record_seen;
@@ -118,8 +126,8 @@ struct pargs {
 static int parse_pargs(const char *prog, int argc, char **argv, struct pargs *a,
 		       bool allow_record)
 {
-	static const char *const opts[] = {"--file", "--help", "--record",
-					   NULL};
+	static const char *const opts[] = {"--file", "--help", "--method",
+					   "--record", NULL};
 	static const char *const opts_nr[] = {"--file", "--help", NULL};
 	for (int i = 1; i < argc; i++) {
 		const char *s = argv[i];
@@ -134,6 +142,10 @@ static int parse_pargs(const char *prog, int argc, char **argv, struct pargs *a,
 			if (i + 1 == argc)
 				return -1;
 			a->record = argv[++i];
+		} else if (allow_record && strcmp(s, "--method") == 0) {
+			if (i + 1 == argc || a->method != NULL)
+				return -1;
+			a->method = argv[++i];
 		} else if (s[0] == '-' && s[1] != '\0') {
 			cli_unknown(prog, "option", s,
 				    allow_record ? opts : opts_nr);
@@ -406,12 +418,59 @@ static int explain_record(const struct policy *p, const char *text)
 	return rc;
 }
 
+static bool is_url(const char *s)
+{
+	return strncmp(s, "https://", 8) == 0 || strncmp(s, "http://", 7) == 0;
+}
+
 /* A host never holds '/' and is no file here: "explain FILE" alone is
  * the old form missing its HOST. */
 static bool looks_like_file(const char *s)
 {
 	struct stat st;
-	return strchr(s, '/') != NULL || stat(s, &st) == 0;
+	return !is_url(s) && (strchr(s, '/') != NULL || stat(s, &st) == 0);
+}
+
+/* https://HOST[:PORT]/PATH: the authority into auth (HOST[:PORT]), the
+ * path (with any query) into *path; port 443 (80 for http://) unless
+ * given. */
+static int split_url(const char *url, char *auth, size_t authlen,
+		     const char **path, uint16_t *defport)
+{
+	bool tls = strncmp(url, "https://", 8) == 0;
+	const char *a = url + (tls ? 8 : 7);
+	const char *slash = strchr(a, '/');
+	size_t al = slash != NULL ? (size_t)(slash - a) : strlen(a);
+	if (al == 0 || al + 1 > authlen)
+		return -1;
+	memcpy(auth, a, al);
+	auth[al] = '\0';
+	*path = slash != NULL ? slash : "/";
+	*defport = tls ? 443 : 80;
+	return 0;
+}
+
+static bool method_ok(const char *m)
+{
+	size_t n = strlen(m);
+	for (size_t i = 0; i < n; i++)
+		if (m[i] < 'A' || m[i] > 'Z')
+			return false;
+	return n > 0 && n <= 20;
+}
+
+/* The host decision and, for an inspected host, the request rules. */
+static int explain_request(const struct policy *p, const char *host,
+			   uint16_t port, const char *method, const char *path)
+{
+	char buf[8192];
+	if (policy_explain_request(p, host, port, method, path, buf,
+				   sizeof buf) != 0)
+		fprintf(stderr, "agentsafe policy: explanation truncated\n");
+	(void)fputs(buf, stdout); /* outside text is quoted in it */
+	struct policy_http_decision d;
+	policy_http_match(p, host, port, method, path, &d);
+	return d.verdict == POLICY_ALLOW ? EXIT_ALLOWED : EXIT_DENIED;
 }
 
 static int cmd_explain(int argc, char **argv)
@@ -443,9 +502,30 @@ static int cmd_explain(int argc, char **argv)
 	if (prc != 0)
 		return EXIT_USAGE;
 	char host[POLICY_HOST_MAX + 3];
+	char auth[POLICY_HOST_MAX + 10];
 	uint16_t port = 443;
-	if (target != NULL &&
-	    split_target(target, host, sizeof host, &port) != 0) {
+	const char *path = NULL;
+	if (prc == 0 && a.method != NULL &&
+	    (target == NULL || !is_url(target) || !method_ok(a.method))) {
+		fprintf(stderr,
+			"agentsafe policy: --method wants an upper-case "
+			"method and a https://HOST/PATH target\n");
+		return EXIT_USAGE;
+	}
+	if (target != NULL && is_url(target)) {
+		uint16_t defport = 443;
+		if (split_url(target, auth, sizeof auth, &path, &defport) !=
+			0 ||
+		    split_target(auth, host, sizeof host, &port) != 0) {
+			fprintf(stderr,
+				"agentsafe policy: cannot read the URL\n");
+			return EXIT_USAGE;
+		}
+		if (strchr(auth + (auth[0] == '[' ? 1 : 0), ':') == NULL ||
+		    (auth[0] == '[' && strstr(auth, "]:") == NULL))
+			port = defport;
+	} else if (target != NULL &&
+		   split_target(target, host, sizeof host, &port) != 0) {
 		fprintf(stderr,
 			"agentsafe policy: cannot read '%s' as HOST[:PORT] "
 			"(IPv6 as [addr]:port, port 1..65535)\n",
@@ -471,6 +551,9 @@ static int cmd_explain(int argc, char **argv)
 	int rc;
 	if (a.record != NULL) {
 		rc = explain_record(p, line != NULL ? line : a.record);
+	} else if (path != NULL) {
+		rc = explain_request(p, host, port,
+				     a.method != NULL ? a.method : "GET", path);
 	} else {
 		struct policy_decision d;
 		rc = explain_target(p, host, port, &d);

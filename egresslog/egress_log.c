@@ -310,11 +310,12 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	     log->session, r->id,     r->event, r->client,   r->method,
-	    r->host, r->sni,	   r->ip,     r->rule,	r->reason,   r->proto,
-	    r->dst,  r->message,   r->origin, r->step,	r->decision, r->scope};
-	/* braces, newline, the eight numbers, would_deny */
-	size_t need = 8 + 8 * 48 + 24;
+	    ts,	       log->session, r->id,    r->event,   r->client,
+	    r->method, r->host,	     r->sni,   r->ip,	   r->rule,
+	    r->reason, r->proto,     r->dst,   r->message, r->origin,
+	    r->step,   r->decision,  r->scope, r->path,	   r->credential};
+	/* braces, newline, the nine numbers, would_deny */
+	size_t need = 8 + 9 * 48 + 24;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
 	return need;
@@ -412,9 +413,13 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	field_str(&l, "host", r->host);
 	if (r->port > 0)
 		field_int(&l, "port", r->port);
+	field_str(&l, "path", r->path);
+	if (r->status > 0)
+		field_int(&l, "status", r->status);
 	field_str(&l, "sni", r->sni);
 	field_str(&l, "ip", r->ip);
 	field_str(&l, "rule", r->rule);
+	field_str(&l, "credential", r->credential);
 	field_str(&l, "reason", r->reason);
 	if (r->bytes_up >= 0)
 		field_int(&l, "bytes_up", r->bytes_up);

@@ -15,7 +15,7 @@ struct egress_log; /* thread-safe; opaque */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
 	const char *event;  /* open | close | deny | error | drop | approval |
-			       warning */
+			       warning | request */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;
@@ -43,6 +43,11 @@ struct egress_record {
 	/* mode: learn: an open the policy would have denied (`reason` says
 	 * why); written only when true */
 	bool would_deny;
+	/* request records (inspected tunnels) */
+	const char *path;	/* request path, without the query */
+	int status;		/* HTTP status answered; 0: absent */
+	const char *credential; /* name of an injected credential, never
+				   its value */
 };
 
 /* Initialise a record with every field absent. */

@@ -20,7 +20,7 @@ struct logrec {
 	const char *line; /* the raw line (without newline), valid until next */
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
-	    *ip, *rule, *reason, *proto, *dst, *message;
+	    *ip, *rule, *reason, *proto, *dst, *message, *path, *credential;
 	const char *origin; /* "selfcheck": the launcher's own probe; NULL for
 			       the agent's traffic */
 	/* approval records: asked | answered | timeout | reloaded, and the
@@ -30,7 +30,8 @@ struct logrec {
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */
 	long long port, dport, bytes_up, bytes_down, duration_ms,
-	    count; /* -1 absent; count: denials a summary record stands for */
+	    count,  /* -1 absent; count: denials a summary record stands for */
+	    status; /* HTTP status of a request record */
 	long long uid;	 /* approval: who answered; budget: limit; -1 absent */
 	bool would_deny; /* learn mode: an open the policy would have denied */
 };

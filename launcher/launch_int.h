@@ -28,6 +28,7 @@ struct egress_log;
 struct fence_nflog;
 struct gitiso_repo;
 struct selfcheck;
+struct session_ca;
 struct spec_store;
 
 /* One session as the steps of run.c build it up; each step fills in its
@@ -43,6 +44,7 @@ struct sess {
 	const char *policy; /* absolute path of the policy file */
 	uint16_t proxy_port, group;
 	pid_t proxy_pid;
+	struct session_ca *sca; /* TLS inspection (session_ca.c), or NULL */
 	struct egress_log *log;
 	struct fence_nflog *nflog;
 	pid_t fwd_pid; /* the loopback relay of published ports */

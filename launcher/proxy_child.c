@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "launch_int.h"
+#include "session_ca.h"
 
 /* What the child needs, opened by the parent. */
 struct handover {
@@ -150,7 +151,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	}
 	if (h->sc_rfd >= 0 && dup2(h->sc_rfd, 5) != 5)
 		_exit(126); /* never a proxy without its window's end */
-	const char *argv[26 + 2 * LCFG_MAX_LIST];
+	const char *argv[32 + 2 * LCFG_MAX_LIST];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -201,6 +202,9 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	}
 	if (s->cfg->learn)
 		argv[n++] = "--learn";
+	n += session_ca_proxy_args(s, argv + n,
+				   sizeof argv / sizeof argv[0] - 1 - n);
+	session_ca_proxy_env(s);
 	argv[n] = NULL;
 	if (h->bin[0])
 		execv(h->bin, (char *const *)argv);

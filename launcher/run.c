@@ -14,6 +14,7 @@
 
 #include "caps.h"
 #include "console.h"
+#include "session_ca.h"
 #include "gpu.h"
 #include "learn.h"
 #include "launch_int.h"
@@ -38,6 +39,7 @@ static const struct step steps[] = {
     {"session", step_session_up, step_session_down},
     {"clone repos", step_repos_up, step_repos_down},
     {"network", step_network_up, step_network_down},
+    {"session CA", step_ca_up, step_ca_down},
     {"proxy", proxy_child_start, proxy_child_stop},
     {"publish relay", step_publish_up, step_publish_down},
     {"fence", step_fence_up, step_fence_down},

@@ -10,6 +10,7 @@
 
 #include "gitiso.h"
 #include "launch_int.h"
+#include "session_ca.h"
 
 static void add_bind(struct spec_store *st, size_t *n, const char *src,
 		     const char *dst, bool ro)
@@ -69,6 +70,8 @@ static void spec_env(const struct sess *s, struct spec_store *st)
 				(unsigned)c->ssh_port);
 		st->env[ne++] = st->envbuf[7];
 	}
+	/* Credential placeholders: worthless outside the proxy. */
+	ne += session_ca_env(s, st->env + ne, SESSION_CA_ENV_MAX);
 	st->env[ne] = NULL;
 }
 
@@ -113,6 +116,10 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 	}
 	launch_snprintf(p, sizeof p, "%s/resolv.conf", s->state_dir);
 	add_bind(st, &nb, p, "/etc/resolv.conf", true);
+	/* TLS inspection: the session CA joins the bundle every tool reads. */
+	if (session_ca_bundle(s) != NULL)
+		add_bind(st, &nb, session_ca_bundle(s),
+			 SESSION_CA_CONTAINER_BUNDLE, true);
 	if (c->ssh_port != 0) {
 		launch_snprintf(p, sizeof p, "%s/authorized_keys",
 				s->state_dir);

@@ -14,7 +14,7 @@ struct sess;
 /* Backing store for the strings a spec points to; lives as long as the
  * spec is used. */
 struct spec_store {
-	const char *env[20];
+	const char *env[20 + 16]; /* + SESSION_CA_ENV_MAX placeholders */
 	char envbuf[10][512];
 	const char *binds[LCFG_MAX_LIST * 4 + 8];
 	char bindbuf[LCFG_MAX_LIST * 4 + 8][PATH_MAX * 2 + 16];

@@ -57,6 +57,9 @@ struct policy_decision {
 	 * the request; `reason` is the code it would have been denied with
 	 * ("not_allowed" or "port_not_allowed"). */
 	bool would_deny;
+	/* The deciding allow rule says `inspect: true`: the proxy terminates
+	 * the tunnel's TLS and decides each request (policy_http_match). */
+	bool inspect;
 };
 
 /* Load and compile. On error returns a negative errno-style code, leaves
@@ -151,5 +154,73 @@ int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
  * `agentsafe policy explain`). Writes a NUL-terminated text into buf. */
 int policy_explain(const struct policy *p, const char *host, uint16_t port,
 		   char *buf, size_t buflen);
+
+/* ---- inspected tunnels: HTTP request rules (policy_http.c) ---- */
+
+struct policy_http_decision {
+	enum policy_verdict verdict;
+	/* "allowed", "method_not_allowed", "path_not_allowed", or the host
+	 * decision's reason when the host itself is not allowed. */
+	const char *reason;
+	/* The deciding `http:` entry as "METHODS PATHS (FILE:LINE)", or the
+	 * host rule's label when it has no `http:` list; NULL when no rule
+	 * decided. Valid while the policy is referenced. */
+	const char *rule;
+	bool inspect; /* the host rule inspects */
+};
+
+/* Decide one request inside an inspected tunnel to host:port. path is the
+ * request target's path (the query is ignored from the first '?' on).
+ * A path with a dot segment ("/a/../b") or an encoded '/', '\\' or '.'
+ * is refused as path_not_allowed: servers would read it differently from
+ * the glob. Entries are tried in file order; the first whose methods and
+ * paths both match allows. No match: method_not_allowed when no entry
+ * lists the method, else path_not_allowed. Always fills *d; returns 0. */
+int policy_http_match(const struct policy *p, const char *host, uint16_t port,
+		      const char *method, const char *path,
+		      struct policy_http_decision *d);
+
+/* policy_explain() plus the request rules: which `http:` entry decides
+ * method + path (by FILE:LINE), or why none does. */
+int policy_explain_request(const struct policy *p, const char *host,
+			   uint16_t port, const char *method, const char *path,
+			   char *buf, size_t buflen);
+
+/* ---- credentials (policy_cred.c) ---- */
+
+enum policy_cred_source {
+	POLICY_CRED_ENV,     /* an environment variable of the proxy */
+	POLICY_CRED_FILE,    /* a file's content, trailing newline dropped */
+	POLICY_CRED_COMMAND, /* a command's output, run on the host */
+};
+
+/* One entry of the top-level `credentials:` mapping. The secret itself is
+ * never in the policy: only where it comes from. */
+struct policy_credential {
+	const char *name; /* [A-Za-z_][A-Za-z0-9_]*, at most 64 */
+	enum policy_cred_source source;
+	const char *from;   /* variable name, path, or command line */
+	const char *header; /* "Name: value with {}" to set, or NULL */
+	const char
+	    *basic_user;  /* set Authorization: Basic base64(user:secret) */
+	bool placeholder; /* swap agentsafe-NAME-... for the secret */
+	const char *const *hosts; /* bound hosts, normalised ("*.x.test") */
+	size_t nhosts;
+	unsigned line;
+};
+
+size_t policy_credential_count(const struct policy *p);
+const struct policy_credential *policy_credential_at(const struct policy *p,
+						     size_t i);
+/* Whether host (normalised) is one the credential is bound to: equal to
+ * an entry, or below a "*.x" entry (not x itself). */
+bool policy_credential_bound(const struct policy_credential *c,
+			     const char *host);
+
+/* Every host name an inspect rule names, as written ("*.x.test" for a
+ * wildcard), for the session CA's name constraints. Returns the count;
+ * fills at most max pointers (valid while the policy is referenced). */
+size_t policy_inspect_hosts(const struct policy *p, const char **out,
+			    size_t max);
 
 #endif

@@ -13,6 +13,16 @@
 
 enum prule_kind { PRULE_NAME, PRULE_WILDCARD, PRULE_IP };
 
+/* One entry of an inspected rule's `http:` list (policy_http.c). */
+struct phttp {
+	char **methods; /* upper-case tokens; none = any method */
+	size_t nmethods;
+	char **paths; /* globs starting with '/'; none = any path */
+	size_t npaths;
+	unsigned line;
+	char *label; /* "METHODS PATHS (FILE:LINE)" */
+};
+
 struct prule {
 	char *text;  /* host as written in the file */
 	char *label; /* "TEXT (FILE:LINE)" */
@@ -20,8 +30,13 @@ struct prule {
 	unsigned line, col;
 	enum prule_kind kind;
 	bool deny;
-	bool tls;	 /* allow rules: require a TLS ClientHello */
-	bool all_ports;	 /* deny rule without ports */
+	bool tls;	    /* allow rules: require a TLS ClientHello */
+	bool inspect;	    /* allow rules: terminate TLS, apply `http` */
+	struct phttp *http; /* first match wins; none = any request */
+	size_t nhttp;
+	char *cred; /* `credential: NAME`, linked after load */
+	unsigned cred_line, cred_col; /* where, for the error */
+	bool all_ports;		      /* deny rule without ports */
 	uint64_t budget; /* allow rules: upload_budget, 0 = limits' */
 	uint16_t *ports; /* sorted, unique */
 	size_t nports;
@@ -45,8 +60,18 @@ struct ip_slot {
 	int32_t allow, deny;
 };
 
+/* One `credentials:` entry (policy_cred.c). */
+struct pcred {
+	struct policy_credential pub; /* points into the fields below */
+	char *name, *from, *header, *basic_user;
+	char **hosts;
+	unsigned col; /* of the name, for errors */
+};
+
 struct policy {
 	atomic_uint refs;
+	struct pcred *creds;
+	size_t ncreds;
 	char *source;
 	struct policy_limits limits;
 	bool unknown_ask; /* unknown: ask */
@@ -84,6 +109,25 @@ bool policy_v4_is_internal(const uint8_t a[4]);
 bool policy_v6_is_internal(const uint8_t a[16]);
 /* Copy `in` for a message: printable ASCII, others as \xNN, truncated. */
 void policy_quote(const char *in, size_t inlen, char *out, size_t outlen);
+
+/* policy_http.c */
+void policy_http_free_rule(struct prule *r);
+/* Whether a path glob is well formed (starts with '/', `**` only as a
+ * whole segment); msg says why not. */
+bool policy_http_glob_ok(const char *glob, char *msg, size_t msglen);
+/* A rule's deciding http entry for method and path (path without the
+ * query), or NULL; *method_hit says whether some entry allowed the
+ * method. */
+const struct phttp *policy_http_find(const struct prule *r, const char *method,
+				     const char *path, bool *method_hit);
+
+/* policy_cred.c */
+void policy_cred_free_all(struct policy *p);
+/* Bind each rule's host to the credential its `credential:` names, then
+ * require every credential to be bound to some host. On an error returns
+ * -EINVAL with msg, and in *bad the rule (< nrules) or nrules + the
+ * credential's index. */
+int policy_cred_link(struct policy *p, size_t *bad, char *msg, size_t msglen);
 
 /* policy_match.c */
 /* FNV-1a over the bytes from last to first, so matching can hash every

@@ -511,6 +511,224 @@ static struct prule *new_rule(struct loader *L, yaml_mark_t at)
 	return r;
 }
 
+/* ---- inspected tunnels: `inspect` and `http` on an allow rule ---- */
+
+#define HTTP_ENTRIES_MAX 1000u
+#define HTTP_ITEMS_MAX	 100u
+
+static bool method_ok(const char *m, char *msg, size_t msglen)
+{
+	size_t n = strlen(m);
+	bool ok = n > 0 && n <= 20;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = m[i] >= 'A' && m[i] <= 'Z';
+	if (!ok)
+		snprintf(msg, msglen,
+			 "a method is 1..20 upper-case letters (GET, POST)");
+	return ok;
+}
+
+/* A list of strings, each checked by ok(); NULL-free on error. */
+static int parse_str_list(struct loader *L, const yaml_node_t *n,
+			  const char *what, char ***out, size_t *nout,
+			  bool (*ok)(const char *, char *, size_t))
+{
+	int rc = 0;
+	if (n->type != YAML_SEQUENCE_NODE ||
+	    n->data.sequence.items.top == n->data.sequence.items.start) {
+		lerr(L, n->start_mark, "'%s' must be a non-empty list, not %s",
+		     what, kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt > HTTP_ITEMS_MAX) {
+		lerr(L, n->start_mark, "'%s' lists more than %u items", what,
+		     HTTP_ITEMS_MAX);
+		return -EINVAL;
+	}
+	*out = calloc(cnt, sizeof **out);
+	if (*out == NULL)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *v = node_get(L, *it, n->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80], msg[160];
+		quote_scalar(v, q, sizeof q);
+		if (v->type != YAML_SCALAR_NODE ||
+		    memchr(v->data.scalar.value, '\0', v->data.scalar.length)) {
+			lerr(L, v->start_mark, "%s entry '%s' is not a string",
+			     what, q);
+			return -EINVAL;
+		}
+		char *str = strndup((const char *)v->data.scalar.value,
+				    v->data.scalar.length);
+		if (str == NULL)
+			return -ENOMEM;
+		(*out)[(*nout)++] = str;
+		if (!ok(str, msg, sizeof msg)) {
+			lerr(L, v->start_mark, "bad %s entry '%s': %s", what, q,
+			     msg);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int http_label(struct loader *L, struct phttp *h)
+{
+	size_t len = strlen(L->name) + 32;
+	for (size_t i = 0; i < h->nmethods; i++)
+		len += strlen(h->methods[i]) + 1;
+	for (size_t i = 0; i < h->npaths; i++)
+		len += strlen(h->paths[i]) + 1;
+	h->label = malloc(len + 8);
+	if (h->label == NULL)
+		return -ENOMEM;
+	size_t off = 0;
+	for (size_t i = 0; i < h->nmethods; i++)
+		off += (size_t)snprintf(h->label + off, len - off, "%s%s",
+					i ? "," : "", h->methods[i]);
+	if (h->nmethods == 0)
+		off += (size_t)snprintf(h->label + off, len - off, "*");
+	for (size_t i = 0; i < h->npaths; i++)
+		off += (size_t)snprintf(h->label + off, len - off, "%s%s",
+					i ? "," : " ", h->paths[i]);
+	if (h->npaths == 0)
+		off += (size_t)snprintf(h->label + off, len - off, " /**");
+	snprintf(h->label + off, len - off, " (%s:%u)", L->name, h->line);
+	return 0;
+}
+
+static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
+{
+	int rc = 0;
+	h->line = (unsigned)n->start_mark.line + 1;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark,
+		     "an http entry must be a mapping with methods and/or "
+		     "paths, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	bool seen_m = false, seen_p = false;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		if (k == NULL)
+			return rc;
+		yaml_node_t *v = node_get(L, pr->value, k->start_mark, &rc);
+		if (v == NULL)
+			return rc;
+		char q[80];
+		quote_scalar(k, q, sizeof q);
+		bool is_m = scalar_is(k, "methods");
+		if (!is_m && !scalar_is(k, "paths")) {
+			lerr(L, k->start_mark,
+			     "unknown key '%s' in an http entry (expected "
+			     "methods, paths)",
+			     q);
+			return -EINVAL;
+		}
+		if (is_m ? seen_m : seen_p) {
+			lerr(L, k->start_mark, "duplicate key '%s'", q);
+			return -EINVAL;
+		}
+		if (is_m) {
+			seen_m = true;
+			rc = parse_str_list(L, v, "methods", &h->methods,
+					    &h->nmethods, method_ok);
+		} else {
+			seen_p = true;
+			rc = parse_str_list(L, v, "paths", &h->paths,
+					    &h->npaths, policy_http_glob_ok);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	if (!seen_m && !seen_p) {
+		lerr(L, n->start_mark, "an http entry needs methods or paths");
+		return -EINVAL;
+	}
+	return http_label(L, h);
+}
+
+static int parse_http(struct loader *L, yaml_node_t *n, struct prule *r)
+{
+	int rc = 0;
+	if (n->type != YAML_SEQUENCE_NODE) {
+		lerr(L, n->start_mark,
+		     "'http' must be a list of {methods, paths}, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt == 0 || cnt > HTTP_ENTRIES_MAX) {
+		lerr(L, n->start_mark, "'http' must list 1..%u entries",
+		     HTTP_ENTRIES_MAX);
+		return -EINVAL;
+	}
+	r->http = calloc(cnt, sizeof *r->http);
+	if (r->http == NULL)
+		return -ENOMEM;
+	for (yaml_node_item_t *it = n->data.sequence.items.start;
+	     it < n->data.sequence.items.top; it++) {
+		yaml_node_t *en = node_get(L, *it, n->start_mark, &rc);
+		if (en == NULL)
+			return rc;
+		rc = parse_http_entry(L, en, &r->http[r->nhttp++]);
+		if (rc != 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* `inspect` and `http` after the rest of the rule is parsed: they need
+ * an allow rule on a host name that keeps TLS. */
+static int parse_inspect_keys(struct loader *L, struct prule *r,
+			      yaml_node_t *inspect, yaml_node_t *http)
+{
+	yaml_node_t *first = inspect != NULL ? inspect : http;
+	if (first == NULL)
+		return 0;
+	if (r->deny) {
+		lerr(L, first->start_mark,
+		     "'inspect' and 'http' only apply to allow rules");
+		return -EINVAL;
+	}
+	if (inspect != NULL) {
+		if (inspect->type != YAML_SCALAR_NODE ||
+		    inspect->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+		    !(scalar_is(inspect, "true") ||
+		      scalar_is(inspect, "false"))) {
+			char q[80];
+			quote_scalar(inspect, q, sizeof q);
+			lerr(L, inspect->start_mark,
+			     "inspect must be true or false, got '%s'", q);
+			return -EINVAL;
+		}
+		r->inspect = scalar_is(inspect, "true");
+	}
+	if (http != NULL && !r->inspect) {
+		lerr(L, http->start_mark,
+		     "'http' rules need 'inspect: true' on the rule (without "
+		     "inspection the proxy cannot see requests)");
+		return -EINVAL;
+	}
+	if (r->inspect && (r->kind == PRULE_IP || !r->tls)) {
+		lerr(L, first->start_mark,
+		     "'inspect: true' needs a host name rule that keeps TLS "
+		     "(not an IP/CIDR rule, not tls: false)");
+		return -EINVAL;
+	}
+	return http != NULL ? parse_http(L, http, r) : 0;
+}
+
+static char *cred_str(struct loader *L, const yaml_node_t *v, const char *key);
+
 static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 {
 	int rc = 0;
@@ -527,7 +745,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 		     kind_name(n));
 		return -EINVAL;
 	}
-	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL, *budget = NULL;
+	yaml_node_t *host = NULL, *ports = NULL, *tls = NULL, *budget = NULL,
+		    *inspect = NULL, *http = NULL, *cred = NULL;
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -547,12 +766,20 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			slot = &tls;
 		else if (scalar_is(k, "upload_budget") && !deny)
 			slot = &budget;
+		else if (scalar_is(k, "inspect"))
+			slot = &inspect;
+		else if (scalar_is(k, "http"))
+			slot = &http;
+		else if (scalar_is(k, "credential"))
+			slot = &cred;
 		else {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in %s rule (expected host, "
 			     "ports%s)",
 			     q, deny ? "a deny" : "an allow",
-			     deny ? "" : ", tls");
+			     deny ? ""
+				  : ", tls, inspect, http, credential, "
+				    "upload_budget");
 			return -EINVAL;
 		}
 		if (*slot != NULL) {
@@ -596,7 +823,19 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			return -EINVAL;
 		}
 	}
-	return 0;
+	if (cred != NULL) {
+		if (deny) {
+			lerr(L, cred->start_mark,
+			     "'credential' only applies to allow rules");
+			return -EINVAL;
+		}
+		r->cred = cred_str(L, cred, "credential");
+		if (r->cred == NULL)
+			return -EINVAL;
+		r->cred_line = (unsigned)cred->start_mark.line + 1;
+		r->cred_col = (unsigned)cred->start_mark.column + 1;
+	}
+	return parse_inspect_keys(L, r, inspect, http);
 }
 
 static int parse_rules(struct loader *L, yaml_node_t *n, bool deny)
@@ -764,6 +1003,229 @@ static int parse_mode(struct loader *L, yaml_node_t *v)
 	return -EINVAL;
 }
 
+/* ---- credentials: NAME -> {env|file|command, hosts, header|basic,
+ * placeholder} ---- */
+
+#define CREDS_MAX 64u
+
+static bool cred_name_ok(const char *s, size_t n)
+{
+	if (n == 0 || n > 64 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'A' && s[i] <= 'Z') ||
+		      (s[i] >= 'a' && s[i] <= 'z') ||
+		      (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* A plain string value (no NUL, no CR/LF) copied out, or NULL with err. */
+static char *cred_str(struct loader *L, const yaml_node_t *v, const char *key)
+{
+	if (v->type != YAML_SCALAR_NODE || v->data.scalar.length == 0 ||
+	    memchr(v->data.scalar.value, '\0', v->data.scalar.length) ||
+	    memchr(v->data.scalar.value, '\n', v->data.scalar.length) ||
+	    memchr(v->data.scalar.value, '\r', v->data.scalar.length)) {
+		lerr(L, v->start_mark, "'%s' must be a one-line string", key);
+		return NULL;
+	}
+	char *s =
+	    strndup((const char *)v->data.scalar.value, v->data.scalar.length);
+	if (s == NULL)
+		lerr(L, v->start_mark, "out of memory");
+	return s;
+}
+
+static bool cred_host_ok(const char *h, char *msg, size_t msglen)
+{
+	char norm[POLICY_HOST_MAX + 1];
+	const char *name = h[0] == '*' && h[1] == '.' ? h + 2 : h;
+	if (policy_host_normalize(name, strlen(name), norm, sizeof norm, msg,
+				  msglen) != 0)
+		return false;
+	if (strcmp(norm, name) != 0) {
+		/* A cut message still names the start of the name. */
+		if (snprintf(msg, msglen,
+			     "write the host in its normal form '%.100s'",
+			     norm) < 0)
+			msg[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+/* "Name: value" with one "{}" in the value. */
+static bool cred_header_ok(const char *h)
+{
+	const char *colon = strchr(h, ':');
+	if (colon == NULL || colon == h)
+		return false;
+	for (const char *p = h; p < colon; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			return false;
+	const char *ph = strstr(colon, "{}");
+	return ph != NULL && strstr(ph + 2, "{}") == NULL;
+}
+
+static int cred_value(struct loader *L, struct pcred *c, yaml_node_t *k,
+		      yaml_node_t *v, bool *have_src)
+{
+	static const char *const src[3] = {"env", "file", "command"};
+	for (int i = 0; i < 3; i++) {
+		if (!scalar_is(k, src[i]))
+			continue;
+		if (*have_src) {
+			lerr(L, k->start_mark,
+			     "a credential has one source: env, file or "
+			     "command");
+			return -EINVAL;
+		}
+		*have_src = true;
+		c->pub.source = (enum policy_cred_source)i;
+		c->from = cred_str(L, v, src[i]);
+		return c->from != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "header")) {
+		c->header = cred_str(L, v, "header");
+		if (c->header != NULL && !cred_header_ok(c->header)) {
+			lerr(L, v->start_mark,
+			     "header must be \"Name: value\" with one {} where "
+			     "the secret goes");
+			return -EINVAL;
+		}
+		return c->header != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "basic")) {
+		c->basic_user = cred_str(L, v, "basic");
+		if (c->basic_user != NULL && strchr(c->basic_user, ':')) {
+			lerr(L, v->start_mark, "a basic user name has no ':'");
+			return -EINVAL;
+		}
+		return c->basic_user != NULL ? 0 : -EINVAL;
+	}
+	if (scalar_is(k, "placeholder")) {
+		if (!(scalar_is(v, "true") || scalar_is(v, "false")) ||
+		    v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
+			lerr(L, v->start_mark,
+			     "placeholder must be true or false");
+			return -EINVAL;
+		}
+		c->pub.placeholder = scalar_is(v, "true");
+		return 0;
+	}
+	if (scalar_is(k, "hosts")) {
+		size_t n = 0;
+		int rc =
+		    parse_str_list(L, v, "hosts", &c->hosts, &n, cred_host_ok);
+		c->pub.nhosts = n;
+		return rc;
+	}
+	char q[80];
+	quote_scalar(k, q, sizeof q);
+	lerr(L, k->start_mark,
+	     "unknown key '%s' in a credential (expected env, file, command, "
+	     "hosts, header, basic, placeholder)",
+	     q);
+	return -EINVAL;
+}
+
+static int parse_credential(struct loader *L, yaml_node_t *k, yaml_node_t *n,
+			    struct pcred *c)
+{
+	int rc = 0;
+	c->pub.line = (unsigned)k->start_mark.line + 1;
+	c->col = (unsigned)k->start_mark.column + 1;
+	if (k->type != YAML_SCALAR_NODE ||
+	    !cred_name_ok((const char *)k->data.scalar.value,
+			  k->data.scalar.length)) {
+		lerr(L, k->start_mark,
+		     "a credential name is letters, digits and '_' (at most "
+		     "64, not starting with a digit)");
+		return -EINVAL;
+	}
+	c->name =
+	    strndup((const char *)k->data.scalar.value, k->data.scalar.length);
+	if (c->name == NULL)
+		return -ENOMEM;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark, "credential '%s' must be a mapping",
+		     c->name);
+		return -EINVAL;
+	}
+	bool have_src = false;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *ck = node_get(L, pr->key, n->start_mark, &rc);
+		yaml_node_t *cv =
+		    ck ? node_get(L, pr->value, ck->start_mark, &rc) : NULL;
+		if (cv == NULL)
+			return rc;
+		rc = cred_value(L, c, ck, cv, &have_src);
+		if (rc != 0)
+			return rc;
+	}
+	const char *missing = NULL;
+	if (!have_src)
+		missing = "a source (env, file or command)";
+	else if (c->header != NULL && c->basic_user != NULL)
+		missing = "header or basic, not both";
+	else if (!c->header && !c->basic_user && !c->pub.placeholder)
+		missing = "a use (header, basic or placeholder: true)";
+	if (missing != NULL) {
+		lerr(L, n->start_mark, "credential '%s' needs %s", c->name,
+		     missing);
+		return -EINVAL;
+	}
+	c->pub.name = c->name;
+	c->pub.from = c->from;
+	c->pub.header = c->header;
+	c->pub.basic_user = c->basic_user;
+	c->pub.hosts = (const char *const *)c->hosts;
+	return 0;
+}
+
+static int parse_credentials(struct loader *L, yaml_node_t *n)
+{
+	int rc = 0;
+	if (n->type != YAML_MAPPING_NODE) {
+		lerr(L, n->start_mark,
+		     "'credentials' must be a mapping of NAME: {...}, not %s",
+		     kind_name(n));
+		return -EINVAL;
+	}
+	size_t cnt =
+	    (size_t)(n->data.mapping.pairs.top - n->data.mapping.pairs.start);
+	if (cnt > CREDS_MAX) {
+		lerr(L, n->start_mark, "at most %u credentials", CREDS_MAX);
+		return -EINVAL;
+	}
+	struct policy *p = L->p;
+	p->creds = calloc(cnt ? cnt : 1, sizeof *p->creds);
+	if (p->creds == NULL)
+		return -ENOMEM;
+	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
+	     pr < n->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
+		yaml_node_t *v =
+		    k ? node_get(L, pr->value, k->start_mark, &rc) : NULL;
+		if (v == NULL)
+			return rc;
+		struct pcred *c = &p->creds[p->ncreds++];
+		rc = parse_credential(L, k, v, c);
+		if (rc != 0)
+			return rc;
+		for (size_t i = 0; i + 1 < p->ncreds; i++)
+			if (strcmp(p->creds[i].name, c->name) == 0) {
+				lerr(L, k->start_mark,
+				     "duplicate credential '%s'", c->name);
+				return -EINVAL;
+			}
+	}
+	return 0;
+}
+
 static int parse_top(struct loader *L, yaml_node_t *root)
 {
 	int rc = 0;
@@ -788,6 +1250,16 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 			return rc;
 		char q[80];
 		quote_scalar(k, q, sizeof q);
+		if (scalar_is(k, "credentials")) {
+			if (L->p->creds != NULL) {
+				lerr(L, k->start_mark, "duplicate key '%s'", q);
+				return -EINVAL;
+			}
+			rc = parse_credentials(L, v);
+			if (rc != 0)
+				return rc;
+			continue;
+		}
 		int which = -1;
 		for (int i = 0; i < 7; i++)
 			if (scalar_is(k, keys[i]))
@@ -795,7 +1267,7 @@ static int parse_top(struct loader *L, yaml_node_t *root)
 		if (which < 0) {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' (expected version, allow, deny, "
-			     "defaults, limits)",
+			     "defaults, limits, unknown, mode, credentials)",
 			     q);
 			return -EINVAL;
 		}
@@ -1033,6 +1505,19 @@ int policy_load_string(const char *name, const char *text, size_t len,
 	}
 	size_t bad = 0;
 	char msg[POLICY_ERR_MAX];
+	rc = policy_cred_link(p, &bad, msg, sizeof msg);
+	if (rc != 0) {
+		yaml_mark_t m = {0, 0, 0};
+		bool is_rule = bad < p->nrules;
+		m.line = (is_rule ? p->rules[bad].cred_line
+				  : p->creds[bad - p->nrules].pub.line) -
+			 1;
+		m.column = (is_rule ? p->rules[bad].cred_col
+				    : p->creds[bad - p->nrules].col) -
+			   1;
+		lerr(&L, m, "%s", msg);
+		goto fail;
+	}
 	rc = policy_compile(p, &bad, msg, sizeof msg);
 	if (rc != 0) {
 		yaml_mark_t m = {0, 0, 0};

@@ -178,8 +178,10 @@ void policy_free_internal(struct policy *p)
 		free(p->rules[i].label);
 		free(p->rules[i].key);
 		free(p->rules[i].ports);
+		policy_http_free_rule(&p->rules[i]);
 	}
 	free(p->rules);
+	policy_cred_free_all(p);
 	free(p->name_slots);
 	free(p->names);
 	free(p->ips);
@@ -249,6 +251,7 @@ static void decide(struct policy_decision *d, enum policy_verdict v,
 	d->require_tls = v == POLICY_ALLOW && (r == NULL || r->tls);
 	d->upload_budget = v == POLICY_ALLOW && r != NULL ? r->budget : 0;
 	d->would_deny = false;
+	d->inspect = v == POLICY_ALLOW && r != NULL && r->inspect;
 }
 
 bool policy_is_learning(const struct policy *p)

@@ -19,6 +19,7 @@
 #include "budget.h"
 #include "clienthello.h"
 #include "refusal.h"
+#include "inspect.h"
 #include "serverhello.h"
 
 static void side_read_cb(struct bufferevent *bev, void *arg);
@@ -36,7 +37,7 @@ static const char *const state_names[] = {
     [CS_CONNECT] = "CONNECT",	[CS_RELAY] = "RELAY",
     [CS_FWD] = "FWD",		[CS_CLOSING] = "CLOSING",
     [CS_SHELLO] = "SHELLO",	[CS_HELLO2] = "HELLO2",
-    [CS_APPROVAL] = "APPROVAL",
+    [CS_APPROVAL] = "APPROVAL", [CS_INSPECT] = "INSPECT",
 };
 
 void conn_trace(const struct conn *c, const char *fmt, ...)
@@ -145,7 +146,7 @@ static void reset_request(struct conn *c)
 	c->fwd_head_len = 0;
 	policy_unref(c->pol);
 	c->pol = NULL;
-	c->is_connect = c->require_tls = c->would_deny = false;
+	c->is_connect = c->require_tls = c->would_deny = c->inspect = false;
 	c->would_reason = NULL;
 	c->naddrs = c->addr_idx = 0;
 	c->last_connect_errno = 0;
@@ -181,6 +182,7 @@ void conn_free(struct conn *c)
 	struct worker *w = c->w;
 	conn_trace(c, "%s -> freed", state_names[c->state]);
 	relay_splice_free(c);
+	inspect_free(c);
 	conn_release_upstream(c);
 	if (c->dns_ai != NULL)
 		evutil_freeaddrinfo(c->dns_ai);
@@ -581,6 +583,8 @@ static void handle_request(struct conn *c, const struct http_request *req)
 			    "egress.log cannot be written");
 		return;
 	}
+	if (inspect_misuse_refused(c, req))
+		return; /* a placeholder in a CONNECT or plain-HTTP head */
 	if (!req->is_connect && !req->is_absolute) {
 		evbuffer_drain(in, req->head_len);
 		conn_refuse(c, "deny", 400,
@@ -629,6 +633,7 @@ static void handle_request(struct conn *c, const struct http_request *req)
 		}
 	}
 	c->require_tls = c->is_connect && d.require_tls;
+	c->inspect = c->require_tls && d.inspect;
 	c->would_deny = d.would_deny;
 	c->would_reason = d.reason;
 	if (d.verdict != POLICY_ALLOW && ask_instead(c, &d))
@@ -961,7 +966,10 @@ static void connected(struct conn *c)
 			    "egress.log cannot be written");
 			return;
 		}
-		hello_follow_start(c); /* opens once the server has spoken */
+		if (c->inspect)
+			inspect_start(c); /* TLS terminated here */
+		else
+			hello_follow_start(c); /* opens once the server spoke */
 		return;
 	}
 	/* No byte moves before its open record is on disk. */
@@ -1227,6 +1235,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
  * record that says so. */
 void conn_shutdown(struct conn *c)
 {
+	if (c->state == CS_INSPECT) {
+		inspect_shutdown(c);
+		return;
+	}
 	switch (c->state) {
 	case CS_RELAY:
 	case CS_FWD:

@@ -25,6 +25,8 @@ static void usage(FILE *f)
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
 	    "         [--selfcheck-fd N] [--approval-socket PATH [--ask]]\n"
 	    "         [--notify-fd N] [--never-ask HOST[:PORT]]... [--learn]\n"
+	    "         [--inspect-ca FILE --inspect-key FILE] [--ca-bundle "
+	    "FILE]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -57,6 +59,12 @@ static void usage(FILE *f)
 	    "                    no rule allows are let through and marked\n"
 	    "                    would_deny (denies, the address guard and\n"
 	    "                    the SNI check still hold)\n"
+	    "  --inspect-ca FILE session CA certificate for rules with\n"
+	    "                    inspect: true (TLS terminated, requests\n"
+	    "                    decided by the rule's http: list)\n"
+	    "  --inspect-key FILE  its private key (mode 0600)\n"
+	    "  --ca-bundle FILE  extra CAs trusted for inspected upstreams\n"
+	    "                    (besides the system store)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -142,6 +150,9 @@ int main(int argc, char **argv)
 	    {"notify-fd", required_argument, NULL, 'n'},
 	    {"never-ask", required_argument, NULL, 'N'},
 	    {"learn", no_argument, NULL, 'E'},
+	    {"inspect-ca", required_argument, NULL, 'C'},
+	    {"inspect-key", required_argument, NULL, 'K'},
+	    {"ca-bundle", required_argument, NULL, 'B'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -210,6 +221,15 @@ int main(int argc, char **argv)
 			break;
 		case 'E':
 			cfg.learn = true;
+			break;
+		case 'C':
+			cfg.inspect_ca = optarg;
+			break;
+		case 'K':
+			cfg.inspect_key = optarg;
+			break;
+		case 'B':
+			cfg.ca_bundle = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -34,6 +34,11 @@ struct proxy_config {
 	const char *const *never_ask;
 	size_t nnever_ask;
 	bool learn; /* --learn: every policy (re)loaded in learn mode */
+	/* TLS inspection: the session CA (certificate and 0600 key) and the
+	 * extra trust for upstream certificates (inspect.c). */
+	const char *inspect_ca;
+	const char *inspect_key;
+	const char *ca_bundle;
 };
 
 struct proxy_server;

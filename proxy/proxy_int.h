@@ -62,6 +62,8 @@ void why_note(struct conn *c, const char *reason, const char *detail);
 bool why_is_request(const struct conn *c);
 /* 200 with the remembered refusals, then close. */
 void why_serve(struct conn *c);
+struct inspect;
+struct inspect_srv;
 
 struct worker {
 	struct proxy_server *srv;
@@ -108,6 +110,7 @@ struct proxy_server {
 	int *fds;			 /* [worker * nlisten + i] */
 	atomic_bool selfcheck_open;	 /* until cfg.selfcheck_fd ends it */
 	struct why_ring why;
+	struct inspect_srv *insp; /* session CA; NULL without --inspect-ca */
 };
 
 /* True while the launcher's self-check window is open: a connection
@@ -137,6 +140,7 @@ enum conn_state {
 	CS_SHELLO,  /* hello sent upstream, reading the server's first record */
 	CS_HELLO2,  /* HelloRetryRequest passed on, reading the second hello */
 	CS_APPROVAL, /* unknown host, held for the user's answer */
+	CS_INSPECT,  /* TLS terminated, requests decided (inspect.c) */
 };
 
 /* One end of a connection. The two ends are two copies of this struct,
@@ -187,6 +191,8 @@ struct conn {
 	 * carries the reason it would have been denied with */
 	bool would_deny;
 	const char *would_reason; /* a static reason string */
+	bool inspect;		  /* the rule says inspect: true */
+	struct inspect *insp;	  /* CS_INSPECT state (inspect.c) */
 
 	/* Resolution and connect. */
 	struct evdns_getaddrinfo_request *dnsreq;

@@ -19,6 +19,7 @@
 
 #include "approval.h"
 #include "budget.h"
+#include "inspect.h"
 #include "privs.h"
 
 struct policy *proxy_policy_get(struct proxy_server *srv)
@@ -134,6 +135,9 @@ int proxy_server_new(const struct proxy_config *cfg, struct proxy_server **out,
 	if (reserve != NULL)
 		egress_log_set_reserve(
 		    s->log, (size_t)strtoul(reserve, NULL, 10) << 10);
+	rc = inspect_srv_new(cfg, s->policy, &s->insp, err, errlen);
+	if (rc != 0)
+		goto fail;
 	s->fold = egress_fold_new(s->log);
 	if (s->fold == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -526,6 +530,7 @@ void proxy_server_free(struct proxy_server *s)
 	free(s->fds);
 	free(s->laddrs);
 	policy_unref(s->policy);
+	inspect_srv_free(s->insp);
 	egress_fold_free(s->fold); /* writes what it still counts */
 	egress_log_close(s->log);
 	pthread_mutex_destroy(&s->policy_lock);

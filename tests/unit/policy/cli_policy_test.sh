@@ -133,6 +133,32 @@ if cmp -s "$AGENTSAFE_SOURCE_DIR/examples/policy.yaml" "$T/example-all.yaml"; th
 fi
 run 0 "$BIN" policy check "$T/example-all.yaml"
 
+# 7. request rules of an inspected host: explain --method down to the
+# http: entry's file:line
+cat >"$T/inspect.yaml" <<'EOF'
+version: 1
+allow:
+  - host: api.github.test
+    inspect: true
+    http:
+      - methods: [GET]
+        paths: ["/repos/**"]
+      - methods: [POST]
+        paths: ["/repos/me/*/pulls"]
+  - plain.test
+EOF
+run 3 "$BIN" policy explain "$T/inspect.yaml" https://api.github.test/repos/a/b/pulls --method POST
+expect_grep "$T/out" "http:    DENY path_not_allowed"
+run 0 "$BIN" policy explain -f "$T/inspect.yaml" --method POST https://api.github.test/repos/me/b/pulls
+expect_grep "$T/out" "ALLOW by POST /repos/me/"
+expect_grep "$T/out" "/pulls ($T/inspect.yaml:8)"
+run 3 "$BIN" policy explain "$T/inspect.yaml" --method DELETE https://api.github.test/repos/a
+expect_grep "$T/out" "http:    DENY method_not_allowed"
+run 0 "$BIN" policy explain "$T/inspect.yaml" https://plain.test/x
+expect_grep "$T/out" "inspect: no"
+run 2 "$BIN" policy explain "$T/inspect.yaml" --method get https://plain.test/x
+run 2 "$BIN" policy explain "$T/inspect.yaml" --method GET plain.test
+
 if [ "$fails" != 0 ]; then
 	echo "$fails check(s) failed"
 	exit 1

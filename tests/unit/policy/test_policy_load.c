@@ -24,10 +24,10 @@ struct ecase {
 static const struct ecase ecases[] = {
     {"version: 1\nallow:\n  - github.com\nlimts: {}\n",
      "e.yaml:4:1: unknown key 'limts' (expected version, allow, deny, "
-     "defaults, limits)"},
+     "defaults, limits, unknown, mode, credentials)"},
     {"version: 1\nallow:\n  - host: a.test\n    port: [443]\n",
      "e.yaml:4:5: unknown key 'port' in an allow rule (expected host, ports, "
-     "tls)"},
+     "tls, inspect, http, credential, upload_budget)"},
     {"version: 1\nallow:\n  host: a.test\n",
      "e.yaml:3:3: 'allow' must be a list of rules, not a mapping"},
     {"version: 1\nlimits:\n  idle_timeout: 10 min\n",
@@ -343,7 +343,8 @@ static void test_alias_bomb(void **state)
 	assert_true(policy_load_string("b.yaml", txt, sizeof txt - 1, &p, err,
 				       sizeof err) < 0);
 	assert_string_equal(err, "b.yaml:2:1: unknown key 'a' (expected "
-				 "version, allow, deny, defaults, limits)");
+				 "version, allow, deny, defaults, limits, "
+				 "unknown, mode, credentials)");
 	static const char txt2[] = "version: 1\n"
 				   "deny: &d [x.test]\n"
 				   "allow: *d\n";

@@ -1,0 +1,235 @@
+/* The session CA step (see session_ca.h). */
+#include "session_ca.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "ca.h"
+#include "launch_int.h"
+#include "policy.h"
+
+/* Where a host keeps its system roots (Debian/Ubuntu, then Fedora/RHEL). */
+static const char *const system_bundles[] = {
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+};
+
+struct session_ca {
+	char cert[4200], key[4200], bundle[4200];
+	char env[SESSION_CA_ENV_MAX][200];  /* NAME=placeholder */
+	char penv[SESSION_CA_ENV_MAX][240]; /* AGENTSAFE_PLACEHOLDER_NAME=... */
+	size_t nenv;
+	const char *ca_bundle; /* --ca-bundle, also for upstreams */
+};
+
+static int append_file(FILE *out, const char *path)
+{
+	FILE *in = fopen(path, "re");
+	if (in == NULL)
+		return -errno;
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		if (fwrite(buf, 1, n, out) != n) {
+			(void)fclose(in);
+			return -EIO;
+		}
+	(void)fclose(in); /* read-only */
+	return fputc('\n', out) == EOF ? -EIO : 0;
+}
+
+/* System roots + --ca-bundle + the session CA, the container's bundle. */
+static int write_bundle(struct session_ca *sca, const struct certs_ca *ca,
+			char *err, size_t errlen)
+{
+	const char *sys = NULL;
+	for (size_t i = 0; i < sizeof system_bundles / sizeof *system_bundles;
+	     i++)
+		if (access(system_bundles[i], R_OK) == 0)
+			sys = system_bundles[i];
+	if (sys == NULL) {
+		launch_snprintf(err, errlen,
+				"TLS inspection: no system CA bundle on this "
+				"host (%s) to build the container's from",
+				system_bundles[0]);
+		return -ENOENT;
+	}
+	FILE *f = fopen(sca->bundle, "we");
+	int rc = f != NULL ? append_file(f, sys) : -errno;
+	if (rc == 0 && sca->ca_bundle != NULL)
+		rc = append_file(f, sca->ca_bundle);
+	size_t len = 0;
+	const char *pem = certs_ca_pem(ca, &len);
+	if (rc == 0 && fwrite(pem, 1, len, f) != len)
+		rc = -EIO;
+	if (f != NULL && fclose(f) != 0 && rc == 0)
+		rc = -errno;
+	if (rc != 0)
+		launch_snprintf(err, errlen, "writing %s: %s", sca->bundle,
+				strerror(-rc));
+	return rc;
+}
+
+static int make_placeholders(struct session_ca *sca, const struct policy *p,
+			     char *err, size_t errlen)
+{
+	for (size_t i = 0; i < policy_credential_count(p); i++) {
+		const struct policy_credential *c = policy_credential_at(p, i);
+		if (!c->placeholder)
+			continue;
+		if (sca->nenv == SESSION_CA_ENV_MAX) {
+			launch_snprintf(err, errlen,
+					"at most %d placeholder credentials",
+					SESSION_CA_ENV_MAX);
+			return -E2BIG;
+		}
+		unsigned char r[16];
+		char hex[33];
+		if (RAND_bytes(r, sizeof r) != 1)
+			return -EIO;
+		for (size_t k = 0; k < sizeof r; k++)
+			snprintf(hex + 2 * k, 3, "%02x", r[k]);
+		launch_snprintf(sca->env[sca->nenv], sizeof sca->env[0],
+				"%s=agentsafe-%s-%s", c->name, c->name, hex);
+		launch_snprintf(sca->penv[sca->nenv], sizeof sca->penv[0],
+				"AGENTSAFE_PLACEHOLDER_%s=agentsafe-%s-%s",
+				c->name, c->name, hex);
+		sca->nenv++;
+	}
+	return 0;
+}
+
+static int mint(struct sess *s, struct session_ca *sca, const struct policy *p,
+		char *err, size_t errlen)
+{
+	const char *hosts[256];
+	size_t n = policy_inspect_hosts(p, hosts, 256);
+	if (n > 256) {
+		launch_snprintf(err, errlen,
+				"TLS inspection: at most 256 inspected hosts");
+		return -E2BIG;
+	}
+	char cerr[512];
+	struct certs_ca *ca = NULL;
+	int rc = certs_ca_mint(hosts, n, CERTS_CA_VALIDITY_S, &ca, cerr,
+			       sizeof cerr);
+	if (rc == 0) {
+		(void)unlink(sca->key); /* a stale key of a crashed run */
+		rc = certs_ca_write(ca, sca->cert, sca->key, cerr, sizeof cerr);
+	}
+	if (rc == 0 && chown(sca->key, s->host_uid, s->host_gid) != 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = write_bundle(sca, ca, err, errlen);
+	else
+		launch_snprintf(err, errlen, "session CA: %s", cerr);
+	certs_ca_free(ca);
+	return rc;
+}
+
+int step_ca_up(struct sess *s, char *err, size_t errlen)
+{
+	struct policy *p = NULL;
+	char perr[POLICY_ERR_MAX];
+	if (policy_load_file(s->policy, &p, perr, sizeof perr) != 0) {
+		launch_snprintf(err, errlen, "%s", perr);
+		return -EINVAL;
+	}
+	const char *one;
+	if (policy_inspect_hosts(p, &one, 1) == 0 &&
+	    policy_credential_count(p) == 0) {
+		policy_unref(p);
+		return 0;
+	}
+	struct session_ca *sca = calloc(1, sizeof *sca);
+	if (sca == NULL) {
+		policy_unref(p);
+		return -ENOMEM;
+	}
+	launch_snprintf(sca->cert, sizeof sca->cert, "%s/session-ca.pem",
+			s->state_dir);
+	launch_snprintf(sca->key, sizeof sca->key, "%s/session-ca.key",
+			s->state_dir);
+	launch_snprintf(sca->bundle, sizeof sca->bundle, "%s/ca-bundle.pem",
+			s->state_dir);
+	sca->ca_bundle = s->cfg->ca_bundle;
+	int rc = make_placeholders(sca, p, err, errlen);
+	if (rc == 0 && policy_inspect_hosts(p, &one, 1) == 0) {
+		launch_snprintf(
+		    err, errlen,
+		    "the policy names credentials but inspects no "
+		    "host: add inspect: true to their hosts' rules");
+		rc = -EINVAL;
+	}
+	if (rc == 0)
+		rc = mint(s, sca, p, err, errlen);
+	policy_unref(p);
+	if (rc != 0) {
+		(void)unlink(sca->key);
+		free(sca);
+		return rc;
+	}
+	s->sca = sca;
+	return 0;
+}
+
+void step_ca_down(struct sess *s)
+{
+	struct session_ca *sca = s->sca;
+	if (sca == NULL)
+		return;
+	/* After the fence step the launcher keeps its file capabilities
+	 * only permitted: the state directory is the user's. */
+	bool was_on = launch_files_on();
+	(void)unlink(sca->key);
+	(void)unlink(sca->bundle);
+	launch_files_off(was_on);
+	free(sca);
+	s->sca = NULL;
+}
+
+size_t session_ca_proxy_args(const struct sess *s, const char **argv,
+			     size_t max)
+{
+	const struct session_ca *sca = s->sca;
+	size_t n = 0;
+	if (sca == NULL || max < 6)
+		return 0;
+	argv[n++] = "--inspect-ca";
+	argv[n++] = sca->cert;
+	argv[n++] = "--inspect-key";
+	argv[n++] = sca->key;
+	if (sca->ca_bundle != NULL) {
+		argv[n++] = "--ca-bundle";
+		argv[n++] = sca->ca_bundle;
+	}
+	return n;
+}
+
+void session_ca_proxy_env(const struct sess *s)
+{
+	const struct session_ca *sca = s->sca;
+	for (size_t i = 0; sca != NULL && i < sca->nenv; i++)
+		(void)putenv((char *)sca->penv[i]);
+}
+
+size_t session_ca_env(const struct sess *s, const char **env, size_t max)
+{
+	const struct session_ca *sca = s->sca;
+	size_t n = 0;
+	for (; sca != NULL && n < sca->nenv && n < max; n++)
+		env[n] = sca->env[n];
+	return n;
+}
+
+const char *session_ca_bundle(const struct sess *s)
+{
+	return s->sca != NULL ? s->sca->bundle : NULL;
+}

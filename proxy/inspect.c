@@ -1,0 +1,1056 @@
+/* Inspected tunnels (see inspect.h). The upstream TLS handshake runs
+ * first, so a certificate that does not verify is known before the client
+ * is answered; then the client's TLS is terminated with the host's leaf.
+ * Requests are handled one at a time: a pipelined request waits in the
+ * client buffer until the previous response has ended, and is then decided
+ * like the first. A refused request is answered and the tunnel closed. */
+#include "inspect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "ca.h"
+#include "inspect_cred.h"
+#include "proxy_int.h"
+
+/* The HTTP/2 connection preface (RFC 9113 3.4). */
+static const char h2_preface[] = "PRI * HTTP/2.0\r\n";
+#define CLOSE_POLL_MS 20
+/* A request's head and the first body bytes that arrived with it are
+ * scanned for placeholders of credentials not bound to the host. */
+#define SCAN_MAX (HTTP_HEAD_MAX + 1 + 65536)
+
+struct inspect_srv {
+	struct certs_ca *ca;
+	struct certs_leafcache *leaves;
+	SSL_CTX *up_ctx;
+	struct cred_store *creds; /* NULL: the policy names none */
+};
+
+enum ist {
+	IS_UP_HS,  /* TLS handshake with the upstream */
+	IS_CL_HS,  /* TLS handshake with the client */
+	IS_HEAD,   /* waiting for a request head */
+	IS_BODY,   /* request forwarded, response not yet complete */
+	IS_CLOSING /* flushing to the client, then free */
+};
+
+struct inspect {
+	struct conn *c;
+	enum ist st;
+	struct event *timer;
+	struct policy *pol; /* the policy the tunnel's requests are judged by */
+	const char *up_reason; /* the upstream handshake failed */
+	char up_err[640];
+	int64_t close_ms; /* IS_CLOSING: time spent */
+	/* The request in flight. */
+	char method[32];
+	char path[1024];
+	const char *rule;
+	const char *cred; /* name of the credential used, for the record */
+	bool is_head, client_keep_alive, keep_alive, req_done, resp_started;
+	enum http_body_kind req_body, resp_body;
+	uint64_t req_remaining, resp_remaining;
+	struct http_chunked req_chunked, resp_chunked;
+	uint64_t up, down;  /* this request's bytes */
+	unsigned long nreq; /* requests passed upstream so far */
+	int status;
+	struct timespec t_req;
+};
+
+/* ---- server-wide setup ---- */
+
+void inspect_srv_free(struct inspect_srv *s)
+{
+	if (s == NULL)
+		return;
+	cred_store_free(s->creds);
+	certs_leafcache_free(s->leaves);
+	certs_ca_free(s->ca);
+	SSL_CTX_free(s->up_ctx);
+	free(s);
+}
+
+static SSL_CTX *upstream_ctx(const char *ca_bundle, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	static const unsigned char alpn[] = "\x08http/1.1";
+	if (ctx == NULL ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_default_verify_paths(ctx) != 1 ||
+	    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1) != 0) {
+		snprintf(err, errlen, "cannot set up the upstream TLS context");
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (ca_bundle != NULL &&
+	    SSL_CTX_load_verify_locations(ctx, ca_bundle, NULL) != 1) {
+		snprintf(err, errlen, "--ca-bundle %s: no usable certificate",
+			 ca_bundle);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_options(ctx,
+			    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	ERR_clear_error();
+	return ctx;
+}
+
+int inspect_srv_new(const struct proxy_config *cfg, const struct policy *pol,
+		    struct inspect_srv **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	const char *one;
+	if (cfg->inspect_ca == NULL) {
+		if (policy_inspect_hosts(pol, &one, 1) > 0 ||
+		    policy_credential_count(pol) > 0) {
+			snprintf(
+			    err, errlen,
+			    "the policy %s%s but no --inspect-ca was given",
+			    policy_inspect_hosts(pol, &one, 1) > 0
+				? "inspects "
+				: "names credentials",
+			    policy_inspect_hosts(pol, &one, 1) > 0 ? one : "");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (cfg->inspect_key == NULL) {
+		snprintf(err, errlen, "--inspect-ca needs --inspect-key");
+		return -EINVAL;
+	}
+	struct inspect_srv *s = calloc(1, sizeof *s);
+	if (s == NULL)
+		return -ENOMEM;
+	int rc = certs_ca_load(cfg->inspect_ca, cfg->inspect_key, &s->ca, err,
+			       errlen);
+	if (rc == 0)
+		rc = cred_store_new(pol, &s->creds, err, errlen);
+	if (rc == 0) {
+		s->leaves = certs_leafcache_new(s->ca, CERTS_LEAF_CACHE_MAX);
+		s->up_ctx = upstream_ctx(cfg->ca_bundle, err, errlen);
+		if (s->leaves == NULL || s->up_ctx == NULL)
+			rc = -ENOMEM;
+	}
+	if (rc != 0) {
+		inspect_srv_free(s);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- records ---- */
+
+static void arm(struct inspect *in, unsigned ms)
+{
+	struct timeval tv = {(time_t)(ms / 1000),
+			     (suseconds_t)((ms % 1000) * 1000)};
+	evtimer_add(in->timer, &tv);
+}
+
+/* One record about the request in flight: `request` when it was passed,
+ * `deny` (folded like every refusal) when the proxy refused it. */
+static void log_request(struct inspect *in, const char *event,
+			const char *reason, const char *message)
+{
+	struct conn *c = in->c;
+	struct egress_record r;
+	egress_record_init(&r);
+	r.id = c->id;
+	r.event = event;
+	r.client = c->client_addr;
+	r.method = in->method[0] ? in->method : NULL;
+	r.host = c->host;
+	r.port = c->port;
+	r.path = in->path[0] ? in->path : NULL;
+	r.status = in->status;
+	r.sni = c->sni[0] ? c->sni : NULL;
+	r.ip = c->ip[0] ? c->ip : NULL;
+	r.rule = in->rule != NULL ? in->rule : c->rule;
+	r.credential = in->cred;
+	r.reason = reason;
+	r.message = message;
+	r.bytes_up = (int64_t)in->up;
+	r.bytes_down = (int64_t)in->down;
+	r.duration_ms = conn_ms_since(&in->t_req);
+	int rc = strcmp(event, "deny") == 0
+		     ? egress_fold_write(c->w->srv->fold, &r)
+		     : egress_log_write(c->w->srv->log, &r);
+	if (rc != 0)
+		fprintf(stderr,
+			PROXY_PREFIX "cannot write an egress.log record: %s\n",
+			strerror(-rc));
+}
+
+/* ---- closing ---- */
+
+static struct evbuffer *client_out(struct inspect *in)
+{
+	return bufferevent_get_output(in->c->client.bev);
+}
+
+/* Stop reading, let what is queued for the client drain (through TLS and
+ * then the socket), then free; CLOSE_POLL_MS polling, LINGER_MS at most. */
+static void start_closing(struct inspect *in)
+{
+	struct conn *c = in->c;
+	in->st = IS_CLOSING;
+	in->close_ms = 0;
+	/* Keep reading (and discarding) what the client still sends, so our
+	 * close does not turn into a reset that destroys the answer. */
+	if (bufferevent_get_underlying(c->client.bev) != NULL)
+		bufferevent_enable(c->client.bev, EV_READ);
+	if (c->upstream.bev != NULL) {
+		bufferevent_free(c->upstream.bev);
+		c->upstream.bev = NULL;
+	}
+	arm(in, 0);
+}
+
+/* End of the tunnel: the close record with its totals, then closing. */
+static void finish(struct inspect *in, const char *reason, const char *msg)
+{
+	conn_log(in->c, "close", reason, msg, true);
+	start_closing(in);
+}
+
+/* Answer the request in flight with an error, record the refusal, close. */
+static void refuse(struct inspect *in, int status, enum egress_reason why,
+		   const char *detail)
+{
+	const char *reason = egress_reason_name(why);
+	in->status = status;
+	log_request(in, why == EGRESS_REASON_INTERNAL ? "error" : "deny",
+		    reason, detail);
+	char body[512];
+	int bl = snprintf(body, sizeof body, "agentsafe-proxy: %s%s%s\n",
+			  reason, detail ? ": " : "", detail ? detail : "");
+	if (bl < 0)
+		bl = 0;
+	if ((size_t)bl >= sizeof body)
+		bl = (int)sizeof body - 1;
+	evbuffer_add_printf(client_out(in),
+			    "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\n"
+			    "Content-Length: %d\r\nConnection: close\r\n"
+			    "X-AgentSafe-Reason: %s\r\n\r\n",
+			    status,
+			    status == 403   ? "Forbidden"
+			    : status == 421 ? "Misdirected Request"
+			    : status == 502 ? "Bad Gateway"
+					    : "Bad Request",
+			    bl, reason);
+	evbuffer_add(client_out(in), body, (size_t)bl);
+	finish(in, reason, detail);
+}
+
+/* ---- request heads ---- */
+
+static void next_head(struct inspect *in);
+
+/* The Host header must name the tunnel's host (and its port, if any). */
+static bool host_matches(const struct conn *c, const struct http_request *q,
+			 char *msg, size_t msglen)
+{
+	if (q->host_header == NULL) {
+		snprintf(msg, msglen, "request without a Host header");
+		return false;
+	}
+	const char *h = q->host_header;
+	size_t hl = q->host_header_len;
+	const char *colon = memchr(h, ':', hl);
+	if (colon != NULL) {
+		char port[8];
+		size_t pl = hl - (size_t)(colon - h) - 1;
+		if (pl == 0 || pl >= sizeof port)
+			goto bad;
+		memcpy(port, colon + 1, pl);
+		port[pl] = '\0';
+		char *end;
+		unsigned long p = strtoul(port, &end, 10);
+		if (*end != '\0' || p != c->port)
+			goto bad;
+		hl = (size_t)(colon - h);
+	}
+	char norm[POLICY_HOST_MAX + 1], err[POLICY_ERR_MAX];
+	if (policy_host_normalize(h, hl, norm, sizeof norm, err, sizeof err) ==
+		0 &&
+	    strcmp(norm, c->host) == 0)
+		return true;
+bad:;
+	char qh[300];
+	proxy_quote(q->host_header, q->host_header_len, qh, sizeof qh);
+	snprintf(msg, msglen, "Host %s is not the tunnel's host", qh);
+	return false;
+}
+
+static bool has_upgrade(const struct http_request *q)
+{
+	for (size_t i = 0; i < q->nheaders; i++)
+		if (q->headers[i].name_len == 7 &&
+		    strncasecmp(q->headers[i].name, "upgrade", 7) == 0)
+			return true;
+	return false;
+}
+
+static void copy_target(struct inspect *in, const struct http_request *q)
+{
+	size_t n = q->method_len < sizeof in->method - 1
+		       ? q->method_len
+		       : sizeof in->method - 1;
+	memcpy(in->method, q->method, n);
+	in->method[n] = '\0';
+	const char *qm = memchr(q->target, '?', q->target_len);
+	size_t pl = qm ? (size_t)(qm - q->target) : q->target_len;
+	if (pl >= sizeof in->path)
+		pl = sizeof in->path - 1;
+	memcpy(in->path, q->target, pl);
+	in->path[pl] = '\0';
+}
+
+/* Decide a parsed head: true when it may go upstream (in->rule set). */
+static bool judge(struct inspect *in, const struct http_request *q)
+{
+	struct conn *c = in->c;
+	char msg[400];
+	if (q->is_connect || q->is_absolute || q->target_len == 0 ||
+	    q->target[0] != '/') {
+		refuse(in, 400, EGRESS_REASON_BAD_REQUEST,
+		       "inside an inspected tunnel a request names an "
+		       "origin-form path");
+		return false;
+	}
+	if (!host_matches(c, q, msg, sizeof msg)) {
+		refuse(in, 421, EGRESS_REASON_HOST_MISMATCH, msg);
+		return false;
+	}
+	if (has_upgrade(q)) {
+		refuse(in, 403, EGRESS_REASON_BAD_REQUEST,
+		       "protocol upgrades (WebSocket) are not relayed in an "
+		       "inspected tunnel");
+		return false;
+	}
+	char *target = strndup(q->target, q->target_len);
+	if (target == NULL) {
+		refuse(in, 502, EGRESS_REASON_INTERNAL, "out of memory");
+		return false;
+	}
+	struct policy_http_decision d;
+	policy_http_match(in->pol, c->host, c->port, in->method, target, &d);
+	free(target);
+	in->rule = d.rule;
+	if (d.verdict == POLICY_ALLOW)
+		return true;
+	enum egress_reason why;
+	if (egress_reason_lookup(d.reason, &why) != 0)
+		why = EGRESS_REASON_NOT_ALLOWED;
+	refuse(in, 403, why, NULL);
+	return false;
+}
+
+static void pump_request(struct inspect *in);
+static void upstream_read(struct inspect *in);
+
+/* A placeholder (or a piece of one) of a credential not bound to this
+ * host, in the target, a header, or the body bytes that came with the
+ * head (`take` bytes are pulled up): refused, loudly. */
+static bool misused(struct inspect *in, const char *p, size_t avail)
+{
+	struct conn *c = in->c;
+	const struct cred_store *st = c->w->srv->insp->creds;
+	if (st == NULL)
+		return false;
+	const char *name = cred_misuse(st, c->host, p, avail);
+	if (name == NULL)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "a placeholder of credential %s was sent to a host it is not "
+		 "bound to",
+		 name);
+	fprintf(stderr, PROXY_PREFIX "CREDENTIAL MISUSE: %s (%s %s)\n", msg,
+		in->method, c->host);
+	in->cred = name;
+	refuse(in, 403, EGRESS_REASON_CREDENTIAL_MISUSE, msg);
+	return true;
+}
+
+/* The head goes upstream as the client sent it, or rewritten with the
+ * bound credentials. */
+static int forward_head(struct inspect *in, const struct http_request *q)
+{
+	struct conn *c = in->c;
+	struct evbuffer *buf = bufferevent_get_input(c->client.bev);
+	struct evbuffer *up = bufferevent_get_output(c->upstream.bev);
+	char *head = NULL;
+	size_t hl = 0;
+	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, &head, &hl,
+			    &in->cred);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		evbuffer_remove_buffer(buf, up, q->head_len);
+		hl = q->head_len;
+	} else {
+		evbuffer_drain(buf, q->head_len);
+		evbuffer_add(up, head, hl);
+		OPENSSL_cleanse(head, hl);
+		free(head);
+	}
+	in->up += hl;
+	c->client.bytes += hl;
+	return 0;
+}
+
+/* Parse and decide the next buffered request head; forward it. */
+static void next_head(struct inspect *in)
+{
+	struct conn *c = in->c;
+	struct evbuffer *buf = bufferevent_get_input(c->client.bev);
+	size_t len = evbuffer_get_length(buf);
+	if (in->st != IS_HEAD || len == 0)
+		return;
+	size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
+	/* One pull-up for the head and the body prefix scanned with it, so
+	 * the parsed head's pointers stay valid. */
+	size_t avail = len > SCAN_MAX ? SCAN_MAX : len;
+	const char *p = (const char *)evbuffer_pullup(buf, (ev_ssize_t)avail);
+	in->method[0] = in->path[0] = '\0';
+	in->rule = NULL;
+	in->cred = NULL;
+	in->status = 0;
+	in->up = in->down = 0;
+	clock_gettime(CLOCK_MONOTONIC, &in->t_req);
+	size_t pl = take < sizeof h2_preface - 1 ? take : sizeof h2_preface - 1;
+	if (p != NULL && memcmp(p, h2_preface, pl) == 0) {
+		if (pl < sizeof h2_preface - 1)
+			return;
+		refuse(in, 400, EGRESS_REASON_BAD_REQUEST,
+		       "HTTP/2 preface: only HTTP/1.1 is offered inside an "
+		       "inspected tunnel");
+		return;
+	}
+	struct http_request *q = malloc(sizeof *q);
+	char err[256] = "";
+	enum http_parse_result r =
+	    p != NULL && q != NULL
+		? http_parse_request(p, take, q, err, sizeof err)
+		: HTTP_BAD;
+	if (r == HTTP_NEED_MORE && take <= HTTP_HEAD_MAX) {
+		free(q);
+		return;
+	}
+	if (r != HTTP_OK) {
+		free(q);
+		int st = r == HTTP_BAD_VERSION	     ? 505
+			 : r == HTTP_NOT_IMPLEMENTED ? 501
+			 : r == HTTP_NEED_MORE	     ? 431
+			 : r == HTTP_TOO_LARGE	     ? 431
+						     : 400;
+		refuse(in, st, EGRESS_REASON_BAD_REQUEST,
+		       err[0] ? err : "request head too large");
+		return;
+	}
+	copy_target(in, q);
+	if (in->up_reason != NULL) {
+		free(q);
+		enum egress_reason why;
+		if (egress_reason_lookup(in->up_reason, &why) != 0)
+			why = EGRESS_REASON_UPSTREAM_ERROR;
+		refuse(in, 502, why, in->up_err);
+		return;
+	}
+	if (misused(in, p, avail) || !judge(in, q)) {
+		free(q);
+		return;
+	}
+	in->is_head = strcmp(in->method, "HEAD") == 0;
+	in->client_keep_alive = q->keep_alive;
+	in->req_body = q->body;
+	in->req_remaining = q->content_length;
+	http_chunked_init(&in->req_chunked);
+	in->req_done = q->body == HTTP_BODY_NONE;
+	in->resp_started = false;
+	int rc = forward_head(in, q);
+	free(q);
+	if (rc != 0) {
+		refuse(in, 502, EGRESS_REASON_INTERNAL, "out of memory");
+		return;
+	}
+	in->st = IS_BODY;
+	in->nreq++;
+	arm(in, c->limits.idle_timeout_ms);
+	pump_request(in);
+	if (in->st == IS_BODY)
+		upstream_read(in);
+}
+
+/* ---- bodies ---- */
+
+static bool out_full(struct bufferevent *b)
+{
+	return evbuffer_get_length(bufferevent_get_output(b)) >= RELAY_BUF_MAX;
+}
+
+/* Move up to the framed end of a body from src to dst; returns the bytes
+ * moved, or -1 on malformed chunking. *done at the body's end. */
+static long move_body(struct evbuffer *src, struct evbuffer *dst,
+		      enum http_body_kind kind, uint64_t *remaining,
+		      struct http_chunked *ch, bool *done)
+{
+	size_t len = evbuffer_get_length(src), n = len;
+	*done = false;
+	if (len == 0)
+		return 0;
+	if (kind == HTTP_BODY_LENGTH) {
+		if (n > *remaining)
+			n = (size_t)*remaining;
+		*remaining -= n;
+		*done = *remaining == 0;
+	} else if (kind == HTTP_BODY_CHUNKED) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(src, -1, NULL, &v, 1) < 1)
+			return 0;
+		long k = http_chunked_feed(ch, v.iov_base, v.iov_len);
+		if (k < 0)
+			return -1;
+		n = (size_t)k;
+		*done = ch->done;
+	}
+	evbuffer_remove_buffer(src, dst, n);
+	return (long)n;
+}
+
+static void pump_request(struct inspect *in)
+{
+	struct conn *c = in->c;
+	struct evbuffer *src = bufferevent_get_input(c->client.bev);
+	while (!in->req_done && evbuffer_get_length(src) > 0) {
+		if (out_full(c->upstream.bev)) {
+			bufferevent_disable(c->client.bev, EV_READ);
+			return;
+		}
+		bool done;
+		long n = move_body(src, bufferevent_get_output(c->upstream.bev),
+				   in->req_body, &in->req_remaining,
+				   &in->req_chunked, &done);
+		if (n < 0) {
+			refuse(in, 400, EGRESS_REASON_BAD_REQUEST,
+			       "malformed chunked request body");
+			return;
+		}
+		in->up += (uint64_t)n;
+		c->client.bytes += (uint64_t)n;
+		in->req_done = done;
+		if (n == 0)
+			break;
+	}
+	/* Past the body: a pipelined request waits until the response. */
+	if (in->req_done)
+		bufferevent_disable(c->client.bev, EV_READ);
+	else
+		bufferevent_enable(c->client.bev, EV_READ);
+}
+
+/* The response has ended: its record, then the next request or close. */
+static void response_done(struct inspect *in)
+{
+	struct conn *c = in->c;
+	log_request(in, "request", NULL, NULL);
+	if (!in->keep_alive || !in->req_done || c->client.eof ||
+	    c->w->draining) {
+		finish(in, egress_reason_name(EGRESS_REASON_EOF), NULL);
+		return;
+	}
+	in->st = IS_HEAD;
+	bufferevent_enable(c->client.bev, EV_READ);
+	arm(in, c->limits.idle_timeout_ms);
+	next_head(in);
+}
+
+/* The response head: 1 when the final one passed, 0 for more bytes, -1
+ * when the tunnel was closed. Interim (1xx) heads pass as they are. */
+static int response_head(struct inspect *in)
+{
+	struct conn *c = in->c;
+	struct evbuffer *src = bufferevent_get_input(c->upstream.bev);
+	for (;;) {
+		size_t len = evbuffer_get_length(src);
+		if (len == 0)
+			return 0;
+		size_t take = len > HTTP_HEAD_MAX + 1 ? HTTP_HEAD_MAX + 1 : len;
+		const char *p =
+		    (const char *)evbuffer_pullup(src, (ev_ssize_t)take);
+		struct http_response *resp = malloc(sizeof *resp);
+		char err[256] = "";
+		enum http_parse_result r =
+		    p != NULL && resp != NULL
+			? http_parse_response(p, take, in->is_head, resp, err,
+					      sizeof err)
+			: HTTP_BAD;
+		if (r == HTTP_NEED_MORE && take <= HTTP_HEAD_MAX) {
+			free(resp);
+			return 0;
+		}
+		if (r != HTTP_OK || resp->status == 101) {
+			free(resp);
+			refuse(in, 502, EGRESS_REASON_BAD_RESPONSE,
+			       r != HTTP_OK ? (err[0] ? err : "bad response")
+					    : "upstream switched protocols");
+			return -1;
+		}
+		size_t hl = resp->head_len;
+		int status = resp->status;
+		in->resp_body = resp->body;
+		in->resp_remaining = resp->content_length;
+		in->keep_alive = in->client_keep_alive && resp->keep_alive &&
+				 resp->body != HTTP_BODY_CLOSE;
+		free(resp);
+		evbuffer_remove_buffer(src, client_out(in), hl);
+		in->down += hl;
+		c->upstream.bytes += hl;
+		if (status >= 200) {
+			in->status = status;
+			in->resp_started = true;
+			http_chunked_init(&in->resp_chunked);
+			return 1;
+		}
+	}
+}
+
+static void upstream_read(struct inspect *in)
+{
+	struct conn *c = in->c;
+	if (in->st != IS_BODY)
+		return;
+	conn_touch(c);
+	if (!in->resp_started && response_head(in) <= 0)
+		return;
+	if (in->resp_body == HTTP_BODY_NONE ||
+	    (in->resp_body == HTTP_BODY_LENGTH && in->resp_remaining == 0)) {
+		response_done(in);
+		return;
+	}
+	struct evbuffer *src = bufferevent_get_input(c->upstream.bev);
+	while (evbuffer_get_length(src) > 0) {
+		if (out_full(c->client.bev)) {
+			bufferevent_disable(c->upstream.bev, EV_READ);
+			return;
+		}
+		bool done;
+		long n =
+		    move_body(src, client_out(in), in->resp_body,
+			      &in->resp_remaining, &in->resp_chunked, &done);
+		if (n < 0) {
+			log_request(
+			    in, "request",
+			    egress_reason_name(EGRESS_REASON_BAD_RESPONSE),
+			    "malformed chunked response body");
+			finish(in,
+			       egress_reason_name(EGRESS_REASON_BAD_RESPONSE),
+			       NULL);
+			return;
+		}
+		in->down += (uint64_t)n;
+		c->upstream.bytes += (uint64_t)n;
+		if (done) {
+			response_done(in);
+			return;
+		}
+		if (n == 0)
+			return;
+	}
+}
+
+/* ---- callbacks ---- */
+
+static void client_read_cb(struct bufferevent *b, void *arg)
+{
+	struct inspect *in = arg;
+	(void)b;
+	conn_touch(in->c);
+	if (in->st == IS_CLOSING) {
+		struct evbuffer *i = bufferevent_get_input(in->c->client.bev);
+		evbuffer_drain(i, evbuffer_get_length(i));
+	} else if (in->st == IS_HEAD)
+		next_head(in);
+	else if (in->st == IS_BODY)
+		pump_request(in);
+}
+
+static void client_write_cb(struct bufferevent *b, void *arg)
+{
+	struct inspect *in = arg;
+	(void)b;
+	if (in->st == IS_BODY && in->c->upstream.bev != NULL &&
+	    !out_full(in->c->client.bev)) {
+		bufferevent_enable(in->c->upstream.bev, EV_READ);
+		upstream_read(in);
+	}
+}
+
+static void upstream_write_cb(struct bufferevent *b, void *arg)
+{
+	struct inspect *in = arg;
+	(void)b;
+	if (in->st == IS_BODY && !in->req_done && !in->c->client.eof &&
+	    !out_full(in->c->upstream.bev)) {
+		bufferevent_enable(in->c->client.bev, EV_READ);
+		pump_request(in);
+	}
+}
+
+static void upstream_read_cb(struct bufferevent *b, void *arg)
+{
+	(void)b;
+	upstream_read(arg);
+}
+
+static void client_handshake_done(struct inspect *in)
+{
+	struct conn *c = in->c;
+	/* After an upstream failure the client's first request is read and
+	 * answered 502 (see next_head), so the answer is not lost. */
+	if (in->up_reason == NULL &&
+	    conn_log(c, "open", NULL, "TLS inspected", false) != 0) {
+		conn_log(c, "deny",
+			 egress_reason_name(EGRESS_REASON_LOG_UNWRITABLE),
+			 "the open record could not be written", false);
+		start_closing(in);
+		return;
+	}
+	in->st = IS_HEAD;
+	arm(in, c->limits.header_timeout_ms);
+	next_head(in);
+}
+
+static void client_event_cb(struct bufferevent *b, short what, void *arg)
+{
+	struct inspect *in = arg;
+	struct conn *c = in->c;
+	if (what & BEV_EVENT_CONNECTED) {
+		client_handshake_done(in);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	c->client.eof = true;
+	if (in->st == IS_CLOSING)
+		return;
+	if (in->st == IS_CL_HS) {
+		char msg[300];
+		unsigned long e = bufferevent_get_openssl_error(b);
+		snprintf(msg, sizeof msg,
+			 "TLS handshake with the client failed%s%s (does it "
+			 "trust the session CA?)",
+			 e ? ": " : "", e ? ERR_reason_error_string(e) : "");
+		conn_log(c, "deny",
+			 egress_reason_name(EGRESS_REASON_CLIENT_ERROR), msg,
+			 false);
+		start_closing(in);
+		return;
+	}
+	if (in->st == IS_HEAD) {
+		finish(in, egress_reason_name(EGRESS_REASON_EOF), NULL);
+		return;
+	}
+	if (in->st == IS_BODY && in->req_done)
+		return; /* keep sending the response; closes after it */
+	log_request(in, "request",
+		    egress_reason_name(EGRESS_REASON_CLIENT_CLOSED),
+		    "client closed before the request ended");
+	finish(in, egress_reason_name(EGRESS_REASON_CLIENT_CLOSED), NULL);
+}
+
+static void start_client_tls(struct inspect *in);
+
+static void upstream_handshake_failed(struct inspect *in, struct bufferevent *b)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(b);
+	long vr = ssl != NULL ? SSL_get_verify_result(ssl) : X509_V_OK;
+	unsigned long e = bufferevent_get_openssl_error(b);
+	if (vr != X509_V_OK) {
+		in->up_reason =
+		    egress_reason_name(EGRESS_REASON_UPSTREAM_CERT_INVALID);
+		snprintf(in->up_err, sizeof in->up_err,
+			 "the upstream certificate for %s did not verify: %s",
+			 in->c->sni, X509_verify_cert_error_string(vr));
+	} else {
+		in->up_reason =
+		    egress_reason_name(EGRESS_REASON_UPSTREAM_ERROR);
+		snprintf(in->up_err, sizeof in->up_err,
+			 "TLS handshake with the upstream failed%s%s",
+			 e ? ": " : "", e ? ERR_reason_error_string(e) : "");
+	}
+	bufferevent_free(in->c->upstream.bev);
+	in->c->upstream.bev = NULL;
+	start_client_tls(in);
+}
+
+/* The upstream ended before the first request: remember why, so that
+ * request is answered 502 with the reason. */
+static void upstream_gone_early(struct inspect *in, struct bufferevent *b)
+{
+	unsigned long e = bufferevent_get_openssl_error(b);
+	in->up_reason = egress_reason_name(e ? EGRESS_REASON_UPSTREAM_ERROR
+					     : EGRESS_REASON_UPSTREAM_CLOSED);
+	snprintf(in->up_err, sizeof in->up_err,
+		 "the upstream closed the connection before the first "
+		 "request%s%s",
+		 e ? ": " : "", e ? ERR_reason_error_string(e) : "");
+	bufferevent_free(in->c->upstream.bev);
+	in->c->upstream.bev = NULL;
+}
+
+static void upstream_event_cb(struct bufferevent *b, short what, void *arg)
+{
+	struct inspect *in = arg;
+	struct conn *c = in->c;
+	if (what & BEV_EVENT_CONNECTED) {
+		in->st = IS_CL_HS;
+		bufferevent_enable(b, EV_READ);
+		start_client_tls(in);
+		return;
+	}
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	if (in->st == IS_UP_HS) {
+		upstream_handshake_failed(in, b);
+		return;
+	}
+	if (in->st == IS_BODY) {
+		/* The read callback has consumed what arrived. */
+		if (in->resp_started && in->resp_body == HTTP_BODY_CLOSE &&
+		    (what & BEV_EVENT_EOF)) {
+			in->keep_alive = false;
+			response_done(in);
+			return;
+		}
+		if (!in->resp_started) {
+			refuse(in, 502, EGRESS_REASON_UPSTREAM_CLOSED,
+			       "upstream closed before the response");
+			return;
+		}
+		log_request(in, "request",
+			    egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED),
+			    "upstream closed before the response ended");
+	}
+	if (in->st == IS_HEAD && in->nreq == 0) {
+		/* Before the first request (a server that refused the
+		 * handshake after it ended, as TLS 1.3 allows): that request
+		 * is answered 502. */
+		upstream_gone_early(in, b);
+		return;
+	}
+	if (in->st != IS_CLOSING && in->st != IS_CL_HS)
+		finish(in, egress_reason_name(EGRESS_REASON_UPSTREAM_CLOSED),
+		       NULL);
+	else if (c->upstream.bev != NULL && in->st == IS_CL_HS)
+		upstream_gone_early(in, b);
+}
+
+/* Wrap the client's socket in a TLS server with the host's leaf. The
+ * checked ClientHello is still in the socket's input buffer: the read
+ * callback is triggered by hand so the handshake starts on it. */
+static void start_client_tls(struct inspect *in)
+{
+	struct conn *c = in->c;
+	struct inspect_srv *s = c->w->srv->insp;
+	char err[256];
+	in->st = IS_CL_HS;
+	arm(in, c->limits.header_timeout_ms);
+	SSL_CTX *ctx = certs_leaf_ctx(s->leaves, c->host, err, sizeof err);
+	SSL *ssl = ctx != NULL ? SSL_new(ctx) : NULL;
+	SSL_CTX_free(ctx);
+	struct bufferevent *raw = c->client.bev;
+	struct bufferevent *tls =
+	    ssl != NULL
+		? bufferevent_openssl_filter_new(c->w->base, raw, ssl,
+						 BUFFEREVENT_SSL_ACCEPTING,
+						 BEV_OPT_CLOSE_ON_FREE)
+		: NULL;
+	if (tls == NULL) {
+		SSL_free(ssl);
+		conn_log(c, "error", egress_reason_name(EGRESS_REASON_INTERNAL),
+			 ctx == NULL ? err : "cannot start TLS", false);
+		start_closing(in);
+		return;
+	}
+	c->client.bev = tls;
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_setwatermark(raw, EV_READ, 0, 0);
+	bufferevent_setwatermark(tls, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_setcb(tls, client_read_cb, client_write_cb, client_event_cb,
+			  in);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	bufferevent_enable(raw, EV_READ | EV_WRITE);
+	if (evbuffer_get_length(bufferevent_get_input(raw)) > 0)
+		bufferevent_trigger(raw, EV_READ, BEV_TRIG_IGNORE_WATERMARKS);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct inspect *in = arg;
+	struct conn *c = in->c;
+	(void)fd;
+	(void)what;
+	if (in->st == IS_CLOSING) {
+		struct bufferevent *raw =
+		    bufferevent_get_underlying(c->client.bev);
+		bool empty =
+		    raw != NULL && evbuffer_get_length(client_out(in)) == 0 &&
+		    evbuffer_get_length(bufferevent_get_output(raw)) == 0;
+		if (raw == NULL || in->close_ms >= LINGER_MS ||
+		    (empty && c->client.eof)) {
+			conn_free(c);
+			return;
+		}
+		if (empty && !c->client.shut) {
+			shutdown(bufferevent_getfd(raw), SHUT_WR);
+			c->client.shut = true;
+		}
+		in->close_ms += CLOSE_POLL_MS;
+		arm(in, CLOSE_POLL_MS);
+		return;
+	}
+	int64_t idle = conn_ms_since(&c->last_activity);
+	if ((in->st == IS_BODY || in->st == IS_HEAD) &&
+	    idle < c->limits.idle_timeout_ms) {
+		arm(in, (unsigned)(c->limits.idle_timeout_ms - idle));
+		return;
+	}
+	if (in->st == IS_BODY)
+		log_request(in, "request",
+			    egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT),
+			    NULL);
+	if (in->st == IS_UP_HS || in->st == IS_CL_HS) {
+		conn_log(c, "deny", egress_reason_name(EGRESS_REASON_TIMEOUT),
+			 "TLS handshake took too long", false);
+		start_closing(in);
+		return;
+	}
+	finish(in, egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT), NULL);
+}
+
+/* ---- entry points ---- */
+
+static int start_upstream_tls(struct inspect *in)
+{
+	struct conn *c = in->c;
+	SSL *ssl = SSL_new(c->w->srv->insp->up_ctx);
+	if (ssl == NULL || SSL_set_tlsext_host_name(ssl, c->host) != 1 ||
+	    SSL_set1_host(ssl, c->host) != 1) {
+		SSL_free(ssl);
+		return -ENOMEM;
+	}
+	X509_VERIFY_PARAM_set_hostflags(SSL_get0_param(ssl),
+					X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	struct bufferevent *tls = bufferevent_openssl_filter_new(
+	    c->w->base, c->upstream.bev, ssl, BUFFEREVENT_SSL_CONNECTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL) {
+		SSL_free(ssl);
+		return -ENOMEM;
+	}
+	c->upstream.bev = tls;
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	bufferevent_setwatermark(tls, EV_WRITE, RELAY_BUF_MAX / 2, 0);
+	bufferevent_setcb(tls, upstream_read_cb, upstream_write_cb,
+			  upstream_event_cb, in);
+	bufferevent_enable(tls, EV_READ | EV_WRITE);
+	return 0;
+}
+
+void inspect_start(struct conn *c)
+{
+	struct inspect *in = calloc(1, sizeof *in);
+	if (in != NULL)
+		in->timer = evtimer_new(c->w->base, timer_cb, in);
+	if (in == NULL || in->timer == NULL || c->w->srv->insp == NULL) {
+		free(in);
+		conn_refuse(c, "error", 0,
+			    egress_reason_name(EGRESS_REASON_INTERNAL),
+			    c->w->srv->insp == NULL
+				? "the rule inspects but the proxy has no "
+				  "--inspect-ca"
+				: "out of memory");
+		return;
+	}
+	in->c = c;
+	c->insp = in;
+	in->pol = proxy_policy_get(c->w->srv);
+	clock_gettime(CLOCK_MONOTONIC, &in->t_req);
+	conn_set_state(c, CS_INSPECT);
+	evtimer_del(c->timer);
+	if (c->idle_timer != NULL)
+		evtimer_del(c->idle_timer);
+	/* The raw client socket stays quiet (its ClientHello buffered) until
+	 * the upstream has been verified. */
+	bufferevent_disable(c->client.bev, EV_READ);
+	bufferevent_setcb(c->client.bev, NULL, NULL, NULL, NULL);
+	in->st = IS_UP_HS;
+	arm(in, c->limits.header_timeout_ms);
+	if (start_upstream_tls(in) != 0) {
+		conn_log(c, "error", egress_reason_name(EGRESS_REASON_INTERNAL),
+			 "cannot start TLS to the upstream", false);
+		start_closing(in);
+	}
+}
+
+bool inspect_misuse_refused(struct conn *c, const struct http_request *req)
+{
+	const struct inspect_srv *s = c->w->srv->insp;
+	if (s == NULL || s->creds == NULL)
+		return false;
+	const char *name =
+	    cred_misuse(s->creds, NULL, req->target, req->target_len);
+	for (size_t i = 0; name == NULL && i < req->nheaders; i++) {
+		const struct http_header *h = &req->headers[i];
+		name = cred_misuse(s->creds, NULL, h->name, h->name_len);
+		if (name == NULL)
+			name =
+			    cred_misuse(s->creds, NULL, h->value, h->value_len);
+	}
+	if (name == NULL)
+		return false;
+	char msg[200];
+	snprintf(msg, sizeof msg,
+		 "a placeholder of credential %s in a %s request head "
+		 "(placeholders are only swapped inside inspected tunnels)",
+		 name, req->is_connect ? "CONNECT" : "plain-HTTP");
+	fprintf(stderr, PROXY_PREFIX "CREDENTIAL MISUSE: %s\n", msg);
+	conn_refuse(c, "deny", 403,
+		    egress_reason_name(EGRESS_REASON_CREDENTIAL_MISUSE), msg);
+	return true;
+}
+
+void inspect_shutdown(struct conn *c)
+{
+	if (c->insp != NULL && c->insp->st != IS_CLOSING)
+		conn_log(c, "close", egress_reason_name(EGRESS_REASON_SHUTDOWN),
+			 NULL, true);
+	conn_free(c);
+}
+
+void inspect_free(struct conn *c)
+{
+	struct inspect *in = c->insp;
+	if (in == NULL)
+		return;
+	if (in->timer != NULL)
+		event_free(in->timer);
+	policy_unref(in->pol);
+	free(in);
+	c->insp = NULL;
+}

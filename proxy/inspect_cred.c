@@ -1,0 +1,413 @@
+/* Credential injection and placeholder swapping (see inspect_cred.h). The
+ * secrets live only in this process's memory: never in a record, a
+ * message or a file this code writes. */
+#include "inspect_cred.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/wait.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+struct cred {
+	char *name;
+	char *secret;
+	char *placeholder; /* NULL without `placeholder: true` */
+	char prefix[80];   /* "agentsafe-NAME-" */
+	char *hname;	   /* header to set, or NULL */
+	char *hvalue;
+	char **hosts;
+	size_t nhosts;
+};
+
+struct cred_store {
+	struct cred *c;
+	size_t n;
+};
+
+static void cred_clear(struct cred *c)
+{
+	if (c->secret != NULL)
+		OPENSSL_cleanse(c->secret, strlen(c->secret));
+	if (c->hvalue != NULL)
+		OPENSSL_cleanse(c->hvalue, strlen(c->hvalue));
+	free(c->secret);
+	free(c->hvalue);
+	free(c->hname);
+	free(c->name);
+	free(c->placeholder);
+	for (size_t i = 0; i < c->nhosts; i++)
+		free(c->hosts[i]);
+	free(c->hosts);
+}
+
+void cred_store_free(struct cred_store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n; i++)
+		cred_clear(&s->c[i]);
+	free(s->c);
+	free(s);
+}
+
+/* ---- resolving ---- */
+
+static char *read_stream(FILE *f)
+{
+	char *buf = malloc(CRED_SECRET_MAX + 1);
+	if (buf == NULL)
+		return NULL;
+	size_t n = fread(buf, 1, CRED_SECRET_MAX + 1, f);
+	if (n > CRED_SECRET_MAX) {
+		OPENSSL_cleanse(buf, n);
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	return buf;
+}
+
+static char *resolve(const struct policy_credential *pc, char *why,
+		     size_t whylen)
+{
+	char *s = NULL;
+	if (pc->source == POLICY_CRED_ENV) {
+		const char *v = getenv(pc->from);
+		s = v != NULL ? strdup(v) : NULL;
+		if (v == NULL)
+			snprintf(why, whylen,
+				 "environment variable %s is not set",
+				 pc->from);
+	} else if (pc->source == POLICY_CRED_FILE) {
+		FILE *f = fopen(pc->from, "re");
+		s = f != NULL ? read_stream(f) : NULL;
+		if (f != NULL)
+			(void)fclose(f); /* read-only */
+		if (s == NULL)
+			snprintf(why, whylen, "cannot read %s", pc->from);
+	} else {
+		/* `command:` is a shell command line the user wrote in the
+		 * policy (e.g. "gh auth token"): running it through sh is the
+		 * contract. */
+		FILE *f = popen(pc->from, "re"); // NOLINT(cert-env33-c)
+		s = f != NULL ? read_stream(f) : NULL;
+		int st = f != NULL ? pclose(f) : -1;
+		if (s != NULL && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			OPENSSL_cleanse(s, strlen(s));
+			free(s);
+			s = NULL;
+		}
+		if (s == NULL)
+			snprintf(why, whylen, "command failed: %s", pc->from);
+	}
+	if (s != NULL && (s[0] == '\0' || strpbrk(s, "\r\n") != NULL)) {
+		snprintf(why, whylen, "the secret is empty or not one line");
+		OPENSSL_cleanse(s, strlen(s));
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+static char *make_placeholder(const char *name)
+{
+	char var[128];
+	snprintf(var, sizeof var, "AGENTSAFE_PLACEHOLDER_%s", name);
+	const char *v = getenv(var);
+	if (v != NULL)
+		return strdup(v);
+	unsigned char r[CRED_RANDOM_HEX / 2];
+	if (RAND_bytes(r, sizeof r) != 1)
+		return NULL;
+	char hex[CRED_RANDOM_HEX + 1];
+	for (size_t i = 0; i < sizeof r; i++)
+		snprintf(hex + 2 * i, 3, "%02x", r[i]);
+	size_t len = strlen(name) + sizeof hex + 16;
+	char *p = malloc(len);
+	if (p != NULL)
+		snprintf(p, len, "agentsafe-%s-%s", name, hex);
+	return p;
+}
+
+/* The header to set, from `header: "Name: ... {} ..."` or `basic: USER`. */
+static int make_header(struct cred *c, const struct policy_credential *pc)
+{
+	if (pc->basic_user != NULL) {
+		size_t rawlen = strlen(pc->basic_user) + 1 + strlen(c->secret);
+		char *raw = malloc(rawlen + 1);
+		char *b64 = malloc(4 * ((rawlen + 2) / 3) + 1);
+		c->hname = strdup("Authorization");
+		c->hvalue = malloc(4 * ((rawlen + 2) / 3) + 8);
+		if (raw == NULL || b64 == NULL || c->hname == NULL ||
+		    c->hvalue == NULL) {
+			free(raw);
+			free(b64);
+			return -ENOMEM;
+		}
+		snprintf(raw, rawlen + 1, "%s:%s", pc->basic_user, c->secret);
+		EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)raw,
+				(int)rawlen);
+		snprintf(c->hvalue, 4 * ((rawlen + 2) / 3) + 8, "Basic %s",
+			 b64);
+		OPENSSL_cleanse(raw, rawlen);
+		OPENSSL_cleanse(b64, strlen(b64));
+		free(raw);
+		free(b64);
+		return 0;
+	}
+	if (pc->header == NULL)
+		return 0;
+	const char *colon = strchr(pc->header, ':');
+	const char *v = colon + 1;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	const char *ph = strstr(v, "{}");
+	c->hname = strndup(pc->header, (size_t)(colon - pc->header));
+	size_t len = strlen(v) + strlen(c->secret) + 1;
+	c->hvalue = malloc(len);
+	if (c->hname == NULL || c->hvalue == NULL)
+		return -ENOMEM;
+	snprintf(c->hvalue, len, "%.*s%s%s", (int)(ph - v), v, c->secret,
+		 ph + 2);
+	return 0;
+}
+
+static int cred_init(struct cred *c, const struct policy_credential *pc,
+		     char *err, size_t errlen)
+{
+	char why[300] = "";
+	c->name = strdup(pc->name);
+	c->secret = resolve(pc, why, sizeof why);
+	if (c->secret == NULL) {
+		snprintf(err, errlen, "credential %s: %s", pc->name, why);
+		return -EINVAL;
+	}
+	snprintf(c->prefix, sizeof c->prefix, "agentsafe-%s-", pc->name);
+	if (pc->placeholder) {
+		c->placeholder = make_placeholder(pc->name);
+		if (c->placeholder == NULL ||
+		    strncmp(c->placeholder, c->prefix, strlen(c->prefix)) !=
+			0 ||
+		    strlen(c->placeholder) < strlen(c->prefix) + 16) {
+			snprintf(err, errlen,
+				 "credential %s: placeholder must be "
+				 "agentsafe-%s- and at least 16 random "
+				 "characters",
+				 pc->name, pc->name);
+			return -EINVAL;
+		}
+	}
+	c->hosts = calloc(pc->nhosts, sizeof *c->hosts);
+	if (c->name == NULL || c->hosts == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < pc->nhosts; i++) {
+		c->hosts[i] = strdup(pc->hosts[i]);
+		if (c->hosts[i] == NULL)
+			return -ENOMEM;
+		c->nhosts++;
+	}
+	return make_header(c, pc);
+}
+
+int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
+		   size_t errlen)
+{
+	*out = NULL;
+	size_t n = policy_credential_count(p);
+	if (n == 0)
+		return 0;
+	struct cred_store *s = calloc(1, sizeof *s);
+	if (s != NULL)
+		s->c = calloc(n, sizeof *s->c);
+	if (s == NULL || s->c == NULL) {
+		free(s);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		s->n++;
+		int rc = cred_init(&s->c[i], policy_credential_at(p, i), err,
+				   errlen);
+		if (rc != 0) {
+			if (rc == -ENOMEM)
+				snprintf(err, errlen, "out of memory");
+			cred_store_free(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+/* ---- matching ---- */
+
+static bool bound(const struct cred *c, const char *host)
+{
+	if (host == NULL)
+		return false;
+	size_t hl = strlen(host);
+	for (size_t i = 0; i < c->nhosts; i++) {
+		const char *h = c->hosts[i];
+		if (h[0] == '*' && h[1] == '.') {
+			size_t sl = strlen(h + 1);
+			if (hl > sl && memcmp(host + hl - sl, h + 1, sl) == 0)
+				return true;
+		} else if (strcmp(h, host) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static bool ci_find(const char *buf, size_t len, const char *needle)
+{
+	size_t nl = strlen(needle);
+	if (nl == 0 || len < nl)
+		return false;
+	for (size_t i = 0; i + nl <= len; i++)
+		if (strncasecmp(buf + i, needle, nl) == 0)
+			return true;
+	return false;
+}
+
+const char *cred_misuse(const struct cred_store *s, const char *host,
+			const char *buf, size_t len)
+{
+	for (size_t i = 0; s != NULL && i < s->n; i++) {
+		const struct cred *c = &s->c[i];
+		if (c->placeholder == NULL || bound(c, host))
+			continue;
+		const char *random = c->placeholder + strlen(c->prefix);
+		if (ci_find(buf, len, c->prefix) || ci_find(buf, len, random))
+			return c->name;
+	}
+	return NULL;
+}
+
+/* ---- rewriting ---- */
+
+struct sbuf {
+	char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void put(struct sbuf *b, const char *s, size_t n)
+{
+	if (b->oom || n == 0)
+		return;
+	if (b->p == NULL || b->n + n + 1 > b->cap) {
+		size_t nc = (b->n + n + 1) * 2;
+		char *np = realloc(b->p, nc);
+		if (np == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = nc;
+	}
+	memcpy(b->p + b->n, s, n);
+	b->n += n;
+}
+
+/* s with every bound credential's placeholder replaced by its secret. */
+static void put_swapped(struct sbuf *b, const struct cred_store *st,
+			const char *host, const char *s, size_t n,
+			const char **used)
+{
+	size_t i = 0, from = 0;
+	while (i < n) {
+		const struct cred *hit = NULL;
+		for (size_t k = 0; k < st->n && hit == NULL; k++) {
+			const struct cred *c = &st->c[k];
+			size_t pl = c->placeholder ? strlen(c->placeholder) : 0;
+			if (pl > 0 && pl <= n - i && bound(c, host) &&
+			    memcmp(s + i, c->placeholder, pl) == 0)
+				hit = c;
+		}
+		if (hit == NULL) {
+			i++;
+			continue;
+		}
+		put(b, s + from, i - from);
+		put(b, hit->secret, strlen(hit->secret));
+		i += strlen(hit->placeholder);
+		from = i;
+		if (*used == NULL)
+			*used = hit->name;
+	}
+	put(b, s + from, n - from);
+}
+
+static bool injected_name(const struct cred_store *st, const char *host,
+			  const struct http_header *h)
+{
+	for (size_t k = 0; k < st->n; k++) {
+		const struct cred *c = &st->c[k];
+		if (c->hname != NULL && bound(c, host) &&
+		    strlen(c->hname) == h->name_len &&
+		    strncasecmp(c->hname, h->name, h->name_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+int cred_apply(const struct cred_store *st, const char *host,
+	       const struct http_request *q, char **out, size_t *outlen,
+	       const char **used)
+{
+	*used = NULL;
+	if (st == NULL)
+		return 0;
+	struct sbuf b = {NULL, 0, 0, false};
+	bool changed = false;
+	put(&b, q->method, q->method_len);
+	put(&b, " ", 1);
+	put_swapped(&b, st, host, q->target, q->target_len, used);
+	put(&b, q->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
+	for (size_t i = 0; i < q->nheaders; i++) {
+		const struct http_header *h = &q->headers[i];
+		if (injected_name(st, host, h)) {
+			changed = true;
+			continue;
+		}
+		put(&b, h->name, h->name_len);
+		put(&b, ": ", 2);
+		put_swapped(&b, st, host, h->value, h->value_len, used);
+		put(&b, "\r\n", 2);
+	}
+	for (size_t k = 0; k < st->n; k++) {
+		const struct cred *c = &st->c[k];
+		if (!bound(c, host))
+			continue;
+		if (c->hname != NULL) {
+			put(&b, c->hname, strlen(c->hname));
+			put(&b, ": ", 2);
+			put(&b, c->hvalue, strlen(c->hvalue));
+			put(&b, "\r\n", 2);
+			changed = true;
+			if (*used == NULL)
+				*used = c->name;
+		}
+	}
+	put(&b, "\r\n", 2);
+	changed = changed || *used != NULL;
+	if (b.oom || !changed) {
+		if (b.p != NULL)
+			OPENSSL_cleanse(b.p, b.n);
+		free(b.p);
+		return b.oom ? -ENOMEM : 0;
+	}
+	*out = b.p;
+	*outlen = b.n;
+	return 1;
+}

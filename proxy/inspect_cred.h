@@ -1,0 +1,49 @@
+/* Credentials of inspected tunnels (inspect_cred.c): the secrets the
+ * policy's `credentials:` section names, resolved once at start on the
+ * host, injected as headers or swapped for their placeholders only in
+ * requests to the hosts they are bound to. A placeholder (or a piece of
+ * one) anywhere else is misuse. Internal to proxy/. */
+#ifndef AGENTSAFE_PROXY_INSPECT_CRED_H
+#define AGENTSAFE_PROXY_INSPECT_CRED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "http_parse.h"
+#include "policy.h"
+
+/* The random part of a placeholder, in hex digits. */
+#define CRED_RANDOM_HEX 32
+/* Longest secret accepted from a source. */
+#define CRED_SECRET_MAX 16384
+
+struct cred_store;
+
+/* Resolve every credential of p: env (the proxy's environment), file,
+ * or command (sh -c, as the proxy's user, before it drops privileges);
+ * a secret must be one line. Placeholders come from the environment
+ * (AGENTSAFE_PLACEHOLDER_<NAME>, set by the launcher for the container
+ * too) or are made up. *out is NULL when p has no credentials. Returns 0
+ * or -errno with err naming the credential (never the secret). */
+int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
+		   size_t errlen);
+void cred_store_free(struct cred_store *s);
+
+/* The credential whose placeholder, or a recognisable piece of it (the
+ * "agentsafe-NAME-" prefix or the random part, any case), occurs in
+ * buf and which is not bound to host (NULL: bound to no host at all, as
+ * for a CONNECT head or plain HTTP). NULL when none. */
+const char *cred_misuse(const struct cred_store *s, const char *host,
+			const char *buf, size_t len);
+
+/* The request head for the upstream of an inspected request to host:
+ * placeholders of credentials bound to host swapped for their secrets in
+ * the target and header values, and the header of each bound credential
+ * with `header:`/`basic:` set (replacing the client's). Returns 1 with a
+ * malloc'd head in *out (length *outlen) and the first credential used in
+ * *used, 0 when nothing changes (forward the head as it is), -ENOMEM. */
+int cred_apply(const struct cred_store *s, const char *host,
+	       const struct http_request *q, char **out, size_t *outlen,
+	       const char **used);
+
+#endif

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""TLS inspection suite (run.sh made the network namespace). Upstreams on
+127.0.0.20-22 serve TLS with a test CA (python ssl; git http-backend for
+git.test), a self-signed certificate, and a certificate for another name.
+The real proxy runs with a session CA minted by certs/ (mint_ca). Every case
+asserts what the client saw, what the upstream received, and the egress.log
+records. Exit status 1 when any case fails."""
+
+import argparse
+import http.server
+import json
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import traceback
+
+A = argparse.ArgumentParser()
+A.add_argument("--bin", required=True)
+A.add_argument("--work", required=True)
+A.add_argument("-k", default="", help="run only cases whose name contains this")
+ARGS = A.parse_args()
+W = ARGS.work
+BIN = ARGS.bin
+PORT = 3128
+UP = "127.0.0.20"        # api.test, git.test, other.test
+UP_SELF = "127.0.0.21"   # self.test: self-signed
+UP_WRONG = "127.0.0.22"  # wrong.test: a certificate for another name
+UP_CERTREQ = "127.0.0.23"  # certreq.test: demands a client certificate
+
+SECRET = "s3cr3t-token-for-api-only-7c1d"
+GIT_SECRET = "ghp_gitsecretvalue0123456789"
+HDR_SECRET = "hdr-secret-from-command-91f"
+PLACEHOLDER = "agentsafe-API_TOKEN-" + "5f0c" * 8
+RANDOM = PLACEHOLDER.rsplit("-", 1)[1]
+
+
+def sh(*cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
+
+
+def path(*p):
+    return os.path.join(W, *p)
+
+
+# ---------------------------------------------------------------- PKI
+
+def make_pki():
+    def o(*a):
+        sh("openssl", *a, cwd=W)
+    o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+      "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
+      "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test"),
+                       ("wrong", "DNS:nottheone.test")):
+        o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+          "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
+        with open(path(name + ".ext"), "w") as f:
+            f.write("subjectAltName=%s\n" % sans)
+        o("x509", "-req", "-in", name + ".csr", "-CA", "upca.pem", "-CAkey", "upca.key",
+          "-CAcreateserial", "-days", "1", "-extfile", name + ".ext", "-out", name + ".pem")
+    o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+      "-keyout", "self.key", "-subj", "/CN=self.test", "-days", "1",
+      "-addext", "subjectAltName=DNS:self.test", "-out", "self.pem")
+    # The session CA, minted by the product code for the inspected hosts.
+    sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
+       "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test")
+
+
+# ---------------------------------------------------------------- upstreams
+
+SEEN = []  # (host, method, path, headers dict, body length) per request
+SEEN_LOCK = threading.Lock()
+
+
+def git_backend(h, body):
+    env = dict(os.environ)
+    p, _, q = h.path.partition("?")
+    env.update({"GIT_PROJECT_ROOT": path("repos"), "GIT_HTTP_EXPORT_ALL": "1",
+                "PATH_INFO": p, "QUERY_STRING": q, "REQUEST_METHOD": h.command,
+                "CONTENT_TYPE": h.headers.get("Content-Type", ""),
+                "CONTENT_LENGTH": str(len(body)),
+                "GIT_PROTOCOL": h.headers.get("Git-Protocol", ""),
+                "REMOTE_ADDR": "127.0.0.1"})
+    r = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True)
+    head, _, out = r.stdout.partition(b"\r\n\r\n")
+    status = 200
+    hdrs = []
+    for line in head.split(b"\r\n"):
+        k, _, v = line.decode().partition(":")
+        if k.lower() == "status":
+            status = int(v.split()[0])
+        elif k:
+            hdrs.append((k, v.strip()))
+    h.send_response(status)
+    for k, v in hdrs:
+        h.send_header(k, v)
+    h.send_header("Content-Length", str(len(out)))
+    h.end_headers()
+    h.wfile.write(out)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                n = int(self.rfile.readline().split(b";")[0], 16)
+                if n == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return data
+                data += self.rfile.read(n)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def handle_any(self):
+        body = self.body()
+        host = self.headers.get("Host", "")
+        with SEEN_LOCK:
+            SEEN.append((host, self.command, self.path, dict(self.headers), len(body), body))
+        if host == "git.test":
+            git_backend(self, body)
+            return
+        out = ("%s %s host=%s len=%d\n" % (self.command, self.path, host, len(body))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    do_GET = do_POST = do_PUT = do_DELETE = handle_any
+
+    def log_message(self, *a):
+        pass
+
+
+def serve(addr, cert, key, client_cert=False):
+    srv = http.server.ThreadingHTTPServer((addr, 443), Handler)
+    srv.daemon_threads = True
+    srv.handle_error = lambda *a: None  # refused handshakes are expected
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(path(cert), path(key))
+    if client_cert:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(path("upca.pem"))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+
+
+def make_repos():
+    os.makedirs(path("repos"))
+    for name in ("repo.git", "allowed.git"):
+        sh("git", "init", "-q", "--bare", "-b", "main", path("repos", name))
+        sh("git", "-C", path("repos", name), "config", "http.receivepack", "true")
+    seed = path("seed")
+    sh("git", "init", "-q", "-b", "main", seed)
+    with open(os.path.join(seed, "README"), "w") as f:
+        f.write("seed\n")
+    sh("git", "-C", seed, "add", "README")
+    sh("git", "-C", seed, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-qm", "seed")
+    for name in ("repo.git", "allowed.git"):
+        sh("git", "-C", seed, "push", "-q", path("repos", name), "main")
+
+
+# ---------------------------------------------------------------- proxy
+
+POLICY = """\
+version: 1
+allow:
+  - host: api.test
+    inspect: true
+    http:
+      - methods: [GET, HEAD]
+        paths: ["/ok/**", "/q"]
+      - methods: [POST, PUT]
+        paths: ["/upload", "/ok/*"]
+  - host: git.test
+    inspect: true
+    http:
+      - methods: [GET]
+        paths: ["/*.git/info/refs"]
+      - methods: [POST]
+        paths: ["/*.git/git-upload-pack", "/allowed.git/git-receive-pack"]
+  - host: other.test
+    inspect: true
+  - host: self.test
+    inspect: true
+  - host: wrong.test
+    inspect: true
+  - host: certreq.test
+    inspect: true
+  - host: 127.0.0.20
+  - host: 127.0.0.21
+  - host: 127.0.0.22
+  - host: 127.0.0.23
+credentials:
+  API_TOKEN:
+    env: AS_TEST_API_TOKEN
+    hosts: [api.test]
+    placeholder: true
+  GIT_TOKEN:
+    file: %(work)s/git-token
+    hosts: [git.test]
+    basic: x-access-token
+  HDR_TOKEN:
+    command: "printf %%s %(hdr)s"
+    hosts: [other.test]
+    header: "X-Api-Key: {}"
+defaults:
+  ports: [443]
+limits:
+  header_timeout: 3s
+  idle_timeout: 20s
+"""
+
+HOSTS = """\
+127.0.0.20 api.test git.test other.test
+127.0.0.21 self.test
+127.0.0.22 wrong.test
+127.0.0.23 certreq.test
+"""
+
+
+class Proxy:
+    def __init__(self):
+        with open(path("policy.yaml"), "w") as f:
+            f.write(POLICY % {"work": W, "hdr": HDR_SECRET})
+        with open(path("git-token"), "w") as f:
+            f.write(GIT_SECRET + "\n")
+        with open(path("hosts"), "w") as f:
+            f.write(HOSTS)
+        self.log = path("egress.log")
+        self.errf = open(path("proxy.stderr"), "w+")
+        env = dict(os.environ)
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env["AS_TEST_API_TOKEN"] = SECRET
+        env["AGENTSAFE_PLACEHOLDER_API_TOKEN"] = PLACEHOLDER
+        self.p = subprocess.Popen(
+            [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
+             "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
+             "--hosts", path("hosts"), "--inspect-ca", path("session-ca.pem"),
+             "--inspect-key", path("session-ca.key"), "--ca-bundle", path("upca.pem"),
+             "--workers", "2"],
+            stderr=self.errf, env=env)
+        deadline = time.time() + 20
+        while "listening on" not in self.stderr():
+            if self.p.poll() is not None or time.time() > deadline:
+                raise RuntimeError("proxy did not start: " + self.stderr())
+            time.sleep(0.05)
+        self.seen = 0
+
+    def stderr(self):
+        self.errf.flush()
+        with open(self.errf.name) as f:
+            return f.read()
+
+    def records(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def new(self, pred, want=1, timeout=5.0):
+        """Records since the last call, once `want` of them match pred."""
+        deadline = time.time() + timeout
+        while True:
+            recs = self.records()[self.seen:]
+            if len([r for r in recs if pred(r)]) >= want or time.time() > deadline:
+                self.seen += len(recs)
+                return recs
+            time.sleep(0.05)
+
+    def mark(self):
+        self.seen = len(self.records())
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(timeout=15)
+        return self.p.returncode
+
+
+def only(recs, **kw):
+    hits = [r for r in recs if all(r.get(k) == v for k, v in kw.items())]
+    assert len(hits) == 1, "want one record %r, got %d in %s" % (kw, len(hits), recs)
+    return hits[0]
+
+
+def seen_since(n):
+    with SEEN_LOCK:
+        return list(SEEN[n:])
+
+
+def curl(*args, ca=True):
+    cmd = ["curl", "-sS", "--max-time", "20", "-x", "http://127.0.0.1:%d" % PORT,
+           "-o", "/dev/stdout", "-w", "\\n%{http_code}"]
+    if ca:
+        cmd += ["--cacert", path("session-ca.pem")]
+    r = subprocess.run(cmd + list(args), capture_output=True, text=True)
+    body, _, code = r.stdout.rpartition("\n")
+    return int(code or 0), body, r.stderr
+
+
+def tunnel(host):
+    """CONNECT, then TLS to the proxy's leaf for host. Returns the socket."""
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    s.sendall(("CONNECT %s:443 HTTP/1.1\r\nHost: %s:443\r\n\r\n" % (host, host)).encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(4096)
+    assert buf.startswith(b"HTTP/1.1 200"), buf
+    ctx = ssl.create_default_context(cafile=path("session-ca.pem"))
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    return ctx.wrap_socket(s, server_hostname=host)
+
+
+def read_all(s):
+    out = b""
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except (ssl.SSLError, OSError):
+        pass
+    return out
+
+
+# ---------------------------------------------------------------- cases
+
+def curl_get_allowed_and_logged(P):
+    n = len(SEEN)
+    code, body, err = curl("https://api.test/ok/a/b?token=zzz", "https://api.test/ok/c")
+    assert code == 200, (code, body, err)
+    assert "GET /ok/a/b?token=zzz host=api.test" in body, body
+    recs = P.new(lambda r: r["event"] == "close")
+    reqs = [r for r in recs if r["event"] == "request"]
+    assert len(reqs) == 2, recs
+    # Both requests in one kept-alive tunnel: one id, two records.
+    assert reqs[0]["id"] == reqs[1]["id"], reqs
+    r = reqs[0]
+    assert r["method"] == "GET" and r["path"] == "/ok/a/b" and r["status"] == 200, r
+    assert "zzz" not in json.dumps(recs), "the query string reached the log"
+    assert r["rule"].startswith("GET,HEAD /ok/**,/q (") and \
+        r["rule"].endswith("/policy.yaml:6)"), r
+    assert r["bytes_up"] > 0 and r["bytes_down"] > 0, r
+    assert only(recs, event="open")["message"] == "TLS inspected"
+    assert len(seen_since(n)) == 2
+
+
+def path_and_method_rules(P):
+    n = len(SEEN)
+    code, body, _ = curl("https://api.test/secret")
+    assert code == 403 and "path_not_allowed" in body, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "path_not_allowed" and d["path"] == "/secret" and d["status"] == 403, d
+    code, body, _ = curl("-X", "DELETE", "https://api.test/ok/a")
+    assert code == 403 and "method_not_allowed" in body, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "method_not_allowed" and d["method"] == "DELETE", d
+    # `*` is one segment: /ok/* allows POST /ok/x, not /ok/x/y.
+    code, _, _ = curl("-d", "x", "https://api.test/ok/x")
+    assert code == 200
+    code, body, _ = curl("-d", "x", "https://api.test/ok/x/y")
+    assert code == 403 and "path_not_allowed" in body, (code, body)
+    P.new(lambda r: r["event"] == "close", want=2)
+    assert [s[2] for s in seen_since(n)] == ["/ok/x"], seen_since(n)
+
+
+def host_header_must_equal_sni(P):
+    n = len(SEEN)
+    code, body, _ = curl("-H", "Host: other.test", "https://api.test/ok/a")
+    assert code == 421 and "host_mismatch" in body, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "host_mismatch" and d["sni"] == "api.test", d
+    # A name that extends the tunnel's host is another host.
+    code, body, _ = curl("-H", "Host: api.test.other.test", "https://api.test/ok/a")
+    assert code == 421 and "host_mismatch" in body, (code, body)
+    P.new(lambda r: r["event"] == "close")
+    # The same with an explicit port, and with a port that is not the tunnel's.
+    code, _, _ = curl("-H", "Host: api.test:443", "https://api.test/ok/a")
+    assert code == 200
+    code, _, _ = curl("-H", "Host: api.test:8443", "https://api.test/ok/a")
+    assert code == 421
+    P.new(lambda r: r["event"] == "close", want=2)
+    assert len(seen_since(n)) == 1, seen_since(n)
+
+
+def h2_preface_refused(P):
+    n = len(SEEN)
+    s = tunnel("api.test")
+    # Only http/1.1 is offered, whatever the client asks for.
+    assert s.selected_alpn_protocol() in (None, "http/1.1"), s.selected_alpn_protocol()
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 400") and b"HTTP/2" in out, out
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "bad_request", d
+    assert seen_since(n) == []
+
+
+def pipelined_second_request_decided(P):
+    n = len(SEEN)
+    s = tunnel("api.test")
+    s.sendall(b"GET /ok/1 HTTP/1.1\r\nHost: api.test\r\n\r\n"
+              b"GET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n")
+    out = read_all(s)
+    assert out.count(b"HTTP/1.1 200") == 1 and b"HTTP/1.1 403" in out, out
+    assert b"path_not_allowed" in out
+    recs = P.new(lambda r: r["event"] == "close")
+    assert only(recs, event="request")["path"] == "/ok/1"
+    assert only(recs, event="deny")["path"] == "/secret"
+    assert [x[2] for x in seen_since(n)] == ["/ok/1"], seen_since(n)
+
+
+def smuggling_in_the_tunnel_refused(P):
+    n = len(SEEN)
+    s = tunnel("api.test")
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: api.test\r\nContent-Length: 4\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /secret HTTP/1.1\r\nHost: api.test\r\n\r\n")
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 400"), out
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "bad_request", d
+    assert seen_since(n) == []
+
+
+def large_body_streams_and_refused_one_never_leaves(P):
+    big = path("big.bin")
+    with open(big, "wb") as f:
+        f.write(os.urandom(20 * 1024 * 1024))
+    n = len(SEEN)
+    code, body, err = curl("--data-binary", "@" + big, "-H", "Content-Type: application/x",
+                           "https://api.test/upload")
+    assert code == 200 and "len=20971520" in body, (code, body, err)
+    r = only(P.new(lambda r: r["event"] == "close", timeout=20), event="request")
+    assert r["bytes_up"] > 20971520 and r["status"] == 200, r
+    code, body, _ = curl("--data-binary", "@" + big, "https://api.test/elsewhere")
+    assert code in (403, 0), (code, body)
+    d = only(P.new(lambda r: r["event"] == "close", timeout=20), event="deny")
+    assert d["reason"] == "path_not_allowed", d
+    assert [x[4] for x in seen_since(n)] == [20971520], [x[:5] for x in seen_since(n)]
+
+
+def upstream_certificate_failures(P):
+    for host, why in (("self.test", "self-signed"), ("wrong.test", "mismatch")):
+        code, body, _ = curl("https://%s/" % host)
+        assert code == 502 and "upstream_cert_invalid" in body, (host, code, body)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "upstream_cert_invalid" and why in d["message"], d
+
+
+def upstream_demanding_a_client_certificate(P):
+    # The proxy has none to give: the upstream refuses the handshake and
+    # the client's request is answered 502, nothing sent.
+    n = len(SEEN)
+    code, body, _ = curl("https://certreq.test/")
+    assert code == 502, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    # TLS 1.3: the proxy's handshake ends before the server's alert.
+    assert d["reason"] in ("upstream_error", "upstream_closed"), d
+    assert "certificate" in d["message"], d
+    assert seen_since(n) == []
+
+
+def client_without_the_session_ca_fails_closed(P):
+    n = len(SEEN)
+    code, _, err = curl("https://api.test/ok/a", ca=False)
+    assert code == 0 and "certificate" in err, (code, err)
+    P.new(lambda r: r["event"] == "deny")
+    assert seen_since(n) == []
+
+
+def git_fetch_works_push_refused_by_path_rule(P):
+    env = dict(os.environ, GIT_SSL_CAINFO=path("session-ca.pem"),
+               HTTPS_PROXY="http://127.0.0.1:%d" % PORT, GIT_TERMINAL_PROMPT="0",
+               HOME=W)
+    for name in ("repo", "allowed"):
+        dst = path("clone-" + name)
+        r = subprocess.run(["git", "clone", "-q", "https://git.test/%s.git" % name, dst],
+                           env=env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        with open(os.path.join(dst, "new"), "w") as f:
+            f.write("change\n")
+        sh("git", "-C", dst, "add", "new")
+        sh("git", "-C", dst, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-qm", "c")
+    P.mark()
+    r = subprocess.run(["git", "-C", path("clone-repo"), "push", "origin", "main"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode != 0 and "403" in r.stderr, r.stderr
+    recs = P.new(lambda r: r.get("reason") == "path_not_allowed")
+    d = only(recs, event="deny", reason="path_not_allowed")
+    assert d["path"] == "/repo.git/git-receive-pack" and d["method"] == "POST", d
+    r = subprocess.run(["git", "-C", path("clone-allowed"), "push", "origin", "main"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    recs = P.new(lambda r: r.get("path") == "/allowed.git/git-receive-pack")
+    ok = only(recs, event="request", path="/allowed.git/git-receive-pack")
+    assert ok["status"] == 200 and ok["rule"].endswith("/policy.yaml:15)"), ok
+    head = sh("git", "--git-dir", path("repos", "allowed.git"), "log", "--format=%s", "-1").stdout
+    assert head.strip() == "c", head
+    head = sh("git", "--git-dir", path("repos", "repo.git"), "log", "--format=%s", "-1").stdout
+    assert head.strip() == "seed", head
+
+
+def python_and_node_clients(P):
+    code = (
+        "import urllib.request, ssl\n"
+        "ctx = ssl.create_default_context(cafile=%r)\n"
+        "o = urllib.request.build_opener(urllib.request.ProxyHandler({'https': 'http://127.0.0.1:%d'}),"
+        " urllib.request.HTTPSHandler(context=ctx))\n"
+        "print(o.open('https://api.test/ok/py').read().decode())\n"
+    ) % (path("session-ca.pem"), PORT)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "GET /ok/py host=api.test" in r.stdout, r
+    only(P.new(lambda r: r["event"] == "close"), event="request", path="/ok/py")
+    if subprocess.run(["sh", "-c", "command -v node"], capture_output=True).returncode != 0:
+        print("  (node missing: node client skipped)")
+        return
+    # Node 20's fetch has no proxy support: its https client over a CONNECT
+    # tunnel, trusting the session CA through NODE_EXTRA_CA_CERTS as the
+    # container does.
+    js = (
+        "const http=require('http'),https=require('https');"
+        "http.request({host:'127.0.0.1',port:%d,method:'CONNECT',path:'api.test:443'})"
+        ".on('connect',(res,sock)=>{https.get({host:'api.test',path:'/ok/node',socket:sock,"
+        "agent:false},r=>{let b='';r.on('data',d=>b+=d);r.on('end',()=>{console.log(r.statusCode,b);"
+        "process.exit(0)})}).on('error',e=>{console.error(e.message);process.exit(1)})}).end();"
+    ) % PORT
+    r = subprocess.run(["node", "-e", js], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, NODE_EXTRA_CA_CERTS=path("session-ca.pem")))
+    assert r.returncode == 0 and "200 GET /ok/node" in r.stdout, r
+    only(P.new(lambda r: r["event"] == "close"), event="request", path="/ok/node")
+
+
+def placeholder_swapped_only_toward_bound_host(P):
+    n = len(SEEN)
+    code, body, _ = curl("-H", "Authorization: Bearer " + PLACEHOLDER,
+                         "https://api.test/ok/cred?k=" + PLACEHOLDER)
+    assert code == 200, (code, body)
+    got = seen_since(n)
+    assert len(got) == 1
+    host, method, p, hdrs, _, _ = got[0]
+    assert hdrs["Authorization"] == "Bearer " + SECRET, hdrs
+    assert p == "/ok/cred?k=" + SECRET, p
+    r = only(P.new(lambda r: r["event"] == "close"), event="request")
+    assert r["credential"] == "API_TOKEN", r
+
+
+def header_injected_for_bound_hosts(P):
+    n = len(SEEN)
+    code, _, _ = curl("-H", "X-Api-Key: mine", "https://other.test/h")
+    assert code == 200
+    code, _, _ = curl("https://git.test/repo.git/info/refs?service=git-upload-pack")
+    assert code == 200
+    got = seen_since(n)
+    assert got[0][3]["X-Api-Key"] == HDR_SECRET, got[0][3]
+    assert list(got[0][3]).count("X-Api-Key") == 1
+    import base64
+    want = "Basic " + base64.b64encode(("x-access-token:" + GIT_SECRET).encode()).decode()
+    assert got[1][3]["Authorization"] == want, got[1][3]
+    recs = P.new(lambda r: r["event"] == "close", want=2)
+    assert {r["credential"] for r in recs if r["event"] == "request"} == {"HDR_TOKEN", "GIT_TOKEN"}
+
+
+def placeholder_elsewhere_is_misuse(P):
+    n = len(SEEN)
+    attempts = [
+        ("header", ["-H", "Authorization: Bearer " + PLACEHOLDER, "https://other.test/x"]),
+        ("query", ["https://other.test/x?leak=" + PLACEHOLDER]),
+        ("split", ["-H", "X-A: agentsafe-API_TOKEN-", "-H", "X-B: " + RANDOM, "https://other.test/x"]),
+        ("random part, upper case", ["-H", "X-B: " + RANDOM.upper(), "https://other.test/x"]),
+        ("body", ["-d", "token=" + PLACEHOLDER, "https://git.test/repo.git/git-upload-pack"]),
+    ]
+    for what, args in attempts:
+        code, body, _ = curl(*args)
+        assert code == 403 and "credential_misuse" in body, (what, code, body)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "credential_misuse" and d["credential"] == "API_TOKEN", (what, d)
+    assert seen_since(n) == [], seen_since(n)
+    # Outside inspected tunnels: a CONNECT target and a plain-HTTP request.
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    t = "agentsafe-api_token-%s.other.test:443" % RANDOM
+    s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (t, t)).encode())
+    assert read_all(s).startswith(b"HTTP/1.1 403"), "CONNECT with a placeholder"
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    s.sendall(("GET http://api.test/?t=%s HTTP/1.1\r\nHost: api.test\r\n\r\n" % PLACEHOLDER).encode())
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 403") and b"credential_misuse" in out, out
+    recs = P.new(lambda r: r["event"] == "deny", want=2)
+    assert [r["reason"] for r in recs if r["event"] == "deny"] == ["credential_misuse"] * 2, recs
+    assert P.stderr().count("CREDENTIAL MISUSE") >= 7
+
+
+CASES = [
+    curl_get_allowed_and_logged,
+    path_and_method_rules,
+    host_header_must_equal_sni,
+    h2_preface_refused,
+    pipelined_second_request_decided,
+    smuggling_in_the_tunnel_refused,
+    large_body_streams_and_refused_one_never_leaves,
+    upstream_certificate_failures,
+    upstream_demanding_a_client_certificate,
+    client_without_the_session_ca_fails_closed,
+    git_fetch_works_push_refused_by_path_rule,
+    python_and_node_clients,
+    placeholder_swapped_only_toward_bound_host,
+    header_injected_for_bound_hosts,
+    placeholder_elsewhere_is_misuse,
+]
+
+
+def main():
+    make_pki()
+    make_repos()
+    serve(UP, "srv.pem", "srv.key")
+    serve(UP_SELF, "self.pem", "self.key")
+    serve(UP_WRONG, "wrong.pem", "wrong.key")
+    serve(UP_CERTREQ, "srv.pem", "srv.key", client_cert=True)
+    P = Proxy()
+    failed = []
+    for case in CASES:
+        if ARGS.k and ARGS.k not in case.__name__:
+            continue
+        t0 = time.time()
+        P.mark()
+        try:
+            case(P)
+            print("ok   %s (%.1fs)" % (case.__name__, time.time() - t0))
+        except Exception:
+            failed.append(case.__name__)
+            print("FAIL %s" % case.__name__)
+            traceback.print_exc()
+    rc = P.stop()
+    err = P.stderr()
+    # No secret in any record or message: the whole log and stderr.
+    with open(P.log) as f:
+        log = f.read()
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET):
+        if secret in log or secret in err:
+            failed.append("a secret reached egress.log or stderr")
+    if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:
+        failed.append("proxy exit %s / sanitizer: %s" % (rc, err[-2000:]))
+    if failed:
+        print("FAILED:", ", ".join(failed))
+        sys.exit(1)
+    print("all %d cases passed" % len(CASES))
+
+
+if __name__ == "__main__":
+    main()
