@@ -284,9 +284,10 @@ static size_t line_need(const struct egress_log *log,
 			const struct egress_record *r, const char *ts)
 {
 	const char *const strs[] = {
-	    ts,	       log->session, r->id,  r->event,	r->client,
-	    r->method, r->host,	     r->sni, r->ip,	r->rule,
-	    r->reason, r->proto,     r->dst, r->message};
+	    ts,	       log->session, r->id,	r->event, r->client, r->method,
+	    r->host,   r->sni,	     r->ip,	r->rule,  r->reason, r->proto,
+	    r->dst,    r->message,   r->origin, r->op,	  r->repo,   r->ref,
+	    r->old_id, r->new_id,    r->result};
 	size_t need = 8 + 7 * 48; /* braces, newline, the seven numbers */
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		need += str_need(strs[i]);
@@ -400,6 +401,12 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 	if (r->count >= 0)
 		field_int(&l, "count", r->count);
 	field_str(&l, "origin", r->origin);
+	field_str(&l, "op", r->op);
+	field_str(&l, "repo", r->repo);
+	field_str(&l, "ref", r->ref);
+	field_str(&l, "old", r->old_id);
+	field_str(&l, "new", r->new_id);
+	field_str(&l, "result", r->result);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

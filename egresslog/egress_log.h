@@ -14,7 +14,7 @@ struct egress_log; /* thread-safe; opaque */
  * `ts` and `session` are filled in by the writer. */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
-	const char *event;  /* open | close | deny | error | drop */
+	const char *event;  /* open | close | deny | error | drop | git */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;
@@ -32,6 +32,13 @@ struct egress_record {
 	const char *message; /* human detail for error records */
 	int64_t count;	     /* folded denials in a summary; -1: absent */
 	const char *origin;  /* "selfcheck": caused by the launch probe */
+	/* git records (the session's git broker) */
+	const char *op;	    /* fetch | push | upstream_fetch */
+	const char *repo;   /* the repo name in the URL */
+	const char *ref;    /* push: the ref updated or refused */
+	const char *old_id; /* push: the ref's id before ("old") */
+	const char *new_id; /* push: the id pushed ("new") */
+	const char *result; /* ok | refused | not_created | declined | error */
 };
 
 /* Initialise a record with every field absent. */

@@ -26,15 +26,17 @@ struct field {
 #n, true, 0, offsetof(struct logrec, n)                        \
 	}
 static const struct field fields[] = {
-    S(ts),     S(session),  S(id),	   S(event),	   S(client),
-    S(method), S(host),	    S(sni),	   S(ip),	   S(rule),
-    S(reason), S(proto),    S(dst),	   S(message),	   I(port),
-    I(dport),  I(bytes_up), I(bytes_down), I(duration_ms), I(count),
+    S(ts),	    S(session), S(id),	 S(event), S(client),	S(method),
+    S(host),	    S(sni),	S(ip),	 S(rule),  S(reason),	S(proto),
+    S(dst),	    S(message), I(port), I(dport), I(bytes_up), I(bytes_down),
+    I(duration_ms), I(count),	S(op),	 S(repo),  S(ref),	S(old),
+    S(new),	    S(result),
 };
 #undef S
 #undef I
 
-static const char *const events[] = {"open", "close", "deny", "error", "drop"};
+static const char *const events[] = {"open",  "close", "deny",
+				     "error", "drop",  "git"};
 
 int logread_open(struct logread *r, const char *path, bool follow, char *err,
 		 size_t errlen)

@@ -21,6 +21,8 @@ struct logrec {
 	size_t line_len;
 	const char *ts, *session, *id, *event, *client, *method, *host, *sni,
 	    *ip, *rule, *reason, *proto, *dst, *message;
+	/* git records (the broker): op, repo, ref, old and new ids, result */
+	const char *op, *repo, *ref, *old, *new, *result;
 	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */

@@ -101,4 +101,12 @@ void gitiso_set_fetcher(struct gitiso_repo *r, gitiso_fetch_fn fn, void *arg);
 size_t gitiso_commits(const struct gitiso_repo *r, int *fetched);
 void gitiso_free(struct gitiso_repo *r);
 
+/* gitiso_remote.c (the git broker): the host's .git directory (the one
+ * the broker serves), and the clone's remote `origin` set to url, with
+ * refs/remotes/<upstream>/... of the host fetched as upstream/... when
+ * upstream is not NULL. Call before gitiso_chown. */
+const char *gitiso_host_gitdir(const struct gitiso_repo *r);
+int gitiso_set_origin(struct gitiso_repo *r, const char *url,
+		      const char *upstream, char *err, size_t errlen);
+
 #endif

@@ -30,9 +30,10 @@ void lcfg_free(struct lcfg *c)
 {
 	if (c == NULL)
 		return;
-	char **s[] = {&c->target, &c->config_file,   &c->agent,	    &c->image,
-		      &c->policy, &c->container_dir, &c->ca_bundle, &c->gpu,
-		      &c->name,	  &c->hosts,	     &c->dns};
+	char **s[] = {&c->target,    &c->config_file, &c->agent,
+		      &c->image,     &c->policy,      &c->container_dir,
+		      &c->ca_bundle, &c->gpu,	      &c->name,
+		      &c->hosts,     &c->dns,	      &c->upstream};
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
 		free(*s[i]);
 		*s[i] = NULL;
@@ -262,6 +263,7 @@ enum {
 	O_NAME,
 	O_HOSTS,
 	O_DNS,
+	O_UPSTREAM,
 	O_PROBE_ALLOW,
 	O_PROBE_DENY,
 	O_NO_VERIFY,
@@ -310,6 +312,26 @@ static int check_name(const char *v, const char *where, char *err,
 			 "%sname '%.80s': 2-64 characters, a letter or digit "
 			 "first, then letters, digits, '_', '.' or '-' (a "
 			 "Docker container name)",
+			 where, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --upstream: a remote's name as git allows it, nothing that could read
+ * as an option or a path. */
+static int check_remote(const char *v, const char *where, char *err,
+			size_t errlen)
+{
+	size_t n = strlen(v);
+	bool ok = n >= 1 && n <= 64 && is_alnum(v[0]);
+	for (size_t i = 1; ok && i < n; i++)
+		ok =
+		    is_alnum(v[i]) || v[i] == '_' || v[i] == '.' || v[i] == '-';
+	if (!ok || strstr(v, "..") != NULL) {
+		snprintf(err, errlen,
+			 "%supstream '%.80s': the name of a git remote of "
+			 "the host repo (letters, digits, '_', '.', '-')",
 			 where, v);
 		return -EINVAL;
 	}
@@ -430,6 +452,10 @@ static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 		return set_str(&c->hosts, v);
 	case O_DNS:
 		return set_str(&c->dns, v);
+	case O_UPSTREAM:
+		if ((rc = check_remote(v, where, err, errlen)) != 0)
+			return rc;
+		return set_str(&c->upstream, v);
 	case O_PROBE_ALLOW:
 		if ((rc = check_target("probe-allow", v, err, errlen)) != 0)
 			return rc;
@@ -471,6 +497,7 @@ static const struct option long_opts[] = {
     {"name", required_argument, NULL, O_NAME},
     {"hosts", required_argument, NULL, O_HOSTS},
     {"dns", required_argument, NULL, O_DNS},
+    {"upstream", required_argument, NULL, O_UPSTREAM},
     {"probe-allow", required_argument, NULL, O_PROBE_ALLOW},
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
@@ -612,6 +639,7 @@ static const struct key keys[] = {
     {"cpus", O_CPUS, false},
     {"hosts", O_HOSTS, false},
     {"dns", O_DNS, false},
+    {"upstream", O_UPSTREAM, false},
     {"repos", O_REPO, true},
     {"publish", O_PUBLISH, true},
     {"ssh", O_SSH, false},
@@ -840,6 +868,7 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 	move_str(&base->name, &over->name);
 	move_str(&base->hosts, &over->hosts);
 	move_str(&base->dns, &over->dns);
+	move_str(&base->upstream, &over->upstream);
 	if (over->memory)
 		base->memory = over->memory;
 	if (over->nano_cpus)
@@ -907,7 +936,8 @@ static void usage_notes(FILE *f)
 	    "\n"
 	    "config.yaml keys: agent, image, policy, container_dir, "
 	    "ca_bundle,\n"
-	    "gpu, memory, cpus, hosts, dns, ssh (values); repos, publish, "
+	    "gpu, memory, cpus, hosts, dns, ssh, upstream (values); repos, "
+	    "publish, "
 	    "build_args,\n"
 	    "probe_allow, probe_deny (lists). Flags override the file.\n"
 	    "\n"
@@ -1011,7 +1041,14 @@ void lcfg_usage(FILE *f)
 	    "from\n"
 	    "                       this hosts file only\n"
 	    "  --dns ADDR[:PORT]    passed to agentsafe-proxy: use this DNS "
-	    "server\n"
+	    "server\n",
+	    f);
+	(void)fputs(
+	    "  --upstream REMOTE    before each fetch through the git broker,\n"
+	    "                       `git fetch REMOTE` in the host repo with "
+	    "your\n"
+	    "                       credentials; inside, its branches are\n"
+	    "                       upstream/* of origin\n"
 	    "  --probe-allow HOST[:PORT]  must be reachable through the proxy\n"
 	    "                       (repeatable; default port 443)\n"
 	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy "

@@ -104,7 +104,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 		if (access(s->log_path, W_OK) == 0)
 			lp = s->log_path;
 	}
-	const char *argv[16];
+	const char *argv[20];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -122,6 +122,10 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	if (s->cfg->dns) {
 		argv[n++] = "--dns";
 		argv[n++] = s->cfg->dns;
+	}
+	if (s->broker_sock[0] != '\0') {
+		argv[n++] = "--git-broker";
+		argv[n++] = s->broker_sock;
 	}
 	argv[n] = NULL;
 	if (h->bin[0])

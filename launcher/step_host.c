@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "asuser.h"
+#include "broker.h"
 #include "egress_log.h"
 #include "fence.h"
 #include "gitiso.h"
@@ -221,6 +222,12 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 			return rc;
 		struct gitiso_repo *r = s->repos[s->nrepos++];
 		launch_diag("%s", gitiso_prepare_summary(r));
+		char url[256];
+		launch_snprintf(url, sizeof url, "http://%s/%s", BROKER_HOST,
+				gitiso_name(r));
+		rc = gitiso_set_origin(r, url, s->cfg->upstream, err, errlen);
+		if (rc != 0)
+			return rc;
 		if (s->uid != geteuid() &&
 		    (rc = gitiso_chown(r, s->uid, s->gid, err, errlen)) != 0)
 			return rc;

@@ -22,6 +22,7 @@ static void usage(FILE *f)
 	    "usage: agentsafe-proxy --policy FILE [--listen ADDR:PORT]...\n"
 	    "         [--log FILE|-] [--session ID] [--hosts FILE]\n"
 	    "         [--dns ADDR[:PORT]]... [--workers N] [--user NAME]\n"
+	    "         [--git-broker SOCKET]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -37,6 +38,9 @@ static void usage(FILE *f)
 	    "                    --hosts/--dns the system resolver is unused\n"
 	    "  --workers N       event-loop threads (default: one per CPU)\n"
 	    "  --user NAME       switch to this user after binding\n"
+	    "  --git-broker SOCKET  hand http://git.agentsafe.internal/\n"
+	    "                    requests to the git broker on this unix\n"
+	    "                    socket (the name is never resolved)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -56,6 +60,7 @@ int main(int argc, char **argv)
 	    {"dns", required_argument, NULL, 'd'},
 	    {"workers", required_argument, NULL, 'w'},
 	    {"user", required_argument, NULL, 'u'},
+	    {"git-broker", required_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
@@ -118,6 +123,9 @@ int main(int argc, char **argv)
 		}
 		case 'u':
 			cfg.user = optarg;
+			break;
+		case 'g':
+			cfg.git_broker = optarg;
 			break;
 		case 'h':
 			usage(stdout);

@@ -19,6 +19,9 @@ struct proxy_config {
 	size_t ndns;
 	unsigned workers; /* 0 = one per online CPU */
 	const char *user; /* NULL = keep the uid */
+	/* Unix socket of the session's git broker: plain-HTTP requests for
+	 * git.agentsafe.internal go there (never resolved); NULL = refused. */
+	const char *git_broker;
 };
 
 struct proxy_server;

@@ -1,0 +1,58 @@
+/* The run's "git broker" step: one broker per session with repos, between
+ * the clones (it serves their host repos) and the proxy (which is told its
+ * socket). Its undo stops it before the clones' fetch-back. */
+#include "broker.h"
+#include "step.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gitiso.h"
+#include "launch_int.h"
+
+int step_broker_up(struct sess *s, char *err, size_t errlen)
+{
+	static struct broker_repo repos[LCFG_MAX_LIST];
+	static struct broker_config cfg;
+	static char dir[4200];
+	s->broker_sock[0] = '\0';
+	if (s->nrepos == 0)
+		return 0;
+	for (size_t i = 0; i < s->nrepos; i++)
+		repos[i] = (struct broker_repo){
+		    .name = gitiso_name(s->repos[i]),
+		    .gitdir = gitiso_host_gitdir(s->repos[i]),
+		    .workdir = gitiso_host_repo(s->repos[i]),
+		};
+	launch_snprintf(dir, sizeof dir, "%s/git", s->state_dir);
+	cfg = (struct broker_config){
+	    .session_id = s->id,
+	    .dir = dir,
+	    .upstream = s->cfg->upstream,
+	    .repos = repos,
+	    .nrepos = s->nrepos,
+	    .log = s->log,
+	    .uid = s->host_uid,
+	    .gid = s->host_gid,
+	};
+	int rc = broker_start(&cfg, &s->broker_pid, err, errlen);
+	if (rc != 0)
+		return rc;
+	launch_snprintf(s->broker_sock, sizeof s->broker_sock, "%s/%s", dir,
+			BROKER_SOCK);
+	launch_diag("git broker: origin is http://%s/<repo> inside%s%s",
+		    BROKER_HOST,
+		    s->cfg->upstream ? "; fetches first run git fetch " : "",
+		    s->cfg->upstream ? s->cfg->upstream : "");
+	return 0;
+}
+
+void step_broker_down(struct sess *s)
+{
+	launch_stop_child(s->broker_pid, "the git broker");
+	s->broker_pid = 0;
+	if (s->broker_sock[0] != '\0')
+		(void)unlink(s->broker_sock);
+	s->broker_sock[0] = '\0';
+}

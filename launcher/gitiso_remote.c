@@ -1,0 +1,62 @@
+/* The clone's `origin`: the session's git broker (broker.h), reached
+ * through the proxy. Written before the clone is handed to the agent's
+ * uid, so the config stays the agent's file. */
+#include "gitiso.h"
+#include "gitiso_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include <git2.h>
+
+#include "errbuf.h"
+
+const char *gitiso_host_gitdir(const struct gitiso_repo *r)
+{
+	return r->host_gitdir;
+}
+
+int gitiso_set_origin(struct gitiso_repo *r, const char *url,
+		      const char *upstream, char *err, size_t errlen)
+{
+	git_repository *c = NULL;
+	git_remote *remote = NULL;
+	char *spec = NULL;
+	int rc = -EIO;
+
+	if (git_libgit2_init() < 0)
+		return -EIO;
+	int was = gitiso_owner_check_off();
+	if (git_repository_open_ext(&c, r->clone_path,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
+	    git_remote_create_with_fetchspec(
+		&remote, c, "origin", url,
+		"+refs/heads/*:refs/remotes/origin/*") != 0)
+		goto out;
+	/* The host's copy of the upstream's branches (the broker fetches
+	 * them there) become upstream/... inside. */
+	if (upstream != NULL) {
+		spec = gitiso_asprintf("+refs/remotes/%s/*:refs/remotes/"
+				       "upstream/*",
+				       upstream);
+		if (spec == NULL) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (git_remote_add_fetch(c, "origin", spec) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	if (rc == -EIO)
+		errbuf_set(err, errlen,
+			   "gitiso: cannot set origin of the session clone "
+			   "%s: %s",
+			   r->clone_path, gitiso_git_msg());
+	free(spec);
+	git_remote_free(remote);
+	git_repository_free(c);
+	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
+	git_libgit2_shutdown();
+	return rc;
+}

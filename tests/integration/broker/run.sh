@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# The session's git broker with real git clients, through the real
+# agentsafe-proxy (empty allowlist) on loopback, no Docker: the "agent" is a
+# git client whose only way out is the proxy. The host repo's upstream is a
+# local bare repo (the remote the broker fetches with --upstream).
+# Proves: fetch sees an upstream commit made after the start; a push to
+# agentsafe/<id>/x lands in the host repo; main, a tag, another session's
+# branch, a delete of another ref, a force over a ref no push created,
+# another repo and a traversal name are refused with the message; egress.log
+# has one git record per fetch and per pushed ref.
+set -euo pipefail
+BIN=${AGENTSAFE_BIN:?}
+DRV=$BIN/broker_driver
+[ -x "$DRV" ] || { echo "broker test: $DRV missing" >&2; exit 1; }
+W=$(mktemp -d /tmp/asbrk.XXXXXX)
+ID=s1brk$$
+MSG="agentsafe: pushes go to agentsafe/$ID/…; main is the human's"
+cleanup() {
+  [ -z "${PROXY:-}" ] || kill "$PROXY" 2>/dev/null || true
+  exec 7>&- 2>/dev/null || true
+  [ -z "${DRVPID:-}" ] || wait "$DRVPID" 2>/dev/null || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; [ ! -f "$W/egress.log" ] || cat "$W/egress.log" >&2; exit 1; }
+ok() { echo "ok - $*"; }
+
+export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=$W/gitconfig GIT_TERMINAL_PROMPT=0
+git config --global user.name tester
+git config --global user.email tester@example.test
+git config --global init.defaultBranch main
+git config --global advice.detachedHead false
+
+# upstream (bare) <- host work tree (origin = upstream) ; the human's work
+git init -q --bare "$W/upstream.git"
+git clone -q "$W/upstream.git" "$W/seed" 2>/dev/null
+echo one >"$W/seed/f"; git -C "$W/seed" add f; git -C "$W/seed" commit -qm one
+git -C "$W/seed" push -q origin main
+git clone -q "$W/upstream.git" "$W/host/proj"
+git -C "$W/host/proj" branch feature
+MAIN0=$(git -C "$W/host/proj" rev-parse main)
+# a ref no push created, on a commit the agent's work does not descend from
+HUMAN=$(git -C "$W/host/proj" commit-tree -p main -m human 'main^{tree}')
+git -C "$W/host/proj" update-ref "refs/heads/agentsafe/$ID/human" "$HUMAN"
+
+# the broker and the proxy
+mkdir -p "$W/state"
+coproc DRV_CO { exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin \
+  "proj=$W/host/proj=$W/host/proj/.git"; }
+DRVPID=$DRV_CO_PID
+exec 7>&"${DRV_CO[1]}"
+read -r line <&"${DRV_CO[0]}"
+[ "$line" = ready ] || fail "broker driver: $line"
+printf 'version: 1\nallow: []\n' >"$W/policy.yaml"
+"$BIN/agentsafe-proxy" --policy "$W/policy.yaml" --listen 127.0.0.1:0 \
+  --log "$W/egress.log" --session "$ID" \
+  --git-broker "$W/state/git/git-broker.sock" 2>"$W/proxy.err" &
+PROXY=$!
+for _ in $(seq 100); do grep -q 'listening on' "$W/proxy.err" && break; sleep 0.05; done
+PORT=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/proxy.err" | head -1)
+[ -n "$PORT" ] || fail "proxy did not start: $(cat "$W/proxy.err")"
+export http_proxy=http://127.0.0.1:$PORT HTTP_PROXY=http://127.0.0.1:$PORT
+URL=http://git.agentsafe.internal/proj
+[ "$(stat -c %a "$W/state/git/git-broker.sock")" = 600 ] || fail "socket mode"
+
+# the agent's clone, origin = the broker (as the launcher sets it)
+git clone -q "$URL" "$W/agent" || fail "clone through the broker"
+git -C "$W/agent" config --add remote.origin.fetch '+refs/remotes/origin/*:refs/remotes/upstream/*'
+ok "clone through the proxy and the broker"
+
+# an upstream commit after the start: the agent's fetch sees it
+echo two >>"$W/seed/f"; git -C "$W/seed" commit -qam two; git -C "$W/seed" push -q origin main
+UP=$(git -C "$W/seed" rev-parse main)
+git -C "$W/agent" fetch -q origin || fail "fetch"
+[ "$(git -C "$W/agent" rev-parse upstream/main)" = "$UP" ] || fail "upstream commit not seen"
+ok "fetch sees the upstream commit made after the start"
+
+# push to the session's branch lands on the host
+cd "$W/agent"
+echo agent >g; git add g; git commit -qm agent
+TIP=$(git rev-parse HEAD)
+git push -q origin "HEAD:refs/heads/agentsafe/$ID/x" || fail "push to own branch"
+[ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID/x")" = "$TIP" ] || fail "push did not land"
+ok "push to agentsafe/$ID/x lands on the host"
+
+refused() { # what, git args...
+  local what=$1; shift
+  if "$@" >"$W/out" 2>&1; then fail "$what was accepted"; fi
+  grep -qF "$MSG" "$W/out" || fail "$what: no message: $(cat "$W/out")"
+  ok "$what refused with the message"
+}
+refused "push to main" git push origin HEAD:main
+git tag v1
+refused "push of a tag" git push origin v1
+refused "push to another session's branch" git push origin "HEAD:refs/heads/agentsafe/other/x"
+refused "push to a lookalike branch" git push origin "HEAD:refs/heads/agentsafe/${ID}x"
+refused "delete of another ref" git push origin :feature
+refused "delete of a ref no push created" git push origin ":agentsafe/$ID/human"
+git commit -q --amend -m rewritten
+refused "force over a ref no push created" git push -f origin "HEAD:refs/heads/agentsafe/$ID/human"
+[ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID/human")" = "$HUMAN" ] || fail "human's ref moved"
+refused "push to another repo" git push "http://git.agentsafe.internal/other" "HEAD:refs/heads/agentsafe/$ID/y"
+refused "fetch from another repo" git ls-remote "http://git.agentsafe.internal/proj2"
+# curl would fold ../ away: send it as is
+for path in "/../host/proj" "/..%2fhost%2fproj" "/proj/../proj" "/%2e%2e/proj"; do
+  code=$(curl -s -o "$W/out" -w '%{http_code}' --path-as-is -x "$http_proxy" \
+    "http://git.agentsafe.internal$path/info/refs?service=git-upload-pack")
+  [ "$code" = 404 ] || fail "traversal $path answered $code"
+  grep -qF "$MSG" "$W/out" || fail "traversal $path: no message"
+done
+ok "traversal names refused with the message"
+code=$(curl -s -o /dev/null -w '%{http_code}' -x "$http_proxy" "$URL/HEAD")
+[ "$code" = 404 ] || fail "dumb protocol answered $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -x "$http_proxy" -p "https://git.agentsafe.internal/" || true)
+[ "$code" != 200 ] || fail "CONNECT to the broker name was tunnelled"
+ok "dumb protocol and CONNECT refused"
+
+# force over (and delete of) a ref this session's push created: allowed
+git push -q -f origin "HEAD:refs/heads/agentsafe/$ID/x" || fail "force over own ref"
+git push -q origin ":agentsafe/$ID/x" || fail "delete of own ref"
+# (agentsafe/<id> and agentsafe/<id>/... cannot coexist in one repo: git)
+git -C "$W/host/proj" update-ref -d "refs/heads/agentsafe/$ID/human"
+git push -q origin "HEAD:refs/heads/agentsafe/$ID" || fail "push to the session branch"
+[ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID")" = "$(git rev-parse HEAD)" ] ||
+  fail "the session branch did not land"
+ok "force and delete of the session's own pushed ref; then the session branch"
+
+# the host: main, feature, tags untouched
+[ "$(git -C "$W/host/proj" rev-parse main)" = "$MAIN0" ] || fail "host main moved"
+git -C "$W/host/proj" rev-parse -q --verify feature >/dev/null || fail "feature deleted"
+[ -z "$(git -C "$W/host/proj" tag)" ] || fail "a tag landed on the host"
+git -C "$W/upstream.git" rev-parse -q --verify "refs/heads/agentsafe/$ID" >/dev/null &&
+  fail "the upstream got a branch"
+ok "host refs untouched"
+
+# egress.log: git records
+python3 - "$W/egress.log" "$ID" <<'PY' || fail "egress.log git records"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+sid = sys.argv[2]
+git = [r for r in recs if r["event"] == "git"]
+def has(**kw):
+    return any(all(r.get(k) == v for k, v in kw.items()) for r in git)
+assert all(r["session"] == sid for r in git)
+assert has(op="upstream_fetch", repo="proj", result="ok"), "upstream fetch"
+assert has(op="fetch", repo="proj", result="ok"), "fetch"
+assert has(op="push", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "push ok"
+assert has(op="push", ref="refs/heads/main", result="refused"), "main refused"
+assert has(op="push", ref="refs/tags/v1", result="refused"), "tag refused"
+assert has(op="push", ref="refs/heads/feature", result="refused",
+           new="0" * 40), "delete refused"
+assert has(op="push", ref=f"refs/heads/agentsafe/{sid}/human",
+           result="not_created"), "force refused"
+assert has(op="push", result="refused", repo=None), "other repo refused"
+for r in git:
+    if r["op"] == "push" and r.get("ref"):
+        assert len(r["old"]) == 40 and len(r["new"]) == 40, r
+assert not any(r["event"] == "open" and r.get("host") == "git.agentsafe.internal"
+               and r.get("ip") not in (None, "?") for r in recs), "resolved"
+PY
+ok "egress.log has the git records"
