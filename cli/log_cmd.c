@@ -238,6 +238,19 @@ static void row_end(struct row *r)
 	free(r->buf);
 }
 
+/* The git broker's records: which repo and ref, from which id to which. */
+static void print_git_fields(FILE *out, const struct logrec *r)
+{
+	const char *const names[] = {" repo=", " ref=", " old=", " new="};
+	const char *const vals[] = {r->repo, r->ref, r->old, r->new};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		if (vals[i] == NULL)
+			continue;
+		(void)fputs(names[i], out);
+		logread_fputs_escaped(vals[i], out);
+	}
+}
+
 static void print_human_line(FILE *out, const struct logrec *r, bool color,
 			     const struct layout *l)
 {
@@ -265,12 +278,14 @@ static void print_human_line(FILE *out, const struct logrec *r, bool color,
 	fprintf(out, "  %s%-5s%s  ", on, r->event, off);
 	put_col(out,
 		r->method ? r->method
+		: r->op	  ? r->op
 			  : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
 		7, l);
 	(void)fputc(' ', out);
 	put_col(out, target, l->target, l);
 	(void)fputc(' ', out);
-	put_col(out, r->reason, 20, l);
+	put_col(out, r->reason ? r->reason : r->result, 20, l);
+	print_git_fields(out, r);
 	if (strcmp(r->event, "close") == 0) {
 		char up[32], down[32];
 		human_bytes(r->bytes_up, up, sizeof up);
