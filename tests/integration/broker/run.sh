@@ -17,8 +17,7 @@ ID=s1brk$$
 MSG="agentsafe: pushes go to agentsafe/$ID/…; main is the human's"
 cleanup() {
   [ -z "${PROXY:-}" ] || kill "$PROXY" 2>/dev/null || true
-  exec 7>&- 2>/dev/null || true
-  [ -z "${DRVPID:-}" ] || wait "$DRVPID" 2>/dev/null || true
+  [ -z "${DRVPID:-}" ] || kill "$DRVPID" 2>/dev/null || true
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -48,7 +47,6 @@ mkdir -p "$W/state"
 coproc DRV_CO { exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin \
   "proj=$W/host/proj=$W/host/proj/.git"; }
 DRVPID=$DRV_CO_PID
-exec 7>&"${DRV_CO[1]}"
 read -r line <&"${DRV_CO[0]}"
 [ "$line" = ready ] || fail "broker driver: $line"
 printf 'version: 1\nallow: []\n' >"$W/policy.yaml"
