@@ -51,6 +51,17 @@ int broker_start(const struct broker_config *cfg, pid_t *pid, char *err,
  * Returns a new string or NULL. */
 char *broker_hook_text(const char *id, const char *created);
 
+/* The provenance note on the review branch (broker_note.c): what the
+ * session was and what it did, counted from its egress.log (records inside
+ * the self-check window left out). Any field may be NULL. */
+struct broker_note_in {
+	const char *session_id, *agent, *image, *image_id, *policy_path;
+	const char *log_path;
+	const char *selfcheck_start, *selfcheck_end; /* RFC 3339 */
+};
+/* A new string the caller frees, or NULL when out of memory. */
+char *broker_note_text(const struct broker_note_in *in);
+
 /* "agentsafe: pushes go to agentsafe/<id>/…; main is the human's" */
 #define BROKER_REFUSAL_FMT                                                     \
 	"agentsafe: pushes go to agentsafe/%s/\u2026; main is the human's"

@@ -5,6 +5,7 @@
 #include "step.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -55,4 +56,46 @@ void step_broker_down(struct sess *s)
 	if (s->broker_sock[0] != '\0')
 		(void)unlink(s->broker_sock);
 	s->broker_sock[0] = '\0';
+}
+
+/* The image's id, asked of the engine; "" when it does not say. */
+static void image_id(struct sess *s, char *out, size_t len)
+{
+	char path[600], err[256];
+	long st = 0;
+	json_t *r = NULL;
+	out[0] = '\0';
+	if (s->d == NULL || s->cfg->image == NULL)
+		return;
+	launch_snprintf(path, sizeof path, "/images/%s/json", s->cfg->image);
+	if (docker_call(s->d, "GET", path, NULL, &st, &r, err, sizeof err) ==
+		0 &&
+	    st == 200) {
+		const char *id = json_string_value(json_object_get(r, "Id"));
+		launch_snprintf(out, len, "%s", id ? id : "");
+	}
+	json_decref(r);
+}
+
+void step_broker_note(struct sess *s)
+{
+	char id[160];
+	if (s->nrepos == 0)
+		return;
+	image_id(s, id, sizeof id);
+	struct broker_note_in in = {
+	    .session_id = s->id,
+	    .agent = s->cfg->command ? s->cfg->command[0] : s->cfg->agent,
+	    .image = s->cfg->image,
+	    .image_id = id[0] ? id : NULL,
+	    .policy_path = s->policy,
+	    .log_path = s->log_path,
+	    .selfcheck_start =
+		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
+	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
+	};
+	char *note = broker_note_text(&in);
+	for (size_t i = 0; note != NULL && i < s->nrepos; i++)
+		(void)gitiso_set_note(s->repos[i], note);
+	free(note);
 }

@@ -84,6 +84,10 @@ struct gitiso_fetch {
 	const char *host_workdir, *host_gitdir, *clone_path;
 	const char *branch_ref, *branch_short;
 	const char *tip; /* 40 hex digits: the commit the branch gets */
+	/* NULL or "": none; else written as the tip's note under
+	 * refs/notes/agentsafe (replacing one there) once the branch is in
+	 * the host repo (added: the provenance note, broker_note.c). */
+	const char *note;
 };
 /* Performs f in this process: fetch the branch from the clone into the
  * host repo and create it there without force. Returns 0, -EEXIST (the
@@ -106,6 +110,8 @@ void gitiso_free(struct gitiso_repo *r);
  * refs/remotes/<upstream>/... of the host fetched as upstream/... when
  * upstream is not NULL. Call before gitiso_chown. */
 const char *gitiso_host_gitdir(const struct gitiso_repo *r);
+/* The note gitiso_finish has written on the branch tip (copied). */
+int gitiso_set_note(struct gitiso_repo *r, const char *note);
 int gitiso_set_origin(struct gitiso_repo *r, const char *url,
 		      const char *upstream, char *err, size_t errlen);
 

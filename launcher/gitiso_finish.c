@@ -442,8 +442,10 @@ int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 		goto out;
 	}
 	rc = open_host(f, &tip, &host, err, errlen);
-	if (rc == 1)
-		rc = 0; /* already pushed there: fetched */
+	if (rc == 1) /* already pushed there: fetched */
+		rc = 0;
+	if (rc == 0 && host == NULL)
+		(void)gitiso_write_note(f, &tip, err, errlen);
 	if (rc != 0 || host == NULL)
 		goto out;
 	rc = -EIO;
@@ -476,6 +478,10 @@ int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 		goto out;
 	}
 	rc = create_branch(f, host, &tip, err, errlen);
+	/* The branch is in: a note that cannot be written is not a lost
+	 * fetch (err says so, the session's summary does not). */
+	if (rc == 0)
+		(void)gitiso_write_note(f, &tip, err, errlen);
 out:
 	git_remote_free(remote);
 	free(spec);
@@ -506,7 +512,8 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	char tip[GIT_OID_HEXSZ + 1];
 	struct gitiso_fetch f = {r->host_workdir, r->host_gitdir,
 				 r->clone_path,	  r->branch_ref,
-				 r->branch_short, tip};
+				 r->branch_short, tip,
+				 r->note};
 
 	git_oid_tostr(tip, sizeof(tip), &fs->tip);
 	if (r->fetcher != NULL)

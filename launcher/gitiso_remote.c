@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <git2.h>
 
@@ -58,5 +59,49 @@ out:
 	git_repository_free(c);
 	(void)git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, was);
 	git_libgit2_shutdown();
+	return rc;
+}
+
+int gitiso_set_note(struct gitiso_repo *r, const char *note)
+{
+	char *copy = note != NULL ? strdup(note) : NULL;
+	if (note != NULL && copy == NULL)
+		return -ENOMEM;
+	free(r->note);
+	r->note = copy;
+	return 0;
+}
+
+/* Runs where the fetch runs (as the repo's owner); the host's own
+ * identity signs the note when it has one. */
+int gitiso_write_note(const struct gitiso_fetch *f, const git_oid *tip,
+		      char *err, size_t errlen)
+{
+	git_repository *host = NULL;
+	git_signature *sig = NULL;
+	git_oid note;
+	int rc = -EIO;
+
+	if (f->note == NULL || f->note[0] == '\0')
+		return 0;
+	if (git_repository_open_ext(&host, f->host_workdir,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0)
+		goto out;
+	if (git_signature_default(&sig, host) != 0 &&
+	    git_signature_now(&sig, "AgentSafe",
+			      "agentsafe@agentsafe.invalid") != 0)
+		goto out;
+	if (git_note_create(&note, host, "refs/notes/agentsafe", sig, sig, tip,
+			    f->note, 1) != 0)
+		goto out;
+	rc = 0;
+out:
+	if (rc != 0)
+		errbuf_set(err, errlen,
+			   "gitiso: %s is in %s, but its provenance note "
+			   "could not be written: %s",
+			   f->branch_short, f->host_workdir, gitiso_git_msg());
+	git_signature_free(sig);
+	git_repository_free(host);
 	return rc;
 }

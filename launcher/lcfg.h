@@ -44,7 +44,7 @@ struct lcfg {
 	char *name;
 	char *hosts;
 	char *dns;
-	char *upstream; /* --upstream: git remote the broker fetches first */
+	char *upstream;	   /* --upstream: git remote the broker fetches first */
 	int64_t memory;	   /* bytes; 0: unset */
 	int64_t nano_cpus; /* 1e9 per CPU; 0: unset */
 	struct lcfg_list repos, build_args, probe_allow, probe_deny;

@@ -139,6 +139,7 @@ void step_repos_down(struct sess *s)
 {
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
+	step_broker_note(s);
 	bool files = launch_files_on();
 	sweep_repos(s->repos, s->nrepos, s->cfg->keep, s->asuser, &s->tally);
 	launch_files_off(files);

@@ -2,7 +2,8 @@
  * a session. Usage:
  *   broker_driver DIR SESSION_ID EGRESS_LOG UPSTREAM|- NAME=WORKDIR=GITDIR...
  * Prints "ready" once the socket listens, stops the broker when stdin
- * closes. */
+ * closes. Or: broker_driver --note SESSION_ID EGRESS_LOG POLICY prints the
+ * provenance note (launcher/broker_note.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,19 @@ int main(int argc, char **argv)
 	struct egress_log *log = NULL;
 	char err[512];
 	size_t n = 0;
+	if (argc == 5 && strcmp(argv[1], "--note") == 0) {
+		struct broker_note_in in = {.session_id = argv[2],
+					    .agent = "shell",
+					    .image = "test-image",
+					    .policy_path = argv[4],
+					    .log_path = argv[3]};
+		char *note = broker_note_text(&in);
+		if (note == NULL)
+			return 1;
+		fputs(note, stdout);
+		free(note);
+		return 0;
+	}
 	if (argc < 6) {
 		fprintf(stderr, "usage: broker_driver DIR ID LOG UPSTREAM|- "
 				"NAME=WORKDIR=GITDIR...\n");

@@ -157,3 +157,31 @@ assert not any(r["event"] == "open" and r.get("host") == "git.agentsafe.internal
                and r.get("ip") not in (None, "?") for r in recs), "resolved"
 PY
 ok "egress.log has the git records"
+
+# the provenance note counts what egress.log says
+"$DRV" --note "$ID" "$W/egress.log" "$W/policy.yaml" >"$W/note"
+python3 - "$W/egress.log" "$W/note" "$W/policy.yaml" <<'PY' || { cat "$W/note" >&2; fail "note counts"; }
+import collections, hashlib, json, re, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+note = open(sys.argv[2]).read()
+digest = hashlib.sha256(open(sys.argv[3], "rb").read()).hexdigest()
+assert f"sha256:{digest}" in note, "policy digest"
+closes = [r for r in recs if r["event"] == "close"]
+up = sum(r.get("bytes_up", 0) for r in closes)
+down = sum(r.get("bytes_down", 0) for r in closes)
+line = f"  git.agentsafe.internal: {len(closes)} requests, {up} B up, {down} B down"
+assert line in note.splitlines(), line
+denies = collections.Counter(r["reason"] for r in recs if r["event"] == "deny")
+assert f"denied: {sum(denies.values())}" in note.splitlines(), denies
+for reason, n in denies.items():
+    assert f"  {reason}: {n}" in note.splitlines(), reason
+pushed = sum(1 for r in recs if r["event"] == "git" and r.get("op") == "push"
+             and r.get("ref") and r["result"] == "ok")
+refused = sum(1 for r in recs if r["event"] == "git" and r.get("op") == "push"
+              and r.get("ref") and r["result"] != "ok")
+fetches = sum(1 for r in recs if r["event"] == "git" and r.get("op") == "fetch")
+want = f"git: {fetches} fetches, {pushed} refs pushed, {refused} refused"
+assert want in note.splitlines(), want
+assert re.search(r"^log: agentsafe log --session \S+$", note, re.M)
+PY
+ok "the provenance note counts hosts, bytes, denials and pushes as egress.log has them"
