@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,12 @@ static int become_user(const struct broker_config *c)
 	(void)signal(SIGCHLD, SIG_IGN); /* requests reap themselves */
 	(void)signal(SIGPIPE, SIG_IGN);
 	(void)signal(SIGTERM, SIG_DFL);
+	/* git reads the user's config: HOME must be theirs, not root's
+	 * (sudo keeps HOME=/root, which git then cannot read). */
+	const struct passwd *pw =
+	    geteuid() == 0 && c->uid != 0 ? getpwuid(c->uid) : NULL;
+	if (pw != NULL && pw->pw_dir != NULL)
+		(void)setenv("HOME", pw->pw_dir, 1);
 	if (geteuid() == 0 && c->uid != 0 &&
 	    (setgroups(0, NULL) != 0 || setgid(c->gid) != 0 ||
 	     setuid(c->uid) != 0))
