@@ -152,7 +152,11 @@ static int setup_dir(struct broker_ctx *x, char *err, size_t errlen)
 static int give_dir(const struct broker_ctx *x, char *err, size_t errlen)
 {
 	const struct broker_config *c = x->cfg;
-	const char *paths[] = {c->dir, x->hooks, x->reports, x->created};
+	char pre[BROKER_PATH_MAX + 16], post[BROKER_PATH_MAX + 16];
+	(void)snprintf(pre, sizeof pre, "%s/pre-receive", x->hooks);
+	(void)snprintf(post, sizeof post, "%s/post-receive", x->hooks);
+	const char *paths[] = {c->dir,	   x->hooks, x->reports,
+			       x->created, pre,	     post};
 	if (geteuid() != 0 || c->uid == 0)
 		return 0;
 	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {

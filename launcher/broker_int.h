@@ -10,7 +10,7 @@
 
 #define BROKER_HEAD_MAX 16384
 #define BROKER_PATH_MAX 4200
-#define BROKER_ENV_MAX	(2 * BROKER_PATH_MAX)
+#define BROKER_ENV_MAX	8400 /* one environment entry: a path and its name */
 
 /* What the accept loop hands each request (the config, with the paths the
  * start made). */

@@ -371,7 +371,7 @@ static int relay_cgi(int cgi_out, int sock)
 	for (char *l = strtok_r(head, "\r\n", &save); l != NULL;
 	     l = strtok_r(NULL, "\r\n", &save)) {
 		if (strncasecmp(l, "Status:", 7) == 0)
-			status = atoi(l + 7);
+			status = (int)strtol(l + 7, NULL, 10);
 		else if (o + strlen(l) + 2 < sizeof out - 128)
 			o += (size_t)snprintf(out + o, sizeof out - o, "%s\r\n",
 					      l);
@@ -503,6 +503,19 @@ void broker_serve_one(const struct broker_ctx *x, int fd)
 			    ? "push"
 			    : "fetch",
 			NULL, "refused", msg);
+		return;
+	}
+	/* git skips a hook it cannot run, and the hook is all that limits a
+	 * push: no runnable hook, no push. */
+	char hook[BROKER_PATH_MAX + 16];
+	(void)snprintf(hook, sizeof hook, "%s/pre-receive", x->hooks);
+	if ((svc == SVC_ADVERTISE_PUSH || svc == SVC_RECEIVE) &&
+	    access(hook, X_OK) != 0) {
+		reply(fd, 403,
+		      "agentsafe: pushes are off: the broker's hook "
+		      "cannot run");
+		log_git(c, "push", r->name, "error",
+			"pre-receive hook not runnable");
 		return;
 	}
 	if (svc == SVC_ADVERTISE_FETCH && c->upstream != NULL) {

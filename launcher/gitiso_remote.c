@@ -28,14 +28,24 @@ int gitiso_set_origin(struct gitiso_repo *r, const char *url,
 	if (git_libgit2_init() < 0)
 		return -EIO;
 	int was = gitiso_owner_check_off();
-	if (git_repository_open_ext(&c, r->clone_path,
-				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0 ||
-	    git_remote_create_with_fetchspec(
-		&remote, c, "origin", url,
-		"+refs/heads/*:refs/remotes/origin/*") != 0)
+	git_remote_create_options ro;
+	/* No insteadOf lookup: a host url.*.insteadOf has no business here,
+	 * and its lookup leaks in libgit2 1.5 with pcre2. */
+	if (git_remote_create_options_init(
+		&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION) != 0 ||
+	    git_repository_open_ext(&c, r->clone_path,
+				    GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) != 0)
+		goto out;
+	ro.repository = c;
+	ro.name = "origin";
+	ro.fetchspec = "+refs/heads/*:refs/remotes/origin/*";
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF;
+	if (git_remote_create_with_opts(&remote, url, &ro) != 0)
 		goto out;
 	/* The host's copy of the upstream's branches (the broker fetches
-	 * them there) become upstream/... inside. */
+	 * them there) is a second remote, "upstream", on the same URL: one
+	 * fetchspec each, since adding one to a remote goes through a config
+	 * regex that leaks in libgit2 1.5 with pcre2. */
 	if (upstream != NULL) {
 		spec = gitiso_asprintf("+refs/remotes/%s/*:refs/remotes/"
 				       "upstream/*",
@@ -44,7 +54,11 @@ int gitiso_set_origin(struct gitiso_repo *r, const char *url,
 			rc = -ENOMEM;
 			goto out;
 		}
-		if (git_remote_add_fetch(c, "origin", spec) != 0)
+		git_remote_free(remote);
+		remote = NULL;
+		ro.name = "upstream";
+		ro.fetchspec = spec;
+		if (git_remote_create_with_opts(&remote, url, &ro) != 0)
 			goto out;
 	}
 	rc = 0;

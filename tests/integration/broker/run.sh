@@ -63,13 +63,14 @@ URL=http://git.agentsafe.internal/proj
 
 # the agent's clone, origin = the broker (as the launcher sets it)
 git clone -q "$URL" "$W/agent" || fail "clone through the broker"
-git -C "$W/agent" config --add remote.origin.fetch '+refs/remotes/origin/*:refs/remotes/upstream/*'
+git -C "$W/agent" remote add upstream "$URL"
+git -C "$W/agent" config remote.upstream.fetch '+refs/remotes/origin/*:refs/remotes/upstream/*'
 ok "clone through the proxy and the broker"
 
 # an upstream commit after the start: the agent's fetch sees it
 echo two >>"$W/seed/f"; git -C "$W/seed" commit -qam two; git -C "$W/seed" push -q origin main
 UP=$(git -C "$W/seed" rev-parse main)
-git -C "$W/agent" fetch -q origin || fail "fetch"
+git -C "$W/agent" fetch -q upstream || fail "fetch"
 [ "$(git -C "$W/agent" rev-parse upstream/main)" = "$UP" ] || fail "upstream commit not seen"
 ok "fetch sees the upstream commit made after the start"
 
@@ -122,6 +123,16 @@ git push -q origin "HEAD:refs/heads/agentsafe/$ID" || fail "push to the session 
 [ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID")" = "$(git rev-parse HEAD)" ] ||
   fail "the session branch did not land"
 ok "force and delete of the session's own pushed ref; then the session branch"
+
+# a hook git cannot run would let every push through: no hook, no push
+chmod -x "$W/state/git/hooks/pre-receive"
+if git push origin "HEAD:refs/heads/agentsafe/$ID/z" >"$W/out" 2>&1; then
+  fail "push accepted while the hook could not run"
+fi
+grep -q "pushes are off" "$W/out" || fail "no reason given: $(cat "$W/out")"
+chmod +x "$W/state/git/hooks/pre-receive"
+git -C "$W/host/proj" rev-parse -q --verify "agentsafe/$ID/z" >/dev/null && fail "z landed"
+ok "no runnable hook: pushes refused"
 
 # the host: main, feature, tags untouched
 [ "$(git -C "$W/host/proj" rev-parse main)" = "$MAIN0" ] || fail "host main moved"
