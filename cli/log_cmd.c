@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "log_int.h"
 #include "logread.h"
+#include "session.h"
 
 static const char log_usage[] =
     "usage: agentsafe log [FILE...] [options]\n"
@@ -249,6 +250,28 @@ static void print_git_fields(FILE *out, const struct logrec *r)
 		(void)fputs(names[i], out);
 		logread_fputs_escaped(vals[i], out);
 	}
+}
+
+/* --session: one line back to the review branch, whose provenance note
+ * (refs/notes/agentsafe) sums this log up. On stderr: stdout stays the
+ * records. */
+static void review_link(const char *id)
+{
+	struct session_record r;
+	if (session_record_load(id, &r) != 0)
+		return;
+	for (size_t i = 0; i < r.nrepos; i++) {
+		const struct session_repo *p = &r.repos[i];
+		if (!p->fetched || p->branch == NULL || p->host == NULL)
+			continue;
+		(void)fputs("agentsafe log: review branch: git -C ", stderr);
+		logread_fputs_escaped(p->host, stderr);
+		(void)fputs(" log --notes=agentsafe ", stderr);
+		logread_fputs_escaped(p->branch, stderr);
+		(void)fputc('\n', stderr);
+		break;
+	}
+	session_record_free(&r);
 }
 
 static void print_human_line(FILE *out, const struct logrec *r, bool color,
@@ -918,6 +941,8 @@ int cli_log_main(int argc, char **argv)
 		}
 	} else {
 		rc = log_read_all(&lf, &o, color);
+		if (o.session != NULL && !o.json)
+			review_link(o.session);
 	}
 	log_files_free(&lf);
 	return rc;

@@ -373,6 +373,12 @@ assert "log: agentsafe log --session " + sid in note
 print("ok   agentsafe/%s carries the provenance note with egress.log's counts" % sid)
 PY
 	{ cat "$W/note" >&2; fail "the provenance note does not match egress.log"; }
+# ... and `agentsafe log --session` points back at it.
+env -u XDG_STATE_HOME HOME="$W/home" "$BIN/agentsafe" log --session "$SESSION_ID" --no-pager \
+	>/dev/null 2>"$W/loglink" || true
+grep -qF "log --notes=agentsafe agentsafe/$SESSION_ID" "$W/loglink" ||
+	fail "agentsafe log --session does not link the review branch: $(cat "$W/loglink")"
+echo "ok   agentsafe log --session links back to the review branch"
 changed=$(python3 "$HERE/git_manifest.py" compare "$W/git-before.json" "$REPO/.git" "$SESSION_ID") ||
 	fail "the session changed the host .git: $changed"
 echo "ok   the host .git only gained the review branch ($(grep -c '"' "$W/git-before.json") paths compared)"
