@@ -298,13 +298,16 @@ static void cgi_env(const struct broker_ctx *x, const struct breq *q,
 	E("REMOTE_USER=agentsafe-%s", x->cfg->session_id);
 	E("REMOTE_ADDR=127.0.0.1");
 	E("GIT_CONFIG_NOSYSTEM=1");
-	E("GIT_CONFIG_COUNT=3");
+	E("GIT_CONFIG_COUNT=4");
 	E("GIT_CONFIG_KEY_0=http.receivepack");
 	E("GIT_CONFIG_VALUE_0=true");
 	E("GIT_CONFIG_KEY_1=core.hooksPath");
 	E("GIT_CONFIG_VALUE_1=%s", x->hooks);
 	E("GIT_CONFIG_KEY_2=receive.advertisePushOptions");
 	E("GIT_CONFIG_VALUE_2=false");
+	/* The agent's objects land in the user's repo: check them first. */
+	E("GIT_CONFIG_KEY_3=receive.fsckObjects");
+	E("GIT_CONFIG_VALUE_3=true");
 	E("AGENTSAFE_GIT_REPORT=%s", report);
 	if (q->cenc[0] != '\0')
 		E("HTTP_CONTENT_ENCODING=%s", q->cenc);
@@ -322,8 +325,8 @@ static pid_t start_cgi(const struct broker_ctx *x, const struct breq *q,
 		       const struct broker_repo *r, const char *info,
 		       const char *report, int in, int out)
 {
-	static char env[24][BROKER_ENV_MAX];
-	char *envp[25];
+	static char env[32][BROKER_ENV_MAX];
+	char *envp[33];
 	char gitdir[BROKER_PATH_MAX];
 	(void)snprintf(gitdir, sizeof gitdir, "%s", r->gitdir);
 	size_t n = strlen(gitdir);
