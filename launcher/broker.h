@@ -14,6 +14,7 @@
 #ifndef AGENTSAFE_BROKER_H
 #define AGENTSAFE_BROKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -32,6 +33,7 @@ struct broker_config {
 	const char *session_id;
 	const char *dir;      /* private state dir: socket, hooks, refs made */
 	const char *upstream; /* remote to fetch before serving; NULL: none */
+	bool push_upstream;   /* pushes the agent made go on to upstream */
 	const struct broker_repo *repos;
 	size_t nrepos;
 	struct egress_log *log; /* records go here (shared descriptor) */
@@ -58,6 +60,7 @@ struct broker_note_in {
 	const char *session_id, *agent, *image, *image_id, *policy_path;
 	const char *log_path;
 	const char *selfcheck_start, *selfcheck_end; /* RFC 3339 */
+	long *upstream_errors; /* out when not NULL: failed push_upstream */
 };
 /* A new string the caller frees, or NULL when out of memory. */
 char *broker_note_text(const struct broker_note_in *in);

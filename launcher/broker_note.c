@@ -36,6 +36,7 @@ struct tally {
 	struct reason_tally reasons[NOTE_MAX_REASONS];
 	size_t nreasons;
 	long long pushes, refused_pushes, fetches;
+	long long up_ok, up_failed; /* --push-upstream */
 };
 
 static void add_host(struct tally *t, const struct logrec *r)
@@ -95,8 +96,15 @@ static void tally_record(struct tally *t, const struct logrec *r)
 		else
 			t->refused_pushes++;
 	} else if (strcmp(r->event, "git") == 0 && r->op != NULL &&
-		   strcmp(r->op, "fetch") == 0)
+		   strcmp(r->op, "fetch") == 0) {
 		t->fetches++;
+	} else if (strcmp(r->event, "git") == 0 && r->op != NULL &&
+		   strcmp(r->op, "push_upstream") == 0) {
+		if (r->result != NULL && strcmp(r->result, "ok") == 0)
+			t->up_ok++;
+		else
+			t->up_failed++;
+	}
 }
 
 static int tally_log(const struct broker_note_in *in, struct tally *t)
@@ -169,6 +177,9 @@ static void put_counts(FILE *f, const struct tally *t)
 				t->reasons[i].n);
 	fprintf(f, "git: %lld fetches, %lld refs pushed, %lld refused\n",
 		t->fetches, t->pushes, t->refused_pushes);
+	if (t->up_ok + t->up_failed > 0)
+		fprintf(f, "pushed upstream: %lld refs, %lld failed\n",
+			t->up_ok, t->up_failed);
 }
 
 char *broker_note_text(const struct broker_note_in *in)
@@ -193,6 +204,8 @@ char *broker_note_text(const struct broker_note_in *in)
 		in->policy_path ? in->policy_path : "?", hex);
 	if (counted)
 		put_counts(f, t);
+	if (in->upstream_errors != NULL)
+		*in->upstream_errors = (long)t->up_failed;
 	else
 		fprintf(f, "egress.log %s unreadable: no counts\n",
 			in->log_path);

@@ -441,6 +441,53 @@ static void log_push(const struct broker_config *c, const char *repo,
 		log_git(c, "push", repo, "error", "no ref reached the hook");
 }
 
+/* --push-upstream: each ref the push really moved (post-receive's
+ * "updated" lines; deletes left alone) goes on to the real remote, pushed
+ * from the host repo as the user with their credentials, never forced. */
+static void forward_pushes(const struct broker_config *c,
+			   const struct broker_repo *r, const char *report)
+{
+	FILE *f = fopen(report, "r");
+	char line[1024], old[80], nw[80], ref[600], spec[1300], msg[700];
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "updated %79s %79s %599s", old, nw, ref) !=
+			3 ||
+		    strspn(nw, "0") == strlen(nw))
+			continue;
+		(void)snprintf(spec, sizeof spec, "%s:%s", ref, ref);
+		int st = -1;
+		pid_t k = fork();
+		if (k == 0) {
+			(void)setenv("GIT_TERMINAL_PROMPT", "0", 1);
+			(void)unsetenv("GIT_DIR");
+			(void)unsetenv("GIT_WORK_TREE");
+			execlp("git", "git", "-C", r->workdir, "push",
+			       "--quiet", "--", c->upstream, spec,
+			       (char *)NULL);
+			_exit(127);
+		}
+		if (k > 0 && waitpid(k, &st, 0) == k && WIFEXITED(st))
+			st = WEXITSTATUS(st);
+		struct egress_record rec;
+		egress_record_init(&rec);
+		(void)snprintf(msg, sizeof msg, "git push %s %s: exit %d",
+			       c->upstream, ref, st);
+		rec.event = "git";
+		rec.host = BROKER_HOST;
+		rec.op = "push_upstream";
+		rec.repo = r->name;
+		rec.ref = ref;
+		rec.old_id = old;
+		rec.new_id = nw;
+		rec.result = st == 0 ? "ok" : "error";
+		rec.message = msg;
+		if (c->log != NULL)
+			(void)egress_log_write(c->log, &rec);
+	}
+	if (f != NULL)
+		(void)fclose(f);
+}
+
 /* Runs the CGI with the body pump; returns the HTTP status. */
 static int run_backend(const struct broker_ctx *x, const struct breq *q,
 		       const struct broker_repo *r, const char *info,
@@ -535,6 +582,8 @@ void broker_serve_one(const struct broker_ctx *x, int fd)
 	    run_backend(x, &q, r, strchr(q.path + 1, '/') + 1, report, fd);
 	if (svc == SVC_RECEIVE) {
 		log_push(c, r->name, report);
+		if (c->push_upstream && c->upstream != NULL)
+			forward_pushes(c, r, report);
 		(void)unlink(report);
 	} else if (svc == SVC_ADVERTISE_FETCH || status != 200) {
 		(void)snprintf(msg, sizeof msg, "HTTP %d", status);

@@ -31,6 +31,7 @@ int step_broker_up(struct sess *s, char *err, size_t errlen)
 	    .session_id = s->id,
 	    .dir = dir,
 	    .upstream = s->cfg->upstream,
+	    .push_upstream = s->cfg->push_upstream,
 	    .repos = repos,
 	    .nrepos = s->nrepos,
 	    .log = s->log,
@@ -101,7 +102,17 @@ void step_broker_note(struct sess *s)
 		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
 	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
 	};
+	long failed = 0;
+	in.upstream_errors = &failed;
 	char *note = broker_note_text(&in);
+	if (failed > 0) {
+		/* Reported at the end, not swallowed (the exit code does not
+		 * say it yet: the commits themselves are back). */
+		launch_alert("--push-upstream: %ld push(es) to %s failed (see "
+			     "agentsafe log --session %s --host %s)",
+			     failed, s->cfg->upstream ? s->cfg->upstream : "?",
+			     s->id, BROKER_HOST);
+	}
 	for (size_t i = 0; note != NULL && i < s->nrepos; i++)
 		(void)gitiso_set_note(s->repos[i], note);
 	free(note);

@@ -269,6 +269,7 @@ enum {
 	O_NO_VERIFY,
 	O_KEEP,
 	O_NO_REPO,
+	O_PUSH_UPSTREAM,
 	O_VERBOSE,
 	O_TIMINGS,
 	O_HELP,
@@ -503,6 +504,7 @@ static const struct option long_opts[] = {
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
     {"no-repo", no_argument, NULL, O_NO_REPO},
+    {"push-upstream", no_argument, NULL, O_PUSH_UPSTREAM},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"timings", no_argument, NULL, O_TIMINGS},
     {"help", no_argument, NULL, O_HELP},
@@ -574,6 +576,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 			break;
 		case O_NO_REPO:
 			c->no_repo = true;
+			break;
+		case O_PUSH_UPSTREAM:
+			c->push_upstream = true;
 			break;
 		case 'v':
 		case O_VERBOSE:
@@ -893,6 +898,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->timings = true;
 	if (over->no_repo)
 		base->no_repo = true;
+	if (over->push_upstream)
+		base->push_upstream = true;
 	if (over->verbose)
 		base->verbose = true;
 	if (over->ssh_port != 0) {
@@ -1050,6 +1057,11 @@ void lcfg_usage(FILE *f)
 	    "                       credentials; inside, `git fetch "
 	    "upstream`\n"
 	    "                       brings its branches as upstream/*\n"
+	    "  --push-upstream      with --upstream: each ref the agent "
+	    "pushes\n"
+	    "                       (agentsafe/<id>...) is pushed on to "
+	    "REMOTE\n"
+	    "                       from the host repo, with your credentials\n"
 	    "  --probe-allow HOST[:PORT]  must be reachable through the proxy\n"
 	    "                       (repeatable; default port 443)\n"
 	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy "

@@ -53,8 +53,9 @@ struct lcfg {
 	uint16_t ssh_port; /* long-lived mode's sshd; 0: none */
 	char ssh_addr[16]; /* where it is published; "": 127.0.0.1 */
 	bool build, detach, no_verify, keep;
-	bool no_repo; /* --no-repo: no repo is fine (flag only) */
-	bool verbose; /* -v: the image build's every line (flag only) */
+	bool no_repo;	    /* --no-repo: no repo is fine (flag only) */
+	bool push_upstream; /* --push-upstream (flag only) */
+	bool verbose;	    /* -v: the image build's every line (flag only) */
 	bool timings; /* --timings: print each phase's ms (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */
 	char **command; /* after `--`; points into argv; NULL-terminated */

@@ -5,6 +5,7 @@
  * closes. Or: broker_driver --note SESSION_ID EGRESS_LOG POLICY prints the
  * provenance note (launcher/broker_note.c). */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,11 @@ int main(int argc, char **argv)
 		*e1 = *e2 = '\0';
 		repos[n++] = (struct broker_repo){a, e2 + 1, e1 + 1};
 	}
+	/* UPSTREAM+push: --push-upstream too */
+	char *plus = strstr(argv[4], "+push");
+	bool push = plus != NULL;
+	if (plus != NULL)
+		*plus = '\0';
 	if (egress_log_open(argv[3], argv[2], &log, err, sizeof err) != 0) {
 		fprintf(stderr, "%s\n", err);
 		return 1;
@@ -56,6 +62,7 @@ int main(int argc, char **argv)
 	    .session_id = argv[2],
 	    .dir = argv[1],
 	    .upstream = strcmp(argv[4], "-") == 0 ? NULL : argv[4],
+	    .push_upstream = push,
 	    .repos = repos,
 	    .nrepos = n,
 	    .log = log,

@@ -44,7 +44,7 @@ git -C "$W/host/proj" update-ref "refs/heads/agentsafe/$ID/human" "$HUMAN"
 
 # the broker and the proxy
 mkdir -p "$W/state"
-coproc DRV_CO { exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin \
+coproc DRV_CO { exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin+push \
   "proj=$W/host/proj=$W/host/proj/.git"; }
 DRVPID=$DRV_CO_PID
 read -r line <&"${DRV_CO[0]}"
@@ -80,7 +80,9 @@ echo agent >g; git add g; git commit -qm agent
 TIP=$(git rev-parse HEAD)
 git push -q origin "HEAD:refs/heads/agentsafe/$ID/x" || fail "push to own branch"
 [ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID/x")" = "$TIP" ] || fail "push did not land"
-ok "push to agentsafe/$ID/x lands on the host"
+[ "$(git -C "$W/upstream.git" rev-parse "agentsafe/$ID/x")" = "$TIP" ] ||
+  fail "--push-upstream: the upstream did not get agentsafe/$ID/x"
+ok "push to agentsafe/$ID/x lands on the host, and (--push-upstream) on the upstream"
 
 refused() { # what, git args...
   local what=$1; shift
@@ -138,9 +140,16 @@ ok "no runnable hook: pushes refused"
 [ "$(git -C "$W/host/proj" rev-parse main)" = "$MAIN0" ] || fail "host main moved"
 git -C "$W/host/proj" rev-parse -q --verify feature >/dev/null || fail "feature deleted"
 [ -z "$(git -C "$W/host/proj" tag)" ] || fail "a tag landed on the host"
-git -C "$W/upstream.git" rev-parse -q --verify "refs/heads/agentsafe/$ID" >/dev/null &&
-  fail "the upstream got a branch"
-ok "host refs untouched"
+# the upstream: only what the agent pushed for review, nothing else
+[ "$(git -C "$W/upstream.git" for-each-ref --format='%(refname)' | sort | tr '\n' ' ')" = \
+  "refs/heads/agentsafe/$ID/x refs/heads/main " ] ||
+  fail "upstream refs: $(git -C "$W/upstream.git" for-each-ref)"
+[ "$(git -C "$W/upstream.git" rev-parse main)" = "$UP" ] || fail "upstream main moved"
+[ -z "$(git -C "$W/upstream.git" tag)" ] || fail "a tag reached the upstream"
+# (the force over x and the delete of x are not passed on: never forced,
+# no deletes; so agentsafe/$ID could not be created beside x up there)
+[ "$(git -C "$W/upstream.git" rev-parse "agentsafe/$ID/x")" = "$TIP" ] || fail "upstream x was forced"
+ok "host refs untouched; the upstream got only agentsafe/$ID/x, never forced"
 
 # egress.log: git records
 python3 - "$W/egress.log" "$ID" <<'PY' || fail "egress.log git records"
@@ -152,6 +161,8 @@ def has(**kw):
     return any(all(r.get(k) == v for k, v in kw.items()) for r in git)
 assert all(r["session"] == sid for r in git)
 assert has(op="upstream_fetch", repo="proj", result="ok"), "upstream fetch"
+assert has(op="push_upstream", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "push upstream"
+assert has(op="push_upstream", ref=f"refs/heads/agentsafe/{sid}", result="error"), "push upstream refused"
 assert has(op="fetch", repo="proj", result="ok"), "fetch"
 assert has(op="push", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "push ok"
 assert has(op="push", ref="refs/heads/main", result="refused"), "main refused"
