@@ -115,6 +115,17 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -x "$http_proxy" "$URL/HEAD")
 code=$(curl -s -o /dev/null -w '%{http_code}' -x "$http_proxy" -p "https://git.agentsafe.internal/" || true)
 [ "$code" != 200 ] || fail "CONNECT to the broker name was tunnelled"
 ok "dumb protocol and CONNECT refused"
+# a proxy without --git-broker refuses the name, and never resolves it
+"$BIN/agentsafe-proxy" --policy "$W/policy.yaml" --listen 127.0.0.1:0 \
+  --log "$W/egress2.log" --session "$ID" 2>"$W/proxy2.err" &
+PROXY2=$!
+for _ in $(seq 100); do grep -q 'listening on' "$W/proxy2.err" && break; sleep 0.05; done
+PORT2=$(sed -n 's/.*listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$W/proxy2.err" | head -1)
+code=$(curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$PORT2" "$URL/info/refs?service=git-upload-pack")
+kill "$PROXY2"
+[ "$code" = 403 ] || fail "no broker: answered $code"
+grep -q '"reason":"not_allowed".*no git broker' "$W/egress2.log" || fail "no broker: $(cat "$W/egress2.log")"
+ok "without a broker the name is refused (not_allowed), never resolved"
 
 # force over (and delete of) a ref this session's push created: allowed
 git push -q -f origin "HEAD:refs/heads/agentsafe/$ID/x" || fail "force over own ref"
