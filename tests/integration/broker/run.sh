@@ -137,6 +137,13 @@ git push -q origin "HEAD:refs/heads/agentsafe/$ID" || fail "push to the session 
   fail "the session branch did not land"
 ok "force and delete of the session's own pushed ref; then the session branch"
 
+# a push larger than git's post buffer goes chunked through the proxy
+head -c 3000000 /dev/urandom >big; git add big; git commit -qm big
+git push -q origin "HEAD:refs/heads/agentsafe/$ID" >"$W/out" 2>&1 || fail "chunked push: $(cat "$W/out"; cat "$W/state/git/broker.log")"
+[ "$(git -C "$W/host/proj" rev-parse "agentsafe/$ID")" = "$(git rev-parse HEAD)" ] ||
+  fail "the chunked push did not land"
+ok "a 3 MB (chunked) push lands"
+
 # a hook git cannot run would let every push through: no hook, no push
 chmod -x "$W/state/git/hooks/pre-receive"
 if git push origin "HEAD:refs/heads/agentsafe/$ID/z" >"$W/out" 2>&1; then
