@@ -108,7 +108,8 @@ void gitiso_free(struct gitiso_repo *r);
 /* gitiso_remote.c (the git broker): the host's .git directory (the one
  * the broker serves), and the clone's remote `origin` set to url, with
  * a second remote `upstream` on the same url fetching the host's
- * refs/remotes/<upstream>/... as upstream/... when upstream is not NULL. Call before gitiso_chown. */
+ * refs/remotes/<upstream>/... as upstream/... when upstream is not NULL. Call
+ * before gitiso_chown. */
 const char *gitiso_host_gitdir(const struct gitiso_repo *r);
 /* The note gitiso_finish has written on the branch tip (copied). */
 int gitiso_set_note(struct gitiso_repo *r, const char *note);
