@@ -34,6 +34,7 @@ struct broker_config {
 	const char *dir;      /* private state dir: socket, hooks, refs made */
 	const char *upstream; /* remote to fetch before serving; NULL: none */
 	bool push_upstream;   /* pushes the agent made go on to upstream */
+	bool pr; /* and a new branch there gets a draft pull request */
 	const struct broker_repo *repos;
 	size_t nrepos;
 	struct egress_log *log; /* records go here (shared descriptor) */

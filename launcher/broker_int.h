@@ -24,6 +24,11 @@ struct broker_ctx {
 /* Serves one request on fd (in a forked child), then returns. */
 void broker_serve_one(const struct broker_ctx *x, int fd);
 
+/* broker_pr.c: a draft pull request for ref (pushed upstream already);
+ * one egress.log record (op "pr") either way. */
+void broker_open_pr(const struct broker_config *c, const struct broker_repo *r,
+		    const char *ref);
+
 /* Whether name is a repo segment a request may name: exactly one of the
  * session's repos; anything else (another name, "..", an empty or
  * percent-encoded one) is NULL. */

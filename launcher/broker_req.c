@@ -483,6 +483,8 @@ static void forward_pushes(const struct broker_config *c,
 		rec.message = msg;
 		if (c->log != NULL)
 			(void)egress_log_write(c->log, &rec);
+		if (st == 0 && c->pr && strspn(old, "0") == strlen(old))
+			broker_open_pr(c, r, ref);
 	}
 	if (f != NULL)
 		(void)fclose(f);

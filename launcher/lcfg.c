@@ -270,6 +270,7 @@ enum {
 	O_KEEP,
 	O_NO_REPO,
 	O_PUSH_UPSTREAM,
+	O_PR,
 	O_VERBOSE,
 	O_TIMINGS,
 	O_HELP,
@@ -505,6 +506,7 @@ static const struct option long_opts[] = {
     {"keep", no_argument, NULL, O_KEEP},
     {"no-repo", no_argument, NULL, O_NO_REPO},
     {"push-upstream", no_argument, NULL, O_PUSH_UPSTREAM},
+    {"pr", no_argument, NULL, O_PR},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"timings", no_argument, NULL, O_TIMINGS},
     {"help", no_argument, NULL, O_HELP},
@@ -579,6 +581,9 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 			break;
 		case O_PUSH_UPSTREAM:
 			c->push_upstream = true;
+			break;
+		case O_PR:
+			c->pr = true;
 			break;
 		case 'v':
 		case O_VERBOSE:
@@ -900,6 +905,8 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_repo = true;
 	if (over->push_upstream)
 		base->push_upstream = true;
+	if (over->pr)
+		base->pr = true;
 	if (over->verbose)
 		base->verbose = true;
 	if (over->ssh_port != 0) {
@@ -1062,6 +1069,13 @@ void lcfg_usage(FILE *f)
 	    "                       (agentsafe/<id>...) is pushed on to "
 	    "REMOTE\n"
 	    "                       from the host repo, with your credentials\n"
+	    "  --pr                 with --push-upstream: a draft GitHub pull\n"
+	    "                       request for each new branch pushed on, "
+	    "with\n"
+	    "                       the host's token ($AGENTSAFE_GITHUB_TOKEN, "
+	    "else\n"
+	    "                       `gh auth token`; API: "
+	    "$AGENTSAFE_GITHUB_API)\n"
 	    "  --probe-allow HOST[:PORT]  must be reachable through the proxy\n"
 	    "                       (repeatable; default port 443)\n"
 	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy "

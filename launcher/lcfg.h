@@ -55,6 +55,7 @@ struct lcfg {
 	bool build, detach, no_verify, keep;
 	bool no_repo;	    /* --no-repo: no repo is fine (flag only) */
 	bool push_upstream; /* --push-upstream (flag only) */
+	bool pr;	    /* --pr: draft pull requests (flag only) */
 	bool verbose;	    /* -v: the image build's every line (flag only) */
 	bool timings; /* --timings: print each phase's ms (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */

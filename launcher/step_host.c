@@ -175,10 +175,10 @@ int step_repos_check(const struct lcfg *c, char *err, size_t errlen)
 {
 	char cwd[PATH_MAX];
 	const char *list[LCFG_MAX_LIST];
-	if (c->push_upstream && c->upstream == NULL) {
+	if ((c->push_upstream || c->pr) && c->upstream == NULL) {
 		launch_snprintf(err, errlen,
-				"--push-upstream needs --upstream REMOTE (the "
-				"remote to push to)");
+				"--push-upstream and --pr need --upstream "
+				"REMOTE (the remote to push to)");
 		return -EINVAL;
 	}
 	if (c->no_repo || repo_list(c, list, cwd, sizeof cwd) > 0)

@@ -49,9 +49,9 @@ int main(int argc, char **argv)
 		*e1 = *e2 = '\0';
 		repos[n++] = (struct broker_repo){a, e2 + 1, e1 + 1};
 	}
-	/* UPSTREAM+push: --push-upstream too */
-	char *plus = strstr(argv[4], "+push");
-	bool push = plus != NULL;
+	/* UPSTREAM+push: --push-upstream too; UPSTREAM+pr: and --pr */
+	char *plus = strchr(argv[4], '+');
+	bool push = plus != NULL, pr = plus != NULL && strcmp(plus, "+pr") == 0;
 	if (plus != NULL)
 		*plus = '\0';
 	if (egress_log_open(argv[3], argv[2], &log, err, sizeof err) != 0) {
@@ -63,6 +63,7 @@ int main(int argc, char **argv)
 	    .dir = argv[1],
 	    .upstream = strcmp(argv[4], "-") == 0 ? NULL : argv[4],
 	    .push_upstream = push,
+	    .pr = pr,
 	    .repos = repos,
 	    .nrepos = n,
 	    .log = log,

@@ -18,6 +18,7 @@ MSG="agentsafe: pushes go to agentsafe/$ID/…; main is the human's"
 cleanup() {
   [ -z "${PROXY:-}" ] || kill "$PROXY" 2>/dev/null || true
   [ -z "${DRVPID:-}" ] || kill "$DRVPID" 2>/dev/null || true
+  [ -z "${APIPID:-}" ] || kill "$APIPID" 2>/dev/null || true
   rm -rf "$W"
 }
 trap cleanup EXIT
@@ -42,9 +43,15 @@ MAIN0=$(git -C "$W/host/proj" rev-parse main)
 HUMAN=$(git -C "$W/host/proj" commit-tree -p main -m human 'main^{tree}')
 git -C "$W/host/proj" update-ref "refs/heads/agentsafe/$ID/human" "$HUMAN"
 
-# the broker and the proxy
+# a fake GitHub API (--pr), the broker and the proxy
+HERE=$(cd "$(dirname "$0")" && pwd)
+coproc API_CO { exec python3 "$HERE/fake_github.py" "$W/api.log"; }
+APIPID=$API_CO_PID
+read -r APIPORT <&"${API_CO[0]}"
+TOKEN=ghs-host-only-$$-$RANDOM
 mkdir -p "$W/state"
-coproc DRV_CO { exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin+push \
+coproc DRV_CO { AGENTSAFE_GITHUB_API=http://127.0.0.1:$APIPORT AGENTSAFE_GITHUB_TOKEN=$TOKEN \
+  exec "$DRV" "$W/state/git" "$ID" "$W/egress.log" origin+pr \
   "proj=$W/host/proj=$W/host/proj/.git"; }
 DRVPID=$DRV_CO_PID
 read -r line <&"${DRV_CO[0]}"
@@ -83,6 +90,19 @@ git push -q origin "HEAD:refs/heads/agentsafe/$ID/x" || fail "push to own branch
 [ "$(git -C "$W/upstream.git" rev-parse "agentsafe/$ID/x")" = "$TIP" ] ||
   fail "--push-upstream: the upstream did not get agentsafe/$ID/x"
 ok "push to agentsafe/$ID/x lands on the host, and (--push-upstream) on the upstream"
+python3 - "$W/api.log" "$TOKEN" "$ID" <<'PY' || fail "--pr: $(cat "$W/api.log")"
+import json, sys
+reqs = [json.loads(l) for l in open(sys.argv[1])]
+token, sid = sys.argv[2], sys.argv[3]
+posts = [r for r in reqs if r["method"] == "POST" and r["path"].endswith("/pulls")]
+assert len(posts) == 1, posts
+p = posts[0]
+assert p["auth"] == "Bearer " + token, p["auth"]
+assert p["body"]["draft"] is True and p["body"]["head"] == f"agentsafe/{sid}/x", p
+assert p["body"]["base"] == "main", p
+PY
+! grep -rqF "$TOKEN" "$W/agent" "$W/egress.log" || fail "the host token reached the agent's side or the log"
+ok "--pr: one draft pull request, with the host's token, which the agent's side never sees"
 
 refused() { # what, git args...
   local what=$1; shift
@@ -180,6 +200,7 @@ def has(**kw):
 assert all(r["session"] == sid for r in git)
 assert has(op="upstream_fetch", repo="proj", result="ok"), "upstream fetch"
 assert has(op="push_upstream", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "push upstream"
+assert has(op="pr", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "pr"
 assert has(op="push_upstream", ref=f"refs/heads/agentsafe/{sid}", result="error"), "push upstream refused"
 assert has(op="fetch", repo="proj", result="ok"), "fetch"
 assert has(op="push", ref=f"refs/heads/agentsafe/{sid}/x", result="ok"), "push ok"
