@@ -17,7 +17,7 @@
 
 #include "egress_log.h"
 
-#define PR_OUT_MAX (256u * 1024)
+#define PR_OUT_MAX ((size_t)256 * 1024)
 
 /* stdout of a command run as the user (their environment), trimmed. */
 static int capture(const char *const argv[], char *out, size_t len)
@@ -62,7 +62,7 @@ static int owner_repo(const char *url, char *out, size_t len)
 	while (n > 0 && u[n - 1] == '/')
 		u[--n] = '\0';
 	if (n > 4 && strcmp(u + n - 4, ".git") == 0)
-		u[n -= 4] = '\0';
+		u[n - 4] = '\0';
 	char *last = strrchr(u, '/');
 	if (last == NULL)
 		return -1;
