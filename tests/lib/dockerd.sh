@@ -10,7 +10,10 @@ dockerd_up() {
 	docker info >/dev/null 2>&1 && return 0
 	local log=${DOCKERD_LOG:-/tmp/agentsafe-test-dockerd.log}
 	echo "starting dockerd (log: $log)"
-	dockerd >"$log" 2>&1 &
+	# Not with the caller's descriptors: under `flock LOCK cmd` the lock's
+	# descriptor (3 and up) would live on in dockerd, and a test killed
+	# before its trap ran would leave the lock held for good.
+	dockerd >"$log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	DOCKERD_STARTED_PID=$!
 	for _ in $(seq 1 60); do
 		docker info >/dev/null 2>&1 && return 0
