@@ -204,11 +204,11 @@ char *broker_note_text(const struct broker_note_in *in)
 		in->policy_path ? in->policy_path : "?", hex);
 	if (counted)
 		put_counts(f, t);
-	if (in->upstream_errors != NULL)
-		*in->upstream_errors = (long)t->up_failed;
 	else
 		fprintf(f, "egress.log %s unreadable: no counts\n",
 			in->log_path);
+	if (in->upstream_errors != NULL)
+		*in->upstream_errors = (long)t->up_failed;
 	fprintf(f, "log: agentsafe log --session %s\n", in->session_id);
 	free(t);
 	if (fclose(f) != 0) {

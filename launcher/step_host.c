@@ -139,8 +139,8 @@ void step_repos_down(struct sess *s)
 {
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
-	step_broker_note(s);
 	bool files = launch_files_on();
+	step_broker_note(s); /* reads egress.log, the user's file */
 	sweep_repos(s->repos, s->nrepos, s->cfg->keep, s->asuser, &s->tally);
 	launch_files_off(files);
 	s->nrepos = 0;
