@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "log_int.h"
 #include "logread.h"
+#include "session.h"
 
 static const char log_usage[] =
     "usage: agentsafe log [FILE...] [options]\n"
@@ -259,6 +260,41 @@ static void row_end(struct row *r)
 	free(r->buf);
 }
 
+/* The git broker's records: which repo and ref, from which id to which. */
+static void print_git_fields(FILE *out, const struct logrec *r)
+{
+	const char *const names[] = {" repo=", " ref=", " old=", " new="};
+	const char *const vals[] = {r->repo, r->ref, r->old, r->new};
+	for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+		if (vals[i] == NULL)
+			continue;
+		(void)fputs(names[i], out);
+		logread_fputs_escaped(vals[i], out);
+	}
+}
+
+/* --session: one line back to the review branch, whose provenance note
+ * (refs/notes/agentsafe) sums this log up. On stderr: stdout stays the
+ * records. */
+static void review_link(const char *id)
+{
+	struct session_record r;
+	if (session_record_load(id, &r) != 0)
+		return;
+	for (size_t i = 0; i < r.nrepos; i++) {
+		const struct session_repo *p = &r.repos[i];
+		if (!p->fetched || p->branch == NULL || p->host == NULL)
+			continue;
+		(void)fputs("agentsafe log: review branch: git -C ", stderr);
+		logread_fputs_escaped(p->host, stderr);
+		(void)fputs(" log --notes=agentsafe ", stderr);
+		logread_fputs_escaped(p->branch, stderr);
+		(void)fputc('\n', stderr);
+		break;
+	}
+	session_record_free(&r);
+}
+
 static void print_human_line(FILE *out, const struct logrec *r, bool color,
 			     const struct layout *l)
 {
@@ -286,12 +322,14 @@ static void print_human_line(FILE *out, const struct logrec *r, bool color,
 	fprintf(out, "  %s%-5s%s  ", on, r->event, off);
 	put_col(out,
 		r->method ? r->method
+		: r->op	  ? r->op
 			  : (strcmp(r->event, "drop") == 0 ? "FW" : "-"),
 		7, l);
 	(void)fputc(' ', out);
 	put_col(out, target, l->target, l);
 	(void)fputc(' ', out);
-	put_col(out, r->reason, 20, l);
+	put_col(out, r->reason ? r->reason : r->result, 20, l);
+	print_git_fields(out, r);
 	if (strcmp(r->event, "close") == 0) {
 		char up[32], down[32];
 		human_bytes(r->bytes_up, up, sizeof up);
@@ -956,6 +994,8 @@ int cli_log_main(int argc, char **argv)
 		}
 	} else {
 		rc = log_read_all(&lf, &o, color);
+		if (o.session != NULL && !o.json)
+			review_link(o.session);
 	}
 	log_files_free(&lf);
 	return rc;

@@ -313,7 +313,9 @@ static size_t line_need(const struct egress_log *log,
 	    ts,	       log->session, r->id,    r->event,   r->client,
 	    r->method, r->host,	     r->sni,   r->ip,	   r->rule,
 	    r->reason, r->proto,     r->dst,   r->message, r->origin,
-	    r->step,   r->decision,  r->scope, r->path,	   r->credential};
+	    r->step,   r->decision,  r->scope, r->path,	   r->credential,
+	    r->op,     r->repo,	     r->ref,   r->old_id,  r->new_id,
+	    r->result};
 	/* braces, newline, the nine numbers, would_deny */
 	size_t need = 8 + 9 * 48 + 24;
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -444,6 +446,12 @@ int egress_log_write(struct egress_log *log, const struct egress_record *r)
 		put_key(&l, "would_deny");
 		put(&l, "true", 4);
 	}
+	field_str(&l, "op", r->op);
+	field_str(&l, "repo", r->repo);
+	field_str(&l, "ref", r->ref);
+	field_str(&l, "old", r->old_id);
+	field_str(&l, "new", r->new_id);
+	field_str(&l, "result", r->result);
 	l.p[l.n++] = '}';
 	l.p[l.n++] = '\n';
 	pthread_mutex_lock(&log->lock);

@@ -15,7 +15,7 @@ struct egress_log; /* thread-safe; opaque */
 struct egress_record {
 	const char *id;	    /* shared by a tunnel's open and close */
 	const char *event;  /* open | close | deny | error | drop | approval |
-			       warning | request */
+			       warning | request | git */
 	const char *client; /* addr:port of the requester */
 	const char *method;
 	const char *host;
@@ -48,6 +48,13 @@ struct egress_record {
 	int status;		/* HTTP status answered; 0: absent */
 	const char *credential; /* name of an injected credential, never
 				   its value */
+	/* git records (the session's git broker) */
+	const char *op;	    /* fetch | push | upstream_fetch */
+	const char *repo;   /* the repo name in the URL */
+	const char *ref;    /* push: the ref updated or refused */
+	const char *old_id; /* push: the ref's id before ("old") */
+	const char *new_id; /* push: the id pushed ("new") */
+	const char *result; /* ok | refused | not_created | declined | error */
 };
 
 /* Initialise a record with every field absent. */

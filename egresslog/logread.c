@@ -36,14 +36,16 @@ static const struct field fields[] = {
     S(reason),	   S(proto),	S(dst),	       S(message),     I(port),
     I(dport),	   I(bytes_up), I(bytes_down), I(duration_ms), I(count),
     S(origin),	   S(step),	S(decision),   S(scope),       I(uid),
-    B(would_deny), S(path),	S(credential), I(status),
+    B(would_deny), S(path),	S(credential), I(status),      S(op),
+    S(repo),	   S(ref),	S(old),	       S(new),	       S(result),
 };
 #undef S
 #undef I
 #undef B
 
-static const char *const events[] = {"open", "close",	 "deny",    "error",
-				     "drop", "approval", "warning", "request"};
+static const char *const events[] = {"open",	"close",   "deny",
+				     "error",	"drop",	   "approval",
+				     "warning", "request", "git"};
 
 int logread_open(struct logread *r, const char *path, bool follow, char *err,
 		 size_t errlen)

@@ -26,6 +26,8 @@ struct logrec {
 	/* approval records: asked | answered | timeout | reloaded, and the
 	 * answer (allow | deny), its scope (once | session | always) */
 	const char *step, *decision, *scope;
+	/* git records (the broker): op, repo, ref, old and new ids, result */
+	const char *op, *repo, *ref, *old, *new, *result;
 	int64_t ts_ms;	 /* parsed ts, milliseconds since the epoch */
 	int reason_code; /* enum egress_reason of `reason`; -1 when absent or
 			    not a code of this version */

@@ -57,10 +57,12 @@ static int become(uid_t uid, gid_t gid)
 }
 
 /* Splits a request into its six strings; NULL when malformed. */
-static int parse_request(char *buf, size_t len, const char *v[6])
+#define ASUSER_NFIELDS 7 /* struct gitiso_fetch, the note last */
+
+static int parse_request(char *buf, size_t len, const char *v[ASUSER_NFIELDS])
 {
 	size_t off = 0;
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < ASUSER_NFIELDS; i++) {
 		char *nul =
 		    off < len ? memchr(buf + off, '\0', len - off) : NULL;
 		if (nul == NULL)
@@ -88,7 +90,7 @@ static void serve(int fd, uid_t uid, gid_t gid)
 	drop = become(uid, gid);
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);
-		const char *v[6];
+		const char *v[ASUSER_NFIELDS];
 		if (n <= 0)
 			break;
 		memset(&rep, 0, sizeof rep);
@@ -102,8 +104,8 @@ static void serve(int fd, uid_t uid, gid_t gid)
 			errbuf_set(rep.err, sizeof rep.err,
 				   "malformed fetch request");
 		} else {
-			struct gitiso_fetch f = {v[0], v[1], v[2],
-						 v[3], v[4], v[5]};
+			struct gitiso_fetch f = {v[0], v[1], v[2], v[3],
+						 v[4], v[5], v[6]};
 			rep.rc =
 			    gitiso_fetch_branch(&f, rep.err, sizeof rep.err);
 		}
@@ -181,12 +183,14 @@ static int via_helper(struct asuser *h, const struct gitiso_fetch *f, char *err,
 		      size_t errlen)
 {
 	static char buf[ASUSER_MSG];
-	const char *v[6] = {f->host_workdir, f->host_gitdir,  f->clone_path,
-			    f->branch_ref,   f->branch_short, f->tip};
+	const char *v[ASUSER_NFIELDS] = {f->host_workdir,	f->host_gitdir,
+					 f->clone_path,		f->branch_ref,
+					 f->branch_short,	f->tip,
+					 f->note ? f->note : ""};
 	struct reply rep;
 	size_t off = 0;
 
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < ASUSER_NFIELDS; i++) {
 		size_t l = strlen(v[i]) + 1;
 		if (off + l > sizeof buf) {
 			errbuf_set(err, errlen, "fetch request too long");

@@ -247,6 +247,7 @@ void gitiso_free(struct gitiso_repo *r)
 	free(r->branch_short);
 	free(r->alternates);
 	free(r->prepare_summary);
+	free(r->note);
 	for (size_t i = 0; i < r->nro; i++)
 		free(r->ro[i]);
 	if (r->libgit2_up)

@@ -84,6 +84,10 @@ struct gitiso_fetch {
 	const char *host_workdir, *host_gitdir, *clone_path;
 	const char *branch_ref, *branch_short;
 	const char *tip; /* 40 hex digits: the commit the branch gets */
+	/* NULL or "": none; else written as the tip's note under
+	 * refs/notes/agentsafe (replacing one there) once the branch is in
+	 * the host repo (added: the provenance note, broker_note.c). */
+	const char *note;
 };
 /* Performs f in this process: fetch the branch from the clone into the
  * host repo and create it there without force. Returns 0, -EEXIST (the
@@ -100,5 +104,16 @@ void gitiso_set_fetcher(struct gitiso_repo *r, gitiso_fetch_fn fn, void *arg);
  * and whether they are now in the host repo. */
 size_t gitiso_commits(const struct gitiso_repo *r, int *fetched);
 void gitiso_free(struct gitiso_repo *r);
+
+/* gitiso_remote.c (the git broker): the host's .git directory (the one
+ * the broker serves), and the clone's remote `origin` set to url, with
+ * a second remote `upstream` on the same url fetching the host's
+ * refs/remotes/<upstream>/... as upstream/... when upstream is not NULL. Call
+ * before gitiso_chown. */
+const char *gitiso_host_gitdir(const struct gitiso_repo *r);
+/* The note gitiso_finish has written on the branch tip (copied). */
+int gitiso_set_note(struct gitiso_repo *r, const char *note);
+int gitiso_set_origin(struct gitiso_repo *r, const char *url,
+		      const char *upstream, char *err, size_t errlen);
 
 #endif

@@ -346,9 +346,11 @@ static void scan_clone(const struct gitiso_repo *r, git_repository *c,
 }
 
 /* Reopens the host repository, which must still be the one prepared from,
- * and refuses to touch an existing session branch there. */
-static int open_host(const struct gitiso_fetch *f, git_repository **out,
-		     char *err, size_t errlen)
+ * and refuses to touch an existing session branch there; 1 when that
+ * branch is already at the tip (the agent pushed it through the git
+ * broker): nothing left to do. */
+static int open_host(const struct gitiso_fetch *f, const git_oid *tip,
+		     git_repository **out, char *err, size_t errlen)
 {
 	git_repository *host = NULL;
 	git_reference *ref = NULL;
@@ -361,7 +363,11 @@ static int open_host(const struct gitiso_fetch *f, git_repository **out,
 			   "gitiso: cannot reopen host repository %s: %s",
 			   f->host_workdir, gitiso_git_msg());
 		rc = -EIO;
-	} else if (git_reference_lookup(&ref, host, f->branch_ref) == 0) {
+	} else if (git_reference_lookup(&ref, host, f->branch_ref) == 0 &&
+		   git_reference_target(ref) != NULL &&
+		   git_oid_equal(git_reference_target(ref), tip)) {
+		rc = 1;
+	} else if (ref != NULL) {
 		errbuf_set(err, errlen,
 			   "gitiso: host repository %s already has branch %s; "
 			   "not overwritten",
@@ -435,8 +441,12 @@ int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 			   f->tip);
 		goto out;
 	}
-	rc = open_host(f, &host, err, errlen);
-	if (rc != 0)
+	rc = open_host(f, &tip, &host, err, errlen);
+	if (rc == 1) /* already pushed there: fetched */
+		rc = 0;
+	if (rc == 0 && host == NULL)
+		(void)gitiso_write_note(f, &tip, err, errlen);
+	if (rc != 0 || host == NULL)
 		goto out;
 	rc = -EIO;
 	if (git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION) != 0 ||
@@ -468,6 +478,10 @@ int gitiso_fetch_branch(const struct gitiso_fetch *f, char *err, size_t errlen)
 		goto out;
 	}
 	rc = create_branch(f, host, &tip, err, errlen);
+	/* The branch is in: a note that cannot be written is not a lost
+	 * fetch (err says so, the session's summary does not). */
+	if (rc == 0)
+		(void)gitiso_write_note(f, &tip, err, errlen);
 out:
 	git_remote_free(remote);
 	free(spec);
@@ -498,7 +512,8 @@ static int fetch_into_host(const struct gitiso_repo *r,
 	char tip[GIT_OID_HEXSZ + 1];
 	struct gitiso_fetch f = {r->host_workdir, r->host_gitdir,
 				 r->clone_path,	  r->branch_ref,
-				 r->branch_short, tip};
+				 r->branch_short, tip,
+				 r->note};
 
 	git_oid_tostr(tip, sizeof(tip), &fs->tip);
 	if (r->fetcher != NULL)

@@ -39,6 +39,7 @@ struct gitiso_repo {
 	size_t commits;		 /* after finish: new on the branch */
 	bool fetched;		 /* after finish: they are in the host repo */
 	gitiso_fetch_fn fetcher; /* NULL: gitiso_fetch_branch */
+	char *note;		 /* provenance note for the tip; NULL: none */
 	void *fetcher_arg;
 };
 
@@ -50,6 +51,10 @@ __attribute__((format(printf, 1, 2))) char *gitiso_asprintf(const char *fmt,
 /* Entries git status would show (tracked changes and untracked files; not
  * ignored ones), or -1 when status itself fails. */
 long gitiso_count_status(git_repository *repo);
+/* gitiso_remote.c: writes f->note (when set) on tip in the host repo
+ * under refs/notes/agentsafe; 0 or -EIO with a sentence in err. */
+int gitiso_write_note(const struct gitiso_fetch *f, const git_oid *tip,
+		      char *err, size_t errlen);
 /* Turns libgit2's owner validation off and returns the previous setting,
  * to restore with GIT_OPT_SET_OWNER_VALIDATION (why: see gitiso.c). */
 int gitiso_owner_check_off(void);

@@ -47,8 +47,10 @@ struct sess {
 	struct session_ca *sca; /* TLS inspection (session_ca.c), or NULL */
 	struct egress_log *log;
 	struct fence_nflog *nflog;
-	pid_t fwd_pid; /* the loopback relay of published ports */
-	int fwd_ctl;   /* its target, once the container has an address */
+	pid_t fwd_pid;		/* the loopback relay of published ports */
+	pid_t broker_pid;	/* the git broker (broker.h); 0: none */
+	char broker_sock[4300]; /* its socket, for the proxy; "": none */
+	int fwd_ctl; /* its target, once the container has an address */
 	bool caps_kept;
 	struct gitiso_repo *repos[LCFG_MAX_LIST];
 	size_t nrepos;

@@ -30,9 +30,10 @@ void lcfg_free(struct lcfg *c)
 {
 	if (c == NULL)
 		return;
-	char **s[] = {&c->target, &c->config_file,   &c->agent,	    &c->image,
-		      &c->policy, &c->container_dir, &c->ca_bundle, &c->gpu,
-		      &c->name,	  &c->hosts,	     &c->dns};
+	char **s[] = {&c->target,    &c->config_file, &c->agent,
+		      &c->image,     &c->policy,      &c->container_dir,
+		      &c->ca_bundle, &c->gpu,	      &c->name,
+		      &c->hosts,     &c->dns,	      &c->upstream};
 	for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
 		free(*s[i]);
 		*s[i] = NULL;
@@ -262,12 +263,15 @@ enum {
 	O_NAME,
 	O_HOSTS,
 	O_DNS,
+	O_UPSTREAM,
 	O_PROBE_ALLOW,
 	O_PROBE_DENY,
 	O_NO_VERIFY,
 	O_KEEP,
 	O_ASK,
 	O_NO_REPO,
+	O_PUSH_UPSTREAM,
+	O_PR,
 	O_VERBOSE,
 	O_TIMINGS,
 	O_LEARN,
@@ -312,6 +316,26 @@ static int check_name(const char *v, const char *where, char *err,
 			 "%sname '%.80s': 2-64 characters, a letter or digit "
 			 "first, then letters, digits, '_', '.' or '-' (a "
 			 "Docker container name)",
+			 where, v);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --upstream: a remote's name as git allows it, nothing that could read
+ * as an option or a path. */
+static int check_remote(const char *v, const char *where, char *err,
+			size_t errlen)
+{
+	size_t n = strlen(v);
+	bool ok = n >= 1 && n <= 64 && is_alnum(v[0]);
+	for (size_t i = 1; ok && i < n; i++)
+		ok =
+		    is_alnum(v[i]) || v[i] == '_' || v[i] == '.' || v[i] == '-';
+	if (!ok || strstr(v, "..") != NULL) {
+		snprintf(err, errlen,
+			 "%supstream '%.80s': the name of a git remote of "
+			 "the host repo (letters, digits, '_', '.', '-')",
 			 where, v);
 		return -EINVAL;
 	}
@@ -432,6 +456,10 @@ static int apply_opt(struct lcfg *c, int o, const char *v, const char *where,
 		return set_str(&c->hosts, v);
 	case O_DNS:
 		return set_str(&c->dns, v);
+	case O_UPSTREAM:
+		if ((rc = check_remote(v, where, err, errlen)) != 0)
+			return rc;
+		return set_str(&c->upstream, v);
 	case O_PROBE_ALLOW:
 		if ((rc = check_target("probe-allow", v, err, errlen)) != 0)
 			return rc;
@@ -473,12 +501,15 @@ static const struct option long_opts[] = {
     {"name", required_argument, NULL, O_NAME},
     {"hosts", required_argument, NULL, O_HOSTS},
     {"dns", required_argument, NULL, O_DNS},
+    {"upstream", required_argument, NULL, O_UPSTREAM},
     {"probe-allow", required_argument, NULL, O_PROBE_ALLOW},
     {"probe-deny", required_argument, NULL, O_PROBE_DENY},
     {"no-verify", no_argument, NULL, O_NO_VERIFY},
     {"keep", no_argument, NULL, O_KEEP},
     {"ask", no_argument, NULL, O_ASK},
     {"no-repo", no_argument, NULL, O_NO_REPO},
+    {"push-upstream", no_argument, NULL, O_PUSH_UPSTREAM},
+    {"pr", no_argument, NULL, O_PR},
     {"verbose", no_argument, NULL, O_VERBOSE},
     {"timings", no_argument, NULL, O_TIMINGS},
     {"learn", no_argument, NULL, O_LEARN},
@@ -555,6 +586,12 @@ int lcfg_parse_args(struct lcfg *c, int argc, char **argv, char *err,
 		case O_ASK:
 			c->ask = true;
 			break;
+		case O_PUSH_UPSTREAM:
+			c->push_upstream = true;
+			break;
+		case O_PR:
+			c->pr = true;
+			break;
 		case 'v':
 		case O_VERBOSE:
 			c->verbose = true;
@@ -622,6 +659,7 @@ static const struct key keys[] = {
     {"cpus", O_CPUS, false},
     {"hosts", O_HOSTS, false},
     {"dns", O_DNS, false},
+    {"upstream", O_UPSTREAM, false},
     {"repos", O_REPO, true},
     {"publish", O_PUBLISH, true},
     {"ssh", O_SSH, false},
@@ -850,6 +888,7 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 	move_str(&base->name, &over->name);
 	move_str(&base->hosts, &over->hosts);
 	move_str(&base->dns, &over->dns);
+	move_str(&base->upstream, &over->upstream);
 	if (over->memory)
 		base->memory = over->memory;
 	if (over->nano_cpus)
@@ -876,6 +915,10 @@ void lcfg_merge(struct lcfg *base, struct lcfg *over)
 		base->no_repo = true;
 	if (over->ask)
 		base->ask = true;
+	if (over->push_upstream)
+		base->push_upstream = true;
+	if (over->pr)
+		base->pr = true;
 	if (over->verbose)
 		base->verbose = true;
 	if (over->ssh_port != 0) {
@@ -919,7 +962,8 @@ static void usage_notes(FILE *f)
 	    "\n"
 	    "config.yaml keys: agent, image, policy, container_dir, "
 	    "ca_bundle,\n"
-	    "gpu, memory, cpus, hosts, dns, ssh (values); repos, publish, "
+	    "gpu, memory, cpus, hosts, dns, ssh, upstream (values); repos, "
+	    "publish, "
 	    "build_args,\n"
 	    "probe_allow, probe_deny (lists). Flags override the file.\n"
 	    "\n"
@@ -1023,7 +1067,27 @@ void lcfg_usage(FILE *f)
 	    "from\n"
 	    "                       this hosts file only\n"
 	    "  --dns ADDR[:PORT]    passed to agentsafe-proxy: use this DNS "
-	    "server\n"
+	    "server\n",
+	    f);
+	(void)fputs(
+	    "  --upstream REMOTE    before each fetch through the git broker,\n"
+	    "                       `git fetch REMOTE` in the host repo with "
+	    "your\n"
+	    "                       credentials; inside, `git fetch "
+	    "upstream`\n"
+	    "                       brings its branches as upstream/*\n"
+	    "  --push-upstream      with --upstream: each ref the agent "
+	    "pushes\n"
+	    "                       (agentsafe/<id>...) is pushed on to "
+	    "REMOTE\n"
+	    "                       from the host repo, with your credentials\n"
+	    "  --pr                 with --push-upstream: a draft GitHub pull\n"
+	    "                       request for each new branch pushed on, "
+	    "with\n"
+	    "                       the host's token ($AGENTSAFE_GITHUB_TOKEN, "
+	    "else\n"
+	    "                       `gh auth token`; API: "
+	    "$AGENTSAFE_GITHUB_API)\n"
 	    "  --probe-allow HOST[:PORT]  must be reachable through the proxy\n"
 	    "                       (repeatable; default port 443)\n"
 	    "  --probe-deny HOST[:PORT]   must get 403 from the proxy "

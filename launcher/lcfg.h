@@ -44,6 +44,7 @@ struct lcfg {
 	char *name;
 	char *hosts;
 	char *dns;
+	char *upstream;	   /* --upstream: git remote the broker fetches first */
 	int64_t memory;	   /* bytes; 0: unset */
 	int64_t nano_cpus; /* 1e9 per CPU; 0: unset */
 	struct lcfg_list repos, build_args, probe_allow, probe_deny;
@@ -54,7 +55,9 @@ struct lcfg {
 	bool build, detach, no_verify, keep;
 	bool no_repo; /* --no-repo: no repo is fine (flag only) */
 	bool ask;     /* --ask: unknown hosts wait for approval (flag only) */
-	bool verbose; /* -v: the image build's every line (flag only) */
+	bool push_upstream; /* --push-upstream (flag only) */
+	bool pr;	    /* --pr: draft pull requests (flag only) */
+	bool verbose;	    /* -v: the image build's every line (flag only) */
 	bool timings; /* --timings: print each phase's ms (command line only) */
 	bool learn;   /* --learn: learn mode (command line only) */
 	int build_set, detach_set, no_verify_set, keep_set; /* flags given */

@@ -151,7 +151,7 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	}
 	if (h->sc_rfd >= 0 && dup2(h->sc_rfd, 5) != 5)
 		_exit(126); /* never a proxy without its window's end */
-	const char *argv[32 + 2 * LCFG_MAX_LIST];
+	const char *argv[34 + 2 * LCFG_MAX_LIST];
 	size_t n = 0;
 	argv[n++] = "agentsafe-proxy";
 	argv[n++] = "--policy";
@@ -202,6 +202,10 @@ __attribute__((noreturn)) static void proxy_exec(const struct sess *s,
 	}
 	if (s->cfg->learn)
 		argv[n++] = "--learn";
+	if (s->broker_sock[0] != '\0') {
+		argv[n++] = "--git-broker";
+		argv[n++] = s->broker_sock;
+	}
 	n += session_ca_proxy_args(s, argv + n,
 				   sizeof argv / sizeof argv[0] - 1 - n);
 	session_ca_proxy_env(s);

@@ -38,6 +38,7 @@ struct step {
 static const struct step steps[] = {
     {"session", step_session_up, step_session_down},
     {"clone repos", step_repos_up, step_repos_down},
+    {"git broker", step_broker_up, step_broker_down},
     {"network", step_network_up, step_network_down},
     {"session CA", step_ca_up, step_ca_down},
     {"proxy", proxy_child_start, proxy_child_stop},

@@ -19,6 +19,12 @@ void step_session_down(struct sess *s);
 int step_repos_up(struct sess *s, char *err, size_t errlen);
 void step_repos_down(struct sess *s);
 
+/* broker_step.c: the session's git broker (broker.h) */
+int step_broker_up(struct sess *s, char *err, size_t errlen);
+void step_broker_down(struct sess *s);
+/* Before the fetch-back: the provenance note each review branch gets. */
+void step_broker_note(struct sess *s);
+
 /* step_net.c */
 int step_network_up(struct sess *s, char *err, size_t errlen);
 void step_network_down(struct sess *s);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "asuser.h"
+#include "broker.h"
 #include "egress_log.h"
 #include "fence.h"
 #include "gitiso.h"
@@ -139,6 +140,7 @@ void step_repos_down(struct sess *s)
 	/* Clones owned by the agent's uid (root launcher): reading them for
 	 * the fetch-back needs the file capabilities kept for this. */
 	bool files = launch_files_on();
+	step_broker_note(s); /* reads egress.log, the user's file */
 	sweep_repos(s->repos, s->nrepos, s->cfg->keep, s->asuser, &s->tally);
 	launch_files_off(files);
 	s->nrepos = 0;
@@ -173,6 +175,12 @@ int step_repos_check(const struct lcfg *c, char *err, size_t errlen)
 {
 	char cwd[PATH_MAX];
 	const char *list[LCFG_MAX_LIST];
+	if ((c->push_upstream || c->pr) && c->upstream == NULL) {
+		launch_snprintf(err, errlen,
+				"--push-upstream and --pr need --upstream "
+				"REMOTE (the remote to push to)");
+		return -EINVAL;
+	}
 	if (c->no_repo || repo_list(c, list, cwd, sizeof cwd) > 0)
 		return 0;
 	launch_snprintf(err, errlen,
@@ -221,6 +229,12 @@ static int repos_clone(struct sess *s, char *err, size_t errlen)
 			return rc;
 		struct gitiso_repo *r = s->repos[s->nrepos++];
 		launch_diag("%s", gitiso_prepare_summary(r));
+		char url[256];
+		launch_snprintf(url, sizeof url, "http://%s/%s", BROKER_HOST,
+				gitiso_name(r));
+		rc = gitiso_set_origin(r, url, s->cfg->upstream, err, errlen);
+		if (rc != 0)
+			return rc;
 		if (s->uid != geteuid() &&
 		    (rc = gitiso_chown(r, s->uid, s->gid, err, errlen)) != 0)
 			return rc;

@@ -622,6 +622,10 @@ static void handle_request(struct conn *c, const struct http_request *req)
 	struct policy_decision d;
 	c->pol = proxy_policy_get(c->w->srv);
 	c->limits = *policy_get_limits(c->pol);
+	if (fwd_is_broker_host(c->host)) {
+		fwd_broker_connect(c);
+		return;
+	}
 	policy_match(c->pol, raw_host, req->port, &d);
 	if (d.rule != NULL) {
 		c->rule = strdup(d.rule);

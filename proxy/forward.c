@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include <event2/buffer.h>
 
@@ -355,4 +356,45 @@ void fwd_idle_timeout(struct conn *c)
 {
 	fwd_abort(c, egress_reason_name(EGRESS_REASON_IDLE_TIMEOUT), 504,
 		  "upstream idle too long");
+}
+
+/* ---- the session's git broker (git.agentsafe.internal) ---- */
+
+bool fwd_is_broker_host(const char *host)
+{
+	return strcmp(host, FWD_BROKER_HOST) == 0;
+}
+
+/* The reserved name never reaches the resolver or the policy: a plain
+ * http:// request on port 80 goes to the broker's unix socket (the broker
+ * decides what the request may do); anything else is refused. */
+void fwd_broker_connect(struct conn *c)
+{
+	const char *path = c->w->srv->cfg.git_broker;
+	struct sockaddr_un *sun = (struct sockaddr_un *)&c->addrs[0];
+	const char *why = NULL;
+	if (c->is_connect || c->port != 80)
+		why = FWD_BROKER_HOST " is the session's git broker: use "
+				      "http://" FWD_BROKER_HOST
+				      "/REPO (plain HTTP, port 80)";
+	else if (path == NULL || path[0] != '/' ||
+		 strlen(path) >= sizeof sun->sun_path)
+		why = "this session has no git broker";
+	policy_unref(c->pol);
+	c->pol = NULL;
+	if (why != NULL) {
+		conn_refuse(c, "deny", 403,
+			    egress_reason_name(EGRESS_REASON_NOT_ALLOWED), why);
+		return;
+	}
+	free(c->rule);
+	c->rule = strdup("git broker");
+	memset(&c->addrs[0], 0, sizeof c->addrs[0]);
+	sun->sun_family = AF_UNIX;
+	memcpy(sun->sun_path, path, strlen(path) + 1);
+	c->addrlens[0] = (socklen_t)sizeof *sun;
+	c->naddrs = 1;
+	c->addr_idx = 0;
+	bufferevent_disable(c->client.bev, EV_READ);
+	conn_connect_start(c);
 }

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 	    "         [--notify-fd N] [--never-ask HOST[:PORT]]... [--learn]\n"
 	    "         [--inspect-ca FILE --inspect-key FILE] [--ca-bundle "
 	    "FILE]\n"
+	    "         [--git-broker SOCKET]\n"
 	    "\n"
 	    "The egress proxy of an AgentSafe session: CONNECT tunnels and\n"
 	    "plain-HTTP forwarding, each request decided by the policy and\n"
@@ -65,6 +66,9 @@ static void usage(FILE *f)
 	    "  --inspect-key FILE  its private key (mode 0600)\n"
 	    "  --ca-bundle FILE  extra CAs trusted for inspected upstreams\n"
 	    "                    (besides the system store)\n"
+	    "  --git-broker SOCKET  hand http://git.agentsafe.internal/\n"
+	    "                    requests to the git broker on this unix\n"
+	    "                    socket (the name is never resolved)\n"
 	    "  --version         print the version and exit\n"
 	    "  --help            this text\n"
 	    "\n"
@@ -133,103 +137,109 @@ static int selfcheck_fd(const char *arg)
 	return (int)fd;
 }
 
-int main(int argc, char **argv)
+static const struct option opts[] = {
+    {"policy", required_argument, NULL, 'p'},
+    {"listen", required_argument, NULL, 'l'},
+    {"log", required_argument, NULL, 'L'},
+    {"session", required_argument, NULL, 's'},
+    {"hosts", required_argument, NULL, 'H'},
+    {"dns", required_argument, NULL, 'd'},
+    {"workers", required_argument, NULL, 'w'},
+    {"user", required_argument, NULL, 'u'},
+    {"selfcheck-fd", required_argument, NULL, 'c'},
+    {"approval-socket", required_argument, NULL, 'A'},
+    {"ask", no_argument, NULL, 'a'},
+    {"notify-fd", required_argument, NULL, 'n'},
+    {"never-ask", required_argument, NULL, 'N'},
+    {"learn", no_argument, NULL, 'E'},
+    {"inspect-ca", required_argument, NULL, 'C'},
+    {"inspect-key", required_argument, NULL, 'K'},
+    {"ca-bundle", required_argument, NULL, 'B'},
+    {"git-broker", required_argument, NULL, 'g'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+/* The command line into cfg: -1 to go on, else the exit status (usage
+ * errors said on stderr, --help and --version printed). */
+static int parse_args(int argc, char **argv, struct proxy_config *cfg)
 {
-	static const struct option opts[] = {
-	    {"policy", required_argument, NULL, 'p'},
-	    {"listen", required_argument, NULL, 'l'},
-	    {"log", required_argument, NULL, 'L'},
-	    {"session", required_argument, NULL, 's'},
-	    {"hosts", required_argument, NULL, 'H'},
-	    {"dns", required_argument, NULL, 'd'},
-	    {"workers", required_argument, NULL, 'w'},
-	    {"user", required_argument, NULL, 'u'},
-	    {"selfcheck-fd", required_argument, NULL, 'c'},
-	    {"approval-socket", required_argument, NULL, 'A'},
-	    {"ask", no_argument, NULL, 'a'},
-	    {"notify-fd", required_argument, NULL, 'n'},
-	    {"never-ask", required_argument, NULL, 'N'},
-	    {"learn", no_argument, NULL, 'E'},
-	    {"inspect-ca", required_argument, NULL, 'C'},
-	    {"inspect-key", required_argument, NULL, 'K'},
-	    {"ca-bundle", required_argument, NULL, 'B'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
 	static const char *listen[MAX_LIST];
 	static const char *dns[MAX_LIST];
 	static const char *never_ask[MAX_LIST];
-	struct proxy_config cfg;
-	memset(&cfg, 0, sizeof cfg);
-	cfg.listen = listen;
-	cfg.dns = dns;
-	cfg.never_ask = never_ask;
-	cfg.log_path = "-";
-	cfg.session = "";
-	cfg.notify_fd = -1;
+	memset(cfg, 0, sizeof *cfg);
+	cfg->listen = listen;
+	cfg->dns = dns;
+	cfg->never_ask = never_ask;
+	cfg->log_path = "-";
+	cfg->session = "";
+	cfg->notify_fd = -1;
 
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'p':
-			cfg.policy_path = optarg;
+			cfg->policy_path = optarg;
 			break;
 		case 'l':
-			if (add_value(listen, &cfg.nlisten, "listen", optarg))
+			if (add_value(listen, &cfg->nlisten, "listen", optarg))
 				return 2;
 			break;
 		case 'L':
-			cfg.log_path = optarg;
+			cfg->log_path = optarg;
 			break;
 		case 's':
-			cfg.session = optarg;
+			cfg->session = optarg;
 			break;
 		case 'H':
-			cfg.hosts_path = optarg;
+			cfg->hosts_path = optarg;
 			break;
 		case 'd':
-			if (add_value(dns, &cfg.ndns, "dns", optarg))
+			if (add_value(dns, &cfg->ndns, "dns", optarg))
 				return 2;
 			break;
 		case 'w':
-			if (parse_workers(optarg, &cfg.workers) != 0)
+			if (parse_workers(optarg, &cfg->workers) != 0)
 				return 2;
 			break;
 		case 'u':
-			cfg.user = optarg;
+			cfg->user = optarg;
 			break;
 		case 'c':
-			cfg.selfcheck_fd = selfcheck_fd(optarg);
-			if (cfg.selfcheck_fd < 0)
+			cfg->selfcheck_fd = selfcheck_fd(optarg);
+			if (cfg->selfcheck_fd < 0)
 				return 2;
 			break;
 		case 'A':
-			cfg.approval_socket = optarg;
+			cfg->approval_socket = optarg;
 			break;
 		case 'a':
-			cfg.ask = 1;
+			cfg->ask = 1;
 			break;
 		case 'n':
-			if (parse_notify_fd(optarg, &cfg.notify_fd) != 0)
+			if (parse_notify_fd(optarg, &cfg->notify_fd) != 0)
 				return 2;
 			break;
 		case 'N':
-			if (add_value(never_ask, &cfg.nnever_ask, "never-ask",
+			if (add_value(never_ask, &cfg->nnever_ask, "never-ask",
 				      optarg))
 				return 2;
 			break;
 		case 'E':
-			cfg.learn = true;
+			cfg->learn = true;
 			break;
 		case 'C':
-			cfg.inspect_ca = optarg;
+			cfg->inspect_ca = optarg;
 			break;
 		case 'K':
-			cfg.inspect_key = optarg;
+			cfg->inspect_key = optarg;
 			break;
 		case 'B':
-			cfg.ca_bundle = optarg;
+			cfg->ca_bundle = optarg;
+			break;
+		case 'g':
+			cfg->git_broker = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -248,11 +258,21 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (cfg.policy_path == NULL) {
+	if (cfg->policy_path == NULL) {
 		fprintf(stderr, "agentsafe-proxy: --policy FILE is required\n");
 		usage(stderr);
 		return 2;
 	}
+
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct proxy_config cfg;
+	int status = parse_args(argc, argv, &cfg);
+	if (status >= 0)
+		return status;
 
 	/* Until the main thread waits for them, reload/reopen/stop signals
 	 * stay pending instead of killing a half-started proxy. */

@@ -39,6 +39,9 @@ struct proxy_config {
 	const char *inspect_ca;
 	const char *inspect_key;
 	const char *ca_bundle;
+	/* Unix socket of the session's git broker: plain-HTTP requests for
+	 * git.agentsafe.internal go there (never resolved); NULL = refused. */
+	const char *git_broker;
 };
 
 struct proxy_server;

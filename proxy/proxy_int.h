@@ -280,6 +280,13 @@ void fwd_read(struct conn_side *s);
 void fwd_write_drained(struct conn_side *s);
 void fwd_event(struct conn_side *s, short what);
 void fwd_idle_timeout(struct conn *c);
+/* The reserved name of the session's git broker: never resolved. */
+#define FWD_BROKER_HOST "git.agentsafe.internal"
+bool fwd_is_broker_host(const char *host);
+/* Sends the request (prepared by fwd_prepare, or a CONNECT, which is
+ * refused) to the broker's unix socket instead of the policy and the
+ * resolver; releases c->pol. */
+void fwd_broker_connect(struct conn *c);
 
 /* hello.c: a TLS tunnel's ClientHello (CS_HELLO), the server's first
  * record (CS_SHELLO) and a second ClientHello after a HelloRetryRequest

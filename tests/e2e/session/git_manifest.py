@@ -7,7 +7,8 @@
                                               anything changed other than
                                               what the session may add
 A session may only add its review branch (refs/heads/agentsafe/ID and its
-reflog) and the objects fetched for it, and append to reflogs. Anything
+reflog), its provenance note (refs/notes/agentsafe) and the objects fetched
+for them, and append to reflogs. Anything
 else new, changed or gone fails, new files first among them hooks/."""
 import hashlib
 import json
@@ -47,6 +48,7 @@ def allowed_new(rel, sid):
         r"objects/[0-9a-f]{2}(/[0-9a-f]{38,62})?"
         r"|objects/pack/pack-[0-9a-f]{40,64}\.(pack|idx|rev)"
         r"|(logs/)?refs/heads/agentsafe(/" + branch + ")?"
+        r"|(logs/)?refs/notes(/agentsafe)?"
         r"|FETCH_HEAD", rel) is not None
 
 

@@ -178,4 +178,12 @@ with open(os.path.join(HERE, "e2e-result.json"), "w") as fh:
 run(["git", "-C", HERE, "add", "e2e-result.json"])
 R["commit"] = run(["git", "-C", HERE, "-c", "user.name=ase2e", "-c", "user.email=ase2e@agentsafe.test",
                    "commit", "-q", "-m", "e2e probe result"])
+# 8. The git broker: origin is http://git.agentsafe.internal/<repo> through
+#    the proxy (the policy does not name it); a fetch works, the review
+#    branch can be pushed, main cannot.
+sid = run(["git", "-C", HERE, "config", "agentsafe.session"])[1]
+R["git_origin"] = run(["git", "-C", HERE, "remote", "get-url", "origin"])
+R["git_fetch"] = run(["git", "-C", HERE, "fetch", "origin"])
+R["git_push"] = run(["git", "-C", HERE, "push", "origin", "HEAD:refs/heads/agentsafe/" + sid])
+R["git_push_main"] = run(["git", "-C", HERE, "push", "origin", "HEAD:refs/heads/main"])
 print("ASE2E-RESULT " + json.dumps(R, sort_keys=True))

@@ -292,7 +292,15 @@ check(len([d for d in drops if d.get("proto") == "icmp"]) >= 1, "egress.log: dro
 check(len([d for d in drops if d.get("dst") == allowed_ip and d.get("proto") == "tcp"]) >= 1,
       "egress.log: drop record for the direct TCP to %s" % allowed_ip)
 allowed_hosts = {r.get("host") for r in recs if r.get("event") in ("open", "close")}
-check(allowed_hosts <= {"allowed.test"}, "egress.log: no other allowed traffic: %r" % allowed_hosts)
+# git.agentsafe.internal is the session's git broker (never resolved).
+check(allowed_hosts <= {"allowed.test", "git.agentsafe.internal"}, "egress.log: no other allowed traffic: %r" % allowed_hosts)
+check(res["git_origin"][1].startswith("http://git.agentsafe.internal/"), "origin is the git broker: %r" % (res["git_origin"],))
+check(res["git_fetch"][0] == 0, "git fetch origin through the broker: %r" % (res["git_fetch"],))
+check(res["git_push"][0] == 0, "git push of the review branch through the broker: %r" % (res["git_push"],))
+check(res["git_push_main"][0] != 0 and "main is the human's" in res["git_push_main"][1],
+      "git push to main refused with the message: %r" % (res["git_push_main"],))
+check(len(has(event="git", op="push", ref="refs/heads/main", result="refused")) == 1
+      and len(has(event="git", op="push", result="ok")) == 1, "egress.log: git records of the pushes")
 print("egress.log: %d records (%s)" % (len(recs), ", ".join(sorted({r["event"] for r in recs}))))
 print("%d passed, %d SKIPPED, %d failed" % (len(passed), len(skipped), len(bad)))
 sys.exit(1 if bad else 0)
@@ -334,6 +342,45 @@ echo "ok   the commit made inside is on host branch agentsafe/$SESSION_ID"
 # What the session may add to the host .git: the review branch's ref and
 # reflog, its objects; reflogs and FETCH_HEAD may grow. Everything else,
 # new files (hooks above all) included, must be as it was.
+# The review branch carries the provenance note, with egress.log's counts.
+hgit notes --ref=agentsafe show "agentsafe/$SESSION_ID" >"$W/note" ||
+	fail "agentsafe/$SESSION_ID has no note under refs/notes/agentsafe"
+STATE=$W/home/.local/state/agentsafe/sessions/$SESSION_ID
+python3 - "$W/note" "$LOG" "$STATE/session.json" "$W/home/.config/agentsafe/policy.yaml" "$SESSION_ID" <<'PY' ||
+import collections, hashlib, json, sys
+note = open(sys.argv[1]).read().splitlines()
+recs = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+sess = json.load(open(sys.argv[3]))
+digest = hashlib.sha256(open(sys.argv[4], "rb").read()).hexdigest()
+sid = sys.argv[5]
+sc = sess.get("selfcheck") or {}
+def agent_rec(r):  # the probe's records are not the agent's
+    return not (sc.get("start") and sc.get("end") and sc["start"] <= r["ts"] <= sc["end"])
+recs = [r for r in recs if agent_rec(r)]
+assert note[0] == "agentsafe session " + sid, note[0]
+assert any(l.startswith("policy: ") and l.endswith("sha256:" + digest) for l in note), "policy digest"
+assert any(l.startswith("image: ") and "sha256:" in l for l in note), "image id"
+for host in sorted({r["host"] for r in recs if r["event"] == "close"}):
+    c = [r for r in recs if r["event"] == "close" and r["host"] == host]
+    want = "  %s: %d requests, %d B up, %d B down" % (host, len(c),
+            sum(r.get("bytes_up", 0) for r in c), sum(r.get("bytes_down", 0) for r in c))
+    assert want in note, want
+deny = collections.Counter(r["reason"] for r in recs if r["event"] == "deny")
+drop = collections.Counter(r["reason"] for r in recs if r["event"] == "drop")
+assert "denied: %d" % sum(deny.values()) in note, ("denied", deny)
+assert "dropped: %d" % sum(r.get("count", 1) for r in recs if r["event"] == "drop") in note, ("dropped", drop)
+assert "git: %d fetches, 1 refs pushed, 1 refused" % sum(
+    1 for r in recs if r["event"] == "git" and r.get("op") == "fetch") in note, "git line"
+assert "log: agentsafe log --session " + sid in note
+print("ok   agentsafe/%s carries the provenance note with egress.log's counts" % sid)
+PY
+	{ cat "$W/note" >&2; fail "the provenance note does not match egress.log"; }
+# ... and `agentsafe log --session` points back at it.
+env -u XDG_STATE_HOME HOME="$W/home" "$BIN/agentsafe" log --session "$SESSION_ID" --no-pager \
+	>/dev/null 2>"$W/loglink" || true
+grep -qF "log --notes=agentsafe agentsafe/$SESSION_ID" "$W/loglink" ||
+	fail "agentsafe log --session does not link the review branch: $(cat "$W/loglink")"
+echo "ok   agentsafe log --session links back to the review branch"
 changed=$(python3 "$HERE/git_manifest.py" compare "$W/git-before.json" "$REPO/.git" "$SESSION_ID") ||
 	fail "the session changed the host .git: $changed"
 echo "ok   the host .git only gained the review branch ($(grep -c '"' "$W/git-before.json") paths compared)"

@@ -1003,6 +1003,54 @@ static void test_existing_branch_not_overwritten(void **state)
 	free(old), free(now);
 }
 
+/* The git broker's side: origin names the broker (with the upstream's
+ * branches as upstream/...), a branch the agent already pushed to the host
+ * at the tip counts as fetched, and the tip gets the provenance note. */
+static void test_origin_pushed_branch_and_note(void **state)
+{
+	char host[PATH_MAX], sum[1024], err[512] = "";
+	(void)state;
+
+	make_host(host, sizeof(host), "h", "brk", true);
+	struct gitiso_repo *r = prepare_ok(host, "bk");
+	assert_int_equal(gitiso_set_origin(r,
+					   "http://git.agentsafe.internal/brk",
+					   "up", err, sizeof(err)),
+			 0);
+	char *url = out("cd '%s' && %s git remote get-url origin",
+			gitiso_clone_path(r), g_agent_env);
+	assert_string_equal(url, "http://git.agentsafe.internal/brk");
+	char *specs =
+	    out("cd '%s' && %s git config remote.origin.fetch && "
+		"%s git config remote.upstream.fetch && "
+		"%s git remote get-url upstream",
+		gitiso_clone_path(r), g_agent_env, g_agent_env, g_agent_env);
+	assert_string_equal(specs,
+			    "+refs/heads/*:refs/remotes/origin/*\n"
+			    "+refs/remotes/up/*:refs/remotes/upstream/*\n"
+			    "http://git.agentsafe.internal/brk");
+	agent_commit(r, "a.txt", "pushed\n");
+	char *tip = out("cd '%s' && %s git rev-parse HEAD",
+			gitiso_clone_path(r), g_agent_env);
+	/* what a push through the broker leaves in the host repo */
+	assert_int_equal(run("git -C '%s' fetch -q '%s' "
+			     "agentsafe/bk:refs/heads/agentsafe/bk",
+			     host, gitiso_clone_path(r)),
+			 0);
+	assert_int_equal(gitiso_set_note(r, "agentsafe session bk\n"), 0);
+	assert_int_equal(gitiso_finish(r, sum, sizeof(sum), err, sizeof(err)),
+			 0);
+	int fetched = 0;
+	assert_int_equal(gitiso_commits(r, &fetched), 1);
+	assert_true(fetched);
+	char *note = git_out(host, "notes --ref=agentsafe show agentsafe/bk");
+	assert_string_equal(note, "agentsafe session bk");
+	char *now = git_out(host, "rev-parse agentsafe/bk");
+	assert_string_equal(now, tip);
+	gitiso_free(r);
+	free(url), free(specs), free(tip), free(note), free(now);
+}
+
 static void test_host_changes_not_carried_and_bad_ids(void **state)
 {
 	char host[PATH_MAX], sum[1024], err[512];
@@ -1044,6 +1092,8 @@ static void test_host_changes_not_carried_and_bad_ids(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_origin_pushed_branch_and_note,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_commit_inside_appears_on_host,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
