@@ -943,22 +943,52 @@ int lcfg_finish(struct lcfg *c, char *err, size_t errlen)
 	return 0;
 }
 
+/* The options of the session's mode and output, and --help/--version. */
+static void usage_modes(FILE *f)
+{
+	(void)fputs(
+	    "  --learn              learn mode: names the policy does not "
+	    "list\n"
+	    "                       are let through and recorded "
+	    "(would_deny);\n"
+	    "                       denies, private addresses and SNI "
+	    "still\n"
+	    "                       hold; the end prints `log suggest`\n"
+	    "  --no-repo            start with no repo mounted (without it, "
+	    "a\n"
+	    "                       start outside a git repo is refused)\n"
+	    "  -v, --verbose        show the image build's every line (by "
+	    "default\n"
+	    "                       one live status line; the whole output "
+	    "is in\n"
+	    "                       $XDG_STATE_HOME/agentsafe/build.log, "
+	    "shown\n"
+	    "                       on failure)\n"
+	    "  --timings            print how long each launch phase took "
+	    "(ms)\n"
+	    "  --help               this text\n"
+	    "  --version            print the version and exit\n"
+	    "\n",
+	    f);
+}
+
 /* The part of the usage after the options: what a session does. */
 static void usage_notes(FILE *f)
 {
 	(void)fputs(
-	    "Self-verification: before the command runs, a short-lived "
+	    "Self-verification: before the command runs, the agent's own "
 	    "container\n"
-	    "on the session network (same image, `sh -c` with curl and "
-	    "getent)\n"
-	    "checks that DNS does not resolve, that a direct connection to "
-	    "the\n"
-	    "gateway (and to each --probe-allow target whose address the "
-	    "--hosts\n"
-	    "file gives) is dropped, that each --probe-allow target answers\n"
-	    "CONNECT with 200 and each --probe-deny target with 403. On "
-	    "failure\n"
-	    "the session does not start.\n"
+	    "runs a probe that checks that DNS does not resolve, that a "
+	    "direct\n"
+	    "connection to the gateway (and to each --probe-allow target "
+	    "whose\n"
+	    "address the --hosts file gives) is dropped (proven by the "
+	    "fence's\n"
+	    "drop records), that each --probe-allow target answers CONNECT "
+	    "with\n"
+	    "200 and each --probe-deny target with 403 (proven by the "
+	    "proxy's\n"
+	    "records). On failure the session does not start.\n"
 	    "\n"
 	    "config.yaml keys: agent, image, policy, container_dir, "
 	    "ca_bundle,\n"
@@ -1100,29 +1130,6 @@ void lcfg_usage(FILE *f)
 	    "approve\n"
 	    "                       (as the policy's unknown: ask)\n",
 	    f);
-	(void)fputs(
-	    "  --learn              learn mode: names the policy does not "
-	    "list\n"
-	    "                       are let through and recorded "
-	    "(would_deny);\n"
-	    "                       denies, private addresses and SNI "
-	    "still\n"
-	    "                       hold; the end prints `log suggest`\n"
-	    "  --no-repo            start with no repo mounted (without it, "
-	    "a\n"
-	    "                       start outside a git repo is refused)\n"
-	    "  -v, --verbose        show the image build's every line (by "
-	    "default\n"
-	    "                       one live status line; the whole output "
-	    "is in\n"
-	    "                       $XDG_STATE_HOME/agentsafe/build.log, "
-	    "shown\n"
-	    "                       on failure)\n"
-	    "  --timings            print how long each launch phase took "
-	    "(ms)\n"
-	    "  --help               this text\n"
-	    "  --version            print the version and exit\n"
-	    "\n",
-	    f);
+	usage_modes(f);
 	usage_notes(f);
 }
