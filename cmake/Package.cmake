@@ -14,7 +14,7 @@ set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)
 set(CPACK_DEBIAN_PACKAGE_DEPENDS
-  "libc6 (>= 2.36), libevent-2.1-7, libevent-pthreads-2.1-7, libssl3, libcurl4, libnftnl11, libmnl0, libcap2, libcap2-bin, libyaml-0-2, libgit2-1.5, libjansson4, nftables, git")
+  "libc6 (>= 2.36), libevent-2.1-7, libevent-pthreads-2.1-7, libevent-openssl-2.1-7, libssl3, libcurl4, libnftnl11, libmnl0, libcap2, libcap2-bin, libyaml-0-2, libgit2-1.5, libjansson4, nftables, git")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "docker.io, man-db")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/deb/postinst)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
