@@ -58,24 +58,25 @@ unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME XDG_DATA_HOME
 mkdir -p "$HOME"
 printf 'version: 1\nallow: []\n' >"$T/policy.yaml"
 : >"$T/hosts"
-hg() { git -c user.name=human -c user.email=human@agentsafe.test "$@"; }
+hgit() { git -c safe.directory="*" "$@"; }
+hg() { hgit -c user.name=human -c user.email=human@agentsafe.test "$@"; }
 
 # An upstream bare repo and the user's clone of it (origin = the upstream).
 # $1: name; $2: "refuse" for an upstream whose pre-receive hook refuses.
 mkrepo() {
-	git init -q --bare -b main "$T/up-$1.git"
-	git init -q -b main "$T/seed-$1"
+	hgit init -q --bare -b main "$T/up-$1.git"
+	hgit init -q -b main "$T/seed-$1"
 	echo seed >"$T/seed-$1/README"
 	hg -C "$T/seed-$1" add README
 	hg -C "$T/seed-$1" commit -qm seed
-	git -C "$T/seed-$1" tag v1
-	git -C "$T/seed-$1" push -q "$T/up-$1.git" main v1
+	hgit -C "$T/seed-$1" tag v1
+	hgit -C "$T/seed-$1" push -q "$T/up-$1.git" main v1
 	if [ "${2:-}" = refuse ]; then
 		printf '#!/bin/sh\necho "upstream: read-only" >&2\nexit 1\n' \
 			>"$T/up-$1.git/hooks/pre-receive"
 		chmod 755 "$T/up-$1.git/hooks/pre-receive"
 	fi
-	git clone -q "$T/up-$1.git" "$HOME/$1"
+	hgit clone -q "$T/up-$1.git" "$HOME/$1"
 	chown -R "$UIDL:$GIDL" "$HOME" "$T/up-$1.git" "$T/seed-$1"
 }
 
@@ -126,13 +127,16 @@ S1=$!
 # The upstream moves after the session started (its clone is made): the
 # agent can only see this commit through the broker's upstream fetch.
 for _ in $(seq 1 600); do grep -q '^AGENT ready' "$T/out-proj" 2>/dev/null && break; sleep 0.2; done
-hg -C "$T/seed-proj" pull -q --no-rebase "$T/up-proj.git" main 2>/dev/null
-echo after >"$T/seed-proj/after.txt"
-hg -C "$T/seed-proj" add after.txt
-hg -C "$T/seed-proj" commit -qm "upstream after start"
-git -C "$T/seed-proj" push -q "$T/up-proj.git" main
-chown -R "$UIDL:$GIDL" "$T/up-proj.git"
-git --git-dir "$T/up-proj.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/refs-before"
+# As the user (the upstream is theirs; root-made object dirs would stop the
+# broker's push on).
+asu() { setpriv --reuid="$UIDL" --regid="$GIDL" --clear-groups "$@"; }
+asu git -C "$T/seed-proj" pull -q --no-rebase "$T/up-proj.git" main
+echo after | asu tee "$T/seed-proj/after.txt" >/dev/null
+asu git -C "$T/seed-proj" add after.txt
+asu git -C "$T/seed-proj" -c user.name=human -c user.email=human@agentsafe.test \
+	commit -qm "upstream after start"
+asu git -C "$T/seed-proj" push -q "$T/up-proj.git" main
+hgit --git-dir "$T/up-proj.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/refs-before"
 wait "$S1"
 echo "session 1: $(($(date +%s) - T1)) s"
 sed -n 's/^AGENT //p' "$T/out-proj"
@@ -152,14 +156,14 @@ grep -q '^AGENT push upstream-main refused' "$T/out-proj" && grep -q '^AGENT del
 	pass "push to main via the upstream remote and a tag delete refused" ||
 	fail "other pushes: $(grep AGENT "$T/out-proj")"
 AC=$(sed -n 's/^AGENT commit //p' "$T/out-proj")
-git --git-dir "$T/up-proj.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/refs-after"
+hgit --git-dir "$T/up-proj.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/refs-after"
 { cat "$T/refs-before"; echo "refs/heads/agentsafe/$SID $AC"; } | sort >"$T/refs-want"
 [ -n "$AC" ] && [ -n "$SID" ] && diff -u "$T/refs-want" "$T/refs-after" >"$T/refs-diff" &&
 	pass "the upstream received agentsafe/$SID at the agent's commit; every other ref unchanged" ||
 	fail "upstream refs: $(cat "$T/refs-diff")"
-[ "$(git --git-dir "$T/up-proj.git" log -1 --format=%s "agentsafe/$SID~1" 2>/dev/null)" = "upstream after start" ] &&
+[ "$(hgit --git-dir "$T/up-proj.git" log -1 --format=%s "agentsafe/$SID~1" 2>/dev/null)" = "upstream after start" ] &&
 	pass "the review branch is on top of the upstream commit" || fail "the review branch's parent"
-[ "$(git -C "$HOME/proj" rev-parse "agentsafe/$SID" 2>/dev/null)" = "$AC" ] &&
+[ "$(hgit -C "$HOME/proj" rev-parse "agentsafe/$SID" 2>/dev/null)" = "$AC" ] &&
 	pass "the host repo has agentsafe/$SID" || fail "host repo lacks agentsafe/$SID"
 LOG=$HOME/.local/state/agentsafe/sessions/$SID/egress.log
 python3 - "$LOG" "$SID" <<'PY' && pass "egress.log: upstream_fetch, push and push_upstream records, ok" ||
@@ -183,7 +187,7 @@ echo x >x && git add x && git -c user.name=agent -c user.email=agent@agentsafe.t
 git push -q origin "HEAD:refs/heads/agentsafe/$AGENTSAFE_SESSION" && echo "AGENT push review ok"
 exit 0
 SH
-git --git-dir "$T/up-ro.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/ro-before"
+hgit --git-dir "$T/up-ro.git" for-each-ref --format='%(refname) %(objectname)' | sort >"$T/ro-before"
 T2=$(date +%s)
 session ro
 echo "session 2: $(($(date +%s) - T2)) s"
@@ -196,9 +200,9 @@ grep -q '^AGENT push review ok' "$T/out-ro" && pass "session 2: the review push 
 grep -q -- "--push-upstream: 1 push(es) to origin failed" "$T/err-ro" &&
 	grep -q "exit 123 (the command's was 0)" "$T/err-ro" &&
 	pass "the failure is reported at session end" || fail "no end-of-session report: $(tail -5 "$T/err-ro")"
-git --git-dir "$T/up-ro.git" for-each-ref --format='%(refname) %(objectname)' | sort | cmp -s - "$T/ro-before" &&
+hgit --git-dir "$T/up-ro.git" for-each-ref --format='%(refname) %(objectname)' | sort | cmp -s - "$T/ro-before" &&
 	pass "the refusing upstream is unchanged" || fail "the refusing upstream changed"
-git -C "$HOME/ro" rev-parse -q --verify "agentsafe/$SID2" >/dev/null &&
+hgit -C "$HOME/ro" rev-parse -q --verify "agentsafe/$SID2" >/dev/null &&
 	pass "the commits still came back to the host repo" || fail "host repo lacks agentsafe/$SID2"
 
 echo "$fails failure(s)"
