@@ -99,6 +99,7 @@ cat >"$T/agent-proj.sh" <<'SH'
 set -u
 cd /work/proj
 echo "AGENT origin $(git remote get-url origin)"
+echo "AGENT clone-has-it $(git log --all --format=%s | grep -c 'upstream after start')"
 echo "AGENT ready"
 seen=no
 for _ in $(seq 1 80); do
@@ -145,7 +146,7 @@ SID=$(sid_of proj)
 [ "$RC" = 0 ] && pass "session 1 ran (exit 0)" || { fail "session 1: launcher exit $RC"; tail -20 "$T/err-proj"; }
 grep -q '^AGENT origin http://git.agentsafe.internal/' "$T/out-proj" &&
 	pass "origin inside is the broker" || fail "origin: $(grep 'AGENT origin' "$T/out-proj")"
-grep -q '^AGENT fetch-saw-upstream yes' "$T/out-proj" &&
+grep -q '^AGENT clone-has-it 0' "$T/out-proj" && grep -q '^AGENT fetch-saw-upstream yes' "$T/out-proj" &&
 	pass "git fetch inside saw an upstream commit made after the session started (empty allowlist)" ||
 	fail "the upstream commit was not fetched: $(head -5 "$T/out-proj")"
 grep -q '^AGENT push review ok' "$T/out-proj" && pass "push to agentsafe/$SID through the broker" ||
