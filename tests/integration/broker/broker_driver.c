@@ -38,8 +38,8 @@ int main(int argc, char **argv)
 			return 1;
 		fputs(note, stdout);
 		/* what the launcher turns into exit 123 */
-		printf("driver: upstream_errors=%ld pr_errors=%ld\n",
-		       up_errors, pr_errors);
+		printf("driver: upstream_errors=%ld pr_errors=%ld\n", up_errors,
+		       pr_errors);
 		free(note);
 		return 0;
 	}
