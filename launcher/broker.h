@@ -62,6 +62,7 @@ struct broker_note_in {
 	const char *log_path;
 	const char *selfcheck_start, *selfcheck_end; /* RFC 3339 */
 	long *upstream_errors; /* out when not NULL: failed push_upstream */
+	long *pr_errors;       /* out when not NULL: failed pr */
 };
 /* A new string the caller frees, or NULL when out of memory. */
 char *broker_note_text(const struct broker_note_in *in);

@@ -37,6 +37,7 @@ struct tally {
 	size_t nreasons;
 	long long pushes, refused_pushes, fetches;
 	long long up_ok, up_failed; /* --push-upstream */
+	long long pr_failed;	    /* --pr */
 };
 
 static void add_host(struct tally *t, const struct logrec *r)
@@ -104,6 +105,10 @@ static void tally_record(struct tally *t, const struct logrec *r)
 			t->up_ok++;
 		else
 			t->up_failed++;
+	} else if (strcmp(r->event, "git") == 0 && r->op != NULL &&
+		   strcmp(r->op, "pr") == 0 &&
+		   (r->result == NULL || strcmp(r->result, "ok") != 0)) {
+		t->pr_failed++;
 	}
 }
 
@@ -180,6 +185,8 @@ static void put_counts(FILE *f, const struct tally *t)
 	if (t->up_ok + t->up_failed > 0)
 		fprintf(f, "pushed upstream: %lld refs, %lld failed\n",
 			t->up_ok, t->up_failed);
+	if (t->pr_failed > 0)
+		fprintf(f, "draft pull requests failed: %lld\n", t->pr_failed);
 }
 
 char *broker_note_text(const struct broker_note_in *in)
@@ -209,6 +216,8 @@ char *broker_note_text(const struct broker_note_in *in)
 			in->log_path);
 	if (in->upstream_errors != NULL)
 		*in->upstream_errors = (long)t->up_failed;
+	if (in->pr_errors != NULL)
+		*in->pr_errors = (long)t->pr_failed;
 	fprintf(f, "log: agentsafe log --session %s\n", in->session_id);
 	free(t);
 	if (fclose(f) != 0) {

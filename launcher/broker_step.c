@@ -103,17 +103,22 @@ void step_broker_note(struct sess *s)
 		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
 	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
 	};
-	long failed = 0;
+	long failed = 0, pr_failed = 0;
 	in.upstream_errors = &failed;
+	in.pr_errors = &pr_failed;
 	char *note = broker_note_text(&in);
-	if (failed > 0) {
-		/* Reported at the end, not swallowed (the exit code does not
-		 * say it yet: the commits themselves are back). */
+	/* Reported at the end, not swallowed; run_command turns a count
+	 * above zero into EXIT_UPSTREAM. */
+	if (failed > 0)
 		launch_alert("--push-upstream: %ld push(es) to %s failed (see "
 			     "agentsafe log --session %s --host %s)",
 			     failed, s->cfg->upstream ? s->cfg->upstream : "?",
 			     s->id, BROKER_HOST);
-	}
+	if (pr_failed > 0)
+		launch_alert("--pr: %ld draft pull request(s) failed (see "
+			     "agentsafe log --session %s --host %s)",
+			     pr_failed, s->id, BROKER_HOST);
+	s->upstream_failed = failed + pr_failed;
 	for (size_t i = 0; note != NULL && i < s->nrepos; i++)
 		(void)gitiso_set_note(s->repos[i], note);
 	free(note);

@@ -22,6 +22,9 @@
 /* The session's commits could not be brought back into a host repo (they
  * are kept in the session clone; the highlighted line says where). */
 #define EXIT_NOT_FETCHED 124
+/* --push-upstream or --pr failed for some ref (listed at the end; the
+ * commits themselves are back in the host repo). */
+#define EXIT_UPSTREAM 123
 
 struct asuser;
 struct egress_log;
@@ -56,6 +59,7 @@ struct sess {
 	size_t nrepos;
 	struct asuser *asuser;	  /* sudo: fetches as the invoking user */
 	struct sweep_tally tally; /* what the repos step brought back */
+	long upstream_failed;	  /* failed push_upstream + pr records */
 	char started[40];	  /* RFC 3339 */
 	int exit_code;		  /* the session's, once known */
 	char codex[PATH_MAX];	  /* persistent Codex home */

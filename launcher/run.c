@@ -265,6 +265,12 @@ int run_command(struct lcfg *c)
 		if (learning && !c->detach && s.log_path[0] != '\0')
 			learn_end(&s);
 	}
+	if (s.upstream_failed > 0 && code != EXIT_LAUNCH) {
+		launch_alert("forwarding the review branch upstream failed "
+			     "(see above); exit %d (the command's was %d)",
+			     EXIT_UPSTREAM, code);
+		code = EXIT_UPSTREAM;
+	}
 	if (s.tally.not_fetched > 0) {
 		launch_alert("the session's work is NOT all back in your "
 			     "repos (see above); exit %d (the command's was "

@@ -99,6 +99,8 @@ void step_session_down(struct sess *s)
 {
 	struct session_record r;
 	char line[1024] = "";
+	if (s->upstream_failed > 0 && s->exit_code != EXIT_LAUNCH)
+		s->exit_code = EXIT_UPSTREAM; /* recorded for attach/stop */
 	if (s->tally.not_fetched > 0)
 		s->exit_code = EXIT_NOT_FETCHED;
 	launch_save_state(s, true);

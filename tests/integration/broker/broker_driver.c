@@ -3,7 +3,8 @@
  *   broker_driver DIR SESSION_ID EGRESS_LOG UPSTREAM|- NAME=WORKDIR=GITDIR...
  * Prints "ready" once the socket listens, stops the broker when stdin
  * closes. Or: broker_driver --note SESSION_ID EGRESS_LOG POLICY prints the
- * provenance note (launcher/broker_note.c). */
+ * provenance note (launcher/broker_note.c) and the failed push_upstream
+ * and pr counts the launcher's exit status comes from. */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -29,10 +30,16 @@ int main(int argc, char **argv)
 					    .image = "test-image",
 					    .policy_path = argv[4],
 					    .log_path = argv[3]};
+		long up_errors = -1, pr_errors = -1;
+		in.upstream_errors = &up_errors;
+		in.pr_errors = &pr_errors;
 		char *note = broker_note_text(&in);
 		if (note == NULL)
 			return 1;
 		fputs(note, stdout);
+		/* what the launcher turns into exit 123 */
+		printf("driver: upstream_errors=%ld pr_errors=%ld\n", up_errors,
+		       pr_errors);
 		free(note);
 		return 0;
 	}

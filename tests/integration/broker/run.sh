@@ -246,3 +246,26 @@ assert want in note.splitlines(), want
 assert re.search(r"^log: agentsafe log --session \S+$", note, re.M)
 PY
 ok "the provenance note counts hosts, bytes, denials and pushes as egress.log has them"
+
+# failed forwarding is counted (the launcher's exit 123): the refused
+# push_upstream records above; a failed pr as the broker writes it (the ok record
+# with result error) added to a copy of the log
+UPF=$(python3 -c 'import json, sys
+print(sum(1 for l in open(sys.argv[1]) for r in [json.loads(l)]
+          if r["event"] == "git" and r.get("op") == "push_upstream" and r["result"] != "ok"))' "$W/egress.log")
+{ [ "$UPF" -ge 1 ] && grep -qx "driver: upstream_errors=$UPF pr_errors=0" "$W/note"; } ||
+	fail "failed forwarding counts: $(grep '^driver:' "$W/note")"
+python3 - "$W/egress.log" >"$W/egress-prfail.log" <<'PY'
+import json, sys
+for l in open(sys.argv[1]):
+    sys.stdout.write(l)
+    r = json.loads(l)
+    if r["event"] == "git" and r.get("op") == "pr":
+        r.update(result="error", message="draft pull request o/r: HTTP 422")
+        sys.stdout.write(json.dumps(r) + "\n")
+PY
+"$DRV" --note "$ID" "$W/egress-prfail.log" "$W/policy.yaml" >"$W/note2"
+{ grep -qx "driver: upstream_errors=$UPF pr_errors=1" "$W/note2" &&
+	grep -qx "draft pull requests failed: 1" "$W/note2"; } ||
+	fail "a failed pr not counted: $(grep '^driver:\|^draft' "$W/note2")"
+ok "failed push_upstream and pr records are counted (what makes the launcher exit 123)"
