@@ -208,7 +208,8 @@ static int one_request(SSL *ssl, bool last)
 	int n = snprintf(req, sizeof req,
 			 "GET /bench HTTP/1.1\r\nHost: %s:%u\r\nUser-Agent: "
 			 "agentsafe-bench\r\nAccept: */*\r\n%s\r\n",
-			 cf->host, ntohs(cf->server.sin_port), last ? "Connection: close\r\n" : "");
+			 cf->host, ntohs(cf->server.sin_port),
+			 last ? "Connection: close\r\n" : "");
 	if (SSL_write(ssl, req, n) != n)
 		return -1;
 	int have = 0;
