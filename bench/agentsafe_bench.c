@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_https.h"
+
 #define BENCH_BUF (256 * 1024)
 
 struct bench_opts {
@@ -49,6 +51,7 @@ struct bench_opts {
 	int count;
 	int size;
 	pid_t pid;
+	struct https_cfg https; /* --mode https-ka|https-new */
 };
 
 static struct bench_opts opt;
@@ -460,6 +463,15 @@ static double proc_cpu_s(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+double bench_now_s(void)
+{
+	return now_s();
+}
+double bench_proc_cpu_s(pid_t pid)
+{
+	return proc_cpu_s(pid);
+}
+
 /* CPU seconds so far: the client (this process), the upstream, and the
  * proxy under test (--pid), so each run reports who paid for what. */
 struct cpu3 {
@@ -762,14 +774,22 @@ static int run_idle(void)
 static void usage(void)
 {
 	fputs(
-	    "usage: agentsafe-bench --mode setup|bulk|rr|idle [--proxy "
+	    "usage: agentsafe-bench --mode "
+	    "setup|bulk|rr|idle|https-ka|https-new\n"
+	    "         [--proxy "
 	    "ADDR:PORT|direct]\n"
 	    "         [--host NAME] [--echo ADDR:PORT] [--discard ADDR:PORT]\n"
 	    "         [--concurrency N] [--duration SECONDS] [--count N]\n"
 	    "         [--size BYTES] [--pid PROXY_PID] [--via ADDR:PORT]\n"
 	    "Starts its own upstream (echo + discard) on the given loopback "
 	    "ports.\n--via: direct mode through a plain TCP relay at ADDR:PORT "
-	    "(bench/sockmap).\n",
+	    "(bench/sockmap).\n"
+	    "https-ka / https-new (inspected proxies): GET requests over TLS "
+	    "to a TLS\nupstream of its own at --https ADDR:PORT (certificate "
+	    "--cert/--key, a\n--body BYTES answer); the client trusts --ca. "
+	    "https-ka: many requests per\ntunnel; https-new: one per tunnel.\n"
+	    "         [--https ADDR:PORT] [--ca FILE] [--cert FILE] [--key "
+	    "FILE] [--body N]\n",
 	    stderr);
 }
 
@@ -787,6 +807,11 @@ static int parse_args(int argc, char **argv)
 	    {"size", required_argument, 0, 's'},
 	    {"pid", required_argument, 0, 'P'},
 	    {"via", required_argument, 0, 'V'},
+	    {"https", required_argument, 0, 'S'},
+	    {"ca", required_argument, 0, 'A'},
+	    {"cert", required_argument, 0, 'R'},
+	    {"key", required_argument, 0, 'K'},
+	    {"body", required_argument, 0, 'b'},
 	    {"help", no_argument, 0, 'h'},
 	    {0, 0, 0, 0}};
 	int c;
@@ -831,6 +856,22 @@ static int parse_args(int argc, char **argv)
 				return 2;
 			opt.has_via = true;
 			break;
+		case 'S':
+			if (parse_addr(optarg, &opt.https.server) != 0)
+				return 2;
+			break;
+		case 'A':
+			opt.https.ca = optarg;
+			break;
+		case 'R':
+			opt.https.cert = optarg;
+			break;
+		case 'K':
+			opt.https.key = optarg;
+			break;
+		case 'b':
+			opt.https.body = atoi(optarg);
+			break;
 		default:
 			return c == 'h' ? 1 : 2;
 		}
@@ -838,6 +879,26 @@ static int parse_args(int argc, char **argv)
 	if (opt.concurrency < 1 || opt.duration <= 0 || opt.count < 1)
 		return 2;
 	return 0;
+}
+
+static int run_https(void)
+{
+	struct https_cfg *h = &opt.https;
+	if (h->ca == NULL || h->cert == NULL || h->key == NULL || h->body < 0 ||
+	    h->body > (1 << 24) ||
+	    (strcmp(opt.mode, "https-ka") != 0 &&
+	     strcmp(opt.mode, "https-new") != 0)) {
+		usage();
+		return 2;
+	}
+	h->keepalive = strcmp(opt.mode, "https-ka") == 0;
+	h->direct = opt.direct;
+	h->proxy = opt.proxy;
+	h->host = opt.host;
+	h->concurrency = opt.concurrency;
+	h->duration = opt.duration;
+	h->pid = opt.pid;
+	return https_run(h);
 }
 
 int main(int argc, char **argv)
@@ -851,12 +912,16 @@ int main(int argc, char **argv)
 	opt.direct = true;
 	parse_addr("127.0.0.1:19001", &opt.echo_addr);
 	parse_addr("127.0.0.1:19002", &opt.discard_addr);
+	parse_addr("127.0.0.1:19003", &opt.https.server);
+	opt.https.body = 1024;
 	int pr = parse_args(argc, argv);
 	if (pr != 0) {
 		usage();
 		return pr == 1 ? 0 : 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	if (strncmp(opt.mode, "https-", 6) == 0)
+		return run_https();
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;

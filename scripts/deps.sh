@@ -20,7 +20,7 @@ RUNTIME=(
 TEST=(
   libcmocka-dev python3
   iproute2 curl openssl openssh-client procps psmisc util-linux
-  tinyproxy squid
+  tinyproxy squid-openssl
   clang libclang-rt-14-dev clang-format clang-tidy shellcheck pyflakes3
 )
 
@@ -46,6 +46,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# squid-openssl is squid built with OpenSSL: the bench's plain CONNECT
+# baseline and its ssl-bump one (inspected mode). It conflicts with (and
+# replaces) Debian's GnuTLS `squid` package, which has no ssl-bump.
 # Baseline proxies are started by the bench on loopback only; Debian starts
 # their system services on install, which we neither need nor want.
 if [ "${1:-}" = --test ]; then
