@@ -219,11 +219,62 @@ static int cred_init(struct cred *c, const struct policy_credential *pc,
 	return make_header(c, pc);
 }
 
+/* The launcher's built-in bindings, CRED_BUILTIN_ENV = "VAR=HOST,HOST;..."
+ * (at most CRED_BUILTIN_MAX, each an env-sourced placeholder credential
+ * named after its variable): those the policy does not name itself. */
+struct builtin {
+	char name[65];
+	char hostbuf[256];
+	const char *hosts[8];
+	struct policy_credential pc;
+};
+
+static bool policy_has(const struct policy *p, const char *name)
+{
+	for (size_t i = 0; i < policy_credential_count(p); i++)
+		if (strcmp(policy_credential_at(p, i)->name, name) == 0)
+			return true;
+	return false;
+}
+
+static size_t builtins_parse(const struct policy *p, struct builtin *b)
+{
+	const char *v = getenv(CRED_BUILTIN_ENV);
+	size_t n = 0;
+	while (v != NULL && *v != '\0' && n < CRED_BUILTIN_MAX) {
+		size_t len = strcspn(v, ";");
+		const char *eq = memchr(v, '=', len);
+		struct builtin *e = &b[n];
+		memset(e, 0, sizeof *e);
+		if (eq != NULL && (size_t)(eq - v) < sizeof e->name &&
+		    len - (size_t)(eq - v) < sizeof e->hostbuf) {
+			memcpy(e->name, v, (size_t)(eq - v));
+			memcpy(e->hostbuf, eq + 1, len - (size_t)(eq - v) - 1);
+			char *save = NULL;
+			for (char *h = strtok_r(e->hostbuf, ",", &save);
+			     h != NULL && e->pc.nhosts < 8;
+			     h = strtok_r(NULL, ",", &save))
+				e->hosts[e->pc.nhosts++] = h;
+			e->pc.name = e->pc.from = e->name;
+			e->pc.source = POLICY_CRED_ENV;
+			e->pc.placeholder = true;
+			e->pc.hosts = e->hosts;
+			if (e->pc.nhosts > 0 && !policy_has(p, e->name))
+				n++;
+		}
+		v += len + (v[len] == ';');
+	}
+	return n;
+}
+
 int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
 		   size_t errlen)
 {
 	*out = NULL;
-	size_t n = policy_credential_count(p);
+	struct builtin b[CRED_BUILTIN_MAX];
+	size_t np = policy_credential_count(p);
+	size_t nb = builtins_parse(p, b);
+	size_t n = np + nb;
 	if (n == 0)
 		return 0;
 	struct cred_store *s = calloc(1, sizeof *s);
@@ -235,8 +286,10 @@ int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
 	}
 	for (size_t i = 0; i < n; i++) {
 		s->n++;
-		int rc = cred_init(&s->c[i], policy_credential_at(p, i), err,
-				   errlen);
+		int rc = cred_init(&s->c[i],
+				   i < np ? policy_credential_at(p, i)
+					  : &b[i - np].pc,
+				   err, errlen);
 		if (rc != 0) {
 			if (rc == -ENOMEM)
 				snprintf(err, errlen, "out of memory");

@@ -17,6 +17,13 @@
 /* Longest secret accepted from a source. */
 #define CRED_SECRET_MAX 16384
 
+/* The launcher's built-in bindings (ANTHROPIC_API_KEY, ...), in the
+ * proxy's environment as "VAR=HOST,HOST;VAR=HOST": each an env-sourced
+ * placeholder credential named after its variable, bound to those hosts,
+ * unless the policy names a credential of that name. */
+#define CRED_BUILTIN_ENV "AGENTSAFE_BUILTIN_CREDENTIALS"
+#define CRED_BUILTIN_MAX 4
+
 struct cred_store;
 
 /* Resolve every credential of p: env (the proxy's environment), file,
