@@ -36,6 +36,10 @@ GIT_SECRET = "ghp_gitsecretvalue0123456789"
 HDR_SECRET = "hdr-secret-from-command-91f"
 PLACEHOLDER = "agentsafe-API_TOKEN-" + "5f0c" * 8
 RANDOM = PLACEHOLDER.rsplit("-", 1)[1]
+# The launcher's built-in binding of ANTHROPIC_API_KEY, as it hands it to
+# the proxy (here bound to the api.test stand-in).
+BUILTIN_SECRET = "sk-ant-builtin-real-value-3e9a"
+BUILTIN_PH = "agentsafe-ANTHROPIC_API_KEY-" + "a1b2" * 8
 
 
 def sh(*cmd, **kw):
@@ -240,6 +244,9 @@ class Proxy:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env["AS_TEST_API_TOKEN"] = SECRET
         env["AGENTSAFE_PLACEHOLDER_API_TOKEN"] = PLACEHOLDER
+        env["ANTHROPIC_API_KEY"] = BUILTIN_SECRET
+        env["AGENTSAFE_PLACEHOLDER_ANTHROPIC_API_KEY"] = BUILTIN_PH
+        env["AGENTSAFE_BUILTIN_CREDENTIALS"] = "ANTHROPIC_API_KEY=api.test"
         self.p = subprocess.Popen(
             [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
              "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
@@ -597,6 +604,21 @@ def placeholder_elsewhere_is_misuse(P):
     assert P.stderr().count("CREDENTIAL MISUSE") >= 7
 
 
+def builtin_binding_swapped_toward_its_host_only(P):
+    n = len(SEEN)
+    code, body, _ = curl("-H", "x-api-key: " + BUILTIN_PH, "https://api.test/ok/builtin")
+    assert code == 200, (code, body)
+    got = seen_since(n)
+    assert len(got) == 1 and got[0][3]["x-api-key"] == BUILTIN_SECRET, got
+    r = only(P.new(lambda r: r["event"] == "close"), event="request")
+    assert r["credential"] == "ANTHROPIC_API_KEY", r
+    code, body, _ = curl("-H", "Authorization: Bearer " + BUILTIN_PH, "https://other.test/x")
+    assert code == 403 and "credential_misuse" in body, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "credential_misuse" and d["credential"] == "ANTHROPIC_API_KEY", d
+    assert len(seen_since(n)) == 1
+
+
 CASES = [
     curl_get_allowed_and_logged,
     path_and_method_rules,
@@ -613,6 +635,7 @@ CASES = [
     placeholder_swapped_only_toward_bound_host,
     header_injected_for_bound_hosts,
     placeholder_elsewhere_is_misuse,
+    builtin_binding_swapped_toward_its_host_only,
 ]
 
 
@@ -642,7 +665,7 @@ def main():
     # No secret in any record or message: the whole log and stderr.
     with open(P.log) as f:
         log = f.read()
-    for secret in (SECRET, GIT_SECRET, HDR_SECRET):
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET):
         if secret in log or secret in err:
             failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:
