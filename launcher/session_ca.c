@@ -264,8 +264,12 @@ void session_ca_proxy_env(const struct sess *s)
 	const struct session_ca *sca = s->sca;
 	for (size_t i = 0; sca != NULL && i < sca->nenv; i++)
 		(void)putenv((char *)sca->penv[i]);
+	/* Only the bindings made here: never one inherited from the user's
+	 * environment. */
 	if (sca != NULL && sca->benv[0] != '\0')
 		(void)putenv((char *)sca->benv);
+	else
+		(void)unsetenv(BUILTIN_CRED_ENV);
 }
 
 size_t session_ca_env(const struct sess *s, const char **env, size_t max)

@@ -191,7 +191,8 @@ static void the_policys_own_credential_wins(void **state)
 	/* The policy injects it as a header: no placeholder, no built-in. */
 	assert_null(container_env(f, "ANTHROPIC_API_KEY"));
 	assert_null(strstr(said, "ANTHROPIC_API_KEY"));
-	unsetenv(BUILTIN_CRED_ENV);
+	/* Not even one the user's environment had. */
+	setenv(BUILTIN_CRED_ENV, "ANTHROPIC_API_KEY=evil.test", 1);
 	session_ca_proxy_env(&f->s);
 	assert_null(getenv(BUILTIN_CRED_ENV));
 }
