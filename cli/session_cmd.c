@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fsutil.h"
@@ -95,7 +96,7 @@ static void print_row(const struct row *w, int64_t now)
 {
 	struct session_record r;
 	char age[16], exitc[16], commits[32], repo[96];
-	long den = -1, drop = -1, back = 0;
+	long den = -1, drop = -1, back = 0, misuse = -1;
 	bool live, any = false, behind = false;
 	if (session_record_load(w->id, &r) != 0)
 		return;
@@ -113,6 +114,9 @@ static void print_row(const struct row *w, int64_t now)
 	drop = r.drops;
 	if (live || den < 0)
 		(void)session_log_counts(r.egress_log, &den, &drop);
+	misuse = r.misuse;
+	if (live || misuse < 0)
+		misuse = session_log_misuse(r.egress_log);
 	for (size_t i = 0; i < r.nrepos; i++) {
 		if (r.repos[i].commits < 0)
 			continue;
@@ -129,9 +133,14 @@ static void print_row(const struct row *w, int64_t now)
 		snprintf(commits, sizeof commits, "-");
 	(void)logread_escape(r.nrepos > 0 ? r.repos[0].host : "-", repo,
 			     sizeof repo);
-	printf("%-12s %-5s %-8s %-7s %-8s %7ld %6ld  %s%s\n", w->id, age,
-	       r.agent[0] ? r.agent : "?", exitc, commits, den < 0 ? 0 : den,
-	       drop < 0 ? 0 : drop, repo, r.nrepos > 1 ? " (+more)" : "");
+	/* Misuse stands out: bold red on a terminal, and never 0-padded
+	 * into the other counts. */
+	bool hl = misuse > 0 && isatty(1) == 1;
+	printf("%-12s %-5s %-8s %-7s %-8s %7ld %6ld %s%6ld%s  %s%s\n", w->id,
+	       age, r.agent[0] ? r.agent : "?", exitc, commits,
+	       den < 0 ? 0 : den, drop < 0 ? 0 : drop, hl ? "\033[1;31m" : "",
+	       misuse < 0 ? 0 : misuse, hl ? "\033[0m" : "", repo,
+	       r.nrepos > 1 ? " (+more)" : "");
 	session_record_free(&r);
 }
 
@@ -141,7 +150,9 @@ static void sessions_usage(FILE *f)
 		    "List this user's sessions, newest first: id, age, agent, "
 		    "exit code\n(running, or stale when its launcher died), "
 		    "commits brought back\n(+kept: some stayed in a kept "
-		    "clone), denials, drops, repo.\n",
+		    "clone), denials, drops, credential misuse refusals\n"
+		    "(a placeholder sent toward a host it is not bound to), "
+		    "repo.\n",
 		    f);
 }
 
@@ -159,8 +170,9 @@ int cli_sessions_main(int argc, char **argv)
 	}
 	session_each(collect, &rs);
 	qsort(rs.v, rs.n, sizeof *rs.v, by_start_desc);
-	printf("%-12s %-5s %-8s %-7s %-8s %7s %6s  %s\n", "ID", "AGE", "AGENT",
-	       "EXIT", "COMMITS", "DENIALS", "DROPS", "REPO");
+	printf("%-12s %-5s %-8s %-7s %-8s %7s %6s %6s  %s\n", "ID", "AGE",
+	       "AGENT", "EXIT", "COMMITS", "DENIALS", "DROPS", "MISUSE",
+	       "REPO");
 	int64_t now = now_ms();
 	for (size_t i = 0; i < rs.n; i++)
 		print_row(&rs.v[i], now);

@@ -47,6 +47,16 @@ void launch_alert(const char *fmt, ...)
 	va_end(ap);
 }
 
+void launch_misuse_alert(const char *id, long misuse)
+{
+	if (misuse > 0)
+		launch_alert("session %s: %ld CREDENTIAL MISUSE refusal%s: the "
+			     "agent sent a credential placeholder toward a "
+			     "host it is not bound to (agentsafe log --denied "
+			     "--session %s)",
+			     id, misuse, misuse == 1 ? "" : "s", id);
+}
+
 int launch_parse_id(const char *s, unsigned long *out)
 {
 	if (s == NULL || *s < '0' || *s > '9')
@@ -265,6 +275,7 @@ void launch_save_state(const struct sess *s, bool finished)
 	    .exit_code = finished ? s->exit_code : -1,
 	    .denials = -1,
 	    .drops = -1,
+	    .misuse = -1,
 	    .binds = binds,
 	    .nbinds = nbinds,
 	    .phases = s->phases,
@@ -273,8 +284,10 @@ void launch_save_state(const struct sess *s, bool finished)
 		s->selfcheck_start[0] ? s->selfcheck_start : NULL,
 	    .selfcheck_end = s->selfcheck_end[0] ? s->selfcheck_end : NULL,
 	};
-	if (finished && s->log_path[0] != '\0')
+	if (finished && s->log_path[0] != '\0') {
 		(void)session_log_counts(s->log_path, &r.denials, &r.drops);
+		r.misuse = session_log_misuse(s->log_path);
+	}
 	char err[512];
 	/* sudo: the state dir is the user's; writing it needs the kept
 	 * DAC capability (a no-op when nothing was kept). */

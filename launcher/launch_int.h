@@ -85,6 +85,9 @@ void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, made to stand out (bold red on a terminal): work that did
  * not come back, a setting that weakens the sandbox. */
 void launch_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* At a session's end, when its egress.log has credential_misuse
+ * refusals: how many, highlighted (nothing when misuse <= 0). */
+void launch_misuse_alert(const char *id, long misuse);
 /* snprintf whose truncation is deliberate (paths are bounded by the
  * buffers the kernel accepts anyway); keeps -Wformat-truncation quiet. */
 int launch_snprintf(char *buf, size_t len, const char *fmt, ...)

@@ -60,6 +60,7 @@ static int end_verdict(const char *id, int wait_s)
 		char line[1024];
 		session_summary(&r, line, sizeof line);
 		launch_diag("%s", line);
+		launch_misuse_alert(id, r.misuse);
 		code = r.exit_code;
 		for (size_t i = 0; i < r.nrepos; i++)
 			if (r.repos[i].commits > 0 && !r.repos[i].fetched)

@@ -11,6 +11,7 @@
 
 #include <openssl/rand.h>
 
+#include "builtin_cred.h"
 #include "ca.h"
 #include "launch_int.h"
 #include "policy.h"
@@ -26,6 +27,7 @@ struct session_ca {
 	char env[SESSION_CA_ENV_MAX][200];  /* NAME=placeholder */
 	char penv[SESSION_CA_ENV_MAX][240]; /* AGENTSAFE_PLACEHOLDER_NAME=... */
 	size_t nenv;
+	char benv[64 + BUILTIN_CRED_MAX * 300]; /* BUILTIN_CRED_ENV=... */
 	const char *ca_bundle; /* --ca-bundle, also for upstreams */
 };
 
@@ -77,33 +79,76 @@ static int write_bundle(struct session_ca *sca, const struct certs_ca *ca,
 	return rc;
 }
 
+/* NAME=agentsafe-NAME-<random> for the container, and the same for the
+ * proxy as AGENTSAFE_PLACEHOLDER_NAME. */
+static int add_placeholder(struct session_ca *sca, const char *name, char *err,
+			   size_t errlen)
+{
+	if (sca->nenv == SESSION_CA_ENV_MAX) {
+		launch_snprintf(err, errlen,
+				"at most %d placeholder credentials",
+				SESSION_CA_ENV_MAX);
+		return -E2BIG;
+	}
+	unsigned char r[16];
+	char hex[33];
+	if (RAND_bytes(r, sizeof r) != 1)
+		return -EIO;
+	for (size_t k = 0; k < sizeof r; k++)
+		snprintf(hex + 2 * k, 3, "%02x", r[k]);
+	launch_snprintf(sca->env[sca->nenv], sizeof sca->env[0],
+			"%s=agentsafe-%s-%s", name, name, hex);
+	launch_snprintf(sca->penv[sca->nenv], sizeof sca->penv[0],
+			"AGENTSAFE_PLACEHOLDER_%s=agentsafe-%s-%s", name, name,
+			hex);
+	sca->nenv++;
+	return 0;
+}
+
+/* The policy's placeholder credentials, then the built-in bindings the
+ * policy's inspected hosts allow (builtin_cred.h). */
 static int make_placeholders(struct session_ca *sca, const struct policy *p,
 			     char *err, size_t errlen)
 {
-	for (size_t i = 0; i < policy_credential_count(p); i++) {
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < policy_credential_count(p); i++) {
 		const struct policy_credential *c = policy_credential_at(p, i);
-		if (!c->placeholder)
-			continue;
-		if (sca->nenv == SESSION_CA_ENV_MAX) {
-			launch_snprintf(err, errlen,
-					"at most %d placeholder credentials",
-					SESSION_CA_ENV_MAX);
-			return -E2BIG;
-		}
-		unsigned char r[16];
-		char hex[33];
-		if (RAND_bytes(r, sizeof r) != 1)
-			return -EIO;
-		for (size_t k = 0; k < sizeof r; k++)
-			snprintf(hex + 2 * k, 3, "%02x", r[k]);
-		launch_snprintf(sca->env[sca->nenv], sizeof sca->env[0],
-				"%s=agentsafe-%s-%s", c->name, c->name, hex);
-		launch_snprintf(sca->penv[sca->nenv], sizeof sca->penv[0],
-				"AGENTSAFE_PLACEHOLDER_%s=agentsafe-%s-%s",
-				c->name, c->name, hex);
-		sca->nenv++;
+		if (c->placeholder)
+			rc = add_placeholder(sca, c->name, err, errlen);
 	}
-	return 0;
+	struct builtin_bind b[BUILTIN_CRED_MAX];
+	char skipped[128];
+	size_t nb = builtin_cred_plan(p, b, skipped, sizeof skipped);
+	size_t used = (size_t)snprintf(sca->benv, sizeof sca->benv,
+				       "%s=", BUILTIN_CRED_ENV);
+	for (size_t i = 0; rc == 0 && i < nb; i++) {
+		rc = add_placeholder(sca, b[i].var, err, errlen);
+		used += (size_t)snprintf(
+		    sca->benv + used, sizeof sca->benv - used, "%s%s=%s",
+		    i > 0 ? ";" : "", b[i].var, b[i].hosts);
+	}
+	if (nb == 0)
+		sca->benv[0] = '\0';
+	return rc;
+}
+
+/* A secret of the user's environment the policy gives no inspected host:
+ * left out of the container, said once (never forwarded silently). */
+static void say_skipped(const struct policy *p)
+{
+	struct builtin_bind b[BUILTIN_CRED_MAX];
+	char skipped[128];
+	(void)builtin_cred_plan(p, b, skipped, sizeof skipped);
+	if (skipped[0] != '\0')
+		fprintf(stderr,
+			"agentsafe-launch: not passed into the sandbox: %s "
+			"(a secret never enters the container). To let the "
+			"agent use it, add `inspect: true` to the allow rule "
+			"of its host (api.anthropic.com, api.openai.com, "
+			"github.com / api.github.com): the container then "
+			"gets a placeholder the proxy swaps for the real "
+			"value toward that host only.\n",
+			skipped);
 }
 
 static int mint(struct sess *s, struct session_ca *sca, const struct policy *p,
@@ -142,6 +187,7 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 		launch_snprintf(err, errlen, "%s", perr);
 		return -EINVAL;
 	}
+	say_skipped(p);
 	const char *one;
 	if (policy_inspect_hosts(p, &one, 1) == 0 &&
 	    policy_credential_count(p) == 0) {
@@ -218,6 +264,12 @@ void session_ca_proxy_env(const struct sess *s)
 	const struct session_ca *sca = s->sca;
 	for (size_t i = 0; sca != NULL && i < sca->nenv; i++)
 		(void)putenv((char *)sca->penv[i]);
+	/* Only the bindings made here: never one inherited from the user's
+	 * environment. */
+	if (sca != NULL && sca->benv[0] != '\0')
+		(void)putenv((char *)sca->benv);
+	else
+		(void)unsetenv(BUILTIN_CRED_ENV);
 }
 
 size_t session_ca_env(const struct sess *s, const char **env, size_t max)

@@ -107,8 +107,10 @@ void step_session_down(struct sess *s)
 	sweep_tally_free(&s->tally);
 	if (s->id[0] != '\0' && session_record_load(s->id, &r) == 0) {
 		session_summary(&r, line, sizeof line);
+		long misuse = r.misuse;
 		session_record_free(&r);
 		launch_diag("%s", line);
+		launch_misuse_alert(s->id, misuse);
 	}
 	fprintf(stderr, PFX "session %s ended; egress log: %s\n", s->id,
 		s->log_path);

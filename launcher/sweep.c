@@ -195,6 +195,7 @@ void sweep_session(struct docker *d, bool caps, const char *id)
 	if (t.not_fetched > 0)
 		r.exit_code = EXIT_NOT_FETCHED;
 	(void)session_log_counts(r.egress_log, &r.denials, &r.drops);
+	r.misuse = session_log_misuse(r.egress_log);
 	char err[512];
 	(void)session_record_save(&r, err, sizeof err);
 	r.repos = own; /* the record frees its own array, t its strings */

@@ -622,6 +622,11 @@ static int response_head(struct inspect *in)
 		c->upstream.bytes += hl;
 		if (status >= 200) {
 			in->status = status;
+			/* An injected `command:` credential may have expired.
+			 */
+			if (status == 401 && in->cred != NULL)
+				(void)cred_refresh(c->w->srv->insp->creds,
+						   in->cred);
 			in->resp_started = true;
 			http_chunked_init(&in->resp_chunked);
 			return 1;

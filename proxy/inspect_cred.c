@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -25,11 +27,20 @@ struct cred {
 	char *hvalue;
 	char **hosts;
 	size_t nhosts;
+	char *command;	   /* `command:`: re-run on a 401 (cred_refresh) */
+	char *basic_user;  /* to rebuild the header after a refresh */
+	char *header_tmpl; /* ditto */
+	time_t refreshed;  /* when last re-run (CLOCK_MONOTONIC s) */
+	bool rerun;	   /* re-run at least once */
 };
 
 struct cred_store {
 	struct cred *c;
 	size_t n;
+	/* Secrets and header values change on a refresh: read and
+	 * written under this lock (names, placeholders and hosts never
+	 * change). */
+	pthread_mutex_t lock;
 };
 
 static void cred_clear(struct cred *c)
@@ -43,6 +54,9 @@ static void cred_clear(struct cred *c)
 	free(c->hname);
 	free(c->name);
 	free(c->placeholder);
+	free(c->command);
+	free(c->basic_user);
+	free(c->header_tmpl);
 	for (size_t i = 0; i < c->nhosts; i++)
 		free(c->hosts[i]);
 	free(c->hosts);
@@ -54,6 +68,7 @@ void cred_store_free(struct cred_store *s)
 		return;
 	for (size_t i = 0; i < s->n; i++)
 		cred_clear(&s->c[i]);
+	pthread_mutex_destroy(&s->lock);
 	free(s->c);
 	free(s);
 }
@@ -216,14 +231,75 @@ static int cred_init(struct cred *c, const struct policy_credential *pc,
 			return -ENOMEM;
 		c->nhosts++;
 	}
+	if (pc->source == POLICY_CRED_COMMAND) {
+		c->command = strdup(pc->from);
+		c->basic_user =
+		    pc->basic_user != NULL ? strdup(pc->basic_user) : NULL;
+		c->header_tmpl = pc->header != NULL ? strdup(pc->header) : NULL;
+		if (c->command == NULL ||
+		    (pc->basic_user != NULL && c->basic_user == NULL) ||
+		    (pc->header != NULL && c->header_tmpl == NULL))
+			return -ENOMEM;
+	}
 	return make_header(c, pc);
+}
+
+/* The launcher's built-in bindings, CRED_BUILTIN_ENV = "VAR=HOST,HOST;..."
+ * (at most CRED_BUILTIN_MAX, each an env-sourced placeholder credential
+ * named after its variable): those the policy does not name itself. */
+struct builtin {
+	char name[65];
+	char hostbuf[256];
+	const char *hosts[8];
+	struct policy_credential pc;
+};
+
+static bool policy_has(const struct policy *p, const char *name)
+{
+	for (size_t i = 0; i < policy_credential_count(p); i++)
+		if (strcmp(policy_credential_at(p, i)->name, name) == 0)
+			return true;
+	return false;
+}
+
+static size_t builtins_parse(const struct policy *p, struct builtin *b)
+{
+	const char *v = getenv(CRED_BUILTIN_ENV);
+	size_t n = 0;
+	while (v != NULL && *v != '\0' && n < CRED_BUILTIN_MAX) {
+		size_t len = strcspn(v, ";");
+		const char *eq = memchr(v, '=', len);
+		struct builtin *e = &b[n];
+		memset(e, 0, sizeof *e);
+		if (eq != NULL && (size_t)(eq - v) < sizeof e->name &&
+		    len - (size_t)(eq - v) < sizeof e->hostbuf) {
+			memcpy(e->name, v, (size_t)(eq - v));
+			memcpy(e->hostbuf, eq + 1, len - (size_t)(eq - v) - 1);
+			char *save = NULL;
+			for (char *h = strtok_r(e->hostbuf, ",", &save);
+			     h != NULL && e->pc.nhosts < 8;
+			     h = strtok_r(NULL, ",", &save))
+				e->hosts[e->pc.nhosts++] = h;
+			e->pc.name = e->pc.from = e->name;
+			e->pc.source = POLICY_CRED_ENV;
+			e->pc.placeholder = true;
+			e->pc.hosts = e->hosts;
+			if (e->pc.nhosts > 0 && !policy_has(p, e->name))
+				n++;
+		}
+		v += len + (v[len] == ';');
+	}
+	return n;
 }
 
 int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
 		   size_t errlen)
 {
 	*out = NULL;
-	size_t n = policy_credential_count(p);
+	struct builtin b[CRED_BUILTIN_MAX];
+	size_t np = policy_credential_count(p);
+	size_t nb = builtins_parse(p, b);
+	size_t n = np + nb;
 	if (n == 0)
 		return 0;
 	struct cred_store *s = calloc(1, sizeof *s);
@@ -233,10 +309,13 @@ int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
 		free(s);
 		return -ENOMEM;
 	}
+	pthread_mutex_init(&s->lock, NULL);
 	for (size_t i = 0; i < n; i++) {
 		s->n++;
-		int rc = cred_init(&s->c[i], policy_credential_at(p, i), err,
-				   errlen);
+		int rc = cred_init(&s->c[i],
+				   i < np ? policy_credential_at(p, i)
+					  : &b[i - np].pc,
+				   err, errlen);
 		if (rc != 0) {
 			if (rc == -ENOMEM)
 				snprintf(err, errlen, "out of memory");
@@ -370,6 +449,7 @@ int cred_apply(const struct cred_store *st, const char *host,
 		return 0;
 	struct sbuf b = {NULL, 0, 0, false};
 	bool changed = false;
+	pthread_mutex_lock((pthread_mutex_t *)&st->lock);
 	put(&b, q->method, q->method_len);
 	put(&b, " ", 1);
 	put_swapped(&b, st, host, q->target, q->target_len, used);
@@ -400,6 +480,7 @@ int cred_apply(const struct cred_store *st, const char *host,
 		}
 	}
 	put(&b, "\r\n", 2);
+	pthread_mutex_unlock((pthread_mutex_t *)&st->lock);
 	changed = changed || *used != NULL;
 	if (b.oom || !changed) {
 		if (b.p != NULL)
@@ -409,5 +490,91 @@ int cred_apply(const struct cred_store *st, const char *host,
 	}
 	*out = b.p;
 	*outlen = b.n;
+	return 1;
+}
+
+/* ---- refreshing ---- */
+
+#define CRED_OK_MARK "agentsafe-command-exited-0"
+
+int cred_refresh(struct cred_store *st, const char *name)
+{
+	struct cred *c = NULL;
+	for (size_t i = 0; st != NULL && i < st->n && c == NULL; i++)
+		if (strcmp(st->c[i].name, name) == 0)
+			c = &st->c[i];
+	if (c == NULL || c->command == NULL)
+		return 0;
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	pthread_mutex_lock(&st->lock);
+	bool due = !c->rerun || now.tv_sec - c->refreshed >= CRED_REFRESH_MIN_S;
+	if (due) { /* one re-run per interval */
+		c->refreshed = now.tv_sec;
+		c->rerun = true;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (!due)
+		return 0;
+	struct policy_credential pc = {.name = c->name,
+				       .source = POLICY_CRED_COMMAND,
+				       .from = c->command,
+				       .basic_user = c->basic_user,
+				       .header = c->header_tmpl};
+	/* Run outside the lock: requests keep the old value meanwhile. The
+	 * proxy ignores SIGCHLD by now (children are reaped at once, so
+	 * pclose cannot see an exit status): the command's success is a
+	 * marker line it prints only when it exited 0. */
+	size_t cl = strlen(c->command) + sizeof CRED_OK_MARK + 32;
+	char *wrapped = malloc(cl);
+	if (wrapped == NULL)
+		return -ENOMEM;
+	snprintf(wrapped, cl, "{ %s\n} && printf '\\n%s'", c->command,
+		 CRED_OK_MARK);
+	FILE *f = popen(wrapped, "re"); // NOLINT(cert-env33-c): see resolve
+	free(wrapped);
+	char *secret = f != NULL ? read_stream(f) : NULL;
+	if (f != NULL)
+		(void)pclose(f); /* status unavailable: the marker decides */
+	size_t sl = secret != NULL ? strlen(secret) : 0;
+	size_t ml = strlen("\n" CRED_OK_MARK);
+	bool ok = secret != NULL && sl > ml &&
+		  strcmp(secret + sl - ml, "\n" CRED_OK_MARK) == 0;
+	size_t bl = ok ? sl - ml : 0; /* the output, its newlines dropped */
+	while (bl > 0 && (secret[bl - 1] == '\n' || secret[bl - 1] == '\r'))
+		bl--;
+	if (secret != NULL && (!ok || bl == 0 || memchr(secret, '\n', bl) ||
+			       memchr(secret, '\r', bl))) {
+		OPENSSL_cleanse(secret, sl);
+		free(secret);
+		secret = NULL;
+	}
+	if (secret == NULL)
+		return -EIO;
+	OPENSSL_cleanse(secret + bl, sl - bl);
+	secret[bl] = '\0';
+	struct cred fresh = {.secret = secret};
+	if (make_header(&fresh, &pc) != 0) {
+		cred_clear(&fresh);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&st->lock);
+	char *old = c->secret, *oldh = c->hvalue, *oldn = c->hname;
+	c->secret = fresh.secret;
+	if (fresh.hvalue != NULL) {
+		c->hvalue = fresh.hvalue;
+		c->hname = fresh.hname;
+	} else {
+		oldh = fresh.hvalue;
+		oldn = fresh.hname;
+	}
+	pthread_mutex_unlock(&st->lock);
+	if (old != NULL)
+		OPENSSL_cleanse(old, strlen(old));
+	if (oldh != NULL)
+		OPENSSL_cleanse(oldh, strlen(oldh));
+	free(old);
+	free(oldh);
+	free(oldn);
 	return 1;
 }

@@ -17,6 +17,13 @@
 /* Longest secret accepted from a source. */
 #define CRED_SECRET_MAX 16384
 
+/* The launcher's built-in bindings (ANTHROPIC_API_KEY, ...), in the
+ * proxy's environment as "VAR=HOST,HOST;VAR=HOST": each an env-sourced
+ * placeholder credential named after its variable, bound to those hosts,
+ * unless the policy names a credential of that name. */
+#define CRED_BUILTIN_ENV "AGENTSAFE_BUILTIN_CREDENTIALS"
+#define CRED_BUILTIN_MAX 4
+
 struct cred_store;
 
 /* Resolve every credential of p: env (the proxy's environment), file,
@@ -45,5 +52,16 @@ const char *cred_misuse(const struct cred_store *s, const char *host,
 int cred_apply(const struct cred_store *s, const char *host,
 	       const struct http_request *q, char **out, size_t *outlen,
 	       const char **used);
+
+/* A `command:` credential is re-run at most once per this many seconds. */
+#define CRED_REFRESH_MIN_S 30
+
+/* The upstream answered 401 to a request carrying credential name: when
+ * it comes from a `command:` (e.g. `gh auth token`), re-run it (as the
+ * proxy's user, at most once per CRED_REFRESH_MIN_S) and use the new
+ * value from the next request on. Returns 1 when refreshed, 0 when not
+ * due or not a command, -errno when the command failed (the old value
+ * stays). Blocks the calling thread while the command runs. */
+int cred_refresh(struct cred_store *s, const char *name);
 
 #endif

@@ -155,6 +155,9 @@ static void pack_end(json_t *j, const struct session_record *r)
 		json_object_set_new(j, "denials", json_integer(r->denials));
 	if (r->drops >= 0)
 		json_object_set_new(j, "drops", json_integer(r->drops));
+	if (r->misuse >= 0)
+		json_object_set_new(j, "credential_misuse",
+				    json_integer(r->misuse));
 }
 
 /* {"name": ms, ...} in launch order (jansson keeps insertion order). */
@@ -288,6 +291,7 @@ int session_record_load(const char *id, struct session_record *r)
 	r->exit_code = int_or(j, "exit_code", -1);
 	r->denials = int_or(j, "denials", -1);
 	r->drops = int_or(j, "drops", -1);
+	r->misuse = int_or(j, "credential_misuse", -1);
 	r->doc_ = j;
 	return 0;
 }
@@ -434,6 +438,29 @@ int session_log_counts(const char *path, long *denials, long *drops)
 	return rc < 0 ? -EIO : 0;
 }
 
+long session_log_misuse(const char *path)
+{
+	struct logread lr;
+	struct logrec rec;
+	char err[256];
+	int rc;
+	long n = 0;
+
+	if (logread_open(&lr, path, false, err, sizeof err) != 0)
+		return -ENOENT;
+	lr.quiet = true;
+	memset(&rec, 0, sizeof rec);
+	while ((rc = logread_next(&lr, &rec)) == 1) {
+		if (rec.event != NULL && !logrec_has_origin(&rec) &&
+		    strcmp(rec.event, "deny") == 0 && rec.reason != NULL &&
+		    strcmp(rec.reason, "credential_misuse") == 0)
+			n++;
+		logrec_clear(&rec);
+	}
+	logread_close(&lr);
+	return rc < 0 ? -EIO : n;
+}
+
 /* Appends; truncation is silent but never overflows. */
 __attribute__((format(printf, 3, 4))) static void add(char *buf, size_t len,
 						      const char *fmt, ...)
@@ -475,4 +502,7 @@ void session_summary(const struct session_record *r, char *buf, size_t len)
 		add(buf, len, "; %ld denial%s, %ld drop%s", r->denials,
 		    r->denials == 1 ? "" : "s", r->drops,
 		    r->drops == 1 ? "" : "s");
+	if (r->misuse > 0)
+		add(buf, len, "; %ld CREDENTIAL MISUSE refusal%s", r->misuse,
+		    r->misuse == 1 ? "" : "s");
 }

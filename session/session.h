@@ -64,6 +64,7 @@ struct session_record {
 	const char *started; /* RFC 3339 */
 	int exit_code;	     /* the session's; -1 while it runs */
 	long denials, drops; /* counted from egress.log at the end; -1 */
+	long misuse; /* its credential_misuse refusals, the same way; -1 */
 	const struct session_bind *binds;
 	size_t nbinds;
 	/* Save only (not loaded back): the launch phases in order, and the
@@ -86,8 +87,13 @@ void session_record_free(struct session_record *r);
  * (a drop summary record counts its packets), not those of the launch
  * self-check (an `origin`). -errno when unreadable. */
 int session_log_counts(const char *path, long *denials, long *drops);
+/* The credential_misuse refusals in an egress.log (deny records with
+ * that reason, not the self-check's): a credential placeholder sent
+ * toward a host it is not bound to. -errno when unreadable. */
+long session_log_misuse(const char *path);
 /* One line on how a finished session ended: exit code, commits back and
- * where, denials and drops. Strings from the record are escaped. */
+ * where, denials and drops (and credential misuse when there was any).
+ * Strings from the record are escaped. */
 void session_summary(const struct session_record *r, char *buf, size_t len);
 
 /* True when the launcher recorded in session.json is still running. */

@@ -27,6 +27,14 @@ T=$(mktemp -d /tmp/asinsp-e2e.XXXXXX)
 chmod 755 "$T"
 SECRET=ghs_e2e-secret-$N-$RANDOM$RANDOM
 SECRET_REV=$(printf '%s' "$SECRET" | rev)
+# The user's own API keys: a built-in binding (ANTHROPIC_API_KEY, its host
+# inspected: a placeholder inside) and one whose host is not inspected
+# (OPENAI_API_KEY: left out, said once). The *.test stand-ins of the
+# built-in hosts are selected by AGENTSAFE_BUILTIN_CRED_TLD=test.
+KEY_A=sk-ant-e2e-$N-$RANDOM$RANDOM
+KEY_O=sk-oai-e2e-$N-$RANDOM$RANDOM
+KA_REV=$(printf '%s' "$KEY_A" | rev)
+KO_REV=$(printf '%s' "$KEY_O" | rev)
 fails=0
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
@@ -160,6 +168,9 @@ allow:
         paths: ["/*.git/info/refs"]
       - methods: [POST]
         paths: ["/*.git/git-upload-pack", "/allowed.git/git-receive-pack"]
+  - host: api.anthropic.test
+    inspect: true
+  - api.openai.test
   - host: $UPIP
 credentials:
   GIT_TOKEN:
@@ -189,11 +200,22 @@ for p in /proc/[0-9]*; do
 	printf '%s\\n' "\$S" | grep -qsFf - \$p/environ && n=\$((n + 1))
 done
 echo "AGENT secret-sightings \$n"
+# The user's API keys: placeholders or nothing, never the values.
+python3 -c 'import sys; print(sys.argv[1][::-1]); print(sys.argv[2][::-1])' "$KA_REV" "$KO_REV" >/tmp/keys
+k=0
+env | grep -qFf /tmp/keys && k=\$((k + 1))
+for p in /proc/[0-9]*; do
+	grep -qsFf /tmp/keys \$p/environ && k=\$((k + 1))
+done
+rm -f /tmp/keys
+echo "AGENT key-sightings \$k"
+echo "AGENT anthropic=\${ANTHROPIC_API_KEY:-unset} openai=\${OPENAI_API_KEY:-unset}"
 SH
 chown -R "$UIDL:$GIDL" "$T/home" "$T/work"
 
 (cd "$T/work" && timeout -k 20 900 env SUDO_UID="$UIDL" SUDO_GID="$GIDL" \
 	AGENTSAFE_CONTAINER_DIR="$SRC/container" \
+	ANTHROPIC_API_KEY="$KEY_A" OPENAI_API_KEY="$KEY_O" AGENTSAFE_BUILTIN_CRED_TLD=test \
 	"$L" --no-repo --policy "$T/policy.yaml" --image "$IMG" "${BUILD[@]}" \
 	--ca-bundle "$E2E_CACHE/extra-ca.pem" --hosts "$T/hosts" --agent shell --gpu none \
 	--no-verify -- bash -c "$(cat "$T/work/agent.sh")") </dev/null >"$T/launch.out" 2>"$T/launch.err"
@@ -213,6 +235,14 @@ grep -q "^AGENT push other refused" "$T/launch.out" &&
 grep -q "^AGENT secret-sightings 0$" "$T/launch.out" &&
 	pass "the token is nowhere in the container (env, files, /proc)" ||
 	fail "token seen in the container: $(grep sightings "$T/launch.out")"
+grep -q "^AGENT key-sightings 0$" "$T/launch.out" &&
+	grep -Eq "^AGENT anthropic=agentsafe-ANTHROPIC_API_KEY-[0-9a-f]{32} openai=unset$" "$T/launch.out" &&
+	pass "built-in bindings: a placeholder for the inspected host's key, nothing for the other" ||
+	fail "API keys in the container: $(grep -E 'key-sightings|anthropic=' "$T/launch.out")"
+[ "$(grep -c "not passed into the sandbox: OPENAI_API_KEY " "$T/launch.err")" = 1 ] &&
+	! grep -qF -- "$KEY_O" "$T/launch.err" && ! grep -qF -- "$KEY_A" "$T/launch.err" &&
+	pass "the key of the uninspected host is left out and said once" ||
+	fail "no single notice for OPENAI_API_KEY: $(grep -i openai "$T/launch.err")"
 grep -q "token=bad" "$T/upstream.log" && fail "a request reached the upstream without the token" ||
 	pass "every upstream request carried the real token ($(wc -l <"$T/upstream.log") requests)"
 grep -q "POST /other.git/git-receive-pack" "$T/upstream.log" &&
@@ -227,7 +257,7 @@ assert ok and ok[0]["status"] == 200 and ok[0]["credential"] == "GIT_TOKEN", ok
 assert bad and bad[0]["reason"] == "path_not_allowed", bad
 PY
 	fail "egress.log lacks the request/deny records"
-grep -rqs -- "$SECRET" "$HOME/.local/state/agentsafe/sessions/" && fail "the token is in the session's files" ||
+grep -rqsF -e "$SECRET" -e "$KEY_A" -e "$KEY_O" "$HOME/.local/state/agentsafe/sessions/" && fail "the token is in the session's files" ||
 	pass "the token is in no log or state file"
 ls "$HOME"/.local/state/agentsafe/sessions/*/session-ca.key >/dev/null 2>&1 &&
 	fail "the session CA key outlived the session" || pass "the session CA key was removed at teardown"

@@ -36,6 +36,13 @@ GIT_SECRET = "ghp_gitsecretvalue0123456789"
 HDR_SECRET = "hdr-secret-from-command-91f"
 PLACEHOLDER = "agentsafe-API_TOKEN-" + "5f0c" * 8
 RANDOM = PLACEHOLDER.rsplit("-", 1)[1]
+# The launcher's built-in binding of ANTHROPIC_API_KEY, as it hands it to
+# the proxy (here bound to the api.test stand-in).
+BUILTIN_SECRET = "sk-ant-builtin-real-value-3e9a"
+REFRESH_OLD = "refresh-old-token-0a1"
+REFRESH_NEW = "refresh-new-token-0b2"
+REFRESH_NEWER = "refresh-newer-token-0c3"
+BUILTIN_PH = "agentsafe-ANTHROPIC_API_KEY-" + "a1b2" * 8
 
 
 def sh(*cmd, **kw):
@@ -54,7 +61,7 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -67,7 +74,8 @@ def make_pki():
       "-addext", "subjectAltName=DNS:self.test", "-out", "self.pem")
     # The session CA, minted by the product code for the inspected hosts.
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
-       "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test")
+       "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test",
+       "refresh.test")
 
 
 # ---------------------------------------------------------------- upstreams
@@ -126,6 +134,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             SEEN.append((host, self.command, self.path, dict(self.headers), len(body), body))
         if host == "git.test":
             git_backend(self, body)
+            return
+        if host == "refresh.test":
+            # Only the token in refresh-valid is accepted: 401 otherwise.
+            with open(path("refresh-valid")) as f:
+                valid = f.read().strip()
+            ok = self.headers.get("Authorization") == "Bearer " + valid
+            self.send_response(200 if ok else 401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         out = ("%s %s host=%s len=%d\n" % (self.command, self.path, host, len(body))).encode()
         self.send_response(200)
@@ -194,6 +211,8 @@ allow:
     inspect: true
   - host: certreq.test
     inspect: true
+  - host: refresh.test
+    inspect: true
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
@@ -211,6 +230,10 @@ credentials:
     command: "printf %%s %(hdr)s"
     hosts: [other.test]
     header: "X-Api-Key: {}"
+  REFRESH_TOKEN:
+    command: "cat %(work)s/refresh-token"
+    hosts: [refresh.test]
+    header: "Authorization: Bearer {}"
 defaults:
   ports: [443]
 limits:
@@ -219,7 +242,7 @@ limits:
 """
 
 HOSTS = """\
-127.0.0.20 api.test git.test other.test
+127.0.0.20 api.test git.test other.test refresh.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
 127.0.0.23 certreq.test
@@ -232,6 +255,9 @@ class Proxy:
             f.write(POLICY % {"work": W, "hdr": HDR_SECRET})
         with open(path("git-token"), "w") as f:
             f.write(GIT_SECRET + "\n")
+        for name in ("refresh-token", "refresh-valid"):
+            with open(path(name), "w") as f:
+                f.write(REFRESH_OLD + "\n")
         with open(path("hosts"), "w") as f:
             f.write(HOSTS)
         self.log = path("egress.log")
@@ -240,6 +266,9 @@ class Proxy:
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env["AS_TEST_API_TOKEN"] = SECRET
         env["AGENTSAFE_PLACEHOLDER_API_TOKEN"] = PLACEHOLDER
+        env["ANTHROPIC_API_KEY"] = BUILTIN_SECRET
+        env["AGENTSAFE_PLACEHOLDER_ANTHROPIC_API_KEY"] = BUILTIN_PH
+        env["AGENTSAFE_BUILTIN_CREDENTIALS"] = "ANTHROPIC_API_KEY=api.test"
         self.p = subprocess.Popen(
             [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
              "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
@@ -597,6 +626,44 @@ def placeholder_elsewhere_is_misuse(P):
     assert P.stderr().count("CREDENTIAL MISUSE") >= 7
 
 
+def builtin_binding_swapped_toward_its_host_only(P):
+    n = len(SEEN)
+    code, body, _ = curl("-H", "x-api-key: " + BUILTIN_PH, "https://api.test/ok/builtin")
+    assert code == 200, (code, body)
+    got = seen_since(n)
+    assert len(got) == 1 and got[0][3]["x-api-key"] == BUILTIN_SECRET, got
+    r = only(P.new(lambda r: r["event"] == "close"), event="request")
+    assert r["credential"] == "ANTHROPIC_API_KEY", r
+    code, body, _ = curl("-H", "Authorization: Bearer " + BUILTIN_PH, "https://other.test/x")
+    assert code == 403 and "credential_misuse" in body, (code, body)
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "credential_misuse" and d["credential"] == "ANTHROPIC_API_KEY", d
+    assert len(seen_since(n)) == 1
+
+
+def command_credential_rerun_on_401(P):
+    def rotate(v):
+        for name in ("refresh-token", "refresh-valid"):
+            with open(path(name), "w") as f:
+                f.write(v + "\n")
+    n = len(SEEN)
+    assert curl("https://refresh.test/a")[0] == 200
+    # The token expires (the host's `gh auth token` now says another).
+    rotate(REFRESH_NEW)
+    assert curl("https://refresh.test/b")[0] == 401  # the old one, once
+    assert curl("https://refresh.test/c")[0] == 200  # re-run: the new one
+    auth = [h["Authorization"] for _, _, _, h, _, _ in seen_since(n)]
+    assert auth == ["Bearer " + v for v in (REFRESH_OLD, REFRESH_OLD, REFRESH_NEW)], auth
+    # At most once per interval: a second expiry right away is not re-run.
+    rotate(REFRESH_NEWER)
+    assert curl("https://refresh.test/d")[0] == 401
+    assert curl("https://refresh.test/e")[0] == 401
+    auth = [h["Authorization"] for _, _, _, h, _, _ in seen_since(n)][3:]
+    assert auth == ["Bearer " + REFRESH_NEW] * 2, auth
+    recs = P.new(lambda r: r["event"] == "close", want=5)
+    assert [r.get("credential") for r in recs if r["event"] == "request"] == ["REFRESH_TOKEN"] * 5
+
+
 CASES = [
     curl_get_allowed_and_logged,
     path_and_method_rules,
@@ -613,6 +680,8 @@ CASES = [
     placeholder_swapped_only_toward_bound_host,
     header_injected_for_bound_hosts,
     placeholder_elsewhere_is_misuse,
+    builtin_binding_swapped_toward_its_host_only,
+    command_credential_rerun_on_401,
 ]
 
 
@@ -642,7 +711,7 @@ def main():
     # No secret in any record or message: the whole log and stderr.
     with open(P.log) as f:
         log = f.read()
-    for secret in (SECRET, GIT_SECRET, HDR_SECRET):
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD, REFRESH_NEW):
         if secret in log or secret in err:
             failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:

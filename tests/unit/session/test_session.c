@@ -137,12 +137,70 @@ static void log_counts_take_summary_records(void **state)
 	    -ENOENT);
 }
 
+/* The credential_misuse refusals: counted from the log (the agent's
+ * only), kept in session.json, said in the summary only when there are. */
+static void misuse_counted_kept_and_said(void **state)
+{
+	(void)state;
+	char p[256];
+	snprintf(p, sizeof p, "%s/egress-misuse.log", home);
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+#define DENY(id, reason, extra)                                                \
+	"{\"ts\":\"2026-12-01T10:00:00.000Z\",\"session\":\"s\",\"id\":\"" id  \
+	"\",\"event\":\"deny\",\"client\":\"1.2.3.4:5\",\"host\":\"o.test\","  \
+	"\"port\":443,\"reason\":\"" reason "\"" extra "}\n"
+	fputs(DENY("1", "credential_misuse", "") DENY("2", "not_allowed", "")
+		  DENY("3", "credential_misuse", "") DENY(
+		      "4", "credential_misuse", ",\"origin\":\"selfcheck\""),
+	      f);
+#undef DENY
+	assert_int_equal(fclose(f), 0);
+	assert_int_equal(session_log_misuse(p), 2);
+	assert_true(session_log_misuse("/nonexistent/egress.log") < 0);
+	struct session_record w = {
+	    .id = "0123456789ab",
+	    .name = "n",
+	    .network = "",
+	    .bridge = "",
+	    .table = "",
+	    .container = "",
+	    .probe = "",
+	    .egress_log = p,
+	    .proxy = "",
+	    .finished = true,
+	    .agent = "shell",
+	    .started = "2026-12-01T10:00:00.000Z",
+	    .exit_code = 0,
+	    .denials = 3,
+	    .drops = 0,
+	    .misuse = 2,
+	};
+	char err[256], line[1024];
+	assert_int_equal(session_record_save(&w, err, sizeof err), 0);
+	struct session_record r;
+	assert_int_equal(session_record_load("0123456789ab", &r), 0);
+	assert_int_equal(r.misuse, 2);
+	session_summary(&r, line, sizeof line);
+	assert_non_null(strstr(line, "; 2 CREDENTIAL MISUSE refusals"));
+	session_record_free(&r);
+	/* Not counted (a session still running): not in the file. */
+	w.misuse = -1;
+	assert_int_equal(session_record_save(&w, err, sizeof err), 0);
+	assert_int_equal(session_record_load("0123456789ab", &r), 0);
+	assert_int_equal(r.misuse, -1);
+	session_summary(&r, line, sizeof line);
+	assert_null(strstr(line, "MISUSE"));
+	session_record_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(ids_never_walk_out),
 	    cmocka_unit_test(record_round_trips_the_end),
 	    cmocka_unit_test(log_counts_take_summary_records),
+	    cmocka_unit_test(misuse_counted_kept_and_said),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
