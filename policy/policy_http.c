@@ -4,7 +4,6 @@
  * any number of segments. Matching is linear in pattern x path segments
  * (no recursion on input). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,23 +245,6 @@ size_t policy_inspect_hosts(const struct policy *p, const char **out,
 	return n;
 }
 
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
-{
-	if (*off >= buflen)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf + *off, buflen - *off, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		*off += (size_t)n;
-	if (*off >= buflen)
-		*off = buflen;
-}
-
 int policy_explain_request(const struct policy *p, const char *host,
 			   uint16_t port, const char *method, const char *path,
 			   char *buf, size_t buflen)
@@ -279,30 +261,34 @@ int policy_explain_request(const struct policy *p, const char *host,
 	struct policy_decision hd;
 	policy_match(p, host, port, &hd);
 	if (hd.verdict != POLICY_ALLOW) {
-		appendf(buf, buflen, &off, "http:    %s %s not reached (%s)\n",
-			qm, qp, "the host is refused");
+		policy_appendf(buf, buflen, &off,
+			       "http:    %s %s not reached (%s)\n", qm, qp,
+			       "the host is refused");
 	} else if (!hd.inspect) {
-		appendf(buf, buflen, &off,
-			"inspect: no (the tunnel is not decrypted: method "
-			"and path are not seen)\n");
+		policy_appendf(
+		    buf, buflen, &off,
+		    "inspect: no (the tunnel is not decrypted: method "
+		    "and path are not seen)\n");
 	} else {
 		const struct prule *r = rule_of(p, hd.rule);
-		appendf(buf, buflen, &off,
-			"inspect: yes (TLS terminated with the session CA)\n");
-		appendf(buf, buflen, &off, "method:  %s\npath:    %s\n", qm,
-			qp);
+		policy_appendf(
+		    buf, buflen, &off,
+		    "inspect: yes (TLS terminated with the session CA)\n");
+		policy_appendf(buf, buflen, &off, "method:  %s\npath:    %s\n",
+			       qm, qp);
 		if (r != NULL && r->nhttp == 0)
-			appendf(buf, buflen, &off,
-				"http:    ALLOW, the rule has no http: list "
-				"(any method, any path)\n");
+			policy_appendf(
+			    buf, buflen, &off,
+			    "http:    ALLOW, the rule has no http: list "
+			    "(any method, any path)\n");
 		else if (d.verdict == POLICY_ALLOW)
-			appendf(buf, buflen, &off, "http:    ALLOW by %s\n",
-				d.rule);
+			policy_appendf(buf, buflen, &off,
+				       "http:    ALLOW by %s\n", d.rule);
 		else
-			appendf(buf, buflen, &off,
-				"http:    DENY %s (no http: entry of %s "
-				"matches; first match wins)\n",
-				d.reason, hd.rule);
+			policy_appendf(buf, buflen, &off,
+				       "http:    DENY %s (no http: entry of %s "
+				       "matches; first match wins)\n",
+				       d.reason, hd.rule);
 	}
 	return off >= buflen ? -ENOSPC : 0;
 }

@@ -140,4 +140,9 @@ uint64_t policy_hash_step(uint64_t h, unsigned char c);
 int policy_compile(struct policy *p, size_t *bad, char *msg, size_t msglen);
 void policy_free_internal(struct policy *p);
 
+/* Append printf-style text at *off of buf (explain output); stops, without
+ * overflowing, when buf is full. policy_match.c. */
+void policy_appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 #endif

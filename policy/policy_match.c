@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -474,11 +475,7 @@ int policy_check_addr(const struct policy *p, const struct sockaddr *sa,
 	return 0;
 }
 
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-#include <stdarg.h>
-static void appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
+void policy_appendf(char *buf, size_t buflen, size_t *off, const char *fmt, ...)
 {
 	if (*off >= buflen)
 		return;
@@ -497,17 +494,17 @@ static void append_ports(char *buf, size_t buflen, size_t *off,
 			 const struct prule *r)
 {
 	if (r->all_ports) {
-		appendf(buf, buflen, off, "all");
+		policy_appendf(buf, buflen, off, "all");
 		return;
 	}
 	for (size_t i = 0; i < r->nports; i++) {
 		if (i == 8) {
-			appendf(buf, buflen, off, ", ... (%zu ports)",
-				r->nports);
+			policy_appendf(buf, buflen, off, ", ... (%zu ports)",
+				       r->nports);
 			return;
 		}
-		appendf(buf, buflen, off, "%s%u", i ? ", " : "",
-			(unsigned)r->ports[i]);
+		policy_appendf(buf, buflen, off, "%s%u", i ? ", " : "",
+			       (unsigned)r->ports[i]);
 	}
 }
 
@@ -536,27 +533,29 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 	buf[0] = '\0';
 	policy_match(p, host, port, &d);
 	policy_quote(host, strlen(host), q, sizeof q);
-	appendf(buf, buflen, &off, "request: %s port %u\n", q, (unsigned)port);
+	policy_appendf(buf, buflen, &off, "request: %s port %u\n", q,
+		       (unsigned)port);
 	if (policy_host_normalize(host, strlen(host), norm, sizeof norm, err,
 				  sizeof err) == 0)
-		appendf(buf, buflen, &off, "host:    %s%s\n", norm,
-			policy_host_is_ip_literal(norm) ? " (IP literal)" : "");
+		policy_appendf(buf, buflen, &off, "host:    %s%s\n", norm,
+			       policy_host_is_ip_literal(norm) ? " (IP literal)"
+							       : "");
 	else
-		appendf(buf, buflen, &off, "host:    invalid: %s\n", err);
-	appendf(buf, buflen, &off, "verdict: %s\n",
-		d.would_deny		    ? "ALLOW (learn mode: no rule "
-					      "allows it; recorded as "
-					      "would_deny)"
-		: d.verdict == POLICY_ALLOW ? "ALLOW"
-					    : "DENY");
-	appendf(buf, buflen, &off, "reason:  %s\n", d.reason);
+		policy_appendf(buf, buflen, &off, "host:    invalid: %s\n",
+			       err);
+	policy_appendf(buf, buflen, &off, "verdict: %s\n",
+		       d.would_deny ? "ALLOW (learn mode: no rule "
+				      "allows it; recorded as "
+				      "would_deny)"
+		       : d.verdict == POLICY_ALLOW ? "ALLOW"
+						   : "DENY");
+	policy_appendf(buf, buflen, &off, "reason:  %s\n", d.reason);
 	const struct prule *r = rule_by_label(p, d.rule);
 	if (r != NULL) {
-		appendf(buf, buflen, &off,
-			"rule:    %s %s (ports: ", r->deny ? "deny" : "allow",
-			r->label);
+		policy_appendf(buf, buflen, &off, "rule:    %s %s (ports: ",
+			       r->deny ? "deny" : "allow", r->label);
 		append_ports(buf, buflen, &off, r);
-		appendf(buf, buflen, &off, ")\n");
+		policy_appendf(buf, buflen, &off, ")\n");
 	} else {
 		const char *why =
 		    strcmp(d.reason, "bad_host") == 0
@@ -569,16 +568,17 @@ int policy_explain(const struct policy *p, const char *host, uint16_t port,
 			  "through"
 			: "no rule names this host; everything not allowed is "
 			  "denied";
-		appendf(buf, buflen, &off, "rule:    none (%s)\n", why);
+		policy_appendf(buf, buflen, &off, "rule:    none (%s)\n", why);
 	}
 	if (d.verdict == POLICY_ALLOW)
-		appendf(buf, buflen, &off, "tls:     %s\n",
-			!d.require_tls ? "not required (rule says tls: false)"
-			: policy_host_is_ip_literal(norm)
-			    ? "required (the tunnel must open with a TLS "
-			      "ClientHello)"
-			    : "required (the tunnel must open with a TLS "
-			      "ClientHello whose SNI is this host)");
+		policy_appendf(
+		    buf, buflen, &off, "tls:     %s\n",
+		    !d.require_tls ? "not required (rule says tls: false)"
+		    : policy_host_is_ip_literal(norm)
+			? "required (the tunnel must open with a TLS "
+			  "ClientHello)"
+			: "required (the tunnel must open with a TLS "
+			  "ClientHello whose SNI is this host)");
 	if (off >= buflen)
 		return -ENOSPC;
 	return 0;
