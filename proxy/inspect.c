@@ -59,6 +59,8 @@ struct inspect {
 	const char *rule;
 	const char *cred; /* name of the credential used, for the record */
 	bool is_head, client_keep_alive, keep_alive, req_done, resp_started;
+	bool rotate; /* the OAuth token endpoint: its answer is rewritten */
+	const char *note; /* the request record's message, or NULL */
 	enum http_body_kind req_body, resp_body;
 	uint64_t req_remaining, resp_remaining;
 	struct http_chunked req_chunked, resp_chunked;
@@ -248,6 +250,7 @@ static void refuse(struct inspect *in, int status, enum egress_reason why,
 			    status,
 			    status == 403   ? "Forbidden"
 			    : status == 421 ? "Misdirected Request"
+			    : status == 413 ? "Content Too Large"
 			    : status == 502 ? "Bad Gateway"
 					    : "Bad Request",
 			    bl, reason);
@@ -371,7 +374,7 @@ static bool misused(struct inspect *in, const char *p, size_t avail)
 	const struct cred_store *st = c->w->srv->insp->creds;
 	if (st == NULL)
 		return false;
-	const char *name = cred_misuse(st, c->host, p, avail);
+	const char *name = cred_misuse(st, c->host, in->path, p, avail);
 	if (name == NULL)
 		return false;
 	char msg[200];
@@ -388,22 +391,29 @@ static bool misused(struct inspect *in, const char *p, size_t avail)
 
 /* The head goes upstream as the client sent it, or rewritten with the
  * bound credentials. */
-static int forward_head(struct inspect *in, const struct http_request *q)
+static int forward_head(struct inspect *in, const struct http_request *q,
+			const char *body)
 {
 	struct conn *c = in->c;
 	struct evbuffer *buf = bufferevent_get_input(c->client.bev);
 	struct evbuffer *up = bufferevent_get_output(c->upstream.bev);
 	char *head = NULL;
 	size_t hl = 0;
-	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, &head, &hl,
-			    &in->cred);
+	size_t bl = body != NULL ? (size_t)q->content_length : 0;
+	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, body, bl,
+			    &head, &hl, &in->cred);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
 		evbuffer_remove_buffer(buf, up, q->head_len);
 		hl = q->head_len;
 	} else {
-		evbuffer_drain(buf, q->head_len);
+		/* A swapped body went with the head: the request is done. */
+		evbuffer_drain(buf, q->head_len + bl);
+		if (body != NULL) {
+			in->req_remaining = 0;
+			in->req_done = true;
+		}
 		evbuffer_add(up, head, hl);
 		OPENSSL_cleanse(head, hl);
 		free(head);
@@ -429,6 +439,7 @@ static void next_head(struct inspect *in)
 	in->method[0] = in->path[0] = '\0';
 	in->rule = NULL;
 	in->cred = NULL;
+	in->note = NULL;
 	in->status = 0;
 	in->up = in->down = 0;
 	clock_gettime(CLOCK_MONOTONIC, &in->t_req);
@@ -475,6 +486,27 @@ static void next_head(struct inspect *in)
 		free(q);
 		return;
 	}
+	/* A body with a placeholder to swap (the OAuth refresh token) is
+	 * taken whole, so its length can change. */
+	const struct cred_store *st = c->w->srv->insp->creds;
+	const char *body = NULL;
+	if (q->body != HTTP_BODY_NONE &&
+	    cred_body_bound(st, c->host, in->path)) {
+		if (q->body != HTTP_BODY_LENGTH ||
+		    q->content_length > CRED_BODY_MAX) {
+			free(q);
+			refuse(in, 413, EGRESS_REASON_BAD_REQUEST,
+			       "a credential's request body must have a "
+			       "Content-Length of at most 64 KiB");
+			return;
+		}
+		if (avail < q->head_len + q->content_length) {
+			free(q);
+			return; /* the rest of the body first */
+		}
+		body = p + q->head_len;
+	}
+	in->rotate = cred_rotates(st, c->host, in->path);
 	in->is_head = strcmp(in->method, "HEAD") == 0;
 	in->client_keep_alive = q->keep_alive;
 	in->req_body = q->body;
@@ -482,7 +514,7 @@ static void next_head(struct inspect *in)
 	http_chunked_init(&in->req_chunked);
 	in->req_done = q->body == HTTP_BODY_NONE;
 	in->resp_started = false;
-	int rc = forward_head(in, q);
+	int rc = forward_head(in, q, body);
 	free(q);
 	if (rc != 0) {
 		refuse(in, 502, EGRESS_REASON_INTERNAL, "out of memory");
@@ -567,7 +599,7 @@ static void pump_request(struct inspect *in)
 static void response_done(struct inspect *in)
 {
 	struct conn *c = in->c;
-	log_request(in, "request", NULL, NULL);
+	log_request(in, "request", NULL, in->note);
 	if (!in->keep_alive || !in->req_done || c->client.eof ||
 	    c->w->draining) {
 		finish(in, egress_reason_name(EGRESS_REASON_EOF), NULL);
@@ -577,6 +609,174 @@ static void response_done(struct inspect *in)
 	bufferevent_enable(c->client.bev, EV_READ);
 	arm(in, c->limits.idle_timeout_ms);
 	next_head(in);
+}
+
+/* ---- OAuth token answers ---- */
+
+/* The data of the complete chunked body at p: 1 with it in *out
+ * (malloc'd, *outlen) and its framed length in *framed, 0 when more is
+ * needed, -1 when malformed. */
+static int dechunk(const char *p, size_t n, char **out, size_t *outlen,
+		   size_t *framed)
+{
+	struct http_chunked ch;
+	http_chunked_init(&ch);
+	long k = http_chunked_feed(&ch, p, n);
+	if (k < 0)
+		return -1;
+	if (!ch.done)
+		return 0;
+	*framed = (size_t)k;
+	char *d = malloc(*framed + 1);
+	size_t dl = 0, i = 0;
+	if (d == NULL)
+		return -1;
+	/* The framing is valid (fed above): size[;ext]CRLF data CRLF ... */
+	for (;;) {
+		unsigned long size = strtoul(p + i, NULL, 16);
+		const char *nl = memchr(p + i, '\n', *framed - i);
+		if (nl == NULL || size > *framed - dl)
+			break;
+		i = (size_t)(nl - p) + 1;
+		if (size == 0) {
+			*out = d;
+			*outlen = dl;
+			return 1;
+		}
+		memcpy(d + dl, p + i, size);
+		dl += size;
+		i += size + 2;
+	}
+	free(d);
+	return -1;
+}
+
+/* The answer's head with its framing replaced by a Content-Length. */
+static void put_head(struct evbuffer *dst, const struct http_response *r,
+		     const char *p, size_t bodylen)
+{
+	const char *eol = memchr(p, '\n', r->head_len);
+	evbuffer_add(dst, p, (size_t)(eol - p) + 1);
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct http_header *h = &r->headers[i];
+		if ((h->name_len == 14 &&
+		     strncasecmp(h->name, "content-length", 14) == 0) ||
+		    (h->name_len == 17 &&
+		     strncasecmp(h->name, "transfer-encoding", 17) == 0))
+			continue;
+		evbuffer_add_printf(dst, "%.*s: %.*s\r\n", (int)h->name_len,
+				    h->name, (int)h->value_len, h->value);
+	}
+	evbuffer_add_printf(dst, "Content-Length: %zu\r\n\r\n", bodylen);
+}
+
+static bool coded(const struct http_response *r)
+{
+	for (size_t i = 0; i < r->nheaders; i++) {
+		const struct http_header *h = &r->headers[i];
+		if (h->name_len == 16 &&
+		    strncasecmp(h->name, "content-encoding", 16) == 0 &&
+		    !(h->value_len == 8 &&
+		      strncasecmp(h->value, "identity", 8) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Take the whole body of r at p (n bytes buffered): 1 with it, 0 for
+ * more, -1 with why set. */
+static int whole_body(const struct http_response *r, const char *p, size_t n,
+		      char **body, size_t *bl, size_t *framed,
+		      const char **why)
+{
+	const char *b = p + r->head_len;
+	size_t have = n - r->head_len;
+	*why = "the token endpoint's answer is larger than 64 KiB, "
+	       "compressed, or without a length";
+	if (coded(r) || r->body == HTTP_BODY_CLOSE ||
+	    (r->body == HTTP_BODY_LENGTH && r->content_length > CRED_BODY_MAX))
+		return -1;
+	if (r->body == HTTP_BODY_LENGTH) {
+		if (have < r->content_length)
+			return 0;
+		*bl = *framed = (size_t)r->content_length;
+		*body = malloc(*bl + 1);
+		if (*body == NULL)
+			return -1;
+		memcpy(*body, b, *bl);
+		return 1;
+	}
+	int k = dechunk(b, have, body, bl, framed);
+	if (k == 0 && have >= 2 * CRED_BODY_MAX)
+		k = -1;
+	if (k == 1 && *bl > CRED_BODY_MAX) {
+		OPENSSL_cleanse(*body, *bl);
+		free(*body);
+		k = -1;
+	}
+	if (k < 0)
+		*why = "the token endpoint's chunked answer is malformed or "
+		       "larger than 64 KiB";
+	return k;
+}
+
+/* The OAuth token endpoint's final answer, `len` bytes buffered: taken
+ * whole, its tokens swapped for new placeholders (cred_rotate), handed
+ * on with a Content-Length. 1 when passed, 0 for more bytes, -1 when
+ * refused: nothing of it reaches the client that holds a real token. */
+static int rotated_response(struct inspect *in, size_t len)
+{
+	struct conn *c = in->c;
+	struct evbuffer *src = bufferevent_get_input(c->upstream.bev);
+	size_t n = len > HTTP_HEAD_MAX + 1 + 2 * CRED_BODY_MAX
+		       ? HTTP_HEAD_MAX + 1 + 2 * CRED_BODY_MAX
+		       : len;
+	const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)n);
+	struct http_response *r = malloc(sizeof *r);
+	char err[256];
+	char *body = NULL, *fresh = NULL;
+	size_t bl = 0, fl = 0, framed = 0;
+	const char *why = "out of memory";
+	int k = p != NULL && r != NULL &&
+			http_parse_response(p, n, in->is_head, r, err,
+					    sizeof err) == HTTP_OK
+		    ? whole_body(r, p, n, &body, &bl, &framed, &why)
+		    : -1;
+	struct cred_store *st = c->w->srv->insp->creds;
+	int rc = k == 1 ? cred_rotate(st, body, bl, &fresh, &fl) : 0;
+	if (k == 1 && rc < 0)
+		why = "the token endpoint's answer holds a token that cannot "
+		      "be replaced";
+	if (k == 1 && rc == 1)
+		in->note = "OAuth tokens rotated: the client got new "
+			   "placeholders, the new tokens stay in the proxy";
+	const char *give = rc == 1 ? fresh : body;
+	size_t gl = rc == 1 ? fl : bl;
+	if (k == 1 && rc >= 0 && cred_secret_in(st, give, gl)) {
+		why = "the token endpoint's answer holds a secret";
+		rc = -1;
+	}
+	if (k == 1 && rc >= 0) {
+		put_head(client_out(in), r, p, gl);
+		evbuffer_add(client_out(in), give, gl);
+		evbuffer_drain(src, r->head_len + framed);
+		in->down += r->head_len + gl;
+		c->upstream.bytes += r->head_len + framed;
+	}
+	if (body != NULL)
+		OPENSSL_cleanse(body, bl);
+	if (fresh != NULL)
+		OPENSSL_cleanse(fresh, fl);
+	free(body);
+	free(fresh);
+	free(r);
+	if (k == 0)
+		return 0;
+	if (k < 0 || rc < 0) {
+		refuse(in, 502, EGRESS_REASON_BAD_RESPONSE, why);
+		return -1;
+	}
+	return 1;
 }
 
 /* The response head: 1 when the final one passed, 0 for more bytes, -1
@@ -617,6 +817,16 @@ static int response_head(struct inspect *in)
 		in->keep_alive = in->client_keep_alive && resp->keep_alive &&
 				 resp->body != HTTP_BODY_CLOSE;
 		free(resp);
+		if (in->rotate && status >= 200 &&
+		    in->resp_body != HTTP_BODY_NONE) {
+			int k = rotated_response(in, len);
+			if (k <= 0)
+				return k;
+			in->status = status;
+			in->resp_body = HTTP_BODY_NONE;
+			in->resp_started = true;
+			return 1;
+		}
 		evbuffer_remove_buffer(src, client_out(in), hl);
 		in->down += hl;
 		c->upstream.bytes += hl;
@@ -1019,13 +1229,13 @@ bool inspect_misuse_refused(struct conn *c, const struct http_request *req)
 	if (s == NULL || s->creds == NULL)
 		return false;
 	const char *name =
-	    cred_misuse(s->creds, NULL, req->target, req->target_len);
+	    cred_misuse(s->creds, NULL, NULL, req->target, req->target_len);
 	for (size_t i = 0; name == NULL && i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
-		name = cred_misuse(s->creds, NULL, h->name, h->name_len);
+		name = cred_misuse(s->creds, NULL, NULL, h->name, h->name_len);
 		if (name == NULL)
-			name =
-			    cred_misuse(s->creds, NULL, h->value, h->value_len);
+			name = cred_misuse(s->creds, NULL, NULL, h->value,
+					   h->value_len);
 	}
 	if (name == NULL)
 		return false;

@@ -18,30 +18,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-struct cred {
-	char *name;
-	char *secret;
-	char *placeholder; /* NULL without `placeholder: true` */
-	char prefix[80];   /* "agentsafe-NAME-" */
-	char *hname;	   /* header to set, or NULL */
-	char *hvalue;
-	char **hosts;
-	size_t nhosts;
-	char *command;	   /* `command:`: re-run on a 401 (cred_refresh) */
-	char *basic_user;  /* to rebuild the header after a refresh */
-	char *header_tmpl; /* ditto */
-	time_t refreshed;  /* when last re-run (CLOCK_MONOTONIC s) */
-	bool rerun;	   /* re-run at least once */
-};
-
-struct cred_store {
-	struct cred *c;
-	size_t n;
-	/* Secrets and header values change on a refresh: read and
-	 * written under this lock (names, placeholders and hosts never
-	 * change). */
-	pthread_mutex_t lock;
-};
+#include "inspect_cred_int.h"
 
 static void cred_clear(struct cred *c)
 {
@@ -54,6 +31,8 @@ static void cred_clear(struct cred *c)
 	free(c->hname);
 	free(c->name);
 	free(c->placeholder);
+	for (size_t i = 0; i < CRED_ALIASES; i++)
+		free(c->aliases[i]);
 	free(c->command);
 	free(c->basic_user);
 	free(c->header_tmpl);
@@ -66,6 +45,7 @@ void cred_store_free(struct cred_store *s)
 {
 	if (s == NULL)
 		return;
+	cred_rotate_free(s->rot);
 	for (size_t i = 0; i < s->n; i++)
 		cred_clear(&s->c[i]);
 	pthread_mutex_destroy(&s->lock);
@@ -134,24 +114,53 @@ static char *resolve(const struct policy_credential *pc, char *why,
 	return s;
 }
 
-static char *make_placeholder(const char *name)
+/* The TYPE part of a placeholder: what precedes "agentsafe-NAME-". */
+static size_t type_len(const char *placeholder, const char *prefix)
 {
-	char var[128];
-	snprintf(var, sizeof var, "AGENTSAFE_PLACEHOLDER_%s", name);
-	const char *v = getenv(var);
-	if (v != NULL)
-		return strdup(v);
+	const char *at = strstr(placeholder, prefix);
+	return at != NULL ? (size_t)(at - placeholder) : strlen(placeholder);
+}
+
+char *cred_new_placeholder(const char *name, const char *old)
+{
 	unsigned char r[CRED_RANDOM_HEX / 2];
 	if (RAND_bytes(r, sizeof r) != 1)
 		return NULL;
 	char hex[CRED_RANDOM_HEX + 1];
 	for (size_t i = 0; i < sizeof r; i++)
 		snprintf(hex + 2 * i, 3, "%02x", r[i]);
-	size_t len = strlen(name) + sizeof hex + 16;
+	char prefix[80];
+	snprintf(prefix, sizeof prefix, "agentsafe-%s-", name);
+	size_t tl = old != NULL ? type_len(old, prefix) : 0;
+	size_t len = tl + strlen(name) + sizeof hex + 16;
 	char *p = malloc(len);
 	if (p != NULL)
-		snprintf(p, len, "agentsafe-%s-%s", name, hex);
+		snprintf(p, len, "%.*sagentsafe-%s-%s", (int)tl,
+			 old != NULL ? old : "", name, hex);
 	return p;
+}
+
+static char *make_placeholder(const char *name)
+{
+	char var[128];
+	snprintf(var, sizeof var, "AGENTSAFE_PLACEHOLDER_%s", name);
+	const char *v = getenv(var);
+	return v != NULL ? strdup(v) : cred_new_placeholder(name, NULL);
+}
+
+/* "[TYPE]agentsafe-NAME-RANDOM": TYPE at most CRED_TYPE_MAX of
+ * [A-Za-z0-9_-], RANDOM at least 16 characters. */
+static bool placeholder_ok(const char *ph, const char *prefix)
+{
+	size_t tl = type_len(ph, prefix);
+	if (ph[tl] == '\0' || tl > CRED_TYPE_MAX ||
+	    strlen(ph + tl) < strlen(prefix) + 16)
+		return false;
+	for (size_t i = 0; i < tl; i++)
+		if (!isalnum((unsigned char)ph[i]) && ph[i] != '_' &&
+		    ph[i] != '-')
+			return false;
+	return true;
 }
 
 /* The header to set, from `header: "Name: ... {} ..."` or `basic: USER`. */
@@ -211,14 +220,13 @@ static int cred_init(struct cred *c, const struct policy_credential *pc,
 	if (pc->placeholder) {
 		c->placeholder = make_placeholder(pc->name);
 		if (c->placeholder == NULL ||
-		    strncmp(c->placeholder, c->prefix, strlen(c->prefix)) !=
-			0 ||
-		    strlen(c->placeholder) < strlen(c->prefix) + 16) {
+		    !placeholder_ok(c->placeholder, c->prefix)) {
 			snprintf(err, errlen,
 				 "credential %s: placeholder must be "
 				 "agentsafe-%s- and at least 16 random "
-				 "characters",
-				 pc->name, pc->name);
+				 "characters, after at most %d of "
+				 "[A-Za-z0-9_-]",
+				 pc->name, pc->name, CRED_TYPE_MAX);
 			return -EINVAL;
 		}
 	}
@@ -230,6 +238,7 @@ static int cred_init(struct cred *c, const struct policy_credential *pc,
 		if (c->hosts[i] == NULL)
 			return -ENOMEM;
 		c->nhosts++;
+		c->body = c->body || strchr(pc->hosts[i], '/') != NULL;
 	}
 	if (pc->source == POLICY_CRED_COMMAND) {
 		c->command = strdup(pc->from);
@@ -323,20 +332,34 @@ int cred_store_new(const struct policy *p, struct cred_store **out, char *err,
 			return rc;
 		}
 	}
+	int rc = cred_rotate_init(s, err, errlen);
+	if (rc != 0) {
+		cred_store_free(s);
+		return rc;
+	}
 	*out = s;
 	return 0;
 }
 
 /* ---- matching ---- */
 
-static bool bound(const struct cred *c, const char *host)
+/* Whether c is bound to host (at path: a "HOST/PATH" entry binds that
+ * path only, its query string aside; NULL matches no such entry). */
+static bool bound(const struct cred *c, const char *host, const char *path)
 {
 	if (host == NULL)
 		return false;
 	size_t hl = strlen(host);
 	for (size_t i = 0; i < c->nhosts; i++) {
 		const char *h = c->hosts[i];
-		if (h[0] == '*' && h[1] == '.') {
+		const char *slash = strchr(h, '/');
+		if (slash != NULL) {
+			size_t pl = path != NULL ? strcspn(path, "?") : 0;
+			if ((size_t)(slash - h) == hl &&
+			    memcmp(h, host, hl) == 0 && path != NULL &&
+			    strlen(slash) == pl && memcmp(slash, path, pl) == 0)
+				return true;
+		} else if (h[0] == '*' && h[1] == '.') {
 			size_t sl = strlen(h + 1);
 			if (hl > sl && memcmp(host + hl - sl, h + 1, sl) == 0)
 				return true;
@@ -358,18 +381,47 @@ static bool ci_find(const char *buf, size_t len, const char *needle)
 	return false;
 }
 
-const char *cred_misuse(const struct cred_store *s, const char *host,
-			const char *buf, size_t len)
+/* The random part of a placeholder. */
+static const char *random_of(const struct cred *c, const char *ph)
 {
-	for (size_t i = 0; s != NULL && i < s->n; i++) {
+	return ph + type_len(ph, c->prefix) + strlen(c->prefix);
+}
+
+const char *cred_misuse(const struct cred_store *s, const char *host,
+			const char *path, const char *buf, size_t len)
+{
+	const char *name = NULL;
+	if (s == NULL)
+		return NULL;
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	for (size_t i = 0; i < s->n && name == NULL; i++) {
 		const struct cred *c = &s->c[i];
-		if (c->placeholder == NULL || bound(c, host))
+		if (c->placeholder == NULL || bound(c, host, path))
 			continue;
-		const char *random = c->placeholder + strlen(c->prefix);
-		if (ci_find(buf, len, c->prefix) || ci_find(buf, len, random))
-			return c->name;
+		if (ci_find(buf, len, c->prefix) ||
+		    ci_find(buf, len, random_of(c, c->placeholder)))
+			name = c->name;
+		for (size_t k = 0; k < CRED_ALIASES && name == NULL; k++)
+			if (c->aliases[k] != NULL &&
+			    ci_find(buf, len, random_of(c, c->aliases[k])))
+				name = c->name;
 	}
-	return NULL;
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	return name;
+}
+
+bool cred_body_bound(const struct cred_store *s, const char *host,
+		     const char *path)
+{
+	bool yes = false;
+	if (s == NULL)
+		return false;
+	pthread_mutex_lock((pthread_mutex_t *)&s->lock);
+	for (size_t i = 0; i < s->n && !yes; i++)
+		yes = s->c[i].body && s->c[i].placeholder != NULL &&
+		      bound(&s->c[i], host, path);
+	pthread_mutex_unlock((pthread_mutex_t *)&s->lock);
+	return yes;
 }
 
 /* ---- rewriting ---- */
@@ -398,19 +450,37 @@ static void put(struct sbuf *b, const char *s, size_t n)
 	b->n += n;
 }
 
-/* s with every bound credential's placeholder replaced by its secret. */
+/* The length of c's placeholder (or of a retired alias) at s, or 0. */
+static size_t placeholder_at(const struct cred *c, const char *s, size_t n)
+{
+	const char *all[1 + CRED_ALIASES] = {c->placeholder};
+	for (size_t k = 0; k < CRED_ALIASES; k++)
+		all[1 + k] = c->aliases[k];
+	for (size_t k = 0; k < 1 + CRED_ALIASES; k++) {
+		size_t pl = all[k] != NULL ? strlen(all[k]) : 0;
+		if (pl > 0 && pl <= n && memcmp(s, all[k], pl) == 0)
+			return pl;
+	}
+	return 0;
+}
+
+/* s with every bound credential's placeholder replaced by its secret;
+ * body: only the credentials swapped in bodies. */
 static void put_swapped(struct sbuf *b, const struct cred_store *st,
-			const char *host, const char *s, size_t n,
-			const char **used)
+			const char *host, const char *path, const char *s,
+			size_t n, bool body, const char **used)
 {
 	size_t i = 0, from = 0;
 	while (i < n) {
 		const struct cred *hit = NULL;
+		size_t pl = 0;
 		for (size_t k = 0; k < st->n && hit == NULL; k++) {
 			const struct cred *c = &st->c[k];
-			size_t pl = c->placeholder ? strlen(c->placeholder) : 0;
-			if (pl > 0 && pl <= n - i && bound(c, host) &&
-			    memcmp(s + i, c->placeholder, pl) == 0)
+			if (c->placeholder == NULL || (body && !c->body) ||
+			    !bound(c, host, path))
+				continue;
+			pl = placeholder_at(c, s + i, n - i);
+			if (pl > 0)
 				hit = c;
 		}
 		if (hit == NULL) {
@@ -419,7 +489,7 @@ static void put_swapped(struct sbuf *b, const struct cred_store *st,
 		}
 		put(b, s + from, i - from);
 		put(b, hit->secret, strlen(hit->secret));
-		i += strlen(hit->placeholder);
+		i += pl;
 		from = i;
 		if (*used == NULL)
 			*used = hit->name;
@@ -428,11 +498,11 @@ static void put_swapped(struct sbuf *b, const struct cred_store *st,
 }
 
 static bool injected_name(const struct cred_store *st, const char *host,
-			  const struct http_header *h)
+			  const char *path, const struct http_header *h)
 {
 	for (size_t k = 0; k < st->n; k++) {
 		const struct cred *c = &st->c[k];
-		if (c->hname != NULL && bound(c, host) &&
+		if (c->hname != NULL && bound(c, host, path) &&
 		    strlen(c->hname) == h->name_len &&
 		    strncasecmp(c->hname, h->name, h->name_len) == 0)
 			return true;
@@ -440,47 +510,81 @@ static bool injected_name(const struct cred_store *st, const char *host,
 	return false;
 }
 
+static bool named(const struct http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) &&
+	       strncasecmp(h->name, name, h->name_len) == 0;
+}
+
+/* The injected headers of the credentials bound to host. */
+static bool put_injected(struct sbuf *b, const struct cred_store *st,
+			 const char *host, const char *path, const char **used)
+{
+	bool changed = false;
+	for (size_t k = 0; k < st->n; k++) {
+		const struct cred *c = &st->c[k];
+		if (!bound(c, host, path) || c->hname == NULL)
+			continue;
+		put(b, c->hname, strlen(c->hname));
+		put(b, ": ", 2);
+		put(b, c->hvalue, strlen(c->hvalue));
+		put(b, "\r\n", 2);
+		changed = true;
+		if (*used == NULL)
+			*used = c->name;
+	}
+	return changed;
+}
+
 int cred_apply(const struct cred_store *st, const char *host,
-	       const struct http_request *q, char **out, size_t *outlen,
-	       const char **used)
+	       const struct http_request *q, const char *body, size_t bodylen,
+	       char **out, size_t *outlen, const char **used)
 {
 	*used = NULL;
 	if (st == NULL)
 		return 0;
+	char path[1024];
+	snprintf(path, sizeof path, "%.*s", (int)q->target_len, q->target);
+	/* A body-swapped token request: its answer is rewritten, so it
+	 * must come back uncompressed. */
+	bool swap_body = body != NULL && cred_body_bound(st, host, path);
 	struct sbuf b = {NULL, 0, 0, false};
-	bool changed = false;
+	bool changed = swap_body;
 	pthread_mutex_lock((pthread_mutex_t *)&st->lock);
 	put(&b, q->method, q->method_len);
 	put(&b, " ", 1);
-	put_swapped(&b, st, host, q->target, q->target_len, used);
+	put_swapped(&b, st, host, path, q->target, q->target_len, false, used);
 	put(&b, q->version_minor ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n", 11);
 	for (size_t i = 0; i < q->nheaders; i++) {
 		const struct http_header *h = &q->headers[i];
-		if (injected_name(st, host, h)) {
+		if (injected_name(st, host, path, h) ||
+		    (swap_body && (named(h, "content-length") ||
+				   named(h, "accept-encoding")))) {
 			changed = true;
 			continue;
 		}
 		put(&b, h->name, h->name_len);
 		put(&b, ": ", 2);
-		put_swapped(&b, st, host, h->value, h->value_len, used);
+		put_swapped(&b, st, host, path, h->value, h->value_len, false,
+			    used);
 		put(&b, "\r\n", 2);
 	}
-	for (size_t k = 0; k < st->n; k++) {
-		const struct cred *c = &st->c[k];
-		if (!bound(c, host))
-			continue;
-		if (c->hname != NULL) {
-			put(&b, c->hname, strlen(c->hname));
-			put(&b, ": ", 2);
-			put(&b, c->hvalue, strlen(c->hvalue));
-			put(&b, "\r\n", 2);
-			changed = true;
-			if (*used == NULL)
-				*used = c->name;
-		}
+	changed = put_injected(&b, st, host, path, used) || changed;
+	struct sbuf nb = {NULL, 0, 0, false};
+	if (swap_body)
+		put_swapped(&nb, st, host, path, body, bodylen, true, used);
+	pthread_mutex_unlock((pthread_mutex_t *)&st->lock);
+	if (swap_body) {
+		char cl[48];
+		int k = snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", nb.n);
+		put(&b, cl, (size_t)k);
 	}
 	put(&b, "\r\n", 2);
-	pthread_mutex_unlock((pthread_mutex_t *)&st->lock);
+	put(&b, nb.p, nb.n);
+	b.oom = b.oom || nb.oom;
+	if (nb.p != NULL)
+		OPENSSL_cleanse(nb.p, nb.n);
+	free(nb.p);
 	changed = changed || *used != NULL;
 	if (b.oom || !changed) {
 		if (b.p != NULL)

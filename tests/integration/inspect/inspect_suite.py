@@ -43,6 +43,16 @@ REFRESH_OLD = "refresh-old-token-0a1"
 REFRESH_NEW = "refresh-new-token-0b2"
 REFRESH_NEWER = "refresh-newer-token-0c3"
 BUILTIN_PH = "agentsafe-ANTHROPIC_API_KEY-" + "a1b2" * 8
+# Claude Code's OAuth login as the launcher hands it to the proxy: the real
+# tokens (ACC[0], REF[0]) stay here, the client holds placeholders that
+# keep the tokens' type prefix; token.test stands in for the token
+# endpoint and issues ACC[n]/REF[n] on the n-th refresh.
+ACC = ["sk-ant-oat01-real-access-%d-9d3e1f" % i for i in range(6)]
+REF = ["sk-ant-ort01-real-refresh-%d-77ab0c" % i for i in range(6)]
+ACC_PH = "sk-ant-oat01-agentsafe-CLAUDE_OAUTH_ACCESS-" + "c0de" * 8
+REF_PH = "sk-ant-ort01-agentsafe-CLAUDE_OAUTH_REFRESH-" + "beef" * 8
+TOKEN_URL = "https://token.test/v1/oauth/token"
+TOKENS = {"n": 0}
 
 
 def sh(*cmd, **kw):
@@ -61,7 +71,7 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -75,7 +85,7 @@ def make_pki():
     # The session CA, minted by the product code for the inspected hosts.
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
        "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test",
-       "refresh.test")
+       "refresh.test", "token.test")
 
 
 # ---------------------------------------------------------------- upstreams
@@ -111,6 +121,44 @@ def git_backend(h, body):
     h.wfile.write(out)
 
 
+def token_endpoint(h, body):
+    """OAuth token endpoint stand-in: a refresh with the current real
+    refresh token gets the next pair. ?chunked answers chunked, ?gzip
+    compressed, ?echo echoes the request (a reflecting endpoint)."""
+    q = h.path.partition("?")[2]
+    try:
+        req = json.loads(body)
+    except ValueError:
+        req = {}
+    n = TOKENS["n"]
+    if q == "echo" or h.path.startswith("/v1/oauth/token/"):
+        out, status = json.dumps({"got": body.decode()}).encode(), 200
+    elif req.get("grant_type") == "refresh_token" and req.get("refresh_token") == REF[n]:
+        TOKENS["n"] = n + 1
+        out, status = json.dumps({
+            "token_type": "Bearer", "access_token": ACC[n + 1], "refresh_token": REF[n + 1],
+            "expires_in": 28800, "scope": "user:inference user:profile",
+            "account": {"uuid": "u-1", "email_address": "dev@example.test"}}).encode(), 200
+    else:
+        out, status = b'{"error": "invalid_grant"}', 400
+    h.send_response(status)
+    h.send_header("Content-Type", "application/json")
+    if q == "gzip":
+        import gzip
+        out = gzip.compress(out)
+        h.send_header("Content-Encoding", "gzip")
+    if q == "chunked":
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+        for i in range(0, len(out), 40):
+            h.wfile.write(b"%x\r\n%s\r\n" % (len(out[i:i + 40]), out[i:i + 40]))
+        h.wfile.write(b"0\r\n\r\n")
+        return
+    h.send_header("Content-Length", str(len(out)))
+    h.end_headers()
+    h.wfile.write(out)
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -134,6 +182,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             SEEN.append((host, self.command, self.path, dict(self.headers), len(body), body))
         if host == "git.test":
             git_backend(self, body)
+            return
+        if host == "token.test":
+            token_endpoint(self, body)
             return
         if host == "refresh.test":
             # Only the token in refresh-valid is accepted: 401 otherwise.
@@ -213,6 +264,8 @@ allow:
     inspect: true
   - host: refresh.test
     inspect: true
+  - host: token.test
+    inspect: true
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
@@ -242,7 +295,7 @@ limits:
 """
 
 HOSTS = """\
-127.0.0.20 api.test git.test other.test refresh.test
+127.0.0.20 api.test git.test other.test refresh.test token.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
 127.0.0.23 certreq.test
@@ -268,7 +321,17 @@ class Proxy:
         env["AGENTSAFE_PLACEHOLDER_API_TOKEN"] = PLACEHOLDER
         env["ANTHROPIC_API_KEY"] = BUILTIN_SECRET
         env["AGENTSAFE_PLACEHOLDER_ANTHROPIC_API_KEY"] = BUILTIN_PH
-        env["AGENTSAFE_BUILTIN_CREDENTIALS"] = "ANTHROPIC_API_KEY=api.test"
+        env["AGENTSAFE_BUILTIN_CREDENTIALS"] = (
+            "ANTHROPIC_API_KEY=api.test;CLAUDE_OAUTH_ACCESS=api.test;"
+            "CLAUDE_OAUTH_REFRESH=token.test/v1/oauth/token")
+        env["CLAUDE_OAUTH_ACCESS"] = ACC[0]
+        env["CLAUDE_OAUTH_REFRESH"] = REF[0]
+        env["AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS"] = ACC_PH
+        env["AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH"] = REF_PH
+        env["AGENTSAFE_OAUTH_ROTATE"] = (
+            "token.test/v1/oauth/token,CLAUDE_OAUTH_ACCESS,CLAUDE_OAUTH_REFRESH")
+        env["AGENTSAFE_OAUTH_STORE"] = path("oauth-store.json")
+        open(path("oauth-store.json"), "w").close()
         self.p = subprocess.Popen(
             [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
              "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
@@ -664,6 +727,83 @@ def command_credential_rerun_on_401(P):
     assert [r.get("credential") for r in recs if r["event"] == "request"] == ["REFRESH_TOKEN"] * 5
 
 
+def refresh(token, query="", extra=()):
+    body = json.dumps({"grant_type": "refresh_token", "refresh_token": token,
+                       "client_id": "9d1c250a-e61b-44d9-88ed-5944d1962f5e",
+                       "scope": "user:inference user:profile"})
+    code, out, err = curl("--compressed", "-H", "Content-Type: application/json",
+                          "--data-binary", body, *extra, TOKEN_URL + query)
+    try:
+        return code, json.loads(out), out
+    except ValueError:
+        return code, None, out + err
+
+
+def oauth_refresh_hands_out_new_placeholders_only(P):
+    n = len(SEEN)
+    # Claude Code's refresh, as its client sends it (JSON body, axios).
+    code, j, raw = refresh(REF_PH)
+    assert code == 200, (code, raw)
+    got = seen_since(n)
+    assert len(got) == 1 and json.loads(got[0][5])["refresh_token"] == REF[0], got
+    assert "Accept-Encoding" not in got[0][3], got[0][3]  # the answer must be readable
+    acc1, ref1 = j["access_token"], j["refresh_token"]
+    assert acc1.startswith("sk-ant-oat01-agentsafe-CLAUDE_OAUTH_ACCESS-") and acc1 != ACC_PH, j
+    assert ref1.startswith("sk-ant-ort01-agentsafe-CLAUDE_OAUTH_REFRESH-") and ref1 != REF_PH, j
+    assert j["expires_in"] == 28800 and j["account"]["uuid"] == "u-1", j
+    assert not any(t in raw for t in ACC + REF), raw
+    r = only(P.new(lambda r: r["event"] == "close"), event="request")
+    assert r["credential"] == "CLAUDE_OAUTH_REFRESH" and "rotated" in r["message"], r
+    # The new access placeholder, and the retired one, stand for ACC[1].
+    for ph in (acc1, ACC_PH):
+        assert curl("-H", "Authorization: Bearer " + ph, "https://api.test/ok/oauth")[0] == 200
+    got = seen_since(n)[1:]
+    assert [g[3]["Authorization"] for g in got] == ["Bearer " + ACC[1]] * 2, got
+    # A chunked answer to the next refresh, with the new refresh placeholder.
+    code, j, raw = refresh(ref1, "?chunked")
+    assert code == 200 and json.loads(seen_since(n)[-1][5])["refresh_token"] == REF[1], raw
+    assert j["access_token"].startswith("sk-ant-oat01-agentsafe-") and ACC[2] not in raw, raw
+    # The launcher's file holds the newest real pair, for the user's login.
+    with open(path("oauth-store.json")) as f:
+        store = json.load(f)
+    assert (store["access_token"], store["refresh_token"], store["expires_in"]) == \
+        (ACC[2], REF[2], 28800), store
+    P.new(lambda r: r["event"] == "close", want=3)
+
+
+def oauth_refresh_token_goes_nowhere_else(P):
+    n = len(SEEN)
+    ph = REF_PH  # retired by now, still recognised
+    # To another host, to another path of the token host (revoke: the
+    # agent must not log the user out), in a query string.
+    for what, args in [
+            ("api host", ["-H", "Authorization: Bearer " + ph, "https://api.test/ok/x"]),
+            ("revoke", ["--data-binary", '{"token": "%s"}' % ph, TOKEN_URL + "/revoke"]),
+            ("query", [TOKEN_URL.replace("/v1/oauth/token", "/v1/x") + "?t=" + ph])]:
+        code, body, _ = curl(*args)
+        assert code == 403 and "credential_misuse" in body, (what, code, body)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["credential"] == "CLAUDE_OAUTH_REFRESH", (what, d)
+    assert seen_since(n) == []
+    # A reflecting endpoint: the swapped token comes back, never to the client.
+    code, _, raw = refresh(REF_PH, "?echo")
+    assert code == 502 and not any(t in raw for t in REF), (code, raw)
+    # A compressed answer cannot be rewritten: refused, not passed.
+    code, _, raw = refresh(REF_PH, "?gzip")
+    assert code == 502, (code, raw)
+    # A token request body the proxy cannot take whole.
+    code, body, _ = curl("-H", "Transfer-Encoding: chunked", "--data-binary",
+                         '{"refresh_token": "%s"}' % REF_PH, TOKEN_URL)
+    assert code == 413, (code, body)
+    with open(path("big.json"), "w") as f:
+        f.write('{"pad": "%s", "refresh_token": "%s"}' % ("x" * 70000, REF_PH))
+    code, body, _ = curl("--data-binary", "@" + path("big.json"), TOKEN_URL)
+    assert code == 413, (code, body)
+    assert [g[2] for g in seen_since(n)] == ["/v1/oauth/token?echo", "/v1/oauth/token?gzip"]
+    recs = P.new(lambda r: r["event"] == "close", want=4)
+    assert [r["status"] for r in recs if r["event"] == "deny"] == [502, 502, 413, 413], recs
+
+
 CASES = [
     curl_get_allowed_and_logged,
     path_and_method_rules,
@@ -682,6 +822,8 @@ CASES = [
     placeholder_elsewhere_is_misuse,
     builtin_binding_swapped_toward_its_host_only,
     command_credential_rerun_on_401,
+    oauth_refresh_hands_out_new_placeholders_only,
+    oauth_refresh_token_goes_nowhere_else,
 ]
 
 
@@ -711,7 +853,8 @@ def main():
     # No secret in any record or message: the whole log and stderr.
     with open(P.log) as f:
         log = f.read()
-    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD, REFRESH_NEW):
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD,
+                   REFRESH_NEW, *ACC, *REF):
         if secret in log or secret in err:
             failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:
