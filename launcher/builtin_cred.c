@@ -46,8 +46,7 @@ static bool inspected(const char *const *ins, size_t n, const char *host)
 	return false;
 }
 
-/* host, or with its ".com" turned into ".test" for the tests. */
-static void real_name(const char *host, char *buf, size_t len)
+void builtin_cred_host(const char *host, char *buf, size_t len)
 {
 	const char *tld = getenv(BUILTIN_CRED_TLD_ENV);
 	size_t hl = strlen(host);
@@ -84,7 +83,7 @@ size_t builtin_cred_plan(const struct policy *p, struct builtin_bind *out,
 		b->hosts[0] = '\0';
 		for (size_t k = 0; k < 2 && builtins[i].hosts[k] != NULL; k++) {
 			char h[128];
-			real_name(builtins[i].hosts[k], h, sizeof h);
+			builtin_cred_host(builtins[i].hosts[k], h, sizeof h);
 			size_t used = strlen(b->hosts);
 			if (inspected(ins, nins, h))
 				snprintf(b->hosts + used,
@@ -97,4 +96,11 @@ size_t builtin_cred_plan(const struct policy *p, struct builtin_bind *out,
 			add_skipped(skipped, skippedlen, builtins[i].var);
 	}
 	return n;
+}
+
+bool builtin_cred_inspected(const struct policy *p, const char *host)
+{
+	const char *ins[256];
+	size_t nins = policy_inspect_hosts(p, ins, 256);
+	return inspected(ins, nins > 256 ? 256 : nins, host);
 }

@@ -8,6 +8,7 @@
 #ifndef AGENTSAFE_LAUNCH_BUILTIN_CRED_H
 #define AGENTSAFE_LAUNCH_BUILTIN_CRED_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct policy;
@@ -29,5 +30,12 @@ struct builtin_bind {
  * but cannot be bound are listed in skipped ("A, B"; "" when none). */
 size_t builtin_cred_plan(const struct policy *p, struct builtin_bind *out,
 			 char *skipped, size_t skippedlen);
+
+/* host, or its .test stand-in when BUILTIN_CRED_TLD_ENV is "test"
+ * (api.anthropic.com -> api.anthropic.test). */
+void builtin_cred_host(const char *host, char *buf, size_t len);
+
+/* Whether policy p inspects host (its rule, or a "*.domain" above it). */
+bool builtin_cred_inspected(const struct policy *p, const char *host);
 
 #endif

@@ -32,6 +32,7 @@ struct fence_nflog;
 struct gitiso_repo;
 struct selfcheck;
 struct session_ca;
+struct claude_login;
 struct spec_store;
 
 /* One session as the steps of run.c build it up; each step fills in its
@@ -48,6 +49,7 @@ struct sess {
 	uint16_t proxy_port, group;
 	pid_t proxy_pid;
 	struct session_ca *sca; /* TLS inspection (session_ca.c), or NULL */
+	struct claude_login *login; /* claude_login.c, or NULL */
 	struct egress_log *log;
 	struct fence_nflog *nflog;
 	pid_t fwd_pid;		/* the loopback relay of published ports */
@@ -81,6 +83,10 @@ struct sess {
 };
 
 /* One line on stderr, prefixed with PFX. */
+/* Whether the session runs this agent: `-- COMMAND` by the command's
+ * name (`-- codex login --device-auth`), otherwise --agent (spec.c). */
+bool launch_runs_agent(const struct lcfg *c, const char *agent);
+
 void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, made to stand out (bold red on a terminal): work that did
  * not come back, a setting that weakens the sandbox. */

@@ -13,6 +13,7 @@
 
 #include "builtin_cred.h"
 #include "ca.h"
+#include "claude_login.h"
 #include "launch_int.h"
 #include "policy.h"
 
@@ -188,6 +189,11 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	say_skipped(p);
+	int rc = claude_login_prepare(s, p, err, errlen);
+	if (rc != 0) {
+		policy_unref(p);
+		return rc;
+	}
 	const char *one;
 	if (policy_inspect_hosts(p, &one, 1) == 0 &&
 	    policy_credential_count(p) == 0) {
@@ -197,6 +203,7 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 	struct session_ca *sca = calloc(1, sizeof *sca);
 	if (sca == NULL) {
 		policy_unref(p);
+		claude_login_finish(s);
 		return -ENOMEM;
 	}
 	launch_snprintf(sca->cert, sizeof sca->cert, "%s/session-ca.pem",
@@ -206,7 +213,7 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 	launch_snprintf(sca->bundle, sizeof sca->bundle, "%s/ca-bundle.pem",
 			s->state_dir);
 	sca->ca_bundle = s->cfg->ca_bundle;
-	int rc = make_placeholders(sca, p, err, errlen);
+	rc = make_placeholders(sca, p, err, errlen);
 	if (rc == 0 && policy_inspect_hosts(p, &one, 1) == 0) {
 		launch_snprintf(
 		    err, errlen,
@@ -220,6 +227,7 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 	if (rc != 0) {
 		(void)unlink(sca->key);
 		free(sca);
+		claude_login_finish(s);
 		return rc;
 	}
 	s->sca = sca;
@@ -229,6 +237,7 @@ int step_ca_up(struct sess *s, char *err, size_t errlen)
 void step_ca_down(struct sess *s)
 {
 	struct session_ca *sca = s->sca;
+	claude_login_finish(s); /* the proxy has stopped */
 	if (sca == NULL)
 		return;
 	/* After the fence step the launcher keeps its file capabilities
@@ -270,6 +279,7 @@ void session_ca_proxy_env(const struct sess *s)
 		(void)putenv((char *)sca->benv);
 	else
 		(void)unsetenv(BUILTIN_CRED_ENV);
+	claude_login_proxy_env(s);
 }
 
 size_t session_ca_env(const struct sess *s, const char **env, size_t max)

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "claude_login.h"
 #include "gitiso.h"
 #include "launch_int.h"
 #include "session_ca.h"
@@ -21,9 +22,7 @@ static void add_bind(struct spec_store *st, size_t *n, const char *src,
 	(*n)++;
 }
 
-/* Whether the session runs this agent: `-- COMMAND` by the command's name
- * (`-- codex login --device-auth`), otherwise --agent. */
-static bool runs_agent(const struct lcfg *c, const char *agent)
+bool launch_runs_agent(const struct lcfg *c, const char *agent)
 {
 	if (c->command != NULL && c->ncommand > 0) {
 		const char *b = strrchr(c->command[0], '/');
@@ -96,17 +95,21 @@ static void spec_binds(const struct sess *s, struct spec_store *st)
 	/* Each agent's credentials enter only its own sessions: a shell or a
 	 * Codex session never sees the Claude login, and the other way round.
 	 */
-	if (home && runs_agent(c, "claude")) {
+	if (home && launch_runs_agent(c, "claude")) {
 		launch_snprintf(p, sizeof p, "%s/.claude", home);
 		if (access(p, F_OK) == 0)
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude",
 				 true);
+		/* Over the user's own file: the login's placeholders. */
+		if (access(p, F_OK) == 0 && claude_login_seed(s) != NULL)
+			add_bind(st, &nb, claude_login_seed(s),
+				 CLAUDE_LOGIN_SEED, true);
 		launch_snprintf(p, sizeof p, "%s/.claude.json", home);
 		if (access(p, F_OK) == 0)
 			add_bind(st, &nb, p, "/run/agentsafe/seed/claude.json",
 				 true);
 	}
-	if (s->codex[0] != '\0' && runs_agent(c, "codex"))
+	if (s->codex[0] != '\0' && launch_runs_agent(c, "codex"))
 		add_bind(st, &nb, s->codex, "/home/agent/.codex", false);
 	if (c->ca_bundle) {
 		char real[PATH_MAX];
