@@ -18,15 +18,15 @@
 #include "launch_int.h"
 #include "policy.h"
 
-#define ACCESS "CLAUDE_OAUTH_ACCESS"
+#define ACCESS	"CLAUDE_OAUTH_ACCESS"
 #define REFRESH "CLAUDE_OAUTH_REFRESH"
 /* Largest credentials file read (it holds a few tokens and flags). */
 #define FILE_MAX (1024 * 1024)
 
 struct claude_login {
-	char file[4200];  /* the user's ~/.claude/.credentials.json */
-	char seed[4200];  /* its placeholder copy, for the container */
-	char store[4200]; /* the proxy's file for rotated tokens */
+	char file[4200];	/* the user's ~/.claude/.credentials.json */
+	char seed[4200];	/* its placeholder copy, for the container */
+	char store[4200];	/* the proxy's file for rotated tokens */
 	char *access, *refresh; /* the real tokens the session began with */
 	char api[128], token[128];
 	/* putenv strings for the proxy's child (they must outlive it). */
@@ -167,8 +167,8 @@ static void say_inside(const char *api, const char *token)
 		api, token);
 }
 
-static int plan(struct sess *s, struct claude_login *l, json_t *root,
-		char *err, size_t errlen)
+static int plan(struct sess *s, struct claude_login *l, json_t *root, char *err,
+		size_t errlen)
 {
 	json_t *o = json_object_get(root, "claudeAiOauth");
 	const char *a = token_of(o, "accessToken");
@@ -187,11 +187,12 @@ static int plan(struct sess *s, struct claude_login *l, json_t *root,
 	launch_snprintf(l->store, sizeof l->store, "%s/claude-oauth.json",
 			s->state_dir);
 	int rc = write_seed(s, l, root, aph, rph);
-	int fd = rc == 0 ? open(l->store,
-				O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-				    O_NOFOLLOW,
-				0600)
-			 : -1;
+	int fd =
+	    rc == 0
+		? open(l->store,
+		       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		       0600)
+		: -1;
 	if (rc == 0 && (fd < 0 || (geteuid() == 0 && s->host_uid != 0 &&
 				   fchown(fd, s->host_uid, s->host_gid) != 0)))
 		rc = -errno;
@@ -238,8 +239,8 @@ int claude_login_prepare(struct sess *s, const struct policy *p, char *err,
 	builtin_cred_host(CLAUDE_LOGIN_TOKEN_HOST, l->token, sizeof l->token);
 	json_t *root = load_user_file(s, l->file);
 	int rc = 1;
-	if (root != NULL && json_is_object(json_object_get(root,
-							   "claudeAiOauth"))) {
+	if (root != NULL &&
+	    json_is_object(json_object_get(root, "claudeAiOauth"))) {
 		if (builtin_cred_inspected(p, l->api) &&
 		    builtin_cred_inspected(p, l->token))
 			rc = plan(s, l, root, err, errlen);
@@ -295,8 +296,7 @@ static void save_back(const struct sess *s, const struct claude_login *l,
 		      json_t *st)
 {
 	const char *a = json_string_value(json_object_get(st, "access_token"));
-	const char *r =
-	    json_string_value(json_object_get(st, "refresh_token"));
+	const char *r = json_string_value(json_object_get(st, "refresh_token"));
 	json_int_t in = json_integer_value(json_object_get(st, "expires_in"));
 	json_int_t at = json_integer_value(json_object_get(st, "obtained_ms"));
 	if (a == NULL || r == NULL)

@@ -18,7 +18,7 @@
 struct policy;
 struct sess;
 
-#define CLAUDE_LOGIN_API_HOST "api.anthropic.com"
+#define CLAUDE_LOGIN_API_HOST	"api.anthropic.com"
 #define CLAUDE_LOGIN_TOKEN_HOST "platform.claude.com"
 #define CLAUDE_LOGIN_TOKEN_PATH "/v1/oauth/token"
 /* Where the image's entrypoint finds the login to copy (container/). */

@@ -48,7 +48,7 @@ struct sess {
 	const char *policy; /* absolute path of the policy file */
 	uint16_t proxy_port, group;
 	pid_t proxy_pid;
-	struct session_ca *sca; /* TLS inspection (session_ca.c), or NULL */
+	struct session_ca *sca;	    /* TLS inspection (session_ca.c), or NULL */
 	struct claude_login *login; /* claude_login.c, or NULL */
 	struct egress_log *log;
 	struct fence_nflog *nflog;

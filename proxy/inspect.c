@@ -400,8 +400,8 @@ static int forward_head(struct inspect *in, const struct http_request *q,
 	char *head = NULL;
 	size_t hl = 0;
 	size_t bl = body != NULL ? (size_t)q->content_length : 0;
-	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, body, bl,
-			    &head, &hl, &in->cred);
+	int rc = cred_apply(c->w->srv->insp->creds, c->host, q, body, bl, &head,
+			    &hl, &in->cred);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -686,8 +686,7 @@ static bool coded(const struct http_response *r)
 /* Take the whole body of r at p (n bytes buffered): 1 with it, 0 for
  * more, -1 with why set. */
 static int whole_body(const struct http_response *r, const char *p, size_t n,
-		      char **body, size_t *bl, size_t *framed,
-		      const char **why)
+		      char **body, size_t *bl, size_t *framed, const char **why)
 {
 	const char *b = p + r->head_len;
 	size_t have = n - r->head_len;

@@ -576,7 +576,8 @@ int cred_apply(const struct cred_store *st, const char *host,
 	pthread_mutex_unlock((pthread_mutex_t *)&st->lock);
 	if (swap_body) {
 		char cl[48];
-		int k = snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", nb.n);
+		int k =
+		    snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", nb.n);
 		put(&b, cl, (size_t)k);
 	}
 	put(&b, "\r\n", 2);

@@ -76,7 +76,7 @@ int cred_apply(const struct cred_store *s, const char *host,
  * tokens (CRED_STORE_ENV, opened once at start; the launcher saves them
  * for the user at the end of the session). */
 #define CRED_ROTATE_ENV "AGENTSAFE_OAUTH_ROTATE"
-#define CRED_STORE_ENV "AGENTSAFE_OAUTH_STORE"
+#define CRED_STORE_ENV	"AGENTSAFE_OAUTH_STORE"
 
 /* Whether requests to host at path are the token endpoint's. */
 bool cred_rotates(const struct cred_store *s, const char *host,
@@ -88,8 +88,8 @@ bool cred_rotates(const struct cred_store *s, const char *host,
  * in the body handed back. Returns 1 with a malloc'd body in *out, 0 when
  * the body holds no token (forward it as it is), -errno on failure
  * (refuse: the tokens must not reach the client). */
-int cred_rotate(struct cred_store *s, const char *body, size_t len,
-		char **out, size_t *outlen);
+int cred_rotate(struct cred_store *s, const char *body, size_t len, char **out,
+		size_t *outlen);
 
 /* Whether any credential's secret occurs in buf (a last check on what a
  * rewritten answer hands the client). */

@@ -18,8 +18,7 @@
 
 #include "inspect_cred_int.h"
 
-static struct cred *by_name(struct cred_store *s, const char *name,
-			    size_t len)
+static struct cred *by_name(struct cred_store *s, const char *name, size_t len)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (strlen(s->c[i].name) == len &&
@@ -88,8 +87,7 @@ bool cred_rotates(const struct cred_store *s, const char *host,
 	if (s == NULL || s->rot == NULL || host == NULL || path == NULL)
 		return false;
 	size_t pl = strcspn(path, "?");
-	return strcmp(s->rot->host, host) == 0 &&
-	       strlen(s->rot->path) == pl &&
+	return strcmp(s->rot->host, host) == 0 && strlen(s->rot->path) == pl &&
 	       memcmp(s->rot->path, path, pl) == 0;
 }
 
@@ -161,8 +159,8 @@ static int swap_token(json_t *o, const char *key, struct cred *c)
 	return rc;
 }
 
-int cred_rotate(struct cred_store *s, const char *body, size_t len,
-		char **out, size_t *outlen)
+int cred_rotate(struct cred_store *s, const char *body, size_t len, char **out,
+		size_t *outlen)
 {
 	struct cred_rotate *r = s->rot;
 	json_error_t jerr;

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "claude_login.h"
 #include "launch_int.h"
 #include "session_ca.h"
 #include "spec.h"
@@ -160,6 +161,163 @@ static void credentials_without_inspection_refused(void **state)
 	assert_null(f->s.sca);
 }
 
+/* Claude Code's login: the user's file with real tokens, a policy that
+ * inspects both of its hosts (the .test stand-ins). */
+#define ACC "sk-ant-oat01-unit-real-access-5d1"
+#define REF "sk-ant-ort01-unit-real-refresh-8e2"
+static void write_login(struct fixture *f, const char *refresh)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/home/.claude", f->dir);
+	assert_int_equal(mkdir(p, 0700) == 0 || access(p, F_OK) == 0, 1);
+	snprintf(p, sizeof p, "%s/home/.claude/.credentials.json", f->dir);
+	FILE *c = fopen(p, "w");
+	assert_non_null(c);
+	fprintf(c,
+		"{\"claudeAiOauth\": {\"accessToken\": \"%s\", "
+		"\"refreshToken\": \"%s\", \"expiresAt\": 1, "
+		"\"subscriptionType\": \"max\"}, \"other\": 7}",
+		ACC, refresh);
+	fclose(c);
+}
+
+static void login_fixture(struct fixture *f, bool inspect_token_host)
+{
+	char home[128];
+	snprintf(home, sizeof home, "%s/home", f->dir);
+	assert_int_equal(mkdir(home, 0700), 0);
+	setenv("HOME", home, 1);
+	setenv("AGENTSAFE_BUILTIN_CRED_TLD", "test", 1);
+	f->c.agent = "claude";
+	write_login(f, REF);
+	write_policy(f,
+		     inspect_token_host
+			 ? "version: 1\nallow:\n  - host: api.anthropic.test\n"
+			   "    inspect: true\n  - host: platform.claude.test\n"
+			   "    inspect: true\n"
+			 : "version: 1\nallow:\n  - host: api.anthropic.test\n"
+			   "    inspect: true\n  - platform.claude.test\n");
+}
+
+static void claude_login_kept_on_the_host(void **state)
+{
+	struct fixture *f = *state;
+	login_fixture(f, true);
+	char err[512] = "";
+	assert_int_equal(step_ca_up(&f->s, err, sizeof err), 0);
+	const char *seed = claude_login_seed(&f->s);
+	assert_non_null(seed);
+	/* The container's copy: typed placeholders, the rest as it was. */
+	char *t = slurp(seed);
+	assert_null(strstr(t, ACC));
+	assert_null(strstr(t, REF));
+	assert_non_null(
+	    strstr(t, "\"sk-ant-oat01-agentsafe-CLAUDE_OAUTH_ACCESS-"));
+	assert_non_null(
+	    strstr(t, "\"sk-ant-ort01-agentsafe-CLAUDE_OAUTH_REFRESH-"));
+	assert_non_null(strstr(t, "\"subscriptionType\": \"max\""));
+	struct stat st;
+	assert_int_equal(stat(seed, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* Mounted over the user's own file in the seed directory. */
+	struct spec_store *sst = calloc(1, sizeof *sst);
+	struct docker_container_spec sp;
+	snprintf(f->s.gateway, sizeof f->s.gateway, "172.30.9.1");
+	spec_build(&f->s, sst, &sp);
+	char want[512];
+	snprintf(want, sizeof want, "%s:%s:ro", seed, CLAUDE_LOGIN_SEED);
+	bool bind_ok = false;
+	for (size_t i = 0; sp.binds[i] != NULL; i++)
+		bind_ok |= strcmp(sp.binds[i], want) == 0;
+	assert_true(bind_ok);
+	free(sst);
+	/* The proxy's environment: the real tokens, bound to their hosts,
+	 * the refresh token to the token endpoint's path only. */
+	session_ca_proxy_env(&f->s);
+	assert_string_equal(getenv("CLAUDE_OAUTH_ACCESS"), ACC);
+	assert_string_equal(getenv("CLAUDE_OAUTH_REFRESH"), REF);
+	assert_string_equal(getenv("AGENTSAFE_OAUTH_ROTATE"),
+			    "platform.claude.test/v1/oauth/token,"
+			    "CLAUDE_OAUTH_ACCESS,CLAUDE_OAUTH_REFRESH");
+	assert_string_equal(getenv("AGENTSAFE_BUILTIN_CREDENTIALS"),
+			    "CLAUDE_OAUTH_ACCESS=api.anthropic.test;"
+			    "CLAUDE_OAUTH_REFRESH=platform.claude.test"
+			    "/v1/oauth/token");
+	char store[256];
+	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
+	const char *vars[] = {"CLAUDE_OAUTH_ACCESS",
+			      "CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_OAUTH_ROTATE",
+			      "AGENTSAFE_OAUTH_STORE",
+			      "AGENTSAFE_BUILTIN_CREDENTIALS"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]); /* they point into the session */
+	/* The proxy rotated the pair: saved into the user's file. */
+	FILE *o = fopen(store, "w");
+	assert_non_null(o);
+	fputs("{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\", "
+	      "\"expires_in\": 100, \"obtained_ms\": 5000}",
+	      o);
+	fclose(o);
+	step_ca_down(&f->s);
+	char user[256];
+	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
+		 f->dir);
+	t = slurp(user);
+	assert_non_null(strstr(t, "\"accessToken\": \"NEW-A\""));
+	assert_non_null(strstr(t, "\"refreshToken\": \"NEW-R\""));
+	assert_non_null(strstr(t, "\"expiresAt\": 105000"));
+	assert_non_null(strstr(t, "\"other\": 7"));
+	assert_int_equal(stat(user, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_not_equal(stat(store, &st), 0);
+	assert_int_not_equal(access(seed, F_OK), 0);
+	assert_null(f->s.login);
+}
+
+/* The user logged in again on the host meanwhile: theirs wins. */
+static void claude_login_newer_user_file_wins(void **state)
+{
+	struct fixture *f = *state;
+	login_fixture(f, true);
+	char err[512] = "";
+	assert_int_equal(step_ca_up(&f->s, err, sizeof err), 0);
+	session_ca_proxy_env(&f->s);
+	char store[256];
+	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
+	FILE *o = fopen(store, "w");
+	assert_non_null(o);
+	fputs("{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\"}", o);
+	fclose(o);
+	write_login(f, "sk-ant-ort01-logged-in-again");
+	unsetenv("AGENTSAFE_OAUTH_STORE");
+	unsetenv("AGENTSAFE_BUILTIN_CREDENTIALS");
+	unsetenv("CLAUDE_OAUTH_ACCESS");
+	unsetenv("CLAUDE_OAUTH_REFRESH");
+	unsetenv("AGENTSAFE_OAUTH_ROTATE");
+	step_ca_down(&f->s);
+	char user[256];
+	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
+		 f->dir);
+	char *t = slurp(user);
+	assert_null(strstr(t, "NEW-"));
+	assert_non_null(strstr(t, "sk-ant-ort01-logged-in-again"));
+}
+
+/* Without the token host inspected the login cannot be swapped: it
+ * enters as before (said), and nothing is planned. */
+static void claude_login_needs_both_hosts_inspected(void **state)
+{
+	struct fixture *f = *state;
+	login_fixture(f, false);
+	char err[512] = "";
+	assert_int_equal(step_ca_up(&f->s, err, sizeof err), 0);
+	assert_null(claude_login_seed(&f->s));
+	step_ca_down(&f->s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -169,6 +327,12 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(
 		credentials_without_inspection_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(claude_login_kept_on_the_host,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(claude_login_newer_user_file_wins,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		claude_login_needs_both_hosts_inspected, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
