@@ -21,7 +21,7 @@
 #define ACCESS	"CLAUDE_OAUTH_ACCESS"
 #define REFRESH "CLAUDE_OAUTH_REFRESH"
 /* Largest credentials file read (it holds a few tokens and flags). */
-#define FILE_MAX (1024 * 1024)
+#define FILE_MAX (1024L * 1024)
 
 struct claude_login {
 	char file[4200];	/* the user's ~/.claude/.credentials.json */

@@ -706,11 +706,12 @@ static int whole_body(const struct http_response *r, const char *p, size_t n,
 		return 1;
 	}
 	int k = dechunk(b, have, body, bl, framed);
-	if (k == 0 && have >= 2 * CRED_BODY_MAX)
+	if (k == 0 && have >= (size_t)2 * CRED_BODY_MAX)
 		k = -1;
 	if (k == 1 && *bl > CRED_BODY_MAX) {
 		OPENSSL_cleanse(*body, *bl);
 		free(*body);
+		*body = NULL;
 		k = -1;
 	}
 	if (k < 0)
