@@ -49,6 +49,10 @@ static void spec_env(const struct sess *s, struct spec_store *st)
 	}
 	st->env[ne++] = "NO_PROXY=localhost,127.0.0.1";
 	st->env[ne++] = "no_proxy=localhost,127.0.0.1";
+	/* Node's own fetch honours the variables only when told to (Node
+	 * 22.21+ and 24+); older ones ignore this and go through the fence's
+	 * drop instead. */
+	st->env[ne++] = "NODE_USE_ENV_PROXY=1";
 	launch_snprintf(st->envbuf[4], sizeof st->envbuf[4],
 			"AGENTSAFE_SESSION=%s", s->id);
 	st->env[ne++] = st->envbuf[4];

@@ -155,6 +155,9 @@ class H(http.server.BaseHTTPRequestHandler):
             except ValueError:
                 stream = False
             text = "standin-reply-%s" % who(auth)
+            if b"slow-please" in body:
+                import time
+                time.sleep(4)  # the container scans the CLI's memory meanwhile
             if stream:
                 sse(self, text)
             else:
@@ -264,6 +267,46 @@ c["claudeAiOauth"]["expiresAt"] = 1000
 json.dump(c, open(sys.argv[1], "w"))
 PY
 cli 3
+# The CLI's own memory while it waits for an answer: the placeholder it
+# sends is there (the scan sees what it loaded), no real token is.
+python3 - "\$C" $REVS <<'PY'
+import json, os, re, subprocess, sys, time
+toks = [t[::-1].encode() for t in sys.argv[2:]]
+ph = json.load(open(sys.argv[1]))["claudeAiOauth"]["accessToken"].encode()
+p = subprocess.Popen(["/usr/local/bin/claude", "-p", "slow-please"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(3)
+def pids(root):
+    out = [root]
+    for t in os.listdir("/proc/%d/task" % root):
+        try:
+            out += [int(c) for c in open("/proc/%d/task/%s/children" % (root, t)).read().split()]
+        except OSError:
+            pass
+    return out
+scanned = hits = seen_ph = 0
+for pid in set(pids(p.pid)):
+    try:
+        maps = open("/proc/%d/maps" % pid).read().splitlines()
+        mem = open("/proc/%d/mem" % pid, "rb", 0)
+    except OSError:
+        continue
+    for line in maps:
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) r", line)
+        if not m or "[vvar]" in line or "[vsyscall]" in line:
+            continue
+        lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+        try:
+            mem.seek(lo)
+            data = mem.read(hi - lo)
+        except (OSError, ValueError, OverflowError):
+            continue
+        scanned += len(data)
+        hits += sum(data.count(t) for t in toks)
+        seen_ph += data.count(ph)
+p.wait()
+print("AGENT memscan mb=%d placeholder=%s real-tokens=%d" % (scanned >> 20, seen_ph > 0, hits))
+PY
 # Where the real tokens could be: the environment, files, process memory.
 python3 -c 'import sys; print("\\n".join(t[::-1] for t in sys.argv[1:]))' $REVS >/tmp/toks
 n=0
@@ -310,6 +353,9 @@ grep -q "^AGENT cli2 rc=0 out=standin-reply-acc1" "$T/launch.out" &&
 grep -Eq "auth=(placeholder|none|ref)" "$T/upstream.log" &&
 	fail "a request reached the API without a real access token" ||
 	pass "every API request carried a real access token ($(grep -c ^API "$T/upstream.log"))"
+grep -Eq "^AGENT memscan mb=[1-9][0-9]* placeholder=True real-tokens=0$" "$T/launch.out" &&
+	pass "the running CLI's memory holds its placeholder and no real token" ||
+	fail "memory scan: $(grep 'AGENT memscan' "$T/launch.out")"
 grep -q "^AGENT token-sightings 0$" "$T/launch.out" &&
 	pass "no real token in the container (env, files, /proc)" ||
 	fail "tokens seen in the container: $(grep sightings "$T/launch.out")"

@@ -109,6 +109,7 @@ static void every_proxy_variable_names_the_session_proxy(void **state)
 	assert_true(has(env, "https_proxy=http://172.30.9.1:41234"));
 	assert_true(has(env, "http_proxy=http://172.30.9.1:41234"));
 	assert_true(has(env, "NO_PROXY=localhost,127.0.0.1"));
+	assert_true(has(env, "NODE_USE_ENV_PROXY=1"));
 	assert_true(has(env, "AGENTSAFE_SESSION=0123456789ab"));
 	assert_true(has(env, "AGENTSAFE_PROBE_PROXY=http://172.30.9.1:41234"));
 	assert_true(has(env, "HOME=/home/agent"));
