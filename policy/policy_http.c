@@ -290,10 +290,11 @@ int policy_explain_request(const struct policy *p, const char *host,
 			policy_appendf(
 			    buf, buflen, &off, "websocket: %s\n",
 			    d.websocket
-				? "yes (the entry says websocket: true: an "
-				  "Upgrade: websocket request is relayed, its "
-				  "frames unseen)"
-				: "no (an Upgrade request is refused 403)");
+				? "yes (the entry says websocket: true: a "
+				  "WebSocket handshake is passed on; after the "
+				  "101 its frames are relayed uninspected)"
+				: "no (an Upgrade request here is refused "
+				  "403)");
 		else
 			policy_appendf(buf, buflen, &off,
 				       "http:    DENY %s (no http: entry of %s "
