@@ -218,6 +218,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if host == "git.test":
             git_backend(self, body)
             return
+        if self.path.startswith("/ws/refuse"):
+            # A server that declines the upgrade and keeps the connection.
+            self.send_response(426)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if "Upgrade" in self.headers or self.path.startswith("/plain/switch"):
             ws_upstream(self)
             return
@@ -846,6 +852,23 @@ def websocket_unrequested_or_wrong_101_refused(P):
     assert d["reason"] == "bad_response" and "websocket" in d["message"], d
 
 
+def websocket_declined_upgrade_is_not_a_tunnel(P):
+    # WebSocket smuggling: the upgrade goes to an allowed path, the server
+    # declines it (426), and a forbidden request rides behind it. The proxy
+    # switches only on a real 101, so the second request is decided (and
+    # refused) like any other.
+    n = len(SEEN)
+    s, head, rest, _ = ws_handshake("ws.test", b"/ws/refuse",
+                                    then=b"GET /admin/x HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+    out = head + b"\r\n\r\n" + rest + read_all(s)
+    assert head.startswith(b"HTTP/1.1 426"), out
+    assert b"HTTP/1.1 403" in out and b"path_not_allowed" in out, out
+    recs = P.new(lambda r: r["event"] == "close")
+    assert only(recs, event="request")["status"] == 426
+    assert only(recs, event="deny")["path"] == "/admin/x"
+    assert [x[2] for x in seen_since(n)] == ["/ws/refuse"], seen_since(n)
+
+
 def websocket_upgrade_with_placeholder_is_misuse(P):
     # API_TOKEN is bound to api.test: its placeholder in an upgrade head to
     # ws.test (a header, or the query) is misuse, allowed path or not.
@@ -927,6 +950,7 @@ CASES = [
     websocket_refused_without_websocket_true,
     websocket_other_upgrades_refused,
     websocket_unrequested_or_wrong_101_refused,
+    websocket_declined_upgrade_is_not_a_tunnel,
     websocket_upgrade_with_placeholder_is_misuse,
     websocket_allowed_relays_frames_both_ways,
 ]
