@@ -84,6 +84,8 @@ enum inspect_ws_ask inspect_ws_asked(const struct http_request *q, char *msg,
 			 "Upgrade: websocket without Connection: upgrade");
 	else if (q->method_len != 3 || memcmp(q->method, "GET", 3) != 0)
 		snprintf(msg, msglen, "a WebSocket handshake is a GET");
+	else if (q->version_minor != 1)
+		snprintf(msg, msglen, "a WebSocket handshake is HTTP/1.1");
 	else if (q->body != HTTP_BODY_NONE)
 		snprintf(msg, msglen, "a WebSocket handshake has no body");
 	else

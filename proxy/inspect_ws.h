@@ -20,7 +20,7 @@ enum inspect_ws_ask {
 
 /* Classify a parsed request head. A WebSocket handshake is exactly one
  * `Upgrade: websocket` (any case), a Connection header naming `upgrade`,
- * method GET and no body (RFC 6455 4.1); anything else carrying an
+ * method GET, HTTP/1.1 and no body (RFC 6455 4.1); anything else carrying an
  * Upgrade header is INSPECT_WS_OTHER with the reason in msg. Pure. */
 enum inspect_ws_ask inspect_ws_asked(const struct http_request *q, char *msg,
 				     size_t msglen);
