@@ -167,6 +167,9 @@ struct policy_http_decision {
 	 * decided. Valid while the policy is referenced. */
 	const char *rule;
 	bool inspect; /* the host rule inspects */
+	/* The deciding `http:` entry says `websocket: true`: a WebSocket
+	 * upgrade it allows may be relayed. False without an `http:` list. */
+	bool websocket;
 };
 
 /* Decide one request inside an inspected tunnel to host:port. path is the

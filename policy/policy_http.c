@@ -215,6 +215,7 @@ int policy_http_match(const struct policy *p, const char *host, uint16_t port,
 	d->reason = hd.reason;
 	d->rule = hd.rule;
 	d->inspect = hd.inspect;
+	d->websocket = false;
 	if (hd.verdict != POLICY_ALLOW)
 		return 0;
 	const struct prule *r = rule_of(p, hd.rule);
@@ -224,6 +225,7 @@ int policy_http_match(const struct policy *p, const char *host, uint16_t port,
 	const struct phttp *h = policy_http_find(r, method, path, &method_hit);
 	if (h != NULL) {
 		d->rule = h->label;
+		d->websocket = h->websocket;
 		return 0;
 	}
 	d->verdict = POLICY_DENY;
@@ -284,6 +286,15 @@ int policy_explain_request(const struct policy *p, const char *host,
 		else if (d.verdict == POLICY_ALLOW)
 			policy_appendf(buf, buflen, &off,
 				       "http:    ALLOW by %s\n", d.rule);
+		if (d.verdict == POLICY_ALLOW)
+			policy_appendf(
+			    buf, buflen, &off, "websocket: %s\n",
+			    d.websocket
+				? "yes (the entry says websocket: true: a "
+				  "WebSocket handshake is passed on; after the "
+				  "101 its frames are relayed uninspected)"
+				: "no (an Upgrade request here is refused "
+				  "403)");
 		else
 			policy_appendf(buf, buflen, &off,
 				       "http:    DENY %s (no http: entry of %s "

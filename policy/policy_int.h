@@ -20,7 +20,8 @@ struct phttp {
 	char **paths; /* globs starting with '/'; none = any path */
 	size_t npaths;
 	unsigned line;
-	char *label; /* "METHODS PATHS (FILE:LINE)" */
+	char *label;	/* "METHODS PATHS (FILE:LINE)" */
+	bool websocket; /* `websocket: true`: an upgrade may be relayed */
 };
 
 struct prule {

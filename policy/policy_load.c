@@ -602,6 +602,33 @@ static int http_label(struct loader *L, struct phttp *h)
 	return 0;
 }
 
+/* `websocket: true|false` on an http entry; true needs GET among the
+ * entry's methods (a WebSocket handshake is a GET), checked by the caller
+ * once the methods are known. */
+static int parse_websocket(struct loader *L, const yaml_node_t *v,
+			   struct phttp *h)
+{
+	if (v->type != YAML_SCALAR_NODE ||
+	    v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
+	    !(scalar_is(v, "true") || scalar_is(v, "false"))) {
+		char q[80];
+		quote_scalar(v, q, sizeof q);
+		lerr(L, v->start_mark,
+		     "websocket must be true or false, got '%s'", q);
+		return -EINVAL;
+	}
+	h->websocket = scalar_is(v, "true");
+	return 0;
+}
+
+static bool lists_get(const struct phttp *h)
+{
+	bool get = h->nmethods == 0;
+	for (size_t i = 0; !get && i < h->nmethods; i++)
+		get = strcmp(h->methods[i], "GET") == 0;
+	return get;
+}
+
 static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
 {
 	int rc = 0;
@@ -614,6 +641,7 @@ static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
 		return -EINVAL;
 	}
 	bool seen_m = false, seen_p = false;
+	const yaml_node_t *ws = NULL;
 	for (yaml_node_pair_t *pr = n->data.mapping.pairs.start;
 	     pr < n->data.mapping.pairs.top; pr++) {
 		yaml_node_t *k = node_get(L, pr->key, n->start_mark, &rc);
@@ -625,18 +653,22 @@ static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
 		char q[80];
 		quote_scalar(k, q, sizeof q);
 		bool is_m = scalar_is(k, "methods");
-		if (!is_m && !scalar_is(k, "paths")) {
+		bool is_w = scalar_is(k, "websocket");
+		if (!is_m && !is_w && !scalar_is(k, "paths")) {
 			lerr(L, k->start_mark,
 			     "unknown key '%s' in an http entry (expected "
-			     "methods, paths)",
+			     "methods, paths, websocket)",
 			     q);
 			return -EINVAL;
 		}
-		if (is_m ? seen_m : seen_p) {
+		if (is_w ? ws != NULL : is_m ? seen_m : seen_p) {
 			lerr(L, k->start_mark, "duplicate key '%s'", q);
 			return -EINVAL;
 		}
-		if (is_m) {
+		if (is_w) {
+			ws = v;
+			rc = parse_websocket(L, v, h);
+		} else if (is_m) {
 			seen_m = true;
 			rc = parse_str_list(L, v, "methods", &h->methods,
 					    &h->nmethods, method_ok);
@@ -650,6 +682,12 @@ static int parse_http_entry(struct loader *L, yaml_node_t *n, struct phttp *h)
 	}
 	if (!seen_m && !seen_p) {
 		lerr(L, n->start_mark, "an http entry needs methods or paths");
+		return -EINVAL;
+	}
+	if (h->websocket && !lists_get(h)) {
+		lerr(L, ws->start_mark,
+		     "websocket: true needs GET among the entry's methods (a "
+		     "WebSocket handshake is a GET)");
 		return -EINVAL;
 	}
 	return http_label(L, h);

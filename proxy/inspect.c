@@ -21,6 +21,7 @@
 
 #include "ca.h"
 #include "inspect_cred.h"
+#include "inspect_ws.h"
 #include "proxy_int.h"
 
 /* The HTTP/2 connection preface (RFC 9113 3.4). */
@@ -42,6 +43,7 @@ enum ist {
 	IS_CL_HS,  /* TLS handshake with the client */
 	IS_HEAD,   /* waiting for a request head */
 	IS_BODY,   /* request forwarded, response not yet complete */
+	IS_WS,	   /* after a 101 to a WebSocket upgrade: a plain relay */
 	IS_CLOSING /* flushing to the client, then free */
 };
 
@@ -61,6 +63,7 @@ struct inspect {
 	bool is_head, client_keep_alive, keep_alive, req_done, resp_started;
 	bool rotate; /* the OAuth token endpoint: its answer is rewritten */
 	const char *note; /* the request record's message, or NULL */
+	bool ws; /* an allowed WebSocket upgrade: a 101 may answer it */
 	enum http_body_kind req_body, resp_body;
 	uint64_t req_remaining, resp_remaining;
 	struct http_chunked req_chunked, resp_chunked;
@@ -298,15 +301,6 @@ bad:;
 	return false;
 }
 
-static bool has_upgrade(const struct http_request *q)
-{
-	for (size_t i = 0; i < q->nheaders; i++)
-		if (q->headers[i].name_len == 7 &&
-		    strncasecmp(q->headers[i].name, "upgrade", 7) == 0)
-			return true;
-	return false;
-}
-
 static void copy_target(struct inspect *in, const struct http_request *q)
 {
 	size_t n = q->method_len < sizeof in->method - 1
@@ -338,10 +332,12 @@ static bool judge(struct inspect *in, const struct http_request *q)
 		refuse(in, 421, EGRESS_REASON_HOST_MISMATCH, msg);
 		return false;
 	}
-	if (has_upgrade(q)) {
-		refuse(in, 403, EGRESS_REASON_BAD_REQUEST,
-		       "protocol upgrades (WebSocket) are not relayed in an "
-		       "inspected tunnel");
+	/* Upgrades: a WebSocket handshake where the deciding entry says
+	 * websocket: true (below); any other kind never. */
+	in->ws = false;
+	enum inspect_ws_ask ask = inspect_ws_asked(q, msg, sizeof msg);
+	if (ask == INSPECT_WS_OTHER) {
+		refuse(in, 403, EGRESS_REASON_BAD_REQUEST, msg);
 		return false;
 	}
 	char *target = strndup(q->target, q->target_len);
@@ -353,8 +349,18 @@ static bool judge(struct inspect *in, const struct http_request *q)
 	policy_http_match(in->pol, c->host, c->port, in->method, target, &d);
 	free(target);
 	in->rule = d.rule;
-	if (d.verdict == POLICY_ALLOW)
+	if (d.verdict == POLICY_ALLOW && ask == INSPECT_WS_WEBSOCKET &&
+	    !d.websocket) {
+		refuse(
+		    in, 403, EGRESS_REASON_BAD_REQUEST,
+		    "WebSocket upgrade refused: the deciding http: entry does "
+		    "not say websocket: true");
+		return false;
+	}
+	if (d.verdict == POLICY_ALLOW) {
+		in->ws = ask == INSPECT_WS_WEBSOCKET;
 		return true;
+	}
 	enum egress_reason why;
 	if (egress_reason_lookup(d.reason, &why) != 0)
 		why = EGRESS_REASON_NOT_ALLOWED;
@@ -779,8 +785,22 @@ static int rotated_response(struct inspect *in, size_t len)
 	return 1;
 }
 
+/* The allowed WebSocket upgrade was answered 101 (its head is on its way
+ * to the client): the request record now, then the tunnel is a relay. */
+static void ws_switch(struct inspect *in)
+{
+	in->status = 101;
+	log_request(in, "request", NULL,
+		    "WebSocket upgrade: frames are relayed from here, not "
+		    "inspected");
+	in->st = IS_WS;
+	arm(in, in->c->limits.idle_timeout_ms);
+	inspect_ws_start(&in->c->client);
+}
+
 /* The response head: 1 when the final one passed, 0 for more bytes, -1
- * when the tunnel was closed. Interim (1xx) heads pass as they are. */
+ * when the tunnel was closed or became a WebSocket relay. Interim (1xx)
+ * heads pass as they are. */
 static int response_head(struct inspect *in)
 {
 	struct conn *c = in->c;
@@ -803,10 +823,13 @@ static int response_head(struct inspect *in)
 			free(resp);
 			return 0;
 		}
-		if (r != HTTP_OK || resp->status == 101) {
+		if (r != HTTP_OK || (resp->status == 101 &&
+				     !(in->ws && inspect_ws_101_ok(resp)))) {
 			free(resp);
 			refuse(in, 502, EGRESS_REASON_BAD_RESPONSE,
 			       r != HTTP_OK ? (err[0] ? err : "bad response")
+			       : in->ws	    ? "upstream switched to another "
+					      "protocol than websocket"
 					    : "upstream switched protocols");
 			return -1;
 		}
@@ -830,6 +853,10 @@ static int response_head(struct inspect *in)
 		evbuffer_remove_buffer(src, client_out(in), hl);
 		in->down += hl;
 		c->upstream.bytes += hl;
+		if (status == 101) {
+			ws_switch(in);
+			return -1;
+		}
 		if (status >= 200) {
 			in->status = status;
 			/* An injected `command:` credential may have expired.
@@ -902,12 +929,16 @@ static void client_read_cb(struct bufferevent *b, void *arg)
 		next_head(in);
 	else if (in->st == IS_BODY)
 		pump_request(in);
+	else if (in->st == IS_WS)
+		inspect_ws_pass(&in->c->client);
 }
 
 static void client_write_cb(struct bufferevent *b, void *arg)
 {
 	struct inspect *in = arg;
 	(void)b;
+	if (in->st == IS_WS)
+		inspect_ws_drained(&in->c->client);
 	if (in->st == IS_BODY && in->c->upstream.bev != NULL &&
 	    !out_full(in->c->client.bev)) {
 		bufferevent_enable(in->c->upstream.bev, EV_READ);
@@ -919,6 +950,8 @@ static void upstream_write_cb(struct bufferevent *b, void *arg)
 {
 	struct inspect *in = arg;
 	(void)b;
+	if (in->st == IS_WS)
+		inspect_ws_drained(&in->c->upstream);
 	if (in->st == IS_BODY && !in->req_done && !in->c->client.eof &&
 	    !out_full(in->c->upstream.bev)) {
 		bufferevent_enable(in->c->client.bev, EV_READ);
@@ -928,8 +961,25 @@ static void upstream_write_cb(struct bufferevent *b, void *arg)
 
 static void upstream_read_cb(struct bufferevent *b, void *arg)
 {
+	struct inspect *in = arg;
 	(void)b;
-	upstream_read(arg);
+	if (in->st == IS_WS)
+		inspect_ws_pass(&in->c->upstream);
+	else
+		upstream_read(in);
+}
+
+/* One side of a WebSocket relay ended (the close handshake ends with the
+ * server's close, normally): what it sent goes on, then the close record. */
+static void ws_side_ended(struct inspect *in, struct conn_side *s, short what)
+{
+	inspect_ws_pass(s);
+	bool client = s == &in->c->client;
+	finish(in,
+	       egress_reason_name(!(what & BEV_EVENT_ERROR) ? EGRESS_REASON_EOF
+				  : client ? EGRESS_REASON_CLIENT_ERROR
+					   : EGRESS_REASON_UPSTREAM_ERROR),
+	       NULL);
 }
 
 static void client_handshake_done(struct inspect *in)
@@ -963,6 +1013,10 @@ static void client_event_cb(struct bufferevent *b, short what, void *arg)
 	c->client.eof = true;
 	if (in->st == IS_CLOSING)
 		return;
+	if (in->st == IS_WS) {
+		ws_side_ended(in, &c->client, what);
+		return;
+	}
 	if (in->st == IS_CL_HS) {
 		char msg[300];
 		unsigned long e = bufferevent_get_openssl_error(b);
@@ -1042,6 +1096,10 @@ static void upstream_event_cb(struct bufferevent *b, short what, void *arg)
 		return;
 	if (in->st == IS_UP_HS) {
 		upstream_handshake_failed(in, b);
+		return;
+	}
+	if (in->st == IS_WS) {
+		ws_side_ended(in, &c->upstream, what);
 		return;
 	}
 	if (in->st == IS_BODY) {
@@ -1140,7 +1198,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	int64_t idle = conn_ms_since(&c->last_activity);
-	if ((in->st == IS_BODY || in->st == IS_HEAD) &&
+	if ((in->st == IS_BODY || in->st == IS_HEAD || in->st == IS_WS) &&
 	    idle < c->limits.idle_timeout_ms) {
 		arm(in, (unsigned)(c->limits.idle_timeout_ms - idle));
 		return;

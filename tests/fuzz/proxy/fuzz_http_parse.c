@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "http_parse.h"
+#include "inspect_ws.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -88,6 +89,18 @@ static void fuzz_request(const char *buf, size_t len)
 	if (req.body == HTTP_BODY_CHUNKED)
 		check(req.version_minor == 1, "chunked in HTTP/1.0");
 	check(req.body != HTTP_BODY_CLOSE, "close-delimited request");
+	/* Upgrades (inspect_ws.c): a WebSocket handshake is a GET without a
+	 * body; any refusal says why. */
+	char msg[200] = "";
+	enum inspect_ws_ask ask = inspect_ws_asked(&req, msg, sizeof msg);
+	if (ask == INSPECT_WS_WEBSOCKET)
+		check(req.method_len == 3 &&
+			  memcmp(req.method, "GET", 3) == 0 &&
+			  req.body == HTTP_BODY_NONE,
+		      "websocket handshake not a bodiless GET");
+	if (ask == INSPECT_WS_OTHER)
+		check(msg[0] != '\0' && strnlen(msg, sizeof msg) < sizeof msg,
+		      "upgrade refused without a reason");
 
 	/* The verdict depends on the head alone, and a shorter prefix is
 	 * never a verdict. */
@@ -119,6 +132,7 @@ static void fuzz_response(const char *buf, size_t len, bool head)
 		check(resp.body == HTTP_BODY_NONE, "body after HEAD");
 	if (resp.body == HTTP_BODY_CLOSE)
 		check(!resp.keep_alive, "close-delimited keep-alive");
+	(void)inspect_ws_101_ok(&resp);
 }
 
 /* Chunked framing: all at once and in 1..7-byte pieces agree. */

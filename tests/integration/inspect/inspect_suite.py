@@ -7,6 +7,8 @@ asserts what the client saw, what the upstream received, and the egress.log
 records. Exit status 1 when any case fails."""
 
 import argparse
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -53,6 +55,8 @@ ACC_PH = "sk-ant-oat01-agentsafe-CLAUDE_OAUTH_ACCESS-" + "c0de" * 8
 REF_PH = "sk-ant-ort01-agentsafe-CLAUDE_OAUTH_REFRESH-" + "beef" * 8
 TOKEN_URL = "https://token.test/v1/oauth/token"
 TOKENS = {"n": 0}
+WS_SECRET = "ws-header-secret-5d2e"
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def sh(*cmd, **kw):
@@ -71,7 +75,7 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test,DNS:ws.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -85,13 +89,97 @@ def make_pki():
     # The session CA, minted by the product code for the inspected hosts.
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
        "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test",
-       "refresh.test", "token.test")
+       "refresh.test", "token.test", "ws.test")
 
 
 # ---------------------------------------------------------------- upstreams
 
 SEEN = []  # (host, method, path, headers dict, body length) per request
 SEEN_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------- WebSocket
+# A minimal RFC 6455 implementation (stdlib only): handshake and frames.
+
+def ws_accept(key):
+    return base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+
+
+def ws_mask(key, data):
+    k = (key * (len(data) // 4 + 1))[:len(data)]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(k, "big")).to_bytes(len(data), "big")
+
+
+def ws_frame(opcode, payload, mask):
+    n = len(payload)
+    head = bytes([0x80 | opcode])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 65536:
+        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    return head + key + ws_mask(key, payload)
+
+
+def ws_read_frame(read):
+    """(opcode, payload) of the next frame; read(n) returns exactly n bytes."""
+    b0, b1 = read(2)
+    n = b1 & 0x7f
+    if n == 126:
+        n = int.from_bytes(read(2), "big")
+    elif n == 127:
+        n = int.from_bytes(read(8), "big")
+    key = read(4) if b1 & 0x80 else None
+    data = read(n)
+    if key:
+        data = ws_mask(key, data)
+    return b0 & 0x0f, data
+
+
+def ws_upstream(h):
+    """The upstream's side of an upgrade: it switches whatever was asked
+    (a careless server), so only the proxy stands between the client and
+    an h2c or unrequested switch. /ws/h2c answers a websocket request
+    with another protocol. Then: a welcome frame, and echo until close."""
+    asked = h.headers.get("Upgrade") or "websocket"
+    proto = "h2c" if h.path.startswith("/ws/h2c") else asked
+    h.send_response(101)
+    h.send_header("Upgrade", proto)
+    h.send_header("Connection", "Upgrade")
+    key = h.headers.get("Sec-WebSocket-Key")
+    if key:
+        h.send_header("Sec-WebSocket-Accept", ws_accept(key))
+    h.end_headers()
+    h.close_connection = True
+    h.wfile.write(ws_frame(0x1, b"welcome", False))
+    h.wfile.flush()
+
+    def read(n):
+        d = h.rfile.read(n)
+        if len(d) != n:
+            raise EOFError
+        return d
+    try:
+        while True:
+            op, data = ws_read_frame(read)
+            if op == 0x8:
+                h.wfile.write(ws_frame(0x8, data, False))
+                h.wfile.flush()
+                return
+            if op == 0x1 and data.startswith(b"flood "):
+                for i in range(int(data[6:])):
+                    h.wfile.write(ws_frame(0x2, bytes([i]) * (1 << 20), False))
+                h.wfile.flush()
+                continue
+            h.wfile.write(ws_frame(op, data, False))
+            h.wfile.flush()
+    except (EOFError, OSError, ValueError):
+        pass
 
 
 def git_backend(h, body):
@@ -186,6 +274,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if host == "token.test":
             token_endpoint(self, body)
             return
+        if self.path.startswith("/ws/refuse"):
+            # A server that declines the upgrade and keeps the connection.
+            self.send_response(426)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if "Upgrade" in self.headers or self.path.startswith("/plain/switch"):
+            ws_upstream(self)
+            return
         if host == "refresh.test":
             # Only the token in refresh-valid is accepted: 401 otherwise.
             with open(path("refresh-valid")) as f:
@@ -266,6 +363,14 @@ allow:
     inspect: true
   - host: token.test
     inspect: true
+  - host: ws.test
+    inspect: true
+    http:
+      - methods: [GET]
+        paths: ["/ws/**"]
+        websocket: true
+      - methods: [GET]
+        paths: ["/plain/**"]
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
@@ -287,6 +392,10 @@ credentials:
     command: "cat %(work)s/refresh-token"
     hosts: [refresh.test]
     header: "Authorization: Bearer {}"
+  WS_TOKEN:
+    command: "printf %%s %(ws)s"
+    hosts: [ws.test]
+    header: "X-Ws-Key: {}"
 defaults:
   ports: [443]
 limits:
@@ -295,7 +404,7 @@ limits:
 """
 
 HOSTS = """\
-127.0.0.20 api.test git.test other.test refresh.test token.test
+127.0.0.20 api.test git.test other.test refresh.test token.test ws.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
 127.0.0.23 certreq.test
@@ -305,7 +414,7 @@ HOSTS = """\
 class Proxy:
     def __init__(self):
         with open(path("policy.yaml"), "w") as f:
-            f.write(POLICY % {"work": W, "hdr": HDR_SECRET})
+            f.write(POLICY % {"work": W, "hdr": HDR_SECRET, "ws": WS_SECRET})
         with open(path("git-token"), "w") as f:
             f.write(GIT_SECRET + "\n")
         for name in ("refresh-token", "refresh-valid"):
@@ -802,6 +911,172 @@ def oauth_refresh_token_goes_nowhere_else(P):
     assert [g[2] for g in seen_since(n)] == ["/v1/oauth/token?echo", "/v1/oauth/token?gzip"]
     recs = P.new(lambda r: r["event"] == "close", want=4)
     assert [r["status"] for r in recs if r["event"] == "deny"] == [502, 502, 413, 413], recs
+# ---------------------------------------------------------------- WebSocket cases
+
+def ws_handshake(host, target, extra=b"", upgrade=b"Upgrade: websocket\r\nConnection: Upgrade\r\n",
+                 method=b"GET", then=b""):
+    """A tunnel to host, the upgrade request (plus `then`, sent with it);
+    returns (socket, response head, bytes after the head, key)."""
+    s = tunnel(host)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(method + b" " + target + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n" +
+              upgrade + b"Sec-WebSocket-Key: " + key.encode() +
+              b"\r\nSec-WebSocket-Version: 13\r\n" + extra + b"\r\n" + then)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        try:
+            d = s.recv(65536)
+        except (ssl.SSLError, OSError):
+            d = b""
+        if not d:
+            break
+        buf += d
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return s, head, rest, key
+
+
+def websocket_refused_without_websocket_true(P):
+    # Hostile first: the same handshake toward a path whose entry allows
+    # GET but does not say websocket: true, and toward an inspected host
+    # without an http: list. The upstream would switch; the proxy refuses.
+    n = len(SEEN)
+    for host, target, rule in (("ws.test", b"/plain/chat", "GET /plain/** ("),
+                               ("other.test", b"/ws/echo", "other.test (")):
+        s, head, rest, _ = ws_handshake(host, target)
+        out = head + rest + read_all(s)
+        assert out.startswith(b"HTTP/1.1 403") and b"bad_request" in out, out
+        assert b"websocket: true" in out, out
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "bad_request" and d["status"] == 403, d
+        assert d["path"] == target.decode() and d["method"] == "GET", d
+        assert d["rule"].startswith(rule) and "websocket: true" in d["message"], d
+    assert seen_since(n) == [], seen_since(n)
+
+
+def websocket_other_upgrades_refused(P):
+    # h2c (and anything that is not exactly a WebSocket handshake) is
+    # refused even on the path whose entry says websocket: true.
+    n = len(SEEN)
+    variants = [
+        ("h2c", b"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", b"GET", "h2c"),
+        ("two protocols", b"Upgrade: websocket, h2c\r\nConnection: Upgrade\r\n", b"GET",
+         "websocket, h2c"),
+        ("two Upgrade headers", b"Upgrade: websocket\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n",
+         b"GET", "more than one"),
+        ("no Connection: upgrade", b"Upgrade: websocket\r\nConnection: keep-alive\r\n", b"GET",
+         "without Connection"),
+        ("POST", b"Upgrade: websocket\r\nConnection: Upgrade\r\n", b"POST", "is a GET"),
+    ]
+    for what, upgrade, method, why in variants:
+        s, head, rest, _ = ws_handshake("ws.test", b"/ws/echo", upgrade=upgrade, method=method)
+        out = head + rest + read_all(s)
+        assert out.startswith(b"HTTP/1.1 403") and b"bad_request" in out, (what, out)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "bad_request" and why in d["message"], (what, d)
+    assert seen_since(n) == [], seen_since(n)
+
+
+def websocket_unrequested_or_wrong_101_refused(P):
+    # A 101 to a request that asked for no upgrade, and a 101 to a
+    # WebSocket request that switches to another protocol: 502, and not
+    # one byte of what follows reaches the client.
+    s = tunnel("ws.test")
+    s.sendall(b"GET /plain/switch HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 502") and b"bad_response" in out, out
+    assert b"101" not in out.split(b"\r\n\r\n", 1)[0] and b"welcome" not in out, out
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "bad_response" and d["message"] == "upstream switched protocols", d
+    s, head, rest, _ = ws_handshake("ws.test", b"/ws/h2c")
+    out = head + rest + read_all(s)
+    assert out.startswith(b"HTTP/1.1 502") and b"welcome" not in out, out
+    d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+    assert d["reason"] == "bad_response" and "websocket" in d["message"], d
+
+
+def websocket_declined_upgrade_is_not_a_tunnel(P):
+    # WebSocket smuggling: the upgrade goes to an allowed path, the server
+    # declines it (426), and a forbidden request rides behind it. The proxy
+    # switches only on a real 101, so the second request is decided (and
+    # refused) like any other.
+    n = len(SEEN)
+    s, head, rest, _ = ws_handshake("ws.test", b"/ws/refuse",
+                                    then=b"GET /admin/x HTTP/1.1\r\nHost: ws.test\r\n\r\n")
+    out = head + b"\r\n\r\n" + rest + read_all(s)
+    assert head.startswith(b"HTTP/1.1 426"), out
+    assert b"HTTP/1.1 403" in out and b"path_not_allowed" in out, out
+    recs = P.new(lambda r: r["event"] == "close")
+    assert only(recs, event="request")["status"] == 426
+    assert only(recs, event="deny")["path"] == "/admin/x"
+    assert [x[2] for x in seen_since(n)] == ["/ws/refuse"], seen_since(n)
+
+
+def websocket_upgrade_with_placeholder_is_misuse(P):
+    # API_TOKEN is bound to api.test: its placeholder in an upgrade head to
+    # ws.test (a header, or the query) is misuse, allowed path or not.
+    n = len(SEEN)
+    for extra, target in ((b"Authorization: Bearer " + PLACEHOLDER.encode() + b"\r\n", b"/ws/echo"),
+                          (b"", b"/ws/echo?t=" + PLACEHOLDER.encode())):
+        s, head, rest, _ = ws_handshake("ws.test", target, extra=extra)
+        out = head + rest + read_all(s)
+        assert out.startswith(b"HTTP/1.1 403") and b"credential_misuse" in out, out
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "credential_misuse" and d["credential"] == "API_TOKEN", d
+    assert seen_since(n) == [], seen_since(n)
+    assert "CREDENTIAL MISUSE" in P.stderr()
+
+
+def websocket_allowed_relays_frames_both_ways(P):
+    n = len(SEEN)
+    # An early frame sent with the handshake waits for the 101, then goes.
+    s, head, rest, key = ws_handshake("ws.test", b"/ws/echo",
+                                      then=ws_frame(0x1, b"early", True))
+    assert head.startswith(b"HTTP/1.1 101"), head
+    fields = dict((k.strip().lower(), v.strip()) for k, _, v in
+                  (line.decode().partition(":") for line in head.split(b"\r\n")[1:]))
+    assert fields.get("sec-websocket-accept") == ws_accept(key), head
+    buf = bytearray(rest)
+
+    def read(k):
+        while len(buf) < k:
+            d = s.recv(65536)
+            if not d:
+                raise EOFError("tunnel closed")
+            buf.extend(d)
+        out = bytes(buf[:k])
+        del buf[:k]
+        return out
+    # The upstream's frame that came right behind its 101.
+    assert ws_read_frame(read) == (0x1, b"welcome")
+    assert ws_read_frame(read) == (0x1, b"early")
+    s.sendall(ws_frame(0x1, b"hello through the proxy", True))
+    assert ws_read_frame(read) == (0x1, b"hello through the proxy")
+    big = os.urandom(3 * 1024 * 1024)  # well past RELAY_BUF_MAX both ways
+    s.sendall(ws_frame(0x2, big, True))
+    op, data = ws_read_frame(read)
+    assert op == 0x2 and data == big, (op, len(data))
+    # The server pushes 8 MiB while the client reads nothing for a while:
+    # the relay holds back (RELAY_BUF_MAX), then delivers every byte.
+    s.sendall(ws_frame(0x1, b"flood 8", True))
+    time.sleep(1.0)
+    for i in range(8):
+        assert ws_read_frame(read) == (0x2, bytes([i]) * (1 << 20)), i
+    s.sendall(ws_frame(0x8, b"\x03\xe8bye", True))
+    assert ws_read_frame(read) == (0x8, b"\x03\xe8bye")
+    s.close()
+    recs = P.new(lambda r: r["event"] == "close")
+    r = only(recs, event="request")
+    assert r["status"] == 101 and r["method"] == "GET" and r["path"] == "/ws/echo", r
+    assert r["rule"].startswith("GET /ws/** (") and "WebSocket" in r["message"], r
+    assert r["credential"] == "WS_TOKEN", r
+    c = only(recs, event="close")
+    assert c["reason"] == "eof" and c["bytes_up"] > len(big), c
+    assert c["bytes_down"] > len(big) + (8 << 20), c
+    got = seen_since(n)
+    assert len(got) == 1 and got[0][2] == "/ws/echo", got
+    # The credential is injected into the upgrade head like any request's.
+    assert got[0][3]["X-Ws-Key"] == WS_SECRET, got[0][3]
 
 
 CASES = [
@@ -824,6 +1099,12 @@ CASES = [
     command_credential_rerun_on_401,
     oauth_refresh_hands_out_new_placeholders_only,
     oauth_refresh_token_goes_nowhere_else,
+    websocket_refused_without_websocket_true,
+    websocket_other_upgrades_refused,
+    websocket_unrequested_or_wrong_101_refused,
+    websocket_declined_upgrade_is_not_a_tunnel,
+    websocket_upgrade_with_placeholder_is_misuse,
+    websocket_allowed_relays_frames_both_ways,
 ]
 
 
@@ -853,8 +1134,8 @@ def main():
     # No secret in any record or message: the whole log and stderr.
     with open(P.log) as f:
         log = f.read()
-    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD,
-                   REFRESH_NEW, *ACC, *REF):
+    for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD, REFRESH_NEW,
+                   WS_SECRET, *ACC, *REF):
         if secret in log or secret in err:
             failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:

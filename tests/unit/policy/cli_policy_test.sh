@@ -158,6 +158,23 @@ run 0 "$BIN" policy explain "$T/inspect.yaml" https://plain.test/x
 expect_grep "$T/out" "inspect: no"
 run 2 "$BIN" policy explain "$T/inspect.yaml" --method get https://plain.test/x
 run 2 "$BIN" policy explain "$T/inspect.yaml" --method GET plain.test
+# websocket: true shows for the deciding entry only
+cat >"$T/ws.yaml" <<'EOF'
+version: 1
+allow:
+  - host: chat.test
+    inspect: true
+    http:
+      - methods: [GET]
+        paths: ["/ws/**"]
+        websocket: true
+      - methods: [GET]
+        paths: ["/**"]
+EOF
+run 0 "$BIN" policy explain "$T/ws.yaml" https://chat.test/ws/room
+expect_grep "$T/out" "websocket: yes"
+run 0 "$BIN" policy explain "$T/ws.yaml" https://chat.test/wsx
+expect_grep "$T/out" "websocket: no"
 
 if [ "$fails" != 0 ]; then
 	echo "$fails check(s) failed"

@@ -219,7 +219,27 @@ static const struct ecase ecases[] = {
     {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
      "      - method: [GET]\n",
      "e.yaml:6:9: unknown key 'method' in an http entry (expected methods, "
-     "paths)"},
+     "paths, websocket)"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - paths: [\"/ws\"]\n        websocket: yes\n",
+     "e.yaml:7:20: websocket must be true or false, got 'yes'"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - paths: [\"/ws\"]\n        websocket: \"true\"\n",
+     "e.yaml:7:20: websocket must be true or false, got 'true'"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - paths: [\"/ws\"]\n        websocket: [true]\n",
+     "e.yaml:7:20: websocket must be true or false, got 'a list'"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - methods: [POST]\n        websocket: true\n",
+     "e.yaml:7:20: websocket: true needs GET among the entry's methods (a "
+     "WebSocket handshake is a GET)"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - paths: [\"/ws\"]\n        websocket: true\n"
+     "        websocket: false\n",
+     "e.yaml:8:9: duplicate key 'websocket'"},
+    {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http:\n"
+     "      - websocket: true\n",
+     "e.yaml:6:9: an http entry needs methods or paths"},
     {"version: 1\nallow:\n  - host: a.test\n    inspect: true\n    http: "
      "[]\n",
      "e.yaml:5:11: 'http' must list 1..1000 entries"},
@@ -300,6 +320,60 @@ static void credentials_load(void **state)
 	policy_unref(p);
 }
 
+/* `websocket: true` on an http entry: only the deciding entry's flag
+ * counts (first match wins), false without an http: list, and explain
+ * says which. */
+static void websocket_flag_of_the_deciding_entry(void **state)
+{
+	(void)state;
+	static const char text[] =
+	    "version: 1\nallow:\n  - host: ws.test\n    inspect: true\n"
+	    "    http:\n"
+	    "      - methods: [GET]\n        paths: [\"/ws/**\"]\n"
+	    "        websocket: true\n"
+	    "      - methods: [GET, POST]\n        paths: [\"/**\"]\n"
+	    "      - paths: [\"/any/*\"]\n        websocket: false\n"
+	    "  - host: open.test\n    inspect: true\n";
+	char err[POLICY_ERR_MAX] = "";
+	struct policy *p = NULL;
+	assert_int_equal(policy_load_string("w.yaml", text, strlen(text), &p,
+					    err, sizeof err),
+			 0);
+	struct policy_http_decision d;
+	policy_http_match(p, "ws.test", 443, "GET", "/ws/chat?x=1", &d);
+	assert_int_equal(d.verdict, POLICY_ALLOW);
+	assert_true(d.websocket);
+	assert_string_equal(d.rule, "GET /ws/** (w.yaml:6)");
+	/* /wsx is not under /ws/: the second entry decides, without it. */
+	policy_http_match(p, "ws.test", 443, "GET", "/wsx/chat", &d);
+	assert_int_equal(d.verdict, POLICY_ALLOW);
+	assert_false(d.websocket);
+	policy_http_match(p, "ws.test", 443, "POST", "/ws/chat", &d);
+	assert_int_equal(d.verdict, POLICY_ALLOW);
+	assert_false(d.websocket);
+	policy_http_match(p, "ws.test", 443, "DELETE", "/ws/chat", &d);
+	assert_int_equal(d.verdict, POLICY_DENY);
+	assert_false(d.websocket);
+	/* No http: list: any request, but no upgrade. */
+	policy_http_match(p, "open.test", 443, "GET", "/ws/chat", &d);
+	assert_int_equal(d.verdict, POLICY_ALLOW);
+	assert_false(d.websocket);
+	char buf[2048];
+	assert_int_equal(policy_explain_request(p, "ws.test", 443, "GET",
+						"/ws/chat", buf, sizeof buf),
+			 0);
+	assert_non_null(strstr(buf, "websocket: yes"));
+	assert_int_equal(policy_explain_request(p, "ws.test", 443, "GET",
+						"/other", buf, sizeof buf),
+			 0);
+	assert_non_null(strstr(buf, "websocket: no"));
+	assert_int_equal(policy_explain_request(p, "open.test", 443, "GET",
+						"/ws/chat", buf, sizeof buf),
+			 0);
+	assert_non_null(strstr(buf, "websocket: no"));
+	policy_unref(p);
+}
+
 static void load_errors_name_the_node(void **state)
 {
 	(void)state;
@@ -326,6 +400,7 @@ int main(void)
 	    cmocka_unit_test(no_http_list_allows_any_request),
 	    cmocka_unit_test(explain_names_the_entry_line),
 	    cmocka_unit_test(load_errors_name_the_node),
+	    cmocka_unit_test(websocket_flag_of_the_deciding_entry),
 	    cmocka_unit_test(credentials_load),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
