@@ -19,6 +19,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "budget.h"
 #include "ca.h"
 #include "inspect_cred.h"
 #include "inspect_ws.h"
@@ -410,6 +411,14 @@ static int forward_head(struct inspect *in, const struct http_request *q,
 			    &hl, &in->cred);
 	if (rc < 0)
 		return rc;
+	/* The head (and a body sent with it) counts against the host's
+	 * upload budget, as it goes upstream. */
+	if (!budget_charge(c, rc == 0 ? q->head_len : hl)) {
+		if (head != NULL)
+			OPENSSL_cleanse(head, hl);
+		free(head);
+		return -EDQUOT;
+	}
 	if (rc == 0) {
 		evbuffer_remove_buffer(buf, up, q->head_len);
 		hl = q->head_len;
@@ -522,6 +531,11 @@ static void next_head(struct inspect *in)
 	in->resp_started = false;
 	int rc = forward_head(in, q, body);
 	free(q);
+	if (rc == -EDQUOT) {
+		refuse(in, 403, EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED,
+		       "the request would pass the host's upload budget");
+		return;
+	}
 	if (rc != 0) {
 		refuse(in, 502, EGRESS_REASON_INTERNAL, "out of memory");
 		return;
@@ -541,14 +555,17 @@ static bool out_full(struct bufferevent *b)
 	return evbuffer_get_length(bufferevent_get_output(b)) >= RELAY_BUF_MAX;
 }
 
-/* Move up to the framed end of a body from src to dst; returns the bytes
- * moved, or -1 on malformed chunking. *done at the body's end. */
+/* Move up to the framed end of a body from src to dst, at most max
+ * bytes; returns the bytes moved, or -1 on malformed chunking. *done at
+ * the body's end. */
 static long move_body(struct evbuffer *src, struct evbuffer *dst,
 		      enum http_body_kind kind, uint64_t *remaining,
-		      struct http_chunked *ch, bool *done)
+		      struct http_chunked *ch, bool *done, size_t max)
 {
 	size_t len = evbuffer_get_length(src), n = len;
 	*done = false;
+	if (len > max)
+		len = n = max;
 	if (len == 0)
 		return 0;
 	if (kind == HTTP_BODY_LENGTH) {
@@ -560,7 +577,8 @@ static long move_body(struct evbuffer *src, struct evbuffer *dst,
 		struct evbuffer_iovec v;
 		if (evbuffer_peek(src, -1, NULL, &v, 1) < 1)
 			return 0;
-		long k = http_chunked_feed(ch, v.iov_base, v.iov_len);
+		long k = http_chunked_feed(ch, v.iov_base,
+					   v.iov_len < len ? v.iov_len : len);
 		if (k < 0)
 			return -1;
 		n = (size_t)k;
@@ -580,12 +598,25 @@ static void pump_request(struct inspect *in)
 			return;
 		}
 		bool done;
+		/* The body counts against the host's upload budget: the
+		 * bytes within it go, a byte past it closes the tunnel. */
+		size_t want = evbuffer_get_length(src);
+		size_t got = budget_reserve(c, want);
 		long n = move_body(src, bufferevent_get_output(c->upstream.bev),
 				   in->req_body, &in->req_remaining,
-				   &in->req_chunked, &done);
+				   &in->req_chunked, &done, got);
 		if (n < 0) {
+			budget_refund(c, got);
 			refuse(in, 400, EGRESS_REASON_BAD_REQUEST,
 			       "malformed chunked request body");
+			return;
+		}
+		budget_refund(c, got - (size_t)n);
+		if (got < want && !done && (size_t)n == got) {
+			budget_trip(c);
+			refuse(in, 403, EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED,
+			       "the request body would pass the host's upload "
+			       "budget");
 			return;
 		}
 		in->up += (uint64_t)n;
@@ -785,6 +816,8 @@ static int rotated_response(struct inspect *in, size_t len)
 	return 1;
 }
 
+static void ws_step(struct inspect *in, bool ok);
+
 /* The allowed WebSocket upgrade was answered 101 (its head is on its way
  * to the client): the request record now, then the tunnel is a relay. */
 static void ws_switch(struct inspect *in)
@@ -795,7 +828,7 @@ static void ws_switch(struct inspect *in)
 		    "inspected");
 	in->st = IS_WS;
 	arm(in, in->c->limits.idle_timeout_ms);
-	inspect_ws_start(&in->c->client);
+	ws_step(in, inspect_ws_start(&in->c->client));
 }
 
 /* The response head: 1 when the final one passed, 0 for more bytes, -1
@@ -893,7 +926,8 @@ static void upstream_read(struct inspect *in)
 		bool done;
 		long n =
 		    move_body(src, client_out(in), in->resp_body,
-			      &in->resp_remaining, &in->resp_chunked, &done);
+			      &in->resp_remaining, &in->resp_chunked, &done,
+			      SIZE_MAX);
 		if (n < 0) {
 			log_request(
 			    in, "request",
@@ -917,6 +951,17 @@ static void upstream_read(struct inspect *in)
 
 /* ---- callbacks ---- */
 
+/* A step of a WebSocket relay: false when the client's frames would
+ * pass the host's upload budget (tripped), which ends the tunnel. */
+static void ws_step(struct inspect *in, bool ok)
+{
+	if (!ok)
+		finish(in,
+		       egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		       "the WebSocket frames would pass the host's upload "
+		       "budget");
+}
+
 static void client_read_cb(struct bufferevent *b, void *arg)
 {
 	struct inspect *in = arg;
@@ -930,7 +975,7 @@ static void client_read_cb(struct bufferevent *b, void *arg)
 	else if (in->st == IS_BODY)
 		pump_request(in);
 	else if (in->st == IS_WS)
-		inspect_ws_pass(&in->c->client);
+		ws_step(in, inspect_ws_pass(&in->c->client));
 }
 
 static void client_write_cb(struct bufferevent *b, void *arg)
@@ -938,7 +983,7 @@ static void client_write_cb(struct bufferevent *b, void *arg)
 	struct inspect *in = arg;
 	(void)b;
 	if (in->st == IS_WS)
-		inspect_ws_drained(&in->c->client);
+		ws_step(in, inspect_ws_drained(&in->c->client));
 	if (in->st == IS_BODY && in->c->upstream.bev != NULL &&
 	    !out_full(in->c->client.bev)) {
 		bufferevent_enable(in->c->upstream.bev, EV_READ);
@@ -951,7 +996,7 @@ static void upstream_write_cb(struct bufferevent *b, void *arg)
 	struct inspect *in = arg;
 	(void)b;
 	if (in->st == IS_WS)
-		inspect_ws_drained(&in->c->upstream);
+		ws_step(in, inspect_ws_drained(&in->c->upstream));
 	if (in->st == IS_BODY && !in->req_done && !in->c->client.eof &&
 	    !out_full(in->c->upstream.bev)) {
 		bufferevent_enable(in->c->client.bev, EV_READ);
@@ -964,7 +1009,7 @@ static void upstream_read_cb(struct bufferevent *b, void *arg)
 	struct inspect *in = arg;
 	(void)b;
 	if (in->st == IS_WS)
-		inspect_ws_pass(&in->c->upstream);
+		ws_step(in, inspect_ws_pass(&in->c->upstream));
 	else
 		upstream_read(in);
 }
@@ -973,7 +1018,10 @@ static void upstream_read_cb(struct bufferevent *b, void *arg)
  * server's close, normally): what it sent goes on, then the close record. */
 static void ws_side_ended(struct inspect *in, struct conn_side *s, short what)
 {
-	inspect_ws_pass(s);
+	if (!inspect_ws_pass(s)) {
+		ws_step(in, false);
+		return;
+	}
 	bool client = s == &in->c->client;
 	finish(in,
 	       egress_reason_name(!(what & BEV_EVENT_ERROR) ? EGRESS_REASON_EOF

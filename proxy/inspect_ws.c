@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 
+#include "budget.h"
 #include "proxy_int.h"
 
 static bool name_is(const struct http_header *h, const char *name)
@@ -106,36 +107,43 @@ static size_t out_len(const struct conn_side *s)
 	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
-void inspect_ws_pass(struct conn_side *s)
+bool inspect_ws_pass(struct conn_side *s)
 {
 	if (s->bev == NULL || s->peer->bev == NULL)
-		return;
+		return true;
+	struct conn *c = s->conn;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t n = evbuffer_get_length(in);
-	if (n > 0) {
-		conn_touch(s->conn);
+	/* The client's frames count against the host's upload budget. */
+	size_t ok = n > 0 && s == &c->client ? budget_reserve(c, n) : n;
+	if (ok > 0) {
+		conn_touch(c);
 		evbuffer_remove_buffer(in, bufferevent_get_output(s->peer->bev),
-				       n);
-		s->bytes += n;
+				       ok);
+		s->bytes += ok;
+	}
+	if (ok < n) {
+		budget_trip(c);
+		return false;
 	}
 	if (out_len(s->peer) >= RELAY_BUF_MAX)
 		bufferevent_disable(s->bev, EV_READ);
 	else
 		bufferevent_enable(s->bev, EV_READ);
+	return true;
 }
 
-void inspect_ws_drained(struct conn_side *s)
+bool inspect_ws_drained(struct conn_side *s)
 {
 	if (s->bev == NULL || s->peer->bev == NULL || s->peer->eof)
-		return;
+		return true;
 	conn_touch(s->conn);
-	if (out_len(s) < RELAY_BUF_MAX)
-		inspect_ws_pass(s->peer);
+	return out_len(s) < RELAY_BUF_MAX ? inspect_ws_pass(s->peer) : true;
 }
 
-void inspect_ws_start(struct conn_side *client)
+bool inspect_ws_start(struct conn_side *client)
 {
 	conn_touch(client->conn);
-	inspect_ws_pass(client->peer);
-	inspect_ws_pass(client);
+	(void)inspect_ws_pass(client->peer);
+	return inspect_ws_pass(client);
 }

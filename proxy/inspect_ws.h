@@ -31,16 +31,18 @@ bool inspect_ws_101_ok(const struct http_response *r);
 
 /* After the 101: move what `s` has read (decrypted) to its peer's output,
  * and stop reading `s` while the peer already holds RELAY_BUF_MAX. Counts
- * the bytes on `s`. */
-void inspect_ws_pass(struct conn_side *s);
+ * the bytes on `s`. The client's bytes are charged to the host's upload
+ * budget: false (budget tripped, the excess not moved) when they would
+ * pass it; the caller ends the tunnel. */
+bool inspect_ws_pass(struct conn_side *s);
 
 /* The output of `s` drained below its low watermark: pass on what its
- * peer left and resume reading the peer. */
-void inspect_ws_drained(struct conn_side *s);
+ * peer left and resume reading the peer. False as inspect_ws_pass. */
+bool inspect_ws_drained(struct conn_side *s);
 
 /* Switch the tunnel to the relay: bytes already buffered either way go
  * first (frames that came with the 101, or that the client sent early),
- * then both sides are read. */
-void inspect_ws_start(struct conn_side *client);
+ * then both sides are read. False as inspect_ws_pass. */
+bool inspect_ws_start(struct conn_side *client);
 
 #endif

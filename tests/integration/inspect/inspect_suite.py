@@ -75,7 +75,7 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test,DNS:ws.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test,DNS:ws.test,DNS:budget.test,DNS:wsbudget.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -89,7 +89,8 @@ def make_pki():
     # The session CA, minted by the product code for the inspected hosts.
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
        "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test",
-       "refresh.test", "token.test", "ws.test")
+       "refresh.test", "token.test", "ws.test", "budget.test",
+       "wsbudget.test")
 
 
 # ---------------------------------------------------------------- upstreams
@@ -363,6 +364,16 @@ allow:
     inspect: true
   - host: token.test
     inspect: true
+  - host: budget.test
+    inspect: true
+    upload_budget: 64KiB
+  - host: wsbudget.test
+    inspect: true
+    upload_budget: 64KiB
+    http:
+      - methods: [GET]
+        paths: ["/ws/**"]
+        websocket: true
   - host: ws.test
     inspect: true
     http:
@@ -404,7 +415,7 @@ limits:
 """
 
 HOSTS = """\
-127.0.0.20 api.test git.test other.test refresh.test token.test ws.test
+127.0.0.20 api.test git.test other.test refresh.test token.test ws.test budget.test wsbudget.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
 127.0.0.23 certreq.test
@@ -1079,6 +1090,36 @@ def websocket_allowed_relays_frames_both_ways(P):
     assert got[0][3]["X-Ws-Key"] == WS_SECRET, got[0][3]
 
 
+def upload_budget_counts_inside_inspected_tunnels(P):
+    # Decrypted requests count against the host's budget like tunnelled
+    # bytes: the first 64 KiB pass, a byte past them is refused, and so is
+    # every later request to the host.
+    n = len(SEEN)
+    with open(path("40k"), "wb") as f:
+        f.write(b"a" * 40000)
+    code, body, _ = curl("--data-binary", "@" + path("40k"), "https://budget.test/up")
+    assert code == 200 and "len=40000" in body, (code, body)
+    code, body, err = curl("--data-binary", "@" + path("40k"), "https://budget.test/up")
+    assert code == 403 and "upload_budget_exceeded" in body, (code, body, err)
+    code, body, err = curl("https://budget.test/small")  # refused at CONNECT
+    assert "CONNECT tunnel failed, response 403" in err, (code, body, err)
+    got = seen_since(n)
+    # The cut request never completed: what reached the upstream stops
+    # inside the budget (64 KiB less the first request and the heads).
+    lens = [g[4] for g in got]
+    assert lens[0] == 40000 and all(x < 65536 - 40000 for x in lens[1:]), lens
+    recs = P.new(lambda r: r["event"] == "close", want=3)
+    d = [r for r in recs if r["event"] == "deny"]
+    assert [r["reason"] for r in d] == ["upload_budget_exceeded"] * 2, recs
+    # A WebSocket's frames count too: past the budget the relay ends.
+    s, head, rest, _ = ws_handshake("wsbudget.test", b"/ws/echo")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(ws_frame(0x2, os.urandom(100000), True))
+    read_all(s)
+    c = only(P.new(lambda r: r["event"] == "close"), event="close")
+    assert c["reason"] == "upload_budget_exceeded" and c["bytes_up"] <= 65536, c
+
+
 CASES = [
     curl_get_allowed_and_logged,
     path_and_method_rules,
@@ -1105,6 +1146,7 @@ CASES = [
     websocket_declined_upgrade_is_not_a_tunnel,
     websocket_upgrade_with_placeholder_is_misuse,
     websocket_allowed_relays_frames_both_ways,
+    upload_budget_counts_inside_inspected_tunnels,
 ]
 
 
