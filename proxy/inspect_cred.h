@@ -43,10 +43,21 @@ void cred_store_free(struct cred_store *s);
 const char *cred_misuse(const struct cred_store *s, const char *host,
 			const char *buf, size_t len);
 
+/* cred_misuse over q's head and what the agent may have encoded there: the
+ * target and every header name and value as sent, percent-decoded (%XX),
+ * and the user:password of an Authorization / Proxy-Authorization
+ * `Basic` value (base64, standard or URL-safe alphabet). Malformed
+ * encodings are looked at as they are, never decoded. */
+const char *cred_misuse_head(const struct cred_store *s, const char *host,
+			     const struct http_request *q);
+
 /* The request head for the upstream of an inspected request to host:
  * placeholders of credentials bound to host swapped for their secrets in
  * the target and header values, and the header of each bound credential
- * with `header:`/`basic:` set (replacing the client's). Returns 1 with a
+ * with `header:`/`basic:` set (replacing the client's). A placeholder
+ * inside an Authorization / Proxy-Authorization `Basic` value (base64 of
+ * user:password, as git sends it) is swapped too, and the value encoded
+ * again. Returns 1 with a
  * malloc'd head in *out (length *outlen) and the first credential used in
  * *used, 0 when nothing changes (forward the head as it is), -ENOMEM. */
 int cred_apply(const struct cred_store *s, const char *host,
