@@ -70,6 +70,7 @@ long cred_encode_basic(const unsigned char *in, size_t len, char *out,
 {
 	static const char dig[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	static const char pad = '=';
 	size_t need = 6 + 4 * ((len + 2) / 3) + 1;
 	if (cap < need)
 		return -1;
@@ -83,8 +84,13 @@ long cred_encode_basic(const unsigned char *in, size_t len, char *out,
 			v |= in[k + 2];
 		out[o++] = dig[v >> 18 & 63];
 		out[o++] = dig[v >> 12 & 63];
-		out[o++] = k + 1 < len ? dig[v >> 6 & 63] : '=';
-		out[o++] = k + 2 < len ? dig[v & 63] : '=';
+		out[o] = pad;
+		out[o + 1] = pad;
+		if (k + 1 < len)
+			out[o] = dig[v >> 6 & 63];
+		if (k + 2 < len)
+			out[o + 1] = dig[v & 63];
+		o += 2;
 	}
 	out[o] = '\0';
 	return (long)o;
