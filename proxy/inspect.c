@@ -375,13 +375,16 @@ static void upstream_read(struct inspect *in);
 /* A placeholder (or a piece of one) of a credential not bound to this
  * host, in the target, a header, or the body bytes that came with the
  * head (`take` bytes are pulled up): refused, loudly. */
-static bool misused(struct inspect *in, const char *p, size_t avail)
+static bool misused(struct inspect *in, const struct http_request *q,
+		    const char *p, size_t avail)
 {
 	struct conn *c = in->c;
 	const struct cred_store *st = c->w->srv->insp->creds;
 	if (st == NULL)
 		return false;
 	const char *name = cred_misuse(st, c->host, in->path, p, avail);
+	if (name == NULL) /* encoded: Basic, %XX */
+		name = cred_misuse_head(st, c->host, q);
 	if (name == NULL)
 		return false;
 	char msg[200];
@@ -497,7 +500,7 @@ static void next_head(struct inspect *in)
 		refuse(in, 502, why, in->up_err);
 		return;
 	}
-	if (misused(in, p, avail) || !judge(in, q)) {
+	if (misused(in, q, p, avail) || !judge(in, q)) {
 		free(q);
 		return;
 	}
@@ -894,9 +897,16 @@ static int response_head(struct inspect *in)
 			in->status = status;
 			/* An injected `command:` credential may have expired.
 			 */
-			if (status == 401 && in->cred != NULL)
-				(void)cred_refresh(c->w->srv->insp->creds,
-						   in->cred);
+			if (status == 401 && in->cred != NULL &&
+			    cred_refresh(c->w->srv->insp->creds, in->cred) < 0)
+				fprintf(stderr,
+					PROXY_PREFIX
+					"credential %s: refreshing "
+					"after a 401 failed (the "
+					"command exited non-zero "
+					"or printed nothing); the "
+					"old value stays\n",
+					in->cred);
 			in->resp_started = true;
 			http_chunked_init(&in->resp_chunked);
 			return 1;
@@ -924,10 +934,9 @@ static void upstream_read(struct inspect *in)
 			return;
 		}
 		bool done;
-		long n =
-		    move_body(src, client_out(in), in->resp_body,
-			      &in->resp_remaining, &in->resp_chunked, &done,
-			      SIZE_MAX);
+		long n = move_body(src, client_out(in), in->resp_body,
+				   &in->resp_remaining, &in->resp_chunked,
+				   &done, SIZE_MAX);
 		if (n < 0) {
 			log_request(
 			    in, "request",
@@ -1334,15 +1343,7 @@ bool inspect_misuse_refused(struct conn *c, const struct http_request *req)
 	const struct inspect_srv *s = c->w->srv->insp;
 	if (s == NULL || s->creds == NULL)
 		return false;
-	const char *name =
-	    cred_misuse(s->creds, NULL, NULL, req->target, req->target_len);
-	for (size_t i = 0; name == NULL && i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		name = cred_misuse(s->creds, NULL, NULL, h->name, h->name_len);
-		if (name == NULL)
-			name = cred_misuse(s->creds, NULL, NULL, h->value,
-					   h->value_len);
-	}
+	const char *name = cred_misuse_head(s->creds, NULL, req);
 	if (name == NULL)
 		return false;
 	char msg[200];

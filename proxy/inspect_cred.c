@@ -3,6 +3,8 @@
  * message or a file this code writes. */
 #include "inspect_cred.h"
 
+#include "cred_decode.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -424,6 +426,73 @@ bool cred_body_bound(const struct cred_store *s, const char *host,
 	return yes;
 }
 
+/* s with %XX escapes decoded, when it has any: a placeholder spelt
+ * agentsafe%2DNAME%2D... is the same placeholder. */
+static const char *misuse_percent(const struct cred_store *s, const char *host,
+				  const char *path, const char *buf, size_t len)
+{
+	if (memchr(buf, '%', len) == NULL)
+		return NULL;
+	char *dec = malloc(len + 1);
+	if (dec == NULL)
+		return NULL;
+	size_t n = cred_decode_percent(buf, len, dec);
+	const char *name = cred_misuse(s, host, path, dec, n);
+	free(dec);
+	return name;
+}
+
+/* The user:password of an Authorization / Proxy-Authorization Basic
+ * value, decoded with either base64 alphabet (the agent picks the
+ * encoding). */
+static const char *misuse_basic(const struct cred_store *s, const char *host,
+				const char *path, const struct http_header *h)
+{
+	if (!cred_decode_is_auth(h->name, h->name_len))
+		return NULL;
+	size_t cap = (h->value_len / 4 + 1) * 3;
+	unsigned char *raw = malloc(cap);
+	if (raw == NULL)
+		return NULL;
+	long n =
+	    cred_decode_basic(h->value, h->value_len, CRED_B64_ANY, raw, cap);
+	const char *name =
+	    n > 0 ? cred_misuse(s, host, path, (const char *)raw, (size_t)n)
+		  : NULL;
+	if (name == NULL && n > 0)
+		name =
+		    misuse_percent(s, host, path, (const char *)raw, (size_t)n);
+	free(raw);
+	return name;
+}
+
+const char *cred_misuse_head(const struct cred_store *s, const char *host,
+			     const struct http_request *q)
+{
+	if (s == NULL)
+		return NULL;
+	/* The request's path, for HOST/PATH bindings (origin-form inside
+	 * an inspected tunnel; no host outside one). */
+	char path[1024];
+	snprintf(path, sizeof path, "%.*s", (int)q->target_len, q->target);
+	const char *name = cred_misuse(s, host, path, q->target, q->target_len);
+	if (name == NULL)
+		name = misuse_percent(s, host, path, q->target, q->target_len);
+	for (size_t i = 0; name == NULL && i < q->nheaders; i++) {
+		const struct http_header *h = &q->headers[i];
+		name = cred_misuse(s, host, path, h->name, h->name_len);
+		if (name == NULL)
+			name =
+			    cred_misuse(s, host, path, h->value, h->value_len);
+		if (name == NULL)
+			name = misuse_percent(s, host, path, h->value,
+					      h->value_len);
+		if (name == NULL)
+			name = misuse_basic(s, host, path, h);
+	}
+	return name;
+}
+
 /* ---- rewriting ---- */
 
 struct sbuf {
@@ -497,6 +566,51 @@ static void put_swapped(struct sbuf *b, const struct cred_store *st,
 	put(b, s + from, n - from);
 }
 
+/* An Authorization / Proxy-Authorization `Basic` value (git over HTTPS:
+ * base64 of user:password) whose user:password holds the placeholder of a
+ * credential bound to host: swapped there and encoded again. False, with
+ * nothing written, when the header is not one or holds none (it is then
+ * forwarded as it is, plain placeholders swapped). */
+static bool put_basic_swapped(struct sbuf *b, const struct cred_store *st,
+			      const char *host, const char *path,
+			      const struct http_header *h, const char **used)
+{
+	if (!cred_decode_is_auth(h->name, h->name_len))
+		return false;
+	size_t cap = (h->value_len / 4 + 1) * 3;
+	unsigned char *raw = malloc(cap);
+	long n = raw != NULL ? cred_decode_basic(h->value, h->value_len,
+						 CRED_B64_STD, raw, cap)
+			     : -1;
+	const char *hit = NULL;
+	struct sbuf sw = {NULL, 0, 0, false};
+	if (n > 0)
+		put_swapped(&sw, st, host, path, (const char *)raw, (size_t)n,
+			    false, &hit);
+	size_t ecap = 6 + 4 * ((sw.n + 2) / 3) + 1;
+	char *enc = hit != NULL && !sw.oom ? malloc(ecap) : NULL;
+	long el = enc != NULL ? cred_encode_basic((unsigned char *)sw.p, sw.n,
+						  enc, ecap)
+			      : -1;
+	if (el > 0) {
+		put(b, enc, (size_t)el);
+		if (*used == NULL)
+			*used = hit;
+	} else if (hit != NULL) {
+		b->oom = true; /* never the placeholder instead */
+	}
+	if (raw != NULL)
+		OPENSSL_cleanse(raw, cap);
+	if (sw.p != NULL)
+		OPENSSL_cleanse(sw.p, sw.n);
+	if (enc != NULL)
+		OPENSSL_cleanse(enc, ecap);
+	free(raw);
+	free(sw.p);
+	free(enc);
+	return hit != NULL;
+}
+
 static bool injected_name(const struct cred_store *st, const char *host,
 			  const char *path, const struct http_header *h)
 {
@@ -565,8 +679,9 @@ int cred_apply(const struct cred_store *st, const char *host,
 		}
 		put(&b, h->name, h->name_len);
 		put(&b, ": ", 2);
-		put_swapped(&b, st, host, path, h->value, h->value_len, false,
-			    used);
+		if (!put_basic_swapped(&b, st, host, path, h, used))
+			put_swapped(&b, st, host, path, h->value, h->value_len,
+				    false, used);
 		put(&b, "\r\n", 2);
 	}
 	changed = put_injected(&b, st, host, path, used) || changed;

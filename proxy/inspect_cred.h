@@ -55,17 +55,27 @@ const char *cred_misuse(const struct cred_store *s, const char *host,
 bool cred_body_bound(const struct cred_store *s, const char *host,
 		     const char *path);
 
+/* cred_misuse over q's head and what the agent may have encoded there: the
+ * target and every header name and value as sent, percent-decoded (%XX),
+ * and the user:password of an Authorization / Proxy-Authorization
+ * `Basic` value (base64, standard or URL-safe alphabet). Malformed
+ * encodings are looked at as they are, never decoded. */
+const char *cred_misuse_head(const struct cred_store *s, const char *host,
+			     const struct http_request *q);
+
 /* The request head for the upstream of an inspected request to host:
  * placeholders of credentials bound to host swapped for their secrets in
  * the target and header values, and the header of each bound credential
- * with `header:`/`basic:` set (replacing the client's). With body (the
- * whole Content-Length body, at most CRED_BODY_MAX) where
- * cred_body_bound: the body's placeholders are swapped too, appended
- * after the head with a new Content-Length, and Accept-Encoding is
- * dropped (the answer may need rewriting). Returns 1 with a malloc'd
- * head (+ body) in *out (length *outlen) and the first credential used
- * in *used, 0 when nothing changes (forward the head as it is),
- * -ENOMEM. */
+ * with `header:`/`basic:` set (replacing the client's). A placeholder
+ * inside an Authorization / Proxy-Authorization `Basic` value (base64 of
+ * user:password, as git sends it) is swapped too, and the value encoded
+ * again. With body (the whole Content-Length body, at most
+ * CRED_BODY_MAX) where cred_body_bound: the body's placeholders are
+ * swapped too, appended after the head with a new Content-Length, and
+ * Accept-Encoding is dropped (the answer may need rewriting). Returns 1
+ * with a malloc'd head (+ body) in *out (length *outlen) and the first
+ * credential used in *used, 0 when nothing changes (forward the head as
+ * it is), -ENOMEM. */
 int cred_apply(const struct cred_store *s, const char *host,
 	       const struct http_request *q, const char *body, size_t bodylen,
 	       char **out, size_t *outlen, const char **used);

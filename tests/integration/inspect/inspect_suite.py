@@ -57,6 +57,15 @@ TOKEN_URL = "https://token.test/v1/oauth/token"
 TOKENS = {"n": 0}
 WS_SECRET = "ws-header-secret-5d2e"
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# GH_TOKEN: a placeholder bound to gh.test (a stand-in for github.com that
+# runs git http-backend behind HTTP Basic auth); git sends it base64-encoded.
+GH_SECRET = "ghp_realGitHubTokenValue0123456789ab"
+GH_PH = "agentsafe-GH_TOKEN-" + "9e7d" * 8
+GH_RANDOM = GH_PH.rsplit("-", 1)[1]
+# `command:` credentials whose re-run fails: exits non-zero (fail1), prints
+# nothing (fail2).
+FAIL_OLD = {"fail1.test": "fail1-old-token-4d2", "fail2.test": "fail2-old-token-5e3"}
+FAIL1_NEW = "fail1-new-token-never-used-6f4"
 
 
 def sh(*cmd, **kw):
@@ -75,7 +84,9 @@ def make_pki():
     o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
       "-keyout", "upca.key", "-subj", "/CN=Upstream Test CA", "-days", "2",
       "-addext", "basicConstraints=critical,CA:TRUE", "-out", "upca.pem")
-    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,DNS:token.test,DNS:ws.test,DNS:budget.test,DNS:wsbudget.test"),
+    for name, sans in (("srv", "DNS:api.test,DNS:git.test,DNS:other.test,DNS:certreq.test,DNS:refresh.test,"
+                       "DNS:token.test,DNS:ws.test,DNS:budget.test,DNS:wsbudget.test,"
+                       "DNS:gh.test,DNS:fail1.test,DNS:fail2.test"),
                        ("wrong", "DNS:nottheone.test")):
         o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
           "-keyout", name + ".key", "-subj", "/CN=" + name, "-out", name + ".csr")
@@ -90,7 +101,7 @@ def make_pki():
     sh(os.path.join(BIN, "mint_ca"), path("session-ca.pem"), path("session-ca.key"), "3600",
        "api.test", "git.test", "other.test", "self.test", "wrong.test", "certreq.test",
        "refresh.test", "token.test", "ws.test", "budget.test",
-       "wsbudget.test")
+       "wsbudget.test", "gh.test", "fail1.test", "fail2.test")
 
 
 # ---------------------------------------------------------------- upstreams
@@ -284,9 +295,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if "Upgrade" in self.headers or self.path.startswith("/plain/switch"):
             ws_upstream(self)
             return
-        if host == "refresh.test":
-            # Only the token in refresh-valid is accepted: 401 otherwise.
-            with open(path("refresh-valid")) as f:
+        if host == "gh.test":
+            # As GitHub: Basic with the real token as the password, else 401.
+            want = "Basic " + base64.b64encode(("x:" + GH_SECRET).encode()).decode()
+            if self.headers.get("Authorization") != want:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="gh"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            git_backend(self, body)
+            return
+        if host in ("refresh.test", "fail1.test", "fail2.test"):
+            # Only the token in <name>-valid is accepted: 401 otherwise.
+            with open(path(host.split(".")[0] + "-valid")) as f:
                 valid = f.read().strip()
             ok = self.headers.get("Authorization") == "Bearer " + valid
             self.send_response(200 if ok else 401)
@@ -320,7 +342,7 @@ def serve(addr, cert, key, client_cert=False):
 
 def make_repos():
     os.makedirs(path("repos"))
-    for name in ("repo.git", "allowed.git"):
+    for name in ("repo.git", "allowed.git", "gh.git"):
         sh("git", "init", "-q", "--bare", "-b", "main", path("repos", name))
         sh("git", "-C", path("repos", name), "config", "http.receivepack", "true")
     seed = path("seed")
@@ -329,7 +351,7 @@ def make_repos():
         f.write("seed\n")
     sh("git", "-C", seed, "add", "README")
     sh("git", "-C", seed, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-qm", "seed")
-    for name in ("repo.git", "allowed.git"):
+    for name in ("repo.git", "allowed.git", "gh.git"):
         sh("git", "-C", seed, "push", "-q", path("repos", name), "main")
 
 
@@ -382,6 +404,12 @@ allow:
         websocket: true
       - methods: [GET]
         paths: ["/plain/**"]
+  - host: gh.test
+    inspect: true
+  - host: fail1.test
+    inspect: true
+  - host: fail2.test
+    inspect: true
   - host: 127.0.0.20
   - host: 127.0.0.21
   - host: 127.0.0.22
@@ -407,6 +435,18 @@ credentials:
     command: "printf %%s %(ws)s"
     hosts: [ws.test]
     header: "X-Ws-Key: {}"
+  GH_TOKEN:
+    env: AS_TEST_GH_TOKEN
+    hosts: [gh.test]
+    placeholder: true
+  FAIL1_TOKEN:
+    command: "sh %(work)s/fail1.sh"
+    hosts: [fail1.test]
+    header: "Authorization: Bearer {}"
+  FAIL2_TOKEN:
+    command: "sh %(work)s/fail2.sh"
+    hosts: [fail2.test]
+    header: "Authorization: Bearer {}"
 defaults:
   ports: [443]
 limits:
@@ -415,7 +455,7 @@ limits:
 """
 
 HOSTS = """\
-127.0.0.20 api.test git.test other.test refresh.test token.test ws.test budget.test wsbudget.test
+127.0.0.20 api.test git.test other.test refresh.test token.test ws.test budget.test wsbudget.test gh.test fail1.test fail2.test
 127.0.0.21 self.test
 127.0.0.22 wrong.test
 127.0.0.23 certreq.test
@@ -431,6 +471,12 @@ class Proxy:
         for name in ("refresh-token", "refresh-valid"):
             with open(path(name), "w") as f:
                 f.write(REFRESH_OLD + "\n")
+        for host, old in FAIL_OLD.items():
+            name = host.split(".")[0]
+            with open(path(name + ".sh"), "w") as f:
+                f.write("printf %%s %s\n" % old)
+            with open(path(name + "-valid"), "w") as f:
+                f.write(old + "\n")
         with open(path("hosts"), "w") as f:
             f.write(HOSTS)
         self.log = path("egress.log")
@@ -452,6 +498,8 @@ class Proxy:
             "token.test/v1/oauth/token,CLAUDE_OAUTH_ACCESS,CLAUDE_OAUTH_REFRESH")
         env["AGENTSAFE_OAUTH_STORE"] = path("oauth-store.json")
         open(path("oauth-store.json"), "w").close()
+        env["AS_TEST_GH_TOKEN"] = GH_SECRET
+        env["AGENTSAFE_PLACEHOLDER_GH_TOKEN"] = GH_PH
         self.p = subprocess.Popen(
             [os.path.join(BIN, "agentsafe-proxy"), "--policy", path("policy.yaml"),
              "--listen", "127.0.0.1:%d" % PORT, "--log", self.log, "--session", "insp",
@@ -1118,6 +1166,155 @@ def upload_budget_counts_inside_inspected_tunnels(P):
     read_all(s)
     c = only(P.new(lambda r: r["event"] == "close"), event="close")
     assert c["reason"] == "upload_budget_exceeded" and c["bytes_up"] <= 65536, c
+def command_credential_refresh_failure_keeps_old_value(P):
+    for host, name, broken in (("fail1.test", "FAIL1_TOKEN", "printf %%s %s; exit 3\n" % FAIL1_NEW),
+                               ("fail2.test", "FAIL2_TOKEN", "true\n")):
+        short = host.split(".")[0]
+        old = FAIL_OLD[host]
+
+        def valid(v):
+            with open(path(short + "-valid"), "w") as f:
+                f.write(v + "\n")
+        n = len(SEEN)
+        P.mark()
+        assert curl("https://%s/a" % host)[0] == 200
+        # The token expires and the command that would renew it fails.
+        with open(path(short + ".sh"), "w") as f:
+            f.write(broken)
+        valid(FAIL1_NEW)
+        code, body, err = curl("https://%s/b" % host)
+        assert code == 401, (host, code, body, err)  # the 401 reaches the client
+        line = "credential %s: refreshing after a 401 failed" % name
+        assert P.stderr().count(line) == 1, P.stderr()[-2000:]
+        assert curl("https://%s/c" % host)[0] == 401
+        valid(old)  # the old value is still the one sent
+        assert curl("https://%s/d" % host)[0] == 200
+        auth = [h.get("Authorization") for _, _, _, h, _, _ in seen_since(n)]
+        assert auth == ["Bearer " + old] * 4, (host, auth)
+        recs = P.new(lambda r: r["event"] == "close", want=4)
+        reqs = [r for r in recs if r["event"] == "request"]
+        assert [r["status"] for r in reqs] == [200, 401, 401, 200], (host, reqs)
+        assert {r.get("credential") for r in reqs} == {name}, reqs
+        assert P.p.poll() is None, "proxy died"
+
+
+def git_env(**kw):
+    env = dict(os.environ, GIT_SSL_CAINFO=path("session-ca.pem"),
+               HTTPS_PROXY="http://127.0.0.1:%d" % PORT, GIT_TERMINAL_PROMPT="0",
+               HOME=W, GH_TOKEN=GH_PH)
+    env.update(kw)
+    return env
+
+
+def git_basic_placeholder_swapped_for_clone_and_push(P):
+    """git over HTTPS with GH_TOKEN=<placeholder> as the password: from a
+    credential helper, then from the URL. git sends it base64-encoded in
+    `Authorization: Basic`; the proxy swaps it toward gh.test only."""
+    helper = ["-c", "credential.helper=",
+              "-c", "credential.helper=!f() { echo username=x; echo password=$GH_TOKEN; }; f"]
+    n = len(SEEN)
+    dst = path("clone-gh")
+    r = subprocess.run(["git"] + helper + ["clone", "-q", "https://gh.test/gh.git", dst],
+                       env=git_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(dst, "gh"), "w") as f:
+        f.write("pushed through a placeholder\n")
+    sh("git", "-C", dst, "add", "gh")
+    sh("git", "-C", dst, "-c", "user.name=t", "-c", "user.email=t@t.test", "commit", "-qm", "gh")
+    r = subprocess.run(["git"] + helper + ["-C", dst, "push", "origin", "main"],
+                       env=git_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    head = sh("git", "--git-dir", path("repos", "gh.git"), "log", "--format=%s", "-1").stdout
+    assert head.strip() == "gh", head
+    # The password in the URL (git's other way), no helper.
+    r = subprocess.run(["git", "-c", "credential.helper=", "clone", "-q",
+                        "https://x:%s@gh.test/gh.git" % GH_PH, path("clone-gh-url")],
+                       env=git_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    got = [g for g in seen_since(n) if g[0] == "gh.test"]
+    want = "Basic " + base64.b64encode(("x:" + GH_SECRET).encode()).decode()
+    authed = [g for g in got if "Authorization" in g[3]]
+    assert len(authed) >= 4, got
+    assert all(g[3]["Authorization"] == want for g in authed), [g[3] for g in authed]
+    assert not any(GH_PH in repr(g) or GH_RANDOM in repr(g) for g in got), got
+    assert any(g[1] == "POST" and g[2] == "/gh.git/git-receive-pack" for g in authed), got
+    recs = P.new(lambda r: r.get("path") == "/gh.git/git-upload-pack" and r["event"] == "request",
+                 want=2, timeout=10)
+    push = [r for r in recs if r["event"] == "request" and r["path"] == "/gh.git/git-receive-pack"]
+    assert len(push) == 1 and push[0]["status"] == 200 and push[0]["credential"] == "GH_TOKEN", recs
+    # The scheme is case-insensitive: `basic` is swapped (and sent as Basic).
+    n = len(SEEN)
+    raw = base64.b64encode(("x:" + GH_PH).encode()).decode()
+    code, _, _ = curl("-H", "Authorization: basic " + raw,
+                      "https://gh.test/gh.git/info/refs?service=git-upload-pack")
+    assert code == 200 and seen_since(n)[0][3]["Authorization"] == want, seen_since(n)
+
+
+def basic_placeholder_elsewhere_is_misuse(P):
+    """The placeholder Basic-encoded (or %-encoded) toward a host it is not
+    bound to: refused as credential_misuse, inside a tunnel and outside."""
+    def b64(s, url=False):
+        return (base64.urlsafe_b64encode if url else base64.b64encode)(s.encode()).decode()
+    url_form = b64("~~~:" + GH_RANDOM.upper(), url=True)
+    pct = "".join("%%%02x" % ord(ch) for ch in GH_PH)  # every byte escaped
+    assert "-" in url_form or "_" in url_form, url_form
+    n = len(SEEN)
+    attempts = [
+        ("curl -u toward another host", ["-u", "x:" + GH_PH, "https://other.test/x"]),
+        ("scheme in lower case, padding dropped",
+         ["-H", "Authorization: basic " + b64("x:" + GH_PH).rstrip("="), "https://other.test/x"]),
+        ("random part in upper case, URL-safe alphabet",
+         ["-H", "Authorization: Basic " + url_form, "https://other.test/x"]),
+        ("prefix only, Proxy-Authorization inside the tunnel",
+         ["-H", "Proxy-Authorization: Basic " + b64("agentsafe-gh_token-:x"), "https://other.test/x"]),
+        ("bound to another host than this one: git.test",
+         ["-H", "Authorization: Basic " + b64("x:" + GH_PH),
+          "https://git.test/repo.git/info/refs?service=git-upload-pack"]),
+        ("percent-encoded in the query", ["https://other.test/x?t=" + pct]),
+        ("percent-encoded inside Basic", ["-u", "x:" + pct.upper(), "https://other.test/x"]),
+    ]
+    for what, args in attempts:
+        code, body, _ = curl(*args)
+        assert code == 403 and "credential_misuse" in body, (what, code, body)
+        d = only(P.new(lambda r: r["event"] == "close"), event="deny")
+        assert d["reason"] == "credential_misuse" and d["credential"] == "GH_TOKEN", (what, d)
+    assert seen_since(n) == [], seen_since(n)
+    # Outside inspected tunnels: Basic in a plain-HTTP request (to the
+    # server and to the proxy) and in a CONNECT head, even toward gh.test.
+    before = P.stderr().count("CREDENTIAL MISUSE")
+    for what, args in (("plain HTTP, Authorization", ["-u", "x:" + GH_PH, "http://api.test/p"]),
+                       ("plain HTTP, Proxy-Authorization", ["-U", "x:" + GH_PH, "http://api.test/p"])):
+        code, body, _ = curl(*args)
+        assert code == 403 and "credential_misuse" in body, (what, code, body)
+    s = socket.create_connection(("127.0.0.1", PORT), timeout=10)
+    s.sendall(("CONNECT gh.test:443 HTTP/1.1\r\nHost: gh.test:443\r\n"
+               "Proxy-Authorization: Basic %s\r\n\r\n" % b64("x:" + GH_PH)).encode())
+    out = read_all(s)
+    assert out.startswith(b"HTTP/1.1 403") and b"credential_misuse" in out, out
+    recs = P.new(lambda r: r["event"] == "deny", want=3)
+    denies = [r for r in recs if r["event"] == "deny"]
+    assert [r["reason"] for r in denies] == ["credential_misuse"] * 3, recs
+    assert P.stderr().count("CREDENTIAL MISUSE") == before + 3
+    assert seen_since(n) == [], seen_since(n)
+
+
+def malformed_basic_values_pass_untouched(P):
+    """Basic values that are no base64 are neither decoded nor a crash;
+    Basic without a placeholder is left alone, toward any host."""
+    n = len(SEEN)
+    values = ["Basic", "Basic ", "basic !!!!", "Basic =", "Basic a", "Basic ab=c",
+              "Basic YQ===", "Basic " + "A" * 6001, "Basic  " + "QUJD" * 3 + "\tx",
+              "Basic " + base64.b64encode(b"user:not-a-placeholder").decode(),
+              "Basic " + base64.b64encode(b"\x00\xff:" + b"\xfe" * 40).decode(),
+              "Bearer " + base64.b64encode(b"x:y").decode()]
+    for v in values:
+        code, body, _ = curl("-H", "Authorization: " + v, "https://other.test/m")
+        assert code == 200, (v[:40], code, body)
+    got = seen_since(n)
+    assert [g[3].get("Authorization") for g in got] == [v.strip() for v in values], got
+    code, _, _ = curl("-H", "Authorization: Basic %%%%", "https://gh.test/gh.git/info/refs")
+    assert code == 401
+    assert P.p.poll() is None, "proxy died"
 
 
 CASES = [
@@ -1147,6 +1344,10 @@ CASES = [
     websocket_upgrade_with_placeholder_is_misuse,
     websocket_allowed_relays_frames_both_ways,
     upload_budget_counts_inside_inspected_tunnels,
+    command_credential_refresh_failure_keeps_old_value,
+    git_basic_placeholder_swapped_for_clone_and_push,
+    basic_placeholder_elsewhere_is_misuse,
+    malformed_basic_values_pass_untouched,
 ]
 
 
@@ -1177,7 +1378,7 @@ def main():
     with open(P.log) as f:
         log = f.read()
     for secret in (SECRET, GIT_SECRET, HDR_SECRET, BUILTIN_SECRET, REFRESH_OLD, REFRESH_NEW,
-                   WS_SECRET, *ACC, *REF):
+                   WS_SECRET, *ACC, *REF, GH_SECRET, FAIL1_NEW) + tuple(FAIL_OLD.values()):
         if secret in log or secret in err:
             failed.append("a secret reached egress.log or stderr")
     if "ERROR: AddressSanitizer" in err or "runtime error" in err or rc != 0:
