@@ -12,11 +12,11 @@
 
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include "builtin_cred.h"
 #include "launch_int.h"
 #include "policy.h"
+#include "session_ca.h"
 
 #define ACCESS	"CLAUDE_OAUTH_ACCESS"
 #define REFRESH "CLAUDE_OAUTH_REFRESH"
@@ -98,15 +98,7 @@ static int placeholder(const char *token, const char *name, char *out,
 			    token[i] != '-')
 				tl = 0;
 	}
-	unsigned char r[16];
-	char hex[33];
-	if (RAND_bytes(r, sizeof r) != 1)
-		return -EIO;
-	for (size_t k = 0; k < sizeof r; k++)
-		snprintf(hex + 2 * k, 3, "%02x", r[k]);
-	launch_snprintf(out, len, "%.*sagentsafe-%s-%s", (int)tl, token, name,
-			hex);
-	return 0;
+	return session_ca_placeholder(token, tl, name, out, len);
 }
 
 /* path written whole as the user's (0600), through a temporary file and

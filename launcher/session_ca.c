@@ -80,6 +80,20 @@ static int write_bundle(struct session_ca *sca, const struct certs_ca *ca,
 	return rc;
 }
 
+int session_ca_placeholder(const char *type, size_t typelen, const char *name,
+			   char *out, size_t len)
+{
+	unsigned char r[16];
+	char hex[33];
+	if (RAND_bytes(r, sizeof r) != 1)
+		return -EIO;
+	for (size_t k = 0; k < sizeof r; k++)
+		snprintf(hex + 2 * k, 3, "%02x", r[k]);
+	launch_snprintf(out, len, "%.*sagentsafe-%s-%s", (int)typelen, type,
+			name, hex);
+	return 0;
+}
+
 /* NAME=agentsafe-NAME-<random> for the container, and the same for the
  * proxy as AGENTSAFE_PLACEHOLDER_NAME. */
 static int add_placeholder(struct session_ca *sca, const char *name, char *err,
@@ -91,17 +105,13 @@ static int add_placeholder(struct session_ca *sca, const char *name, char *err,
 				SESSION_CA_ENV_MAX);
 		return -E2BIG;
 	}
-	unsigned char r[16];
-	char hex[33];
-	if (RAND_bytes(r, sizeof r) != 1)
+	char ph[160];
+	if (session_ca_placeholder("", 0, name, ph, sizeof ph) != 0)
 		return -EIO;
-	for (size_t k = 0; k < sizeof r; k++)
-		snprintf(hex + 2 * k, 3, "%02x", r[k]);
-	launch_snprintf(sca->env[sca->nenv], sizeof sca->env[0],
-			"%s=agentsafe-%s-%s", name, name, hex);
+	launch_snprintf(sca->env[sca->nenv], sizeof sca->env[0], "%s=%s", name,
+			ph);
 	launch_snprintf(sca->penv[sca->nenv], sizeof sca->penv[0],
-			"AGENTSAFE_PLACEHOLDER_%s=agentsafe-%s-%s", name, name,
-			hex);
+			"AGENTSAFE_PLACEHOLDER_%s=%s", name, ph);
 	sca->nenv++;
 	return 0;
 }

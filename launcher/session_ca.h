@@ -30,6 +30,10 @@ void session_ca_proxy_env(const struct sess *s);
 /* For the container: "NAME=agentsafe-NAME-..." entries, and the bundle
  * to mount over SESSION_CA_CONTAINER_BUNDLE (NULL: none). */
 size_t session_ca_env(const struct sess *s, const char **env, size_t max);
+/* A placeholder "TYPEagentsafe-NAME-<32 random hex>" into out (TYPE: the
+ * first typelen bytes of type, a prefix some clients look at). 0, -EIO. */
+int session_ca_placeholder(const char *type, size_t typelen, const char *name,
+			   char *out, size_t len);
 const char *session_ca_bundle(const struct sess *s);
 
 #endif

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_parse.h"
+
 bool cred_decode_is_auth(const char *name, size_t len)
 {
 	return (len == 13 && strncasecmp(name, "Authorization", 13) == 0) ||
@@ -96,23 +98,13 @@ long cred_encode_basic(const unsigned char *in, size_t len, char *out,
 	return (long)o;
 }
 
-static int hex_digit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 size_t cred_decode_percent(const char *s, size_t n, char *out)
 {
 	size_t o = 0;
 	for (size_t i = 0; i < n; i++) {
-		int hi = s[i] == '%' && i + 2 < n ? hex_digit(s[i + 1]) : -1;
-		int lo = hi >= 0 ? hex_digit(s[i + 2]) : -1;
+		int hi =
+		    s[i] == '%' && i + 2 < n ? http_hex_digit(s[i + 1]) : -1;
+		int lo = hi >= 0 ? http_hex_digit(s[i + 2]) : -1;
 		if (lo >= 0) {
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;

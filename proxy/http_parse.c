@@ -681,7 +681,7 @@ void http_chunked_init(struct http_chunked *c)
 	c->state = CK_SIZE;
 }
 
-static int hexval(char ch)
+int http_hex_digit(char ch)
 {
 	if (ch >= '0' && ch <= '9')
 		return ch - '0';
@@ -701,7 +701,7 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len)
 		char ch = buf[i];
 		switch (c->state) {
 		case CK_SIZE: {
-			int h = hexval(ch);
+			int h = http_hex_digit(ch);
 			if (h >= 0) {
 				if (c->remaining > (UINT64_MAX >> 4))
 					return -1;

@@ -95,6 +95,9 @@ enum http_parse_result http_parse_response(const char *buf, size_t len,
  * Proxy-Authenticate, TE, Trailer, Transfer-Encoding, Upgrade). */
 bool http_is_hop_by_hop(const char *name, size_t name_len);
 
+/* The value of a hex digit (either case), or -1. */
+int http_hex_digit(char ch);
+
 /* Incremental chunked-body framing: feed bytes as they stream through and
  * learn where the body ends, without copying it. */
 struct http_chunked {

@@ -41,17 +41,7 @@ trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root"; exit 1; }
 [ -x "$L" ] || { echo "FAIL: $L missing"; exit 1; }
 e2e_dockerd_up || exit 1
-IMG=$E2E_AGENT_IMAGE
-e2e_test_ca
-BUILD=()
-if UIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.uid"}}' 2>/dev/null) &&
-	[ -n "$UIDL" ] && [ "$UIDL" != "<no value>" ]; then
-	GIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.gid"}}')
-else
-	e2e_base_image || exit 1
-	UIDL=1000 GIDL=1000
-	BUILD=(--build --build-arg BASE_IMAGE="$E2E_BASE_IMAGE")
-fi
+e2e_session_image || exit 1
 
 export HOME=$T/home
 unset XDG_CONFIG_HOME XDG_STATE_HOME XDG_CACHE_HOME XDG_DATA_HOME

@@ -63,6 +63,57 @@ e2e_agent_image() {
 	return "$rc"
 }
 
+# For a session test: IMG (the agent image), the uid/gid it was built for
+# (UIDL/GIDL), and BUILD, the launcher's arguments that build it on the
+# offline base when it is missing.
+# shellcheck disable=SC2034 # set for the sourcing test
+e2e_session_image() {
+	IMG=$E2E_AGENT_IMAGE
+	e2e_test_ca
+	BUILD=()
+	if UIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.uid"}}' 2>/dev/null) &&
+		[ -n "$UIDL" ] && [ "$UIDL" != "<no value>" ]; then
+		GIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.gid"}}')
+	else
+		e2e_base_image || return 1
+		UIDL=1000 GIDL=1000
+		BUILD=(--build --build-arg BASE_IMAGE="$E2E_BASE_IMAGE")
+	fi
+}
+
+# What the sessions of HOME left when a test stopped early: containers,
+# networks, fence tables.
+e2e_session_leftovers() {
+	local j id
+	for j in "$1"/.local/state/agentsafe/sessions/*/session.json; do
+		[ -f "$j" ] || continue
+		id=$(basename "$(dirname "$j")")
+		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
+		docker network rm "agentsafe-$id" >/dev/null 2>&1
+		nft delete table inet "agentsafe_$id" 2>/dev/null
+	done
+}
+
+# e2e_upstream_netns NS VETH HOSTIP UPIP: a namespace of the test's own,
+# reached over a veth (HOSTIP/30 on the host, UPIP/30 as its eth0).
+e2e_upstream_netns() {
+	ip netns add "$1" && ip link add "$2" type veth peer name eth0 netns "$1" &&
+		ip addr add "$3/30" dev "$2" && ip link set "$2" up &&
+		ip -n "$1" addr add "$4/30" dev eth0 && ip -n "$1" link set eth0 up &&
+		ip -n "$1" link set lo up
+}
+
+# e2e_server_cert DIR NAME SAN: DIR/NAME.pem and .key, signed by the test
+# CA for SAN ("DNS:a.test,DNS:b.test").
+e2e_server_cert() {
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" \
+		-keyout "$1/$2.key" -out "$1/$2.csr" 2>/dev/null &&
+		printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\n' "$3" >"$1/$2.ext" &&
+		openssl x509 -req -in "$1/$2.csr" -CA "$E2E_CACHE/testca.pem" \
+			-CAkey "$E2E_CACHE/testca.key" -CAcreateserial -CAserial "$1/$2.srl" \
+			-days 2 -extfile "$1/$2.ext" -out "$1/$2.pem" 2>/dev/null
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 	set -euo pipefail
 	SRC=${AGENTSAFE_SOURCE_DIR:-$(cd "$(dirname "$0")/../../.." && pwd)}

@@ -41,13 +41,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cleanup() {
 	[ -n "${UP_PID:-}" ] && kill "$UP_PID" 2>/dev/null
-	for j in "$T"/home/.local/state/agentsafe/sessions/*/session.json; do
-		[ -f "$j" ] || continue
-		id=$(basename "$(dirname "$j")")
-		docker rm -f "agentsafe-$id-probe" >/dev/null 2>&1
-		docker network rm "agentsafe-$id" >/dev/null 2>&1
-		nft delete table inet "agentsafe_$id" 2>/dev/null
-	done
+	e2e_session_leftovers "$T/home"
 	ip link del "$VH" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$T"
@@ -57,28 +51,11 @@ trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root"; exit 1; }
 e2e_dockerd_up || exit 1
-IMG=$E2E_AGENT_IMAGE
-e2e_test_ca
-BUILD=()
-if UIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.uid"}}' 2>/dev/null) &&
-	[ -n "$UIDL" ] && [ "$UIDL" != "<no value>" ]; then
-	GIDL=$(docker image inspect "$IMG" --format '{{index .Config.Labels "agentsafe.gid"}}')
-else
-	e2e_base_image || exit 1
-	UIDL=1000 GIDL=1000
-	BUILD=(--build --build-arg BASE_IMAGE="$E2E_BASE_IMAGE")
-fi
+e2e_session_image || exit 1
 
 # --- the upstream: git http-backend behind TLS, demanding the token --------
-ip netns add "$NS" && ip link add "$VH" type veth peer name eth0 netns "$NS" &&
-	ip addr add "$HOSTIP/30" dev "$VH" && ip link set "$VH" up &&
-	ip -n "$NS" addr add "$UPIP/30" dev eth0 && ip -n "$NS" link set eth0 up &&
-	ip -n "$NS" link set lo up || { echo "FAIL: netns"; exit 1; }
-openssl req -newkey rsa:2048 -nodes -subj "/CN=git.test" \
-	-keyout "$T/git.key" -out "$T/git.csr" 2>/dev/null
-printf 'subjectAltName=DNS:git.test\nextendedKeyUsage=serverAuth\n' >"$T/ext"
-openssl x509 -req -in "$T/git.csr" -CA "$E2E_CACHE/testca.pem" -CAkey "$E2E_CACHE/testca.key" \
-	-CAcreateserial -CAserial "$T/ca.srl" -days 2 -extfile "$T/ext" -out "$T/git.pem" 2>/dev/null
+e2e_upstream_netns "$NS" "$VH" "$HOSTIP" "$UPIP" || { echo "FAIL: netns"; exit 1; }
+e2e_server_cert "$T" git "DNS:git.test" || { echo "FAIL: cert"; exit 1; }
 mkdir -p "$T/repos" "$T/seed"
 for r in allowed other; do
 	git init -q --bare -b main "$T/repos/$r.git"
