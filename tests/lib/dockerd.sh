@@ -45,3 +45,17 @@ dockerd_down() {
 	fi
 	DOCKERD_STARTED_PID=
 }
+
+# What the sessions recorded under a HOME left when a test stopped early:
+# their containers, networks and fence tables (only those: never another
+# session of the machine).
+session_leftovers() {
+	local j id
+	for j in "$1"/.local/state/agentsafe/sessions/*/session.json; do
+		[ -f "$j" ] || continue
+		id=$(basename "$(dirname "$j")")
+		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
+		docker network rm "agentsafe-$id" >/dev/null 2>&1
+		nft delete table inet "agentsafe_$id" 2>/dev/null
+	done
+}

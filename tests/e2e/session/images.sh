@@ -81,19 +81,6 @@ e2e_session_image() {
 	fi
 }
 
-# What the sessions of HOME left when a test stopped early: containers,
-# networks, fence tables.
-e2e_session_leftovers() {
-	local j id
-	for j in "$1"/.local/state/agentsafe/sessions/*/session.json; do
-		[ -f "$j" ] || continue
-		id=$(basename "$(dirname "$j")")
-		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
-		docker network rm "agentsafe-$id" >/dev/null 2>&1
-		nft delete table inet "agentsafe_$id" 2>/dev/null
-	done
-}
-
 # e2e_upstream_netns NS VETH HOSTIP UPIP: a namespace of the test's own,
 # reached over a veth (HOSTIP/30 on the host, UPIP/30 as its eth0).
 e2e_upstream_netns() {

@@ -41,7 +41,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cleanup() {
 	[ -n "${UP_PID:-}" ] && kill "$UP_PID" 2>/dev/null
-	e2e_session_leftovers "$T/home"
+	session_leftovers "$T/home"
 	ip link del "$VH" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$T"

@@ -29,13 +29,7 @@ fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 cleanup() {
 	"$L" stop "$NAME" >/dev/null 2>&1
 	"$L" stop "$NAME-lo" >/dev/null 2>&1
-	for j in "$T"/home/.local/state/agentsafe/sessions/*/session.json; do
-		[ -f "$j" ] || continue
-		id=$(basename "$(dirname "$j")")
-		docker rm -f "agentsafe-$id-probe" "$NAME" "$NAME-lo" >/dev/null 2>&1
-		docker network rm "agentsafe-$id" >/dev/null 2>&1
-		nft delete table inet "agentsafe_$id" 2>/dev/null
-	done
+	session_leftovers "$T/home"
 	ip link del "$VH" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 	rm -rf "$T"

@@ -18,13 +18,7 @@ pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cleanup() {
-	for j in "$T"/home/.local/state/agentsafe/sessions/*/session.json; do
-		[ -f "$j" ] || continue
-		id=$(basename "$(dirname "$j")")
-		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
-		docker network rm "agentsafe-$id" >/dev/null 2>&1
-		nft delete table inet "agentsafe_$id" 2>/dev/null
-	done
+	session_leftovers "$T/home"
 	docker rm -f asdaily-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" "$IMG-bad" "$IMG-good" >/dev/null 2>&1
 	rm -rf "$T"

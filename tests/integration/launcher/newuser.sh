@@ -29,13 +29,7 @@ pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 cleanup() {
-	for j in "$UH"/.local/state/agentsafe/sessions/*/session.json; do
-		[ -f "$j" ] || continue
-		id=$(basename "$(dirname "$j")")
-		docker rm -f "agentsafe-$id" "agentsafe-$id-probe" >/dev/null 2>&1
-		docker network rm "agentsafe-$id" >/dev/null 2>&1
-		nft delete table inet "agentsafe_$id" 2>/dev/null
-	done
+	session_leftovers "$UH"
 	docker rm -f "nu-stop-$$" "nu-att-$$" >/dev/null 2>&1
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	userdel "$U" 2>/dev/null
