@@ -605,20 +605,28 @@ static int http_label(struct loader *L, struct phttp *h)
 /* `websocket: true|false` on an http entry; true needs GET among the
  * entry's methods (a WebSocket handshake is a GET), checked by the caller
  * once the methods are known. */
-static int parse_websocket(struct loader *L, const yaml_node_t *v,
-			   struct phttp *h)
+/* A boolean key's value: plain `true` or `false` only (not "true", yes,
+ * 1), so a quoted or YAML 1.1 spelling is an error, not a surprise. */
+static int parse_bool(struct loader *L, const yaml_node_t *v, const char *key,
+		      bool *out)
 {
 	if (v->type != YAML_SCALAR_NODE ||
 	    v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
 	    !(scalar_is(v, "true") || scalar_is(v, "false"))) {
 		char q[80];
 		quote_scalar(v, q, sizeof q);
-		lerr(L, v->start_mark,
-		     "websocket must be true or false, got '%s'", q);
+		lerr(L, v->start_mark, "%s must be true or false, got '%s'",
+		     key, q);
 		return -EINVAL;
 	}
-	h->websocket = scalar_is(v, "true");
+	*out = scalar_is(v, "true");
 	return 0;
+}
+
+static int parse_websocket(struct loader *L, const yaml_node_t *v,
+			   struct phttp *h)
+{
+	return parse_bool(L, v, "websocket", &h->websocket);
 }
 
 static bool lists_get(const struct phttp *h)
@@ -737,19 +745,8 @@ static int parse_inspect_keys(struct loader *L, struct prule *r,
 		     "'inspect' and 'http' only apply to allow rules");
 		return -EINVAL;
 	}
-	if (inspect != NULL) {
-		if (inspect->type != YAML_SCALAR_NODE ||
-		    inspect->data.scalar.style != YAML_PLAIN_SCALAR_STYLE ||
-		    !(scalar_is(inspect, "true") ||
-		      scalar_is(inspect, "false"))) {
-			char q[80];
-			quote_scalar(inspect, q, sizeof q);
-			lerr(L, inspect->start_mark,
-			     "inspect must be true or false, got '%s'", q);
-			return -EINVAL;
-		}
-		r->inspect = scalar_is(inspect, "true");
-	}
+	if (inspect != NULL && parse_bool(L, inspect, "inspect", &r->inspect))
+		return -EINVAL;
 	if (http != NULL && !r->inspect) {
 		lerr(L, http->start_mark,
 		     "'http' rules need 'inspect: true' on the rule (without "
@@ -849,17 +846,8 @@ static int parse_rule(struct loader *L, yaml_node_t *n, bool deny)
 			     "'tls' only applies to allow rules");
 			return -EINVAL;
 		}
-		if (tls->type == YAML_SCALAR_NODE &&
-		    tls->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-		    (scalar_is(tls, "true") || scalar_is(tls, "false"))) {
-			r->tls = scalar_is(tls, "true");
-		} else {
-			char q[80];
-			quote_scalar(tls, q, sizeof q);
-			lerr(L, tls->start_mark,
-			     "tls must be true or false, got '%s'", q);
+		if (parse_bool(L, tls, "tls", &r->tls) != 0)
 			return -EINVAL;
-		}
 	}
 	if (cred != NULL) {
 		if (deny) {
@@ -1143,16 +1131,8 @@ static int cred_value(struct loader *L, struct pcred *c, yaml_node_t *k,
 		}
 		return c->basic_user != NULL ? 0 : -EINVAL;
 	}
-	if (scalar_is(k, "placeholder")) {
-		if (!(scalar_is(v, "true") || scalar_is(v, "false")) ||
-		    v->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) {
-			lerr(L, v->start_mark,
-			     "placeholder must be true or false");
-			return -EINVAL;
-		}
-		c->pub.placeholder = scalar_is(v, "true");
-		return 0;
-	}
+	if (scalar_is(k, "placeholder"))
+		return parse_bool(L, v, "placeholder", &c->pub.placeholder);
 	if (scalar_is(k, "hosts")) {
 		size_t n = 0;
 		int rc =
