@@ -59,3 +59,20 @@ session_leftovers() {
 		nft delete table inet "agentsafe_$id" 2>/dev/null
 	done
 }
+
+# Images a test leaves untagged behind it (the layers of an image it built
+# again under the same tag): images_mark after dockerd_up, images_sweep in
+# the cleanup. Docker tests hold the shared lock, so what is new and
+# untagged is this test's.
+images_mark() { IMAGES_BEFORE=$(docker images -aq --no-trunc 2>/dev/null | sort); }
+images_sweep() {
+	local round new
+	for round in 1 2 3 4; do
+		new=$(comm -13 <(printf '%s\n' "${IMAGES_BEFORE:-}") \
+			<(docker images -aq --no-trunc --filter dangling=true 2>/dev/null | sort))
+		[ -n "$new" ] || return 0
+		# shellcheck disable=SC2086 # image ids: split on purpose
+		docker rmi -f $new >/dev/null 2>&1 || true
+		: "$round"
+	done
+}

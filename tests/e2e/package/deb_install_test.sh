@@ -16,8 +16,9 @@ BUILD=${AGENTSAFE_BUILD_DIR:?}
 . "$SRC/tests/lib/dockerd.sh"
 
 W=$(mktemp -d /var/tmp/agentsafe-pkgtest.XXXXXX)
-trap 'rm -rf "$W"; dockerd_down' EXIT
+trap 'rm -rf "$W"; images_sweep; dockerd_down' EXIT
 dockerd_up >&2
+images_mark
 echo "package test: building the .deb"
 DEB=$(timeout 900 "$SRC/scripts/package.sh" "$BUILD/package" | tail -n1)
 [ -f "$DEB" ] || { echo "package test: no .deb from scripts/package.sh" >&2; exit 1; }

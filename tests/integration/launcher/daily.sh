@@ -22,6 +22,7 @@ cleanup() {
 	docker rm -f asdaily-att-$$ >/dev/null 2>&1
 	docker rmi -f "$IMG" "$IMG-bad" "$IMG-good" >/dev/null 2>&1
 	rm -rf "$T"
+	images_sweep
 	dockerd_down
 }
 trap cleanup EXIT
@@ -30,6 +31,7 @@ trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (nftables, dockerd)"; exit 1; }
 dockerd_up || exit 1
+images_mark
 # shellcheck source=image.sh
 . "$(dirname "$0")"/image.sh
 aslaunch_image "$IMG" "$T" || exit 1

@@ -34,6 +34,7 @@ cleanup() {
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	userdel "$U" 2>/dev/null
 	rm -rf "$T"
+	images_sweep
 	dockerd_down
 }
 trap cleanup EXIT
@@ -42,6 +43,7 @@ trap cleanup EXIT
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (useradd, setcap, nftables)"; exit 1; }
 dockerd_up || exit 1
+images_mark
 # shellcheck source=image.sh
 . "$(dirname "$0")"/image.sh
 aslaunch_image "$IMG" "$T" || exit 1

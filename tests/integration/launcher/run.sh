@@ -22,6 +22,7 @@ cleanup() {
 	docker rmi -f "$IMG" >/dev/null 2>&1
 	rm -rf "$T"
 	# Leave the machine as we found it: a dockerd this test started goes.
+	images_sweep
 	dockerd_down
 }
 trap cleanup EXIT
@@ -31,6 +32,7 @@ trap cleanup EXIT
 [ "$(id -u)" = 0 ] || { echo "FAIL: needs root (nftables, dockerd)"; exit 1; }
 [ -x "$L" ] || { echo "FAIL: $L not built"; exit 1; }
 dockerd_up || exit 1
+images_mark
 
 # --- the image -----------------------------------------------------------
 # shellcheck source=image.sh
