@@ -91,6 +91,12 @@ void launch_diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, made to stand out (bold red on a terminal): work that did
  * not come back, a setting that weakens the sandbox. */
 void launch_alert(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The launcher's exit status from the command's (code): EXIT_UPSTREAM when
+ * a review branch did not reach the forge (unless the launcher itself
+ * failed), EXIT_NOT_FETCHED when work did not come back (that wins); each
+ * said in red. */
+int launch_exit_code(int code, size_t upstream_failed, size_t not_fetched);
 /* At a session's end, when its egress.log has credential_misuse
  * refusals: how many, highlighted (nothing when misuse <= 0). */
 void launch_misuse_alert(const char *id, long misuse);

@@ -238,6 +238,24 @@ static int run_init(struct sess *s, struct lcfg *c, char *policy, size_t len)
 	return 0;
 }
 
+int launch_exit_code(int code, size_t upstream_failed, size_t not_fetched)
+{
+	if (upstream_failed > 0 && code != EXIT_LAUNCH) {
+		launch_alert("forwarding the review branch upstream failed "
+			     "(see above); exit %d (the command's was %d)",
+			     EXIT_UPSTREAM, code);
+		code = EXIT_UPSTREAM;
+	}
+	if (not_fetched > 0) {
+		launch_alert("the session's work is NOT all back in your "
+			     "repos (see above); exit %d (the command's was "
+			     "%d)",
+			     EXIT_NOT_FETCHED, code);
+		code = EXIT_NOT_FETCHED;
+	}
+	return code;
+}
+
 int run_command(struct lcfg *c)
 {
 	struct sess s;
@@ -265,19 +283,9 @@ int run_command(struct lcfg *c)
 		if (learning && !c->detach && s.log_path[0] != '\0')
 			learn_end(&s);
 	}
-	if (s.upstream_failed > 0 && code != EXIT_LAUNCH) {
-		launch_alert("forwarding the review branch upstream failed "
-			     "(see above); exit %d (the command's was %d)",
-			     EXIT_UPSTREAM, code);
-		code = EXIT_UPSTREAM;
-	}
-	if (s.tally.not_fetched > 0) {
-		launch_alert("the session's work is NOT all back in your "
-			     "repos (see above); exit %d (the command's was "
-			     "%d)",
-			     EXIT_NOT_FETCHED, code);
-		code = EXIT_NOT_FETCHED;
-	}
+	code = launch_exit_code(
+	    code, s.upstream_failed > 0 ? (size_t)s.upstream_failed : 0,
+	    s.tally.not_fetched);
 	json_decref(s.devreq);
 	free(s.ssh_keys);
 	docker_free(s.d);
