@@ -7,6 +7,7 @@
 #include "proxy_int.h"
 
 #include "approval.h"
+#include "inspect.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -40,6 +41,8 @@ static void sweep_cb(evutil_socket_t fd, short what, void *arg)
 			conn_finish_request(
 			    c, egress_reason_name(
 				   EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED));
+		else if (budget_exceeded(c->budget) && c->state == CS_INSPECT)
+			inspect_budget_close(c);
 		c = next;
 	}
 }

@@ -1357,6 +1357,15 @@ bool inspect_misuse_refused(struct conn *c, const struct http_request *req)
 	return true;
 }
 
+void inspect_budget_close(struct conn *c)
+{
+	struct inspect *in = c->insp;
+	if (in != NULL && in->st != IS_CLOSING)
+		finish(in,
+		       egress_reason_name(EGRESS_REASON_UPLOAD_BUDGET_EXCEEDED),
+		       "another connection passed the host's upload budget");
+}
+
 void inspect_shutdown(struct conn *c)
 {
 	if (c->insp != NULL && c->insp->st != IS_CLOSING)

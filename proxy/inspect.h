@@ -36,5 +36,8 @@ void inspect_free(struct conn *c);
 bool inspect_misuse_refused(struct conn *c, const struct http_request *req);
 /* Drain deadline: one close record, then free. */
 void inspect_shutdown(struct conn *c);
+/* The host's upload budget was passed on another connection: close this
+ * inspected tunnel (its close record says upload_budget_exceeded). */
+void inspect_budget_close(struct conn *c);
 
 #endif

@@ -1147,8 +1147,19 @@ def upload_budget_counts_inside_inspected_tunnels(P):
         f.write(b"a" * 40000)
     code, body, _ = curl("--data-binary", "@" + path("40k"), "https://budget.test/up")
     assert code == 200 and "len=40000" in body, (code, body)
+    # An idle keep-alive tunnel to the host, open while another passes it.
+    idle = tunnel("budget.test")
+    idle.sendall(b"GET /idle HTTP/1.1\r\nHost: budget.test\r\n\r\n")
+    got_idle = b""
+    while b"len=0" not in got_idle:
+        got_idle += idle.recv(4096)
+    P.new(lambda r: r["event"] == "request")
     code, body, err = curl("--data-binary", "@" + path("40k"), "https://budget.test/up")
     assert code == 403 and "upload_budget_exceeded" in body, (code, body, err)
+    # The idle tunnel is closed too, with its own record.
+    idle.settimeout(5)
+    t0 = time.time()
+    assert read_all(idle) == b"" and time.time() - t0 < 4, "the idle tunnel stayed open"
     code, body, err = curl("https://budget.test/small")  # refused at CONNECT
     assert "CONNECT tunnel failed, response 403" in err, (code, body, err)
     got = seen_since(n)
@@ -1156,9 +1167,12 @@ def upload_budget_counts_inside_inspected_tunnels(P):
     # inside the budget (64 KiB less the first request and the heads).
     lens = [g[4] for g in got]
     assert lens[0] == 40000 and all(x < 65536 - 40000 for x in lens[1:]), lens
-    recs = P.new(lambda r: r["event"] == "close", want=3)
+    recs = P.new(lambda r: r["event"] == "close", want=4)
     d = [r for r in recs if r["event"] == "deny"]
     assert [r["reason"] for r in d] == ["upload_budget_exceeded"] * 2, recs
+    closed = [r for r in recs if r["event"] == "close" and
+              r.get("message", "").startswith("another connection passed")]
+    assert len(closed) == 1 and closed[0]["reason"] == "upload_budget_exceeded", recs
     # A WebSocket's frames count too: past the budget the relay ends.
     s, head, rest, _ = ws_handshake("wsbudget.test", b"/ws/echo")
     assert head.startswith(b"HTTP/1.1 101"), head
