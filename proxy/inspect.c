@@ -1168,8 +1168,18 @@ static void upstream_event_cb(struct bufferevent *b, short what, void *arg)
 			return;
 		}
 		if (!in->resp_started) {
-			refuse(in, 502, EGRESS_REASON_UPSTREAM_CLOSED,
-			       "upstream closed before the response");
+			/* A TLS alert (TLS 1.3: a client certificate the
+			 * server wanted) says more than a close. */
+			unsigned long e = bufferevent_get_openssl_error(b);
+			char msg[300];
+			snprintf(msg, sizeof msg,
+				 "upstream closed before the response%s%s",
+				 e ? ": " : "",
+				 e ? ERR_reason_error_string(e) : "");
+			refuse(in, 502,
+			       e ? EGRESS_REASON_UPSTREAM_ERROR
+				 : EGRESS_REASON_UPSTREAM_CLOSED,
+			       msg);
 			return;
 		}
 		log_request(in, "request",

@@ -134,7 +134,7 @@ class H(http.server.BaseHTTPRequestHandler):
             text = "standin-reply-%s" % who(auth)
             if b"slow-please" in body:
                 import time
-                time.sleep(4)  # the container scans the CLI's memory meanwhile
+                time.sleep(25)  # the container scans the CLI's memory meanwhile
             if stream:
                 sse(self, text)
             else:
@@ -252,7 +252,6 @@ toks = [t[::-1].encode() for t in sys.argv[2:]]
 ph = json.load(open(sys.argv[1]))["claudeAiOauth"]["accessToken"].encode()
 p = subprocess.Popen(["/usr/local/bin/claude", "-p", "slow-please"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-time.sleep(3)
 def pids(root):
     out = [root]
     for t in os.listdir("/proc/%d/task" % root):
@@ -261,26 +260,37 @@ def pids(root):
         except OSError:
             pass
     return out
-scanned = hits = seen_ph = 0
-for pid in set(pids(p.pid)):
-    try:
-        maps = open("/proc/%d/maps" % pid).read().splitlines()
-        mem = open("/proc/%d/mem" % pid, "rb", 0)
-    except OSError:
-        continue
-    for line in maps:
-        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) r", line)
-        if not m or "[vvar]" in line or "[vsyscall]" in line:
-            continue
-        lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+def scan():
+    scanned = hits = seen_ph = 0
+    for pid in set(pids(p.pid)):
         try:
-            mem.seek(lo)
-            data = mem.read(hi - lo)
-        except (OSError, ValueError, OverflowError):
+            maps = open("/proc/%d/maps" % pid).read().splitlines()
+            mem = open("/proc/%d/mem" % pid, "rb", 0)
+        except OSError:
             continue
-        scanned += len(data)
-        hits += sum(data.count(t) for t in toks)
-        seen_ph += data.count(ph)
+        for line in maps:
+            m = re.match(r"([0-9a-f]+)-([0-9a-f]+) r", line)
+            if not m or "[vvar]" in line or "[vsyscall]" in line:
+                continue
+            lo, hi = int(m.group(1), 16), int(m.group(2), 16)
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except (OSError, ValueError, OverflowError):
+                continue
+            scanned += len(data)
+            hits += sum(data.count(t) for t in toks)
+            seen_ph += data.count(ph)
+    return scanned, hits, seen_ph
+# Scan until the CLI holds its placeholder (it has read its login and is
+# waiting on the stand-in, which holds the answer back), 40 s at most.
+deadline = time.time() + 40
+while True:
+    time.sleep(1)
+    scanned, hits, seen_ph = scan()
+    if seen_ph > 0 or hits > 0 or time.time() > deadline or p.poll() is not None:
+        break
+p.kill()
 p.wait()
 print("AGENT memscan mb=%d placeholder=%s real-tokens=%d" % (scanned >> 20, seen_ph > 0, hits))
 PY

@@ -722,9 +722,13 @@ def upstream_demanding_a_client_certificate(P):
     code, body, _ = curl("https://certreq.test/")
     assert code == 502, (code, body)
     d = only(P.new(lambda r: r["event"] == "close"), event="deny")
-    # TLS 1.3: the proxy's handshake ends before the server's alert.
+    # TLS 1.3: the proxy's handshake ends before the server's alert, which
+    # arrives before the request or after it. The alert names the missing
+    # certificate; a close that beat it (seen once under load in CI) can
+    # only say the upstream closed.
     assert d["reason"] in ("upstream_error", "upstream_closed"), d
-    assert "certificate" in d["message"], d
+    assert "certificate" in d["message"] or (
+        d["reason"] == "upstream_closed" and "closed" in d["message"]), d
     assert seen_since(n) == []
 
 
