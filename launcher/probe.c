@@ -70,12 +70,14 @@ static void script_launch(struct buf *b, const struct probe_plan *p)
 		    i == 0 ? p->gateway_port : p->direct[i - 1].port;
 		if (!safe(h))
 			b->bad = true;
+		/* curl's own pid is kept: script_settle stops it before
+		 * "ready" (a kill of the subshell would leave it running). */
 		add(b,
 		    "(curl -s -o /dev/null --noproxy '*' --connect-timeout 1 "
-		    "-m 1 http://%s:%u/ 2>/dev/null; echo $? "
-		    ">\"$d.direct%zu\") "
-		    "& bg=\"$bg $!\"\n",
-		    h, port, i);
+		    "-m 1 http://%s:%u/ 2>/dev/null & echo $! "
+		    ">\"$d.cpid%zu\"; wait $!; echo $? >\"$d.direct%zu\") "
+		    "& bd=\"$bd $!\"\n",
+		    h, port, i, i);
 	}
 	for (size_t i = 0; i < p->nallow; i++) {
 		const struct probe_target *t = &p->allow[i];
@@ -156,20 +158,12 @@ static void script_judge(struct buf *b, const struct probe_plan *p)
 		add(b,
 		    "r=; [ -s \"$d.direct%zu\" ] && read -r r "
 		    "<\"$d.direct%zu\"\n"
-		    "if [ -z \"$r\" ] || [ \"$r\" = 28 ]; then ok 'direct "
-		    "connection to %s:%u dropped'\n"
+		    "if [ -z \"$r\" ] || [ \"$r\" = 28 ] || [ \"$r\" = 143 ]; "
+		    "then ok 'direct connection to %s:%u dropped'\n"
 		    "else bad \"direct connection to %s:%u not dropped (curl "
 		    "exit $r)\"; fi\n",
 		    i, i, h, port, h, port);
 	}
-	/* Nothing else of the container's may be connected by now: a direct
-	 * connection still open was let through (and logged, if at all, by a
-	 * rule that did not drop it). */
-	add(b, "est=0; for f in /proc/net/tcp /proc/net/tcp6; do "
-	       "[ -r $f ] || continue; while read -r _ _ _ st _; do "
-	       "[ \"$st\" = 01 ] && est=$((est+1)); done <$f; done\n"
-	       "if [ $est != 0 ]; then bad \"$est TCP connections "
-	       "established past the proxy\"; fi\n");
 }
 
 /* Before "ready": wait (at most ~1 s) until every direct connection is
@@ -198,6 +192,28 @@ static void script_settle(struct buf *b, const struct probe_plan *p)
 	       "[ \"$st\" = 02 ] && syn=$((syn+1)); done <$f; done\n"
 	       "if [ $pend -eq 0 ] || [ $syn -ge $pend ]; then break; fi\n"
 	       "sleep 0.02 2>/dev/null || break; n=$((n+1)); done\n");
+	/* Nothing of the container's may be connected now: a direct
+	 * connection that is open was let through (and logged, if at all,
+	 * by a rule that did not drop it). Checked before the stop below,
+	 * which would end it. */
+	add(b, "est=0; for f in /proc/net/tcp /proc/net/tcp6; do "
+	       "[ -r $f ] || continue; while read -r _ _ _ st _; do "
+	       "[ \"$st\" = 01 ] && est=$((est+1)); done <$f; done\n"
+	       "if [ $est != 0 ]; then bad \"$est TCP connections "
+	       "established past the proxy\"; fi\n");
+	/* Then every direct connection attempt is stopped and reaped, its
+	 * socket closed: no retransmitted SYN of the probe's can reach the
+	 * fence after the launcher ends the labelling window, where its
+	 * drop would count as the agent's. A stopped one exits 143; its
+	 * first SYN's drop record is the launcher's proof. */
+	for (size_t i = 0; i < p->ndirect + 1; i++)
+		add(b,
+		    "c=; k=0; while [ ! -s \"$d.cpid%zu\" ] && [ $k -lt 100 ]; "
+		    "do sleep 0.01 2>/dev/null || break; k=$((k+1)); done\n"
+		    "[ -s \"$d.cpid%zu\" ] && read -r c <\"$d.cpid%zu\"\n"
+		    "[ -n \"$c\" ] && kill \"$c\" 2>/dev/null\n",
+		    i, i, i);
+	add(b, "for x in $bd; do wait $x; done\n");
 }
 
 char *probe_script(const struct probe_plan *p)
@@ -205,7 +221,12 @@ char *probe_script(const struct probe_plan *p)
 	struct buf b = {0};
 	if (!safe(p->dns_name) || !safe(p->gateway))
 		return NULL;
-	add(&b, "fail=0; bg=; w=\n"
+	/* The script's own stderr joins its stdout (fd 3 keeps the real
+	 * one for the agent): on the attach stream, stderr is then only ever
+	 * the agent's, which the engine may deliver before the "pass" line
+	 * (the two pipes are copied independently). */
+	add(&b, "exec 3>&2 2>&1\n"
+		"fail=0; bg=; bd=; w=\n"
 		"ok() { echo \"agentsafe-probe: ok: $*\"; }\n"
 		"bad() { echo \"agentsafe-probe: FAIL: $*\"; fail=1; }\n"
 		"P=\"$AGENTSAFE_PROBE_PROXY\"\n"
@@ -227,7 +248,7 @@ char *probe_script(const struct probe_plan *p)
 		"exit $fail; fi\n"
 		"[ -t 0 ] && stty echo 2>/dev/null\n"
 		"echo 'agentsafe-probe: pass'\n"
-		"exec \"$@\"\n");
+		"exec \"$@\" 2>&3 3>&-\n");
 	if (b.bad) {
 		free(b.p);
 		return NULL;

@@ -255,11 +255,18 @@ static void sc_line(struct selfcheck *c, char *l)
 }
 
 /* Bytes of the attach stream: lines until the pass, the agent's own
- * output after it (to the launcher's stdout or stderr, as it came). */
+ * output after it (to the launcher's stdout or stderr, as it came). The
+ * script writes only to stdout (probe_script), so stderr is the agent's
+ * even when it overtakes the "pass" line. */
 static void sc_bytes(int stream, const unsigned char *data, size_t len,
 		     void *arg)
 {
 	struct selfcheck *c = arg;
+	if (stream == 2 && !c->passed) {
+		ssize_t w = write(2, data, len);
+		(void)w; /* as below */
+		return;
+	}
 	for (size_t i = 0; i < len; i++) {
 		if (c->passed) {
 			ssize_t w =

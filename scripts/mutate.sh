@@ -137,16 +137,34 @@ run_tests() {
 
 logname() { echo "$LOGS/$1.$(echo "$2" | tr -c 'A-Za-z0-9_' _).log"; }
 
-# baseline REGEX LOCK: the regex passes on the unmutated tree.
+# baseline REGEX LOCK: the regex passes on the unmutated tree. A failure
+# prints the test's own FAIL lines first (a CI page that cuts the middle
+# keeps them) and is run once more: a test that then passes is flaky, not
+# failing anyway. It still confirms its kills (each mutant made it fail on
+# its first run), but the run says so loudly, with the lines that failed.
 baseline() {
 	local log
 	log=$(logname baseline "$1")
 	: >"$log.build"
-	build_for "$1" "$log.build" && run_tests "$1" "$2" "$log" && return 0
-	tail -30 "$log" "$log.build" 2>/dev/null >&2
-	echo "mutate: '$1' fails without any mutant ($log)" >&2
+	build_for "$1" "$log.build" || {
+		tail -30 "$log.build" >&2
+		echo "mutate: '$1' does not build ($log.build)" >&2
+		return 1
+	}
+	run_tests "$1" "$2" "$log" && return 0
+	grep -m8 -E '(^|[^A-Za-z])(FAIL|FAILED|ERROR)[]: ]' "$log" | sed 's/^/    /' >&2
+	tail -30 "$log" >&2
+	if run_tests "$1" "$2" "$log.again"; then
+		echo "mutate: FLAKY: '$1' failed once without any mutant and passed" \
+			"when run again (the lines above; $log)" >&2
+		flaky+=("$1")
+		return 0
+	fi
+	grep -m8 -E '(^|[^A-Za-z])(FAIL|FAILED|ERROR)[]: ]' "$log.again" | sed 's/^/    /' >&2
+	echo "mutate: '$1' fails without any mutant, twice ($log, $log.again)" >&2
 	return 1
 }
+flaky=()
 
 if [ $baseline = 1 ]; then
 	declare -A seen=()
@@ -224,6 +242,7 @@ if [ $baseline = 0 ] && [ $killed -gt 0 ]; then
 fi
 
 echo
+[ ${#flaky[@]} -gt 0 ] && echo "mutate: FLAKY (failed once unmutated, then passed): ${flaky[*]}"
 [ $survived -gt 0 ] && echo "mutate: survivors (a security promise no test holds): ${surv_list[*]}"
 [ $errors -gt 0 ] && echo "mutate: errors: ${err_list[*]}"
 if [ -n "$(trap -p EXIT)" ]; then

@@ -8,6 +8,8 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +171,165 @@ static void script_fails_when_a_direct_connection_is_refused(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Reads a whole small file into buf (NUL-terminated). */
+static void slurp(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+static void script_stderr_is_only_the_agents(void **state)
+{
+	(void)state;
+	/* On the attach stream the engine copies stdout and stderr apart, so
+	 * the agent's stderr can overtake the "pass" line: the launcher takes
+	 * stderr as the agent's, which holds only if the script itself never
+	 * writes there. Its noise (a tool's complaint, here rm's after "go")
+	 * goes to stdout; the agent gets the real stderr and no fd 3. */
+	char dir[] = "/tmp/aslaunch-probe-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	stub(dir, "curl", "exit 28");
+	stub(dir, "getent", "exit 2");
+	stub(dir, "rm", "echo rm-noise >&2; exec /bin/rm \"$@\"");
+	struct probe_plan p = {.dns_name = "leak.test",
+			       .gateway = "172.30.0.1",
+			       .gateway_port = 80};
+	char *s = probe_script(&p);
+	assert_non_null(s);
+	char path[256];
+	snprintf(path, sizeof path, "%s/probe.sh", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+	free(s);
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "echo go | PATH=%s:/usr/bin:/bin unshare -rn sh %s sh -c "
+		 "'echo out; echo "
+		 "err >&2; [ -e /proc/self/fd/3 ] && echo fd3 >&2; "
+		 "exit 4' >%s/out 2>%s/err",
+		 dir, path, dir, dir);
+	int rc = system(cmd);
+	assert_true(WIFEXITED(rc));
+	assert_int_equal(WEXITSTATUS(rc), 4);
+	/* rm runs in the background and may write after the agent ended:
+	 * wait (at most 5 s) until its complaint landed somewhere. */
+	char out[4096], err[1024];
+	for (int i = 0; i < 100; i++) {
+		slurp(dir, "out", out, sizeof out);
+		slurp(dir, "err", err, sizeof err);
+		if (strstr(out, "rm-noise") || strstr(err, "rm-noise"))
+			break;
+		usleep(50000);
+	}
+	assert_string_equal(err, "err\n");
+	assert_non_null(strstr(out, "agentsafe-probe: pass\n"));
+	assert_non_null(strstr(out, "out\n"));
+	assert_non_null(strstr(out, "rm-noise\n"));
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* The probe's direct connection attempts (curl, here a stub that waits
+ * as a dropped SYN would) are stopped and reaped before "ready": the
+ * launcher ends the window in which drops count as the self-check's right
+ * after it, so a retransmitted SYN of the probe's must not come later.
+ * Run in a network namespace of its own (no connection to count), the
+ * launcher's side played over pipes. */
+static void script_stops_its_connections_before_ready(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/aslaunch-probe-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char body[512];
+	snprintf(body, sizeof body, "echo $$ >>%s/curls; exec sleep 30", dir);
+	stub(dir, "curl", body);
+	stub(dir, "getent", "exit 2");
+	struct probe_target direct[] = {{"10.0.0.5", 443}};
+	struct probe_plan p = {.dns_name = "leak.test",
+			       .gateway = "172.30.0.1",
+			       .gateway_port = 80,
+			       .direct = direct,
+			       .ndirect = 1};
+	char *s = probe_script(&p);
+	assert_non_null(s);
+	char path[256], env_path[300];
+	snprintf(path, sizeof path, "%s/probe.sh", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+	free(s);
+	snprintf(env_path, sizeof env_path, "PATH=%s:/usr/bin:/bin", dir);
+	int in[2], out[2];
+	assert_int_equal(pipe(in), 0);
+	assert_int_equal(pipe(out), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		setpgid(0, 0); /* one group: a failure below ends it whole */
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl("/usr/bin/env", "env", env_path, "unshare", "-rn", "sh",
+		      path, "sh", "-c", "exit 0", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	FILE *o = fdopen(out[0], "r");
+	assert_non_null(o);
+	char line[512], all[8192] = "";
+	bool ready = false;
+	while (!ready && fgets(line, sizeof line, o) != NULL) {
+		strncat(all, line, sizeof all - strlen(all) - 1);
+		ready = strcmp(line, "agentsafe-probe: ready\n") == 0;
+	}
+	if (!ready) {
+		kill(-pid, SIGKILL);
+		fail_msg("no ready line: %s", all);
+	}
+	/* The launcher's moment: every curl the probe started is gone. */
+	char cp[256];
+	snprintf(cp, sizeof cp, "%s/curls", dir);
+	f = fopen(cp, "r");
+	assert_non_null(f);
+	int n = 0, alive = 0;
+	long c;
+	while (fscanf(f, "%ld", &c) == 1) {
+		n++;
+		alive += kill((pid_t)c, 0) == 0;
+	}
+	fclose(f);
+	if (n != 2 || alive != 0) {
+		kill(-pid, SIGKILL);
+		fail_msg("%d curl(s) started, %d still running at \"ready\"",
+			 n, alive);
+	}
+	assert_int_equal(write(in[1], "go\n", 3), 3);
+	close(in[1]);
+	while (fgets(line, sizeof line, o) != NULL)
+		strncat(all, line, sizeof all - strlen(all) - 1);
+	fclose(o);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("probe failed: %s", all);
+	assert_non_null(strstr(all, "ok: direct connection to 10.0.0.5:443 "
+				    "dropped"));
+	assert_non_null(strstr(all, "agentsafe-probe: pass\n"));
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void hosts_lookup(void **state)
 {
 	(void)state;
@@ -223,6 +384,8 @@ int main(void)
 	    cmocka_unit_test(script_refuses_shell_metacharacters),
 	    cmocka_unit_test(script_runs_and_fails_when_dns_resolves),
 	    cmocka_unit_test(script_fails_when_a_direct_connection_is_refused),
+	    cmocka_unit_test(script_stderr_is_only_the_agents),
+	    cmocka_unit_test(script_stops_its_connections_before_ready),
 	    cmocka_unit_test(hosts_lookup),
 	    cmocka_unit_test(session_paths_follow_xdg),
 	};
