@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 
 #include "builtin_cred.h"
 #include "launch_int.h"
@@ -22,11 +25,21 @@
 #define REFRESH "CLAUDE_OAUTH_REFRESH"
 /* Largest credentials file read (it holds a few tokens and flags). */
 #define FILE_MAX (1024L * 1024)
+/* In the session's state dir: the proxy's rotated tokens (STORE), the
+ * container's placeholder copy (SEED), and RECORD: the user's file and
+ * the SHA-256 of the refresh token the session began with, so that the
+ * stale sweep saves the rotated tokens when the launcher was killed
+ * (the token host has retired the user's old refresh token by then). */
+#define STORE	       "claude-oauth.json"
+#define SEED	       "claude-credentials.json"
+#define RECORD	       "claude-login.json"
+#define USER_FILE_TAIL "/.claude/.credentials.json"
 
 struct claude_login {
 	char file[4200];	/* the user's ~/.claude/.credentials.json */
 	char seed[4200];	/* its placeholder copy, for the container */
 	char store[4200];	/* the proxy's file for rotated tokens */
+	char record[4200];	/* RECORD: what a sweep needs to save them */
 	char *access, *refresh; /* the real tokens the session began with */
 	char api[128], token[128];
 	/* putenv strings for the proxy's child (they must outlive it). */
@@ -53,9 +66,17 @@ static void login_free(struct claude_login *l)
 	free(l);
 }
 
+static void sha_hex(const char *v, char out[2 * SHA256_DIGEST_LENGTH + 1])
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256((const unsigned char *)v, strlen(v), md);
+	for (size_t i = 0; i < sizeof md; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
 /* The user's file: a regular file of theirs (no symlink: the launcher
  * is root here), at most FILE_MAX. NULL when absent or unusable. */
-static json_t *load_user_file(const struct sess *s, const char *path)
+static json_t *load_user_file(uid_t owner, const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	struct stat st;
@@ -63,7 +84,7 @@ static json_t *load_user_file(const struct sess *s, const char *path)
 		return NULL;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
 	    st.st_size > FILE_MAX ||
-	    (st.st_uid != s->host_uid && st.st_uid != geteuid())) {
+	    (st.st_uid != owner && st.st_uid != geteuid())) {
 		(void)close(fd); /* read-only */
 		return NULL;
 	}
@@ -103,7 +124,7 @@ static int placeholder(const char *token, const char *name, char *out,
 
 /* path written whole as the user's (0600), through a temporary file and
  * a rename: never half a credentials file. */
-static int write_user_file(const struct sess *s, const char *path,
+static int write_user_file(uid_t uid, gid_t gid, const char *path,
 			   const json_t *j)
 {
 	char tmp[4300];
@@ -117,8 +138,7 @@ static int write_user_file(const struct sess *s, const char *path,
 	if (rc == 0 && (write(fd, text, n) != (ssize_t)n ||
 			fchmod(fd, 0600) != 0 || fsync(fd) != 0))
 		rc = -errno;
-	if (rc == 0 && geteuid() == 0 && s->host_uid != 0 &&
-	    fchown(fd, s->host_uid, s->host_gid) != 0)
+	if (rc == 0 && geteuid() == 0 && uid != 0 && fchown(fd, uid, gid) != 0)
 		rc = -errno;
 	if (close(fd) != 0 && rc == 0)
 		rc = -errno;
@@ -143,7 +163,7 @@ static int write_seed(const struct sess *s, struct claude_login *l,
 					     json_string(aph)) == 0 &&
 			 json_object_set_new(o, "refreshToken",
 					     json_string(rph)) == 0
-		     ? write_user_file(s, l->seed, copy)
+		     ? write_user_file(s->host_uid, s->host_gid, l->seed, copy)
 		     : -ENOMEM;
 	json_decref(copy);
 	return rc;
@@ -174,11 +194,20 @@ static int plan(struct sess *s, struct claude_login *l, json_t *root, char *err,
 	    placeholder(a, ACCESS, aph, sizeof aph) != 0 ||
 	    placeholder(r, REFRESH, rph, sizeof rph) != 0)
 		return -ENOMEM;
-	launch_snprintf(l->seed, sizeof l->seed, "%s/claude-credentials.json",
+	launch_snprintf(l->seed, sizeof l->seed, "%s/" SEED, s->state_dir);
+	launch_snprintf(l->store, sizeof l->store, "%s/" STORE, s->state_dir);
+	launch_snprintf(l->record, sizeof l->record, "%s/" RECORD,
 			s->state_dir);
-	launch_snprintf(l->store, sizeof l->store, "%s/claude-oauth.json",
-			s->state_dir);
-	int rc = write_seed(s, l, root, aph, rph);
+	char began[2 * SHA256_DIGEST_LENGTH + 1];
+	sha_hex(r, began);
+	json_t *rec =
+	    json_pack("{s:s, s:s}", "file", l->file, "refresh_sha256", began);
+	int rc = rec != NULL
+		     ? write_user_file(s->host_uid, s->host_gid, l->record, rec)
+		     : -ENOMEM;
+	json_decref(rec);
+	if (rc == 0)
+		rc = write_seed(s, l, root, aph, rph);
 	int fd =
 	    rc == 0
 		? open(l->store,
@@ -229,7 +258,7 @@ int claude_login_prepare(struct sess *s, const struct policy *p, char *err,
 			home);
 	builtin_cred_host(CLAUDE_LOGIN_API_HOST, l->api, sizeof l->api);
 	builtin_cred_host(CLAUDE_LOGIN_TOKEN_HOST, l->token, sizeof l->token);
-	json_t *root = load_user_file(s, l->file);
+	json_t *root = load_user_file(s->host_uid, l->file);
 	int rc = 1;
 	if (root != NULL &&
 	    json_is_object(json_object_get(root, "claudeAiOauth"))) {
@@ -245,6 +274,8 @@ int claude_login_prepare(struct sess *s, const struct policy *p, char *err,
 			(void)unlink(l->seed);
 		if (l->store[0] != '\0')
 			(void)unlink(l->store);
+		if (l->record[0] != '\0')
+			(void)unlink(l->record);
 		login_free(l);
 		if (rc < 0 && err[0] == '\0')
 			launch_snprintf(err, errlen, "Claude's login: %s",
@@ -281,42 +312,62 @@ const char *claude_login_seed(const struct sess *s)
 	return s->login != NULL ? s->login->seed : NULL;
 }
 
-/* The proxy's rotated pair into the user's file, when that still holds
- * the refresh token the session began with (else the user logged in
- * again meanwhile: theirs wins). */
-static void save_back(const struct sess *s, const struct claude_login *l,
-		      json_t *st)
+/* The proxy's rotated pair (store) into the user's file, when that still
+ * holds the refresh token the session began with (began: its SHA-256);
+ * else the user logged in again meanwhile: theirs wins. 1 when there is
+ * nothing to save, 0 saved, -ESTALE, or -errno. */
+static int merge(const char *file, const char *began, const char *store,
+		 uid_t uid, gid_t gid)
 {
+	json_error_t jerr;
+	json_t *st = json_load_file(store, 0, &jerr);
 	const char *a = json_string_value(json_object_get(st, "access_token"));
 	const char *r = json_string_value(json_object_get(st, "refresh_token"));
 	json_int_t in = json_integer_value(json_object_get(st, "expires_in"));
 	json_int_t at = json_integer_value(json_object_get(st, "obtained_ms"));
-	if (a == NULL || r == NULL)
+	int rc = 1;
+	if (a != NULL && r != NULL) {
+		json_t *root = load_user_file(uid, file);
+		json_t *o = json_object_get(root, "claudeAiOauth");
+		const char *cur =
+		    json_string_value(json_object_get(o, "refreshToken"));
+		char h[2 * SHA256_DIGEST_LENGTH + 1] = "";
+		if (cur != NULL)
+			sha_hex(cur, h);
+		rc = root == NULL ? -ENOENT : -ESTALE;
+		if (cur != NULL && CRYPTO_memcmp(h, began, sizeof h) == 0 &&
+		    json_object_set_new(o, "accessToken", json_string(a)) ==
+			0 &&
+		    json_object_set_new(o, "refreshToken", json_string(r)) ==
+			0 &&
+		    (in <= 0 ||
+		     json_object_set_new(o, "expiresAt",
+					 json_integer(at + in * 1000)) == 0))
+			rc = write_user_file(uid, gid, file, root);
+		json_decref(root);
+	}
+	json_decref(st); /* jansson frees without cleansing: a known limit */
+	return rc;
+}
+
+static void say_merged(int rc, const char *file, const char *whose)
+{
+	if (rc == 1)
 		return;
-	json_t *root = load_user_file(s, l->file);
-	json_t *o = json_object_get(root, "claudeAiOauth");
-	const char *cur = json_string_value(json_object_get(o, "refreshToken"));
-	int rc = -ESTALE;
-	if (cur != NULL && strcmp(cur, l->refresh) == 0 &&
-	    json_object_set_new(o, "accessToken", json_string(a)) == 0 &&
-	    json_object_set_new(o, "refreshToken", json_string(r)) == 0 &&
-	    (in <= 0 || json_object_set_new(o, "expiresAt",
-					    json_integer(at + in * 1000)) == 0))
-		rc = write_user_file(s, l->file, root);
-	json_decref(root);
 	if (rc == 0)
 		fprintf(stderr,
-			"agentsafe-launch: Claude's login was refreshed in "
-			"the session; the new tokens are saved in %s\n",
-			l->file);
+			"agentsafe-launch: Claude's login was refreshed in %s; "
+			"the new tokens are saved in %s\n",
+			whose, file);
 	else
 		fprintf(stderr,
-			"agentsafe-launch: Claude's login was refreshed in "
-			"the session, but %s %s: left as it is (if Claude "
-			"asks, log in again on the host)\n",
-			l->file,
-			rc == -ESTALE ? "changed meanwhile"
-				      : "could not be written");
+			"agentsafe-launch: Claude's login was refreshed in %s, "
+			"but %s %s: left as it is (if Claude asks, log in "
+			"again on the host)\n",
+			whose, file,
+			rc == -ESTALE	? "changed meanwhile"
+			: rc == -ENOENT ? "could not be read"
+					: "could not be written");
 }
 
 void claude_login_finish(struct sess *s)
@@ -325,14 +376,89 @@ void claude_login_finish(struct sess *s)
 	if (l == NULL)
 		return;
 	bool was_on = launch_files_on();
-	json_error_t jerr;
-	json_t *st = json_load_file(l->store, 0, &jerr);
-	if (json_is_object(st))
-		save_back(s, l, st);
-	json_decref(st); /* jansson frees without cleansing: a known limit */
+	char began[2 * SHA256_DIGEST_LENGTH + 1];
+	sha_hex(l->refresh, began);
+	say_merged(merge(l->file, began, l->store, s->host_uid, s->host_gid),
+		   l->file, "the session");
 	(void)unlink(l->store);
 	(void)unlink(l->seed);
+	(void)unlink(l->record);
 	launch_files_off(was_on);
 	login_free(l);
 	s->login = NULL;
+}
+
+/* RECORD of a session whose launcher is gone: the user's file (an
+ * absolute path ending in USER_FILE_TAIL) and the hash. False when absent
+ * or not one the launcher wrote. */
+static bool load_record(const char *path, char *file, size_t flen, char *began,
+			uid_t *uid, gid_t *gid)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	if (fd < 0)
+		return false;
+	json_error_t jerr;
+	json_t *j =
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size < 16384
+		? json_loadfd(fd, JSON_REJECT_DUPLICATES, &jerr)
+		: NULL;
+	(void)close(fd); /* read-only */
+	const char *f = json_string_value(json_object_get(j, "file"));
+	const char *h = json_string_value(json_object_get(j, "refresh_sha256"));
+	size_t fl = f != NULL ? strlen(f) : 0, tl = strlen(USER_FILE_TAIL);
+	bool ok = f != NULL && h != NULL && f[0] == '/' && fl > tl &&
+		  fl < flen && strcmp(f + fl - tl, USER_FILE_TAIL) == 0 &&
+		  strstr(f, "/../") == NULL &&
+		  strlen(h) == (size_t)2 * SHA256_DIGEST_LENGTH &&
+		  strspn(h, "0123456789abcdef") == strlen(h);
+	if (ok) {
+		memcpy(file, f, fl + 1);
+		memcpy(began, h, strlen(h) + 1);
+		*uid = st.st_uid;
+		*gid = st.st_gid;
+	}
+	json_decref(j);
+	return ok;
+}
+
+void claude_login_recover(const char *state_dir)
+{
+	char rec[4200], store[4200], seed[4200], file[4200];
+	char began[2 * SHA256_DIGEST_LENGTH + 1];
+	uid_t uid;
+	gid_t gid;
+	launch_snprintf(rec, sizeof rec, "%s/" RECORD, state_dir);
+	launch_snprintf(store, sizeof store, "%s/" STORE, state_dir);
+	launch_snprintf(seed, sizeof seed, "%s/" SEED, state_dir);
+	if (!load_record(rec, file, sizeof file, began, &uid, &gid))
+		return;
+	/* As root (sudo, the sweep of a user's session): the files are
+	 * touched with the record owner's rights only, so a record naming
+	 * a path of someone else's writes nothing there. */
+	bool as_owner = geteuid() == 0 && uid != 0;
+	int ofsgid = 0, ofsuid = 0;
+	if (as_owner) {
+		ofsgid = setfsgid(gid); /* returns the previous id */
+		ofsuid = setfsuid(uid);
+	}
+	/* The proxy (told to stop) may be writing the store: a half-written
+	 * one is read again, for a second at most. */
+	int rc = merge(file, began, store, uid, gid);
+	for (int i = 0; i < 20 && rc == 1 && access(store, F_OK) == 0; i++) {
+		struct stat st;
+		if (stat(store, &st) != 0 || st.st_size == 0)
+			break; /* nothing rotated */
+		struct timespec ts = {0, 50L * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		rc = merge(file, began, store, uid, gid);
+	}
+	say_merged(rc, file, "a session whose launcher was killed");
+	(void)unlink(store);
+	(void)unlink(seed);
+	(void)unlink(rec);
+	if (as_owner) {
+		(void)setfsuid((uid_t)ofsuid);
+		(void)setfsgid((gid_t)ofsgid);
+	}
 }

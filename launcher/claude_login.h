@@ -37,5 +37,10 @@ const char *claude_login_seed(const struct sess *s);
 /* After the proxy stopped: the rotated tokens saved for the user, the
  * session's files removed, the secrets wiped. */
 void claude_login_finish(struct sess *s);
+/* The stale sweep of a session whose launcher is gone (killed before
+ * claude_login_finish): the rotated tokens its proxy kept in state_dir
+ * saved into the user's file, as above, and the session's login files
+ * removed. Nothing when the session had no such login. */
+void claude_login_recover(const char *state_dir);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "asuser.h"
 #include "caps.h"
+#include "claude_login.h"
 #include "docker.h"
 #include "fence.h"
 #include "gitiso.h"
@@ -177,6 +178,9 @@ void sweep_session(struct docker *d, bool caps, const char *id)
 	if (*r.probe)
 		sweep_container(d, r.probe);
 	stop_recorded_proxy(r.proxy_pid);
+	char dir[4096];
+	if (session_state_dir(id, dir, sizeof dir) == 0)
+		claude_login_recover(dir);
 	if (*r.table)
 		sweep_fence(r.table, caps);
 	if (*r.network)

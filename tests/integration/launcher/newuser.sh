@@ -160,7 +160,10 @@ rc=$?
 	pass "stop: the end summary (1 commit back), exit 0" || fail "stop: rc=$rc $(cat "$T"/s3)"
 grep -q "ended .*; 0 denials, 0 drops" "$T"/s3 &&
 	pass "stop: a session whose agent sent nothing shows 0 denials, 0 drops" ||
-	fail "stop summary counts the self-check: $(grep 'ended' "$T"/s3)"
+	fail "stop summary counts the self-check: $(grep 'ended' "$T"/s3); unlabelled: $(
+		id3=$(sed -n 's/.*(\([0-9a-f]\{12\}\)) ended.*/\1/p' "$T"/s3)
+		jq -c 'select(.origin==null and (.event=="drop" or .event=="deny"))' \
+			"$UH/.local/state/agentsafe/sessions/$id3/egress.log")"
 
 # --- 4. detached, then attach until it ends: the summary and the verdict ----
 # shellcheck disable=SC2016  # the container's shell expands

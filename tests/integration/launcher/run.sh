@@ -199,5 +199,51 @@ o_shell=$("$L" "${COMMON[@]}" --no-verify -- sh -c 'ls /run/agentsafe/seed 2>/de
 	pass "credentials: Claude seed only for claude, Codex home only for codex, none for a command" ||
 	fail "credentials: claude='$o_claude' codex='$o_codex' command='$o_shell'"
 
+# 11. the launcher killed after its proxy rotated Claude's login (which
+#     retires the user's refresh token at the token host): `stop` sweeps
+#     the session and saves the new pair into the user's file. The store
+#     is written here as the proxy writes it (the rotation itself is
+#     tests/e2e/session/claude_login.sh's).
+cat >"$HOME"/.claude/.credentials.json <<'J'
+{"claudeAiOauth": {"accessToken": "sk-ant-oat01-it-access-0", "refreshToken": "sk-ant-ort01-it-refresh-0", "expiresAt": 1}, "keep": 1}
+J
+printf 'version: 1\nallow:\n  - host: api.anthropic.test\n    inspect: true\n  - host: platform.claude.test\n    inspect: true\n' \
+	>"$T"/policy-claude.yaml
+printf '#!/bin/sh\nexec sleep 120\n' >"$T"/repo/claude && chmod 755 "$T"/repo/claude &&
+	git -C "$T"/repo add claude && git -C "$T"/repo -c user.name=t -c user.email=t@t commit -qm claude
+env AGENTSAFE_BUILTIN_CRED_TLD=test "$L" --policy "$T"/policy-claude.yaml --image "$IMG" \
+	--hosts "$T"/hosts --no-verify -- /work/repo/claude </dev/null >/dev/null 2>"$T"/e11 &
+lp=$!
+id11=
+for _ in $(seq 60); do
+	id11=$(sed -n 's/.*session \([0-9a-f]\{12\}\) starting.*/\1/p' "$T"/e11)
+	[ -n "$id11" ] && [ -n "$(docker ps -q --filter label=agentsafe.session="$id11")" ] && break
+	sleep 0.5
+done
+SD=$HOME/.local/state/agentsafe/sessions/$id11
+if [ -n "$id11" ] && [ -f "$SD"/claude-oauth.json ] && [ -f "$SD"/claude-login.json ]; then
+	printf '{"access_token": "sk-ant-oat01-it-access-1", "refresh_token": "sk-ant-ort01-it-refresh-1", "expires_in": 3600, "obtained_ms": %s}' \
+		"$(($(date +%s) * 1000))" >"$SD"/claude-oauth.json
+	kill -KILL $lp
+	wait $lp 2>/dev/null
+	"$L" stop "$id11" >/dev/null 2>"$T"/s11
+	python3 - "$HOME"/.claude/.credentials.json <<'PY' &&
+import json, sys, time
+j = json.load(open(sys.argv[1]))
+o = j["claudeAiOauth"]
+assert o["accessToken"] == "sk-ant-oat01-it-access-1", o
+assert o["refreshToken"] == "sk-ant-ort01-it-refresh-1", o
+assert o["expiresAt"] > time.time() * 1000 and j["keep"] == 1, j
+PY
+		grep -q "refreshed in a session whose launcher was killed; the new tokens are saved" "$T"/s11 &&
+		! ls "$SD"/claude-* >/dev/null 2>&1 &&
+		[ -z "$(docker ps -aq --filter label=agentsafe.session="$id11")" ] &&
+		pass "launcher killed after a rotation: \`stop\` saved the new tokens, removed the session's login files" ||
+		fail "sweep of a killed Claude session: $(cat "$T"/s11; cat "$HOME"/.claude/.credentials.json; ls "$SD")"
+else
+	kill -KILL $lp 2>/dev/null
+	fail "Claude session with the login kept on the host did not start: $(tail -5 "$T"/e11; ls "$SD" 2>&1)"
+fi
+
 echo "$fails failure(s)"
 [ $fails = 0 ]

@@ -310,8 +310,8 @@ static void script_stops_its_connections_before_ready(void **state)
 	fclose(f);
 	if (n != 2 || alive != 0) {
 		kill(-pid, SIGKILL);
-		fail_msg("%d curl(s) started, %d still running at \"ready\"",
-			 n, alive);
+		fail_msg("%d curl(s) started, %d still running at \"ready\"", n,
+			 alive);
 	}
 	assert_int_equal(write(in[1], "go\n", 3), 3);
 	close(in[1]);

@@ -306,6 +306,130 @@ static void claude_login_newer_user_file_wins(void **state)
 	assert_non_null(strstr(t, "sk-ant-ort01-logged-in-again"));
 }
 
+/* The proxy's env unset (it points into the session) and its rotation
+ * written as the proxy writes it. */
+static void proxy_rotated(struct fixture *f, const char *store_text)
+{
+	session_ca_proxy_env(&f->s);
+	char store[256];
+	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
+	const char *vars[] = {"CLAUDE_OAUTH_ACCESS",
+			      "CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_OAUTH_ROTATE",
+			      "AGENTSAFE_OAUTH_STORE",
+			      "AGENTSAFE_BUILTIN_CREDENTIALS"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+	FILE *o = fopen(store, "w");
+	assert_non_null(o);
+	fputs(store_text, o);
+	fclose(o);
+}
+
+#define ROTATED                                                                \
+	"{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\", "         \
+	"\"expires_in\": 100, \"obtained_ms\": 5000}"
+
+/* The launcher was killed after the proxy rotated the login (the token
+ * host retired the user's refresh token): the stale sweep saves the new
+ * pair from the session's files, which hold no real token of the start
+ * (the record keeps a hash), and removes them. */
+static void claude_login_saved_by_the_sweep(void **state)
+{
+	struct fixture *f = *state;
+	login_fixture(f, true);
+	char err[512] = "", path[256];
+	assert_int_equal(step_ca_up(&f->s, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/claude-login.json", f->dir);
+	char *t = slurp(path);
+	assert_null(strstr(t, REF));
+	assert_null(strstr(t, ACC));
+	assert_non_null(strstr(t, "\"refresh_sha256\""));
+	proxy_rotated(f, ROTATED);
+	/* SIGKILL: no step_ca_down; the next start or `stop` sweeps. */
+	claude_login_recover(f->dir);
+	char user[256];
+	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
+		 f->dir);
+	t = slurp(user);
+	assert_non_null(strstr(t, "\"accessToken\": \"NEW-A\""));
+	assert_non_null(strstr(t, "\"refreshToken\": \"NEW-R\""));
+	assert_non_null(strstr(t, "\"expiresAt\": 105000"));
+	assert_non_null(strstr(t, "\"other\": 7"));
+	const char *gone[] = {"claude-login.json", "claude-oauth.json",
+			      "claude-credentials.json"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(path, sizeof path, "%s/%s", f->dir, gone[i]);
+		assert_int_not_equal(access(path, F_OK), 0);
+	}
+	/* A second sweep finds nothing to do. */
+	claude_login_recover(f->dir);
+	assert_string_equal(slurp(user), t);
+	step_ca_down(&f->s); /* the rest of the session's state */
+}
+
+/* What a sweep refuses: a record naming a file that does not hold the
+ * session's refresh token (the user logged in again, or the record was
+ * pointed at another file), or not a credentials file at all; and, as
+ * root, a file its owner could not write (the record's owner's rights
+ * only). */
+static void claude_login_sweep_refusals(void **state)
+{
+	struct fixture *f = *state;
+	login_fixture(f, true);
+	char err[512] = "", user[256], rec[256], other[256];
+	assert_int_equal(step_ca_up(&f->s, err, sizeof err), 0);
+	proxy_rotated(f, ROTATED);
+	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
+		 f->dir);
+	snprintf(rec, sizeof rec, "%s/claude-login.json", f->dir);
+	char saved_rec[1024];
+	snprintf(saved_rec, sizeof saved_rec, "%s", slurp(rec));
+	/* 1. logged in again on the host: theirs wins. */
+	write_login(f, "sk-ant-ort01-logged-in-again");
+	claude_login_recover(f->dir);
+	assert_null(strstr(slurp(user), "NEW-"));
+	/* 2. a record pointed at a file that is not a credentials file. */
+	write_login(f, REF);
+	snprintf(other, sizeof other, "%s/notes.json", f->dir);
+	FILE *o = fopen(other, "w");
+	assert_non_null(o);
+	fprintf(o, "{\"claudeAiOauth\": {\"refreshToken\": \"%s\"}}", REF);
+	fclose(o);
+	proxy_rotated(f, ROTATED);
+	o = fopen(rec, "w");
+	assert_non_null(o);
+	char *h = strstr(saved_rec, "\"refresh_sha256\"");
+	assert_non_null(h);
+	fprintf(o, "{\"file\": \"%s\", %s", other, h);
+	fclose(o);
+	claude_login_recover(f->dir);
+	assert_null(strstr(slurp(other), "NEW-"));
+	assert_null(strstr(slurp(user), "NEW-"));
+	/* 3. as root, a record of another user's naming root's file. */
+	if (geteuid() == 0) {
+		proxy_rotated(f, ROTATED);
+		o = fopen(rec, "w");
+		assert_non_null(o);
+		fputs(saved_rec, o);
+		fclose(o);
+		/* The session's files are that user's (readable to them);
+		 * the credentials file behind root's 0700 home is not. */
+		char store[256];
+		snprintf(store, sizeof store, "%s/claude-oauth.json", f->dir);
+		assert_int_equal(chown(f->dir, 65534, 65534), 0);
+		assert_int_equal(chown(store, 65534, 65534), 0);
+		assert_int_equal(chown(rec, 65534, 65534), 0);
+		claude_login_recover(f->dir);
+		assert_null(strstr(slurp(user), "NEW-"));
+		/* Its own files are removed all the same. */
+		assert_int_not_equal(access(rec, F_OK), 0);
+	}
+	step_ca_down(&f->s);
+}
+
 /* Without the token host inspected the login cannot be swapped: it
  * enters as before (said), and nothing is planned. */
 static void claude_login_needs_both_hosts_inspected(void **state)
@@ -329,6 +453,10 @@ int main(void)
 		credentials_without_inspection_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(claude_login_kept_on_the_host,
 					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(claude_login_saved_by_the_sweep,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(claude_login_sweep_refusals, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(claude_login_newer_user_file_wins,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(
