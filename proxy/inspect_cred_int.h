@@ -39,7 +39,6 @@ struct cred_rotate {
 	char path[512];
 	struct cred *access, *refresh;
 	int store_fd; /* the launcher's file for the new real tokens, or -1 */
-	unsigned long count;
 };
 
 struct cred_store {

@@ -175,7 +175,6 @@ int cred_rotate(struct cred_store *s, const char *body, size_t len, char **out,
 	if (ra > 0 || rr > 0) {
 		json_t *e = json_object_get(o, "expires_in");
 		save(r, json_is_integer(e) ? json_integer_value(e) : 0);
-		r->count++;
 	}
 	pthread_mutex_unlock(&s->lock);
 	int rc = ra < 0 ? ra : rr < 0 ? rr : (ra > 0 || rr > 0);
