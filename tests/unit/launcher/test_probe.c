@@ -71,6 +71,13 @@ static void script_refuses_shell_metacharacters(void **state)
 	}
 }
 
+static void remove_dir(const char *dir)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void script_runs_and_fails_when_dns_resolves(void **state)
 {
 	(void)state;
@@ -114,8 +121,7 @@ static void script_runs_and_fails_when_dns_resolves(void **state)
 	fclose(f);
 	assert_non_null(strstr(out, "FAIL: DNS resolves leak.test"));
 	assert_non_null(strstr(out, "ok: direct connection to 172.30.0.1:80"));
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* Writes an executable stub `name` into dir running `body`. */
@@ -130,6 +136,32 @@ static void stub(const char *dir, const char *name, const char *body)
 	assert_int_equal(chmod(path, 0755), 0);
 }
 
+/* Reads a whole small file into buf (NUL-terminated). */
+static void slurp(const char *dir, const char *name, char *buf, size_t len)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	size_t n = fread(buf, 1, len - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* The script of plan p written to dir/probe.sh; its path in path. */
+static void write_script(const char *dir, const struct probe_plan *p,
+			 char *path, size_t len)
+{
+	char *s = probe_script(p);
+	assert_non_null(s);
+	snprintf(path, len, "%s/probe.sh", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(s, f);
+	fclose(f);
+	free(s);
+}
+
 static void script_fails_when_a_direct_connection_is_refused(void **state)
 {
 	(void)state;
@@ -142,45 +174,20 @@ static void script_fails_when_a_direct_connection_is_refused(void **state)
 	struct probe_plan p = {.dns_name = "leak.test",
 			       .gateway = "172.30.0.1",
 			       .gateway_port = 80};
-	char *s = probe_script(&p);
-	assert_non_null(s);
 	char path[256];
-	snprintf(path, sizeof path, "%s/probe.sh", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(s, f);
-	fclose(f);
-	free(s);
+	write_script(dir, &p, path, sizeof path);
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "PATH=%s:/usr/bin:/bin sh %s > %s/out 2>&1",
 		 dir, path, dir);
 	int rc = system(cmd);
 	assert_true(WIFEXITED(rc));
 	assert_int_equal(WEXITSTATUS(rc), 1);
-	snprintf(path, sizeof path, "%s/out", dir);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	char out[2048] = "";
-	size_t n = fread(out, 1, sizeof out - 1, f);
-	out[n] = '\0';
-	fclose(f);
+	char out[2048];
+	slurp(dir, "out", out, sizeof out);
 	assert_non_null(strstr(out, "ok: DNS does not resolve leak.test"));
 	assert_non_null(strstr(out, "FAIL: direct connection to 172.30.0.1:80 "
 				    "not dropped (curl exit 7)"));
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
-}
-
-/* Reads a whole small file into buf (NUL-terminated). */
-static void slurp(const char *dir, const char *name, char *buf, size_t len)
-{
-	char path[256];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	FILE *f = fopen(path, "r");
-	assert_non_null(f);
-	size_t n = fread(buf, 1, len - 1, f);
-	buf[n] = '\0';
-	fclose(f);
+	remove_dir(dir);
 }
 
 static void script_stderr_is_only_the_agents(void **state)
@@ -199,15 +206,8 @@ static void script_stderr_is_only_the_agents(void **state)
 	struct probe_plan p = {.dns_name = "leak.test",
 			       .gateway = "172.30.0.1",
 			       .gateway_port = 80};
-	char *s = probe_script(&p);
-	assert_non_null(s);
 	char path[256];
-	snprintf(path, sizeof path, "%s/probe.sh", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(s, f);
-	fclose(f);
-	free(s);
+	write_script(dir, &p, path, sizeof path);
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd,
 		 "echo go | PATH=%s:/usr/bin:/bin unshare -rn sh %s sh -c "
@@ -232,8 +232,7 @@ static void script_stderr_is_only_the_agents(void **state)
 	assert_non_null(strstr(out, "agentsafe-probe: pass\n"));
 	assert_non_null(strstr(out, "out\n"));
 	assert_non_null(strstr(out, "rm-noise\n"));
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 /* The probe's direct connection attempts (curl, here a stub that waits
@@ -257,15 +256,8 @@ static void script_stops_its_connections_before_ready(void **state)
 			       .gateway_port = 80,
 			       .direct = direct,
 			       .ndirect = 1};
-	char *s = probe_script(&p);
-	assert_non_null(s);
 	char path[256], env_path[300];
-	snprintf(path, sizeof path, "%s/probe.sh", dir);
-	FILE *f = fopen(path, "w");
-	assert_non_null(f);
-	fputs(s, f);
-	fclose(f);
-	free(s);
+	write_script(dir, &p, path, sizeof path);
 	snprintf(env_path, sizeof env_path, "PATH=%s:/usr/bin:/bin", dir);
 	int in[2], out[2];
 	assert_int_equal(pipe(in), 0);
@@ -299,7 +291,7 @@ static void script_stops_its_connections_before_ready(void **state)
 	/* The launcher's moment: every curl the probe started is gone. */
 	char cp[256];
 	snprintf(cp, sizeof cp, "%s/curls", dir);
-	f = fopen(cp, "r");
+	FILE *f = fopen(cp, "r");
 	assert_non_null(f);
 	int n = 0, alive = 0;
 	long c;
@@ -325,9 +317,7 @@ static void script_stops_its_connections_before_ready(void **state)
 	assert_non_null(strstr(all, "ok: direct connection to 10.0.0.5:443 "
 				    "dropped"));
 	assert_non_null(strstr(all, "agentsafe-probe: pass\n"));
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	remove_dir(dir);
 }
 
 static void hosts_lookup(void **state)

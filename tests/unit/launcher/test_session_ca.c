@@ -199,6 +199,44 @@ static void login_fixture(struct fixture *f, bool inspect_token_host)
 			   "    inspect: true\n  - platform.claude.test\n");
 }
 
+/* The proxy's env unset (it points into the session) and its rotation
+ * written as the proxy writes it. */
+static void proxy_rotated(struct fixture *f, const char *store_text)
+{
+	session_ca_proxy_env(&f->s);
+	char store[256];
+	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
+	const char *vars[] = {"CLAUDE_OAUTH_ACCESS",
+			      "CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS",
+			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH",
+			      "AGENTSAFE_OAUTH_ROTATE",
+			      "AGENTSAFE_OAUTH_STORE",
+			      "AGENTSAFE_BUILTIN_CREDENTIALS"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+	FILE *o = fopen(store, "w");
+	assert_non_null(o);
+	fputs(store_text, o);
+	fclose(o);
+}
+
+#define ROTATED                                                                \
+	"{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\", "         \
+	"\"expires_in\": 100, \"obtained_ms\": 5000}"
+
+/* The user's file (its path in user) holds ROTATED, the rest kept. */
+static char *rotated_saved(struct fixture *f, char *user, size_t len)
+{
+	snprintf(user, len, "%s/home/.claude/.credentials.json", f->dir);
+	char *t = slurp(user);
+	assert_non_null(strstr(t, "\"accessToken\": \"NEW-A\""));
+	assert_non_null(strstr(t, "\"refreshToken\": \"NEW-R\""));
+	assert_non_null(strstr(t, "\"expiresAt\": 105000"));
+	assert_non_null(strstr(t, "\"other\": 7"));
+	return t;
+}
+
 static void claude_login_kept_on_the_host(void **state)
 {
 	struct fixture *f = *state;
@@ -245,31 +283,11 @@ static void claude_login_kept_on_the_host(void **state)
 			    "/v1/oauth/token");
 	char store[256];
 	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
-	const char *vars[] = {"CLAUDE_OAUTH_ACCESS",
-			      "CLAUDE_OAUTH_REFRESH",
-			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS",
-			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH",
-			      "AGENTSAFE_OAUTH_ROTATE",
-			      "AGENTSAFE_OAUTH_STORE",
-			      "AGENTSAFE_BUILTIN_CREDENTIALS"};
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-		unsetenv(vars[i]); /* they point into the session */
 	/* The proxy rotated the pair: saved into the user's file. */
-	FILE *o = fopen(store, "w");
-	assert_non_null(o);
-	fputs("{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\", "
-	      "\"expires_in\": 100, \"obtained_ms\": 5000}",
-	      o);
-	fclose(o);
+	proxy_rotated(f, ROTATED);
 	step_ca_down(&f->s);
 	char user[256];
-	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
-		 f->dir);
-	t = slurp(user);
-	assert_non_null(strstr(t, "\"accessToken\": \"NEW-A\""));
-	assert_non_null(strstr(t, "\"refreshToken\": \"NEW-R\""));
-	assert_non_null(strstr(t, "\"expiresAt\": 105000"));
-	assert_non_null(strstr(t, "\"other\": 7"));
+	t = rotated_saved(f, user, sizeof user);
 	assert_int_equal(stat(user, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	assert_int_not_equal(stat(store, &st), 0);
@@ -306,32 +324,6 @@ static void claude_login_newer_user_file_wins(void **state)
 	assert_non_null(strstr(t, "sk-ant-ort01-logged-in-again"));
 }
 
-/* The proxy's env unset (it points into the session) and its rotation
- * written as the proxy writes it. */
-static void proxy_rotated(struct fixture *f, const char *store_text)
-{
-	session_ca_proxy_env(&f->s);
-	char store[256];
-	snprintf(store, sizeof store, "%s", getenv("AGENTSAFE_OAUTH_STORE"));
-	const char *vars[] = {"CLAUDE_OAUTH_ACCESS",
-			      "CLAUDE_OAUTH_REFRESH",
-			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_ACCESS",
-			      "AGENTSAFE_PLACEHOLDER_CLAUDE_OAUTH_REFRESH",
-			      "AGENTSAFE_OAUTH_ROTATE",
-			      "AGENTSAFE_OAUTH_STORE",
-			      "AGENTSAFE_BUILTIN_CREDENTIALS"};
-	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
-		unsetenv(vars[i]);
-	FILE *o = fopen(store, "w");
-	assert_non_null(o);
-	fputs(store_text, o);
-	fclose(o);
-}
-
-#define ROTATED                                                                \
-	"{\"access_token\": \"NEW-A\", \"refresh_token\": \"NEW-R\", "         \
-	"\"expires_in\": 100, \"obtained_ms\": 5000}"
-
 /* The launcher was killed after the proxy rotated the login (the token
  * host retired the user's refresh token): the stale sweep saves the new
  * pair from the session's files, which hold no real token of the start
@@ -351,13 +343,7 @@ static void claude_login_saved_by_the_sweep(void **state)
 	/* SIGKILL: no step_ca_down; the next start or `stop` sweeps. */
 	claude_login_recover(f->dir);
 	char user[256];
-	snprintf(user, sizeof user, "%s/home/.claude/.credentials.json",
-		 f->dir);
-	t = slurp(user);
-	assert_non_null(strstr(t, "\"accessToken\": \"NEW-A\""));
-	assert_non_null(strstr(t, "\"refreshToken\": \"NEW-R\""));
-	assert_non_null(strstr(t, "\"expiresAt\": 105000"));
-	assert_non_null(strstr(t, "\"other\": 7"));
+	t = rotated_saved(f, user, sizeof user);
 	const char *gone[] = {"claude-login.json", "claude-oauth.json",
 			      "claude-credentials.json"};
 	for (size_t i = 0; i < 3; i++) {
